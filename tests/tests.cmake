@@ -1,0 +1,1 @@
+# Black-box and external test suites registered with CTest (filled in as they land).
