@@ -1,1 +1,21 @@
-# Black-box and external test suites registered with CTest (filled in as they land).
+# Black-box and external test suites, registered with CTest. They run the real server binary
+# (ORDO_BIN) on a loopback port with a temporary data directory; see tests/support/.
+set(ORDO_TESTS_DIR ${CMAKE_SOURCE_DIR}/tests)
+set(ORDO_VITEST ${ORDO_TESTS_DIR}/node_modules/.bin/vitest)
+
+function(ordo_vitest name file)
+  cmake_parse_arguments(ARG "" "TIMEOUT" "ENV" ${ARGN})
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT 300)
+  endif()
+  add_test(NAME ${name}
+           COMMAND ${ORDO_VITEST} run --config vitest.config.mjs ${file}
+           WORKING_DIRECTORY ${ORDO_TESTS_DIR})
+  set_tests_properties(${name} PROPERTIES
+    ENVIRONMENT "ORDO_BIN=$<TARGET_FILE:ordo>;${ARG_ENV}"
+    TIMEOUT ${ARG_TIMEOUT})
+endfunction()
+
+# The official Durable Streams conformance suite, with both durability settings.
+ordo_vitest(conformance_sync_full conformance/conformance.test.mjs ENV ORDO_SYNC=full)
+ordo_vitest(conformance_sync_normal conformance/conformance.test.mjs ENV ORDO_SYNC=normal)

@@ -14,16 +14,16 @@ namespace ordo {
 
 // What the caller should do next.
 enum class failure_kind {
-  invalid,              // fix the request (400)
-  not_found,            // stop: it does not exist (404)
-  gone,                 // stop: it existed and can no longer be served (410)
-  conflict,             // re-read and retry the read-modify-write (409)
-  forbidden,            // stop: fenced or not allowed (403)
-  precondition_failed,  // re-read, then retry with the current version (412)
-  too_large,            // send less (413)
-  unavailable,          // retry the same call later (503)
-  insufficient_storage, // retry when the operator has freed space (507)
-  internal,             // a bug or an unexpected failure (500)
+  invalid,               // fix the request (400)
+  not_found,             // stop: it does not exist (404)
+  gone,                  // stop: it existed and can no longer be served (410)
+  conflict,              // re-read and retry the read-modify-write (409)
+  forbidden,             // stop: fenced or not allowed (403)
+  precondition_failed,   // re-read, then retry with the current version (412)
+  too_large,             // send less (413)
+  unavailable,           // retry the same call later (503)
+  insufficient_storage,  // retry when the operator has freed space (507)
+  internal,              // a bug or an unexpected failure (500)
 };
 
 struct failure {

@@ -1,0 +1,213 @@
+// The `ordo` command. `ordo serve` runs the server; every option also reads an ORDO_*
+// environment variable (the flag wins).
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <filesystem>
+#include <thread>
+
+#include "base/duration.hpp"
+#include "http/server.hpp"
+#include "streams/stream_engine.hpp"
+
+namespace {
+
+// CLI11 validator for durations such as 30s, 500ms, 2m.
+struct duration_validator : CLI::Validator {
+  duration_validator() {
+    name_ = "DURATION";
+    func_ = [](const std::string& text) {
+      auto d = ordo::parse_duration(text);
+      return d ? std::string() : d.error().message;
+    };
+  }
+};
+
+std::chrono::milliseconds duration_of(const std::string& text) {
+  return *ordo::parse_duration(text);
+}
+
+struct serve_flags {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 4437;
+  std::string data_dir = "./data";
+  std::string sync = "full";
+  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::string long_poll_timeout = "30s";
+  std::size_t max_body_bytes = 64 << 20;
+  std::string sse_heartbeat = "15s";
+  std::string sse_max_duration = "60s";
+  std::string idle_timeout = "60s";
+  std::size_t read_chunk_bytes = 1 << 20;
+  std::size_t tail_cache_bytes = 256 << 10;
+  std::size_t max_write_queue_bytes = 256 << 20;
+  int reader_threads = 2;
+  std::string log_level = "info";
+};
+
+ordo::http::server* g_server = nullptr;
+
+int serve(const serve_flags& f) {
+  auto level = spdlog::level::from_str(f.log_level);
+  spdlog::set_level(level);
+
+  std::error_code ec;
+  std::filesystem::create_directories(f.data_dir, ec);
+  if (ec) {
+    spdlog::critical("cannot create --data-dir '{}': {}", f.data_dir, ec.message());
+    return 1;
+  }
+  ordo::stream_engine_options eo;
+  eo.database.path = (std::filesystem::path(f.data_dir) / "ordo.db").string();
+  eo.database.sync =
+      f.sync == "normal" ? ordo::sqlite::sync_mode::normal : ordo::sqlite::sync_mode::full;
+  eo.reader_threads = f.reader_threads;
+  eo.read_chunk_bytes = f.read_chunk_bytes;
+  eo.tail_cache_bytes = f.tail_cache_bytes;
+  eo.max_write_queue_bytes = f.max_write_queue_bytes;
+  auto engine = ordo::stream_engine::open(eo);
+  if (!engine) {
+    spdlog::critical("cannot open storage: {}", engine.error().message);
+    return 1;
+  }
+
+  ordo::http::server_options so;
+  so.host = f.host;
+  so.port = f.port;
+  so.threads = f.threads;
+  so.max_body_bytes = f.max_body_bytes;
+  so.long_poll_timeout = duration_of(f.long_poll_timeout);
+  so.sse_heartbeat_interval = duration_of(f.sse_heartbeat);
+  so.sse_max_duration = duration_of(f.sse_max_duration);
+  so.idle_timeout = duration_of(f.idle_timeout);
+  auto server = ordo::http::server::bind(so, **engine);
+  if (!server) {
+    spdlog::critical("{}", server.error().message);
+    return 1;
+  }
+  g_server = server->get();
+  // A signal only sets a flag; a watcher thread turns it into an orderly stop.
+  static std::atomic<int> signal_received{0};
+  std::signal(SIGINT, [](int s) { signal_received = s; });
+  std::signal(SIGTERM, [](int s) { signal_received = s; });
+  std::signal(SIGPIPE, SIG_IGN);
+  std::atomic<bool> done{false};
+  std::thread watcher([&] {
+    while (!done) {
+      if (int s = signal_received.exchange(0)) {
+        spdlog::info("received signal {}; shutting down", s);
+        g_server->stop();
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+  spdlog::info("listening address={} port={} data_dir={} sync={} threads={}", f.host,
+               (*server)->port(), f.data_dir, f.sync, f.threads);
+  (*server)->run();
+  done = true;
+  watcher.join();
+  // The engine goes first: its stream records hold wake-ups bound to the server's executors,
+  // which must not outlive the server's io_context.
+  (*engine)->stop();
+  engine->reset();
+  server->reset();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto console = spdlog::stderr_color_mt("ordo");
+  spdlog::set_default_logger(console);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %l %v");
+
+  CLI::App app{"ordo: durable, ordered event streams for AI-agent sessions"};
+  app.require_subcommand(1);
+  serve_flags f;
+  duration_validator duration;
+  auto* serve_cmd = app.add_subcommand("serve", "Serve the HTTP API (Durable Streams protocol)");
+  serve_cmd->add_option("--host", f.host, "Address to listen on")
+      ->envname("ORDO_HOST")
+      ->capture_default_str();
+  serve_cmd->add_option("--port", f.port, "TCP port (0 picks a free one)")
+      ->envname("ORDO_PORT")
+      ->capture_default_str();
+  serve_cmd->add_option("--data-dir", f.data_dir, "Directory holding the database (ordo.db)")
+      ->envname("ORDO_DATA_DIR")
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--sync", f.sync,
+                   "full: fsync every commit before acknowledging writers; normal: survive a "
+                   "crash of ordo but not of the machine")
+      ->envname("ORDO_SYNC")
+      ->check(CLI::IsMember({"full", "normal"}))
+      ->capture_default_str();
+  serve_cmd->add_option("--threads", f.threads, "Network threads")
+      ->envname("ORDO_THREADS")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--long-poll-timeout", f.long_poll_timeout,
+                   "How long a long-poll read waits for data before answering 204")
+      ->envname("ORDO_LONG_POLL_TIMEOUT")
+      ->check(duration)
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--max-body-bytes", f.max_body_bytes,
+                   "Largest request body accepted; larger ones get 413")
+      ->envname("ORDO_MAX_BODY_BYTES")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 31))
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--sse-heartbeat", f.sse_heartbeat,
+                   "Interval of keep-alive comments on idle SSE connections")
+      ->envname("ORDO_SSE_HEARTBEAT")
+      ->check(duration)
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--sse-max-duration", f.sse_max_duration,
+                   "SSE connections are closed after this long; clients resume from their "
+                   "last offset (lets caches collapse readers)")
+      ->envname("ORDO_SSE_MAX_DURATION")
+      ->check(duration)
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--idle-timeout", f.idle_timeout,
+                   "Keep-alive connections with no request for this long are closed")
+      ->envname("ORDO_IDLE_TIMEOUT")
+      ->check(duration)
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--read-chunk-bytes", f.read_chunk_bytes,
+                   "Most payload bytes in one catch-up response or SSE event")
+      ->envname("ORDO_READ_CHUNK_BYTES")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 30))
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--tail-cache-bytes", f.tail_cache_bytes,
+                   "Recent messages kept in memory per stream for live readers")
+      ->envname("ORDO_TAIL_CACHE_BYTES")
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--max-write-queue-bytes", f.max_write_queue_bytes,
+                   "Payload bytes waiting for the writer before appends get 503")
+      ->envname("ORDO_MAX_WRITE_QUEUE_BYTES")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 40))
+      ->capture_default_str();
+  serve_cmd->add_option("--reader-threads", f.reader_threads, "Threads serving catch-up reads")
+      ->envname("ORDO_READER_THREADS")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  serve_cmd->add_option("--log-level", f.log_level, "trace, debug, info, warn, error")
+      ->envname("ORDO_LOG_LEVEL")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
+      ->capture_default_str();
+
+  CLI11_PARSE(app, argc, argv);
+  if (serve_cmd->parsed()) return serve(f);
+  return 0;
+}

@@ -1,0 +1,869 @@
+// The only translation unit that includes Beast (it takes ~25 s to compile: keep it alone).
+//
+// One coroutine per connection on its own strand (Beast's server-flex-awaitable example):
+// read a request with a header limit, a body limit and a timeout; route it; write the answer;
+// repeat while keep-alive. Expected failures (EOF, timeouts, resets) end only that connection.
+// Live reads wait on the stream record's one-shot waiters with a timer on the connection's
+// strand; the writer thread wakes them by posting a timer cancel to that strand.
+#include "http/server.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio.hpp>
+#include <boost/beast.hpp>
+#include <boost/url.hpp>
+#include <thread>
+
+#include "base/rfc3339.hpp"
+#include "http/stream_protocol.hpp"
+#include "streams/cursor.hpp"
+#include "streams/sse_encoding.hpp"
+
+namespace ordo::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+using asio::awaitable;
+using asio::use_awaitable;
+constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+using string_response = bhttp::response<bhttp::string_body>;
+using request = bhttp::request<bhttp::string_body>;
+
+constexpr std::string_view k_allow_headers =
+    "Content-Type, Authorization, If-None-Match, If-Match, Idempotency-Key, Last-Event-ID, "
+    "Stream-Seq, Stream-TTL, Stream-Expires-At, Stream-Closed, Producer-Id, Producer-Epoch, "
+    "Producer-Seq, Stream-Forked-From, Stream-Fork-Offset, Stream-Fork-Sub-Offset";
+constexpr std::string_view k_expose_headers =
+    "Stream-Next-Offset, Stream-Cursor, Stream-Up-To-Date, Stream-Closed, Stream-TTL, "
+    "Stream-Expires-At, Stream-SSE-Data-Encoding, Producer-Epoch, Producer-Seq, "
+    "Producer-Expected-Seq, Producer-Received-Seq, ETag, Location, Content-Type, Retry-After";
+constexpr std::string_view k_allow_methods = "GET, POST, PUT, DELETE, HEAD, OPTIONS";
+// Catch-up responses that can never change may be cached this long (section 10.1).
+constexpr std::int64_t k_immutable_max_age_seconds = 60;
+constexpr std::chrono::seconds k_write_timeout{30};
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Security and CORS headers on every response (sections 12.7, 10).
+template <class Message>
+void add_common_headers(Message& m) {
+  m.set(bhttp::field::server, "ordo");
+  m.set("X-Content-Type-Options", "nosniff");
+  m.set("Cross-Origin-Resource-Policy", "cross-origin");
+  m.set(bhttp::field::access_control_allow_origin, "*");
+  m.set(bhttp::field::access_control_expose_headers, k_expose_headers);
+}
+
+string_response make_response(const request& req, bhttp::status status) {
+  string_response res{status, req.version()};
+  res.keep_alive(req.keep_alive());
+  add_common_headers(res);
+  return res;
+}
+
+string_response error_response(const request& req, const failure& f) {
+  auto res = make_response(req, static_cast<bhttp::status>(http_status_for(f.kind)));
+  res.set(bhttp::field::cache_control, "no-store");
+  if (f.kind == failure_kind::unavailable) res.set(bhttp::field::retry_after, "1");
+  if (req.method() != bhttp::verb::head) {
+    res.set(bhttp::field::content_type, "application/json");
+    res.body() = error_body(f);
+  }
+  res.content_length(res.body().size());
+  return res;
+}
+
+void finish(string_response& res, bool head_request) {
+  if (head_request) {
+    res.body().clear();
+    res.content_length(0);
+  } else {
+    res.content_length(res.body().size());
+  }
+}
+
+std::optional<std::string> header(const request& req, std::string_view name) {
+  auto it = req.find(name);
+  if (it == req.end()) return std::nullopt;
+  return std::string(it->value());
+}
+
+protocol_headers protocol_headers_of(const request& req) {
+  protocol_headers h;
+  h.content_type = header(req, "Content-Type");
+  h.stream_ttl = header(req, "Stream-TTL");
+  h.stream_expires_at = header(req, "Stream-Expires-At");
+  h.stream_closed = header(req, "Stream-Closed");
+  h.stream_seq = header(req, "Stream-Seq");
+  h.producer_id = header(req, "Producer-Id");
+  h.producer_epoch = header(req, "Producer-Epoch");
+  h.producer_seq = header(req, "Producer-Seq");
+  h.forked_from = header(req, "Stream-Forked-From");
+  h.fork_offset = header(req, "Stream-Fork-Offset");
+  h.fork_sub_offset = header(req, "Stream-Fork-Sub-Offset");
+  return h;
+}
+
+std::string hex16(std::uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+failure stream_not_found() {
+  return make_failure(failure_kind::not_found, "stream_not_found", "no stream exists at this path");
+}
+
+failure stream_gone() {
+  return make_failure(failure_kind::gone, "stream_deleted",
+                      "the stream was deleted; only its forks still read its data");
+}
+
+// Runs an engine operation that completes through a callback on another thread, resuming the
+// calling coroutine on its own executor. Deliberately not a coroutine itself: g++ 12 relocates
+// by-value closure parameters of coroutines bitwise, which corrupts captured strings.
+template <class Result, class Start>
+awaitable<Result> await_engine(Start start) {
+  return asio::async_initiate<decltype(use_awaitable), void(Result)>(
+      [start = std::move(start)](auto handler) mutable {
+        auto h = std::make_shared<decltype(handler)>(std::move(handler));
+        auto ex = asio::get_associated_executor(*h);
+        auto work = std::make_shared<asio::executor_work_guard<decltype(ex)>>(ex);
+        start([h, work](Result r) mutable {
+          auto ex = work->get_executor();
+          asio::post(ex, [h, work, r = std::move(r)]() mutable {
+            (*h)(std::move(r));
+            work->reset();
+          });
+        });
+      },
+      use_awaitable);
+}
+
+// g++ 12 destroys temporaries in a co_await operand twice: every co_await below names its
+// non-trivial operands first.
+awaitable<bool> write_response(beast::tcp_stream& stream, string_response& res) {
+  bool keep = res.keep_alive();
+  stream.expires_after(k_write_timeout);
+  auto [ec, n] = co_await bhttp::async_write(stream, res, tuple_awaitable);
+  co_return !ec && keep;
+}
+
+enum class wait_outcome { changed, timed_out };
+
+// Waits until the stream's state changes (new data, closure, deletion) or the timeout passes.
+awaitable<wait_outcome> wait_for_change(stream_record& stream, std::uint64_t position,
+                                        std::chrono::milliseconds timeout) {
+  auto ex = co_await asio::this_coro::executor;
+  auto timer = std::make_shared<asio::steady_timer>(ex, timeout);
+  auto woken = std::make_shared<std::atomic<bool>>(false);
+  // The waiter holds the timer weakly: only this coroutine's frame owns it, so a waiter left in
+  // the record when the server stops cannot outlive the io_context that the timer belongs to.
+  std::weak_ptr<asio::steady_timer> weak_timer = timer;
+  std::uint64_t id = stream.add_waiter([weak_timer, woken, ex] {
+    woken->store(true);
+    asio::post(ex, [weak_timer] {
+      if (auto t = weak_timer.lock()) t->cancel();
+    });
+  });
+  // Deregisters on every exit, including destruction of this frame when the server stops.
+  struct waiter_guard {
+    stream_record& stream;
+    std::uint64_t id;
+    ~waiter_guard() { stream.remove_waiter(id); }
+  } guard{stream, id};
+  // Re-check after registering: a change published before the registration is seen here, one
+  // published after it wakes the timer (both run on this strand, in order).
+  published_state st = stream.state();
+  if (st.tail > position || st.closed || st.lifecycle != stream_lifecycle::live) {
+    co_return wait_outcome::changed;
+  }
+  co_await timer->async_wait(tuple_awaitable);
+  co_return woken->load() ? wait_outcome::changed : wait_outcome::timed_out;
+}
+
+}  // namespace
+
+struct server::impl {
+  impl(server_options o, stream_engine& e) : options(std::move(o)), engine(e), acceptor(ioc) {}
+
+  server_options options;
+  stream_engine& engine;
+  asio::io_context ioc;
+  tcp::acceptor acceptor;
+  std::atomic<bool> stopping{false};
+
+  awaitable<void> listen();
+  awaitable<void> session(tcp::socket socket);
+  awaitable<bool> dispatch(request& req, beast::tcp_stream& stream);
+
+  awaitable<string_response> handle_put(request& req, const std::string& path);
+  awaitable<string_response> handle_post(request& req, const std::string& path);
+  awaitable<string_response> handle_delete(request& req, const std::string& path);
+  string_response handle_head(request& req, const std::string& path);
+  awaitable<bool> handle_get(request& req, beast::tcp_stream& stream, const std::string& path,
+                             const boost::urls::url_view& url);
+
+  awaitable<string_response> catch_up_response(request& req,
+                                               const std::shared_ptr<stream_record>& stream,
+                                               std::uint64_t position,
+                                               const std::optional<std::string>& cursor);
+  awaitable<bool> serve_sse(request& req, beast::tcp_stream& stream,
+                            const std::shared_ptr<stream_record>& record, std::uint64_t position,
+                            const std::optional<std::string>& client_cursor);
+
+  // The record at `path` if it is live; otherwise an error (expired streams are reported gone
+  // and handed to the writer to remove).
+  result<std::shared_ptr<stream_record>> live_stream(const std::string& path);
+  std::string location_for(const request& req) const;
+};
+
+// ---- listener and connections ------------------------------------------------------------
+
+awaitable<void> server::impl::listen() {
+  for (;;) {
+    auto strand = asio::make_strand(ioc);
+    auto [ec, socket] = co_await acceptor.async_accept(strand, tuple_awaitable);
+    if (ec) {
+      if (stopping || ec == asio::error::operation_aborted) co_return;
+      spdlog::warn("accept failed: {}", ec.message());
+      continue;
+    }
+    asio::co_spawn(socket.get_executor(), session(std::move(socket)), [](std::exception_ptr e) {
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        spdlog::error("connection ended by an exception: {}", ex.what());
+      }
+    });
+  }
+}
+
+awaitable<void> server::impl::session(tcp::socket socket) {
+  beast::tcp_stream stream(std::move(socket));
+  beast::flat_buffer buffer;
+  for (;;) {
+    bhttp::request_parser<bhttp::string_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
+    parser.body_limit(options.max_body_bytes);
+    stream.expires_after(options.idle_timeout);
+    auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, tuple_awaitable);
+    if (ec) {
+      if (ec == bhttp::error::header_limit) {
+        request dummy;
+        dummy.version(11);
+        auto res = error_response(
+            dummy, make_failure(failure_kind::invalid, "headers_too_large",
+                                "request headers exceed " +
+                                    std::to_string(options.max_header_bytes) + " bytes"));
+        res.result(bhttp::status::request_header_fields_too_large);
+        res.keep_alive(false);
+        stream.expires_after(k_write_timeout);
+        co_await bhttp::async_write(stream, res, tuple_awaitable);
+      } else if (ec != bhttp::error::end_of_stream && ec != asio::error::eof &&
+                 ec != beast::error::timeout && ec != asio::error::connection_reset &&
+                 ec != asio::error::operation_aborted) {
+        request dummy;
+        dummy.version(11);
+        auto res =
+            error_response(dummy, make_failure(failure_kind::invalid, "malformed_request",
+                                               "the HTTP request is malformed: " + ec.message()));
+        res.keep_alive(false);
+        stream.expires_after(k_write_timeout);
+        co_await bhttp::async_write(stream, res, tuple_awaitable);
+      }
+      break;
+    }
+    request& head = parser.get();
+    // A declared body over the limit is refused before it is read.
+    if (parser.content_length() && *parser.content_length() > options.max_body_bytes) {
+      auto res = error_response(
+          head, make_failure(failure_kind::too_large, "body_too_large",
+                             "the request body is " + std::to_string(*parser.content_length()) +
+                                 " bytes; the limit is " + std::to_string(options.max_body_bytes) +
+                                 " (--max-body-bytes)"));
+      res.keep_alive(false);
+      stream.expires_after(k_write_timeout);
+      co_await bhttp::async_write(stream, res, tuple_awaitable);
+      break;
+    }
+    if (beast::iequals(head[bhttp::field::expect], "100-continue")) {
+      bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, head.version()};
+      stream.expires_after(k_write_timeout);
+      auto [wec, wn] = co_await bhttp::async_write(stream, cont, tuple_awaitable);
+      if (wec) break;
+    }
+    stream.expires_after(options.request_timeout);
+    auto [rec, rn] = co_await bhttp::async_read(stream, buffer, parser, tuple_awaitable);
+    if (rec) {
+      if (rec == bhttp::error::body_limit) {
+        auto res = error_response(head, make_failure(failure_kind::too_large, "body_too_large",
+                                                     "the request body exceeds the limit of " +
+                                                         std::to_string(options.max_body_bytes) +
+                                                         " bytes (--max-body-bytes)"));
+        res.keep_alive(false);
+        stream.expires_after(k_write_timeout);
+        co_await bhttp::async_write(stream, res, tuple_awaitable);
+      } else if (rec != asio::error::eof && rec != bhttp::error::end_of_stream &&
+                 rec != beast::error::timeout && rec != asio::error::connection_reset &&
+                 rec != bhttp::error::partial_message) {
+        auto res = error_response(
+            head, make_failure(failure_kind::invalid, "malformed_request",
+                               "the HTTP request body is malformed: " + rec.message()));
+        res.keep_alive(false);
+        stream.expires_after(k_write_timeout);
+        co_await bhttp::async_write(stream, res, tuple_awaitable);
+      }
+      break;
+    }
+    request req = parser.release();
+    bool keep_alive = co_await dispatch(req, stream);
+    if (!keep_alive || stopping) break;
+  }
+  beast::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+}
+
+awaitable<bool> server::impl::dispatch(request& req, beast::tcp_stream& stream) {
+  string_response res;
+  auto url = boost::urls::parse_origin_form(req.target());
+  if (!url) {
+    {
+      res =
+          error_response(req, make_failure(failure_kind::invalid, "invalid_target",
+                                           "the request target is not a valid URL path and query"));
+      co_return co_await write_response(stream, res);
+    }
+  }
+  std::string path = url->path();
+
+  if (req.method() == bhttp::verb::options) {
+    res = make_response(req, bhttp::status::no_content);
+    res.set(bhttp::field::access_control_allow_methods, k_allow_methods);
+    res.set(bhttp::field::access_control_allow_headers, k_allow_headers);
+    res.set(bhttp::field::access_control_max_age, "86400");
+    finish(res, true);
+    co_return co_await write_response(stream, res);
+  }
+  bool head = req.method() == bhttp::verb::head;
+  if (path == "/health" || path == "/ready") {
+    bool get = req.method() == bhttp::verb::get || head;
+    if (!get) {
+      {
+        res = error_response(
+            req, make_failure(failure_kind::invalid, "method_not_allowed", "use GET on " + path));
+        co_return co_await write_response(stream, res);
+      }
+    }
+    bool ready = path == "/health" || engine.writable();
+    res = make_response(req, ready ? bhttp::status::ok : bhttp::status::service_unavailable);
+    res.set(bhttp::field::content_type, "application/json");
+    res.set(bhttp::field::cache_control, "no-store");
+    if (path == "/health") {
+      res.body() = R"({"status":"ok"})";
+    } else {
+      res.body() =
+          ready ? R"({"status":"ready","streams":)" + std::to_string(engine.stream_count()) + "}"
+                : R"({"status":"unavailable","reason":"writes are refused until restart"})";
+    }
+    finish(res, head);
+    co_return co_await write_response(stream, res);
+  }
+  if (path.rfind(k_stream_route_prefix, 0) != 0) {
+    {
+      res = error_response(req, make_failure(failure_kind::not_found, "route_not_found",
+                                             "no resource at '" + path + "'; streams live under " +
+                                                 std::string(k_stream_route_prefix)));
+      co_return co_await write_response(stream, res);
+    }
+  }
+  std::string stream_path = path.substr(k_stream_route_prefix.size());
+  if (auto s = validate_stream_path(stream_path); !s) {
+    {
+      res = error_response(req, s.error());
+      co_return co_await write_response(stream, res);
+    }
+  }
+  switch (req.method()) {
+    case bhttp::verb::put:
+      res = co_await handle_put(req, stream_path);
+      co_return co_await write_response(stream, res);
+    case bhttp::verb::post:
+      res = co_await handle_post(req, stream_path);
+      co_return co_await write_response(stream, res);
+    case bhttp::verb::delete_:
+      res = co_await handle_delete(req, stream_path);
+      co_return co_await write_response(stream, res);
+    case bhttp::verb::head:
+      res = handle_head(req, stream_path);
+      co_return co_await write_response(stream, res);
+    case bhttp::verb::get:
+      co_return co_await handle_get(req, stream, stream_path, *url);
+    default: {
+      res = error_response(req, make_failure(failure_kind::invalid, "method_not_allowed",
+                                             "streams accept " + std::string(k_allow_methods)));
+      res.result(bhttp::status::method_not_allowed);
+      res.set(bhttp::field::allow, k_allow_methods);
+      co_return co_await write_response(stream, res);
+    }
+  }
+}
+
+result<std::shared_ptr<stream_record>> server::impl::live_stream(const std::string& path) {
+  auto record = engine.find(path);
+  if (!record) return stream_not_found();
+  published_state st = record->state();
+  if (st.lifecycle == stream_lifecycle::soft_deleted) return stream_gone();
+  if (st.lifecycle == stream_lifecycle::removed) return stream_not_found();
+  if (record->expired_at(now_ms())) {
+    engine.expire_soon(record);
+    return stream_not_found();
+  }
+  return record;
+}
+
+std::string server::impl::location_for(const request& req) const {
+  auto host = req[bhttp::field::host];
+  std::string authority =
+      host.empty() ? options.host + ":" + std::to_string(options.port) : std::string(host);
+  return "http://" + authority + std::string(req.target().substr(0, req.target().find('?')));
+}
+
+// ---- PUT: create ---------------------------------------------------------------------------
+
+awaitable<string_response> server::impl::handle_put(request& req, const std::string& path) {
+  auto parsed = parse_create(protocol_headers_of(req), std::move(req.body()), engine);
+  if (!parsed) co_return error_response(req, parsed.error());
+  parsed->path = path;
+  parsed->now_ms = now_ms();
+  // Closures built inside coroutines capture only pointers (see await_engine).
+  auto c = std::make_shared<create_request>(std::move(*parsed));
+  auto op =
+      await_engine<create_result>([this, c](auto done) { engine.create(std::move(*c), done); });
+  create_result r = co_await std::move(op);
+  if (r.status != create_status::created && r.status != create_status::exists) {
+    co_return error_response(req, r.error);
+  }
+  auto res = make_response(
+      req, r.status == create_status::created ? bhttp::status::created : bhttp::status::ok);
+  if (r.status == create_status::created) res.set(bhttp::field::location, location_for(req));
+  res.set(bhttp::field::content_type, r.stream.content_type);
+  res.set("Stream-Next-Offset", format_offset({r.stream.offset_prefix, r.stream.tail}));
+  if (r.stream.closed) res.set("Stream-Closed", "true");
+  res.set(bhttp::field::cache_control, "no-store");
+  finish(res, false);
+  co_return res;
+}
+
+// ---- POST: append / close --------------------------------------------------------------------
+
+awaitable<string_response> server::impl::handle_post(request& req, const std::string& path) {
+  auto record = live_stream(path);
+  if (!record) co_return error_response(req, record.error());
+  auto parsed = parse_append(protocol_headers_of(req), std::move(req.body()), (*record)->config());
+  if (!parsed) co_return error_response(req, parsed.error());
+  parsed->path = path;
+  parsed->now_ms = now_ms();
+  bool has_producer = parsed->producer.has_value();
+  auto a = std::make_shared<append_request>(std::move(*parsed));
+  auto op =
+      await_engine<append_result>([this, a](auto done) { engine.append(std::move(*a), done); });
+  append_result r = co_await std::move(op);
+
+  auto with_stream_headers = [&](string_response& res) {
+    res.set("Stream-Next-Offset", format_offset({r.offset_prefix, r.tail}));
+    if (r.closed) res.set("Stream-Closed", "true");
+  };
+  auto with_producer_headers = [&](string_response& res) {
+    if (!has_producer) return;
+    res.set("Producer-Epoch", std::to_string(r.producer_epoch));
+    res.set("Producer-Seq", std::to_string(r.producer_seq));
+  };
+  string_response res;
+  switch (r.status) {
+    case append_status::appended:
+      res = make_response(req, has_producer ? bhttp::status::ok : bhttp::status::no_content);
+      with_stream_headers(res);
+      with_producer_headers(res);
+      break;
+    case append_status::closed:
+    case append_status::duplicate:
+      res = make_response(req, bhttp::status::no_content);
+      with_stream_headers(res);
+      with_producer_headers(res);
+      break;
+    case append_status::stream_closed:
+      res = error_response(req, r.error);
+      with_stream_headers(res);
+      res.set("Stream-Closed", "true");
+      break;
+    case append_status::stale_epoch:
+      res = error_response(req, r.error);
+      res.set("Producer-Epoch", std::to_string(r.producer_epoch));
+      break;
+    case append_status::producer_seq_gap:
+      res = error_response(req, r.error);
+      res.set("Producer-Expected-Seq", std::to_string(r.expected_seq));
+      res.set("Producer-Received-Seq", std::to_string(r.received_seq));
+      break;
+    default:
+      res = error_response(req, r.error);
+      break;
+  }
+  finish(res, false);
+  co_return res;
+}
+
+// ---- DELETE ----------------------------------------------------------------------------------
+
+awaitable<string_response> server::impl::handle_delete(request& req, const std::string& path) {
+  if (auto record = engine.find(path); record && record->expired_at(now_ms()) &&
+                                       record->state().lifecycle == stream_lifecycle::live) {
+    engine.expire_soon(record);
+    co_return error_response(req, stream_not_found());
+  }
+  auto op = await_engine<delete_result>([this, &path](auto done) { engine.remove(path, done); });
+  delete_result r = co_await std::move(op);
+  if (r.status != delete_status::deleted) co_return error_response(req, r.error);
+  auto res = make_response(req, bhttp::status::no_content);
+  finish(res, false);
+  co_return res;
+}
+
+// ---- HEAD ------------------------------------------------------------------------------------
+
+string_response server::impl::handle_head(request& req, const std::string& path) {
+  auto record = live_stream(path);
+  if (!record) return error_response(req, record.error());
+  const stream_config& c = (*record)->config();
+  published_state st = (*record)->state();
+  auto res = make_response(req, bhttp::status::ok);
+  res.set(bhttp::field::content_type, c.content_type);
+  res.set("Stream-Next-Offset", format_offset({c.offset_prefix, st.tail}));
+  if (c.ttl_seconds) res.set("Stream-TTL", std::to_string(*c.ttl_seconds));
+  if (c.expires_at_ms) res.set("Stream-Expires-At", format_rfc3339_ms(*c.expires_at_ms));
+  if (st.closed) res.set("Stream-Closed", "true");
+  res.set(bhttp::field::cache_control, "no-store");
+  finish(res, true);
+  return res;
+}
+
+// ---- GET: catch-up, long-poll, SSE ---------------------------------------------------------
+
+awaitable<bool> server::impl::handle_get(request& req, beast::tcp_stream& stream,
+                                         const std::string& path,
+                                         const boost::urls::url_view& url) {
+  string_response res;
+  auto record_result = live_stream(path);
+  if (!record_result) {
+    res = error_response(req, record_result.error());
+    co_return co_await write_response(stream, res);
+  }
+  std::shared_ptr<stream_record> record = *record_result;
+
+  std::vector<query_param> params;
+  for (auto p : url.params())
+    params.push_back({p.key, p.value, p.has_value});
+  auto query = parse_read_query(params);
+  if (!query) {
+    res = error_response(req, query.error());
+    co_return co_await write_response(stream, res);
+  }
+
+  const stream_config& c = record->config();
+  record->touch(now_ms());  // a read resets a sliding TTL
+  published_state st = record->state();
+
+  bool now_offset = query->offset && query->offset->kind == offset_request_kind::now;
+  std::uint64_t position = 0;
+  if (now_offset) {
+    position = st.tail;
+  } else if (query->offset && query->offset->kind == offset_request_kind::at) {
+    const stream_offset& at = query->offset->at;
+    if (at.prefix != c.offset_prefix || at.position > st.tail) {
+      bool foreign = at.prefix != c.offset_prefix;
+      {
+        res = error_response(
+            req, make_failure(
+                     failure_kind::gone, foreign ? "offset_not_for_stream" : "offset_beyond_tail",
+                     std::string(foreign ? "this offset was not issued for this stream (it "
+                                           "comes from another database, or from an "
+                                           "earlier stream at this path)"
+                                         : "this offset is beyond the stream's tail (the "
+                                           "database was restored from an older copy)") +
+                         "; re-read the stream from offset -1"));
+        co_return co_await write_response(stream, res);
+      }
+    }
+    position = at.position;
+  }
+
+  std::optional<std::string> cursor;
+  if (query->live != live_mode::none) {
+    cursor = response_cursor(query->cursor, std::chrono::system_clock::now(),
+                             random_cursor_jitter_seconds());
+  }
+
+  if (query->live == live_mode::sse) {
+    co_return co_await serve_sse(req, stream, record, position, query->cursor);
+  }
+
+  if (query->live == live_mode::none && now_offset) {
+    res = make_response(req, bhttp::status::ok);
+    res.set(bhttp::field::content_type, c.content_type);
+    res.set("Stream-Next-Offset", format_offset({c.offset_prefix, st.tail}));
+    res.set("Stream-Up-To-Date", "true");
+    if (st.closed) res.set("Stream-Closed", "true");
+    res.set(bhttp::field::cache_control, "no-store");
+    res.body() = c.payload == payload_mode::json ? "[]" : "";
+    finish(res, false);
+    co_return co_await write_response(stream, res);
+  }
+
+  if (query->live == live_mode::long_poll && position >= st.tail) {
+    if (!st.closed) {
+      co_await wait_for_change(*record, position, options.long_poll_timeout);
+      st = record->state();
+      if (st.lifecycle == stream_lifecycle::removed) {
+        {
+          res = error_response(req, stream_not_found());
+          co_return co_await write_response(stream, res);
+        }
+      }
+      if (st.lifecycle == stream_lifecycle::soft_deleted) {
+        {
+          res = error_response(req, stream_gone());
+          co_return co_await write_response(stream, res);
+        }
+      }
+    }
+    if (position >= st.tail) {
+      res = make_response(req, bhttp::status::no_content);
+      res.set("Stream-Next-Offset", format_offset({c.offset_prefix, st.tail}));
+      res.set("Stream-Up-To-Date", "true");
+      if (st.closed) {
+        res.set("Stream-Closed", "true");
+      } else {
+        res.set("Stream-Cursor", *cursor);
+      }
+      res.set(bhttp::field::cache_control, "no-store");
+      finish(res, true);
+      co_return co_await write_response(stream, res);
+    }
+  }
+  res = co_await catch_up_response(req, record, position, cursor);
+  co_return co_await write_response(stream, res);
+}
+
+awaitable<string_response> server::impl::catch_up_response(
+    request& req, const std::shared_ptr<stream_record>& record, std::uint64_t position,
+    const std::optional<std::string>& cursor) {
+  const stream_config& c = record->config();
+  auto op = await_engine<read_result>(
+      [this, record, position](auto done) { engine.read(record, position, done); });
+  read_result r = co_await std::move(op);
+  if (!r.chunk) co_return error_response(req, r.error);
+  const read_chunk& chunk = *r.chunk;
+  published_state st = record->state();
+  std::uint64_t next = chunk.upto();
+  bool up_to_date = next >= st.tail;
+  bool closed = st.closed && up_to_date;
+
+  std::string etag = "\"" + hex16(c.offset_prefix) + ":" + std::to_string(position) + ":" +
+                     std::to_string(next) + (closed ? ":c" : "") + "\"";
+  auto if_none_match = req[bhttp::field::if_none_match];
+  if (!if_none_match.empty() && if_none_match_matches(if_none_match, etag)) {
+    auto res = make_response(req, bhttp::status::not_modified);
+    res.set(bhttp::field::etag, etag);
+    res.set("Stream-Next-Offset", format_offset({c.offset_prefix, next}));
+    finish(res, true);
+    co_return res;
+  }
+
+  auto res = make_response(req, bhttp::status::ok);
+  res.set(bhttp::field::content_type, c.content_type);
+  res.set("Stream-Next-Offset", format_offset({c.offset_prefix, next}));
+  if (up_to_date) res.set("Stream-Up-To-Date", "true");
+  if (closed) res.set("Stream-Closed", "true");
+  if (cursor && !closed) res.set("Stream-Cursor", *cursor);
+  res.set(bhttp::field::etag, etag);
+  // A chunk that ends before the tail, or at the end of a closed stream, never changes; one
+  // that reaches the tail of an open stream must be revalidated (its ETag makes that cheap).
+  if (!up_to_date || closed) {
+    std::int64_t max_age = k_immutable_max_age_seconds;
+    if (c.ttl_seconds) max_age = std::min(max_age, *c.ttl_seconds);
+    if (c.expires_at_ms)
+      max_age = std::min(max_age, std::max<std::int64_t>(0, (*c.expires_at_ms - now_ms()) / 1000));
+    res.set(bhttp::field::cache_control,
+            "private, max-age=" + std::to_string(max_age) + ", stale-while-revalidate=300");
+  } else {
+    res.set(bhttp::field::cache_control, "no-cache");
+  }
+  res.body() =
+      chunk.shared ? chunk.shared->body(c.payload) : encode_body(c.payload, chunk.messages);
+  finish(res, false);
+  co_return res;
+}
+
+awaitable<bool> server::impl::serve_sse(request& req, beast::tcp_stream& stream,
+                                        const std::shared_ptr<stream_record>& record,
+                                        std::uint64_t position,
+                                        const std::optional<std::string>& client_cursor) {
+  const stream_config& c = record->config();
+  bhttp::response<bhttp::empty_body> head{bhttp::status::ok, req.version()};
+  add_common_headers(head);
+  head.set(bhttp::field::content_type, "text/event-stream");
+  head.set(bhttp::field::cache_control, "no-cache");
+  head.set("X-Accel-Buffering", "no");
+  if (c.sse == sse_mode::base64) head.set("Stream-SSE-Data-Encoding", "base64");
+  head.keep_alive(false);
+  head.chunked(true);
+  bhttp::response_serializer<bhttp::empty_body> serializer{head};
+  stream.expires_after(k_write_timeout);
+  if (auto [ec, n] = co_await bhttp::async_write_header(stream, serializer, tuple_awaitable); ec) {
+    co_return false;
+  }
+
+  auto write_chunk = [&](const std::string& data) -> awaitable<bool> {
+    stream.expires_after(k_write_timeout);
+    auto chunk = bhttp::make_chunk(asio::buffer(data));
+    auto [ec, n] = co_await asio::async_write(stream, chunk, tuple_awaitable);
+    co_return !ec;
+  };
+  auto control = [&](std::uint64_t at, bool up_to_date, bool closed) {
+    sse_control ctl;
+    ctl.next_offset = format_offset({c.offset_prefix, at});
+    if (!closed) {
+      ctl.cursor = response_cursor(client_cursor, std::chrono::system_clock::now(),
+                                   random_cursor_jitter_seconds());
+    }
+    ctl.up_to_date = up_to_date || closed;
+    ctl.closed = closed;
+    std::string out;
+    append_sse_control_event(out, ctl);
+    return out;
+  };
+
+  auto deadline = std::chrono::steady_clock::now() + options.sse_max_duration;
+  bool announced_at_tail = false;
+  bool ok = true;
+  while (ok && !stopping) {
+    published_state st = record->state();
+    if (st.lifecycle != stream_lifecycle::live) break;
+    if (position < st.tail) {
+      auto op = await_engine<read_result>(
+          [this, record, position](auto done) { engine.read(record, position, done); });
+      read_result r = co_await std::move(op);
+      if (!r.chunk || r.chunk->messages.empty()) break;
+      const read_chunk& chunk = *r.chunk;
+      std::string frame;
+      if (chunk.shared) {
+        frame = chunk.shared->sse_data_event(c.sse);
+      } else {
+        append_sse_data_event(frame, c.sse, chunk.messages);
+      }
+      position = chunk.upto();
+      published_state now_st = record->state();
+      bool at_tail = position >= now_st.tail;
+      bool closed = now_st.closed && at_tail;
+      frame += control(position, at_tail, closed);
+      ok = co_await write_chunk(frame);
+      announced_at_tail = at_tail;
+      if (closed) break;
+      continue;
+    }
+    if (st.closed) {
+      std::string frame = control(position, true, true);
+      ok = co_await write_chunk(frame);
+      break;
+    }
+    if (!announced_at_tail) {
+      std::string frame = control(position, true, false);
+      ok = co_await write_chunk(frame);
+      announced_at_tail = true;
+      continue;
+    }
+    auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) break;
+    auto wait = std::min<std::chrono::milliseconds>(
+        options.sse_heartbeat_interval,
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now));
+    stream.expires_never();
+    if (co_await wait_for_change(*record, position, wait) == wait_outcome::timed_out) {
+      std::string beat;
+      append_sse_comment(beat, "keep-alive");
+      ok = co_await write_chunk(beat);
+    }
+  }
+  if (ok) {
+    stream.expires_after(k_write_timeout);
+    auto last = bhttp::make_chunk_last();
+    co_await asio::async_write(stream, last, tuple_awaitable);
+  }
+  co_return false;
+}
+
+// ---- server ----------------------------------------------------------------------------------
+
+server::server(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+server::~server() {
+  stop();
+}
+
+result<std::unique_ptr<server>> server::bind(server_options options, stream_engine& engine) {
+  auto p = std::make_unique<impl>(std::move(options), engine);
+  beast::error_code ec;
+  auto address = asio::ip::make_address(p->options.host, ec);
+  if (ec) {
+    return make_failure(failure_kind::invalid, "invalid_host",
+                        "--host '" + p->options.host + "' is not an IP address");
+  }
+  tcp::endpoint endpoint{address, p->options.port};
+  p->acceptor.open(endpoint.protocol(), ec);
+  if (!ec) p->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) p->acceptor.bind(endpoint, ec);
+  if (!ec) p->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return make_failure(failure_kind::unavailable, "listen_failed",
+                        "cannot listen on " + p->options.host + ":" +
+                            std::to_string(p->options.port) + ": " + ec.message());
+  }
+  p->options.port = p->acceptor.local_endpoint().port();
+  return std::unique_ptr<server>(new server(std::move(p)));
+}
+
+std::uint16_t server::port() const {
+  return impl_->options.port;
+}
+
+void server::run() {
+  asio::co_spawn(impl_->ioc, impl_->listen(), asio::detached);
+  std::vector<std::thread> threads;
+  int n = std::max(1, impl_->options.threads);
+  for (int i = 1; i < n; ++i)
+    threads.emplace_back([this] { impl_->ioc.run(); });
+  impl_->ioc.run();
+  for (auto& t : threads)
+    t.join();
+}
+
+void server::stop() {
+  if (!impl_ || impl_->stopping.exchange(true)) return;
+  asio::post(impl_->ioc, [p = impl_.get()] {
+    beast::error_code ec;
+    p->acceptor.close(ec);
+    p->ioc.stop();
+  });
+}
+
+}  // namespace ordo::http

@@ -1,0 +1,49 @@
+// The HTTP server: a Beast listener and one coroutine per connection, routing to the Durable
+// Streams handlers, /health and /ready. Beast stays inside server.cpp; this header is plain.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "base/result.hpp"
+#include "streams/stream_engine.hpp"
+
+namespace ordo::http {
+
+struct server_options {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 4437;  // 0: pick a free port
+  int threads = 2;
+  std::size_t max_body_bytes = 64 << 20;
+  std::size_t max_header_bytes = 64 << 10;
+  std::chrono::milliseconds long_poll_timeout{30'000};
+  std::chrono::milliseconds sse_heartbeat_interval{15'000};
+  std::chrono::milliseconds sse_max_duration{60'000};  // connections are recycled (section 10.2)
+  std::chrono::milliseconds idle_timeout{60'000};      // keep-alive connection with no request
+  std::chrono::milliseconds request_timeout{60'000};   // to receive one request's headers and body
+};
+
+class server {
+ public:
+  // Binds the listening socket; the server does not serve until run().
+  static result<std::unique_ptr<server>> bind(server_options options, stream_engine& engine);
+  ~server();
+
+  // The bound port (useful with port 0).
+  std::uint16_t port() const;
+  // Serves on options.threads threads until stop(); returns when all threads have finished.
+  void run();
+  // Stops accepting and ends every connection; safe from any thread and from signal handlers'
+  // deferred work (not from a signal handler itself).
+  void stop();
+
+ private:
+  struct impl;
+  explicit server(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace ordo::http

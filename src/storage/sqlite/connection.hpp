@@ -1,0 +1,104 @@
+// A thin RAII layer over the SQLite C API: one connection, prepared statements, and the
+// translation of SQLite result codes into ordo failures.
+//
+// Thread safety: a connection and its statements belong to one thread at a time (SQLite is
+// built serialized, but ordo never shares a connection: the writer thread owns the write
+// connection and each reader thread owns one read-only connection).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "base/result.hpp"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace ordo::sqlite {
+
+// Failure codes produced by this layer (failure.code). The writer inspects them: a full disk
+// is recoverable, an I/O error during commit is not (see group_commit_writer.hpp).
+inline constexpr std::string_view k_storage_full = "storage_full";
+inline constexpr std::string_view k_storage_busy = "storage_busy";
+inline constexpr std::string_view k_storage_io_error = "storage_io_error";
+inline constexpr std::string_view k_storage_corrupt = "storage_corrupt";
+inline constexpr std::string_view k_storage_readonly = "storage_readonly";
+inline constexpr std::string_view k_storage_error = "storage_error";
+
+// Maps an SQLite result code and message to a failure whose kind tells the caller what to do.
+failure storage_failure(int sqlite_code, std::string_view context, std::string_view detail);
+
+class statement {
+ public:
+  statement() = default;
+  explicit statement(sqlite3_stmt* stmt) : stmt_(stmt) {}
+  statement(statement&& other) noexcept : stmt_(other.stmt_) { other.stmt_ = nullptr; }
+  statement& operator=(statement&& other) noexcept;
+  statement(const statement&) = delete;
+  statement& operator=(const statement&) = delete;
+  ~statement();
+
+  // Parameters are 1-based, as in SQLite.
+  void bind_int64(int index, std::int64_t value);
+  void bind_text(int index, std::string_view text);  // SQLITE_TRANSIENT: copied
+  void bind_blob(int index, std::string_view bytes);
+  void bind_null(int index);
+  void bind_optional_int64(int index, const std::optional<std::int64_t>& value);
+  void bind_optional_text(int index, const std::optional<std::string>& value);
+
+  // true: a row is available; false: done.
+  result<bool> step();
+  // Runs a statement that returns no rows to completion.
+  status run();
+  // Resets the statement and clears its bindings so it can be reused.
+  void reset();
+
+  std::int64_t column_int64(int index) const;
+  std::string_view column_text(int index) const;
+  std::string_view column_blob(int index) const;
+  bool column_is_null(int index) const;
+  std::optional<std::int64_t> column_optional_int64(int index) const;
+  std::optional<std::string> column_optional_text(int index) const;
+
+  explicit operator bool() const { return stmt_ != nullptr; }
+
+ private:
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+enum class open_mode { read_write_create, read_only };
+
+class connection {
+ public:
+  static result<connection> open(const std::string& path, open_mode mode,
+                                 std::chrono::milliseconds busy_timeout);
+
+  connection() = default;
+  connection(connection&& other) noexcept : db_(other.db_) { other.db_ = nullptr; }
+  connection& operator=(connection&& other) noexcept;
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+  ~connection();
+
+  // Runs one or more statements that return no rows.
+  status exec(std::string_view sql);
+  result<statement> prepare(std::string_view sql);
+
+  // Runs a query expected to return a single integer (e.g. PRAGMA or COUNT); nullopt if no row.
+  result<std::optional<std::int64_t>> query_int64(std::string_view sql);
+  result<std::optional<std::string>> query_text(std::string_view sql);
+
+  std::int64_t last_insert_rowid() const;
+  int changes() const;
+  sqlite3* handle() const { return db_; }
+
+ private:
+  explicit connection(sqlite3* db) : db_(db) {}
+  sqlite3* db_ = nullptr;
+};
+
+}  // namespace ordo::sqlite

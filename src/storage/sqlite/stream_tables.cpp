@@ -1,0 +1,364 @@
+#include "storage/sqlite/stream_tables.hpp"
+
+#include <random>
+
+namespace ordo::sqlite {
+
+namespace {
+
+constexpr std::string_view k_stream_columns =
+    "id, path, state, content_type, incarnation, created_at_ms, ttl_seconds, expires_at_ms, "
+    "last_access_ms, closed, closed_by_producer, closed_by_epoch, closed_by_seq, "
+    "last_stream_seq, fork_source_id, base_seq, fork_sub_offset";
+
+stream_row read_stream_row(const statement& s) {
+  stream_row r;
+  r.id = s.column_int64(0);
+  r.path = s.column_is_null(1) ? std::string() : std::string(s.column_text(1));
+  r.state = static_cast<stream_row_state>(s.column_int64(2));
+  r.content_type = std::string(s.column_text(3));
+  r.incarnation = s.column_int64(4);
+  r.created_at_ms = s.column_int64(5);
+  r.ttl_seconds = s.column_optional_int64(6);
+  r.expires_at_ms = s.column_optional_int64(7);
+  r.last_access_ms = s.column_int64(8);
+  r.closed = s.column_int64(9) != 0;
+  r.closed_by_producer = s.column_optional_text(10);
+  r.closed_by_epoch = s.column_optional_int64(11);
+  r.closed_by_seq = s.column_optional_int64(12);
+  r.last_stream_seq = s.column_optional_text(13);
+  r.fork_source_id = s.column_optional_int64(14);
+  r.base_seq = s.column_int64(15);
+  r.fork_sub_offset = s.column_int64(16);
+  return r;
+}
+
+// Runs a prepared statement that yields at most one stream row.
+result<std::optional<stream_row>> one_stream(statement& s) {
+  auto row = s.step();
+  std::optional<stream_row> out;
+  if (row && *row) out = read_stream_row(s);
+  s.reset();
+  if (!row) return std::move(row).error();
+  return out;
+}
+
+status run_and_reset(statement& s) {
+  auto r = s.run();
+  s.reset();
+  return r;
+}
+
+result<std::vector<message_row>> read_range(statement& s, std::int64_t stream_id,
+                                            std::int64_t after, std::int64_t upto,
+                                            std::size_t max_bytes) {
+  s.bind_int64(1, stream_id);
+  s.bind_int64(2, after);
+  s.bind_int64(3, upto);
+  std::vector<message_row> out;
+  std::size_t bytes = 0;
+  for (;;) {
+    auto row = s.step();
+    if (!row) {
+      s.reset();
+      return std::move(row).error();
+    }
+    if (!*row) break;
+    message_row m{s.column_int64(0), std::string(s.column_blob(1))};
+    bytes += m.data.size();
+    out.push_back(std::move(m));
+    // Always return at least one message, even one larger than max_bytes.
+    if (bytes >= max_bytes) break;
+  }
+  s.reset();
+  return out;
+}
+
+std::int64_t random_nonzero_int64() {
+  std::random_device rd;
+  std::uint64_t v = 0;
+  while (v == 0)
+    v = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+  return static_cast<std::int64_t>(v);
+}
+
+}  // namespace
+
+result<std::uint64_t> load_or_create_database_epoch(connection& db) {
+  auto existing = db.query_text("SELECT value FROM meta WHERE key = 'database_epoch'");
+  if (!existing) return std::move(existing).error();
+  if (*existing) return static_cast<std::uint64_t>(std::stoull(**existing, nullptr, 16));
+  std::uint64_t epoch = static_cast<std::uint64_t>(random_nonzero_int64());
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(epoch));
+  auto insert = db.prepare("INSERT INTO meta (key, value) VALUES ('database_epoch', ?)");
+  if (!insert) return std::move(insert).error();
+  insert->bind_text(1, hex);
+  if (auto s = insert->run(); !s) return std::move(s).error();
+  return epoch;
+}
+
+result<std::vector<loaded_stream>> load_streams(connection& db) {
+  auto select = db.prepare("SELECT " + std::string(k_stream_columns) +
+                           " FROM streams WHERE state IN (0, 1) ORDER BY id");
+  if (!select) return std::move(select).error();
+  auto tail = db.prepare("SELECT MAX(seq) FROM messages WHERE stream_id = ?");
+  if (!tail) return std::move(tail).error();
+  std::vector<loaded_stream> out;
+  for (;;) {
+    auto row = select->step();
+    if (!row) return std::move(row).error();
+    if (!*row) break;
+    loaded_stream s{read_stream_row(*select), 0};
+    tail->bind_int64(1, s.row.id);
+    auto t = tail->step();
+    if (!t) return std::move(t).error();
+    s.tail = tail->column_is_null(0) ? s.row.base_seq : tail->column_int64(0);
+    tail->reset();
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+result<stream_tables> stream_tables::prepare(connection& db) {
+  stream_tables t;
+  t.db_ = &db;
+  struct entry {
+    statement* target;
+    std::string sql;
+  };
+  const std::string cols(k_stream_columns);
+  const entry entries[] = {
+      {&t.begin_, "BEGIN IMMEDIATE"},
+      {&t.commit_, "COMMIT"},
+      {&t.rollback_, "ROLLBACK"},
+      {&t.savepoint_, "SAVEPOINT job"},
+      {&t.release_, "RELEASE job"},
+      {&t.rollback_to_, "ROLLBACK TO job"},
+      {&t.find_by_path_, "SELECT " + cols + " FROM streams WHERE path = ?"},
+      {&t.find_by_id_, "SELECT " + cols + " FROM streams WHERE id = ?"},
+      {&t.tail_, "SELECT MAX(seq) FROM messages WHERE stream_id = ?"},
+      {&t.insert_stream_,
+       "INSERT INTO streams (path, state, content_type, incarnation, created_at_ms, ttl_seconds, "
+       "expires_at_ms, last_access_ms, closed, closed_by_producer, closed_by_epoch, "
+       "closed_by_seq, last_stream_seq, fork_source_id, base_seq, fork_sub_offset) "
+       "VALUES (?, 0, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?, ?, ?)"},
+      {&t.insert_message_, "INSERT INTO messages (stream_id, seq, data) VALUES (?, ?, ?)"},
+      {&t.read_messages_,
+       "SELECT seq, data FROM messages WHERE stream_id = ? AND seq > ? AND seq <= ? "
+       "ORDER BY seq"},
+      {&t.find_producer_,
+       "SELECT epoch, last_seq FROM producers WHERE stream_id = ? AND producer_id = ?"},
+      {&t.upsert_producer_,
+       "INSERT INTO producers (stream_id, producer_id, epoch, last_seq, updated_at_ms) "
+       "VALUES (?, ?, ?, ?, ?) ON CONFLICT (stream_id, producer_id) DO UPDATE SET "
+       "epoch = excluded.epoch, last_seq = excluded.last_seq, "
+       "updated_at_ms = excluded.updated_at_ms"},
+      {&t.set_closed_,
+       "UPDATE streams SET closed = 1, closed_by_producer = ?, closed_by_epoch = ?, "
+       "closed_by_seq = ? WHERE id = ?"},
+      {&t.set_last_stream_seq_, "UPDATE streams SET last_stream_seq = ? WHERE id = ?"},
+      {&t.set_last_access_,
+       "UPDATE streams SET last_access_ms = MAX(last_access_ms, ?) WHERE id = ?"},
+      {&t.set_soft_deleted_, "UPDATE streams SET state = 1 WHERE id = ? AND state = 0"},
+      {&t.mark_purging_, "UPDATE streams SET state = 2, path = NULL WHERE id = ?"},
+      {&t.has_children_,
+       "SELECT EXISTS (SELECT 1 FROM streams WHERE fork_source_id = ? AND state IN (0, 1))"},
+      {&t.purge_messages_,
+       "DELETE FROM messages WHERE stream_id = ?1 AND seq IN "
+       "(SELECT seq FROM messages WHERE stream_id = ?1 ORDER BY seq LIMIT ?2)"},
+      {&t.delete_producers_, "DELETE FROM producers WHERE stream_id = ?"},
+      {&t.delete_stream_, "DELETE FROM streams WHERE id = ?"},
+      {&t.purging_streams_, "SELECT id FROM streams WHERE state = 2 ORDER BY id"},
+  };
+  for (const entry& e : entries) {
+    auto s = db.prepare(e.sql);
+    if (!s) return std::move(s).error();
+    *e.target = std::move(*s);
+  }
+  return t;
+}
+
+status stream_tables::begin_immediate() {
+  return run_and_reset(begin_);
+}
+status stream_tables::commit() {
+  return run_and_reset(commit_);
+}
+status stream_tables::rollback() {
+  return run_and_reset(rollback_);
+}
+status stream_tables::savepoint() {
+  return run_and_reset(savepoint_);
+}
+status stream_tables::release_savepoint() {
+  return run_and_reset(release_);
+}
+status stream_tables::rollback_to_savepoint() {
+  return run_and_reset(rollback_to_);
+}
+
+result<std::optional<stream_row>> stream_tables::find_by_path(std::string_view path) {
+  find_by_path_.bind_text(1, path);
+  return one_stream(find_by_path_);
+}
+
+result<std::optional<stream_row>> stream_tables::find_by_id(std::int64_t id) {
+  find_by_id_.bind_int64(1, id);
+  return one_stream(find_by_id_);
+}
+
+result<std::int64_t> stream_tables::tail(std::int64_t stream_id, std::int64_t base_seq) {
+  tail_.bind_int64(1, stream_id);
+  auto row = tail_.step();
+  std::int64_t out = base_seq;
+  if (row && *row && !tail_.column_is_null(0)) out = tail_.column_int64(0);
+  tail_.reset();
+  if (!row) return std::move(row).error();
+  return out;
+}
+
+result<std::int64_t> stream_tables::insert_stream(const stream_row& r) {
+  statement& s = insert_stream_;
+  s.bind_text(1, r.path);
+  s.bind_text(2, r.content_type);
+  s.bind_int64(3, r.incarnation);
+  s.bind_int64(4, r.created_at_ms);
+  s.bind_optional_int64(5, r.ttl_seconds);
+  s.bind_optional_int64(6, r.expires_at_ms);
+  s.bind_int64(7, r.last_access_ms);
+  s.bind_int64(8, r.closed ? 1 : 0);
+  s.bind_optional_int64(9, r.fork_source_id);
+  s.bind_int64(10, r.base_seq);
+  s.bind_int64(11, r.fork_sub_offset);
+  if (auto st = run_and_reset(s); !st) return std::move(st).error();
+  return db_->last_insert_rowid();
+}
+
+status stream_tables::insert_message(std::int64_t stream_id, std::int64_t seq,
+                                     std::string_view data) {
+  insert_message_.bind_int64(1, stream_id);
+  insert_message_.bind_int64(2, seq);
+  insert_message_.bind_blob(3, data);
+  return run_and_reset(insert_message_);
+}
+
+result<std::vector<message_row>> stream_tables::read_messages(std::int64_t stream_id,
+                                                              std::int64_t after, std::int64_t upto,
+                                                              std::size_t max_bytes) {
+  return read_range(read_messages_, stream_id, after, upto, max_bytes);
+}
+
+result<std::optional<producer_row>> stream_tables::find_producer(std::int64_t stream_id,
+                                                                 std::string_view producer_id) {
+  find_producer_.bind_int64(1, stream_id);
+  find_producer_.bind_text(2, producer_id);
+  auto row = find_producer_.step();
+  std::optional<producer_row> out;
+  if (row && *row)
+    out = producer_row{find_producer_.column_int64(0), find_producer_.column_int64(1)};
+  find_producer_.reset();
+  if (!row) return std::move(row).error();
+  return out;
+}
+
+status stream_tables::upsert_producer(std::int64_t stream_id, std::string_view producer_id,
+                                      std::int64_t epoch, std::int64_t last_seq,
+                                      std::int64_t now_ms) {
+  upsert_producer_.bind_int64(1, stream_id);
+  upsert_producer_.bind_text(2, producer_id);
+  upsert_producer_.bind_int64(3, epoch);
+  upsert_producer_.bind_int64(4, last_seq);
+  upsert_producer_.bind_int64(5, now_ms);
+  return run_and_reset(upsert_producer_);
+}
+
+status stream_tables::set_closed(std::int64_t stream_id, const std::optional<closed_by>& by) {
+  if (by) {
+    set_closed_.bind_text(1, by->producer_id);
+    set_closed_.bind_int64(2, by->epoch);
+    set_closed_.bind_int64(3, by->seq);
+  } else {
+    set_closed_.bind_null(1);
+    set_closed_.bind_null(2);
+    set_closed_.bind_null(3);
+  }
+  set_closed_.bind_int64(4, stream_id);
+  return run_and_reset(set_closed_);
+}
+
+status stream_tables::set_last_stream_seq(std::int64_t stream_id, std::string_view stream_seq) {
+  set_last_stream_seq_.bind_text(1, stream_seq);
+  set_last_stream_seq_.bind_int64(2, stream_id);
+  return run_and_reset(set_last_stream_seq_);
+}
+
+status stream_tables::set_last_access(std::int64_t stream_id, std::int64_t last_access_ms) {
+  set_last_access_.bind_int64(1, last_access_ms);
+  set_last_access_.bind_int64(2, stream_id);
+  return run_and_reset(set_last_access_);
+}
+
+status stream_tables::set_soft_deleted(std::int64_t stream_id) {
+  set_soft_deleted_.bind_int64(1, stream_id);
+  return run_and_reset(set_soft_deleted_);
+}
+
+status stream_tables::mark_purging(std::int64_t stream_id) {
+  mark_purging_.bind_int64(1, stream_id);
+  return run_and_reset(mark_purging_);
+}
+
+result<bool> stream_tables::has_children(std::int64_t stream_id) {
+  has_children_.bind_int64(1, stream_id);
+  auto row = has_children_.step();
+  bool out = row && *row && has_children_.column_int64(0) != 0;
+  has_children_.reset();
+  if (!row) return std::move(row).error();
+  return out;
+}
+
+result<int> stream_tables::purge_messages(std::int64_t stream_id, int limit) {
+  purge_messages_.bind_int64(1, stream_id);
+  purge_messages_.bind_int64(2, limit);
+  if (auto s = run_and_reset(purge_messages_); !s) return std::move(s).error();
+  return db_->changes();
+}
+
+status stream_tables::delete_stream(std::int64_t stream_id) {
+  delete_producers_.bind_int64(1, stream_id);
+  if (auto s = run_and_reset(delete_producers_); !s) return s;
+  delete_stream_.bind_int64(1, stream_id);
+  return run_and_reset(delete_stream_);
+}
+
+result<std::vector<std::int64_t>> stream_tables::purging_streams() {
+  std::vector<std::int64_t> out;
+  for (;;) {
+    auto row = purging_streams_.step();
+    if (!row) {
+      purging_streams_.reset();
+      return std::move(row).error();
+    }
+    if (!*row) break;
+    out.push_back(purging_streams_.column_int64(0));
+  }
+  purging_streams_.reset();
+  return out;
+}
+
+result<message_reader> message_reader::prepare(connection& db) {
+  auto s = db.prepare(
+      "SELECT seq, data FROM messages WHERE stream_id = ? AND seq > ? AND seq <= ? ORDER BY seq");
+  if (!s) return std::move(s).error();
+  message_reader r;
+  r.read_ = std::move(*s);
+  return r;
+}
+
+result<std::vector<message_row>> message_reader::read(std::int64_t stream_id, std::int64_t after,
+                                                      std::int64_t upto, std::size_t max_bytes) {
+  return read_range(read_, stream_id, after, upto, max_bytes);
+}
+
+}  // namespace ordo::sqlite

@@ -1,0 +1,125 @@
+// Typed access to the streams tables (schema: migrations.cpp). The only place stream SQL lives.
+//
+// stream_tables is the write side: it belongs to the writer thread, together with the write
+// connection, and wraps every statement the group-commit writer runs, including transaction
+// and savepoint control. message_reader is the read side: one per reader connection.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.hpp"
+#include "storage/sqlite/connection.hpp"
+
+namespace ordo::sqlite {
+
+enum class stream_row_state : int { live = 0, soft_deleted = 1, purging = 2 };
+
+struct stream_row {
+  std::int64_t id = 0;
+  std::string path;
+  stream_row_state state = stream_row_state::live;
+  std::string content_type;
+  std::int64_t incarnation = 0;
+  std::int64_t created_at_ms = 0;
+  std::optional<std::int64_t> ttl_seconds;
+  std::optional<std::int64_t> expires_at_ms;
+  std::int64_t last_access_ms = 0;
+  bool closed = false;
+  std::optional<std::string> closed_by_producer;
+  std::optional<std::int64_t> closed_by_epoch;
+  std::optional<std::int64_t> closed_by_seq;
+  std::optional<std::string> last_stream_seq;
+  std::optional<std::int64_t> fork_source_id;
+  std::int64_t base_seq = 0;
+  std::int64_t fork_sub_offset = 0;
+};
+
+struct producer_row {
+  std::int64_t epoch = 0;
+  std::int64_t last_seq = 0;
+};
+
+struct message_row {
+  std::int64_t seq = 0;
+  std::string data;
+};
+
+struct closed_by {
+  std::string producer_id;
+  std::int64_t epoch = 0;
+  std::int64_t seq = 0;
+};
+
+// Reads the database epoch, creating it (random, never 0) in a new database.
+result<std::uint64_t> load_or_create_database_epoch(connection& db);
+
+// Every stream that is live or soft-deleted, with its tail, for the registry at startup.
+struct loaded_stream {
+  stream_row row;
+  std::int64_t tail = 0;
+};
+result<std::vector<loaded_stream>> load_streams(connection& db);
+
+class stream_tables {
+ public:
+  static result<stream_tables> prepare(connection& db);
+
+  status begin_immediate();
+  status commit();
+  status rollback();
+  status savepoint();
+  status release_savepoint();
+  status rollback_to_savepoint();
+
+  result<std::optional<stream_row>> find_by_path(std::string_view path);
+  result<std::optional<stream_row>> find_by_id(std::int64_t id);
+  // MAX(seq) of the stream's own messages, or base_seq when it has none.
+  result<std::int64_t> tail(std::int64_t stream_id, std::int64_t base_seq);
+  result<std::int64_t> insert_stream(const stream_row& row);
+  status insert_message(std::int64_t stream_id, std::int64_t seq, std::string_view data);
+  // Own messages with after < seq <= upto, in order, stopping once max_bytes is reached.
+  result<std::vector<message_row>> read_messages(std::int64_t stream_id, std::int64_t after,
+                                                 std::int64_t upto, std::size_t max_bytes);
+  result<std::optional<producer_row>> find_producer(std::int64_t stream_id,
+                                                    std::string_view producer_id);
+  status upsert_producer(std::int64_t stream_id, std::string_view producer_id, std::int64_t epoch,
+                         std::int64_t last_seq, std::int64_t now_ms);
+  status set_closed(std::int64_t stream_id, const std::optional<closed_by>& by);
+  status set_last_stream_seq(std::int64_t stream_id, std::string_view stream_seq);
+  status set_last_access(std::int64_t stream_id, std::int64_t last_access_ms);
+  status set_soft_deleted(std::int64_t stream_id);
+  // Frees the path and hands the stream's data to the janitor.
+  status mark_purging(std::int64_t stream_id);
+  // Whether any live or soft-deleted stream forks from this one.
+  result<bool> has_children(std::int64_t stream_id);
+  // Deletes up to `limit` of the stream's messages; returns how many were deleted.
+  result<int> purge_messages(std::int64_t stream_id, int limit);
+  // Deletes the stream's producers and its row (its messages must be gone).
+  status delete_stream(std::int64_t stream_id);
+  result<std::vector<std::int64_t>> purging_streams();
+
+ private:
+  connection* db_ = nullptr;
+  statement begin_, commit_, rollback_, savepoint_, release_, rollback_to_;
+  statement find_by_path_, find_by_id_, tail_, insert_stream_, insert_message_, read_messages_;
+  statement find_producer_, upsert_producer_, set_closed_, set_last_stream_seq_, set_last_access_;
+  statement set_soft_deleted_, mark_purging_, has_children_, purge_messages_, delete_producers_;
+  statement delete_stream_, purging_streams_;
+};
+
+// Read side: one per reader connection (reader threads only).
+class message_reader {
+ public:
+  static result<message_reader> prepare(connection& db);
+  result<std::vector<message_row>> read(std::int64_t stream_id, std::int64_t after,
+                                        std::int64_t upto, std::size_t max_bytes);
+
+ private:
+  statement read_;
+};
+
+}  // namespace ordo::sqlite

@@ -1,0 +1,1016 @@
+#include "streams/stream_engine.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <random>
+
+#include "streams/content_type.hpp"
+#include "streams/json_batch.hpp"
+
+namespace ordo {
+
+namespace {
+
+constexpr std::string_view k_default_content_type = "application/octet-stream";
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::int64_t random_incarnation() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::uint64_t v = 0;
+  while (v == 0)
+    v = rng();
+  return static_cast<std::int64_t>(v);
+}
+
+std::string media_type_of(std::string_view content_type) {
+  return normalized_media_type(content_type).value_or(std::string(content_type));
+}
+
+}  // namespace
+
+// A stream leaving the registry (deleted, expired, or purged by a cascade).
+struct removal {
+  std::int64_t id = 0;
+  stream_lifecycle lifecycle = stream_lifecycle::removed;
+};
+
+struct stream_engine::create_job {
+  create_request req;
+  create_callback done;
+  create_result res;
+  // Effects, published after commit.
+  std::optional<sqlite::stream_row> created;
+  std::vector<read_segment> inherited;
+  std::vector<std::pair<std::uint64_t, message_ptr>> messages;  // (position, data)
+  std::vector<removal> removals;
+};
+
+struct stream_engine::append_job {
+  append_request req;
+  append_callback done;
+  append_result res;
+  std::int64_t stream_id = 0;
+  std::uint64_t after = 0;
+  message_ptr message;
+  bool closes = false;
+  bool wrote = false;
+};
+
+struct stream_engine::delete_job {
+  std::string path;
+  delete_callback done;
+  delete_result res;
+  std::vector<removal> removals;
+};
+
+struct stream_engine::maintenance_job {};
+
+// ---- open / stop -----------------------------------------------------------------------------
+
+stream_engine::stream_engine(stream_engine_options options) : options_(std::move(options)) {}
+
+result<std::unique_ptr<stream_engine>> stream_engine::open(stream_engine_options options) {
+  std::unique_ptr<stream_engine> engine(new stream_engine(std::move(options)));
+  const auto& opts = engine->options_;
+  auto db = sqlite::open_write_connection(opts.database);
+  if (!db) return std::move(db).error();
+  engine->write_db_ = std::make_unique<sqlite::connection>(std::move(*db));
+  auto epoch = sqlite::load_or_create_database_epoch(*engine->write_db_);
+  if (!epoch) return std::move(epoch).error();
+  engine->database_epoch_ = *epoch;
+  auto tables = sqlite::stream_tables::prepare(*engine->write_db_);
+  if (!tables) return std::move(tables).error();
+  engine->tables_ = std::make_unique<sqlite::stream_tables>(std::move(*tables));
+
+  auto streams = sqlite::load_streams(*engine->write_db_);
+  if (!streams) return std::move(streams).error();
+  // Ids ascend, so a fork's source is always registered before the fork.
+  for (const auto& s : *streams) {
+    auto record = engine->make_record(s.row, static_cast<std::uint64_t>(s.tail), s.row.closed);
+    if (s.row.state == sqlite::stream_row_state::soft_deleted) {
+      record->publish_lifecycle(stream_lifecycle::soft_deleted);
+    }
+    engine->by_id_.emplace(s.row.id, record);
+    engine->by_path_.emplace(s.row.path, record);
+  }
+
+  auto pool = sqlite::read_pool::start(opts.database, opts.reader_threads, opts.max_read_queue);
+  if (!pool) return std::move(pool).error();
+  engine->readers_ = std::move(*pool);
+  engine->writer_ = std::thread([e = engine.get()] { e->writer_loop(); });
+  spdlog::info("storage open path={} streams={} database_epoch={:016x}", opts.database.path,
+               streams->size(), engine->database_epoch_);
+  return engine;
+}
+
+stream_engine::~stream_engine() {
+  stop();
+}
+
+void stream_engine::stop() {
+  {
+    std::lock_guard lock(queue_mu_);
+    if (stopping_ && !writer_.joinable()) return;
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+  if (readers_) readers_->stop();
+}
+
+bool stream_engine::writable() const {
+  return !poisoned_.load();
+}
+
+std::size_t stream_engine::stream_count() const {
+  std::lock_guard lock(registry_mu_);
+  return by_path_.size();
+}
+
+std::shared_ptr<stream_record> stream_engine::find(std::string_view path) const {
+  std::lock_guard lock(registry_mu_);
+  auto it = by_path_.find(std::string(path));
+  return it == by_path_.end() ? nullptr : it->second;
+}
+
+std::shared_ptr<stream_record> stream_engine::find_by_id(std::int64_t id) const {
+  std::lock_guard lock(registry_mu_);
+  auto it = by_id_.find(id);
+  return it == by_id_.end() ? nullptr : it->second;
+}
+
+std::shared_ptr<stream_record> stream_engine::make_record(const sqlite::stream_row& row,
+                                                          std::uint64_t tail, bool closed) {
+  stream_config c;
+  c.id = row.id;
+  c.path = row.path;
+  c.content_type = row.content_type;
+  c.media_type = media_type_of(row.content_type);
+  c.payload = is_json_media_type(c.media_type) ? payload_mode::json : payload_mode::bytes;
+  c.sse = is_json_media_type(c.media_type)       ? sse_mode::json
+          : is_sse_text_media_type(c.media_type) ? sse_mode::text
+                                                 : sse_mode::base64;
+  c.incarnation = static_cast<std::uint64_t>(row.incarnation);
+  c.offset_prefix = offset_prefix_for(database_epoch_, c.incarnation);
+  c.created_at_ms = row.created_at_ms;
+  c.ttl_seconds = row.ttl_seconds;
+  c.expires_at_ms = row.expires_at_ms;
+  c.fork_source_id = row.fork_source_id;
+  c.base_seq = static_cast<std::uint64_t>(row.base_seq);
+  c.fork_sub_offset = static_cast<std::uint64_t>(row.fork_sub_offset);
+  if (row.fork_source_id) c.inherited = inherited_segments(row, c.base_seq);
+  published_state state{tail, closed, stream_lifecycle::live};
+  return std::make_shared<stream_record>(std::move(c), state, row.last_access_ms,
+                                         options_.tail_cache_bytes);
+}
+
+// The read plan for positions <= base_seq of a fork of `row.fork_source_id`, from the source's
+// own plan (registered records at startup, or rows within the writer's transaction).
+std::vector<read_segment> stream_engine::inherited_segments(const sqlite::stream_row& row,
+                                                            std::uint64_t base_seq) const {
+  std::vector<read_segment> out;
+  if (!row.fork_source_id || base_seq == 0) return out;
+  std::int64_t source_id = *row.fork_source_id;
+  std::vector<read_segment> source_plan;
+  std::uint64_t source_base = 0;
+  if (auto source = find_by_id(source_id)) {
+    source_plan = source->config().inherited;
+    source_base = source->config().base_seq;
+  } else if (tables_) {
+    auto source_row = tables_->find_by_id(source_id);
+    if (source_row && *source_row) {
+      source_base = static_cast<std::uint64_t>((*source_row)->base_seq);
+      source_plan = inherited_segments(**source_row, source_base);
+    }
+  }
+  for (const read_segment& s : source_plan) {
+    if (s.after >= base_seq) break;
+    out.push_back({s.stream_id, s.after, std::min(s.upto, base_seq)});
+  }
+  if (base_seq > source_base) out.push_back({source_id, source_base, base_seq});
+  return out;
+}
+
+// ---- submission ------------------------------------------------------------------------------
+
+bool stream_engine::enqueue(job j, std::size_t bytes) {
+  {
+    std::lock_guard lock(queue_mu_);
+    if (stopping_) return false;
+    if (queued_bytes_ + bytes > options_.max_write_queue_bytes && !queue_.empty()) return false;
+    queue_.emplace_back(j, bytes);
+    queued_bytes_ += bytes;
+  }
+  queue_cv_.notify_one();
+  return true;
+}
+
+void stream_engine::create(create_request request, create_callback done) {
+  std::size_t bytes = request.initial_data ? request.initial_data->size() : 0;
+  auto* j = new create_job{std::move(request), std::move(done), {}, {}, {}, {}, {}};
+  if (!enqueue(j, bytes)) {
+    create_result r;
+    r.status = create_status::failed;
+    r.error = make_failure(failure_kind::unavailable, "write_queue_full",
+                           "the server is busy writing; retry shortly");
+    auto cb = std::move(j->done);
+    delete j;
+    cb(std::move(r));
+  }
+}
+
+void stream_engine::append(append_request request, append_callback done) {
+  std::size_t bytes = request.data ? request.data->size() : 0;
+  auto* j = new append_job{std::move(request), std::move(done), {}, 0, 0, nullptr, false, false};
+  if (!enqueue(j, bytes)) {
+    append_result r;
+    r.status = append_status::overloaded;
+    r.error = make_failure(failure_kind::unavailable, "write_queue_full",
+                           "the server has too much data waiting to be written; retry shortly");
+    auto cb = std::move(j->done);
+    delete j;
+    cb(std::move(r));
+  }
+}
+
+void stream_engine::remove(std::string path, delete_callback done) {
+  auto* j = new delete_job{std::move(path), std::move(done), {}, {}};
+  if (!enqueue(j, 0)) {
+    delete_result r;
+    r.status = delete_status::failed;
+    r.error = make_failure(failure_kind::unavailable, "write_queue_full",
+                           "the server is busy writing; retry shortly");
+    auto cb = std::move(j->done);
+    delete j;
+    cb(std::move(r));
+  }
+}
+
+void stream_engine::expire_soon(const std::shared_ptr<stream_record>&) {
+  // The maintenance pass finds every expired stream; wake the writer so it runs now.
+  {
+    std::lock_guard lock(queue_mu_);
+    if (stopping_) return;
+    queue_.emplace_back(static_cast<maintenance_job*>(nullptr), 0);
+  }
+  queue_cv_.notify_one();
+}
+
+// ---- reads -----------------------------------------------------------------------------------
+
+void stream_engine::read(std::shared_ptr<stream_record> stream, std::uint64_t after,
+                         read_callback done) {
+  const stream_config& c = stream->config();
+  std::uint64_t upto = stream->state().tail;
+  if (after >= upto) {
+    done(read_result{read_chunk{after, {}, nullptr}, {}});
+    return;
+  }
+  if (after >= c.base_seq) {
+    if (auto chunk = stream->read_cached(after, upto, options_.read_chunk_bytes)) {
+      done(read_result{std::move(chunk), {}});
+      return;
+    }
+  }
+  // The plan: inherited segments, then the stream's own messages, clipped to (after, upto].
+  std::vector<read_segment> plan;
+  for (const read_segment& s : c.inherited) {
+    if (s.upto <= after) continue;
+    plan.push_back({s.stream_id, std::max(s.after, after), std::min(s.upto, upto)});
+  }
+  if (upto > c.base_seq) plan.push_back({c.id, std::max(c.base_seq, after), upto});
+  std::size_t max_bytes = options_.read_chunk_bytes;
+  auto shared_done = std::make_shared<read_callback>(std::move(done));
+  bool queued = readers_->submit(
+      [plan = std::move(plan), after, max_bytes, shared_done](sqlite::message_reader& reader) {
+        read_chunk chunk;
+        chunk.after = after;
+        std::size_t bytes = 0;
+        std::uint64_t expected = after + 1;
+        for (const read_segment& s : plan) {
+          if (bytes >= max_bytes) break;
+          auto rows = reader.read(s.stream_id, static_cast<std::int64_t>(s.after),
+                                  static_cast<std::int64_t>(s.upto), max_bytes - bytes);
+          if (!rows) {
+            (*shared_done)(read_result{std::nullopt, std::move(rows).error()});
+            return;
+          }
+          for (auto& row : *rows) {
+            if (static_cast<std::uint64_t>(row.seq) != expected) {
+              (*shared_done)(read_result{
+                  std::nullopt,
+                  make_failure(failure_kind::internal, "stream_data_missing",
+                               "stream data is missing at position " + std::to_string(expected))});
+              return;
+            }
+            ++expected;
+            bytes += row.data.size();
+            chunk.messages.push_back(std::make_shared<const std::string>(std::move(row.data)));
+          }
+          if (expected <= s.upto && bytes < max_bytes) break;  // purged underneath the read
+        }
+        (*shared_done)(read_result{std::move(chunk), {}});
+      });
+  if (!queued) {
+    (*shared_done)(read_result{std::nullopt,
+                               make_failure(failure_kind::unavailable, "read_queue_full",
+                                            "too many catch-up reads are waiting; retry shortly")});
+  }
+}
+
+// ---- the writer ------------------------------------------------------------------------------
+
+void stream_engine::writer_loop() {
+  using clock = std::chrono::steady_clock;
+  auto next_maintenance = clock::now() + options_.maintenance_interval;
+  for (;;) {
+    std::vector<job> batch;
+    bool maintenance_requested = false;
+    bool stopping = false;
+    {
+      std::unique_lock lock(queue_mu_);
+      queue_cv_.wait_until(lock, next_maintenance, [&] { return stopping_ || !queue_.empty(); });
+      stopping = stopping_;
+      std::size_t bytes = 0;
+      while (!queue_.empty() && batch.size() < options_.max_batch_jobs) {
+        auto& [j, b] = queue_.front();
+        if (!batch.empty() && bytes + b > options_.max_batch_bytes) break;
+        bytes += b;
+        queued_bytes_ -= b;
+        if (std::holds_alternative<maintenance_job*>(j)) {
+          maintenance_requested = true;
+        } else {
+          batch.push_back(j);
+        }
+        queue_.pop_front();
+      }
+    }
+    if (!batch.empty()) run_batch(batch);
+    auto now = clock::now();
+    if (maintenance_requested || now >= next_maintenance || stopping) {
+      run_maintenance();
+      next_maintenance = now + options_.maintenance_interval;
+    }
+    if (stopping) {
+      std::lock_guard lock(queue_mu_);
+      if (queue_.empty()) break;
+      continue;
+    }
+    if (purge_pending_) {
+      std::lock_guard lock(queue_mu_);
+      if (!queue_.empty()) continue;
+    }
+    if (purge_pending_) purge_pending_ = run_purge_step();
+  }
+}
+
+namespace {
+
+// Removes a stream inside the writer's transaction: soft-deletes it while forks read through
+// it, otherwise hands its data to the janitor and cascades to soft-deleted sources that no
+// longer have forks.
+result<std::vector<removal>> remove_stream_tx(sqlite::stream_tables& t,
+                                              const sqlite::stream_row& row) {
+  std::vector<removal> out;
+  auto children = t.has_children(row.id);
+  if (!children) return std::move(children).error();
+  if (*children) {
+    if (auto s = t.set_soft_deleted(row.id); !s) return std::move(s).error();
+    out.push_back({row.id, stream_lifecycle::soft_deleted});
+    return out;
+  }
+  if (auto s = t.mark_purging(row.id); !s) return std::move(s).error();
+  out.push_back({row.id, stream_lifecycle::removed});
+  std::optional<std::int64_t> source = row.fork_source_id;
+  while (source) {
+    auto source_row = t.find_by_id(*source);
+    if (!source_row) return std::move(source_row).error();
+    if (!*source_row || (*source_row)->state != sqlite::stream_row_state::soft_deleted) break;
+    auto more = t.has_children(*source);
+    if (!more) return std::move(more).error();
+    if (*more) break;
+    if (auto s = t.mark_purging(*source); !s) return std::move(s).error();
+    out.push_back({*source, stream_lifecycle::removed});
+    source = (*source_row)->fork_source_id;
+  }
+  return out;
+}
+
+bool config_matches(const sqlite::stream_row& existing, const std::string& media_type,
+                    const std::optional<std::int64_t>& ttl,
+                    const std::optional<std::int64_t>& expires_at, bool closed) {
+  return media_type_of(existing.content_type) == media_type && existing.ttl_seconds == ttl &&
+         existing.expires_at_ms == expires_at && existing.closed == closed;
+}
+
+}  // namespace
+
+void stream_engine::run_batch(std::vector<job>& batch) {
+  std::optional<failure> batch_failure;
+  if (poisoned_) {
+    batch_failure = make_failure(
+        failure_kind::unavailable, "storage_poisoned",
+        "an earlier commit failed with an unknown outcome; writes are refused until ordo is "
+        "restarted and the database is checked");
+  } else if (auto s = tables_->begin_immediate(); !s) {
+    batch_failure = std::move(s).error();
+  }
+
+  std::vector<bool> ok(batch.size(), false);
+  if (!batch_failure) {
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (auto s = tables_->savepoint(); !s) {
+        batch_failure = std::move(s).error();
+        break;
+      }
+      ok[i] = std::visit(
+          [&](auto* j) -> bool {
+            using T = std::remove_pointer_t<decltype(j)>;
+            if constexpr (std::is_same_v<T, create_job>) {
+              return run_create(*j);
+            } else if constexpr (std::is_same_v<T, append_job>) {
+              return run_append(*j);
+            } else if constexpr (std::is_same_v<T, delete_job>) {
+              return run_delete(*j);
+            } else {
+              return true;
+            }
+          },
+          batch[i]);
+      auto s = ok[i] ? tables_->release_savepoint() : tables_->rollback_to_savepoint();
+      if (!ok[i] && s) s = tables_->release_savepoint();
+      if (!s) {
+        batch_failure = std::move(s).error();
+        break;
+      }
+    }
+    if (!batch_failure) {
+      if (auto s = tables_->commit(); !s) {
+        batch_failure = std::move(s).error();
+        if (batch_failure->code == sqlite::k_storage_io_error) {
+          poisoned_ = true;
+          spdlog::critical(
+              "commit failed with an unknown outcome ({}); refusing all writes "
+              "until restart",
+              batch_failure->message);
+        }
+      }
+    }
+    if (batch_failure) (void)tables_->rollback();
+  }
+
+  if (batch_failure) {
+    spdlog::error("write batch of {} jobs failed: {}", batch.size(), batch_failure->message);
+  }
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    std::visit(
+        [&](auto* j) {
+          using T = std::remove_pointer_t<decltype(j)>;
+          if constexpr (std::is_same_v<T, create_job>) {
+            if (batch_failure) {
+              j->res.status = create_status::failed;
+              j->res.error = *batch_failure;
+            } else if (ok[i]) {
+              publish_create(*j);
+            }
+            j->done(std::move(j->res));
+          } else if constexpr (std::is_same_v<T, append_job>) {
+            if (batch_failure) {
+              j->res.status = append_status::failed;
+              j->res.error = *batch_failure;
+            } else if (ok[i] && j->wrote) {
+              publish_append(*j);
+            }
+            j->done(std::move(j->res));
+          } else if constexpr (std::is_same_v<T, delete_job>) {
+            if (batch_failure) {
+              j->res.status = delete_status::failed;
+              j->res.error = *batch_failure;
+            } else if (ok[i]) {
+              publish_removals(j->removals);
+            }
+            j->done(std::move(j->res));
+          }
+          delete j;
+        },
+        batch[i]);
+  }
+}
+
+void stream_engine::publish_removals(const std::vector<removal>& removals) {
+  for (const removal& r : removals) {
+    std::shared_ptr<stream_record> record;
+    {
+      std::lock_guard lock(registry_mu_);
+      auto it = by_id_.find(r.id);
+      if (it == by_id_.end()) continue;
+      record = it->second;
+      if (r.lifecycle == stream_lifecycle::removed) {
+        by_id_.erase(it);
+        auto p = by_path_.find(record->config().path);
+        if (p != by_path_.end() && p->second == record) by_path_.erase(p);
+      }
+    }
+    record->publish_lifecycle(r.lifecycle);
+    if (r.lifecycle == stream_lifecycle::removed) purge_pending_ = true;
+  }
+}
+
+// ---- create ----------------------------------------------------------------------------------
+
+bool stream_engine::run_create(create_job& j) {
+  create_request& req = j.req;
+  create_result& res = j.res;
+  auto fail = [&](create_status status, failure f) {
+    res.status = status;
+    res.error = std::move(f);
+    return false;
+  };
+  auto storage = [&](failure f) { return fail(create_status::failed, std::move(f)); };
+
+  // The fork source decides the defaults of a fork, so resolve it first.
+  std::optional<sqlite::stream_row> source;
+  std::uint64_t source_tail = 0;
+  if (req.fork_source_path) {
+    auto s = tables_->find_by_path(*req.fork_source_path);
+    if (!s) return storage(std::move(s).error());
+    auto record = *s ? find_by_id((*s)->id) : nullptr;
+    if (!*s || (record && record->expired_at(req.now_ms))) {
+      return fail(
+          create_status::source_not_found,
+          make_failure(failure_kind::not_found, "fork_source_not_found",
+                       "Stream-Forked-From names no stream: '" + *req.fork_source_path + "'"));
+    }
+    if ((*s)->state == sqlite::stream_row_state::soft_deleted) {
+      return fail(create_status::source_unavailable,
+                  make_failure(failure_kind::conflict, "fork_source_deleted",
+                               "the fork source '" + *req.fork_source_path +
+                                   "' has been deleted and only lives on for its forks"));
+    }
+    source = std::move(**s);
+    auto t = tables_->tail(source->id, source->base_seq);
+    if (!t) return storage(std::move(t).error());
+    source_tail = static_cast<std::uint64_t>(*t);
+  }
+
+  // Effective configuration, as it would be stored (forks inherit content type and expiry).
+  std::string content_type = req.content_type;
+  if (content_type.empty()) {
+    content_type = source ? source->content_type : std::string(k_default_content_type);
+  }
+  std::string media_type = media_type_of(content_type);
+  std::optional<std::int64_t> ttl = req.ttl_seconds;
+  std::optional<std::int64_t> expires_at = req.expires_at_ms;
+  if (source && !ttl && !expires_at) {
+    ttl = source->ttl_seconds;
+    expires_at = source->expires_at_ms;
+  }
+
+  // An existing stream at the path: idempotent success, conflict, or an expired predecessor.
+  auto existing = tables_->find_by_path(req.path);
+  if (!existing) return storage(std::move(existing).error());
+  if (*existing) {
+    const sqlite::stream_row& e = **existing;
+    auto record = find_by_id(e.id);
+    if (e.state == sqlite::stream_row_state::live && record && record->expired_at(req.now_ms)) {
+      auto removed = remove_stream_tx(*tables_, e);
+      if (!removed) return storage(std::move(removed).error());
+      j.removals = std::move(*removed);
+      if (j.removals.front().lifecycle == stream_lifecycle::soft_deleted) {
+        return fail(create_status::soft_deleted,
+                    make_failure(failure_kind::conflict, "stream_soft_deleted",
+                                 "the stream at this path expired while forks still read "
+                                 "through it; the path cannot be reused until they are gone"));
+      }
+    } else if (e.state == sqlite::stream_row_state::soft_deleted) {
+      return fail(create_status::soft_deleted,
+                  make_failure(failure_kind::conflict, "stream_soft_deleted",
+                               "the stream at this path was deleted while forks still read "
+                               "through it; the path cannot be reused until they are gone"));
+    } else {
+      bool same = config_matches(e, media_type, ttl, expires_at, req.closed);
+      bool same_fork = (e.fork_source_id.has_value() == source.has_value()) &&
+                       (!source || *e.fork_source_id == source->id);
+      if (same_fork && source && req.fork_offset) {
+        same_fork = req.fork_offset->position == static_cast<std::uint64_t>(e.base_seq);
+      }
+      same_fork = same_fork && req.fork_sub_offset == static_cast<std::uint64_t>(e.fork_sub_offset);
+      auto tail = tables_->tail(e.id, e.base_seq);
+      if (!tail) return storage(std::move(tail).error());
+      res.stream = stream_snapshot{
+          e.content_type,
+          offset_prefix_for(database_epoch_, static_cast<std::uint64_t>(e.incarnation)),
+          static_cast<std::uint64_t>(*tail),
+          e.closed,
+          e.ttl_seconds,
+          e.expires_at_ms};
+      if (same && same_fork) {
+        res.status = create_status::exists;
+        return false;  // nothing written
+      }
+      return fail(create_status::config_conflict,
+                  make_failure(failure_kind::conflict, "stream_exists",
+                               "a stream already exists at this path with a different "
+                               "configuration (content type, TTL, expiry, closure or fork)"));
+    }
+  }
+
+  sqlite::stream_row row;
+  row.path = req.path;
+  row.content_type = content_type;
+  row.created_at_ms = req.now_ms;
+  row.last_access_ms = req.now_ms;
+  row.ttl_seconds = ttl;
+  row.expires_at_ms = expires_at;
+  row.closed = req.closed;
+  std::vector<std::string> own;  // the fork's materialized prefix and the initial body
+
+  if (source) {
+    if (media_type_of(source->content_type) != media_type) {
+      return fail(create_status::config_conflict,
+                  make_failure(
+                      failure_kind::conflict, "content_type_mismatch",
+                      "a fork must have its source's content type '" + source->content_type + "'"));
+    }
+    std::uint64_t source_prefix =
+        offset_prefix_for(database_epoch_, static_cast<std::uint64_t>(source->incarnation));
+    std::uint64_t anchor = source_tail;
+    if (req.fork_offset) {
+      if (!req.fork_offset->is_zero() && req.fork_offset->prefix != source_prefix) {
+        return fail(create_status::invalid,
+                    make_failure(failure_kind::invalid, "invalid_fork_offset",
+                                 "Stream-Fork-Offset was not issued for the source stream"));
+      }
+      anchor = req.fork_offset->position;
+      if (anchor > source_tail) {
+        return fail(create_status::invalid,
+                    make_failure(failure_kind::invalid, "invalid_fork_offset",
+                                 "Stream-Fork-Offset is beyond the source stream's tail " +
+                                     format_offset({source_prefix, source_tail})));
+      }
+    }
+    row.incarnation = source->incarnation;
+    row.fork_source_id = source->id;
+    row.base_seq = static_cast<std::int64_t>(anchor);
+    row.fork_sub_offset = static_cast<std::int64_t>(req.fork_sub_offset);
+    j.inherited = inherited_segments(row, anchor);
+
+    if (req.fork_sub_offset > 0) {
+      // Materialize the first fork_sub_offset bytes (or JSON values) after the anchor as the
+      // fork's first own message.
+      std::vector<read_segment> plan = inherited_segments(*source, source->base_seq);
+      plan.push_back({source->id, static_cast<std::uint64_t>(source->base_seq), source_tail});
+      bool json = is_json_media_type(media_type);
+      std::uint64_t wanted = req.fork_sub_offset;
+      std::string prefix;
+      std::uint64_t taken = 0;
+      for (const read_segment& s : plan) {
+        if (taken >= wanted || s.upto <= anchor) continue;
+        auto rows = tables_->read_messages(s.stream_id,
+                                           static_cast<std::int64_t>(std::max(s.after, anchor)),
+                                           static_cast<std::int64_t>(s.upto), SIZE_MAX);
+        if (!rows) return storage(std::move(rows).error());
+        for (const auto& m : *rows) {
+          if (taken >= wanted) break;
+          if (json) {
+            for (std::string_view v : split_json_values(m.data)) {
+              if (taken >= wanted) break;
+              if (!prefix.empty()) prefix.push_back(',');
+              prefix.append(v);
+              ++taken;
+            }
+          } else {
+            std::size_t n =
+                static_cast<std::size_t>(std::min<std::uint64_t>(wanted - taken, m.data.size()));
+            prefix.append(m.data, 0, n);
+            taken += n;
+          }
+        }
+      }
+      if (taken < wanted) {
+        return fail(create_status::invalid,
+                    make_failure(failure_kind::invalid, "invalid_fork_sub_offset",
+                                 "Stream-Fork-Sub-Offset " + std::to_string(wanted) +
+                                     " goes past the end of the source stream (only " +
+                                     std::to_string(taken) + (json ? " values" : " bytes") +
+                                     " follow the fork offset)"));
+      }
+      own.push_back(std::move(prefix));
+    }
+  } else {
+    row.incarnation = random_incarnation();
+  }
+  if (req.initial_data && !req.initial_data->empty()) own.push_back(std::move(*req.initial_data));
+
+  auto id = tables_->insert_stream(row);
+  if (!id) return storage(std::move(id).error());
+  row.id = *id;
+  std::uint64_t position = static_cast<std::uint64_t>(row.base_seq);
+  for (auto& data : own) {
+    ++position;
+    if (auto s = tables_->insert_message(row.id, static_cast<std::int64_t>(position), data); !s) {
+      return storage(std::move(s).error());
+    }
+    j.messages.emplace_back(position, std::make_shared<const std::string>(std::move(data)));
+  }
+  if (req.closed) {
+    if (auto s = tables_->set_closed(row.id, std::nullopt); !s)
+      return storage(std::move(s).error());
+  }
+  res.status = create_status::created;
+  res.stream = stream_snapshot{
+      row.content_type,
+      offset_prefix_for(database_epoch_, static_cast<std::uint64_t>(row.incarnation)),
+      position,
+      req.closed,
+      row.ttl_seconds,
+      row.expires_at_ms};
+  j.created = std::move(row);
+  return true;
+}
+
+void stream_engine::publish_create(create_job& j) {
+  publish_removals(j.removals);
+  if (!j.created) return;
+  const sqlite::stream_row& row = *j.created;
+  std::uint64_t base = static_cast<std::uint64_t>(row.base_seq);
+  auto record = make_record(row, base, false);
+  {
+    std::lock_guard lock(registry_mu_);
+    by_id_[row.id] = record;
+    by_path_[row.path] = record;
+  }
+  std::vector<message_ptr> messages;
+  for (auto& [position, data] : j.messages)
+    messages.push_back(data);
+  record->publish_append(base, std::move(messages), row.closed);
+}
+
+// ---- append ----------------------------------------------------------------------------------
+
+bool stream_engine::run_append(append_job& j) {
+  append_request& req = j.req;
+  append_result& res = j.res;
+  auto reject = [&](append_status status, failure_kind kind, std::string code,
+                    std::string message) {
+    res.status = status;
+    res.error = make_failure(kind, std::move(code), std::move(message));
+    return false;
+  };
+  auto storage = [&](failure f) {
+    res.status = append_status::failed;
+    res.error = std::move(f);
+    return false;
+  };
+
+  auto found = tables_->find_by_path(req.path);
+  if (!found) return storage(std::move(found).error());
+  auto record = *found ? find_by_id((*found)->id) : nullptr;
+  if (!*found || (record && record->expired_at(req.now_ms))) {
+    return reject(append_status::not_found, failure_kind::not_found, "stream_not_found",
+                  "no stream exists at this path");
+  }
+  const sqlite::stream_row& row = **found;
+  if (row.state == sqlite::stream_row_state::soft_deleted) {
+    return reject(append_status::gone, failure_kind::gone, "stream_deleted",
+                  "the stream was deleted; only its forks still read its data");
+  }
+  auto tail = tables_->tail(row.id, row.base_seq);
+  if (!tail) return storage(std::move(tail).error());
+  res.offset_prefix =
+      offset_prefix_for(database_epoch_, static_cast<std::uint64_t>(row.incarnation));
+  res.tail = static_cast<std::uint64_t>(*tail);
+  res.closed = row.closed;
+
+  // Idempotent producers first: a retry is a duplicate whatever else has changed since.
+  bool producer_accepted = false;
+  if (req.producer) {
+    const producer_claim& p = *req.producer;
+    auto state = tables_->find_producer(row.id, p.id);
+    if (!state) return storage(std::move(state).error());
+    auto gap = [&](std::uint64_t expected) {
+      res.expected_seq = expected;
+      res.received_seq = p.seq;
+      return reject(append_status::producer_seq_gap, failure_kind::conflict, "producer_seq_gap",
+                    "Producer-Seq " + std::to_string(p.seq) + " skips ahead: expected " +
+                        std::to_string(expected));
+    };
+    if (!*state) {
+      if (p.seq != 0) return gap(0);
+    } else {
+      std::uint64_t epoch = static_cast<std::uint64_t>((*state)->epoch);
+      std::uint64_t last = static_cast<std::uint64_t>((*state)->last_seq);
+      if (p.epoch < epoch) {
+        res.producer_epoch = epoch;
+        return reject(append_status::stale_epoch, failure_kind::forbidden, "stale_producer_epoch",
+                      "Producer-Epoch " + std::to_string(p.epoch) + " has been fenced by epoch " +
+                          std::to_string(epoch));
+      }
+      if (p.epoch > epoch) {
+        if (p.seq != 0) {
+          return reject(append_status::invalid_epoch_seq, failure_kind::invalid,
+                        "invalid_producer_seq",
+                        "a new Producer-Epoch must start at Producer-Seq 0");
+        }
+      } else if (p.seq <= last) {
+        res.status = append_status::duplicate;
+        res.producer_epoch = epoch;
+        res.producer_seq = last;
+        return false;  // already written: nothing to do
+      } else if (p.seq != last + 1) {
+        return gap(last + 1);
+      }
+    }
+    producer_accepted = true;
+  }
+
+  if (row.closed) {
+    if (!req.data) {
+      res.status = append_status::closed;  // closing again is idempotent
+      return false;
+    }
+    return reject(append_status::stream_closed, failure_kind::conflict, "stream_closed",
+                  "the stream is closed; no more data can be appended");
+  }
+  if (req.data && req.media_type != media_type_of(row.content_type)) {
+    return reject(append_status::content_type_mismatch, failure_kind::conflict,
+                  "content_type_mismatch",
+                  "Content-Type '" + req.media_type + "' does not match the stream's '" +
+                      row.content_type + "'");
+  }
+  if (req.stream_seq) {
+    if (row.last_stream_seq && *req.stream_seq <= *row.last_stream_seq) {
+      return reject(append_status::stream_seq_conflict, failure_kind::conflict,
+                    "stream_seq_regression",
+                    "Stream-Seq '" + *req.stream_seq + "' is not greater than the last one, '" +
+                        *row.last_stream_seq + "'");
+    }
+    if (auto s = tables_->set_last_stream_seq(row.id, *req.stream_seq); !s) {
+      return storage(std::move(s).error());
+    }
+  }
+
+  j.stream_id = row.id;
+  j.after = res.tail;
+  if (req.data) {
+    std::int64_t seq = *tail + 1;
+    if (auto s = tables_->insert_message(row.id, seq, *req.data); !s) {
+      return storage(std::move(s).error());
+    }
+    j.message = std::make_shared<const std::string>(std::move(*req.data));
+    res.tail = static_cast<std::uint64_t>(seq);
+  }
+  if (req.close) {
+    std::optional<sqlite::closed_by> by;
+    if (req.producer) {
+      by = sqlite::closed_by{req.producer->id, static_cast<std::int64_t>(req.producer->epoch),
+                             static_cast<std::int64_t>(req.producer->seq)};
+    }
+    if (auto s = tables_->set_closed(row.id, by); !s) return storage(std::move(s).error());
+    res.closed = true;
+    j.closes = true;
+  }
+  if (producer_accepted) {
+    const producer_claim& p = *req.producer;
+    if (auto s = tables_->upsert_producer(row.id, p.id, static_cast<std::int64_t>(p.epoch),
+                                          static_cast<std::int64_t>(p.seq), req.now_ms);
+        !s) {
+      return storage(std::move(s).error());
+    }
+    res.producer_epoch = p.epoch;
+    res.producer_seq = p.seq;
+  }
+  res.status = j.message ? append_status::appended : append_status::closed;
+  j.wrote = true;
+  return true;
+}
+
+void stream_engine::publish_append(append_job& j) {
+  auto record = find_by_id(j.stream_id);
+  if (!record) return;
+  std::vector<message_ptr> messages;
+  if (j.message) messages.push_back(j.message);
+  record->touch(j.req.now_ms);
+  record->publish_append(j.after, std::move(messages), j.closes);
+}
+
+// ---- delete ----------------------------------------------------------------------------------
+
+bool stream_engine::run_delete(delete_job& j) {
+  auto found = tables_->find_by_path(j.path);
+  if (!found) {
+    j.res.status = delete_status::failed;
+    j.res.error = std::move(found).error();
+    return false;
+  }
+  auto record = *found ? find_by_id((*found)->id) : nullptr;
+  if (!*found || (record && record->state().lifecycle == stream_lifecycle::live &&
+                  record->expired_at(wall_ms()))) {
+    j.res.status = delete_status::not_found;
+    j.res.error =
+        make_failure(failure_kind::not_found, "stream_not_found", "no stream exists at this path");
+    return false;
+  }
+  if ((*found)->state == sqlite::stream_row_state::soft_deleted) {
+    j.res.status = delete_status::gone;
+    j.res.error = make_failure(failure_kind::gone, "stream_deleted",
+                               "the stream was already deleted; its forks still read its data");
+    return false;
+  }
+  auto removed = remove_stream_tx(*tables_, **found);
+  if (!removed) {
+    j.res.status = delete_status::failed;
+    j.res.error = std::move(removed).error();
+    return false;
+  }
+  j.removals = std::move(*removed);
+  j.res.status = delete_status::deleted;
+  return true;
+}
+
+// ---- maintenance: TTL flush, expiry, purge ---------------------------------------------------
+
+void stream_engine::run_maintenance() {
+  if (poisoned_) return;
+  std::vector<std::shared_ptr<stream_record>> records;
+  {
+    std::lock_guard lock(registry_mu_);
+    records.reserve(by_id_.size());
+    for (const auto& [id, r] : by_id_)
+      records.push_back(r);
+  }
+  std::int64_t now = wall_ms();
+  std::vector<std::pair<std::int64_t, std::int64_t>> accessed;
+  std::vector<std::int64_t> expired;
+  for (const auto& r : records) {
+    if (auto t = r->take_dirty_access()) accessed.emplace_back(r->config().id, *t);
+    if (r->state().lifecycle == stream_lifecycle::live && r->expired_at(now)) {
+      expired.push_back(r->config().id);
+    }
+  }
+  if (accessed.empty() && expired.empty()) return;
+
+  if (auto s = tables_->begin_immediate(); !s) {
+    spdlog::warn("maintenance could not start a transaction: {}", s.error().message);
+    return;
+  }
+  std::vector<removal> removals;
+  std::optional<failure> error;
+  for (const auto& [id, ms] : accessed) {
+    if (auto s = tables_->set_last_access(id, ms); !s) error = std::move(s).error();
+  }
+  for (std::int64_t id : expired) {
+    if (error) break;
+    auto row = tables_->find_by_id(id);
+    if (!row) {
+      error = std::move(row).error();
+      break;
+    }
+    if (!*row || (*row)->state != sqlite::stream_row_state::live) continue;
+    auto removed = remove_stream_tx(*tables_, **row);
+    if (!removed) {
+      error = std::move(removed).error();
+      break;
+    }
+    removals.insert(removals.end(), removed->begin(), removed->end());
+  }
+  if (!error) {
+    if (auto s = tables_->commit(); !s) error = std::move(s).error();
+  }
+  if (error) {
+    (void)tables_->rollback();
+    spdlog::warn("maintenance pass failed: {}", error->message);
+    return;
+  }
+  if (!expired.empty()) spdlog::info("expired {} streams", expired.size());
+  publish_removals(removals);
+}
+
+bool stream_engine::run_purge_step() {
+  if (poisoned_) return false;
+  auto ids = tables_->purging_streams();
+  if (!ids) return false;
+  if (ids->empty()) return false;
+  if (auto s = tables_->begin_immediate(); !s) return true;
+  // Forks have higher ids than their sources and must go first (the foreign key).
+  std::int64_t id = *std::max_element(ids->begin(), ids->end());
+  auto deleted = tables_->purge_messages(id, options_.purge_batch_messages);
+  status s = deleted ? status(ok_v) : status(std::move(deleted).error());
+  bool done_with_stream = s && *deleted < options_.purge_batch_messages;
+  if (s && done_with_stream) s = tables_->delete_stream(id);
+  if (s) s = tables_->commit();
+  if (!s) {
+    (void)tables_->rollback();
+    spdlog::warn("purging stream {} failed: {}", id, s.error().message);
+    return true;
+  }
+  return !(done_with_stream && ids->size() == 1);
+}
+
+}  // namespace ordo

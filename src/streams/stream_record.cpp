@@ -1,0 +1,198 @@
+#include "streams/stream_record.hpp"
+
+#include <cassert>
+
+#include "streams/sse_encoding.hpp"
+
+namespace ordo {
+
+// ---- encodings -------------------------------------------------------------------------------
+
+std::string encode_body(payload_mode mode, const std::vector<message_ptr>& messages) {
+  std::size_t size = 2;
+  for (const auto& m : messages)
+    size += m->size() + 1;
+  std::string out;
+  out.reserve(size);
+  if (mode == payload_mode::json) out.push_back('[');
+  bool first = true;
+  for (const auto& m : messages) {
+    if (mode == payload_mode::json && !first) out.push_back(',');
+    out.append(*m);
+    first = false;
+  }
+  if (mode == payload_mode::json) out.push_back(']');
+  return out;
+}
+
+void append_sse_data_event(std::string& out, sse_mode mode,
+                           const std::vector<message_ptr>& messages) {
+  switch (mode) {
+    case sse_mode::json: {
+      std::string joined = encode_body(payload_mode::json, messages);
+      // encode_body wrapped the values in [ ]; the SSE helper adds its own brackets.
+      append_sse_json_data_event(out, std::string_view(joined).substr(1, joined.size() - 2));
+      break;
+    }
+    case sse_mode::text:
+      append_sse_text_data_event(out, encode_body(payload_mode::bytes, messages));
+      break;
+    case sse_mode::base64:
+      append_sse_base64_data_event(out, encode_body(payload_mode::bytes, messages));
+      break;
+  }
+}
+
+published_batch::published_batch(std::uint64_t after, std::vector<message_ptr> messages,
+                                 bool closes)
+    : after_(after), messages_(std::move(messages)), closes_(closes) {}
+
+const std::string& published_batch::body(payload_mode mode) const {
+  std::call_once(body_once_, [&] { body_ = encode_body(mode, messages_); });
+  return body_;
+}
+
+const std::string& published_batch::sse_data_event(sse_mode mode) const {
+  std::call_once(sse_once_, [&] { append_sse_data_event(sse_, mode, messages_); });
+  return sse_;
+}
+
+// ---- stream_record ---------------------------------------------------------------------------
+
+stream_record::stream_record(stream_config config, published_state initial,
+                             std::int64_t last_access_ms, std::size_t cache_limit_bytes)
+    : config_(std::move(config)),
+      state_(initial),
+      last_access_ms_(last_access_ms),
+      cache_limit_bytes_(cache_limit_bytes) {}
+
+published_state stream_record::state() const {
+  std::lock_guard lock(mu_);
+  return state_;
+}
+
+bool stream_record::expired_at(std::int64_t now_ms) const {
+  if (config_.expires_at_ms && now_ms >= *config_.expires_at_ms) return true;
+  if (config_.ttl_seconds) {
+    return now_ms - last_access_ms_.load(std::memory_order_relaxed) >= *config_.ttl_seconds * 1000;
+  }
+  return false;
+}
+
+void stream_record::touch(std::int64_t now_ms) {
+  if (!config_.ttl_seconds) return;  // only sliding windows need the access time
+  std::int64_t prev = last_access_ms_.load(std::memory_order_relaxed);
+  while (prev < now_ms &&
+         !last_access_ms_.compare_exchange_weak(prev, now_ms, std::memory_order_relaxed)) {
+  }
+  access_dirty_.store(true, std::memory_order_relaxed);
+}
+
+std::optional<std::int64_t> stream_record::take_dirty_access() {
+  if (!access_dirty_.exchange(false, std::memory_order_relaxed)) return std::nullopt;
+  return last_access_ms_.load(std::memory_order_relaxed);
+}
+
+std::optional<read_chunk> stream_record::read_cached(std::uint64_t after, std::uint64_t upto,
+                                                     std::size_t max_bytes) const {
+  std::lock_guard lock(cache_mu_);
+  if (cache_.empty() || after < cache_.front()->after() || after >= cache_.back()->upto()) {
+    return std::nullopt;
+  }
+  read_chunk chunk;
+  chunk.after = after;
+  std::size_t bytes = 0;
+  for (const auto& batch : cache_) {
+    if (batch->upto() <= after) continue;
+    if (batch->after() >= upto) break;
+    if (batch->after() == after && batch->upto() <= upto && chunk.messages.empty()) {
+      chunk.shared = batch;
+    }
+    for (std::size_t i = 0; i < batch->messages().size(); ++i) {
+      std::uint64_t position = batch->after() + i + 1;
+      if (position <= after) continue;
+      if (position > upto || (bytes >= max_bytes && !chunk.messages.empty())) {
+        if (chunk.shared && chunk.upto() != chunk.shared->upto()) chunk.shared.reset();
+        return chunk;
+      }
+      bytes += batch->messages()[i]->size();
+      chunk.messages.push_back(batch->messages()[i]);
+    }
+  }
+  if (chunk.shared && chunk.upto() != chunk.shared->upto()) chunk.shared.reset();
+  return chunk;
+}
+
+void stream_record::publish_append(std::uint64_t after, std::vector<message_ptr> messages,
+                                   bool closed) {
+  std::uint64_t upto = after + messages.size();
+  if (!messages.empty()) {
+    auto batch = std::make_shared<const published_batch>(after, std::move(messages), closed);
+    std::size_t batch_bytes = 0;
+    for (const auto& m : batch->messages())
+      batch_bytes += m->size();
+    std::lock_guard lock(cache_mu_);
+    // A gap (the cache fell behind) cannot be served from memory: start over.
+    if (!cache_.empty() && cache_.back()->upto() != after) {
+      cache_.clear();
+      cache_bytes_ = 0;
+    }
+    cache_.push_back(std::move(batch));
+    cache_bytes_ += batch_bytes;
+    while (cache_.size() > 1 && cache_bytes_ > cache_limit_bytes_) {
+      for (const auto& m : cache_.front()->messages())
+        cache_bytes_ -= m->size();
+      cache_.pop_front();
+    }
+  }
+  {
+    std::lock_guard lock(mu_);
+    assert(upto >= state_.tail);
+    state_.tail = upto;
+    state_.closed = state_.closed || closed;
+  }
+  wake_all();
+}
+
+void stream_record::publish_lifecycle(stream_lifecycle lifecycle) {
+  {
+    std::lock_guard lock(mu_);
+    state_.lifecycle = lifecycle;
+  }
+  if (lifecycle == stream_lifecycle::removed) {
+    std::lock_guard lock(cache_mu_);
+    cache_.clear();
+    cache_bytes_ = 0;
+  }
+  wake_all();
+}
+
+std::uint64_t stream_record::add_waiter(std::function<void()> wake) {
+  std::lock_guard lock(waiters_mu_);
+  std::uint64_t id = next_waiter_id_++;
+  waiters_.emplace(id, std::move(wake));
+  return id;
+}
+
+void stream_record::remove_waiter(std::uint64_t id) {
+  std::lock_guard lock(waiters_mu_);
+  waiters_.erase(id);
+}
+
+std::size_t stream_record::waiter_count() const {
+  std::lock_guard lock(waiters_mu_);
+  return waiters_.size();
+}
+
+void stream_record::wake_all() {
+  std::unordered_map<std::uint64_t, std::function<void()>> woken;
+  {
+    std::lock_guard lock(waiters_mu_);
+    woken.swap(waiters_);
+  }
+  // Called outside the lock: a wake-up only posts work to the waiter's own executor.
+  for (auto& [id, wake] : woken)
+    wake();
+}
+
+}  // namespace ordo

@@ -1,0 +1,151 @@
+// The in-memory view of one stream that readers use: its immutable configuration, the state
+// published after each commit, the tail cache, and the readers waiting for new messages.
+//
+// Thread safety: config is immutable. publish_*() and mark_*() run on the writer thread only,
+// after the transaction that made the change has committed. Everything else may be called from
+// any thread: published state is guarded by mu_, the cache by cache_mu_, waiters by waiters_mu_.
+// Invariants: (1) the tail only grows and nothing enters the cache before its commit returned;
+//             (2) positions in the cache are dense and increasing and end at the tail;
+//             (3) waiters are woken after the state they wait for is published, so a reader that
+//                 registers and then re-checks the state cannot miss a wake-up.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace ordo {
+
+// Positions (after, upto] of a stream are served from `stream_id`'s own messages.
+struct read_segment {
+  std::int64_t stream_id = 0;
+  std::uint64_t after = 0;
+  std::uint64_t upto = 0;
+};
+
+enum class payload_mode { bytes, json };
+enum class sse_mode { text, json, base64 };
+
+struct stream_config {
+  std::int64_t id = 0;
+  std::string path;
+  std::string content_type;  // as the creator sent it
+  std::string media_type;    // normalized type/subtype, for comparisons
+  payload_mode payload = payload_mode::bytes;
+  sse_mode sse = sse_mode::base64;
+  std::uint64_t incarnation = 0;
+  std::uint64_t offset_prefix = 0;
+  std::int64_t created_at_ms = 0;
+  std::optional<std::int64_t> ttl_seconds;
+  std::optional<std::int64_t> expires_at_ms;
+  std::optional<std::int64_t> fork_source_id;
+  std::uint64_t base_seq = 0;  // own messages have positions > base_seq
+  std::uint64_t fork_sub_offset = 0;
+  std::vector<read_segment> inherited;  // read plan for positions <= base_seq, ascending
+};
+
+enum class stream_lifecycle { live, soft_deleted, removed };
+
+struct published_state {
+  std::uint64_t tail = 0;
+  bool closed = false;
+  stream_lifecycle lifecycle = stream_lifecycle::live;
+};
+
+using message_ptr = std::shared_ptr<const std::string>;
+
+// One commit's messages for one stream. Its encodings are built once, by the first reader that
+// needs them, and shared by every reader woken at `after` (live long-poll and SSE fan-out).
+class published_batch {
+ public:
+  published_batch(std::uint64_t after, std::vector<message_ptr> messages, bool closes);
+
+  std::uint64_t after() const { return after_; }
+  std::uint64_t upto() const { return after_ + messages_.size(); }
+  bool closes_stream() const { return closes_; }
+  const std::vector<message_ptr>& messages() const { return messages_; }
+
+  // The catch-up / long-poll response body for these messages.
+  const std::string& body(payload_mode mode) const;
+  // The SSE `data` event for these messages.
+  const std::string& sse_data_event(sse_mode mode) const;
+
+ private:
+  std::uint64_t after_;
+  std::vector<message_ptr> messages_;
+  bool closes_;
+  mutable std::once_flag body_once_, sse_once_;
+  mutable std::string body_, sse_;
+};
+
+// A contiguous run of messages handed to a reader.
+struct read_chunk {
+  std::uint64_t after = 0;
+  std::vector<message_ptr> messages;
+  std::shared_ptr<const published_batch> shared;  // set when the chunk is exactly one batch
+  std::uint64_t upto() const { return after + messages.size(); }
+};
+
+std::string encode_body(payload_mode mode, const std::vector<message_ptr>& messages);
+void append_sse_data_event(std::string& out, sse_mode mode,
+                           const std::vector<message_ptr>& messages);
+
+class stream_record {
+ public:
+  stream_record(stream_config config, published_state initial, std::int64_t last_access_ms,
+                std::size_t cache_limit_bytes);
+
+  const stream_config& config() const { return config_; }
+  published_state state() const;
+
+  bool expired_at(std::int64_t now_ms) const;
+  // A read or write resets the sliding TTL (HEAD does not).
+  void touch(std::int64_t now_ms);
+  std::int64_t last_access_ms() const { return last_access_ms_.load(std::memory_order_relaxed); }
+  // Returns the access time to persist if it changed since the last call, clearing the flag.
+  std::optional<std::int64_t> take_dirty_access();
+
+  // Messages with positions in (after, upto] if the cache still holds position after + 1,
+  // at most max_bytes (at least one message). nullopt when the cache cannot serve it.
+  std::optional<read_chunk> read_cached(std::uint64_t after, std::uint64_t upto,
+                                        std::size_t max_bytes) const;
+
+  // Writer thread, after commit.
+  void publish_append(std::uint64_t after, std::vector<message_ptr> messages, bool closed);
+  void publish_lifecycle(stream_lifecycle lifecycle);
+
+  // Registers a one-shot wake-up, called (from the writer thread) when the state changes.
+  // The callback must be cheap and must not call back into this record.
+  std::uint64_t add_waiter(std::function<void()> wake);
+  void remove_waiter(std::uint64_t id);
+  std::size_t waiter_count() const;
+
+ private:
+  void wake_all();
+
+  const stream_config config_;
+
+  mutable std::mutex mu_;
+  published_state state_;  // guarded by mu_
+
+  std::atomic<std::int64_t> last_access_ms_;
+  std::atomic<bool> access_dirty_{false};
+
+  const std::size_t cache_limit_bytes_;
+  mutable std::mutex cache_mu_;
+  std::deque<std::shared_ptr<const published_batch>> cache_;  // guarded by cache_mu_
+  std::size_t cache_bytes_ = 0;                               // guarded by cache_mu_
+
+  mutable std::mutex waiters_mu_;
+  std::uint64_t next_waiter_id_ = 1;                                  // guarded by waiters_mu_
+  std::unordered_map<std::uint64_t, std::function<void()>> waiters_;  // guarded by waiters_mu_
+};
+
+}  // namespace ordo

@@ -1,0 +1,66 @@
+// Starts a real `ordo serve` on a free loopback port with a fresh data directory, for the
+// JavaScript test suites. The binary is $ORDO_BIN, or build/release/ordo.
+import { spawn } from "node:child_process"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join, resolve } from "node:path"
+
+const repoRoot = resolve(new URL(".", import.meta.url).pathname, "../..")
+
+export function ordoBinary() {
+  return process.env.ORDO_BIN ?? join(repoRoot, "build/release/ordo")
+}
+
+/**
+ * @param {{ args?: string[], dataDir?: string, env?: Record<string,string> }} opts
+ * @returns {Promise<{ url: string, port: number, dataDir: string, child: import("node:child_process").ChildProcess, log: () => string, stop: () => Promise<number|null>, kill: () => Promise<void>, cleanup: () => void }>}
+ */
+export async function startOrdo(opts = {}) {
+  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), "ordo-test-"))
+  const args = ["serve", "--port", String(opts.port ?? 0), "--data-dir", dataDir, ...(opts.args ?? [])]
+  const child = spawn(ordoBinary(), args, {
+    env: { ...process.env, ...(opts.env ?? {}) },
+    stdio: ["ignore", "pipe", "pipe"],
+  })
+  let output = ""
+  const port = await new Promise((resolvePort, reject) => {
+    const timer = setTimeout(() => reject(new Error(`ordo did not start:\n${output}`)), 15000)
+    const onData = (chunk) => {
+      output += chunk.toString()
+      const m = output.match(/listening address=\S+ port=(\d+)/)
+      if (m) {
+        clearTimeout(timer)
+        resolvePort(Number(m[1]))
+      }
+    }
+    child.stdout.on("data", onData)
+    child.stderr.on("data", onData)
+    child.on("exit", (code) => {
+      clearTimeout(timer)
+      reject(new Error(`ordo exited with ${code} before listening:\n${output}`))
+    })
+  })
+  child.stderr.removeAllListeners("data")
+  child.stdout.removeAllListeners("data")
+  child.stderr.on("data", (c) => (output += c.toString()))
+  child.stdout.on("data", (c) => (output += c.toString()))
+  const exited = new Promise((r) => child.on("exit", (code, signal) => r(code ?? signal)))
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    dataDir,
+    child,
+    log: () => output,
+    async stop() {
+      child.kill("SIGTERM")
+      return exited
+    },
+    async kill() {
+      child.kill("SIGKILL")
+      await exited
+    },
+    cleanup() {
+      rmSync(dataDir, { recursive: true, force: true })
+    },
+  }
+}
