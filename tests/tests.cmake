@@ -19,3 +19,6 @@ endfunction()
 # The official Durable Streams conformance suite, with both durability settings.
 ordo_vitest(conformance_sync_full conformance/conformance.test.mjs ENV ORDO_SYNC=full)
 ordo_vitest(conformance_sync_normal conformance/conformance.test.mjs ENV ORDO_SYNC=normal)
+
+# kill -9 at random moments under eight concurrent idempotent producers, five rounds.
+ordo_vitest(crash_sigkill blackbox/crash.test.mjs)

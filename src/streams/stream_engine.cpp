@@ -128,6 +128,16 @@ bool stream_engine::writable() const {
   return !poisoned_.load();
 }
 
+writer_stats stream_engine::stats() const {
+  return writer_stats{transactions_committed_.load(), jobs_committed_.load(),
+                      transactions_failed_.load()};
+}
+
+status stream_engine::inject(std::string_view point, std::string_view path) const {
+  if (!options_.fault_injector) return ok_v;
+  return options_.fault_injector(point, path);
+}
+
 std::size_t stream_engine::stream_count() const {
   std::lock_guard lock(registry_mu_);
   return by_path_.size();
@@ -413,7 +423,9 @@ bool config_matches(const sqlite::stream_row& existing, const std::string& media
 
 void stream_engine::run_batch(std::vector<job>& batch) {
   std::optional<failure> batch_failure;
-  if (poisoned_) {
+  if (auto s = inject("batch.begin", ""); !s) {
+    batch_failure = std::move(s).error();
+  } else if (poisoned_) {
     batch_failure = make_failure(
         failure_kind::unavailable, "storage_poisoned",
         "an earlier commit failed with an unknown outcome; writes are refused until ordo is "
@@ -451,7 +463,9 @@ void stream_engine::run_batch(std::vector<job>& batch) {
       }
     }
     if (!batch_failure) {
-      if (auto s = tables_->commit(); !s) {
+      status s = inject("commit", "");
+      if (s) s = tables_->commit();
+      if (!s) {
         batch_failure = std::move(s).error();
         if (batch_failure->code == sqlite::k_storage_io_error) {
           poisoned_ = true;
@@ -463,6 +477,12 @@ void stream_engine::run_batch(std::vector<job>& batch) {
       }
     }
     if (batch_failure) (void)tables_->rollback();
+  }
+  if (batch_failure) {
+    ++transactions_failed_;
+  } else {
+    ++transactions_committed_;
+    jobs_committed_ += batch.size();
   }
 
   if (batch_failure) {
@@ -711,6 +731,9 @@ bool stream_engine::run_create(create_job& j) {
   auto id = tables_->insert_stream(row);
   if (!id) return storage(std::move(id).error());
   row.id = *id;
+  if (auto s = inject("create.after_insert", req.path); !s) {
+    return storage(std::move(s).error());
+  }
   std::uint64_t position = static_cast<std::uint64_t>(row.base_seq);
   for (auto& data : own) {
     ++position;
@@ -861,6 +884,9 @@ bool stream_engine::run_append(append_job& j) {
   if (req.data) {
     std::int64_t seq = *tail + 1;
     if (auto s = tables_->insert_message(row.id, seq, *req.data); !s) {
+      return storage(std::move(s).error());
+    }
+    if (auto s = inject("append.after_insert", req.path); !s) {
       return storage(std::move(s).error());
     }
     j.message = std::make_shared<const std::string>(std::move(*req.data));

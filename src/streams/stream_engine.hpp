@@ -51,6 +51,19 @@ struct stream_engine_options {
   std::size_t max_batch_jobs = 4096;              // most jobs in one transaction
   std::chrono::milliseconds maintenance_interval{500};  // expiry sweep, TTL flush, purge
   int purge_batch_messages = 10000;                     // messages deleted per janitor transaction
+
+  // Fault injection for tests: called by the writer at named points ("batch.begin",
+  // "append.after_insert", "create.after_insert", "commit") with the job's stream path (empty
+  // for batch-wide points). A failure is treated exactly like a storage failure at that point.
+  // Unset in production.
+  std::function<status(std::string_view point, std::string_view path)> fault_injector;
+};
+
+// Counters of the writer's work, for tests and metrics.
+struct writer_stats {
+  std::uint64_t transactions_committed = 0;
+  std::uint64_t jobs_committed = 0;
+  std::uint64_t transactions_failed = 0;
 };
 
 struct producer_claim {
@@ -185,6 +198,7 @@ class stream_engine {
   // false once a commit of unknown outcome has stopped all writes (until restart).
   bool writable() const;
   std::size_t stream_count() const;
+  writer_stats stats() const;
   const stream_engine_options& options() const { return options_; }
 
  private:
@@ -234,7 +248,12 @@ class stream_engine {
   bool stopping_ = false;                          // guarded by queue_mu_
   std::thread writer_;
 
+  status inject(std::string_view point, std::string_view path) const;
+
   std::atomic<bool> poisoned_{false};
+  std::atomic<std::uint64_t> transactions_committed_{0};
+  std::atomic<std::uint64_t> jobs_committed_{0};
+  std::atomic<std::uint64_t> transactions_failed_{0};
   bool purge_pending_ = true;  // writer thread only
 };
 

@@ -1,0 +1,544 @@
+// Black-box tests of the stream engine against a real SQLite file: offsets, group commit,
+// savepoint isolation, idempotent producers, closure, forks, deletion, expiry and restart.
+#include "streams/stream_engine.hpp"
+
+#include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
+#include <sqlite3.h>
+
+#include <atomic>
+#include <filesystem>
+#include <future>
+#include <random>
+#include <thread>
+
+namespace ordo {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Blocks the writer at the start of its next batch until released, so that jobs submitted
+// meanwhile queue up and are committed together.
+class writer_gate {
+ public:
+  status on_point(std::string_view point) {
+    if (point != "batch.begin" || !armed_.exchange(false)) return ok_v;
+    entered_.set_value();
+    release_future_.wait();
+    return ok_v;
+  }
+  void arm() { armed_ = true; }
+  void wait_until_blocked() { entered_future_.wait(); }
+  void release() { release_.set_value(); }
+
+ private:
+  std::atomic<bool> armed_{false};
+  std::promise<void> entered_;
+  std::shared_future<void> entered_future_ = entered_.get_future().share();
+  std::promise<void> release_;
+  std::shared_future<void> release_future_ = release_.get_future().share();
+};
+
+class stream_engine_test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    spdlog::set_level(spdlog::level::critical);
+    std::random_device rd;
+    dir_ = fs::temp_directory_path() / ("ordo-engine-test-" + std::to_string(rd()));
+    fs::create_directories(dir_);
+    open();
+  }
+  void TearDown() override {
+    engine_.reset();
+    fs::remove_all(dir_);
+  }
+
+  void open() {
+    engine_.reset();
+    stream_engine_options o;
+    o.database.path = (dir_ / "ordo.db").string();
+    o.maintenance_interval = std::chrono::milliseconds(50);
+    o.fault_injector = [this](std::string_view point, std::string_view path) -> status {
+      if (auto s = gate_.on_point(point); !s) return s;
+      if (fault_) return fault_(point, path);
+      return ok_v;
+    };
+    auto e = stream_engine::open(o);
+    ASSERT_TRUE(e) << e.error().message;
+    engine_ = std::move(*e);
+  }
+
+  create_result create(create_request r) {
+    if (r.now_ms == 0) r.now_ms = wall_ms();
+    std::promise<create_result> p;
+    engine_->create(std::move(r), [&](create_result x) { p.set_value(std::move(x)); });
+    return p.get_future().get();
+  }
+
+  create_result create(const std::string& path, const std::string& content_type = "text/plain") {
+    create_request r;
+    r.path = path;
+    r.content_type = content_type;
+    return create(std::move(r));
+  }
+
+  std::future<append_result> append_async(append_request r) {
+    if (r.now_ms == 0) r.now_ms = wall_ms();
+    auto p = std::make_shared<std::promise<append_result>>();
+    auto f = p->get_future();
+    engine_->append(std::move(r), [p](append_result x) { p->set_value(std::move(x)); });
+    return f;
+  }
+
+  append_request data_request(const std::string& path, const std::string& data,
+                              const std::string& media_type = "text/plain") {
+    append_request r;
+    r.path = path;
+    r.media_type = media_type;
+    r.data = data;
+    return r;
+  }
+
+  append_result append(const std::string& path, const std::string& data) {
+    return append_async(data_request(path, data)).get();
+  }
+
+  append_result append_as(const std::string& path, const std::string& data,
+                          const std::string& producer, std::uint64_t epoch, std::uint64_t seq) {
+    auto r = data_request(path, data);
+    r.producer = producer_claim{producer, epoch, seq};
+    return append_async(std::move(r)).get();
+  }
+
+  append_result close(const std::string& path) {
+    append_request r;
+    r.path = path;
+    r.close = true;
+    return append_async(std::move(r)).get();
+  }
+
+  delete_result remove(const std::string& path) {
+    std::promise<delete_result> p;
+    engine_->remove(path, [&](delete_result x) { p.set_value(std::move(x)); });
+    return p.get_future().get();
+  }
+
+  // Everything readable at `path`, through the engine's read path (cache or reader pool).
+  std::string read_all(const std::string& path) {
+    auto record = engine_->find(path);
+    if (!record) return "<missing>";
+    std::string out;
+    std::uint64_t position = 0;
+    while (position < record->state().tail) {
+      std::promise<read_result> p;
+      engine_->read(record, position, [&](read_result r) { p.set_value(std::move(r)); });
+      read_result r = p.get_future().get();
+      if (!r.chunk) return "<error: " + r.error.message + ">";
+      out += encode_body(record->config().payload, r.chunk->messages);
+      if (r.chunk->messages.empty()) break;
+      position = r.chunk->upto();
+    }
+    return out;
+  }
+
+  // Counts rows in the database file directly, bypassing the engine.
+  std::int64_t count_rows(const std::string& sql) {
+    sqlite3* db = nullptr;
+    sqlite3_open_v2((dir_ / "ordo.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+    sqlite3_stmt* stmt = nullptr;
+    sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr);
+    std::int64_t n = -1;
+    if (sqlite3_step(stmt) == SQLITE_ROW) n = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return n;
+  }
+
+  template <class Predicate>
+  bool eventually(Predicate p) {
+    for (int i = 0; i < 200; ++i) {
+      if (p()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return p();
+  }
+
+  fs::path dir_;
+  writer_gate gate_;
+  std::function<status(std::string_view, std::string_view)> fault_;
+  std::unique_ptr<stream_engine> engine_;
+};
+
+// ---- offsets and the write path --------------------------------------------------------------
+
+TEST_F(stream_engine_test, offsets_are_assigned_densely_in_commit_order) {
+  ASSERT_EQ(create("s").status, create_status::created);
+  for (std::uint64_t i = 1; i <= 5; ++i) {
+    append_result r = append("s", "m" + std::to_string(i));
+    ASSERT_EQ(r.status, append_status::appended);
+    EXPECT_EQ(r.tail, i);
+  }
+  EXPECT_EQ(read_all("s"), "m1m2m3m4m5");
+}
+
+TEST_F(stream_engine_test, everything_queued_is_committed_in_one_transaction) {
+  ASSERT_EQ(create("s").status, create_status::created);
+  std::uint64_t before = engine_->stats().transactions_committed;
+  gate_.arm();
+  auto blocker = append_async(data_request("s", "first"));
+  gate_.wait_until_blocked();
+  std::vector<std::future<append_result>> queued;
+  for (int i = 0; i < 50; ++i)
+    queued.push_back(append_async(data_request("s", "x")));
+  gate_.release();
+  EXPECT_EQ(blocker.get().tail, 1u);
+  for (int i = 0; i < 50; ++i)
+    EXPECT_EQ(queued[i].get().tail, 2u + i);
+  // The blocked batch, then one transaction for all fifty queued appends.
+  EXPECT_EQ(engine_->stats().transactions_committed - before, 2u);
+}
+
+TEST_F(stream_engine_test, a_failing_job_fails_alone_and_its_writes_are_rolled_back) {
+  ASSERT_EQ(create("a").status, create_status::created);
+  ASSERT_EQ(create("b").status, create_status::created);
+  fault_ = [](std::string_view point, std::string_view path) -> status {
+    if (point == "append.after_insert" && path == "b") {
+      return make_failure(failure_kind::insufficient_storage, "storage_full", "injected");
+    }
+    return ok_v;
+  };
+  gate_.arm();
+  auto blocker = append_async(data_request("a", "0"));
+  gate_.wait_until_blocked();
+  auto first = append_async(data_request("a", "A"));
+  auto failing_request = data_request("b", "B");
+  failing_request.producer = producer_claim{"p", 0, 0};
+  auto failing = append_async(std::move(failing_request));
+  auto last = append_async(data_request("a", "C"));
+  gate_.release();
+  blocker.get();
+  EXPECT_EQ(first.get().status, append_status::appended);
+  append_result f = failing.get();
+  EXPECT_EQ(f.status, append_status::failed);
+  EXPECT_EQ(f.error.kind, failure_kind::insufficient_storage);
+  append_result l = last.get();
+  EXPECT_EQ(l.status, append_status::appended);
+  EXPECT_EQ(l.tail, 3u);  // dense: the failed job took no position
+  EXPECT_EQ(read_all("a"), "0AC");
+  EXPECT_EQ(engine_->find("b")->state().tail, 0u);
+  EXPECT_EQ(count_rows("SELECT COUNT(*) FROM messages m JOIN streams s ON s.id = m.stream_id "
+                       "WHERE s.path = 'b'"),
+            0);
+  // The failed job's producer state was rolled back with its data: the retry is new, not a dup.
+  fault_ = nullptr;
+  EXPECT_EQ(append_as("b", "B", "p", 0, 0).status, append_status::appended);
+  EXPECT_EQ(read_all("b"), "B");
+}
+
+TEST_F(stream_engine_test, writers_are_acknowledged_only_after_commit) {
+  ASSERT_EQ(create("s").status, create_status::created);
+  fault_ = [](std::string_view point, std::string_view) -> status {
+    if (point == "commit") {
+      return make_failure(failure_kind::insufficient_storage, "storage_full", "injected");
+    }
+    return ok_v;
+  };
+  append_result r = append("s", "lost");
+  EXPECT_EQ(r.status, append_status::failed);
+  EXPECT_EQ(engine_->find("s")->state().tail, 0u);  // nothing published
+  fault_ = nullptr;
+  EXPECT_EQ(append("s", "kept").tail, 1u);
+  EXPECT_EQ(read_all("s"), "kept");
+}
+
+TEST_F(stream_engine_test, a_commit_of_unknown_outcome_refuses_all_later_writes) {
+  ASSERT_EQ(create("s").status, create_status::created);
+  fault_ = [](std::string_view point, std::string_view) -> status {
+    if (point == "commit") {
+      return make_failure(failure_kind::unavailable, "storage_io_error", "injected fsync error");
+    }
+    return ok_v;
+  };
+  EXPECT_EQ(append("s", "x").status, append_status::failed);
+  fault_ = nullptr;
+  EXPECT_FALSE(engine_->writable());
+  append_result later = append("s", "y");
+  EXPECT_EQ(later.status, append_status::failed);
+  EXPECT_EQ(later.error.kind, failure_kind::unavailable);
+  EXPECT_EQ(later.error.code, "storage_poisoned");
+  // Reads keep working.
+  EXPECT_EQ(read_all("s"), "");
+}
+
+// ---- idempotent producers --------------------------------------------------------------------
+
+TEST_F(stream_engine_test, producer_sequences_are_validated_as_the_protocol_prescribes) {
+  ASSERT_EQ(create("s").status, create_status::created);
+  append_result r = append_as("s", "a", "p", 0, 0);
+  EXPECT_EQ(r.status, append_status::appended);
+  EXPECT_EQ(r.producer_epoch, 0u);
+  EXPECT_EQ(r.producer_seq, 0u);
+  EXPECT_EQ(append_as("s", "b", "p", 0, 1).status, append_status::appended);
+  EXPECT_EQ(append_as("s", "c", "p", 0, 2).status, append_status::appended);
+
+  r = append_as("s", "b", "p", 0, 1);  // an old retry
+  EXPECT_EQ(r.status, append_status::duplicate);
+  EXPECT_EQ(r.producer_seq, 2u);  // the highest accepted, not the request's
+
+  r = append_as("s", "e", "p", 0, 4);
+  EXPECT_EQ(r.status, append_status::producer_seq_gap);
+  EXPECT_EQ(r.expected_seq, 3u);
+  EXPECT_EQ(r.received_seq, 4u);
+
+  r = append_as("s", "z", "p", 1, 3);
+  EXPECT_EQ(r.status, append_status::invalid_epoch_seq);
+
+  EXPECT_EQ(append_as("s", "d", "p", 1, 0).status, append_status::appended);
+  r = append_as("s", "zombie", "p", 0, 3);
+  EXPECT_EQ(r.status, append_status::stale_epoch);
+  EXPECT_EQ(r.producer_epoch, 1u);
+
+  r = append_as("s", "x", "fresh", 0, 5);
+  EXPECT_EQ(r.status, append_status::producer_seq_gap);
+  EXPECT_EQ(r.expected_seq, 0u);
+
+  EXPECT_EQ(read_all("s"), "abcd");
+}
+
+TEST_F(stream_engine_test, producer_state_survives_a_restart) {
+  ASSERT_EQ(create("s").status, create_status::created);
+  EXPECT_EQ(append_as("s", "a", "p", 3, 0).status, append_status::appended);
+  EXPECT_EQ(append_as("s", "b", "p", 3, 1).status, append_status::appended);
+  open();
+  EXPECT_EQ(append_as("s", "b", "p", 3, 1).status, append_status::duplicate);
+  EXPECT_EQ(append_as("s", "x", "p", 2, 0).status, append_status::stale_epoch);
+  EXPECT_EQ(read_all("s"), "ab");
+}
+
+TEST_F(stream_engine_test, stream_seq_must_increase_bytewise) {
+  ASSERT_EQ(create("s").status, create_status::created);
+  auto r = data_request("s", "1");
+  r.stream_seq = "2";
+  EXPECT_EQ(append_async(r).get().status, append_status::appended);
+  r.stream_seq = "10";  // "10" < "2" byte-wise
+  EXPECT_EQ(append_async(r).get().status, append_status::stream_seq_conflict);
+  r.stream_seq = "3";
+  EXPECT_EQ(append_async(r).get().status, append_status::appended);
+}
+
+// ---- closure ---------------------------------------------------------------------------------
+
+TEST_F(stream_engine_test, a_closed_stream_refuses_appends_and_closing_again_is_idempotent) {
+  ASSERT_EQ(create("s").status, create_status::created);
+  append("s", "a");
+  auto final_append = data_request("s", "z");
+  final_append.close = true;
+  final_append.producer = producer_claim{"p", 0, 0};
+  append_result r = append_async(final_append).get();
+  EXPECT_EQ(r.status, append_status::appended);
+  EXPECT_TRUE(r.closed);
+  EXPECT_EQ(r.tail, 2u);
+
+  r = append("s", "late");
+  EXPECT_EQ(r.status, append_status::stream_closed);
+  EXPECT_EQ(r.tail, 2u);
+  EXPECT_EQ(close("s").status, append_status::closed);
+  EXPECT_EQ(append_async(final_append).get().status, append_status::duplicate);
+  EXPECT_TRUE(engine_->find("s")->state().closed);
+  open();
+  EXPECT_TRUE(engine_->find("s")->state().closed);
+  EXPECT_EQ(read_all("s"), "az");
+}
+
+// ---- create ----------------------------------------------------------------------------------
+
+TEST_F(stream_engine_test, create_is_idempotent_and_conflicts_on_a_different_configuration) {
+  ASSERT_EQ(create("s", "text/plain").status, create_status::created);
+  EXPECT_EQ(create("s", "TEXT/PLAIN").status, create_status::exists);
+  EXPECT_EQ(create("s", "application/json").status, create_status::config_conflict);
+  create_request ttl;
+  ttl.path = "s";
+  ttl.content_type = "text/plain";
+  ttl.ttl_seconds = 60;
+  EXPECT_EQ(create(ttl).status, create_status::config_conflict);
+}
+
+TEST_F(stream_engine_test, json_rows_read_back_as_one_array) {
+  create_request c;
+  c.path = "j";
+  c.content_type = "application/json";
+  c.initial_data = R"({"a":1},{"b":2})";
+  ASSERT_EQ(create(c).status, create_status::created);
+  append_async(data_request("j", "[3]", "application/json")).get();
+  EXPECT_EQ(read_all("j"), R"([{"a":1},{"b":2},[3]])");
+}
+
+// ---- forks, deletion, expiry -----------------------------------------------------------------
+
+TEST_F(stream_engine_test, a_fork_reads_through_its_source_and_diverges) {
+  ASSERT_EQ(create("src").status, create_status::created);
+  append("src", "A");
+  append("src", "B");
+  create_request f;
+  f.path = "fork";
+  f.fork_source_path = "src";
+  f.fork_offset = stream_offset{engine_->find("src")->config().offset_prefix, 1};
+  ASSERT_EQ(create(f).status, create_status::created);
+  append("fork", "X");
+  append("src", "C");
+  EXPECT_EQ(read_all("fork"), "AX");
+  EXPECT_EQ(read_all("src"), "ABC");
+  EXPECT_EQ(engine_->find("fork")->config().offset_prefix,
+            engine_->find("src")->config().offset_prefix);
+}
+
+TEST_F(stream_engine_test, a_binary_sub_offset_fork_materializes_the_prefix) {
+  ASSERT_EQ(create("src").status, create_status::created);
+  append("src", "hello");
+  create_request f;
+  f.path = "fork";
+  f.fork_source_path = "src";
+  f.fork_offset = stream_offset{};
+  f.fork_sub_offset = 3;
+  ASSERT_EQ(create(f).status, create_status::created);
+  EXPECT_EQ(read_all("fork"), "hel");
+  f.path = "too-far";
+  f.fork_sub_offset = 6;
+  EXPECT_EQ(create(f).status, create_status::invalid);
+}
+
+TEST_F(stream_engine_test, deleting_a_source_with_forks_soft_deletes_it_until_the_last_fork_goes) {
+  ASSERT_EQ(create("src").status, create_status::created);
+  append("src", "data");
+  create_request f;
+  f.path = "fork";
+  f.fork_source_path = "src";
+  ASSERT_EQ(create(f).status, create_status::created);
+
+  EXPECT_EQ(remove("src").status, delete_status::deleted);
+  EXPECT_EQ(engine_->find("src")->state().lifecycle, stream_lifecycle::soft_deleted);
+  EXPECT_EQ(remove("src").status, delete_status::gone);
+  EXPECT_EQ(create("src").status, create_status::soft_deleted);
+  EXPECT_EQ(read_all("fork"), "data");
+
+  EXPECT_EQ(remove("fork").status, delete_status::deleted);
+  EXPECT_EQ(engine_->find("src"), nullptr);
+  EXPECT_EQ(engine_->find("fork"), nullptr);
+  // The janitor removes the data of both in the background.
+  EXPECT_TRUE(eventually([&] { return count_rows("SELECT COUNT(*) FROM messages") == 0; }));
+  EXPECT_TRUE(eventually([&] { return count_rows("SELECT COUNT(*) FROM streams") == 0; }));
+  EXPECT_EQ(create("src").status, create_status::created);
+}
+
+TEST_F(stream_engine_test, an_expired_stream_is_removed_and_its_path_reused) {
+  create_request c;
+  c.path = "short";
+  c.content_type = "text/plain";
+  c.ttl_seconds = 0;  // expires as soon as it is idle
+  ASSERT_EQ(create(c).status, create_status::created);
+  append("short", "gone soon");
+  EXPECT_TRUE(engine_->find("short")->expired_at(wall_ms()));
+  engine_->expire_soon(engine_->find("short"));
+  EXPECT_TRUE(eventually([&] { return engine_->find("short") == nullptr; }));
+  EXPECT_TRUE(eventually([&] { return count_rows("SELECT COUNT(*) FROM messages") == 0; }));
+  EXPECT_EQ(create("short").status, create_status::created);
+  EXPECT_EQ(read_all("short"), "");
+}
+
+TEST_F(stream_engine_test, a_sliding_ttl_is_extended_by_access_and_an_absolute_expiry_is_not) {
+  std::int64_t t0 = wall_ms();
+  create_request c;
+  c.path = "ttl";
+  c.ttl_seconds = 10;
+  c.now_ms = t0;
+  ASSERT_EQ(create(c).status, create_status::created);
+  auto ttl = engine_->find("ttl");
+  EXPECT_FALSE(ttl->expired_at(t0 + 9'999));
+  EXPECT_TRUE(ttl->expired_at(t0 + 10'000));
+  ttl->touch(t0 + 5'000);
+  EXPECT_FALSE(ttl->expired_at(t0 + 14'999));
+  EXPECT_TRUE(ttl->expired_at(t0 + 15'000));
+
+  create_request a;
+  a.path = "abs";
+  a.expires_at_ms = t0 + 10'000;
+  a.now_ms = t0;
+  ASSERT_EQ(create(a).status, create_status::created);
+  auto abs = engine_->find("abs");
+  abs->touch(t0 + 9'000);
+  EXPECT_TRUE(abs->expired_at(t0 + 10'000));
+}
+
+TEST_F(stream_engine_test, data_offsets_and_the_database_epoch_survive_a_restart) {
+  ASSERT_EQ(create("s").status, create_status::created);
+  append("s", "a");
+  append("s", "b");
+  std::uint64_t prefix = engine_->find("s")->config().offset_prefix;
+  std::uint64_t epoch = engine_->database_epoch();
+  open();
+  EXPECT_EQ(engine_->database_epoch(), epoch);
+  EXPECT_EQ(engine_->find("s")->config().offset_prefix, prefix);
+  EXPECT_EQ(engine_->find("s")->state().tail, 2u);
+  EXPECT_EQ(append("s", "c").tail, 3u);
+  EXPECT_EQ(read_all("s"), "abc");
+}
+
+TEST_F(stream_engine_test, a_recreated_stream_gets_a_new_offset_prefix) {
+  ASSERT_EQ(create("s").status, create_status::created);
+  std::uint64_t first = engine_->find("s")->config().offset_prefix;
+  ASSERT_EQ(remove("s").status, delete_status::deleted);
+  ASSERT_EQ(create("s").status, create_status::created);
+  EXPECT_NE(engine_->find("s")->config().offset_prefix, first);
+}
+
+// ---- error paths -----------------------------------------------------------------------------
+
+TEST_F(stream_engine_test, appends_to_missing_or_mismatched_streams_are_refused) {
+  EXPECT_EQ(append("missing", "x").status, append_status::not_found);
+  ASSERT_EQ(create("s", "text/plain").status, create_status::created);
+  EXPECT_EQ(append_async(data_request("s", "{}", "application/json")).get().status,
+            append_status::content_type_mismatch);
+  EXPECT_EQ(engine_->find("s")->state().tail, 0u);
+}
+
+TEST_F(stream_engine_test, forks_of_missing_sources_or_beyond_the_tail_are_refused) {
+  create_request f;
+  f.path = "fork";
+  f.fork_source_path = "nothing";
+  EXPECT_EQ(create(f).status, create_status::source_not_found);
+  ASSERT_EQ(create("src").status, create_status::created);
+  f.fork_source_path = "src";
+  f.fork_offset = stream_offset{engine_->find("src")->config().offset_prefix, 5};
+  EXPECT_EQ(create(f).status, create_status::invalid);
+  f.fork_offset = stream_offset{12345, 0};  // minted for another stream
+  EXPECT_EQ(create(f).status, create_status::invalid);
+  f.fork_offset.reset();
+  f.content_type = "application/json";
+  EXPECT_EQ(create(f).status, create_status::config_conflict);
+  EXPECT_EQ(engine_->find("fork"), nullptr);
+}
+
+TEST_F(stream_engine_test, a_failed_create_leaves_nothing_behind) {
+  fault_ = [](std::string_view point, std::string_view) -> status {
+    if (point == "create.after_insert") {
+      return make_failure(failure_kind::insufficient_storage, "storage_full", "injected");
+    }
+    return ok_v;
+  };
+  create_request c;
+  c.path = "s";
+  c.initial_data = "body";
+  EXPECT_EQ(create(c).status, create_status::failed);
+  EXPECT_EQ(engine_->find("s"), nullptr);
+  EXPECT_EQ(count_rows("SELECT COUNT(*) FROM streams"), 0);
+  EXPECT_EQ(count_rows("SELECT COUNT(*) FROM messages"), 0);
+}
+
+}  // namespace
+}  // namespace ordo
