@@ -22,3 +22,7 @@ ordo_vitest(conformance_sync_normal conformance/conformance.test.mjs ENV ORDO_SY
 
 # kill -9 at random moments under eight concurrent idempotent producers, five rounds.
 ordo_vitest(crash_sigkill blackbox/crash.test.mjs)
+
+# Bad input and limits: every malformed header, offset, path and body gets the prescribed 4xx
+# with a JSON error, nothing is half-written, and other clients keep being served.
+ordo_vitest(bad_input blackbox/bad_input.test.mjs)

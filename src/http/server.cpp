@@ -258,6 +258,21 @@ awaitable<void> server::impl::session(tcp::socket socket) {
     parser.body_limit(options.max_body_bytes);
     stream.expires_after(options.idle_timeout);
     auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, tuple_awaitable);
+    if (ec == bhttp::error::body_limit) {
+      // Beast refuses a declared Content-Length over the limit while reading the headers: the
+      // body is never read.
+      request dummy;
+      dummy.version(11);
+      auto res =
+          error_response(dummy, make_failure(failure_kind::too_large, "body_too_large",
+                                             "the request body is larger than the limit of " +
+                                                 std::to_string(options.max_body_bytes) +
+                                                 " bytes (--max-body-bytes)"));
+      res.keep_alive(false);
+      stream.expires_after(k_write_timeout);
+      co_await bhttp::async_write(stream, res, tuple_awaitable);
+      break;
+    }
     if (ec) {
       if (ec == bhttp::error::header_limit) {
         request dummy;
@@ -285,18 +300,6 @@ awaitable<void> server::impl::session(tcp::socket socket) {
       break;
     }
     request& head = parser.get();
-    // A declared body over the limit is refused before it is read.
-    if (parser.content_length() && *parser.content_length() > options.max_body_bytes) {
-      auto res = error_response(
-          head, make_failure(failure_kind::too_large, "body_too_large",
-                             "the request body is " + std::to_string(*parser.content_length()) +
-                                 " bytes; the limit is " + std::to_string(options.max_body_bytes) +
-                                 " (--max-body-bytes)"));
-      res.keep_alive(false);
-      stream.expires_after(k_write_timeout);
-      co_await bhttp::async_write(stream, res, tuple_awaitable);
-      break;
-    }
     if (beast::iequals(head[bhttp::field::expect], "100-continue")) {
       bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, head.version()};
       stream.expires_after(k_write_timeout);
@@ -338,12 +341,9 @@ awaitable<bool> server::impl::dispatch(request& req, beast::tcp_stream& stream) 
   string_response res;
   auto url = boost::urls::parse_origin_form(req.target());
   if (!url) {
-    {
-      res =
-          error_response(req, make_failure(failure_kind::invalid, "invalid_target",
+    res = error_response(req, make_failure(failure_kind::invalid, "invalid_target",
                                            "the request target is not a valid URL path and query"));
-      co_return co_await write_response(stream, res);
-    }
+    co_return co_await write_response(stream, res);
   }
   std::string path = url->path();
 
@@ -359,11 +359,11 @@ awaitable<bool> server::impl::dispatch(request& req, beast::tcp_stream& stream) 
   if (path == "/health" || path == "/ready") {
     bool get = req.method() == bhttp::verb::get || head;
     if (!get) {
-      {
-        res = error_response(
-            req, make_failure(failure_kind::invalid, "method_not_allowed", "use GET on " + path));
-        co_return co_await write_response(stream, res);
-      }
+      res = error_response(
+          req, make_failure(failure_kind::invalid, "method_not_allowed", "use GET on " + path));
+      res.result(bhttp::status::method_not_allowed);
+      res.set(bhttp::field::allow, "GET, HEAD");
+      co_return co_await write_response(stream, res);
     }
     bool ready = path == "/health" || engine.writable();
     res = make_response(req, ready ? bhttp::status::ok : bhttp::status::service_unavailable);
@@ -380,19 +380,15 @@ awaitable<bool> server::impl::dispatch(request& req, beast::tcp_stream& stream) 
     co_return co_await write_response(stream, res);
   }
   if (path.rfind(k_stream_route_prefix, 0) != 0) {
-    {
-      res = error_response(req, make_failure(failure_kind::not_found, "route_not_found",
-                                             "no resource at '" + path + "'; streams live under " +
-                                                 std::string(k_stream_route_prefix)));
-      co_return co_await write_response(stream, res);
-    }
+    res = error_response(req, make_failure(failure_kind::not_found, "route_not_found",
+                                           "no resource at '" + path + "'; streams live under " +
+                                               std::string(k_stream_route_prefix)));
+    co_return co_await write_response(stream, res);
   }
   std::string stream_path = path.substr(k_stream_route_prefix.size());
   if (auto s = validate_stream_path(stream_path); !s) {
-    {
-      res = error_response(req, s.error());
-      co_return co_await write_response(stream, res);
-    }
+    res = error_response(req, s.error());
+    co_return co_await write_response(stream, res);
   }
   switch (req.method()) {
     case bhttp::verb::put:
@@ -635,16 +631,12 @@ awaitable<bool> server::impl::handle_get(request& req, beast::tcp_stream& stream
       co_await wait_for_change(*record, position, options.long_poll_timeout);
       st = record->state();
       if (st.lifecycle == stream_lifecycle::removed) {
-        {
-          res = error_response(req, stream_not_found());
-          co_return co_await write_response(stream, res);
-        }
+        res = error_response(req, stream_not_found());
+        co_return co_await write_response(stream, res);
       }
       if (st.lifecycle == stream_lifecycle::soft_deleted) {
-        {
-          res = error_response(req, stream_gone());
-          co_return co_await write_response(stream, res);
-        }
+        res = error_response(req, stream_gone());
+        co_return co_await write_response(stream, res);
       }
     }
     if (position >= st.tail) {

@@ -949,7 +949,7 @@ describe("isolation", () => {
 // ---- long-poll timeout -----------------------------------------------------------------------
 
 describe("long-poll timeout (--long-poll-timeout 1s)", () => {
-  test("a long-poll at the tail answers 204 within 1-3 s with Stream-Up-To-Date, a numeric Stream-Cursor and the tail offset", async () => {
+  test("a long-poll at the tail waits the configured 1 s (not the 30 s default), then answers 204 with Stream-Up-To-Date, a numeric Stream-Cursor and the tail offset", async () => {
     const name = fresh("long-poll")
     await create(name, { body: "data;" })
     const tail = (await snapshot(name)).next
@@ -963,7 +963,7 @@ describe("long-poll timeout (--long-poll-timeout 1s)", () => {
       expect(res.status).toBe(204)
       expect(res.bytes.length).toBe(0)
       expect(elapsed).toBeGreaterThanOrEqual(900)
-      expect(elapsed).toBeLessThanOrEqual(3000)
+      expect(elapsed).toBeLessThan(10000) // far below the 30 s default, with room for a loaded machine
       expect(res.headers.get("stream-up-to-date")).toBe("true")
       expect(res.headers.get("stream-cursor")).toMatch(/^\d+$/)
       expect(res.headers.get("stream-next-offset")).toBe(tail)
