@@ -43,6 +43,7 @@ struct serve_flags {
   std::size_t read_chunk_bytes = 1 << 20;
   std::size_t tail_cache_bytes = 256 << 10;
   std::size_t max_write_queue_bytes = 256 << 20;
+  std::size_t max_write_queue_jobs = 100'000;
   int reader_threads = 2;
   std::string log_level = "info";
 };
@@ -67,6 +68,7 @@ int serve(const serve_flags& f) {
   eo.read_chunk_bytes = f.read_chunk_bytes;
   eo.tail_cache_bytes = f.tail_cache_bytes;
   eo.max_write_queue_bytes = f.max_write_queue_bytes;
+  eo.max_write_queue_jobs = f.max_write_queue_jobs;
   auto engine = ordo::stream_engine::open(eo);
   if (!engine) {
     spdlog::critical("cannot open storage: {}", engine.error().message);
@@ -155,6 +157,7 @@ int main(int argc, char** argv) {
                    "How long a long-poll read waits for data before answering 204")
       ->envname("ORDO_LONG_POLL_TIMEOUT")
       ->check(duration)
+      ->type_name("DURATION")
       ->capture_default_str();
   serve_cmd
       ->add_option("--max-body-bytes", f.max_body_bytes,
@@ -167,6 +170,7 @@ int main(int argc, char** argv) {
                    "Interval of keep-alive comments on idle SSE connections")
       ->envname("ORDO_SSE_HEARTBEAT")
       ->check(duration)
+      ->type_name("DURATION")
       ->capture_default_str();
   serve_cmd
       ->add_option("--sse-max-duration", f.sse_max_duration,
@@ -174,12 +178,14 @@ int main(int argc, char** argv) {
                    "last offset (lets caches collapse readers)")
       ->envname("ORDO_SSE_MAX_DURATION")
       ->check(duration)
+      ->type_name("DURATION")
       ->capture_default_str();
   serve_cmd
       ->add_option("--idle-timeout", f.idle_timeout,
                    "Keep-alive connections with no request for this long are closed")
       ->envname("ORDO_IDLE_TIMEOUT")
       ->check(duration)
+      ->type_name("DURATION")
       ->capture_default_str();
   serve_cmd
       ->add_option("--read-chunk-bytes", f.read_chunk_bytes,
@@ -198,11 +204,17 @@ int main(int argc, char** argv) {
       ->envname("ORDO_MAX_WRITE_QUEUE_BYTES")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 40))
       ->capture_default_str();
+  serve_cmd
+      ->add_option("--max-write-queue-jobs", f.max_write_queue_jobs,
+                   "Requests waiting for the writer before further writes get 503")
+      ->envname("ORDO_MAX_WRITE_QUEUE_JOBS")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100'000'000}))
+      ->capture_default_str();
   serve_cmd->add_option("--reader-threads", f.reader_threads, "Threads serving catch-up reads")
       ->envname("ORDO_READER_THREADS")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
-  serve_cmd->add_option("--log-level", f.log_level, "trace, debug, info, warn, error")
+  serve_cmd->add_option("--log-level", f.log_level, "How much to log")
       ->envname("ORDO_LOG_LEVEL")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();

@@ -69,8 +69,6 @@ struct stream_engine::delete_job {
   std::vector<removal> removals;
 };
 
-struct stream_engine::maintenance_job {};
-
 // ---- open / stop -----------------------------------------------------------------------------
 
 stream_engine::stream_engine(stream_engine_options options) : options_(std::move(options)) {}
@@ -213,7 +211,11 @@ bool stream_engine::enqueue(job j, std::size_t bytes) {
   {
     std::lock_guard lock(queue_mu_);
     if (stopping_) return false;
-    if (queued_bytes_ + bytes > options_.max_write_queue_bytes && !queue_.empty()) return false;
+    // Both bounds admit one job into an empty queue, so an oversized body is never starved.
+    if (!queue_.empty() && (queued_bytes_ + bytes > options_.max_write_queue_bytes ||
+                            queue_.size() >= options_.max_write_queue_jobs)) {
+      return false;
+    }
     queue_.emplace_back(j, bytes);
     queued_bytes_ += bytes;
   }
@@ -263,11 +265,12 @@ void stream_engine::remove(std::string path, delete_callback done) {
 }
 
 void stream_engine::expire_soon(const std::shared_ptr<stream_record>&) {
-  // The maintenance pass finds every expired stream; wake the writer so it runs now.
+  // The maintenance pass finds every expired stream; wake the writer so it runs now. Requests
+  // coalesce: a storm of reads of an expired stream queues one pass, not one per read.
   {
     std::lock_guard lock(queue_mu_);
-    if (stopping_) return;
-    queue_.emplace_back(static_cast<maintenance_job*>(nullptr), 0);
+    if (stopping_ || maintenance_requested_) return;
+    maintenance_requested_ = true;
   }
   queue_cv_.notify_one();
 }
@@ -345,19 +348,17 @@ void stream_engine::writer_loop() {
     bool stopping = false;
     {
       std::unique_lock lock(queue_mu_);
-      queue_cv_.wait_until(lock, next_maintenance, [&] { return stopping_ || !queue_.empty(); });
+      queue_cv_.wait_until(lock, next_maintenance,
+                           [&] { return stopping_ || maintenance_requested_ || !queue_.empty(); });
       stopping = stopping_;
+      maintenance_requested = std::exchange(maintenance_requested_, false);
       std::size_t bytes = 0;
       while (!queue_.empty() && batch.size() < options_.max_batch_jobs) {
         auto& [j, b] = queue_.front();
         if (!batch.empty() && bytes + b > options_.max_batch_bytes) break;
         bytes += b;
         queued_bytes_ -= b;
-        if (std::holds_alternative<maintenance_job*>(j)) {
-          maintenance_requested = true;
-        } else {
-          batch.push_back(j);
-        }
+        batch.push_back(j);
         queue_.pop_front();
       }
     }

@@ -47,6 +47,7 @@ struct stream_engine_options {
   std::size_t read_chunk_bytes = 1 << 20;         // most bytes in one catch-up response
   std::size_t tail_cache_bytes = 256 << 10;       // per stream
   std::size_t max_write_queue_bytes = 256 << 20;  // queued append bytes before 503
+  std::size_t max_write_queue_jobs = 100'000;     // queued jobs of any size before 503
   std::size_t max_batch_bytes = 64 << 20;         // most payload bytes in one transaction
   std::size_t max_batch_jobs = 4096;              // most jobs in one transaction
   std::chrono::milliseconds maintenance_interval{500};  // expiry sweep, TTL flush, purge
@@ -205,8 +206,7 @@ class stream_engine {
   struct create_job;
   struct append_job;
   struct delete_job;
-  struct maintenance_job;
-  using job = std::variant<create_job*, append_job*, delete_job*, maintenance_job*>;
+  using job = std::variant<create_job*, append_job*, delete_job*>;
 
   explicit stream_engine(stream_engine_options options);
 
@@ -246,6 +246,7 @@ class stream_engine {
   std::deque<std::pair<job, std::size_t>> queue_;  // guarded by queue_mu_
   std::size_t queued_bytes_ = 0;                   // guarded by queue_mu_
   bool stopping_ = false;                          // guarded by queue_mu_
+  bool maintenance_requested_ = false;             // guarded by queue_mu_
   std::thread writer_;
 
   status inject(std::string_view point, std::string_view path) const;

@@ -59,10 +59,11 @@ class stream_engine_test : public ::testing::Test {
     fs::remove_all(dir_);
   }
 
-  void open() {
+  void open(std::function<void(stream_engine_options&)> adjust = nullptr) {
     engine_.reset();
     stream_engine_options o;
     o.database.path = (dir_ / "ordo.db").string();
+    if (adjust) adjust(o);
     o.maintenance_interval = std::chrono::milliseconds(50);
     o.fault_injector = [this](std::string_view point, std::string_view path) -> status {
       if (auto s = gate_.on_point(point); !s) return s;
@@ -498,6 +499,31 @@ TEST_F(stream_engine_test, a_recreated_stream_gets_a_new_offset_prefix) {
 }
 
 // ---- error paths -----------------------------------------------------------------------------
+
+TEST_F(stream_engine_test, a_full_write_queue_refuses_appends_with_overloaded_not_silence) {
+  open([](stream_engine_options& o) {
+    o.max_write_queue_jobs = 2;
+    o.max_write_queue_bytes = 10;
+  });
+  ASSERT_EQ(create("s").status, create_status::created);
+  gate_.arm();
+  auto blocker = append_async(data_request("s", "0"));
+  gate_.wait_until_blocked();
+  auto a = append_async(data_request("s", "12345678"));   // 8 of the 10 bytes
+  auto too_big = append_async(data_request("s", "abc"));  // 11 bytes queued: refused
+  auto b = append_async(data_request("s", "x"));          // 9 bytes, second job: accepted
+  auto too_many = append_async(data_request("s", "y"));   // third job: refused
+  append_result refused_bytes = too_big.get();
+  append_result refused_jobs = too_many.get();
+  EXPECT_EQ(refused_bytes.status, append_status::overloaded);
+  EXPECT_EQ(refused_bytes.error.kind, failure_kind::unavailable);
+  EXPECT_EQ(refused_jobs.status, append_status::overloaded);
+  gate_.release();
+  blocker.get();
+  EXPECT_EQ(a.get().status, append_status::appended);
+  EXPECT_EQ(b.get().status, append_status::appended);
+  EXPECT_EQ(read_all("s"), "012345678x");
+}
 
 TEST_F(stream_engine_test, appends_to_missing_or_mismatched_streams_are_refused) {
   EXPECT_EQ(append("missing", "x").status, append_status::not_found);
