@@ -26,3 +26,6 @@ ordo_vitest(crash_sigkill blackbox/crash.test.mjs)
 # Bad input and limits: every malformed header, offset, path and body gets the prescribed 4xx
 # with a JSON error, nothing is half-written, and other clients keep being served.
 ordo_vitest(bad_input blackbox/bad_input.test.mjs)
+
+# The command line: --help, ORDO_* variables, refused flags, SIGTERM, restarts.
+ordo_vitest(serve_cli blackbox/serve_cli.test.mjs)

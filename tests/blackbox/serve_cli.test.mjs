@@ -1,0 +1,135 @@
+// `ordo serve` as an operator meets it: --help, ORDO_* variables, refused flag values,
+// /health and /ready, a clean exit on SIGTERM, and data kept across restarts.
+import { describe, expect, test } from "vitest"
+import { spawnSync } from "node:child_process"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { ordoBinary, startOrdo } from "../support/ordo_server.mjs"
+
+const OPTIONS = [
+  ["--host", "ORDO_HOST"],
+  ["--port", "ORDO_PORT"],
+  ["--data-dir", "ORDO_DATA_DIR"],
+  ["--sync", "ORDO_SYNC"],
+  ["--threads", "ORDO_THREADS"],
+  ["--long-poll-timeout", "ORDO_LONG_POLL_TIMEOUT"],
+  ["--max-body-bytes", "ORDO_MAX_BODY_BYTES"],
+  ["--read-chunk-bytes", "ORDO_READ_CHUNK_BYTES"],
+  ["--max-write-queue-bytes", "ORDO_MAX_WRITE_QUEUE_BYTES"],
+  ["--max-write-queue-jobs", "ORDO_MAX_WRITE_QUEUE_JOBS"],
+  ["--sse-heartbeat", "ORDO_SSE_HEARTBEAT"],
+  ["--sse-max-duration", "ORDO_SSE_MAX_DURATION"],
+  ["--idle-timeout", "ORDO_IDLE_TIMEOUT"],
+]
+
+describe("ordo serve", () => {
+  test("--help explains every option and names its environment variable", () => {
+    const r = spawnSync(ordoBinary(), ["serve", "--help"], { encoding: "utf8" })
+    expect(r.status).toBe(0)
+    for (const [flag, env] of OPTIONS) {
+      expect(r.stdout).toContain(flag)
+      expect(r.stdout).toContain(`Env:${env}`)
+    }
+  })
+
+  test("options are read from ORDO_* variables", async () => {
+    const server = await startOrdo({
+      env: { ORDO_LONG_POLL_TIMEOUT: "300ms", ORDO_MAX_BODY_BYTES: "16" },
+    })
+    try {
+      const s = `${server.url}/v1/stream/env`
+      expect((await fetch(s, { method: "PUT", headers: { "Content-Type": "text/plain" } })).status).toBe(201)
+      const small = await fetch(s, { method: "POST", headers: { "Content-Type": "text/plain" }, body: "x".repeat(16) })
+      expect(small.status).toBe(204)
+      const big = await fetch(s, { method: "POST", headers: { "Content-Type": "text/plain" }, body: "x".repeat(17) })
+      expect(big.status).toBe(413)
+      const tail = small.headers.get("Stream-Next-Offset")
+      const started = performance.now()
+      const poll = await fetch(`${s}?offset=${tail}&live=long-poll`)
+      expect(poll.status).toBe(204)
+      expect(performance.now() - started).toBeLessThan(10000) // 300 ms, not the 30 s default
+    } finally {
+      expect(await server.stop()).toBe(0)
+      server.cleanup()
+    }
+  })
+
+  test("a flag wins over its environment variable", async () => {
+    const server = await startOrdo({ env: { ORDO_MAX_BODY_BYTES: "4" }, args: ["--max-body-bytes", "8"] })
+    try {
+      const s = `${server.url}/v1/stream/precedence`
+      await fetch(s, { method: "PUT", headers: { "Content-Type": "text/plain" } })
+      const r = await fetch(s, { method: "POST", headers: { "Content-Type": "text/plain" }, body: "12345678" })
+      expect(r.status).toBe(204)
+    } finally {
+      await server.stop()
+      server.cleanup()
+    }
+  })
+
+  test("/health and /ready answer JSON", async () => {
+    const server = await startOrdo()
+    try {
+      const health = await fetch(`${server.url}/health`)
+      expect(health.status).toBe(200)
+      expect(await health.json()).toEqual({ status: "ok" })
+      const ready = await fetch(`${server.url}/ready`)
+      expect(ready.status).toBe(200)
+      expect(await ready.json()).toEqual({ status: "ready", streams: 0 })
+    } finally {
+      await server.stop()
+      server.cleanup()
+    }
+  })
+
+  test("SIGTERM exits 0 and a restart on the same data directory keeps every stream", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "ordo-restart-"))
+    try {
+      let server = await startOrdo({ dataDir })
+      const s = (base) => `${base}/v1/stream/kept`
+      await fetch(s(server.url), { method: "PUT", headers: { "Content-Type": "application/json" }, body: "[1,2]" })
+      const closed = await fetch(s(server.url), {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "Stream-Closed": "true" },
+        body: "3",
+      })
+      const offset = closed.headers.get("Stream-Next-Offset")
+      expect(await server.stop()).toBe(0)
+
+      server = await startOrdo({ dataDir })
+      const read = await fetch(s(server.url))
+      expect(await read.json()).toEqual([1, 2, 3])
+      expect(read.headers.get("Stream-Next-Offset")).toBe(offset)
+      expect(read.headers.get("Stream-Closed")).toBe("true")
+      expect(await server.stop()).toBe(0)
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true })
+    }
+  })
+
+  describe("refused configuration", () => {
+    for (const [args, fragment] of [
+      [["--sync", "fast"], "--sync"],
+      [["--long-poll-timeout", "5x"], "duration"],
+      [["--threads", "0"], "--threads"],
+      [["--max-body-bytes", "0"], "--max-body-bytes"],
+      [["--host", "not-an-address"], "--host"],
+      [["--bogus"], "bogus"],
+    ]) {
+      test(`${args.join(" ")} exits non-zero and says what is wrong`, () => {
+        const dataDir = mkdtempSync(join(tmpdir(), "ordo-badflag-"))
+        try {
+          const r = spawnSync(ordoBinary(), ["serve", "--port", "0", "--data-dir", dataDir, ...args], {
+            encoding: "utf8",
+            timeout: 10000,
+          })
+          expect(r.status).not.toBe(0)
+          expect(`${r.stdout}${r.stderr}`).toContain(fragment)
+        } finally {
+          rmSync(dataDir, { recursive: true, force: true })
+        }
+      })
+    }
+  })
+})
