@@ -9,6 +9,7 @@
 #include <string>
 #include <utility>
 #include <variant>
+#include <vector>
 
 namespace ordo {
 
@@ -30,10 +31,17 @@ struct failure {
   failure_kind kind = failure_kind::internal;
   std::string code;     // e.g. "invalid_offset"
   std::string message;  // e.g. "offset '0,1' is malformed: ..."
+  // Extra fields of the error body, each value a JSON text, e.g. {"current_revision", "7"}.
+  std::vector<std::pair<std::string, std::string>> details;
+
+  failure& with(std::string key, std::string json_value) {
+    details.emplace_back(std::move(key), std::move(json_value));
+    return *this;
+  }
 };
 
 inline failure make_failure(failure_kind kind, std::string code, std::string message) {
-  return failure{kind, std::move(code), std::move(message)};
+  return failure{kind, std::move(code), std::move(message), {}};
 }
 
 template <class T>

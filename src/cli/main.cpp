@@ -10,6 +10,7 @@
 
 #include "base/duration.hpp"
 #include "http/server.hpp"
+#include "sessions/session_service.hpp"
 #include "streams/stream_engine.hpp"
 
 namespace {
@@ -45,6 +46,8 @@ struct serve_flags {
   std::size_t max_write_queue_bytes = 256 << 20;
   std::size_t max_write_queue_jobs = 100'000;
   int reader_threads = 2;
+  std::string heartbeat_timeout = "30s";
+  std::string detach_timeout = "5m";
   std::string log_level = "info";
 };
 
@@ -75,6 +78,13 @@ int serve(const serve_flags& f) {
     return 1;
   }
 
+  ordo::sessions::session_service_options sessions_options;
+  sessions_options.heartbeat_timeout = duration_of(f.heartbeat_timeout);
+  sessions_options.detach_timeout = duration_of(f.detach_timeout);
+  auto sessions = std::make_unique<ordo::sessions::session_service>(**engine, sessions_options);
+  // Stale sessions from before a restart are detached or ended before anything is served.
+  sessions->start();
+
   ordo::http::server_options so;
   so.host = f.host;
   so.port = f.port;
@@ -84,7 +94,7 @@ int serve(const serve_flags& f) {
   so.sse_heartbeat_interval = duration_of(f.sse_heartbeat);
   so.sse_max_duration = duration_of(f.sse_max_duration);
   so.idle_timeout = duration_of(f.idle_timeout);
-  auto server = ordo::http::server::bind(so, **engine);
+  auto server = ordo::http::server::bind(so, **engine, *sessions);
   if (!server) {
     spdlog::critical("{}", server.error().message);
     return 1;
@@ -113,6 +123,7 @@ int serve(const serve_flags& f) {
   watcher.join();
   // The engine goes first: its stream records hold wake-ups bound to the server's executors,
   // which must not outlive the server's io_context.
+  sessions->stop();
   (*engine)->stop();
   engine->reset();
   server->reset();
@@ -213,6 +224,21 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--reader-threads", f.reader_threads, "Threads serving catch-up reads")
       ->envname("ORDO_READER_THREADS")
       ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--heartbeat-timeout", f.heartbeat_timeout,
+                   "A starting or active session without a heartbeat for this long becomes "
+                   "detached (its execution is lost, its pending commands interrupted)")
+      ->envname("ORDO_HEARTBEAT_TIMEOUT")
+      ->check(duration)
+      ->type_name("DURATION")
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--detach-timeout", f.detach_timeout,
+                   "A detached session without a heartbeat for this long ends (reason reaped)")
+      ->envname("ORDO_DETACH_TIMEOUT")
+      ->check(duration)
+      ->type_name("DURATION")
       ->capture_default_str();
   serve_cmd->add_option("--log-level", f.log_level, "How much to log")
       ->envname("ORDO_LOG_LEVEL")

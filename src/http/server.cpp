@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "base/rfc3339.hpp"
+#include "http/session_api.hpp"
 #include "http/stream_protocol.hpp"
 #include "streams/cursor.hpp"
 #include "streams/sse_encoding.hpp"
@@ -194,10 +195,12 @@ awaitable<wait_outcome> wait_for_change(stream_record& stream, std::uint64_t pos
 }  // namespace
 
 struct server::impl {
-  impl(server_options o, stream_engine& e) : options(std::move(o)), engine(e), acceptor(ioc) {}
+  impl(server_options o, stream_engine& e, sessions::session_service& s)
+      : options(std::move(o)), engine(e), sessions(s), acceptor(ioc) {}
 
   server_options options;
   stream_engine& engine;
+  sessions::session_service& sessions;
   asio::io_context ioc;
   tcp::acceptor acceptor;
   std::atomic<bool> stopping{false};
@@ -205,6 +208,8 @@ struct server::impl {
   awaitable<void> listen();
   awaitable<void> session(tcp::socket socket);
   awaitable<bool> dispatch(request& req, beast::tcp_stream& stream);
+  awaitable<bool> dispatch_session_api(request& req, beast::tcp_stream& stream,
+                                       const std::string& path, const boost::urls::url_view& url);
 
   awaitable<string_response> handle_put(request& req, const std::string& path);
   awaitable<string_response> handle_post(request& req, const std::string& path);
@@ -379,6 +384,19 @@ awaitable<bool> server::impl::dispatch(request& req, beast::tcp_stream& stream) 
     finish(res, head);
     co_return co_await write_response(stream, res);
   }
+  if (auto events = session_events_stream(path)) {
+    // A session's event stream: readable with every read mode, written only by ordo.
+    if (req.method() == bhttp::verb::get) co_return co_await handle_get(req, stream, *events, *url);
+    if (head) {
+      res = handle_head(req, *events);
+      co_return co_await write_response(stream, res);
+    }
+    res = error_response(req, make_failure(failure_kind::forbidden, "managed_stream",
+                                           "a session's event stream is written by ordo as the "
+                                           "session changes; read it with GET"));
+    co_return co_await write_response(stream, res);
+  }
+  if (is_session_api_path(path)) co_return co_await dispatch_session_api(req, stream, path, *url);
   if (path.rfind(k_stream_route_prefix, 0) != 0) {
     res = error_response(req, make_failure(failure_kind::not_found, "route_not_found",
                                            "no resource at '" + path + "'; streams live under " +
@@ -413,6 +431,27 @@ awaitable<bool> server::impl::dispatch(request& req, beast::tcp_stream& stream) 
       co_return co_await write_response(stream, res);
     }
   }
+}
+
+awaitable<bool> server::impl::dispatch_session_api(request& req, beast::tcp_stream& stream,
+                                                   const std::string& path,
+                                                   const boost::urls::url_view& url) {
+  auto api = std::make_shared<api_request>();
+  api->method = std::string(req.method_string());
+  api->path = path;
+  for (auto p : url.params())
+    api->query.push_back({p.key, p.value, p.has_value});
+  api->header = [&req](std::string_view name) { return header(req, name); };
+  api->body = std::move(req.body());
+  auto op = await_engine<api_response>(
+      [this, api](auto done) { handle_session_api(sessions, std::move(*api), done); });
+  api_response answer = co_await std::move(op);
+  string_response res = make_response(req, static_cast<bhttp::status>(answer.status));
+  for (auto& [name, value] : answer.headers)
+    res.set(name, value);
+  res.body() = std::move(answer.body);
+  finish(res, req.method() == bhttp::verb::head);
+  co_return co_await write_response(stream, res);
 }
 
 result<std::shared_ptr<stream_record>> server::impl::live_stream(const std::string& path) {
@@ -812,8 +851,9 @@ server::~server() {
   stop();
 }
 
-result<std::unique_ptr<server>> server::bind(server_options options, stream_engine& engine) {
-  auto p = std::make_unique<impl>(std::move(options), engine);
+result<std::unique_ptr<server>> server::bind(server_options options, stream_engine& engine,
+                                             sessions::session_service& sessions) {
+  auto p = std::make_unique<impl>(std::move(options), engine, sessions);
   beast::error_code ec;
   auto address = asio::ip::make_address(p->options.host, ec);
   if (ec) {

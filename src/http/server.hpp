@@ -9,6 +9,7 @@
 #include <string>
 
 #include "base/result.hpp"
+#include "sessions/session_service.hpp"
 #include "streams/stream_engine.hpp"
 
 namespace ordo::http {
@@ -29,7 +30,8 @@ struct server_options {
 class server {
  public:
   // Binds the listening socket; the server does not serve until run().
-  static result<std::unique_ptr<server>> bind(server_options options, stream_engine& engine);
+  static result<std::unique_ptr<server>> bind(server_options options, stream_engine& engine,
+                                              sessions::session_service& sessions);
   ~server();
 
   // The bound port (useful with port 0).

@@ -290,6 +290,11 @@ std::string error_body(const failure& f) {
   boost::json::object error;
   error["code"] = f.code;
   error["message"] = f.message;
+  for (const auto& [key, json_text] : f.details) {
+    boost::system::error_code ec;
+    auto value = boost::json::parse(json_text, ec);
+    error[key] = ec ? boost::json::value(json_text) : std::move(value);
+  }
   boost::json::object body;
   body["error"] = std::move(error);
   return boost::json::serialize(body);

@@ -69,6 +69,58 @@ struct stream_engine::delete_job {
   std::vector<removal> removals;
 };
 
+struct stream_engine::custom_job {
+  write_job job;
+  std::vector<stream_effect> effects;
+};
+
+// ---- write_context ---------------------------------------------------------------------------
+
+result<std::int64_t> write_context::create_stream(const std::string& path,
+                                                  const std::string& content_type) {
+  sqlite::stream_row row;
+  row.path = path;
+  row.content_type = content_type;
+  row.incarnation = random_incarnation();
+  row.created_at_ms = now_ms_;
+  row.last_access_ms = now_ms_;
+  auto id = tables_.insert_stream(row);
+  if (!id) return std::move(id).error();
+  row.id = *id;
+  effects_.push_back({stream_effect::kind::create, row.id, std::move(row), 0, nullptr});
+  return *id;
+}
+
+result<std::uint64_t> write_context::append(std::int64_t stream_id, std::string data) {
+  auto row = tables_.find_by_id(stream_id);
+  if (!row) return std::move(row).error();
+  if (!*row || (*row)->state != sqlite::stream_row_state::live) {
+    return make_failure(failure_kind::not_found, "stream_not_found",
+                        "stream " + std::to_string(stream_id) + " does not exist");
+  }
+  if ((*row)->closed) {
+    return make_failure(failure_kind::conflict, "stream_closed", "the stream is closed");
+  }
+  auto tail = tables_.tail(stream_id, (*row)->base_seq);
+  if (!tail) return std::move(tail).error();
+  std::int64_t seq = *tail + 1;
+  if (auto s = tables_.insert_message(stream_id, seq, data); !s) return std::move(s).error();
+  effects_.push_back({stream_effect::kind::append, stream_id, std::nullopt,
+                      static_cast<std::uint64_t>(*tail),
+                      std::make_shared<const std::string>(std::move(data))});
+  return static_cast<std::uint64_t>(seq);
+}
+
+status write_context::close(std::int64_t stream_id) {
+  if (auto s = tables_.set_closed(stream_id, std::nullopt); !s) return s;
+  effects_.push_back({stream_effect::kind::close, stream_id, std::nullopt, 0, nullptr});
+  return ok_v;
+}
+
+std::uint64_t write_context::offset_prefix(std::int64_t incarnation) const {
+  return offset_prefix_for(database_epoch_, static_cast<std::uint64_t>(incarnation));
+}
+
 // ---- open / stop -----------------------------------------------------------------------------
 
 stream_engine::stream_engine(stream_engine_options options) : options_(std::move(options)) {}
@@ -85,6 +137,7 @@ result<std::unique_ptr<stream_engine>> stream_engine::open(stream_engine_options
   auto tables = sqlite::stream_tables::prepare(*engine->write_db_);
   if (!tables) return std::move(tables).error();
   engine->tables_ = std::make_unique<sqlite::stream_tables>(std::move(*tables));
+  engine->write_statements_ = std::make_unique<sqlite::statement_cache>(*engine->write_db_);
 
   auto streams = sqlite::load_streams(*engine->write_db_);
   if (!streams) return std::move(streams).error();
@@ -264,6 +317,20 @@ void stream_engine::remove(std::string path, delete_callback done) {
   }
 }
 
+bool stream_engine::submit(write_job job) {
+  std::size_t bytes = job.bytes;
+  auto* j = new custom_job{std::move(job), {}};
+  if (!enqueue(j, bytes)) {
+    delete j;
+    return false;
+  }
+  return true;
+}
+
+bool stream_engine::read_with(std::function<void(sqlite::read_context&)> task) {
+  return readers_->submit(std::move(task));
+}
+
 void stream_engine::expire_soon(const std::shared_ptr<stream_record>&) {
   // The maintenance pass finds every expired stream; wake the writer so it runs now. Requests
   // coalesce: a storm of reads of an expired stream queues one pass, not one per read.
@@ -301,7 +368,8 @@ void stream_engine::read(std::shared_ptr<stream_record> stream, std::uint64_t af
   std::size_t max_bytes = options_.read_chunk_bytes;
   auto shared_done = std::make_shared<read_callback>(std::move(done));
   bool queued = readers_->submit(
-      [plan = std::move(plan), after, max_bytes, shared_done](sqlite::message_reader& reader) {
+      [plan = std::move(plan), after, max_bytes, shared_done](sqlite::read_context& context) {
+        sqlite::message_reader& reader = context.messages;
         read_chunk chunk;
         chunk.after = after;
         std::size_t bytes = 0;
@@ -452,7 +520,11 @@ void stream_engine::run_batch(std::vector<job>& batch) {
             } else if constexpr (std::is_same_v<T, delete_job>) {
               return run_delete(*j);
             } else {
-              return true;
+              write_context ctx(*write_db_, *write_statements_, *tables_, database_epoch_,
+                                wall_ms(), j->effects);
+              bool kept = j->job.run(ctx);
+              if (!kept) j->effects.clear();
+              return kept;
             }
           },
           batch[i]);
@@ -517,6 +589,9 @@ void stream_engine::run_batch(std::vector<job>& batch) {
               publish_removals(j->removals);
             }
             j->done(std::move(j->res));
+          } else {
+            if (!batch_failure && ok[i]) publish_effects(j->effects);
+            j->job.done(batch_failure);
           }
           delete j;
         },
@@ -540,6 +615,25 @@ void stream_engine::publish_removals(const std::vector<removal>& removals) {
     }
     record->publish_lifecycle(r.lifecycle);
     if (r.lifecycle == stream_lifecycle::removed) purge_pending_ = true;
+  }
+}
+
+void stream_engine::publish_effects(const std::vector<stream_effect>& effects) {
+  for (const stream_effect& e : effects) {
+    if (e.what == stream_effect::kind::create) {
+      auto record = make_record(*e.created, 0, false);
+      std::lock_guard lock(registry_mu_);
+      by_id_[e.stream_id] = record;
+      by_path_[e.created->path] = record;
+      continue;
+    }
+    auto record = find_by_id(e.stream_id);
+    if (!record) continue;
+    if (e.what == stream_effect::kind::append) {
+      record->publish_append(e.after, {e.message}, false);
+    } else {
+      record->publish_append(record->state().tail, {}, true);
+    }
   }
 }
 

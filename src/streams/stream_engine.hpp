@@ -170,6 +170,67 @@ struct read_result {
   failure error;
 };
 
+class stream_engine;
+
+// One change a custom job made to streams, published after its transaction commits.
+struct stream_effect {
+  enum class kind { create, append, close };
+  kind what = kind::append;
+  std::int64_t stream_id = 0;
+  std::optional<sqlite::stream_row> created;  // for create
+  std::uint64_t after = 0;                    // for append: the position before the message
+  message_ptr message;                        // for append
+};
+
+// What a custom write job (stream_engine::submit) may do. Valid only while the job runs on the
+// writer thread, inside its own savepoint; everything it does commits or rolls back with the
+// job, and the stream changes it makes are published (tail caches, wake-ups) after commit.
+class write_context {
+ public:
+  sqlite::connection& db() { return db_; }
+  sqlite::statement_cache& statements() { return statements_; }
+  std::int64_t now_ms() const { return now_ms_; }
+  std::uint64_t database_epoch() const { return database_epoch_; }
+
+  // Creates a stream at any path, including the reserved paths of managed streams.
+  result<std::int64_t> create_stream(const std::string& path, const std::string& content_type);
+  // Appends one message; returns the stream's new tail position.
+  result<std::uint64_t> append(std::int64_t stream_id, std::string data);
+  // Closes a stream (idempotent).
+  status close(std::int64_t stream_id);
+  // The offset prefix of a stream's family.
+  std::uint64_t offset_prefix(std::int64_t incarnation) const;
+
+ private:
+  friend class stream_engine;
+  write_context(sqlite::connection& db, sqlite::statement_cache& statements,
+                sqlite::stream_tables& tables, std::uint64_t epoch, std::int64_t now_ms,
+                std::vector<stream_effect>& effects)
+      : db_(db),
+        statements_(statements),
+        tables_(tables),
+        database_epoch_(epoch),
+        now_ms_(now_ms),
+        effects_(effects) {}
+
+  sqlite::connection& db_;
+  sqlite::statement_cache& statements_;
+  sqlite::stream_tables& tables_;
+  std::uint64_t database_epoch_;
+  std::int64_t now_ms_;
+  std::vector<stream_effect>& effects_;
+};
+
+// A unit of work for the writer, submitted by other modules (sessions, change feed).
+struct write_job {
+  // Runs inside a savepoint. false: roll the job back (it decided to refuse; nothing is kept).
+  std::function<bool(write_context&)> run;
+  // Called once on the writer thread: with nullopt after the transaction committed (or after
+  // run() returned false), or with the failure that stopped the whole transaction.
+  std::function<void(const std::optional<failure>&)> done;
+  std::size_t bytes = 0;  // payload size, for the write queue's byte bound
+};
+
 class stream_engine {
  public:
   using create_callback = std::function<void(create_result)>;
@@ -190,6 +251,11 @@ class stream_engine {
   void create(create_request request, create_callback done);
   void append(append_request request, append_callback done);
   void remove(std::string path, delete_callback done);
+  // Queues a custom job; false (and `done` is not called) when the write queue is full.
+  bool submit(write_job job);
+  // Runs `task` on a reader thread with its own read-only connection; false when the read queue
+  // is full (`task` is not run).
+  bool read_with(std::function<void(sqlite::read_context&)> task);
   // Reads messages at positions (after, tail], at most read_chunk_bytes (at least one message).
   void read(std::shared_ptr<stream_record> stream, std::uint64_t after, read_callback done);
   // Asks the writer to expire a stream whose TTL or Expires-At has passed.
@@ -206,7 +272,8 @@ class stream_engine {
   struct create_job;
   struct append_job;
   struct delete_job;
-  using job = std::variant<create_job*, append_job*, delete_job*>;
+  struct custom_job;
+  using job = std::variant<create_job*, append_job*, delete_job*, custom_job*>;
 
   explicit stream_engine(stream_engine_options options);
 
@@ -221,6 +288,7 @@ class stream_engine {
   void publish_create(create_job& j);
   void publish_append(append_job& j);
   void publish_removals(const std::vector<removal>& removals);
+  void publish_effects(const std::vector<stream_effect>& effects);
   void run_maintenance();
   bool run_purge_step();
 
@@ -235,6 +303,7 @@ class stream_engine {
   // Owned by the writer thread after open().
   std::unique_ptr<sqlite::connection> write_db_;
   std::unique_ptr<sqlite::stream_tables> tables_;
+  std::unique_ptr<sqlite::statement_cache> write_statements_;
   std::unique_ptr<sqlite::read_pool> readers_;
 
   mutable std::mutex registry_mu_;

@@ -221,4 +221,13 @@ int connection::changes() const {
   return sqlite3_changes(db_);
 }
 
+result<statement*> statement_cache::get(std::string_view sql) {
+  auto it = statements_.find(std::string(sql));
+  if (it != statements_.end()) return &it->second;
+  auto prepared = db_.prepare(sql);
+  if (!prepared) return std::move(prepared).error();
+  auto [inserted, ok] = statements_.emplace(std::string(sql), std::move(*prepared));
+  return &inserted->second;
+}
+
 }  // namespace ordo::sqlite

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "base/result.hpp"
 
@@ -99,6 +100,36 @@ class connection {
  private:
   explicit connection(sqlite3* db) : db_(db) {}
   sqlite3* db_ = nullptr;
+};
+
+// Prepared statements of one connection, prepared on first use and reused. Belongs to the
+// connection's thread, like the connection. Callers reset() a statement when done with it
+// (statement_use does that).
+class statement_cache {
+ public:
+  explicit statement_cache(connection& db) : db_(db) {}
+  result<statement*> get(std::string_view sql);
+  connection& db() { return db_; }
+
+ private:
+  connection& db_;
+  std::unordered_map<std::string, statement> statements_;
+};
+
+// A statement borrowed from a cache for one use: reset and its bindings cleared on exit.
+class statement_use {
+ public:
+  explicit statement_use(statement* s) : s_(s) {}
+  ~statement_use() {
+    if (s_) s_->reset();
+  }
+  statement_use(const statement_use&) = delete;
+  statement_use& operator=(const statement_use&) = delete;
+  statement* operator->() { return s_; }
+  statement& operator*() { return *s_; }
+
+ private:
+  statement* s_;
 };
 
 }  // namespace ordo::sqlite

@@ -33,6 +33,26 @@
 //
 // producers(stream_id, producer_id, epoch, last_seq): idempotent-producer state, written in the
 //   same transaction as the messages it admits, so a retry after a crash is recognised.
+//
+// Sessions (version 2)
+// --------------------
+// projects: id is a slug; archived_at_ms is a soft delete (a session's project always
+//   resolves). next_session_number hands out session numbers: only ever incremented, so a
+//   number is never reused even if sessions are removed.
+// sessions: id = "{project}-{number}". seq orders sessions by creation (paging). state and
+//   end_reason follow the lifecycle table in sessions/lifecycle.cpp; end_reason is set exactly
+//   when state is 'ended' (CHECK). revision is bumped by every mutation (If-Match). The
+//   next_* counters assign row sequences, command sequences and execution generations inside
+//   the writer's transaction: nothing else assigns them. events_stream_id is the session's
+//   managed event stream (application/json), appended to in the same transaction as each
+//   mutation and closed when the session ends.
+// executions: generation is the fencing token of one agent run; the partial unique index keeps
+//   at most one unfinished execution per session.
+// commands: request_id is the client's Idempotency-Key; body is the canonical JSON of the
+//   request, compared exactly to tell a retry (same body) from a reuse (different body).
+// rows: the transcript. seq is assigned at first insert and kept by every upsert; revision
+//   counts upserts. request_id / request_body give appends the same idempotency as commands.
+//   rows_awaiting_action finds pending approval requests (derived state requires_action).
 #include "storage/sqlite/migrations.hpp"
 
 #include <array>
@@ -90,8 +110,105 @@ CREATE TABLE producers (
 ) WITHOUT ROWID;
 )sql";
 
+constexpr std::string_view k_v2_sessions = R"sql(
+CREATE TABLE projects (
+  id                  TEXT PRIMARY KEY,
+  name                TEXT NOT NULL,
+  repo_path           TEXT,
+  origin_url          TEXT,
+  description         TEXT,
+  created_at_ms       INTEGER NOT NULL,
+  updated_at_ms       INTEGER NOT NULL,
+  archived_at_ms      INTEGER,
+  revision            INTEGER NOT NULL DEFAULT 1,
+  next_session_number INTEGER NOT NULL DEFAULT 1 CHECK (next_session_number >= 1)
+) WITHOUT ROWID;
+
+CREATE TABLE sessions (
+  seq                 INTEGER PRIMARY KEY,
+  id                  TEXT NOT NULL UNIQUE,
+  project_id          TEXT NOT NULL REFERENCES projects(id),
+  number              INTEGER NOT NULL,
+  state               TEXT NOT NULL CHECK (state IN ('created', 'starting', 'active',
+                        'suspended', 'detached', 'closing', 'ended')),
+  end_reason          TEXT CHECK (end_reason IS NULL OR end_reason IN ('completed', 'killed',
+                        'failed', 'pr_merged', 'reaped', 'cancelled')),
+  revision            INTEGER NOT NULL DEFAULT 1,
+  agent_kind          TEXT,
+  model               TEXT,
+  title               TEXT,
+  branch              TEXT,
+  workspace_path      TEXT,
+  tags                TEXT NOT NULL DEFAULT '[]',
+  last_heartbeat_ms   INTEGER,
+  created_at_ms       INTEGER NOT NULL,
+  updated_at_ms       INTEGER NOT NULL,
+  ended_at_ms         INTEGER,
+  events_stream_id    INTEGER NOT NULL REFERENCES streams(id),
+  next_row_seq        INTEGER NOT NULL DEFAULT 1,
+  next_command_seq    INTEGER NOT NULL DEFAULT 1,
+  next_generation     INTEGER NOT NULL DEFAULT 1,
+  UNIQUE (project_id, number),
+  CHECK ((state = 'ended') = (end_reason IS NOT NULL))
+);
+CREATE INDEX sessions_by_project ON sessions(project_id, seq);
+CREATE INDEX sessions_awaiting_heartbeat ON sessions(state, last_heartbeat_ms)
+  WHERE state IN ('starting', 'active', 'detached');
+
+CREATE TABLE executions (
+  session_id     TEXT NOT NULL REFERENCES sessions(id),
+  generation     INTEGER NOT NULL CHECK (generation >= 1),
+  started_at_ms  INTEGER NOT NULL,
+  finished_at_ms INTEGER,
+  finish_reason  TEXT CHECK (finish_reason IS NULL OR finish_reason IN ('completed', 'failed',
+                   'aborted', 'lost', 'session_ended')),
+  PRIMARY KEY (session_id, generation),
+  CHECK ((finished_at_ms IS NULL) = (finish_reason IS NULL))
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX executions_one_active ON executions(session_id)
+  WHERE finished_at_ms IS NULL;
+
+CREATE TABLE commands (
+  session_id    TEXT NOT NULL REFERENCES sessions(id),
+  seq           INTEGER NOT NULL CHECK (seq >= 1),
+  request_id    TEXT NOT NULL,
+  body          TEXT NOT NULL,
+  status        TEXT NOT NULL CHECK (status IN ('accepted', 'delivered', 'done', 'failed',
+                  'interrupted')),
+  result        TEXT,
+  created_at_ms INTEGER NOT NULL,
+  updated_at_ms INTEGER NOT NULL,
+  PRIMARY KEY (session_id, seq),
+  UNIQUE (session_id, request_id)
+) WITHOUT ROWID;
+CREATE INDEX commands_pending ON commands(session_id, seq)
+  WHERE status IN ('accepted', 'delivered');
+
+CREATE TABLE rows (
+  session_id    TEXT NOT NULL REFERENCES sessions(id),
+  seq           INTEGER NOT NULL CHECK (seq >= 1),
+  row_id        TEXT NOT NULL,
+  kind          TEXT NOT NULL CHECK (kind IN ('user', 'assistant', 'tool_call', 'tool_result',
+                  'approval_request', 'approval_response', 'system')),
+  status        TEXT NOT NULL CHECK (status IN ('pending', 'in_progress', 'complete', 'failed',
+                  'approved', 'denied', 'cancelled')),
+  body          TEXT NOT NULL,
+  revision      INTEGER NOT NULL DEFAULT 1,
+  request_id    TEXT,
+  request_body  TEXT,
+  created_at_ms INTEGER NOT NULL,
+  updated_at_ms INTEGER NOT NULL,
+  PRIMARY KEY (session_id, seq),
+  UNIQUE (session_id, row_id)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX rows_by_request ON rows(session_id, request_id) WHERE request_id IS NOT NULL;
+CREATE INDEX rows_awaiting_action ON rows(session_id)
+  WHERE kind = 'approval_request' AND status = 'pending';
+)sql";
+
 constexpr std::array k_migrations{
     migration{1, "streams core", k_v1_streams_core},
+    migration{2, "sessions", k_v2_sessions},
 };
 
 constexpr std::string_view k_create_migrations_table = R"sql(

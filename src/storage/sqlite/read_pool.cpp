@@ -16,8 +16,14 @@ result<std::unique_ptr<read_pool>> read_pool::start(const database_options& opti
     if (!reader) return std::move(reader).error();
     pool->readers_.push_back(std::move(*reader));
   }
-  for (auto& reader : pool->readers_) {
-    pool->threads_.emplace_back([p = pool.get(), &reader] { p->run(reader); });
+  pool->contexts_.reserve(pool->readers_.size());
+  for (std::size_t i = 0; i < pool->readers_.size(); ++i) {
+    pool->caches_.push_back(std::make_unique<statement_cache>(pool->connections_[i]));
+    pool->contexts_.push_back(
+        read_context{pool->connections_[i], pool->readers_[i], *pool->caches_.back()});
+  }
+  for (auto& context : pool->contexts_) {
+    pool->threads_.emplace_back([p = pool.get(), &context] { p->run(context); });
   }
   return pool;
 }
@@ -49,7 +55,7 @@ void read_pool::stop() {
   threads_.clear();
 }
 
-void read_pool::run(message_reader& reader) {
+void read_pool::run(read_context& context) {
   for (;;) {
     task t;
     {
@@ -60,7 +66,7 @@ void read_pool::run(message_reader& reader) {
       t = std::move(queue_.front());
       queue_.pop_front();
     }
-    t(reader);
+    t(context);
   }
 }
 

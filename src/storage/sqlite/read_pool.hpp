@@ -2,7 +2,7 @@
 // that miss the in-memory tail cache, so reads never wait behind the writer.
 //
 // Thread safety: submit() may be called from any thread. Tasks run on a reader thread with that
-// thread's message_reader; a task must not keep the reader after it returns.
+// thread's read_context; a task must not keep it after it returns.
 // Limits: the queue holds at most max_queued tasks; submit() refuses more (the caller answers
 // 503), so a reconnect storm cannot grow memory without bound.
 #pragma once
@@ -21,9 +21,17 @@
 
 namespace ordo::sqlite {
 
+// What a task gets on its reader thread: the thread's connection (for reads that need their own
+// transaction, e.g. a consistent snapshot) and its prepared message reader.
+struct read_context {
+  connection& db;
+  message_reader& messages;
+  statement_cache& statements;
+};
+
 class read_pool {
  public:
-  using task = std::function<void(message_reader&)>;
+  using task = std::function<void(read_context&)>;
 
   static result<std::unique_ptr<read_pool>> start(const database_options& options, int thread_count,
                                                   std::size_t max_queued);
@@ -35,7 +43,7 @@ class read_pool {
 
  private:
   read_pool() = default;
-  void run(message_reader& reader);
+  void run(read_context& context);
 
   std::size_t max_queued_ = 0;
   std::mutex mu_;
@@ -44,6 +52,8 @@ class read_pool {
   bool stopping_ = false;   // guarded by mu_
   std::vector<connection> connections_;
   std::vector<message_reader> readers_;
+  std::vector<std::unique_ptr<statement_cache>> caches_;
+  std::vector<read_context> contexts_;
   std::vector<std::thread> threads_;
 };
 

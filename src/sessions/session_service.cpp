@@ -1,0 +1,1436 @@
+#include "sessions/session_service.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/json.hpp>
+#include <future>
+
+#include "base/rfc3339.hpp"
+#include "sessions/lifecycle.hpp"
+#include "storage/sqlite/session_tables.hpp"
+#include "streams/offset.hpp"
+
+namespace ordo::sessions {
+
+namespace json = boost::json;
+using sqlite::session_tables;
+
+namespace {
+
+constexpr std::string_view k_events_content_type = "application/json";
+constexpr std::string_view k_command_id_infix = "-c";
+
+failure invalid(std::string code, std::string message) {
+  return make_failure(failure_kind::invalid, std::move(code), std::move(message));
+}
+
+failure not_found(std::string what, std::string_view id) {
+  return make_failure(failure_kind::not_found, what + "_not_found",
+                      "no " + what + " '" + std::string(id) + "'");
+}
+
+json::value optional_text(const std::optional<std::string>& v) {
+  return v ? json::value(*v) : json::value(nullptr);
+}
+
+json::value optional_time(const std::optional<std::int64_t>& ms) {
+  return ms ? json::value(format_rfc3339_ms(*ms)) : json::value(nullptr);
+}
+
+json::value parse_stored(const std::string& text) {
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  return ec ? json::value(text) : v;
+}
+
+// ---- JSON views of rows ----------------------------------------------------------------------
+
+json::object project_json(const sqlite::project_row& p) {
+  json::object o;
+  o["id"] = p.id;
+  o["name"] = p.name;
+  o["repo_path"] = optional_text(p.repo_path);
+  o["origin_url"] = optional_text(p.origin_url);
+  o["description"] = optional_text(p.description);
+  o["archived"] = p.archived_at_ms.has_value();
+  o["archived_at"] = optional_time(p.archived_at_ms);
+  o["created_at"] = format_rfc3339_ms(p.created_at_ms);
+  o["updated_at"] = format_rfc3339_ms(p.updated_at_ms);
+  o["revision"] = p.revision;
+  return o;
+}
+
+json::object session_json(const sqlite::session_row& s) {
+  json::object o;
+  o["id"] = s.id;
+  o["project"] = s.project_id;
+  o["number"] = s.number;
+  o["state"] = s.state;
+  o["client_state"] = std::string(
+      to_string(derive_client_state(s.awaiting_approval, s.active_generation.has_value())));
+  o["end_reason"] = optional_text(s.end_reason);
+  o["revision"] = s.revision;
+  o["agent_kind"] = optional_text(s.agent_kind);
+  o["model"] = optional_text(s.model);
+  o["title"] = optional_text(s.title);
+  o["branch"] = optional_text(s.branch);
+  o["workspace_path"] = optional_text(s.workspace_path);
+  o["tags"] = parse_stored(s.tags);
+  if (s.active_generation) {
+    json::object e;
+    e["generation"] = *s.active_generation;
+    e["started_at"] = optional_time(s.active_started_at_ms);
+    o["active_execution"] = std::move(e);
+  } else {
+    o["active_execution"] = nullptr;
+  }
+  o["last_heartbeat_at"] = optional_time(s.last_heartbeat_ms);
+  o["created_at"] = format_rfc3339_ms(s.created_at_ms);
+  o["updated_at"] = format_rfc3339_ms(s.updated_at_ms);
+  o["ended_at"] = optional_time(s.ended_at_ms);
+  o["events_url"] = "/v1/sessions/" + s.id + "/events";
+  return o;
+}
+
+std::string command_id(std::string_view session_id, std::int64_t seq) {
+  return std::string(session_id) + std::string(k_command_id_infix) + std::to_string(seq);
+}
+
+json::object command_json(const sqlite::command_row& c) {
+  json::object o;
+  o["id"] = command_id(c.session_id, c.seq);
+  o["session"] = c.session_id;
+  o["sequence"] = c.seq;
+  o["status"] = c.status;
+  o["request_id"] = c.request_id;
+  o["body"] = parse_stored(c.body);
+  o["result"] = c.result ? parse_stored(*c.result) : json::value(nullptr);
+  o["created_at"] = format_rfc3339_ms(c.created_at_ms);
+  o["updated_at"] = format_rfc3339_ms(c.updated_at_ms);
+  return o;
+}
+
+json::object row_json(const sqlite::transcript_row& r) {
+  json::object o;
+  o["row_id"] = r.row_id;
+  o["session"] = r.session_id;
+  o["sequence"] = r.seq;
+  o["kind"] = r.kind;
+  o["status"] = r.status;
+  o["body"] = parse_stored(r.body);
+  o["revision"] = r.revision;
+  o["created_at"] = format_rfc3339_ms(r.created_at_ms);
+  o["updated_at"] = format_rfc3339_ms(r.updated_at_ms);
+  return o;
+}
+
+json::object execution_json(const sqlite::execution_row& e) {
+  json::object o;
+  o["generation"] = e.generation;
+  o["started_at"] = format_rfc3339_ms(e.started_at_ms);
+  o["finished_at"] = optional_time(e.finished_at_ms);
+  o["finish_reason"] = optional_text(e.finish_reason);
+  return o;
+}
+
+// ---- request bodies --------------------------------------------------------------------------
+
+// Reads typed fields of a JSON object body, refusing unknown fields and wrong types with a
+// message naming the field and what it must be.
+class body_reader {
+ public:
+  static result<body_reader> of(const json::value& body, std::vector<std::string_view> known) {
+    if (!body.is_object()) return invalid("invalid_body", "the request body must be a JSON object");
+    for (const auto& [key, value] : body.as_object()) {
+      if (std::find(known.begin(), known.end(), key) == known.end()) {
+        std::string list;
+        for (auto k : known)
+          list += (list.empty() ? "" : ", ") + std::string(k);
+        return invalid("unknown_field",
+                       "unknown field '" + std::string(key) + "'; this request accepts: " + list);
+      }
+    }
+    return body_reader(body.as_object());
+  }
+
+  bool has(std::string_view key) const { return o_.contains(key); }
+
+  // Absent: nullopt. Present: a string (or null when nullable, giving an empty optional inside).
+  result<std::optional<std::optional<std::string>>> text(std::string_view key, bool nullable,
+                                                         std::size_t max_bytes) const {
+    auto it = o_.find(key);
+    if (it == o_.end()) return std::optional<std::optional<std::string>>();
+    if (it->value().is_null() && nullable) {
+      return std::optional<std::optional<std::string>>(std::optional<std::string>());
+    }
+    if (!it->value().is_string()) {
+      return invalid("invalid_field", "field '" + std::string(key) + "' must be a string" +
+                                          (nullable ? " or null" : ""));
+    }
+    const auto& s = it->value().as_string();
+    if (s.size() > max_bytes) {
+      return invalid("invalid_field", "field '" + std::string(key) + "' is longer than " +
+                                          std::to_string(max_bytes) + " bytes");
+    }
+    return std::optional<std::optional<std::string>>(std::string(s));
+  }
+
+  result<std::string> required_text(std::string_view key, std::size_t max_bytes) const {
+    auto v = text(key, false, max_bytes);
+    if (!v) return std::move(v).error();
+    if (!*v || !**v || (**v)->empty()) {
+      return invalid("missing_field", "field '" + std::string(key) + "' is required");
+    }
+    return ***v;
+  }
+
+  const json::value* raw(std::string_view key) const {
+    auto it = o_.find(key);
+    return it == o_.end() ? nullptr : &it->value();
+  }
+
+ private:
+  explicit body_reader(json::object o) : o_(std::move(o)) {}
+  json::object o_;  // a copy: callers may pass temporaries
+};
+
+bool valid_slug(std::string_view s) {
+  if (s.empty() || s.size() > 63) return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c == '-' && i > 0);
+    if (!ok) return false;
+  }
+  return s.back() != '-';
+}
+
+std::string slug_from(std::string_view name) {
+  std::string out;
+  for (char c : name) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+    if (alnum) {
+      out.push_back(c);
+    } else if (!out.empty() && out.back() != '-') {
+      out.push_back('-');
+    }
+    if (out.size() >= 48) break;
+  }
+  while (!out.empty() && out.back() == '-')
+    out.pop_back();
+  return out;
+}
+
+result<std::string> tags_from(const json::value& v) {
+  if (!v.is_array()) return invalid("invalid_field", "field 'tags' must be an array of strings");
+  const auto& a = v.as_array();
+  if (a.size() > k_max_tags) {
+    return invalid("invalid_field", "at most " + std::to_string(k_max_tags) + " tags");
+  }
+  for (const auto& t : a) {
+    if (!t.is_string() || t.as_string().empty() || t.as_string().size() > k_max_tag_bytes) {
+      return invalid("invalid_field", "each tag must be a non-empty string of at most " +
+                                          std::to_string(k_max_tag_bytes) + " bytes");
+    }
+  }
+  return json::serialize(a);
+}
+
+// ---- session mutations -----------------------------------------------------------------------
+
+struct event {
+  std::string type;
+  json::object data;
+};
+
+failure stale_revision(const sqlite::session_row& s, std::int64_t expected) {
+  failure f = make_failure(failure_kind::precondition_failed, "revision_mismatch",
+                           "If-Match names revision " + std::to_string(expected) +
+                               " but the session is at revision " + std::to_string(s.revision) +
+                               "; re-read it and retry");
+  f.with("current_revision", std::to_string(s.revision));
+  return f;
+}
+
+failure illegal_transition(session_state from, session_state to) {
+  std::string allowed = "[";
+  std::string names;
+  for (session_state t : allowed_transitions(from)) {
+    allowed += (allowed.size() > 1 ? ",\"" : "\"") + std::string(to_string(t)) + "\"";
+    names += (names.empty() ? "" : ", ") + std::string(to_string(t));
+  }
+  allowed += "]";
+  failure f =
+      make_failure(failure_kind::conflict, "illegal_transition",
+                   "a session cannot go from " + std::string(to_string(from)) + " to " +
+                       std::string(to_string(to)) + "; allowed from " +
+                       std::string(to_string(from)) + ": " + (names.empty() ? "none" : names));
+  f.with("from", "\"" + std::string(to_string(from)) + "\"");
+  f.with("to", "\"" + std::string(to_string(to)) + "\"");
+  f.with("allowed", allowed);
+  return f;
+}
+
+failure session_ended(const sqlite::session_row& s) {
+  failure f = make_failure(failure_kind::conflict, "session_ended",
+                           "session '" + s.id + "' has ended (" + s.end_reason.value_or("?") +
+                               "); it accepts no more changes");
+  f.with("end_reason", "\"" + s.end_reason.value_or("") + "\"");
+  return f;
+}
+
+// Finishes the active execution and interrupts pending commands: what losing the agent means.
+status release_agent_work(write_context& ctx, session_tables& t, const sqlite::session_row& s,
+                          std::string_view execution_reason, std::vector<event>& events) {
+  auto active = t.active_execution(s.id);
+  if (!active) return std::move(active).error();
+  if (*active) {
+    if (auto st = t.finish_execution(s.id, (*active)->generation, ctx.now_ms(), execution_reason);
+        !st) {
+      return st;
+    }
+    json::object d;
+    d["generation"] = (*active)->generation;
+    d["reason"] = std::string(execution_reason);
+    events.push_back({"execution.finished", std::move(d)});
+  }
+  auto pending = t.pending_commands(s.id);
+  if (!pending) return std::move(pending).error();
+  for (auto& c : *pending) {
+    if (auto st = t.update_command_status(s.id, c.seq, "interrupted", std::nullopt, ctx.now_ms());
+        !st) {
+      return st;
+    }
+    c.status = "interrupted";
+    c.updated_at_ms = ctx.now_ms();
+    json::object d;
+    d["command"] = command_json(c);
+    events.push_back({"command.updated", std::move(d)});
+  }
+  return ok_v;
+}
+
+status apply_transition(write_context& ctx, session_tables& t, sqlite::session_row& s,
+                        session_state to, std::string_view cause, std::vector<event>& events) {
+  session_state from = *parse_session_state(s.state);
+  if (!transition_allowed(from, to)) return illegal_transition(from, to);
+  if (to == session_state::detached) {
+    if (auto st = release_agent_work(ctx, t, s, "lost", events); !st) return st;
+  }
+  s.state = std::string(to_string(to));
+  if (expects_heartbeat(to) && from != session_state::detached) s.last_heartbeat_ms = ctx.now_ms();
+  json::object d;
+  d["from"] = std::string(to_string(from));
+  d["to"] = std::string(to_string(to));
+  d["cause"] = std::string(cause);
+  events.push_back({"session.transitioned", std::move(d)});
+  return ok_v;
+}
+
+status apply_end(write_context& ctx, session_tables& t, sqlite::session_row& s, end_reason reason,
+                 std::string_view cause, std::vector<event>& events) {
+  session_state from = *parse_session_state(s.state);
+  if (auto st = release_agent_work(ctx, t, s, "session_ended", events); !st) return st;
+  s.state = std::string(to_string(session_state::ended));
+  s.end_reason = std::string(to_string(reason));
+  s.ended_at_ms = ctx.now_ms();
+  json::object d;
+  d["from"] = std::string(to_string(from));
+  d["reason"] = std::string(to_string(reason));
+  d["cause"] = std::string(cause);
+  events.push_back({"session.ended", std::move(d)});
+  return ok_v;
+}
+
+// Bumps the revision, stores the session, appends the events (all carrying the new revision)
+// and closes the event stream when the session has ended. Nothing happens without events.
+status commit_session_change(write_context& ctx, session_tables& t, sqlite::session_row& s,
+                             std::vector<event>& events) {
+  if (events.empty()) return ok_v;
+  s.revision += 1;
+  s.updated_at_ms = ctx.now_ms();
+  if (auto st = t.update_session(s); !st) return st;
+  std::string at = format_rfc3339_ms(ctx.now_ms());
+  for (auto& e : events) {
+    json::object envelope;
+    envelope["type"] = e.type;
+    envelope["session"] = s.id;
+    envelope["revision"] = s.revision;
+    envelope["at"] = at;
+    envelope["data"] = std::move(e.data);
+    auto appended = ctx.append(s.events_stream_id, json::serialize(envelope));
+    if (!appended) return std::move(appended).error();
+  }
+  if (s.state == to_string(session_state::ended)) return ctx.close(s.events_stream_id);
+  return ok_v;
+}
+
+// Loads a session for a mutation and checks If-Match.
+result<sqlite::session_row> load_for_change(session_tables& t, std::string_view id,
+                                            std::optional<std::int64_t> if_match) {
+  auto s = t.session(id);
+  if (!s) return std::move(s).error();
+  if (!*s) return not_found("session", id);
+  if (if_match && *if_match != (*s)->revision) return stale_revision(**s, *if_match);
+  return std::move(**s);
+}
+
+result<reply> session_reply(session_tables& t, std::string_view id, reply_kind kind) {
+  auto s = t.session(id);
+  if (!s) return std::move(s).error();
+  if (!*s) return not_found("session", id);
+  return reply{kind, session_json(**s), (*s)->revision, false};
+}
+
+result<std::int64_t> parse_command_seq(std::string_view session_id, std::string_view command) {
+  std::string prefix = std::string(session_id) + std::string(k_command_id_infix);
+  if (command.substr(0, prefix.size()) != prefix) return not_found("command", command);
+  std::string_view digits = command.substr(prefix.size());
+  if (digits.empty() || digits.size() > 18) return not_found("command", command);
+  std::int64_t seq = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return not_found("command", command);
+    seq = seq * 10 + (c - '0');
+  }
+  return seq;
+}
+
+}  // namespace
+
+// ---- plumbing --------------------------------------------------------------------------------
+
+namespace {
+
+using write_fn = std::function<result<reply>(write_context&, session_tables&)>;
+using read_fn = std::function<result<reply>(sqlite::read_context&, session_tables&)>;
+
+void run_write(stream_engine& engine, write_fn fn, reply_callback done, std::size_t bytes = 0) {
+  auto outcome = std::make_shared<std::optional<result<reply>>>();
+  write_job job;
+  job.bytes = bytes;
+  job.run = [fn = std::move(fn), outcome](write_context& ctx) -> bool {
+    session_tables t(ctx.statements());
+    outcome->emplace(fn(ctx, t));
+    return (*outcome)->ok();
+  };
+  auto shared_done = std::make_shared<reply_callback>(std::move(done));
+  job.done = [outcome, shared_done](const std::optional<failure>& f) {
+    if (f) {
+      (*shared_done)(*f);
+    } else {
+      (*shared_done)(std::move(**outcome));
+    }
+  };
+  if (!engine.submit(std::move(job))) {
+    (*shared_done)(make_failure(failure_kind::unavailable, "write_queue_full",
+                                "the server is busy writing; retry shortly"));
+  }
+}
+
+void run_read(stream_engine& engine, read_fn fn, reply_callback done) {
+  auto shared_done = std::make_shared<reply_callback>(std::move(done));
+  bool queued = engine.read_with([fn = std::move(fn), shared_done](sqlite::read_context& ctx) {
+    session_tables t(ctx.statements);
+    (*shared_done)(fn(ctx, t));
+  });
+  if (!queued) {
+    (*shared_done)(make_failure(failure_kind::unavailable, "read_queue_full",
+                                "too many reads are waiting; retry shortly"));
+  }
+}
+
+}  // namespace
+
+session_service::session_service(stream_engine& engine, session_service_options options)
+    : engine_(engine), options_(options) {}
+
+session_service::~session_service() {
+  stop();
+}
+
+std::string session_service::events_stream_path(std::string_view session_id) {
+  return "__ordo/sessions/" + std::string(session_id) + "/events";
+}
+
+void session_service::start() {
+  reap_once();
+  reaper_ = std::thread([this] { reaper_loop(); });
+}
+
+void session_service::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (reaper_.joinable()) reaper_.join();
+}
+
+// ---- projects --------------------------------------------------------------------------------
+
+void session_service::create_project(json::value body, reply_callback done) {
+  run_write(
+      engine_,
+      [body = std::move(body)](write_context& ctx, session_tables& t) -> result<reply> {
+        auto r = body_reader::of(body, {"id", "name", "repo_path", "origin_url", "description"});
+        if (!r) return std::move(r).error();
+        auto name = r->required_text("name", k_max_text_field_bytes);
+        if (!name) return std::move(name).error();
+        auto id = r->text("id", false, 63);
+        if (!id) return std::move(id).error();
+        std::string slug = *id && **id ? ***id : slug_from(*name);
+        if (!valid_slug(slug)) {
+          return invalid("invalid_project_id",
+                         "project id '" + slug +
+                             "' must be 1-63 characters of a-z, 0-9 and '-', starting and "
+                             "ending with a letter or digit" +
+                             (*id ? "" : " (derived from the name; send an id)"));
+        }
+        sqlite::project_row p;
+        p.id = slug;
+        p.name = *name;
+        for (auto [field, target] :
+             {std::pair{"repo_path", &p.repo_path}, std::pair{"origin_url", &p.origin_url},
+              std::pair{"description", &p.description}}) {
+          auto v = r->text(field, true, k_max_text_field_bytes);
+          if (!v) return std::move(v).error();
+          if (*v) *target = **v;
+        }
+        p.created_at_ms = p.updated_at_ms = ctx.now_ms();
+        auto existing = t.project(slug);
+        if (!existing) return std::move(existing).error();
+        if (*existing) {
+          return make_failure(failure_kind::conflict, "project_exists",
+                              "a project with id '" + slug + "' already exists");
+        }
+        if (auto s = t.insert_project(p); !s) return std::move(s).error();
+        return reply{reply_kind::created, project_json(p), std::nullopt, false};
+      },
+      std::move(done));
+}
+
+void session_service::list_projects(bool include_archived, reply_callback done) {
+  run_read(
+      engine_,
+      [include_archived](sqlite::read_context&, session_tables& t) -> result<reply> {
+        auto rows = t.projects(include_archived);
+        if (!rows) return std::move(rows).error();
+        json::array a;
+        for (const auto& p : *rows)
+          a.push_back(project_json(p));
+        json::object o;
+        o["projects"] = std::move(a);
+        return reply{reply_kind::ok, std::move(o), std::nullopt, false};
+      },
+      std::move(done));
+}
+
+void session_service::get_project(std::string id, reply_callback done) {
+  run_read(
+      engine_,
+      [id = std::move(id)](sqlite::read_context&, session_tables& t) -> result<reply> {
+        auto p = t.project(id);
+        if (!p) return std::move(p).error();
+        if (!*p) return not_found("project", id);
+        return reply{reply_kind::ok, project_json(**p), std::nullopt, false};
+      },
+      std::move(done));
+}
+
+void session_service::archive_project(std::string id, reply_callback done) {
+  run_write(
+      engine_,
+      [id = std::move(id)](write_context& ctx, session_tables& t) -> result<reply> {
+        auto p = t.project(id);
+        if (!p) return std::move(p).error();
+        if (!*p) return not_found("project", id);
+        if (!(*p)->archived_at_ms) {
+          (*p)->archived_at_ms = ctx.now_ms();
+          (*p)->updated_at_ms = ctx.now_ms();
+          (*p)->revision += 1;
+          if (auto s = t.update_project(**p); !s) return std::move(s).error();
+        }
+        return reply{reply_kind::ok, project_json(**p), std::nullopt, false};
+      },
+      std::move(done));
+}
+
+// ---- sessions --------------------------------------------------------------------------------
+
+namespace {
+
+// Applies the typed, optional session fields present in `r` to `s`; records what changed.
+status apply_session_fields(const body_reader& r, sqlite::session_row& s, json::object& changes) {
+  for (auto [field, target] : {std::pair{"agent_kind", &s.agent_kind}, std::pair{"model", &s.model},
+                               std::pair{"title", &s.title}, std::pair{"branch", &s.branch},
+                               std::pair{"workspace_path", &s.workspace_path}}) {
+    auto v = r.text(field, true, k_max_text_field_bytes);
+    if (!v) return std::move(v).error();
+    if (*v && **v != *target) {
+      *target = **v;
+      changes[field] = optional_text(*target);
+    }
+  }
+  if (const json::value* tags = r.raw("tags")) {
+    auto t = tags_from(*tags);
+    if (!t) return std::move(t).error();
+    if (*t != s.tags) {
+      s.tags = *t;
+      changes["tags"] = parse_stored(s.tags);
+    }
+  }
+  return ok_v;
+}
+
+const std::vector<std::string_view> k_session_fields{"agent_kind", "model",          "title",
+                                                     "branch",     "workspace_path", "tags"};
+
+}  // namespace
+
+void session_service::create_session(std::string project_id, json::value body,
+                                     reply_callback done) {
+  run_write(
+      engine_,
+      [project_id = std::move(project_id), body = std::move(body)](
+          write_context& ctx, session_tables& t) -> result<reply> {
+        auto r =
+            body_reader::of(body.is_null() ? json::value(json::object()) : body, k_session_fields);
+        if (!r) return std::move(r).error();
+        auto p = t.project(project_id);
+        if (!p) return std::move(p).error();
+        if (!*p) return not_found("project", project_id);
+        if ((*p)->archived_at_ms) {
+          return make_failure(failure_kind::conflict, "project_archived",
+                              "project '" + project_id + "' is archived; new sessions are refused");
+        }
+        sqlite::session_row s;
+        s.number = (*p)->next_session_number;
+        (*p)->next_session_number += 1;
+        (*p)->updated_at_ms = ctx.now_ms();
+        if (auto st = t.update_project(**p); !st) return std::move(st).error();
+        s.id = project_id + "-" + std::to_string(s.number);
+        s.project_id = project_id;
+        s.state = std::string(to_string(session_state::created));
+        s.revision = 0;  // commit_session_change makes the first revision 1
+        s.created_at_ms = s.updated_at_ms = ctx.now_ms();
+        json::object changes;
+        if (auto st = apply_session_fields(*r, s, changes); !st) return std::move(st).error();
+        auto stream = ctx.create_stream(session_service::events_stream_path(s.id),
+                                        std::string(k_events_content_type));
+        if (!stream) return std::move(stream).error();
+        s.events_stream_id = *stream;
+        if (auto st = t.insert_session(s); !st) return std::move(st).error();
+        auto inserted = t.session(s.id);
+        if (!inserted) return std::move(inserted).error();
+        sqlite::session_row& row = **inserted;
+        row.revision = 0;
+        std::vector<event> events;
+        json::object d;
+        d["session"] = session_json(row);
+        d["session"].as_object()["revision"] = 1;  // the revision this event commits
+        events.push_back({"session.created", std::move(d)});
+        if (auto st = commit_session_change(ctx, t, row, events); !st) {
+          return std::move(st).error();
+        }
+        return session_reply(t, s.id, reply_kind::created);
+      },
+      std::move(done));
+}
+
+void session_service::list_sessions(session_list_query q, reply_callback done) {
+  run_read(
+      engine_,
+      [q = std::move(q)](sqlite::read_context&, session_tables& t) -> result<reply> {
+        sqlite::session_filter f;
+        f.project_id = q.project_id;
+        if (q.state) {
+          if (!parse_session_state(*q.state)) {
+            return invalid("invalid_state", "state '" + *q.state +
+                                                "' is not one of created, starting, active, "
+                                                "suspended, detached, closing, ended");
+          }
+          f.state = q.state;
+        }
+        if (q.client_state) {
+          if (!parse_client_state(*q.client_state)) {
+            return invalid("invalid_client_state",
+                           "client_state '" + *q.client_state +
+                               "' is not one of idle, running, requires_action");
+          }
+          f.client_state = q.client_state;
+        }
+        if (q.cursor) {
+          try {
+            std::size_t used = 0;
+            f.before_seq = std::stoll(*q.cursor, &used);
+            if (used != q.cursor->size() || *f.before_seq < 1) throw std::invalid_argument("");
+          } catch (const std::exception&) {
+            return invalid("invalid_cursor",
+                           "cursor must be a next_cursor value returned by this list");
+          }
+        }
+        f.limit = q.limit.value_or(k_default_session_page);
+        if (f.limit < 1 || f.limit > k_max_session_page) {
+          return invalid("invalid_limit",
+                         "limit must be between 1 and " + std::to_string(k_max_session_page));
+        }
+        auto rows = t.sessions(f);
+        if (!rows) return std::move(rows).error();
+        json::array a;
+        for (const auto& s : *rows)
+          a.push_back(session_json(s));
+        json::object o;
+        o["sessions"] = std::move(a);
+        o["next_cursor"] = static_cast<int>(rows->size()) == f.limit
+                               ? json::value(std::to_string(rows->back().seq))
+                               : json::value(nullptr);
+        return reply{reply_kind::ok, std::move(o), std::nullopt, false};
+      },
+      std::move(done));
+}
+
+void session_service::get_session(std::string id, reply_callback done) {
+  run_read(
+      engine_,
+      [id = std::move(id)](sqlite::read_context&, session_tables& t) {
+        return session_reply(t, id, reply_kind::ok);
+      },
+      std::move(done));
+}
+
+void session_service::update_session(std::string id, std::optional<std::int64_t> if_match,
+                                     json::value body, reply_callback done) {
+  run_write(
+      engine_,
+      [id = std::move(id), if_match, body = std::move(body)](write_context& ctx,
+                                                             session_tables& t) -> result<reply> {
+        auto r = body_reader::of(body, k_session_fields);
+        if (!r) return std::move(r).error();
+        auto s = load_for_change(t, id, if_match);
+        if (!s) return std::move(s).error();
+        if (s->state == to_string(session_state::ended)) return session_ended(*s);
+        json::object changes;
+        if (auto st = apply_session_fields(*r, *s, changes); !st) return std::move(st).error();
+        std::vector<event> events;
+        if (!changes.empty()) {
+          json::object d;
+          d["changes"] = std::move(changes);
+          events.push_back({"session.updated", std::move(d)});
+        }
+        if (auto st = commit_session_change(ctx, t, *s, events); !st) {
+          return std::move(st).error();
+        }
+        return session_reply(t, id, reply_kind::ok);
+      },
+      std::move(done));
+}
+
+void session_service::transition(std::string id, std::optional<std::int64_t> if_match,
+                                 json::value body, reply_callback done) {
+  run_write(
+      engine_,
+      [id = std::move(id), if_match, body = std::move(body)](write_context& ctx,
+                                                             session_tables& t) -> result<reply> {
+        auto r = body_reader::of(body, {"to"});
+        if (!r) return std::move(r).error();
+        auto to_text = r->required_text("to", 32);
+        if (!to_text) return std::move(to_text).error();
+        auto to = parse_session_state(*to_text);
+        if (!to) {
+          return invalid("invalid_state",
+                         "'to' must be one of created, starting, active, "
+                         "suspended, detached, closing");
+        }
+        if (*to == session_state::ended) {
+          return invalid("use_end", "to end a session, POST /v1/sessions/{id}/end with a reason");
+        }
+        auto s = load_for_change(t, id, if_match);
+        if (!s) return std::move(s).error();
+        std::vector<event> events;
+        if (auto st = apply_transition(ctx, t, *s, *to, "api", events); !st) {
+          return std::move(st).error();
+        }
+        if (auto st = commit_session_change(ctx, t, *s, events); !st) {
+          return std::move(st).error();
+        }
+        return session_reply(t, id, reply_kind::ok);
+      },
+      std::move(done));
+}
+
+void session_service::end(std::string id, std::optional<std::int64_t> if_match, json::value body,
+                          reply_callback done) {
+  run_write(
+      engine_,
+      [id = std::move(id), if_match, body = std::move(body)](write_context& ctx,
+                                                             session_tables& t) -> result<reply> {
+        auto r = body_reader::of(body, {"reason"});
+        if (!r) return std::move(r).error();
+        auto reason_text = r->required_text("reason", 32);
+        if (!reason_text) return std::move(reason_text).error();
+        auto reason = parse_end_reason(*reason_text);
+        if (!reason) {
+          return invalid("invalid_end_reason",
+                         "'reason' must be one of completed, killed, failed, pr_merged, reaped, "
+                         "cancelled");
+        }
+        auto s = load_for_change(t, id, if_match);
+        if (!s) return std::move(s).error();
+        // Ending an ended session is a retry: answer what is stored.
+        if (s->state == to_string(session_state::ended)) {
+          auto reply_value = session_reply(t, id, reply_kind::ok);
+          if (reply_value) reply_value->replayed = true;
+          return reply_value;
+        }
+        std::vector<event> events;
+        if (auto st = apply_end(ctx, t, *s, *reason, "api", events); !st) {
+          return std::move(st).error();
+        }
+        if (auto st = commit_session_change(ctx, t, *s, events); !st) {
+          return std::move(st).error();
+        }
+        return session_reply(t, id, reply_kind::ok);
+      },
+      std::move(done));
+}
+
+void session_service::heartbeat(std::string id, reply_callback done) {
+  run_write(
+      engine_,
+      [id = std::move(id)](write_context& ctx, session_tables& t) -> result<reply> {
+        auto s = load_for_change(t, id, std::nullopt);
+        if (!s) return std::move(s).error();
+        if (s->state == to_string(session_state::ended)) return session_ended(*s);
+        // A heartbeat is a liveness signal, not a change: it bumps no revision and emits no
+        // event, unless it brings a detached session back.
+        s->last_heartbeat_ms = ctx.now_ms();
+        std::vector<event> events;
+        if (s->state == to_string(session_state::detached)) {
+          if (auto st = apply_transition(ctx, t, *s, session_state::active, "heartbeat", events);
+              !st) {
+            return std::move(st).error();
+          }
+        }
+        if (events.empty()) {
+          if (auto st = t.update_session(*s); !st) return std::move(st).error();
+        } else if (auto st = commit_session_change(ctx, t, *s, events); !st) {
+          return std::move(st).error();
+        }
+        return session_reply(t, id, reply_kind::ok);
+      },
+      std::move(done));
+}
+
+void session_service::snapshot(std::string id, std::optional<int> row_limit, reply_callback done) {
+  run_read(
+      engine_,
+      [id = std::move(id), row_limit, epoch = engine_.database_epoch()](
+          sqlite::read_context& ctx, session_tables& t) -> result<reply> {
+        int limit = row_limit.value_or(k_default_snapshot_rows);
+        if (limit < 0 || limit > k_max_row_page) {
+          return invalid("invalid_limit",
+                         "rows must be between 0 and " + std::to_string(k_max_row_page));
+        }
+        // One read transaction: the state, the rows, the commands and the event offset agree.
+        if (auto s = ctx.db.exec("BEGIN"); !s) return std::move(s).error();
+        struct end_read {
+          sqlite::connection& db;
+          ~end_read() { (void)db.exec("COMMIT"); }
+        } guard{ctx.db};
+        auto s = t.session(id);
+        if (!s) return std::move(s).error();
+        if (!*s) return not_found("session", id);
+        sqlite::row_page_query q;
+        q.limit = limit + 1;
+        q.newest_first = true;
+        auto rows = t.rows(id, q);
+        if (!rows) return std::move(rows).error();
+        bool more = static_cast<int>(rows->size()) > limit;
+        if (more) rows->pop_back();
+        auto pending = t.pending_commands(id);
+        if (!pending) return std::move(pending).error();
+        auto tail = t.stream_tail((*s)->events_stream_id);
+        if (!tail) return std::move(tail).error();
+        auto incarnation = t.stream_incarnation((*s)->events_stream_id);
+        if (!incarnation) return std::move(incarnation).error();
+
+        json::array row_array;
+        for (auto it = rows->rbegin(); it != rows->rend(); ++it)
+          row_array.push_back(row_json(*it));
+        json::array command_array;
+        for (const auto& c : *pending)
+          command_array.push_back(command_json(c));
+        json::object o;
+        o["session"] = session_json(**s);
+        o["rows"] = std::move(row_array);
+        o["rows_before"] =
+            more && !rows->empty() ? json::value(rows->back().seq) : json::value(nullptr);
+        o["pending_commands"] = std::move(command_array);
+        o["events_offset"] =
+            format_offset({offset_prefix_for(epoch, static_cast<std::uint64_t>(*incarnation)),
+                           static_cast<std::uint64_t>(*tail)});
+        return reply{reply_kind::ok, std::move(o), (*s)->revision, false};
+      },
+      std::move(done));
+}
+
+// ---- executions ------------------------------------------------------------------------------
+
+void session_service::start_execution(std::string id, std::optional<std::int64_t> if_match,
+                                      reply_callback done) {
+  run_write(
+      engine_,
+      [id = std::move(id), if_match](write_context& ctx, session_tables& t) -> result<reply> {
+        auto s = load_for_change(t, id, if_match);
+        if (!s) return std::move(s).error();
+        if (s->state == to_string(session_state::ended)) return session_ended(*s);
+        if (s->state == to_string(session_state::closing)) {
+          return make_failure(failure_kind::conflict, "session_closing",
+                              "session '" + id + "' is closing; no new executions start");
+        }
+        if (s->active_generation) {
+          failure f = make_failure(failure_kind::conflict, "execution_active",
+                                   "execution " + std::to_string(*s->active_generation) +
+                                       " is still active; finish or abort it first");
+          f.with("active_generation", std::to_string(*s->active_generation));
+          return f;
+        }
+        sqlite::execution_row e{id, s->next_generation, ctx.now_ms(), std::nullopt, std::nullopt};
+        s->next_generation += 1;
+        if (auto st = t.insert_execution(e); !st) return std::move(st).error();
+        std::vector<event> events;
+        json::object d;
+        d["generation"] = e.generation;
+        events.push_back({"execution.started", std::move(d)});
+        if (auto st = commit_session_change(ctx, t, *s, events); !st) {
+          return std::move(st).error();
+        }
+        json::object body = execution_json(e);
+        return reply{reply_kind::created, std::move(body), s->revision, false};
+      },
+      std::move(done));
+}
+
+void session_service::finish_execution(std::string id, std::int64_t generation, bool abort,
+                                       std::optional<std::int64_t> if_match, json::value body,
+                                       reply_callback done) {
+  run_write(
+      engine_,
+      [id = std::move(id), generation, abort, if_match, body = std::move(body)](
+          write_context& ctx, session_tables& t) -> result<reply> {
+        std::string reason = abort ? "aborted" : "completed";
+        if (!abort) {
+          auto r =
+              body_reader::of(body.is_null() ? json::value(json::object()) : body, {"outcome"});
+          if (!r) return std::move(r).error();
+          auto outcome = r->text("outcome", false, 32);
+          if (!outcome) return std::move(outcome).error();
+          if (*outcome && **outcome) {
+            reason = ***outcome;
+            if (reason != "completed" && reason != "failed") {
+              return invalid("invalid_outcome", "'outcome' must be completed or failed");
+            }
+          }
+        }
+        auto s = load_for_change(t, id, if_match);
+        if (!s) return std::move(s).error();
+        auto e = t.execution(id, generation);
+        if (!e) return std::move(e).error();
+        if (!*e || (*e)->finished_at_ms) {
+          failure f = make_failure(
+              failure_kind::conflict, "stale_generation",
+              "execution " + std::to_string(generation) +
+                  (*e ? " has already finished" : " does not exist") +
+                  (s->active_generation
+                       ? "; the active execution is " + std::to_string(*s->active_generation)
+                       : "; no execution is active"));
+          f.with("active_generation", s->active_generation ? std::to_string(*s->active_generation)
+                                                           : std::string("null"));
+          return f;
+        }
+        if (auto st = t.finish_execution(id, generation, ctx.now_ms(), reason); !st) {
+          return std::move(st).error();
+        }
+        std::vector<event> events;
+        json::object d;
+        d["generation"] = generation;
+        d["reason"] = reason;
+        events.push_back({"execution.finished", std::move(d)});
+        if (auto st = commit_session_change(ctx, t, *s, events); !st) {
+          return std::move(st).error();
+        }
+        auto finished = t.execution(id, generation);
+        if (!finished) return std::move(finished).error();
+        return reply{reply_kind::ok, execution_json(**finished), s->revision, false};
+      },
+      std::move(done));
+}
+
+void session_service::list_executions(std::string id, reply_callback done) {
+  run_read(
+      engine_,
+      [id = std::move(id)](sqlite::read_context&, session_tables& t) -> result<reply> {
+        auto s = t.session(id);
+        if (!s) return std::move(s).error();
+        if (!*s) return not_found("session", id);
+        json::array a;
+        for (std::int64_t g = 1; g < (*s)->next_generation; ++g) {
+          auto e = t.execution(id, g);
+          if (!e) return std::move(e).error();
+          if (*e) a.push_back(execution_json(**e));
+        }
+        json::object o;
+        o["executions"] = std::move(a);
+        return reply{reply_kind::ok, std::move(o), (*s)->revision, false};
+      },
+      std::move(done));
+}
+
+// ---- commands --------------------------------------------------------------------------------
+
+void session_service::send_command(std::string id, std::optional<std::int64_t> if_match,
+                                   std::string key, json::value body, reply_callback done) {
+  std::string canonical = json::serialize(body);
+  std::size_t bytes = canonical.size();
+  run_write(
+      engine_,
+      [id = std::move(id), if_match, key = std::move(key), canonical = std::move(canonical),
+       body = std::move(body)](write_context& ctx, session_tables& t) -> result<reply> {
+        if (!body.is_object()) {
+          return invalid("invalid_body", "a command must be a JSON object");
+        }
+        auto s = t.session(id);
+        if (!s) return std::move(s).error();
+        if (!*s) return not_found("session", id);
+        // A retry with the same key is answered from what was stored, before any other check.
+        auto existing = t.command_by_request(id, key);
+        if (!existing) return std::move(existing).error();
+        if (*existing) {
+          if ((*existing)->body != canonical) {
+            return make_failure(failure_kind::conflict, "idempotency_key_reused",
+                                "Idempotency-Key '" + key +
+                                    "' was already used for a different command in this "
+                                    "session; use a new key for a new command");
+          }
+          return reply{reply_kind::accepted, command_json(**existing), (*s)->revision, true};
+        }
+        auto row = load_for_change(t, id, if_match);
+        if (!row) return std::move(row).error();
+        if (row->state == to_string(session_state::ended)) return session_ended(*row);
+        sqlite::command_row c{id,         row->next_command_seq, key,          canonical,
+                              "accepted", std::nullopt,          ctx.now_ms(), ctx.now_ms()};
+        row->next_command_seq += 1;
+        if (auto st = t.insert_command(c); !st) return std::move(st).error();
+        std::vector<event> events;
+        json::object d;
+        d["command"] = command_json(c);
+        events.push_back({"command.accepted", std::move(d)});
+        if (auto st = commit_session_change(ctx, t, *row, events); !st) {
+          return std::move(st).error();
+        }
+        return reply{reply_kind::accepted, command_json(c), row->revision, false};
+      },
+      std::move(done), bytes);
+}
+
+void session_service::update_command(std::string id, std::string command,
+                                     std::optional<std::int64_t> if_match, json::value body,
+                                     reply_callback done) {
+  run_write(
+      engine_,
+      [id = std::move(id), command = std::move(command), if_match, body = std::move(body)](
+          write_context& ctx, session_tables& t) -> result<reply> {
+        auto r = body_reader::of(body, {"status", "result"});
+        if (!r) return std::move(r).error();
+        auto status_text = r->required_text("status", 32);
+        if (!status_text) return std::move(status_text).error();
+        const std::string& to = *status_text;
+        if (to != "delivered" && to != "done" && to != "failed") {
+          return invalid("invalid_command_status",
+                         "'status' must be delivered, done or failed (the agent's "
+                         "acknowledgements)");
+        }
+        std::optional<std::string> result_json;
+        if (const json::value* v = r->raw("result")) result_json = json::serialize(*v);
+        auto seq = parse_command_seq(id, command);
+        if (!seq) return std::move(seq).error();
+        auto s = load_for_change(t, id, if_match);
+        if (!s) return std::move(s).error();
+        auto c = t.command(id, *seq);
+        if (!c) return std::move(c).error();
+        if (!*c) return not_found("command", command);
+        const std::string from = (*c)->status;
+        // accepted -> delivered -> done | failed; accepted -> done | failed. Terminal states and
+        // interrupted commands never run again.
+        if (from == to) {
+          return reply{reply_kind::ok, command_json(**c), s->revision, true};
+        }
+        bool allowed = (from == "accepted") || (from == "delivered" && to != "delivered");
+        if (!allowed) {
+          failure f =
+              make_failure(failure_kind::conflict, "illegal_command_transition",
+                           "command " + command + " is " + from + " and cannot become " + to);
+          f.with("from", "\"" + from + "\"");
+          f.with("to", "\"" + to + "\"");
+          return f;
+        }
+        if (auto st = t.update_command_status(id, *seq, to, result_json, ctx.now_ms()); !st) {
+          return std::move(st).error();
+        }
+        auto updated = t.command(id, *seq);
+        if (!updated) return std::move(updated).error();
+        std::vector<event> events;
+        json::object d;
+        d["command"] = command_json(**updated);
+        events.push_back({"command.updated", std::move(d)});
+        if (auto st = commit_session_change(ctx, t, *s, events); !st) {
+          return std::move(st).error();
+        }
+        return reply{reply_kind::ok, command_json(**updated), s->revision, false};
+      },
+      std::move(done));
+}
+
+void session_service::get_command(std::string id, std::string command, reply_callback done) {
+  run_read(
+      engine_,
+      [id = std::move(id), command = std::move(command)](sqlite::read_context&,
+                                                         session_tables& t) -> result<reply> {
+        auto seq = parse_command_seq(id, command);
+        if (!seq) return std::move(seq).error();
+        auto c = t.command(id, *seq);
+        if (!c) return std::move(c).error();
+        if (!*c) return not_found("command", command);
+        return reply{reply_kind::ok, command_json(**c), std::nullopt, false};
+      },
+      std::move(done));
+}
+
+void session_service::list_commands(std::string id, std::optional<std::string> status_filter,
+                                    std::optional<std::int64_t> after, std::optional<int> limit,
+                                    reply_callback done) {
+  run_read(
+      engine_,
+      [id = std::move(id), status_filter, after, limit](sqlite::read_context&,
+                                                        session_tables& t) -> result<reply> {
+        if (status_filter && *status_filter != "pending") {
+          return invalid("invalid_status_filter", "status may only be 'pending'");
+        }
+        int n = limit.value_or(k_default_row_page);
+        if (n < 1 || n > k_max_row_page) {
+          return invalid("invalid_limit",
+                         "limit must be between 1 and " + std::to_string(k_max_row_page));
+        }
+        auto s = t.session(id);
+        if (!s) return std::move(s).error();
+        if (!*s) return not_found("session", id);
+        auto rows = status_filter ? t.pending_commands(id) : t.commands(id, after.value_or(0), n);
+        if (!rows) return std::move(rows).error();
+        json::array a;
+        for (const auto& c : *rows)
+          a.push_back(command_json(c));
+        json::object o;
+        o["commands"] = std::move(a);
+        return reply{reply_kind::ok, std::move(o), (*s)->revision, false};
+      },
+      std::move(done));
+}
+
+// ---- rows ------------------------------------------------------------------------------------
+
+namespace {
+
+const std::vector<std::string_view> k_row_kinds{
+    "user",  "assistant", "tool_call", "tool_result", "approval_request", "approval_response",
+    "system"};
+const std::vector<std::string_view> k_row_statuses{"pending",  "in_progress", "complete", "failed",
+                                                   "approved", "denied",      "cancelled"};
+
+std::string joined(const std::vector<std::string_view>& names) {
+  std::string out;
+  for (auto n : names)
+    out += (out.empty() ? "" : ", ") + std::string(n);
+  return out;
+}
+
+struct row_fields {
+  std::optional<std::string> row_id;
+  std::optional<std::string> kind;
+  std::optional<std::string> status;
+  std::optional<std::string> body;  // canonical JSON
+};
+
+result<row_fields> read_row_fields(const json::value& body, bool allow_row_id) {
+  std::vector<std::string_view> known{"kind", "status", "body"};
+  if (allow_row_id) known.push_back("row_id");
+  auto r = body_reader::of(body, known);
+  if (!r) return std::move(r).error();
+  row_fields f;
+  if (allow_row_id) {
+    auto id = r->text("row_id", false, k_max_id_bytes);
+    if (!id) return std::move(id).error();
+    if (*id) f.row_id = **id;
+  }
+  auto kind = r->text("kind", false, 32);
+  if (!kind) return std::move(kind).error();
+  if (*kind) {
+    if (std::find(k_row_kinds.begin(), k_row_kinds.end(), ***kind) == k_row_kinds.end()) {
+      return invalid("invalid_row_kind", "'kind' must be one of " + joined(k_row_kinds));
+    }
+    f.kind = **kind;
+  }
+  auto status = r->text("status", false, 32);
+  if (!status) return std::move(status).error();
+  if (*status) {
+    if (std::find(k_row_statuses.begin(), k_row_statuses.end(), ***status) ==
+        k_row_statuses.end()) {
+      return invalid("invalid_row_status", "'status' must be one of " + joined(k_row_statuses));
+    }
+    f.status = **status;
+  }
+  if (const json::value* b = r->raw("body")) f.body = json::serialize(*b);
+  return f;
+}
+
+bool valid_row_id(std::string_view id) {
+  if (id.empty() || id.size() > k_max_id_bytes) return false;
+  for (unsigned char c : id) {
+    if (c <= 0x20 || c == '/' || c == '?' || c == '#' || c == '%' || c == 0x7f) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void session_service::append_row(std::string id, std::optional<std::int64_t> if_match,
+                                 std::optional<std::string> key, json::value body,
+                                 reply_callback done) {
+  std::string canonical = json::serialize(body);
+  std::size_t bytes = canonical.size();
+  run_write(
+      engine_,
+      [id = std::move(id), if_match, key = std::move(key), canonical = std::move(canonical),
+       body = std::move(body)](write_context& ctx, session_tables& t) -> result<reply> {
+        auto f = read_row_fields(body, true);
+        if (!f) return std::move(f).error();
+        if (!f->kind) return invalid("missing_field", "field 'kind' is required");
+        if (!f->body) return invalid("missing_field", "field 'body' is required");
+        if (f->row_id && !valid_row_id(*f->row_id)) {
+          return invalid("invalid_row_id",
+                         "row_id must be 1-128 printable characters without "
+                         "spaces, '/', '?', '#' or '%'");
+        }
+        auto s = t.session(id);
+        if (!s) return std::move(s).error();
+        if (!*s) return not_found("session", id);
+        if (key) {
+          auto existing = t.row_by_request(id, *key);
+          if (!existing) return std::move(existing).error();
+          if (*existing) {
+            if ((*existing)->request_body != canonical) {
+              return make_failure(failure_kind::conflict, "idempotency_key_reused",
+                                  "Idempotency-Key '" + *key +
+                                      "' was already used for a different row in this session");
+            }
+            return reply{reply_kind::created, row_json(**existing), (*s)->revision, true};
+          }
+        }
+        auto row = load_for_change(t, id, if_match);
+        if (!row) return std::move(row).error();
+        if (row->state == to_string(session_state::ended)) return session_ended(*row);
+        sqlite::transcript_row r;
+        r.session_id = id;
+        r.seq = row->next_row_seq;
+        row->next_row_seq += 1;
+        r.row_id = f->row_id ? *f->row_id : "r" + std::to_string(r.seq);
+        auto clash = t.row_by_id(id, r.row_id);
+        if (!clash) return std::move(clash).error();
+        if (*clash) {
+          return make_failure(failure_kind::conflict, "row_exists",
+                              "row '" + r.row_id + "' already exists; PUT /rows/" + r.row_id +
+                                  " updates it in place");
+        }
+        r.kind = *f->kind;
+        r.status = f->status.value_or("complete");
+        r.body = *f->body;
+        r.request_id = key;
+        if (key) r.request_body = canonical;
+        r.created_at_ms = r.updated_at_ms = ctx.now_ms();
+        if (auto st = t.insert_row(r); !st) return std::move(st).error();
+        std::vector<event> events;
+        json::object d;
+        d["row"] = row_json(r);
+        events.push_back({"row.appended", std::move(d)});
+        if (auto st = commit_session_change(ctx, t, *row, events); !st) {
+          return std::move(st).error();
+        }
+        return reply{reply_kind::created, row_json(r), row->revision, false};
+      },
+      std::move(done), bytes);
+}
+
+void session_service::upsert_row(std::string id, std::string row_id,
+                                 std::optional<std::int64_t> if_match, json::value body,
+                                 reply_callback done) {
+  std::size_t bytes = json::serialize(body).size();
+  run_write(
+      engine_,
+      [id = std::move(id), row_id = std::move(row_id), if_match, body = std::move(body)](
+          write_context& ctx, session_tables& t) -> result<reply> {
+        if (!valid_row_id(row_id)) {
+          return invalid("invalid_row_id",
+                         "row_id must be 1-128 printable characters without "
+                         "spaces, '/', '?', '#' or '%'");
+        }
+        auto f = read_row_fields(body, false);
+        if (!f) return std::move(f).error();
+        auto s = load_for_change(t, id, if_match);
+        if (!s) return std::move(s).error();
+        if (s->state == to_string(session_state::ended)) return session_ended(*s);
+        auto existing = t.row_by_id(id, row_id);
+        if (!existing) return std::move(existing).error();
+        std::vector<event> events;
+        sqlite::transcript_row r;
+        reply_kind kind = reply_kind::ok;
+        if (*existing) {
+          r = **existing;
+          bool changed = false;
+          if (f->kind && *f->kind != r.kind) r.kind = *f->kind, changed = true;
+          if (f->status && *f->status != r.status) r.status = *f->status, changed = true;
+          if (f->body && *f->body != r.body) r.body = *f->body, changed = true;
+          if (!changed) return reply{reply_kind::ok, row_json(r), s->revision, true};
+          r.revision += 1;  // the sequence of the first insert is kept
+          r.updated_at_ms = ctx.now_ms();
+          if (auto st = t.update_row(r); !st) return std::move(st).error();
+          json::object d;
+          d["row"] = row_json(r);
+          events.push_back({"row.updated", std::move(d)});
+        } else {
+          if (!f->kind) return invalid("missing_field", "field 'kind' is required for a new row");
+          if (!f->body) return invalid("missing_field", "field 'body' is required for a new row");
+          r.session_id = id;
+          r.seq = s->next_row_seq;
+          s->next_row_seq += 1;
+          r.row_id = row_id;
+          r.kind = *f->kind;
+          r.status = f->status.value_or("complete");
+          r.body = *f->body;
+          r.created_at_ms = r.updated_at_ms = ctx.now_ms();
+          if (auto st = t.insert_row(r); !st) return std::move(st).error();
+          json::object d;
+          d["row"] = row_json(r);
+          events.push_back({"row.appended", std::move(d)});
+          kind = reply_kind::created;
+        }
+        if (auto st = commit_session_change(ctx, t, *s, events); !st) {
+          return std::move(st).error();
+        }
+        return reply{kind, row_json(r), s->revision, false};
+      },
+      std::move(done), bytes);
+}
+
+void session_service::get_row(std::string id, std::string row_id, reply_callback done) {
+  run_read(
+      engine_,
+      [id = std::move(id), row_id = std::move(row_id)](sqlite::read_context&,
+                                                       session_tables& t) -> result<reply> {
+        auto r = t.row_by_id(id, row_id);
+        if (!r) return std::move(r).error();
+        if (!*r) return not_found("row", row_id);
+        return reply{reply_kind::ok, row_json(**r), std::nullopt, false};
+      },
+      std::move(done));
+}
+
+void session_service::list_rows(std::string id, row_list_query q, reply_callback done) {
+  run_read(
+      engine_,
+      [id = std::move(id), q](sqlite::read_context&, session_tables& t) -> result<reply> {
+        int limit = q.limit.value_or(k_default_row_page);
+        if (limit < 1 || limit > k_max_row_page) {
+          return invalid("invalid_limit",
+                         "limit must be between 1 and " + std::to_string(k_max_row_page));
+        }
+        auto s = t.session(id);
+        if (!s) return std::move(s).error();
+        if (!*s) return not_found("session", id);
+        sqlite::row_page_query query;
+        query.after = q.after;
+        query.before = q.before;
+        query.limit = limit;
+        // `before` alone pages backwards from it; otherwise forwards from `after` (or the start).
+        query.newest_first = q.before && !q.after;
+        auto rows = t.rows(id, query);
+        if (!rows) return std::move(rows).error();
+        if (query.newest_first) std::reverse(rows->begin(), rows->end());
+        json::array a;
+        for (const auto& r : *rows)
+          a.push_back(row_json(r));
+        json::object o;
+        o["rows"] = std::move(a);
+        o["next_after"] = rows->empty() ? json::value(nullptr) : json::value(rows->back().seq);
+        o["next_before"] = rows->empty() ? json::value(nullptr) : json::value(rows->front().seq);
+        return reply{reply_kind::ok, std::move(o), (*s)->revision, false};
+      },
+      std::move(done));
+}
+
+// ---- the reaper ------------------------------------------------------------------------------
+
+void session_service::reap_once() {
+  auto heartbeat_timeout = options_.heartbeat_timeout.count();
+  auto detach_timeout = options_.detach_timeout.count();
+  auto finished = std::make_shared<std::promise<void>>();
+  auto future = finished->get_future();
+  write_job job;
+  job.run = [heartbeat_timeout, detach_timeout](write_context& ctx) -> bool {
+    session_tables t(ctx.statements());
+    // Detach sessions whose agent stopped heartbeating; end those detached for too long. Every
+    // change goes through the lifecycle functions, like an API call.
+    auto lost =
+        t.sessions_with_heartbeat_before({"starting", "active"}, ctx.now_ms() - heartbeat_timeout);
+    auto abandoned = t.sessions_with_heartbeat_before({"detached"}, ctx.now_ms() - detach_timeout);
+    if (!lost || !abandoned) return false;
+    for (const auto& id : *lost) {
+      auto s = t.session(id);
+      if (!s || !*s) return false;
+      std::vector<event> events;
+      if (!apply_transition(ctx, t, **s, session_state::detached, "heartbeat_lost", events) ||
+          !commit_session_change(ctx, t, **s, events)) {
+        return false;
+      }
+      spdlog::info("session detached id={} cause=heartbeat_lost", id);
+    }
+    for (const auto& id : *abandoned) {
+      auto s = t.session(id);
+      if (!s || !*s) return false;
+      std::vector<event> events;
+      if (!apply_end(ctx, t, **s, end_reason::reaped, "detach_timeout", events) ||
+          !commit_session_change(ctx, t, **s, events)) {
+        return false;
+      }
+      spdlog::info("session ended id={} reason=reaped", id);
+    }
+    return true;
+  };
+  job.done = [finished](const std::optional<failure>& f) {
+    if (f) spdlog::warn("reaper pass failed: {}", f->message);
+    finished->set_value();
+  };
+  if (engine_.submit(std::move(job))) future.wait();
+}
+
+void session_service::reaper_loop() {
+  // Often enough that a session is detached within a quarter of its timeout after it is due.
+  auto interval = std::clamp(std::min(options_.heartbeat_timeout, options_.detach_timeout) / 4,
+                             std::chrono::milliseconds(20), std::chrono::milliseconds(1000));
+  std::unique_lock lock(mu_);
+  while (!cv_.wait_for(lock, interval, [&] { return stopping_; })) {
+    lock.unlock();
+    reap_once();
+    lock.lock();
+  }
+}
+
+}  // namespace ordo::sessions

@@ -1,0 +1,141 @@
+// Agent sessions: projects, sessions with a lifecycle, executions, duplicate-safe commands, the
+// ordered transcript (rows), each session's event stream, snapshots and the reaper.
+//
+// Every mutation is one job of the stream engine's group-commit writer: it reads and writes the
+// session tables and appends its typed events to the session's managed event stream inside the
+// same savepoint, so state and events commit together or not at all, and every sequence (row,
+// command, generation, event offset) is assigned there and nowhere else. Reads run on reader
+// threads; a snapshot reads everything, including the event stream's tail, in one transaction.
+//
+// Thread safety: every public function may be called from any thread; callbacks run on the
+// writer thread or a reader thread and must only hand the reply to the caller's executor.
+#pragma once
+
+#include <boost/json/value.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "base/result.hpp"
+#include "streams/stream_engine.hpp"
+
+namespace ordo::sessions {
+
+struct session_service_options {
+  // A session in starting/active without a heartbeat for this long becomes detached.
+  std::chrono::milliseconds heartbeat_timeout{30'000};
+  // A detached session without a heartbeat for this long ends with reason `reaped`.
+  std::chrono::milliseconds detach_timeout{300'000};
+};
+
+// Named limits of the session API.
+inline constexpr int k_default_row_page = 100;
+inline constexpr int k_max_row_page = 500;
+inline constexpr int k_default_session_page = 50;
+inline constexpr int k_max_session_page = 200;
+inline constexpr int k_default_snapshot_rows = 50;
+inline constexpr std::size_t k_max_text_field_bytes = 4096;
+inline constexpr std::size_t k_max_tags = 64;
+inline constexpr std::size_t k_max_tag_bytes = 64;
+inline constexpr std::size_t k_max_id_bytes = 128;
+
+enum class reply_kind { ok, created, accepted };
+
+struct reply {
+  reply_kind kind = reply_kind::ok;
+  boost::json::value body;
+  std::optional<std::int64_t> revision;  // the session's revision after the call (ETag)
+  bool replayed = false;                 // an idempotent retry answered from what was stored
+};
+
+using reply_callback = std::function<void(result<reply>)>;
+
+struct session_list_query {
+  std::optional<std::string> project_id;
+  std::optional<std::string> state;
+  std::optional<std::string> client_state;
+  std::optional<std::string> cursor;
+  std::optional<int> limit;
+};
+
+struct row_list_query {
+  std::optional<std::int64_t> after;
+  std::optional<std::int64_t> before;
+  std::optional<int> limit;
+};
+
+class session_service {
+ public:
+  session_service(stream_engine& engine, session_service_options options);
+  ~session_service();
+
+  // Applies the reaper's rules to whatever is stale, then keeps doing so periodically.
+  void start();
+  void stop();
+
+  // The managed stream holding a session's events.
+  static std::string events_stream_path(std::string_view session_id);
+
+  // ---- projects
+  void create_project(boost::json::value body, reply_callback done);
+  void list_projects(bool include_archived, reply_callback done);
+  void get_project(std::string id, reply_callback done);
+  void archive_project(std::string id, reply_callback done);
+
+  // ---- sessions
+  void create_session(std::string project_id, boost::json::value body, reply_callback done);
+  void list_sessions(session_list_query query, reply_callback done);
+  void get_session(std::string id, reply_callback done);
+  void update_session(std::string id, std::optional<std::int64_t> if_match, boost::json::value body,
+                      reply_callback done);
+  void transition(std::string id, std::optional<std::int64_t> if_match, boost::json::value body,
+                  reply_callback done);
+  void end(std::string id, std::optional<std::int64_t> if_match, boost::json::value body,
+           reply_callback done);
+  void heartbeat(std::string id, reply_callback done);
+  void snapshot(std::string id, std::optional<int> row_limit, reply_callback done);
+
+  // ---- executions
+  void start_execution(std::string id, std::optional<std::int64_t> if_match, reply_callback done);
+  void finish_execution(std::string id, std::int64_t generation, bool abort,
+                        std::optional<std::int64_t> if_match, boost::json::value body,
+                        reply_callback done);
+  void list_executions(std::string id, reply_callback done);
+
+  // ---- commands
+  void send_command(std::string id, std::optional<std::int64_t> if_match,
+                    std::string idempotency_key, boost::json::value body, reply_callback done);
+  void update_command(std::string id, std::string command_id, std::optional<std::int64_t> if_match,
+                      boost::json::value body, reply_callback done);
+  void get_command(std::string id, std::string command_id, reply_callback done);
+  void list_commands(std::string id, std::optional<std::string> status_filter,
+                     std::optional<std::int64_t> after, std::optional<int> limit,
+                     reply_callback done);
+
+  // ---- rows
+  void append_row(std::string id, std::optional<std::int64_t> if_match,
+                  std::optional<std::string> idempotency_key, boost::json::value body,
+                  reply_callback done);
+  void upsert_row(std::string id, std::string row_id, std::optional<std::int64_t> if_match,
+                  boost::json::value body, reply_callback done);
+  void get_row(std::string id, std::string row_id, reply_callback done);
+  void list_rows(std::string id, row_list_query query, reply_callback done);
+
+ private:
+  void reap_once();
+  void reaper_loop();
+
+  stream_engine& engine_;
+  session_service_options options_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;  // guarded by mu_
+  std::thread reaper_;
+};
+
+}  // namespace ordo::sessions

@@ -1,0 +1,167 @@
+// Typed access to the session tables (schema: migrations.cpp, version 2). The only place
+// session SQL lives. A session_tables works on one connection's statement cache: the writer's
+// (inside write jobs) or a reader thread's (inside read tasks); it belongs to that thread.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.hpp"
+#include "storage/sqlite/connection.hpp"
+
+namespace ordo::sqlite {
+
+struct project_row {
+  std::string id;
+  std::string name;
+  std::optional<std::string> repo_path;
+  std::optional<std::string> origin_url;
+  std::optional<std::string> description;
+  std::int64_t created_at_ms = 0;
+  std::int64_t updated_at_ms = 0;
+  std::optional<std::int64_t> archived_at_ms;
+  std::int64_t revision = 1;
+  std::int64_t next_session_number = 1;
+};
+
+struct session_row {
+  std::int64_t seq = 0;
+  std::string id;
+  std::string project_id;
+  std::int64_t number = 0;
+  std::string state;
+  std::optional<std::string> end_reason;
+  std::int64_t revision = 1;
+  std::optional<std::string> agent_kind;
+  std::optional<std::string> model;
+  std::optional<std::string> title;
+  std::optional<std::string> branch;
+  std::optional<std::string> workspace_path;
+  std::string tags = "[]";  // JSON array of strings
+  std::optional<std::int64_t> last_heartbeat_ms;
+  std::int64_t created_at_ms = 0;
+  std::int64_t updated_at_ms = 0;
+  std::optional<std::int64_t> ended_at_ms;
+  std::int64_t events_stream_id = 0;
+  std::int64_t next_row_seq = 1;
+  std::int64_t next_command_seq = 1;
+  std::int64_t next_generation = 1;
+  // Derived when read: the unfinished execution, and whether an approval request is pending.
+  std::optional<std::int64_t> active_generation;
+  std::optional<std::int64_t> active_started_at_ms;
+  bool awaiting_approval = false;
+};
+
+struct execution_row {
+  std::string session_id;
+  std::int64_t generation = 0;
+  std::int64_t started_at_ms = 0;
+  std::optional<std::int64_t> finished_at_ms;
+  std::optional<std::string> finish_reason;
+};
+
+struct command_row {
+  std::string session_id;
+  std::int64_t seq = 0;
+  std::string request_id;
+  std::string body;  // canonical JSON
+  std::string status;
+  std::optional<std::string> result;  // JSON
+  std::int64_t created_at_ms = 0;
+  std::int64_t updated_at_ms = 0;
+};
+
+struct transcript_row {
+  std::string session_id;
+  std::int64_t seq = 0;
+  std::string row_id;
+  std::string kind;
+  std::string status;
+  std::string body;  // canonical JSON
+  std::int64_t revision = 1;
+  std::optional<std::string> request_id;
+  std::optional<std::string> request_body;
+  std::int64_t created_at_ms = 0;
+  std::int64_t updated_at_ms = 0;
+};
+
+struct session_filter {
+  std::optional<std::string> project_id;
+  std::optional<std::string> state;
+  std::optional<std::string> client_state;  // idle, running, requires_action
+  std::optional<std::int64_t> before_seq;   // paging: sessions created before this one
+  int limit = 50;
+};
+
+struct row_page_query {
+  std::optional<std::int64_t> after;
+  std::optional<std::int64_t> before;
+  int limit = 100;
+  bool newest_first = false;  // with neither bound: the latest rows
+};
+
+class session_tables {
+ public:
+  explicit session_tables(statement_cache& statements) : statements_(statements) {}
+
+  // ---- projects
+  result<std::optional<project_row>> project(std::string_view id);
+  status insert_project(const project_row& row);
+  status update_project(const project_row& row);
+  result<std::vector<project_row>> projects(bool include_archived);
+
+  // ---- sessions
+  result<std::optional<session_row>> session(std::string_view id);
+  status insert_session(const session_row& row);
+  // Writes every mutable column and counter of the row.
+  status update_session(const session_row& row);
+  result<std::vector<session_row>> sessions(const session_filter& filter);
+  // Sessions in `states` whose last heartbeat is older than `before_ms`.
+  result<std::vector<std::string>> sessions_with_heartbeat_before(
+      const std::vector<std::string>& states, std::int64_t before_ms);
+
+  // ---- executions
+  result<std::optional<execution_row>> execution(std::string_view session_id,
+                                                 std::int64_t generation);
+  result<std::optional<execution_row>> active_execution(std::string_view session_id);
+  status insert_execution(const execution_row& row);
+  status finish_execution(std::string_view session_id, std::int64_t generation,
+                          std::int64_t finished_at_ms, std::string_view reason);
+
+  // ---- commands
+  result<std::optional<command_row>> command(std::string_view session_id, std::int64_t seq);
+  result<std::optional<command_row>> command_by_request(std::string_view session_id,
+                                                        std::string_view request_id);
+  status insert_command(const command_row& row);
+  status update_command_status(std::string_view session_id, std::int64_t seq,
+                               std::string_view status, const std::optional<std::string>& result,
+                               std::int64_t updated_at_ms);
+  // Accepted or delivered commands, in sequence order.
+  result<std::vector<command_row>> pending_commands(std::string_view session_id);
+  result<std::vector<command_row>> commands(std::string_view session_id, std::int64_t after_seq,
+                                            int limit);
+
+  // ---- rows
+  result<std::optional<transcript_row>> row_by_id(std::string_view session_id,
+                                                  std::string_view row_id);
+  result<std::optional<transcript_row>> row_by_request(std::string_view session_id,
+                                                       std::string_view request_id);
+  status insert_row(const transcript_row& row);
+  status update_row(const transcript_row& row);
+  result<std::vector<transcript_row>> rows(std::string_view session_id, const row_page_query& q);
+
+  // ---- the session's event stream
+  // MAX(seq) of a stream's messages (0 when empty): the tail, read inside the caller's
+  // transaction so a snapshot and its offset agree.
+  result<std::int64_t> stream_tail(std::int64_t stream_id);
+  result<std::int64_t> stream_incarnation(std::int64_t stream_id);
+
+ private:
+  result<statement*> prepare(std::string_view sql) { return statements_.get(sql); }
+  statement_cache& statements_;
+};
+
+}  // namespace ordo::sqlite
