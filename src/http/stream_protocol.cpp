@@ -80,9 +80,12 @@ status validate_stream_path(std::string_view path) {
       return invalid("invalid_stream_path", "the stream path '" + std::string(path) +
                                                 "' has an empty, '.' or '..' segment");
     }
-    if (start == 0 && segment == "__ds") {
+    // __ds is the protocol's subscription API; __ordo holds managed streams (session events,
+    // the change feed), which only ordo writes.
+    if (start == 0 && segment.substr(0, 2) == "__") {
       return invalid("invalid_stream_path",
-                     "stream paths under __ds are reserved for the subscription API");
+                     "stream paths whose first segment starts with '__' are reserved (__ds for "
+                     "subscriptions, __ordo for streams ordo manages)");
     }
     start = end + 1;
   }

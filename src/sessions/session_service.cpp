@@ -318,7 +318,8 @@ status apply_transition(write_context& ctx, session_tables& t, sqlite::session_r
     if (auto st = release_agent_work(ctx, t, s, "lost", events); !st) return st;
   }
   s.state = std::string(to_string(to));
-  if (expects_heartbeat(to) && from != session_state::detached) s.last_heartbeat_ms = ctx.now_ms();
+  // Entering a state that expects heartbeats starts the reaper's clock afresh.
+  if (expects_heartbeat(to)) s.last_heartbeat_ms = ctx.now_ms();
   json::object d;
   d["from"] = std::string(to_string(from));
   d["to"] = std::string(to_string(to));
@@ -973,12 +974,10 @@ void session_service::list_executions(std::string id, reply_callback done) {
         auto s = t.session(id);
         if (!s) return std::move(s).error();
         if (!*s) return not_found("session", id);
+        auto executions = t.executions(id);
+        if (!executions) return std::move(executions).error();
         json::array a;
-        for (std::int64_t g = 1; g < (*s)->next_generation; ++g) {
-          auto e = t.execution(id, g);
-          if (!e) return std::move(e).error();
-          if (*e) a.push_back(execution_json(**e));
-        }
+        for (const auto& e : *executions) a.push_back(execution_json(e));
         json::object o;
         o["executions"] = std::move(a);
         return reply{reply_kind::ok, std::move(o), (*s)->revision, false};

@@ -308,6 +308,14 @@ result<std::optional<execution_row>> session_tables::active_execution(std::strin
   return one<execution_row>(s, read_execution);
 }
 
+result<std::vector<execution_row>> session_tables::executions(std::string_view session_id) {
+  ORDO_PREPARE(s,
+               "SELECT session_id, generation, started_at_ms, finished_at_ms, finish_reason "
+               "FROM executions WHERE session_id = ? ORDER BY generation");
+  s->bind_text(1, session_id);
+  return all<execution_row>(s, read_execution);
+}
+
 status session_tables::insert_execution(const execution_row& r) {
   ORDO_PREPARE(s,
                "INSERT INTO executions (session_id, generation, started_at_ms) VALUES (?, ?, ?)");

@@ -127,6 +127,7 @@ class session_tables {
   result<std::optional<execution_row>> execution(std::string_view session_id,
                                                  std::int64_t generation);
   result<std::optional<execution_row>> active_execution(std::string_view session_id);
+  result<std::vector<execution_row>> executions(std::string_view session_id);
   status insert_execution(const execution_row& row);
   status finish_execution(std::string_view session_id, std::int64_t generation,
                           std::int64_t finished_at_ms, std::string_view reason);
