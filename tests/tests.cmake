@@ -29,3 +29,6 @@ ordo_vitest(bad_input blackbox/bad_input.test.mjs)
 
 # The command line: --help, ORDO_* variables, refused flags, SIGTERM, restarts.
 ordo_vitest(serve_cli blackbox/serve_cli.test.mjs)
+
+# The session API: every endpoint and error path, events, idempotency, lifecycle.
+ordo_vitest(sessions_api blackbox/sessions_api.test.mjs)

@@ -386,6 +386,12 @@ awaitable<bool> server::impl::dispatch(request& req, beast::tcp_stream& stream) 
   }
   if (auto events = session_events_stream(path)) {
     // A session's event stream: readable with every read mode, written only by ordo.
+    if (!engine.find(*events)) {
+      res = error_response(req,
+                           make_failure(failure_kind::not_found, "session_not_found",
+                                        "no session '" + path.substr(13, path.size() - 20) + "'"));
+      co_return co_await write_response(stream, res);
+    }
     if (req.method() == bhttp::verb::get) co_return co_await handle_get(req, stream, *events, *url);
     if (head) {
       res = handle_head(req, *events);

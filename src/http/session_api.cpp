@@ -198,7 +198,7 @@ const std::vector<route>& routes() {
          auto limit = query_limit(req, "limit");
          if (!limit) return fail(done, limit.error());
          s.list_sessions({p.at("project"), query(req, "state"), query(req, "client_state"),
-                          query(req, "cursor"), *limit},
+                          query(req, "cursor"), *limit, true},
                          answer(std::move(done)));
        }},
       // ---- sessions

@@ -37,6 +37,33 @@ json::value optional_time(const std::optional<std::int64_t>& ms) {
   return ms ? json::value(format_rfc3339_ms(*ms)) : json::value(nullptr);
 }
 
+// The canonical text of a JSON value: members of every object sorted by key, no whitespace.
+// Idempotent retries compare requests in this form, so member order and formatting don't matter.
+json::value sorted(const json::value& v) {
+  if (v.is_object()) {
+    std::vector<std::pair<std::string, json::value>> members;
+    for (const auto& [k, x] : v.as_object())
+      members.emplace_back(std::string(k), sorted(x));
+    std::sort(members.begin(), members.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    json::object o;
+    for (auto& [k, x] : members)
+      o[k] = std::move(x);
+    return o;
+  }
+  if (v.is_array()) {
+    json::array a;
+    for (const auto& x : v.as_array())
+      a.push_back(sorted(x));
+    return a;
+  }
+  return v;
+}
+
+std::string canonical_json(const json::value& v) {
+  return json::serialize(sorted(v));
+}
+
 json::value parse_stored(const std::string& text) {
   boost::system::error_code ec;
   json::value v = json::parse(text, ec);
@@ -642,6 +669,11 @@ void session_service::list_sessions(session_list_query q, reply_callback done) {
   run_read(
       engine_,
       [q = std::move(q)](sqlite::read_context&, session_tables& t) -> result<reply> {
+        if (q.require_project) {
+          auto p = t.project(*q.project_id);
+          if (!p) return std::move(p).error();
+          if (!*p) return not_found("project", *q.project_id);
+        }
         sqlite::session_filter f;
         f.project_id = q.project_id;
         if (q.state) {
@@ -747,6 +779,7 @@ void session_service::transition(std::string id, std::optional<std::int64_t> if_
         }
         auto s = load_for_change(t, id, if_match);
         if (!s) return std::move(s).error();
+        if (s->state == to_string(session_state::ended)) return session_ended(*s);
         std::vector<event> events;
         if (auto st = apply_transition(ctx, t, *s, *to, "api", events); !st) {
           return std::move(st).error();
@@ -935,6 +968,7 @@ void session_service::finish_execution(std::string id, std::int64_t generation, 
         }
         auto s = load_for_change(t, id, if_match);
         if (!s) return std::move(s).error();
+        if (s->state == to_string(session_state::ended)) return session_ended(*s);
         auto e = t.execution(id, generation);
         if (!e) return std::move(e).error();
         if (!*e || (*e)->finished_at_ms) {
@@ -977,7 +1011,8 @@ void session_service::list_executions(std::string id, reply_callback done) {
         auto executions = t.executions(id);
         if (!executions) return std::move(executions).error();
         json::array a;
-        for (const auto& e : *executions) a.push_back(execution_json(e));
+        for (const auto& e : *executions)
+          a.push_back(execution_json(e));
         json::object o;
         o["executions"] = std::move(a);
         return reply{reply_kind::ok, std::move(o), (*s)->revision, false};
@@ -989,7 +1024,7 @@ void session_service::list_executions(std::string id, reply_callback done) {
 
 void session_service::send_command(std::string id, std::optional<std::int64_t> if_match,
                                    std::string key, json::value body, reply_callback done) {
-  std::string canonical = json::serialize(body);
+  std::string canonical = canonical_json(body);
   std::size_t bytes = canonical.size();
   run_write(
       engine_,
@@ -1055,6 +1090,7 @@ void session_service::update_command(std::string id, std::string command,
         if (!seq) return std::move(seq).error();
         auto s = load_for_change(t, id, if_match);
         if (!s) return std::move(s).error();
+        if (s->state == to_string(session_state::ended)) return session_ended(*s);
         auto c = t.command(id, *seq);
         if (!c) return std::move(c).error();
         if (!*c) return not_found("command", command);
@@ -1095,12 +1131,15 @@ void session_service::get_command(std::string id, std::string command, reply_cal
       engine_,
       [id = std::move(id), command = std::move(command)](sqlite::read_context&,
                                                          session_tables& t) -> result<reply> {
+        auto s = t.session(id);
+        if (!s) return std::move(s).error();
+        if (!*s) return not_found("session", id);
         auto seq = parse_command_seq(id, command);
         if (!seq) return std::move(seq).error();
         auto c = t.command(id, *seq);
         if (!c) return std::move(c).error();
         if (!*c) return not_found("command", command);
-        return reply{reply_kind::ok, command_json(**c), std::nullopt, false};
+        return reply{reply_kind::ok, command_json(**c), (*s)->revision, false};
       },
       std::move(done));
 }
@@ -1204,7 +1243,7 @@ bool valid_row_id(std::string_view id) {
 void session_service::append_row(std::string id, std::optional<std::int64_t> if_match,
                                  std::optional<std::string> key, json::value body,
                                  reply_callback done) {
-  std::string canonical = json::serialize(body);
+  std::string canonical = canonical_json(body);
   std::size_t bytes = canonical.size();
   run_write(
       engine_,
@@ -1334,10 +1373,13 @@ void session_service::get_row(std::string id, std::string row_id, reply_callback
       engine_,
       [id = std::move(id), row_id = std::move(row_id)](sqlite::read_context&,
                                                        session_tables& t) -> result<reply> {
+        auto s = t.session(id);
+        if (!s) return std::move(s).error();
+        if (!*s) return not_found("session", id);
         auto r = t.row_by_id(id, row_id);
         if (!r) return std::move(r).error();
         if (!*r) return not_found("row", row_id);
-        return reply{reply_kind::ok, row_json(**r), std::nullopt, false};
+        return reply{reply_kind::ok, row_json(**r), (*s)->revision, false};
       },
       std::move(done));
 }

@@ -61,6 +61,7 @@ struct session_list_query {
   std::optional<std::string> client_state;
   std::optional<std::string> cursor;
   std::optional<int> limit;
+  bool require_project = false;  // listed under /v1/projects/{id}: an unknown project is a 404
 };
 
 struct row_list_query {
