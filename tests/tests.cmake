@@ -32,3 +32,9 @@ ordo_vitest(serve_cli blackbox/serve_cli.test.mjs)
 
 # The session API: every endpoint and error path, events, idempotency, lifecycle.
 ordo_vitest(sessions_api blackbox/sessions_api.test.mjs)
+
+# Sessions under stress: 16 concurrent clients (also across SIGKILL), snapshot + tail equals
+# the full history for random interleavings, and the reaper with short timeouts and restarts.
+ordo_vitest(sessions_concurrency blackbox/sessions_concurrency.test.mjs)
+ordo_vitest(sessions_property blackbox/sessions_property.test.mjs)
+ordo_vitest(sessions_reaper blackbox/sessions_reaper.test.mjs)

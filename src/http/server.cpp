@@ -42,8 +42,11 @@ constexpr std::string_view k_allow_headers =
 constexpr std::string_view k_expose_headers =
     "Stream-Next-Offset, Stream-Cursor, Stream-Up-To-Date, Stream-Closed, Stream-TTL, "
     "Stream-Expires-At, Stream-SSE-Data-Encoding, Producer-Epoch, Producer-Seq, "
-    "Producer-Expected-Seq, Producer-Received-Seq, ETag, Location, Content-Type, Retry-After";
-constexpr std::string_view k_allow_methods = "GET, POST, PUT, DELETE, HEAD, OPTIONS";
+    "Producer-Expected-Seq, Producer-Received-Seq, ETag, Location, Content-Type, Retry-After, "
+    "Idempotent-Replayed";
+// Methods a browser may use on any route (CORS preflight), and the methods of a stream.
+constexpr std::string_view k_cors_methods = "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS";
+constexpr std::string_view k_stream_methods = "GET, POST, PUT, DELETE, HEAD, OPTIONS";
 // Catch-up responses that can never change may be cached this long (section 10.1).
 constexpr std::int64_t k_immutable_max_age_seconds = 60;
 constexpr std::chrono::seconds k_write_timeout{30};
@@ -354,7 +357,7 @@ awaitable<bool> server::impl::dispatch(request& req, beast::tcp_stream& stream) 
 
   if (req.method() == bhttp::verb::options) {
     res = make_response(req, bhttp::status::no_content);
-    res.set(bhttp::field::access_control_allow_methods, k_allow_methods);
+    res.set(bhttp::field::access_control_allow_methods, k_cors_methods);
     res.set(bhttp::field::access_control_allow_headers, k_allow_headers);
     res.set(bhttp::field::access_control_max_age, "86400");
     finish(res, true);
@@ -431,9 +434,9 @@ awaitable<bool> server::impl::dispatch(request& req, beast::tcp_stream& stream) 
       co_return co_await handle_get(req, stream, stream_path, *url);
     default: {
       res = error_response(req, make_failure(failure_kind::invalid, "method_not_allowed",
-                                             "streams accept " + std::string(k_allow_methods)));
+                                             "streams accept " + std::string(k_stream_methods)));
       res.result(bhttp::status::method_not_allowed);
-      res.set(bhttp::field::allow, k_allow_methods);
+      res.set(bhttp::field::allow, k_stream_methods);
       co_return co_await write_response(stream, res);
     }
   }

@@ -276,10 +276,14 @@ const std::vector<route>& routes() {
       {{"POST", "/v1/sessions/{session}/commands"},
        [](session_service& s, const params& p, api_request& req, api_callback done) {
          auto key = req.header("Idempotency-Key");
-         if (!key || key->empty() || key->size() > sessions::k_max_id_bytes) {
+         if (!key) {
            return fail(done, invalid("missing_idempotency_key",
                                      "send an Idempotency-Key header (1-128 characters) naming "
                                      "this command, so a retry is never executed twice"));
+         }
+         if (key->empty() || key->size() > sessions::k_max_id_bytes) {
+           return fail(done, invalid("invalid_idempotency_key",
+                                     "Idempotency-Key must be 1-128 characters"));
          }
          with_body_and_match(req, done, [&](json::value body, std::optional<std::int64_t> m) {
            s.send_command(p.at("session"), m, *key, std::move(body), answer(std::move(done)));

@@ -93,8 +93,11 @@ json::object session_json(const sqlite::session_row& s) {
   o["project"] = s.project_id;
   o["number"] = s.number;
   o["state"] = s.state;
+  // An ended session asks nothing of anyone, whatever its rows say.
+  bool ended = s.state == to_string(session_state::ended);
   o["client_state"] = std::string(
-      to_string(derive_client_state(s.awaiting_approval, s.active_generation.has_value())));
+      to_string(ended ? client_state::idle
+                      : derive_client_state(s.awaiting_approval, s.active_generation.has_value())));
   o["end_reason"] = optional_text(s.end_reason);
   o["revision"] = s.revision;
   o["agent_kind"] = optional_text(s.agent_kind);
@@ -634,7 +637,6 @@ void session_service::create_session(std::string project_id, json::value body,
         sqlite::session_row s;
         s.number = (*p)->next_session_number;
         (*p)->next_session_number += 1;
-        (*p)->updated_at_ms = ctx.now_ms();
         if (auto st = t.update_project(**p); !st) return std::move(st).error();
         s.id = project_id + "-" + std::to_string(s.number);
         s.project_id = project_id;
@@ -771,8 +773,7 @@ void session_service::transition(std::string id, std::optional<std::int64_t> if_
         auto to = parse_session_state(*to_text);
         if (!to) {
           return invalid("invalid_state",
-                         "'to' must be one of created, starting, active, "
-                         "suspended, detached, closing");
+                         "'to' must be one of starting, active, suspended, detached, closing");
         }
         if (*to == session_state::ended) {
           return invalid("use_end", "to end a session, POST /v1/sessions/{id}/end with a reason");
@@ -808,14 +809,18 @@ void session_service::end(std::string id, std::optional<std::int64_t> if_match, 
                          "'reason' must be one of completed, killed, failed, pr_merged, reaped, "
                          "cancelled");
         }
-        auto s = load_for_change(t, id, if_match);
-        if (!s) return std::move(s).error();
-        // Ending an ended session is a retry: answer what is stored.
-        if (s->state == to_string(session_state::ended)) {
+        // Ending an ended session with the same reason is a retry: answer what is stored,
+        // before If-Match (the retry carries the revision the first attempt changed).
+        auto current = t.session(id);
+        if (!current) return std::move(current).error();
+        if (*current && (*current)->state == to_string(session_state::ended)) {
+          if ((*current)->end_reason != *reason_text) return session_ended(**current);
           auto reply_value = session_reply(t, id, reply_kind::ok);
           if (reply_value) reply_value->replayed = true;
           return reply_value;
         }
+        auto s = load_for_change(t, id, if_match);
+        if (!s) return std::move(s).error();
         std::vector<event> events;
         if (auto st = apply_end(ctx, t, *s, *reason, "api", events); !st) {
           return std::move(st).error();
@@ -862,7 +867,7 @@ void session_service::snapshot(std::string id, std::optional<int> row_limit, rep
           sqlite::read_context& ctx, session_tables& t) -> result<reply> {
         int limit = row_limit.value_or(k_default_snapshot_rows);
         if (limit < 0 || limit > k_max_row_page) {
-          return invalid("invalid_limit",
+          return invalid("invalid_rows",
                          "rows must be between 0 and " + std::to_string(k_max_row_page));
         }
         // One read transaction: the state, the rows, the commands and the event offset agree.
@@ -897,8 +902,10 @@ void session_service::snapshot(std::string id, std::optional<int> row_limit, rep
         json::object o;
         o["session"] = session_json(**s);
         o["rows"] = std::move(row_array);
-        o["rows_before"] =
-            more && !rows->empty() ? json::value(rows->back().seq) : json::value(nullptr);
+        // Page backwards from here (before=) for older rows; null when there are none.
+        o["rows_before"] = !more           ? json::value(nullptr)
+                           : rows->empty() ? json::value((*s)->next_row_seq)
+                                           : json::value(rows->back().seq);
         o["pending_commands"] = std::move(command_array);
         o["events_offset"] =
             format_offset({offset_prefix_for(epoch, static_cast<std::uint64_t>(*incarnation)),
@@ -953,10 +960,11 @@ void session_service::finish_execution(std::string id, std::int64_t generation, 
       [id = std::move(id), generation, abort, if_match, body = std::move(body)](
           write_context& ctx, session_tables& t) -> result<reply> {
         std::string reason = abort ? "aborted" : "completed";
+        std::vector<std::string_view> fields;
+        if (!abort) fields.push_back("outcome");
+        auto r = body_reader::of(body.is_null() ? json::value(json::object()) : body, fields);
+        if (!r) return std::move(r).error();
         if (!abort) {
-          auto r =
-              body_reader::of(body.is_null() ? json::value(json::object()) : body, {"outcome"});
-          if (!r) return std::move(r).error();
           auto outcome = r->text("outcome", false, 32);
           if (!outcome) return std::move(outcome).error();
           if (*outcome && **outcome) {
@@ -1090,16 +1098,17 @@ void session_service::update_command(std::string id, std::string command,
         if (!seq) return std::move(seq).error();
         auto s = load_for_change(t, id, if_match);
         if (!s) return std::move(s).error();
-        if (s->state == to_string(session_state::ended)) return session_ended(*s);
         auto c = t.command(id, *seq);
         if (!c) return std::move(c).error();
         if (!*c) return not_found("command", command);
         const std::string from = (*c)->status;
-        // accepted -> delivered -> done | failed; accepted -> done | failed. Terminal states and
-        // interrupted commands never run again.
+        // A repeated acknowledgement is a retry, even after the session ended.
         if (from == to) {
           return reply{reply_kind::ok, command_json(**c), s->revision, true};
         }
+        if (s->state == to_string(session_state::ended)) return session_ended(*s);
+        // accepted -> delivered -> done | failed; accepted -> done | failed. Terminal states and
+        // interrupted commands never run again.
         bool allowed = (from == "accepted") || (from == "delivered" && to != "delivered");
         if (!allowed) {
           failure f =
@@ -1162,7 +1171,7 @@ void session_service::list_commands(std::string id, std::optional<std::string> s
         auto s = t.session(id);
         if (!s) return std::move(s).error();
         if (!*s) return not_found("session", id);
-        auto rows = status_filter ? t.pending_commands(id) : t.commands(id, after.value_or(0), n);
+        auto rows = t.commands(id, after.value_or(0), n, status_filter.has_value());
         if (!rows) return std::move(rows).error();
         json::array a;
         for (const auto& c : *rows)
@@ -1230,6 +1239,17 @@ result<row_fields> read_row_fields(const json::value& body, bool allow_row_id) {
   return f;
 }
 
+// Rows appended without a row_id get "seq-{sequence}"; clients may not use that form, so a
+// generated id never collides with one a client chose.
+std::string generated_row_id(std::int64_t seq) {
+  return "seq-" + std::to_string(seq);
+}
+
+bool is_generated_row_id(std::string_view id) {
+  if (id.substr(0, 4) != "seq-" || id.size() == 4) return false;
+  return std::all_of(id.begin() + 4, id.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
 bool valid_row_id(std::string_view id) {
   if (id.empty() || id.size() > k_max_id_bytes) return false;
   for (unsigned char c : id) {
@@ -1258,6 +1278,11 @@ void session_service::append_row(std::string id, std::optional<std::int64_t> if_
                          "row_id must be 1-128 printable characters without "
                          "spaces, '/', '?', '#' or '%'");
         }
+        if (f->row_id && is_generated_row_id(*f->row_id)) {
+          return invalid("invalid_row_id",
+                         "row ids of the form seq-{number} are reserved for rows appended "
+                         "without a row_id");
+        }
         auto s = t.session(id);
         if (!s) return std::move(s).error();
         if (!*s) return not_found("session", id);
@@ -1280,7 +1305,7 @@ void session_service::append_row(std::string id, std::optional<std::int64_t> if_
         r.session_id = id;
         r.seq = row->next_row_seq;
         row->next_row_seq += 1;
-        r.row_id = f->row_id ? *f->row_id : "r" + std::to_string(r.seq);
+        r.row_id = f->row_id ? *f->row_id : generated_row_id(r.seq);
         auto clash = t.row_by_id(id, r.row_id);
         if (!clash) return std::move(clash).error();
         if (*clash) {
@@ -1344,6 +1369,11 @@ void session_service::upsert_row(std::string id, std::string row_id,
           d["row"] = row_json(r);
           events.push_back({"row.updated", std::move(d)});
         } else {
+          if (is_generated_row_id(row_id)) {
+            return invalid("invalid_row_id",
+                           "row ids of the form seq-{number} are reserved for rows appended "
+                           "without a row_id");
+          }
           if (!f->kind) return invalid("missing_field", "field 'kind' is required for a new row");
           if (!f->body) return invalid("missing_field", "field 'body' is required for a new row");
           r.session_id = id;
@@ -1431,8 +1461,7 @@ void session_service::reap_once() {
     // change goes through the lifecycle functions, like an API call.
     auto lost =
         t.sessions_with_heartbeat_before({"starting", "active"}, ctx.now_ms() - heartbeat_timeout);
-    auto abandoned = t.sessions_with_heartbeat_before({"detached"}, ctx.now_ms() - detach_timeout);
-    if (!lost || !abandoned) return false;
+    if (!lost) return false;
     for (const auto& id : *lost) {
       auto s = t.session(id);
       if (!s || !*s) return false;
@@ -1443,6 +1472,10 @@ void session_service::reap_once() {
       }
       spdlog::info("session detached id={} cause=heartbeat_lost", id);
     }
+    // Looked up after detaching: a session silent for longer than both timeouts (e.g. while
+    // ordo was down) is detached and ended in the same pass.
+    auto abandoned = t.sessions_with_heartbeat_before({"detached"}, ctx.now_ms() - detach_timeout);
+    if (!abandoned) return false;
     for (const auto& id : *abandoned) {
       auto s = t.session(id);
       if (!s || !*s) return false;

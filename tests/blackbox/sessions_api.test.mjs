@@ -530,7 +530,7 @@ describe("sessions: create, get, list", () => {
     expect((await getSession(running.id)).client_state).toBe("running")
     expect((await getSession(waiting.id)).client_state).toBe("requires_action")
     // Approving the request clears requires_action.
-    expectOk(await upsertRow(waiting.id, "r1", { status: "approved" }))
+    expectOk(await upsertRow(waiting.id, "seq-1", { status: "approved" }))
     expect((await getSession(waiting.id)).client_state).toBe("idle")
     // The project filter of the path route agrees.
     const viaPath = expectOk(await call("GET", `/v1/projects/${project}/sessions?client_state=running`)).sessions
@@ -807,16 +807,22 @@ describe("POST /v1/sessions/{id}/end", () => {
     })
   }
 
-  test("ending an ended session again is answered 200 with Idempotent-Replayed: true, the stored outcome and no new event", async () => {
+  test("ending an ended session again with the same reason is answered 200 with Idempotent-Replayed: true and no new event; another reason is 409 session_ended", async () => {
     const s = await sessionIn("active", "end-twice")
     const first = expectOk(await end(s.id, "completed"))
     const before = await observe(s.id)
-    for (const reason of ["completed", "killed"]) {
-      const res = await end(s.id, reason)
-      expect(expectOk(res)).toEqual(first)
-      expect(res.headers.get("idempotent-replayed")).toBe("true")
-      expectRevisionETag(res, first.revision)
-    }
+    const res = await end(s.id, "completed")
+    expect(expectOk(res)).toEqual(first)
+    expect(res.headers.get("idempotent-replayed")).toBe("true")
+    expectRevisionETag(res, first.revision)
+    // The retry carries the revision the first attempt changed: If-Match must not refuse it.
+    const stale = await call("POST", `/v1/sessions/${s.id}/end`, {
+      body: { reason: "completed" },
+      headers: { "If-Match": String(first.revision - 1) },
+    })
+    expect(expectOk(stale)).toEqual(first)
+    const other = expectError(await end(s.id, "killed"), 409, "session_ended")
+    expect(other.message).toContain("completed")
     await expectUnchanged(s.id, before)
   })
 
@@ -951,9 +957,9 @@ describe("GET /v1/sessions/{id}/snapshot", () => {
     expectOk(await call("GET", `/v1/sessions/${s.id}/snapshot?rows=500`))
   })
 
-  test("a snapshot with rows over 500 or not a number is 400 invalid_rows/invalid_limit; an unknown session is 404 session_not_found", async () => {
+  test("a snapshot with rows over 500 or not a number is 400 invalid_rows; an unknown session is 404 session_not_found", async () => {
     const s = await sessionIn("created", "snap-bad")
-    expectError(await call("GET", `/v1/sessions/${s.id}/snapshot?rows=501`), 400, "invalid_limit")
+    expectError(await call("GET", `/v1/sessions/${s.id}/snapshot?rows=501`), 400, "invalid_rows")
     expectError(await call("GET", `/v1/sessions/${s.id}/snapshot?rows=x`), 400, "invalid_rows")
     expectError(await call("GET", `/v1/sessions/${s.project}-9/snapshot`), 404, "session_not_found")
   })
@@ -1067,11 +1073,15 @@ describe("executions", () => {
 // ---- commands --------------------------------------------------------------------------------
 
 describe("commands", () => {
-  test("a command without an Idempotency-Key (or with an empty or 129-character one) is 400 missing_idempotency_key and nothing is created", async () => {
+  test("a command without an Idempotency-Key is 400 missing_idempotency_key, with an empty or 129-character one 400 invalid_idempotency_key, and nothing is created", async () => {
     const s = await sessionIn("active", "cmd-key")
     const before = await observe(s.id)
-    for (const key of [undefined, "", "k".repeat(129)]) {
-      const err = expectError(await sendCommand(s.id, key, { text: "hi" }), 400, "missing_idempotency_key")
+    for (const [key, code] of [
+      [undefined, "missing_idempotency_key"],
+      ["", "invalid_idempotency_key"],
+      ["k".repeat(129), "invalid_idempotency_key"],
+    ]) {
+      const err = expectError(await sendCommand(s.id, key, { text: "hi" }), 400, code)
       expect(err.message).toContain("Idempotency-Key")
     }
     await expectUnchanged(s.id, before)
@@ -1268,7 +1278,7 @@ describe("commands", () => {
 // ---- rows ------------------------------------------------------------------------------------
 
 describe("rows", () => {
-  test("appending rows answers 201 and assigns sequence 1, 2, 3 ... (row ids r1, r2 ... unless given), each with a row.appended event", async () => {
+  test("appending rows answers 201 and assigns sequence 1, 2, 3 ... (row ids seq-1, seq-2 ... unless given), each with a row.appended event", async () => {
     const s = await sessionIn("active", "rows")
     let revision = s.revision
     const kinds = ["user", "assistant", "tool_call", "tool_result", "approval_request", "approval_response", "system"]
@@ -1280,7 +1290,7 @@ describe("rows", () => {
       revision += 1
       expectRevisionETag(res, revision)
       expect(row).toMatchObject({
-        row_id: i === 2 ? "call-42" : `r${i + 1}`, session: s.id, sequence: i + 1, kind: kinds[i],
+        row_id: i === 2 ? "call-42" : `seq-${i + 1}`, session: s.id, sequence: i + 1, kind: kinds[i],
         status: i === 2 ? "in_progress" : "complete", body: { text: `m${i}` },
       })
       expect(Number.isInteger(row.revision)).toBe(true)
@@ -1347,7 +1357,7 @@ describe("rows", () => {
     await expectUnchanged(s.id, before)
     // The sequence order is the order of first insert.
     const rows = expectOk(await call("GET", `/v1/sessions/${s.id}/rows`)).rows
-    expect(rows.map((r) => [r.sequence, r.row_id])).toEqual([[1, "r1"], [2, "tool-1"], [3, "r3"]])
+    expect(rows.map((r) => [r.sequence, r.row_id])).toEqual([[1, "seq-1"], [2, "tool-1"], [3, "seq-3"]])
   })
 
   test("GET /rows pages by sequence with after, before and limit; limit 500 is accepted and 501 is 400 invalid_limit", async () => {
@@ -1431,7 +1441,7 @@ describe("rows", () => {
     const stale = { "If-Match": `"${current.revision - 1}"` }
     const a = await call("POST", `/v1/sessions/${s.id}/rows`, { headers: stale, body: { kind: "user", body: 2 } })
     expect(expectError(a, 412, "revision_mismatch").current_revision).toBe(current.revision)
-    const u = await upsertRow(s.id, "r1", { status: "failed" }, stale)
+    const u = await upsertRow(s.id, "seq-1", { status: "failed" }, stale)
     expect(expectError(u, 412, "revision_mismatch").current_revision).toBe(current.revision)
     await expectUnchanged(s.id, before)
   })
@@ -1471,7 +1481,7 @@ describe("GET /v1/sessions/{id}/events", () => {
     expectOk(record("command.updated", await ack(s.id, c.id, { status: "delivered" })))
     expectOk(record("command.updated", await ack(s.id, c.id, { status: "done" })))
     expectOk(record("row.appended", await appendRow(s.id, { kind: "user", body: "x" })), 201)
-    expectOk(record("row.updated", await upsertRow(s.id, "r1", { status: "failed" })))
+    expectOk(record("row.updated", await upsertRow(s.id, "seq-1", { status: "failed" })))
     expectOk(record("row.appended", await upsertRow(s.id, "r2", { kind: "system", body: "y" })), 201)
     expectOk(record("execution.finished", await call("POST", `/v1/sessions/${s.id}/executions/1/finish`)))
     expectOk(await call("POST", `/v1/sessions/${s.id}/heartbeat`)) // not a change: no event
@@ -1618,7 +1628,7 @@ describe("mutations on an ended session", () => {
     ["new command", (x) => sendCommand(x.id, "after-end", { n: 2 })],
     ["command ack", (x) => ack(x.id, x.commandId, { status: "done" })],
     ["row append", (x) => appendRow(x.id, { kind: "user", body: "late" })],
-    ["row upsert (update)", (x) => upsertRow(x.id, "r1", { status: "failed" })],
+    ["row upsert (update)", (x) => upsertRow(x.id, "seq-1", { status: "failed" })],
     ["row upsert (insert)", (x) => upsertRow(x.id, "late", { kind: "user", body: "late" })],
   ]
   for (const [label, send] of mutations) {
@@ -1691,5 +1701,71 @@ describe("routes", () => {
     for (const path of [`/v1/sessions/${s.id}/bogus`, `/v1/sessions/${s.id}/rows/r1/extra`, `/v1/projects/${s.project}/bogus`, "/v1/sessions/"]) {
       expectError(await call("GET", path), 404, "route_not_found")
     }
+  })
+})
+
+// ---- generated ids, ended sessions, snapshots and paging edge cases --------------------------
+
+describe("edge cases found in review", () => {
+  test("row ids of the form seq-{n} are reserved for generated ids, so an append without row_id never collides", async () => {
+    const s = await sessionIn("active", "gen-ids")
+    expectError(await appendRow(s.id, { kind: "user", body: 1, row_id: "seq-2" }), 400, "invalid_row_id")
+    expectError(await upsertRow(s.id, "seq-7", { kind: "user", body: 1 }), 400, "invalid_row_id")
+    expectOk(await upsertRow(s.id, "r2", { kind: "user", body: 1 }), 201)
+    const first = expectOk(await appendRow(s.id, { kind: "user", body: 2 }), 201)
+    expect(first.row_id).toBe("seq-2")
+    // A generated row can be updated in place like any other.
+    const updated = expectOk(await upsertRow(s.id, "seq-2", { body: 3 }))
+    expect(updated.sequence).toBe(first.sequence)
+    expect(updated.revision).toBe(2)
+  })
+
+  test("an ended session is idle even with a pending approval request", async () => {
+    const s = await sessionIn("active", "ended-idle")
+    expectOk(await appendRow(s.id, { kind: "approval_request", status: "pending", body: {} }), 201)
+    expect((await getSession(s.id)).client_state).toBe("requires_action")
+    expectOk(await end(s.id, "completed"))
+    expect((await getSession(s.id)).client_state).toBe("idle")
+    const listed = expectOk(await call("GET", `/v1/sessions?project=${s.project}&client_state=idle`))
+    expect(listed.sessions.map((x) => x.id)).toContain(s.id)
+  })
+
+  test("a snapshot with rows=0 still points at the rows before it", async () => {
+    const s = await sessionIn("active", "snap-zero")
+    for (let i = 0; i < 3; i++) expectOk(await appendRow(s.id, { kind: "user", body: i }), 201)
+    const snap = expectOk(await call("GET", `/v1/sessions/${s.id}/snapshot?rows=0`))
+    expect(snap.rows).toEqual([])
+    expect(snap.rows_before).toBe(4)
+    const older = expectOk(await call("GET", `/v1/sessions/${s.id}/rows?before=${snap.rows_before}`))
+    expect(older.rows.map((r) => r.sequence)).toEqual([1, 2, 3])
+    const empty = await sessionIn("active", "snap-empty")
+    expect(expectOk(await call("GET", `/v1/sessions/${empty.id}/snapshot?rows=0`)).rows_before).toBe(null)
+  })
+
+  test("listing pending commands honours after and limit", async () => {
+    const s = await sessionIn("active", "pending-page")
+    const ids = []
+    for (let i = 0; i < 4; i++) ids.push(expectOk(await sendCommand(s.id, `k${i}`, { i }), 202).id)
+    expectOk(await ack(s.id, ids[1], { status: "done" }))
+    const page = expectOk(await call("GET", `/v1/sessions/${s.id}/commands?status=pending&after=1&limit=1`))
+    expect(page.commands.map((c) => c.id)).toEqual([ids[2]])
+  })
+
+  test("abort refuses unknown fields like every other request body", async () => {
+    const s = await sessionIn("active", "abort-body")
+    const g = expectOk(await call("POST", `/v1/sessions/${s.id}/executions`), 201).generation
+    expectError(await call("POST", `/v1/sessions/${s.id}/executions/${g}/abort`, { body: { outcome: "failed" } }), 400, "unknown_field")
+    expectOk(await call("POST", `/v1/sessions/${s.id}/executions/${g}/abort`))
+  })
+
+  test("a repeated command acknowledgement after the session ended is a replay, a new one is 409", async () => {
+    const s = await sessionIn("active", "ack-after-end")
+    const c = expectOk(await sendCommand(s.id, "k", { t: 1 }), 202)
+    expectOk(await ack(s.id, c.id, { status: "done" }))
+    expectOk(await end(s.id, "completed"))
+    const again = await ack(s.id, c.id, { status: "done" })
+    expectOk(again)
+    expect(again.headers.get("idempotent-replayed")).toBe("true")
+    expectError(await ack(s.id, c.id, { status: "failed" }), 409, "session_ended")
   })
 })

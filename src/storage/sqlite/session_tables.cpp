@@ -260,7 +260,8 @@ result<std::vector<session_row>> session_tables::sessions(const session_filter& 
   if (f.project_id) sql += " AND s.project_id = ?1";
   if (f.state) sql += " AND s.state = ?2";
   if (f.client_state) {
-    sql += " AND (CASE WHEN " + std::string(k_awaiting_approval) + " THEN 'requires_action' WHEN " +
+    sql += " AND (CASE WHEN s.state = 'ended' THEN 'idle' WHEN " +
+           std::string(k_awaiting_approval) + " THEN 'requires_action' WHEN " +
            std::string(k_active_generation) + " IS NOT NULL THEN 'running' ELSE 'idle' END) = ?3";
   }
   if (f.before_seq) sql += " AND s.seq < ?4";
@@ -395,9 +396,12 @@ result<std::vector<command_row>> session_tables::pending_commands(std::string_vi
 }
 
 result<std::vector<command_row>> session_tables::commands(std::string_view session_id,
-                                                          std::int64_t after_seq, int limit) {
+                                                          std::int64_t after_seq, int limit,
+                                                          bool pending_only) {
   ORDO_PREPARE(s, "SELECT " + std::string(k_command_columns) +
-                      " FROM commands WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?");
+                      " FROM commands WHERE session_id = ? AND seq > ?" +
+                      (pending_only ? " AND status IN ('accepted', 'delivered')" : "") +
+                      " ORDER BY seq LIMIT ?");
   s->bind_text(1, session_id);
   s->bind_int64(2, after_seq);
   s->bind_int64(3, limit);

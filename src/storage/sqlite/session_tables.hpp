@@ -143,7 +143,7 @@ class session_tables {
   // Accepted or delivered commands, in sequence order.
   result<std::vector<command_row>> pending_commands(std::string_view session_id);
   result<std::vector<command_row>> commands(std::string_view session_id, std::int64_t after_seq,
-                                            int limit);
+                                            int limit, bool pending_only = false);
 
   // ---- rows
   result<std::optional<transcript_row>> row_by_id(std::string_view session_id,
