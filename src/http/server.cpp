@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "base/rfc3339.hpp"
+#include "http/change_filter.hpp"
 #include "http/session_api.hpp"
 #include "http/stream_protocol.hpp"
 #include "streams/cursor.hpp"
@@ -218,16 +219,20 @@ struct server::impl {
   awaitable<string_response> handle_post(request& req, const std::string& path);
   awaitable<string_response> handle_delete(request& req, const std::string& path);
   string_response handle_head(request& req, const std::string& path);
+  // `filter` (the change feed's) drops non-matching messages; offsets stay those of the stream.
   awaitable<bool> handle_get(request& req, beast::tcp_stream& stream, const std::string& path,
-                             const boost::urls::url_view& url);
+                             const boost::urls::url_view& url,
+                             const change_filter* filter = nullptr);
 
   awaitable<string_response> catch_up_response(request& req,
                                                const std::shared_ptr<stream_record>& stream,
                                                std::uint64_t position,
-                                               const std::optional<std::string>& cursor);
+                                               const std::optional<std::string>& cursor,
+                                               const change_filter* filter);
   awaitable<bool> serve_sse(request& req, beast::tcp_stream& stream,
                             const std::shared_ptr<stream_record>& record, std::uint64_t position,
-                            const std::optional<std::string>& client_cursor);
+                            const std::optional<std::string>& client_cursor,
+                            const change_filter* filter);
 
   // The record at `path` if it is live; otherwise an error (expired streams are reported gone
   // and handed to the writer to remove).
@@ -403,6 +408,28 @@ awaitable<bool> server::impl::dispatch(request& req, beast::tcp_stream& stream) 
     res = error_response(req, make_failure(failure_kind::forbidden, "managed_stream",
                                            "a session's event stream is written by ordo as the "
                                            "session changes; read it with GET"));
+    co_return co_await write_response(stream, res);
+  }
+  if (path == "/v1/changes") {
+    // The change feed: readable with every read mode and filters, written only by ordo.
+    std::string feed(sessions::session_service::k_changes_stream_path);
+    if (req.method() == bhttp::verb::get) {
+      std::vector<query_param> params;
+      for (auto p : url->params())
+        params.push_back({p.key, p.value, p.has_value});
+      auto filter = change_filter_from_query(params);
+      if (!filter) {
+        res = error_response(req, filter.error());
+        co_return co_await write_response(stream, res);
+      }
+      co_return co_await handle_get(req, stream, feed, *url, &*filter);
+    }
+    if (head) {
+      res = handle_head(req, feed);
+      co_return co_await write_response(stream, res);
+    }
+    res = error_response(req, make_failure(failure_kind::forbidden, "managed_stream",
+                                           "the change feed is written by ordo; read it with GET"));
     co_return co_await write_response(stream, res);
   }
   if (is_session_api_path(path)) co_return co_await dispatch_session_api(req, stream, path, *url);
@@ -605,8 +632,8 @@ string_response server::impl::handle_head(request& req, const std::string& path)
 // ---- GET: catch-up, long-poll, SSE ---------------------------------------------------------
 
 awaitable<bool> server::impl::handle_get(request& req, beast::tcp_stream& stream,
-                                         const std::string& path,
-                                         const boost::urls::url_view& url) {
+                                         const std::string& path, const boost::urls::url_view& url,
+                                         const change_filter* filter) {
   string_response res;
   auto record_result = live_stream(path);
   if (!record_result) {
@@ -659,7 +686,7 @@ awaitable<bool> server::impl::handle_get(request& req, beast::tcp_stream& stream
   }
 
   if (query->live == live_mode::sse) {
-    co_return co_await serve_sse(req, stream, record, position, query->cursor);
+    co_return co_await serve_sse(req, stream, record, position, query->cursor, filter);
   }
 
   if (query->live == live_mode::none && now_offset) {
@@ -674,7 +701,33 @@ awaitable<bool> server::impl::handle_get(request& req, beast::tcp_stream& stream
     co_return co_await write_response(stream, res);
   }
 
-  if (query->live == live_mode::long_poll && position >= st.tail) {
+  if (query->live == live_mode::long_poll && filter && filter->active()) {
+    // Scan forward over events the filter drops, waiting at the tail, until one matches, the
+    // stream closes or the timeout passes. The answer's offset covers everything scanned.
+    auto deadline = std::chrono::steady_clock::now() + options.long_poll_timeout;
+    for (;;) {
+      st = record->state();
+      if (st.lifecycle != stream_lifecycle::live) break;
+      if (position < st.tail) {
+        auto op = await_engine<read_result>(
+            [this, record, position](auto done) { engine.read(record, position, done); });
+        read_result r = co_await std::move(op);
+        if (!r.chunk || r.chunk->messages.empty()) break;
+        bool any = std::any_of(r.chunk->messages.begin(), r.chunk->messages.end(),
+                               [&](const message_ptr& m) { return filter->matches(*m); });
+        if (any) break;
+        position = r.chunk->upto();
+        continue;
+      }
+      if (st.closed) break;
+      auto now = std::chrono::steady_clock::now();
+      if (now >= deadline) break;
+      co_await wait_for_change(
+          *record, position, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now));
+      if (std::chrono::steady_clock::now() >= deadline && record->state().tail <= position) break;
+    }
+    st = record->state();
+  } else if (query->live == live_mode::long_poll && position >= st.tail) {
     if (!st.closed) {
       co_await wait_for_change(*record, position, options.long_poll_timeout);
       st = record->state();
@@ -701,13 +754,26 @@ awaitable<bool> server::impl::handle_get(request& req, beast::tcp_stream& stream
       co_return co_await write_response(stream, res);
     }
   }
-  res = co_await catch_up_response(req, record, position, cursor);
+  if (query->live == live_mode::long_poll && position >= st.tail) {
+    res = make_response(req, bhttp::status::no_content);
+    res.set("Stream-Next-Offset", format_offset({c.offset_prefix, st.tail}));
+    res.set("Stream-Up-To-Date", "true");
+    if (st.closed) {
+      res.set("Stream-Closed", "true");
+    } else {
+      res.set("Stream-Cursor", *cursor);
+    }
+    res.set(bhttp::field::cache_control, "no-store");
+    finish(res, true);
+    co_return co_await write_response(stream, res);
+  }
+  res = co_await catch_up_response(req, record, position, cursor, filter);
   co_return co_await write_response(stream, res);
 }
 
 awaitable<string_response> server::impl::catch_up_response(
     request& req, const std::shared_ptr<stream_record>& record, std::uint64_t position,
-    const std::optional<std::string>& cursor) {
+    const std::optional<std::string>& cursor, const change_filter* filter) {
   const stream_config& c = record->config();
   auto op = await_engine<read_result>(
       [this, record, position](auto done) { engine.read(record, position, done); });
@@ -719,8 +785,12 @@ awaitable<string_response> server::impl::catch_up_response(
   bool up_to_date = next >= st.tail;
   bool closed = st.closed && up_to_date;
 
-  std::string etag = "\"" + hex16(c.offset_prefix) + ":" + std::to_string(position) + ":" +
-                     std::to_string(next) + (closed ? ":c" : "") + "\"";
+  bool filtered = filter && filter->active();
+  std::string etag =
+      "\"" + hex16(c.offset_prefix) + ":" + std::to_string(position) + ":" + std::to_string(next) +
+      (closed ? ":c" : "") +
+      (filtered ? ":f" + std::to_string(std::hash<std::string>{}(filter->fingerprint())) : "") +
+      "\"";
   auto if_none_match = req[bhttp::field::if_none_match];
   if (!if_none_match.empty() && if_none_match_matches(if_none_match, etag)) {
     auto res = make_response(req, bhttp::status::not_modified);
@@ -749,8 +819,16 @@ awaitable<string_response> server::impl::catch_up_response(
   } else {
     res.set(bhttp::field::cache_control, "no-cache");
   }
-  res.body() =
-      chunk.shared ? chunk.shared->body(c.payload) : encode_body(c.payload, chunk.messages);
+  if (filtered) {
+    std::vector<message_ptr> kept;
+    for (const auto& m : chunk.messages) {
+      if (filter->matches(*m)) kept.push_back(m);
+    }
+    res.body() = encode_body(c.payload, kept);
+  } else {
+    res.body() =
+        chunk.shared ? chunk.shared->body(c.payload) : encode_body(c.payload, chunk.messages);
+  }
   finish(res, false);
   co_return res;
 }
@@ -758,7 +836,8 @@ awaitable<string_response> server::impl::catch_up_response(
 awaitable<bool> server::impl::serve_sse(request& req, beast::tcp_stream& stream,
                                         const std::shared_ptr<stream_record>& record,
                                         std::uint64_t position,
-                                        const std::optional<std::string>& client_cursor) {
+                                        const std::optional<std::string>& client_cursor,
+                                        const change_filter* filter) {
   const stream_config& c = record->config();
   bhttp::response<bhttp::empty_body> head{bhttp::status::ok, req.version()};
   add_common_headers(head);
@@ -807,7 +886,14 @@ awaitable<bool> server::impl::serve_sse(request& req, beast::tcp_stream& stream,
       if (!r.chunk || r.chunk->messages.empty()) break;
       const read_chunk& chunk = *r.chunk;
       std::string frame;
-      if (chunk.shared) {
+      if (filter && filter->active()) {
+        // Events the filter drops are skipped; the control event still moves the offset on.
+        std::vector<message_ptr> kept;
+        for (const auto& m : chunk.messages) {
+          if (filter->matches(*m)) kept.push_back(m);
+        }
+        if (!kept.empty()) append_sse_data_event(frame, c.sse, kept);
+      } else if (chunk.shared) {
         frame = chunk.shared->sse_data_event(c.sse);
       } else {
         append_sse_data_event(frame, c.sse, chunk.messages);

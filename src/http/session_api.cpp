@@ -201,6 +201,11 @@ const std::vector<route>& routes() {
                           query(req, "cursor"), *limit, true},
                          answer(std::move(done)));
        }},
+      // ---- the change feed (GET /v1/changes itself is served as a stream by server.cpp)
+      {{"GET", "/v1/changes/snapshot"},
+       [](session_service& s, const params&, api_request&, api_callback done) {
+         s.changes_snapshot(answer(std::move(done)));
+       }},
       // ---- sessions
       {{"GET", "/v1/sessions"},
        [](session_service& s, const params&, api_request& req, api_callback done) {
@@ -359,7 +364,7 @@ const std::vector<route_spec>& session_routes() {
 
 bool is_session_api_path(std::string_view path) {
   return path == "/v1/projects" || path.rfind("/v1/projects/", 0) == 0 || path == "/v1/sessions" ||
-         path.rfind("/v1/sessions/", 0) == 0;
+         path.rfind("/v1/sessions/", 0) == 0 || path.rfind("/v1/changes/", 0) == 0;
 }
 
 std::optional<std::string> session_events_stream(std::string_view path) {

@@ -375,6 +375,38 @@ status apply_end(write_context& ctx, session_tables& t, sqlite::session_row& s, 
 
 // Bumps the revision, stores the session, appends the events (all carrying the new revision)
 // and closes the event stream when the session has ended. Nothing happens without events.
+// Appends one event to the change feed: {offset, type, project, session, revision, at, data}.
+// `offset` is the feed offset just after the event, where a reader that has processed it
+// resumes. The feed stream is created on first use, in the same transaction.
+status append_change(write_context& ctx, std::string_view type, std::string_view project,
+                     const std::optional<std::string>& session,
+                     std::optional<std::int64_t> revision, const json::object& data) {
+  auto feed = ctx.find_stream(session_service::k_changes_stream_path);
+  if (!feed) return std::move(feed).error();
+  if (!*feed) {
+    auto created = ctx.create_stream(std::string(session_service::k_changes_stream_path),
+                                     std::string(k_events_content_type));
+    if (!created) return std::move(created).error();
+    *feed = *created;
+  }
+  auto offset = ctx.next_offset(**feed);
+  if (!offset) return std::move(offset).error();
+  json::object change;
+  change["offset"] = format_offset(*offset);
+  change["type"] = std::string(type);
+  change["project"] = std::string(project);
+  change["session"] = optional_text(session);
+  change["revision"] = revision ? json::value(*revision) : json::value(nullptr);
+  change["at"] = format_rfc3339_ms(ctx.now_ms());
+  change["data"] = data;
+  auto appended = ctx.append(**feed, json::serialize(change));
+  if (!appended) return std::move(appended).error();
+  return ok_v;
+}
+
+// Bumps the revision, stores the session, appends the events (all carrying the new revision)
+// to the session's stream and to the change feed, and closes the session's stream when it has
+// ended. Nothing happens without events: an update that changes nothing emits nothing.
 status commit_session_change(write_context& ctx, session_tables& t, sqlite::session_row& s,
                              std::vector<event>& events) {
   if (events.empty()) return ok_v;
@@ -383,6 +415,9 @@ status commit_session_change(write_context& ctx, session_tables& t, sqlite::sess
   if (auto st = t.update_session(s); !st) return st;
   std::string at = format_rfc3339_ms(ctx.now_ms());
   for (auto& e : events) {
+    if (auto st = append_change(ctx, e.type, s.project_id, s.id, s.revision, e.data); !st) {
+      return st;
+    }
     json::object envelope;
     envelope["type"] = e.type;
     envelope["session"] = s.id;
@@ -484,6 +519,7 @@ std::string session_service::events_stream_path(std::string_view session_id) {
 }
 
 void session_service::start() {
+  ensure_change_feed();
   reap_once();
   reaper_ = std::thread([this] { reaper_loop(); });
 }
@@ -495,6 +531,66 @@ void session_service::stop() {
   }
   cv_.notify_all();
   if (reaper_.joinable()) reaper_.join();
+}
+
+void session_service::ensure_change_feed() {
+  auto finished = std::make_shared<std::promise<void>>();
+  auto future = finished->get_future();
+  write_job job;
+  job.run = [](write_context& ctx) -> bool {
+    auto feed = ctx.find_stream(k_changes_stream_path);
+    if (!feed) return false;
+    if (*feed) return true;
+    return ctx.create_stream(std::string(k_changes_stream_path), std::string(k_events_content_type))
+        .ok();
+  };
+  job.done = [finished](const std::optional<failure>& f) {
+    if (f) spdlog::error("cannot create the change feed: {}", f->message);
+    finished->set_value();
+  };
+  if (engine_.submit(std::move(job))) future.wait();
+}
+
+void session_service::changes_snapshot(reply_callback done) {
+  run_read(
+      engine_,
+      [epoch = engine_.database_epoch()](sqlite::read_context& ctx,
+                                         session_tables& t) -> result<reply> {
+        // One read transaction: the entities and the feed offset agree.
+        if (auto s = ctx.db.exec("BEGIN"); !s) return std::move(s).error();
+        struct end_read {
+          sqlite::connection& db;
+          ~end_read() { (void)db.exec("COMMIT"); }
+        } guard{ctx.db};
+        auto projects = t.projects(false);
+        if (!projects) return std::move(projects).error();
+        auto sessions = t.live_sessions();
+        if (!sessions) return std::move(sessions).error();
+        auto feed = t.stream_by_path(k_changes_stream_path);
+        if (!feed) return std::move(feed).error();
+        std::int64_t tail = 0, incarnation = 0;
+        if (*feed) {
+          auto tl = t.stream_tail(**feed);
+          if (!tl) return std::move(tl).error();
+          auto inc = t.stream_incarnation(**feed);
+          if (!inc) return std::move(inc).error();
+          tail = *tl;
+          incarnation = *inc;
+        }
+        json::array project_array, session_array;
+        for (const auto& p : *projects)
+          project_array.push_back(project_json(p));
+        for (const auto& s : *sessions)
+          session_array.push_back(session_json(s));
+        json::object o;
+        o["projects"] = std::move(project_array);
+        o["sessions"] = std::move(session_array);
+        o["offset"] =
+            format_offset({offset_prefix_for(epoch, static_cast<std::uint64_t>(incarnation)),
+                           static_cast<std::uint64_t>(tail)});
+        return reply{reply_kind::ok, std::move(o), std::nullopt, false};
+      },
+      std::move(done));
 }
 
 // ---- projects --------------------------------------------------------------------------------
@@ -535,6 +631,12 @@ void session_service::create_project(json::value body, reply_callback done) {
                               "a project with id '" + slug + "' already exists");
         }
         if (auto s = t.insert_project(p); !s) return std::move(s).error();
+        json::object d;
+        d["project"] = project_json(p);
+        if (auto s = append_change(ctx, "project.created", p.id, std::nullopt, std::nullopt, d);
+            !s) {
+          return std::move(s).error();
+        }
         return reply{reply_kind::created, project_json(p), std::nullopt, false};
       },
       std::move(done));
@@ -580,6 +682,12 @@ void session_service::archive_project(std::string id, reply_callback done) {
           (*p)->updated_at_ms = ctx.now_ms();
           (*p)->revision += 1;
           if (auto s = t.update_project(**p); !s) return std::move(s).error();
+          json::object d;
+          d["project"] = project_json(**p);
+          if (auto s = append_change(ctx, "project.archived", id, std::nullopt, std::nullopt, d);
+              !s) {
+            return std::move(s).error();
+          }
         }
         return reply{reply_kind::ok, project_json(**p), std::nullopt, false};
       },

@@ -81,6 +81,8 @@ class session_service {
 
   // The managed stream holding a session's events.
   static std::string events_stream_path(std::string_view session_id);
+  // The managed stream of the change feed: one event per committed change of any entity.
+  static constexpr std::string_view k_changes_stream_path = "__ordo/changes";
 
   // ---- projects
   void create_project(boost::json::value body, reply_callback done);
@@ -100,6 +102,10 @@ class session_service {
            reply_callback done);
   void heartbeat(std::string id, reply_callback done);
   void snapshot(std::string id, std::optional<int> row_limit, reply_callback done);
+
+  // ---- the change feed
+  // Every live project and session, and the feed offset they are consistent at.
+  void changes_snapshot(reply_callback done);
 
   // ---- executions
   void start_execution(std::string id, std::optional<std::int64_t> if_match, reply_callback done);
@@ -128,6 +134,7 @@ class session_service {
   void list_rows(std::string id, row_list_query query, reply_callback done);
 
  private:
+  void ensure_change_feed();
   void reap_once();
   void reaper_loop();
 

@@ -117,6 +117,27 @@ status write_context::close(std::int64_t stream_id) {
   return ok_v;
 }
 
+result<std::optional<std::int64_t>> write_context::find_stream(std::string_view path) {
+  auto row = tables_.find_by_path(path);
+  if (!row) return std::move(row).error();
+  if (!*row || (*row)->state != sqlite::stream_row_state::live) {
+    return std::optional<std::int64_t>();
+  }
+  return std::optional<std::int64_t>((*row)->id);
+}
+
+result<stream_offset> write_context::next_offset(std::int64_t stream_id) {
+  auto row = tables_.find_by_id(stream_id);
+  if (!row) return std::move(row).error();
+  if (!*row) {
+    return make_failure(failure_kind::not_found, "stream_not_found",
+                        "stream " + std::to_string(stream_id) + " does not exist");
+  }
+  auto tail = tables_.tail(stream_id, (*row)->base_seq);
+  if (!tail) return std::move(tail).error();
+  return stream_offset{offset_prefix((*row)->incarnation), static_cast<std::uint64_t>(*tail) + 1};
+}
+
 std::uint64_t write_context::offset_prefix(std::int64_t incarnation) const {
   return offset_prefix_for(database_epoch_, static_cast<std::uint64_t>(incarnation));
 }
@@ -191,7 +212,9 @@ status stream_engine::inject(std::string_view point, std::string_view path) cons
 
 std::size_t stream_engine::stream_count() const {
   std::lock_guard lock(registry_mu_);
-  return by_path_.size();
+  // Managed streams (session events, the change feed) live under reserved "__" paths.
+  return static_cast<std::size_t>(std::count_if(
+      by_path_.begin(), by_path_.end(), [](const auto& e) { return e.first.rfind("__", 0) != 0; }));
 }
 
 std::shared_ptr<stream_record> stream_engine::find(std::string_view path) const {

@@ -198,6 +198,10 @@ class write_context {
   result<std::uint64_t> append(std::int64_t stream_id, std::string data);
   // Closes a stream (idempotent).
   status close(std::int64_t stream_id);
+  // The id of the live stream at `path`, if any.
+  result<std::optional<std::int64_t>> find_stream(std::string_view path);
+  // The offset a message appended to the stream now would end at (its position and prefix).
+  result<stream_offset> next_offset(std::int64_t stream_id);
   // The offset prefix of a stream's family.
   std::uint64_t offset_prefix(std::int64_t incarnation) const;
 
@@ -264,6 +268,7 @@ class stream_engine {
   std::uint64_t database_epoch() const { return database_epoch_; }
   // false once a commit of unknown outcome has stopped all writes (until restart).
   bool writable() const;
+  // Streams clients created (managed streams are not counted).
   std::size_t stream_count() const;
   writer_stats stats() const;
   const stream_engine_options& options() const { return options_; }

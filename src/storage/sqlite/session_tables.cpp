@@ -275,6 +275,17 @@ result<std::vector<session_row>> session_tables::sessions(const session_filter& 
   return all<session_row>(s, read_session);
 }
 
+result<std::vector<session_row>> session_tables::live_sessions() {
+  ORDO_PREPARE(s, session_select() + " WHERE s.state <> 'ended' ORDER BY s.seq");
+  return all<session_row>(s, read_session);
+}
+
+result<std::optional<std::int64_t>> session_tables::stream_by_path(std::string_view path) {
+  ORDO_PREPARE(s, "SELECT id FROM streams WHERE path = ? AND state = 0");
+  s->bind_text(1, path);
+  return one<std::int64_t>(s, [](const statement& st) { return st.column_int64(0); });
+}
+
 result<std::vector<std::string>> session_tables::sessions_with_heartbeat_before(
     const std::vector<std::string>& states, std::int64_t before_ms) {
   std::string sql = "SELECT id FROM sessions WHERE state IN (";

@@ -119,6 +119,10 @@ class session_tables {
   // Writes every mutable column and counter of the row.
   status update_session(const session_row& row);
   result<std::vector<session_row>> sessions(const session_filter& filter);
+  // Every session that has not ended, oldest first.
+  result<std::vector<session_row>> live_sessions();
+  // The id of the stream at `path` (live), for reads that need a managed stream's tail.
+  result<std::optional<std::int64_t>> stream_by_path(std::string_view path);
   // Sessions in `states` whose last heartbeat is older than `before_ms`.
   result<std::vector<std::string>> sessions_with_heartbeat_before(
       const std::vector<std::string>& states, std::int64_t before_ms);

@@ -1,0 +1,33 @@
+// Server-side filters of the change feed (/v1/changes?project=&session=&types=). A filtered
+// read scans the feed like an unfiltered one and drops the events that do not match; offsets
+// stay global, so a filtered reader resumes exactly where its last answer ended.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.hpp"
+#include "http/stream_protocol.hpp"
+
+namespace ordo::http {
+
+struct change_filter {
+  std::optional<std::string> project;
+  std::optional<std::string> session;
+  std::vector<std::string> types;  // empty: every type
+
+  bool active() const { return project || session || !types.empty(); }
+  // Whether one change event (a JSON object) passes the filter.
+  bool matches(std::string_view message) const;
+  // A stable text naming the filter, for ETags.
+  std::string fingerprint() const;
+};
+
+// Every change type the feed carries.
+const std::vector<std::string_view>& change_types();
+
+result<change_filter> change_filter_from_query(const std::vector<query_param>& params);
+
+}  // namespace ordo::http
