@@ -48,6 +48,8 @@ struct serve_flags {
   int reader_threads = 2;
   std::string heartbeat_timeout = "30s";
   std::string detach_timeout = "5m";
+  bool end_on_merge = true;
+  int ci_brake_commits = 3;
   std::string log_level = "info";
 };
 
@@ -81,6 +83,8 @@ int serve(const serve_flags& f) {
   ordo::sessions::session_service_options sessions_options;
   sessions_options.heartbeat_timeout = duration_of(f.heartbeat_timeout);
   sessions_options.detach_timeout = duration_of(f.detach_timeout);
+  sessions_options.end_on_merge = f.end_on_merge;
+  sessions_options.ci_brake_commits = f.ci_brake_commits;
   auto sessions = std::make_unique<ordo::sessions::session_service>(**engine, sessions_options);
   // Stale sessions from before a restart are detached or ended before anything is served.
   sessions->start();
@@ -239,6 +243,18 @@ int main(int argc, char** argv) {
       ->envname("ORDO_DETACH_TIMEOUT")
       ->check(duration)
       ->type_name("DURATION")
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--end-on-merge", f.end_on_merge,
+                   "End a session (reason pr_merged) when a PR observation says its PR merged")
+      ->envname("ORDO_END_ON_MERGE")
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--ci-brake-commits", f.ci_brake_commits,
+                   "The CI-fix-loop brake trips when one check failed on this many latest "
+                   "distinct commits of a PR")
+      ->envname("ORDO_CI_BRAKE_COMMITS")
+      ->check(CLI::Range(1, 100))
       ->capture_default_str();
   serve_cmd->add_option("--log-level", f.log_level, "How much to log")
       ->envname("ORDO_LOG_LEVEL")

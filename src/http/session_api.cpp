@@ -248,6 +248,23 @@ const std::vector<route>& routes() {
          s.snapshot(p.at("session"), *rows, answer(std::move(done)));
        }},
       {{"GET", "/v1/sessions/{session}/events"}, nullptr},  // served as a stream by server.cpp
+      // ---- pull requests
+      {{"PUT", "/v1/sessions/{session}/prs"},
+       [](session_service& s, const params& p, api_request& req, api_callback done) {
+         with_body_and_match(req, done, [&](json::value body, std::optional<std::int64_t> m) {
+           s.observe_pr(p.at("session"), m, std::move(body), answer(std::move(done)));
+         });
+       }},
+      {{"GET", "/v1/sessions/{session}/prs"},
+       [](session_service& s, const params& p, api_request&, api_callback done) {
+         s.list_prs(p.at("session"), answer(std::move(done)));
+       }},
+      {{"GET", "/v1/sessions/{session}/ci-brake"},
+       [](session_service& s, const params& p, api_request& req, api_callback done) {
+         auto commits = query_limit(req, "commits");
+         if (!commits) return fail(done, commits.error());
+         s.ci_brake(p.at("session"), *commits, answer(std::move(done)));
+       }},
       // ---- executions
       {{"POST", "/v1/sessions/{session}/executions"},
        [](session_service& s, const params& p, api_request& req, api_callback done) {

@@ -1555,6 +1555,494 @@ void session_service::list_rows(std::string id, row_list_query q, reply_callback
       std::move(done));
 }
 
+// ---- pull requests ---------------------------------------------------------------------------
+
+namespace {
+
+const std::vector<std::string_view> k_pr_states{"open", "merged", "closed"};
+const std::vector<std::string_view> k_review_decisions{"approved", "changes_requested",
+                                                       "review_required", "none"};
+const std::vector<std::string_view> k_mergeabilities{"mergeable", "conflicting", "unknown"};
+const std::vector<std::string_view> k_ci_states{"pending", "passing", "failing", "none"};
+const std::vector<std::string_view> k_check_statuses{
+    "queued", "in_progress", "success", "failure", "cancelled", "skipped", "neutral", "timed_out"};
+constexpr std::size_t k_max_url_bytes = 2048;
+constexpr std::size_t k_max_comment_bytes = 65536;
+
+json::object pr_json(const sqlite::pr_row& p) {
+  json::object o;
+  o["url"] = p.url;
+  o["session"] = p.session_id;
+  o["number"] = p.number ? json::value(*p.number) : json::value(nullptr);
+  o["title"] = optional_text(p.title);
+  o["state"] = p.state;
+  o["review_decision"] = p.review_decision;
+  o["mergeability"] = p.mergeability;
+  o["ci_state"] = p.ci_state;
+  o["head_commit"] = optional_text(p.head_commit);
+  o["revision"] = p.revision;
+  o["created_at"] = format_rfc3339_ms(p.created_at_ms);
+  o["updated_at"] = format_rfc3339_ms(p.updated_at_ms);
+  return o;
+}
+
+json::object check_json(const sqlite::check_row& c) {
+  json::object o;
+  o["pr"] = c.pr_url;
+  o["name"] = c.name;
+  o["commit"] = c.commit_sha;
+  o["status"] = c.status;
+  o["url"] = optional_text(c.url);
+  o["started_at"] = optional_time(c.started_at_ms);
+  o["completed_at"] = optional_time(c.completed_at_ms);
+  o["first_seen"] = c.seq;
+  o["updated_at"] = format_rfc3339_ms(c.updated_at_ms);
+  return o;
+}
+
+json::object comment_json(const sqlite::comment_row& c) {
+  json::object o;
+  o["pr"] = c.pr_url;
+  o["id"] = c.comment_id;
+  o["author"] = optional_text(c.author);
+  o["body"] = c.body;
+  o["path"] = optional_text(c.path);
+  o["line"] = c.line ? json::value(*c.line) : json::value(nullptr);
+  o["resolved"] = c.resolved;
+  o["updated_at"] = format_rfc3339_ms(c.updated_at_ms);
+  return o;
+}
+
+result<std::string> enum_field(const body_reader& r, std::string_view object,
+                               std::string_view field, const std::vector<std::string_view>& allowed,
+                               std::optional<std::string_view> fallback) {
+  auto v = r.text(field, false, 64);
+  if (!v) return std::move(v).error();
+  if (!*v || !**v) {
+    if (fallback) return std::string(*fallback);
+    return invalid("missing_field",
+                   "field '" + std::string(object) + "." + std::string(field) + "' is required");
+  }
+  const std::string& value = ***v;
+  if (std::find(allowed.begin(), allowed.end(), value) == allowed.end()) {
+    return invalid("invalid_enum", "field '" + std::string(object) + "." + std::string(field) +
+                                       "' is '" + value + "'; allowed: " + joined(allowed));
+  }
+  return value;
+}
+
+result<std::optional<std::int64_t>> time_field(const body_reader& r, std::string_view object,
+                                               std::string_view field) {
+  auto v = r.text(field, true, 64);
+  if (!v) return std::move(v).error();
+  if (!*v || !**v) return std::optional<std::int64_t>();
+  auto ms = parse_rfc3339_ms(***v);
+  if (!ms) {
+    return invalid("invalid_field", "field '" + std::string(object) + "." + std::string(field) +
+                                        "' must be an RFC 3339 timestamp");
+  }
+  return std::optional<std::int64_t>(*ms);
+}
+
+result<std::optional<std::int64_t>> integer_field(const body_reader& r, std::string_view object,
+                                                  std::string_view field) {
+  const json::value* v = r.raw(field);
+  if (!v || v->is_null()) return std::optional<std::int64_t>();
+  if (!v->is_int64() || v->as_int64() < 0) {
+    if (v->is_uint64())
+      return std::optional<std::int64_t>(static_cast<std::int64_t>(v->as_uint64()));
+    return invalid("invalid_field", "field '" + std::string(object) + "." + std::string(field) +
+                                        "' must be a non-negative integer");
+  }
+  return std::optional<std::int64_t>(v->as_int64());
+}
+
+struct observation {
+  sqlite::pr_row pr;  // facts only (url .. head_commit)
+  std::vector<sqlite::check_row> checks;
+  std::optional<std::vector<sqlite::comment_row>> comments;  // nullopt: leave comments alone
+};
+
+result<observation> parse_observation(const json::value& body) {
+  auto top = body_reader::of(body, {"pr", "checks", "comments"});
+  if (!top) return std::move(top).error();
+  const json::value* pr_value = top->raw("pr");
+  if (!pr_value) return invalid("missing_field", "field 'pr' is required");
+  auto pr = body_reader::of(*pr_value, {"url", "number", "title", "state", "review_decision",
+                                        "mergeability", "ci_state", "head_commit"});
+  if (!pr) return std::move(pr).error();
+  observation o;
+  auto url = pr->required_text("url", k_max_url_bytes);
+  if (!url) return std::move(url).error();
+  o.pr.url = *url;
+  auto number = integer_field(*pr, "pr", "number");
+  if (!number) return std::move(number).error();
+  o.pr.number = *number;
+  auto title = pr->text("title", true, k_max_text_field_bytes);
+  if (!title) return std::move(title).error();
+  if (*title) o.pr.title = **title;
+  auto head = pr->text("head_commit", true, 128);
+  if (!head) return std::move(head).error();
+  if (*head) o.pr.head_commit = **head;
+  for (auto [field, allowed, fallback, target] :
+       {std::tuple{"state", &k_pr_states, std::optional<std::string_view>(), &o.pr.state},
+        std::tuple{"review_decision", &k_review_decisions, std::optional<std::string_view>("none"),
+                   &o.pr.review_decision},
+        std::tuple{"mergeability", &k_mergeabilities, std::optional<std::string_view>("unknown"),
+                   &o.pr.mergeability},
+        std::tuple{"ci_state", &k_ci_states, std::optional<std::string_view>("none"),
+                   &o.pr.ci_state}}) {
+    auto v = enum_field(*pr, "pr", field, *allowed, fallback);
+    if (!v) return std::move(v).error();
+    *target = *v;
+  }
+
+  if (const json::value* checks = top->raw("checks")) {
+    if (!checks->is_array()) return invalid("invalid_field", "field 'checks' must be an array");
+    std::vector<std::pair<std::string, std::string>> seen;
+    for (const json::value& c : checks->as_array()) {
+      auto r =
+          body_reader::of(c, {"name", "commit", "status", "url", "started_at", "completed_at"});
+      if (!r) return std::move(r).error();
+      sqlite::check_row row;
+      row.pr_url = o.pr.url;
+      auto name = r->required_text("name", 256);
+      if (!name) return std::move(name).error();
+      auto commit = r->required_text("commit", 128);
+      if (!commit) return std::move(commit).error();
+      auto status = enum_field(*r, "checks[]", "status", k_check_statuses, std::nullopt);
+      if (!status) return std::move(status).error();
+      auto link = r->text("url", true, k_max_url_bytes);
+      if (!link) return std::move(link).error();
+      auto started = time_field(*r, "checks[]", "started_at");
+      if (!started) return std::move(started).error();
+      auto completed = time_field(*r, "checks[]", "completed_at");
+      if (!completed) return std::move(completed).error();
+      std::pair<std::string, std::string> key{*name, *commit};
+      if (std::find(seen.begin(), seen.end(), key) != seen.end()) {
+        return invalid("duplicate_check", "check '" + *name + "' on commit '" + *commit +
+                                              "' appears twice in one observation");
+      }
+      seen.push_back(key);
+      row.name = *name;
+      row.commit_sha = *commit;
+      row.status = *status;
+      if (*link) row.url = **link;
+      row.started_at_ms = *started;
+      row.completed_at_ms = *completed;
+      o.checks.push_back(std::move(row));
+    }
+  }
+
+  if (const json::value* comments = top->raw("comments")) {
+    if (!comments->is_array()) return invalid("invalid_field", "field 'comments' must be an array");
+    std::vector<sqlite::comment_row> rows;
+    for (const json::value& c : comments->as_array()) {
+      auto r = body_reader::of(c, {"id", "author", "body", "path", "line", "resolved"});
+      if (!r) return std::move(r).error();
+      sqlite::comment_row row;
+      row.pr_url = o.pr.url;
+      auto id = r->required_text("id", k_max_id_bytes);
+      if (!id) return std::move(id).error();
+      auto author = r->text("author", true, 256);
+      if (!author) return std::move(author).error();
+      auto text = r->text("body", false, k_max_comment_bytes);
+      if (!text) return std::move(text).error();
+      if (!*text) return invalid("missing_field", "field 'comments[].body' is required");
+      auto path = r->text("path", true, k_max_text_field_bytes);
+      if (!path) return std::move(path).error();
+      auto line = integer_field(*r, "comments[]", "line");
+      if (!line) return std::move(line).error();
+      const json::value* resolved = r->raw("resolved");
+      if (resolved && !resolved->is_bool() && !resolved->is_null()) {
+        return invalid("invalid_field", "field 'comments[].resolved' must be true or false");
+      }
+      for (const auto& other : rows) {
+        if (other.comment_id == *id) {
+          return invalid("duplicate_comment",
+                         "comment '" + *id + "' appears twice in one observation");
+        }
+      }
+      row.comment_id = *id;
+      if (*author) row.author = **author;
+      row.body = ***text;
+      if (*path) row.path = **path;
+      row.line = *line;
+      row.resolved = resolved && resolved->is_bool() && resolved->as_bool();
+      rows.push_back(std::move(row));
+    }
+    o.comments = std::move(rows);
+  }
+  return o;
+}
+
+result<json::object> pr_view(session_tables& t, const sqlite::pr_row& p) {
+  auto checks = t.checks_of_pr(p.url);
+  if (!checks) return std::move(checks).error();
+  auto comments = t.comments_of_pr(p.url);
+  if (!comments) return std::move(comments).error();
+  json::object o = pr_json(p);
+  json::array ca, ma;
+  for (const auto& c : *checks)
+    ca.push_back(check_json(c));
+  for (const auto& c : *comments)
+    ma.push_back(comment_json(c));
+  o["checks"] = std::move(ca);
+  o["comments"] = std::move(ma);
+  return o;
+}
+
+bool check_failed(std::string_view status) {
+  return status == "failure" || status == "timed_out";
+}
+
+}  // namespace
+
+void session_service::observe_pr(std::string id, std::optional<std::int64_t> if_match,
+                                 json::value body, reply_callback done) {
+  std::size_t bytes = json::serialize(body).size();
+  run_write(
+      engine_,
+      [id = std::move(id), if_match, body = std::move(body), end_on_merge = options_.end_on_merge](
+          write_context& ctx, session_tables& t) -> result<reply> {
+        auto o = parse_observation(body);
+        if (!o) return std::move(o).error();
+        auto s = load_for_change(t, id, if_match);
+        if (!s) return std::move(s).error();
+        if (s->state == to_string(session_state::ended)) return session_ended(*s);
+        std::vector<event> events;
+
+        // The PR's facts, upserted by URL.
+        auto existing = t.pr(o->pr.url);
+        if (!existing) return std::move(existing).error();
+        sqlite::pr_row pr;
+        bool merged_now = false;
+        if (*existing) {
+          pr = **existing;
+          if (pr.session_id != id) {
+            return make_failure(failure_kind::conflict, "pr_belongs_to_another_session",
+                                "PR " + pr.url + " is tracked by session " + pr.session_id);
+          }
+          json::object changes;
+          auto update = [&](auto& field, const auto& value, const char* name, json::value v) {
+            if (field != value) {
+              field = value;
+              changes[name] = std::move(v);
+            }
+          };
+          const sqlite::pr_row& n = o->pr;
+          update(pr.number, n.number, "number", n.number ? json::value(*n.number) : nullptr);
+          update(pr.title, n.title, "title", optional_text(n.title));
+          merged_now = pr.state != "merged" && n.state == "merged";
+          update(pr.state, n.state, "state", json::value(n.state));
+          update(pr.review_decision, n.review_decision, "review_decision",
+                 json::value(n.review_decision));
+          update(pr.mergeability, n.mergeability, "mergeability", json::value(n.mergeability));
+          update(pr.ci_state, n.ci_state, "ci_state", json::value(n.ci_state));
+          update(pr.head_commit, n.head_commit, "head_commit", optional_text(n.head_commit));
+          if (!changes.empty()) {
+            pr.revision += 1;
+            pr.updated_at_ms = ctx.now_ms();
+            json::object d;
+            d["pr"] = pr_json(pr);
+            d["changes"] = std::move(changes);
+            events.push_back({"pr.updated", std::move(d)});
+          }
+        } else {
+          pr = o->pr;
+          pr.session_id = id;
+          pr.created_at_ms = pr.updated_at_ms = ctx.now_ms();
+          merged_now = pr.state == "merged";
+          if (auto st = t.insert_pr(pr); !st) return std::move(st).error();
+          json::object d;
+          d["pr"] = pr_json(pr);
+          events.push_back({"pr.created", std::move(d)});
+        }
+
+        // Checks: history, one row per check per commit; a change on the same commit updates it.
+        for (auto& c : o->checks) {
+          auto known = t.check(pr.url, c.name, c.commit_sha);
+          if (!known) return std::move(known).error();
+          if (!*known) {
+            c.seq = pr.next_check_seq++;
+            c.created_at_ms = c.updated_at_ms = ctx.now_ms();
+            if (auto st = t.insert_check(c); !st) return std::move(st).error();
+            json::object d;
+            d["check"] = check_json(c);
+            events.push_back({"check.created", std::move(d)});
+            continue;
+          }
+          sqlite::check_row k = **known;
+          if (k.status == c.status && k.url == c.url && k.started_at_ms == c.started_at_ms &&
+              k.completed_at_ms == c.completed_at_ms) {
+            continue;  // seen before, unchanged
+          }
+          std::string previous = k.status;
+          k.status = c.status;
+          k.url = c.url;
+          k.started_at_ms = c.started_at_ms;
+          k.completed_at_ms = c.completed_at_ms;
+          k.updated_at_ms = ctx.now_ms();
+          if (auto st = t.update_check(k); !st) return std::move(st).error();
+          json::object d;
+          d["check"] = check_json(k);
+          d["previous_status"] = previous;
+          events.push_back({"check.updated", std::move(d)});
+        }
+        if (auto st = ctx.checkpoint("pr.observation.checks_written"); !st) {
+          return std::move(st).error();
+        }
+
+        // Comments: reconciled as a set.
+        if (o->comments) {
+          auto current = t.comments_of_pr(pr.url);
+          if (!current) return std::move(current).error();
+          for (auto& c : *o->comments) {
+            auto it = std::find_if(current->begin(), current->end(),
+                                   [&](const auto& x) { return x.comment_id == c.comment_id; });
+            if (it == current->end()) {
+              c.created_at_ms = c.updated_at_ms = ctx.now_ms();
+              if (auto st = t.insert_comment(c); !st) return std::move(st).error();
+              json::object d;
+              d["comment"] = comment_json(c);
+              events.push_back({"comment.created", std::move(d)});
+              continue;
+            }
+            bool content_changed = it->author != c.author || it->body != c.body ||
+                                   it->path != c.path || it->line != c.line;
+            bool resolved_now = !it->resolved && c.resolved;
+            if (!content_changed && it->resolved == c.resolved) continue;
+            c.created_at_ms = it->created_at_ms;
+            c.updated_at_ms = ctx.now_ms();
+            if (auto st = t.update_comment(c); !st) return std::move(st).error();
+            json::object d;
+            d["comment"] = comment_json(c);
+            events.push_back(
+                {!content_changed && resolved_now ? "comment.resolved" : "comment.updated",
+                 std::move(d)});
+          }
+          for (const auto& old : *current) {
+            bool still = std::any_of(o->comments->begin(), o->comments->end(),
+                                     [&](const auto& x) { return x.comment_id == old.comment_id; });
+            if (still) continue;
+            if (auto st = t.delete_comment(pr.url, old.comment_id); !st) {
+              return std::move(st).error();
+            }
+            json::object d;
+            d["comment"] = comment_json(old);
+            events.push_back({"comment.removed", std::move(d)});
+          }
+        }
+        // The PR row carries the check counter even when its facts did not change.
+        if (*existing || !o->checks.empty()) {
+          if (auto st = t.update_pr(pr); !st) return std::move(st).error();
+        }
+
+        if (merged_now && end_on_merge) {
+          if (auto st = apply_end(ctx, t, *s, end_reason::pr_merged, "pr_merged", events); !st) {
+            return std::move(st).error();
+          }
+        }
+        if (auto st = commit_session_change(ctx, t, *s, events); !st) {
+          return std::move(st).error();
+        }
+        auto fresh = t.pr(pr.url);
+        if (!fresh) return std::move(fresh).error();
+        auto view = pr_view(t, **fresh);
+        if (!view) return std::move(view).error();
+        return reply{*existing ? reply_kind::ok : reply_kind::created, std::move(*view),
+                     s->revision, events.empty()};
+      },
+      std::move(done), bytes);
+}
+
+void session_service::list_prs(std::string id, reply_callback done) {
+  run_read(
+      engine_,
+      [id = std::move(id)](sqlite::read_context&, session_tables& t) -> result<reply> {
+        auto s = t.session(id);
+        if (!s) return std::move(s).error();
+        if (!*s) return not_found("session", id);
+        auto prs = t.prs_of_session(id);
+        if (!prs) return std::move(prs).error();
+        json::array a;
+        for (const auto& p : *prs) {
+          auto view = pr_view(t, p);
+          if (!view) return std::move(view).error();
+          a.push_back(std::move(*view));
+        }
+        json::object o;
+        o["prs"] = std::move(a);
+        return reply{reply_kind::ok, std::move(o), (*s)->revision, false};
+      },
+      std::move(done));
+}
+
+void session_service::ci_brake(std::string id, std::optional<int> commits, reply_callback done) {
+  int n = commits.value_or(options_.ci_brake_commits);
+  run_read(
+      engine_,
+      [id = std::move(id), n](sqlite::read_context&, session_tables& t) -> result<reply> {
+        if (n < 1 || n > 100)
+          return invalid("invalid_commits", "commits must be between 1 and 100");
+        auto s = t.session(id);
+        if (!s) return std::move(s).error();
+        if (!*s) return not_found("session", id);
+        auto prs = t.prs_of_session(id);
+        if (!prs) return std::move(prs).error();
+        json::object o;
+        o["commits"] = n;
+        o["brake"] = false;
+        o["pr"] = nullptr;
+        o["check"] = nullptr;
+        o["evidence"] = json::array();
+        for (const auto& p : *prs) {
+          auto checks = t.checks_of_pr(p.url);
+          if (!checks) return std::move(checks).error();
+          // Distinct commits, most recent first (by when a check on them was first seen).
+          std::vector<std::pair<std::int64_t, std::string>> first_seen;
+          for (const auto& c : *checks) {
+            auto it = std::find_if(first_seen.begin(), first_seen.end(),
+                                   [&](const auto& e) { return e.second == c.commit_sha; });
+            if (it == first_seen.end()) first_seen.emplace_back(c.seq, c.commit_sha);
+          }
+          std::sort(first_seen.begin(), first_seen.end(),
+                    [](const auto& a, const auto& b) { return a.first > b.first; });
+          if (static_cast<int>(first_seen.size()) < n) continue;
+          first_seen.resize(static_cast<std::size_t>(n));
+          // A check that failed on every one of those commits.
+          std::vector<std::string> names;
+          for (const auto& c : *checks) {
+            if (std::find(names.begin(), names.end(), c.name) == names.end())
+              names.push_back(c.name);
+          }
+          for (const auto& name : names) {
+            json::array evidence;
+            bool all_failed = true;
+            for (const auto& [seq, commit] : first_seen) {
+              auto it = std::find_if(checks->begin(), checks->end(), [&](const auto& c) {
+                return c.name == name && c.commit_sha == commit;
+              });
+              if (it == checks->end() || !check_failed(it->status)) {
+                all_failed = false;
+                break;
+              }
+              evidence.push_back(check_json(*it));
+            }
+            if (all_failed) {
+              o["brake"] = true;
+              o["pr"] = p.url;
+              o["check"] = name;
+              o["evidence"] = std::move(evidence);
+              return reply{reply_kind::ok, std::move(o), (*s)->revision, false};
+            }
+          }
+        }
+        return reply{reply_kind::ok, std::move(o), (*s)->revision, false};
+      },
+      std::move(done));
+}
+
 // ---- the reaper ------------------------------------------------------------------------------
 
 void session_service::reap_once() {

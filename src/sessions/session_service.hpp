@@ -31,6 +31,10 @@ struct session_service_options {
   std::chrono::milliseconds heartbeat_timeout{30'000};
   // A detached session without a heartbeat for this long ends with reason `reaped`.
   std::chrono::milliseconds detach_timeout{300'000};
+  // An observation that a session's PR was merged ends the session (reason pr_merged).
+  bool end_on_merge = true;
+  // The CI-fix-loop brake trips when one check failed on this many latest distinct commits.
+  int ci_brake_commits = 3;
 };
 
 // Named limits of the session API.
@@ -106,6 +110,15 @@ class session_service {
   // ---- the change feed
   // Every live project and session, and the feed offset they are consistent at.
   void changes_snapshot(reply_callback done);
+
+  // ---- pull requests
+  // Records what an SCM poller saw of one PR (facts, checks, the comment set) in one
+  // transaction.
+  void observe_pr(std::string id, std::optional<std::int64_t> if_match, boost::json::value body,
+                  reply_callback done);
+  void list_prs(std::string id, reply_callback done);
+  // Whether the same check failed on the last `commits` distinct commits of a PR, with evidence.
+  void ci_brake(std::string id, std::optional<int> commits, reply_callback done);
 
   // ---- executions
   void start_execution(std::string id, std::optional<std::int64_t> if_match, reply_callback done);

@@ -138,6 +138,10 @@ result<stream_offset> write_context::next_offset(std::int64_t stream_id) {
   return stream_offset{offset_prefix((*row)->incarnation), static_cast<std::uint64_t>(*tail) + 1};
 }
 
+status write_context::checkpoint(std::string_view point) {
+  return engine_.inject(point, "");
+}
+
 std::uint64_t write_context::offset_prefix(std::int64_t incarnation) const {
   return offset_prefix_for(database_epoch_, static_cast<std::uint64_t>(incarnation));
 }
@@ -543,7 +547,7 @@ void stream_engine::run_batch(std::vector<job>& batch) {
             } else if constexpr (std::is_same_v<T, delete_job>) {
               return run_delete(*j);
             } else {
-              write_context ctx(*write_db_, *write_statements_, *tables_, database_epoch_,
+              write_context ctx(*this, *write_db_, *write_statements_, *tables_, database_epoch_,
                                 wall_ms(), j->effects);
               bool kept = j->job.run(ctx);
               if (!kept) j->effects.clear();

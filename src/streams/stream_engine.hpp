@@ -204,19 +204,23 @@ class write_context {
   result<stream_offset> next_offset(std::int64_t stream_id);
   // The offset prefix of a stream's family.
   std::uint64_t offset_prefix(std::int64_t incarnation) const;
+  // A named point where tests may inject a failure (stream_engine_options::fault_injector).
+  status checkpoint(std::string_view point);
 
  private:
   friend class stream_engine;
-  write_context(sqlite::connection& db, sqlite::statement_cache& statements,
-                sqlite::stream_tables& tables, std::uint64_t epoch, std::int64_t now_ms,
-                std::vector<stream_effect>& effects)
-      : db_(db),
+  write_context(const stream_engine& engine, sqlite::connection& db,
+                sqlite::statement_cache& statements, sqlite::stream_tables& tables,
+                std::uint64_t epoch, std::int64_t now_ms, std::vector<stream_effect>& effects)
+      : engine_(engine),
+        db_(db),
         statements_(statements),
         tables_(tables),
         database_epoch_(epoch),
         now_ms_(now_ms),
         effects_(effects) {}
 
+  const stream_engine& engine_;
   sqlite::connection& db_;
   sqlite::statement_cache& statements_;
   sqlite::stream_tables& tables_;
@@ -323,6 +327,7 @@ class stream_engine {
   bool maintenance_requested_ = false;             // guarded by queue_mu_
   std::thread writer_;
 
+  friend class write_context;
   status inject(std::string_view point, std::string_view path) const;
 
   std::atomic<bool> poisoned_{false};

@@ -53,6 +53,17 @@
 // rows: the transcript. seq is assigned at first insert and kept by every upsert; revision
 //   counts upserts. request_id / request_body give appends the same idempotency as commands.
 //   rows_awaiting_action finds pending approval requests (derived state requires_action).
+//
+// Pull requests and retention (version 3)
+// ---------------------------------------
+// prs: one row per PR URL (a session may have several), the facts an SCM poller last saw, with
+//   CHECK-constrained enums. next_check_seq numbers check rows in the order they were first
+//   seen, which orders commits for the CI-fix-loop brake.
+// pr_checks: CI run history, one row per check per commit; a status change of the same check
+//   on the same commit updates the row (and is a change on the feed).
+// pr_comments: the PR's current comment set, reconciled as a set on each observation.
+// streams.pruned_upto: positions up to here were removed by retention (the change feed);
+//   reading before it answers 410 with a pointer to the snapshot.
 #include "storage/sqlite/migrations.hpp"
 
 #include <array>
@@ -206,9 +217,60 @@ CREATE INDEX rows_awaiting_action ON rows(session_id)
   WHERE kind = 'approval_request' AND status = 'pending';
 )sql";
 
+constexpr std::string_view k_v3_pull_requests = R"sql(
+CREATE TABLE prs (
+  url             TEXT PRIMARY KEY,
+  session_id      TEXT NOT NULL REFERENCES sessions(id),
+  number          INTEGER,
+  title           TEXT,
+  state           TEXT NOT NULL CHECK (state IN ('open', 'merged', 'closed')),
+  review_decision TEXT NOT NULL CHECK (review_decision IN ('approved', 'changes_requested',
+                    'review_required', 'none')),
+  mergeability    TEXT NOT NULL CHECK (mergeability IN ('mergeable', 'conflicting', 'unknown')),
+  ci_state        TEXT NOT NULL CHECK (ci_state IN ('pending', 'passing', 'failing', 'none')),
+  head_commit     TEXT,
+  revision        INTEGER NOT NULL DEFAULT 1,
+  next_check_seq  INTEGER NOT NULL DEFAULT 1,
+  created_at_ms   INTEGER NOT NULL,
+  updated_at_ms   INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX prs_by_session ON prs(session_id);
+
+CREATE TABLE pr_checks (
+  pr_url          TEXT NOT NULL REFERENCES prs(url),
+  name            TEXT NOT NULL,
+  commit_sha      TEXT NOT NULL,
+  seq             INTEGER NOT NULL,
+  status          TEXT NOT NULL CHECK (status IN ('queued', 'in_progress', 'success', 'failure',
+                    'cancelled', 'skipped', 'neutral', 'timed_out')),
+  url             TEXT,
+  started_at_ms   INTEGER,
+  completed_at_ms INTEGER,
+  created_at_ms   INTEGER NOT NULL,
+  updated_at_ms   INTEGER NOT NULL,
+  PRIMARY KEY (pr_url, name, commit_sha)
+) WITHOUT ROWID;
+
+CREATE TABLE pr_comments (
+  pr_url        TEXT NOT NULL REFERENCES prs(url),
+  comment_id    TEXT NOT NULL,
+  author        TEXT,
+  body          TEXT NOT NULL,
+  path          TEXT,
+  line          INTEGER,
+  resolved      INTEGER NOT NULL CHECK (resolved IN (0, 1)),
+  created_at_ms INTEGER NOT NULL,
+  updated_at_ms INTEGER NOT NULL,
+  PRIMARY KEY (pr_url, comment_id)
+) WITHOUT ROWID;
+
+ALTER TABLE streams ADD COLUMN pruned_upto INTEGER NOT NULL DEFAULT 0;
+)sql";
+
 constexpr std::array k_migrations{
     migration{1, "streams core", k_v1_streams_core},
     migration{2, "sessions", k_v2_sessions},
+    migration{3, "pull requests and retention", k_v3_pull_requests},
 };
 
 constexpr std::string_view k_create_migrations_table = R"sql(

@@ -88,6 +88,47 @@ struct transcript_row {
   std::int64_t updated_at_ms = 0;
 };
 
+struct pr_row {
+  std::string url;
+  std::string session_id;
+  std::optional<std::int64_t> number;
+  std::optional<std::string> title;
+  std::string state;
+  std::string review_decision;
+  std::string mergeability;
+  std::string ci_state;
+  std::optional<std::string> head_commit;
+  std::int64_t revision = 1;
+  std::int64_t next_check_seq = 1;
+  std::int64_t created_at_ms = 0;
+  std::int64_t updated_at_ms = 0;
+};
+
+struct check_row {
+  std::string pr_url;
+  std::string name;
+  std::string commit_sha;
+  std::int64_t seq = 0;
+  std::string status;
+  std::optional<std::string> url;
+  std::optional<std::int64_t> started_at_ms;
+  std::optional<std::int64_t> completed_at_ms;
+  std::int64_t created_at_ms = 0;
+  std::int64_t updated_at_ms = 0;
+};
+
+struct comment_row {
+  std::string pr_url;
+  std::string comment_id;
+  std::optional<std::string> author;
+  std::string body;
+  std::optional<std::string> path;
+  std::optional<std::int64_t> line;
+  bool resolved = false;
+  std::int64_t created_at_ms = 0;
+  std::int64_t updated_at_ms = 0;
+};
+
 struct session_filter {
   std::optional<std::string> project_id;
   std::optional<std::string> state;
@@ -157,6 +198,22 @@ class session_tables {
   status insert_row(const transcript_row& row);
   status update_row(const transcript_row& row);
   result<std::vector<transcript_row>> rows(std::string_view session_id, const row_page_query& q);
+
+  // ---- pull requests
+  result<std::optional<pr_row>> pr(std::string_view url);
+  status insert_pr(const pr_row& row);
+  status update_pr(const pr_row& row);
+  result<std::vector<pr_row>> prs_of_session(std::string_view session_id);
+  result<std::optional<check_row>> check(std::string_view pr_url, std::string_view name,
+                                         std::string_view commit_sha);
+  status insert_check(const check_row& row);
+  status update_check(const check_row& row);
+  // In the order checks were first seen (seq).
+  result<std::vector<check_row>> checks_of_pr(std::string_view pr_url);
+  result<std::vector<comment_row>> comments_of_pr(std::string_view pr_url);
+  status insert_comment(const comment_row& row);
+  status update_comment(const comment_row& row);
+  status delete_comment(std::string_view pr_url, std::string_view comment_id);
 
   // ---- the session's event stream
   // MAX(seq) of a stream's messages (0 when empty): the tail, read inside the caller's
