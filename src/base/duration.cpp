@@ -10,6 +10,7 @@ namespace {
 constexpr std::int64_t k_ms_per_second = 1000;
 constexpr std::int64_t k_ms_per_minute = 60 * k_ms_per_second;
 constexpr std::int64_t k_ms_per_hour = 60 * k_ms_per_minute;
+constexpr std::int64_t k_ms_per_day = 24 * k_ms_per_hour;
 
 struct duration_unit {
   std::string_view suffix;
@@ -17,7 +18,8 @@ struct duration_unit {
 };
 
 // Largest first, so format_duration picks the shortest exact form.
-constexpr std::array<duration_unit, 4> k_units{{
+constexpr std::array<duration_unit, 5> k_units{{
+    {"d", k_ms_per_day},
     {"h", k_ms_per_hour},
     {"m", k_ms_per_minute},
     {"s", k_ms_per_second},
@@ -28,7 +30,7 @@ failure invalid_duration(std::string_view text) {
   return make_failure(failure_kind::invalid, "invalid_duration",
                       "duration '" + std::string(text) +
                           "' is malformed: expected a non-negative whole number with an optional "
-                          "unit ms, s, m or h (e.g. 500ms, 30s, 2m, 1h; a bare number is seconds)");
+                          "unit ms, s, m, h or d (e.g. 500ms, 30s, 2m, 1h, 7d; a bare number is seconds)");
 }
 
 bool is_digit(char c) {

@@ -9,7 +9,7 @@
 
 namespace ordo {
 
-// Parses a non-negative decimal integer followed by an optional unit: "ms", "s", "m" or "h".
+// Parses a non-negative decimal integer followed by an optional unit: "ms", "s", "m", "h" or "d".
 // A bare number is seconds. Signs, spaces, fractions, unknown units and values that do not fit
 // in std::chrono::milliseconds fail with failure_kind::invalid, code "invalid_duration".
 result<std::chrono::milliseconds> parse_duration(std::string_view text);

@@ -92,7 +92,7 @@ void expect_invalid(std::string_view text) {
   quoted += text;
   quoted += '\'';
   EXPECT_NE(r.error().message.find(quoted), std::string::npos) << r.error().message;
-  EXPECT_NE(r.error().message.find("ms, s, m or h"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("ms, s, m, h or d"), std::string::npos) << r.error().message;
 }
 
 TEST(duration, empty_text_is_rejected) {
@@ -121,7 +121,7 @@ TEST(duration, fractions_are_rejected) {
 }
 
 TEST(duration, unknown_or_miscased_units_are_rejected) {
-  expect_invalid("30d");
+  expect_invalid("30D");
   expect_invalid("30sec");
   expect_invalid("30S");
   expect_invalid("30us");
@@ -133,6 +133,19 @@ TEST(duration, values_that_overflow_milliseconds_are_rejected) {
   expect_invalid("9223372036854776s");
   expect_invalid("2562047788016h");
   expect_invalid("99999999999999999999999999");
+}
+
+}  // namespace
+}  // namespace ordo
+
+namespace ordo {
+namespace {
+
+TEST(duration, days_are_a_unit) {
+  auto d = parse_duration("7d");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(*d, std::chrono::hours(24 * 7));
+  EXPECT_EQ(format_duration(std::chrono::hours(48)), "2d");
 }
 
 }  // namespace

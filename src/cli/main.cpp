@@ -49,6 +49,7 @@ struct serve_flags {
   std::string heartbeat_timeout = "30s";
   std::string detach_timeout = "5m";
   bool end_on_merge = true;
+  std::string changes_retention = "7d";
   int ci_brake_commits = 3;
   std::string log_level = "info";
 };
@@ -84,6 +85,7 @@ int serve(const serve_flags& f) {
   sessions_options.heartbeat_timeout = duration_of(f.heartbeat_timeout);
   sessions_options.detach_timeout = duration_of(f.detach_timeout);
   sessions_options.end_on_merge = f.end_on_merge;
+  sessions_options.changes_retention = duration_of(f.changes_retention);
   sessions_options.ci_brake_commits = f.ci_brake_commits;
   auto sessions = std::make_unique<ordo::sessions::session_service>(**engine, sessions_options);
   // Stale sessions from before a restart are detached or ended before anything is served.
@@ -241,6 +243,13 @@ int main(int argc, char** argv) {
       ->add_option("--detach-timeout", f.detach_timeout,
                    "A detached session without a heartbeat for this long ends (reason reaped)")
       ->envname("ORDO_DETACH_TIMEOUT")
+      ->check(duration)
+      ->type_name("DURATION")
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--changes-retention", f.changes_retention,
+                   "Change-feed events older than this are pruned; readers behind get 410")
+      ->envname("ORDO_CHANGES_RETENTION")
       ->check(duration)
       ->type_name("DURATION")
       ->capture_default_str();

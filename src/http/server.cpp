@@ -679,6 +679,21 @@ awaitable<bool> server::impl::handle_get(request& req, beast::tcp_stream& stream
     position = at.position;
   }
 
+  if (position < st.pruned_upto) {
+    // Retention removed what this reader asks for: say so, never skip ahead silently.
+    bool feed = path == sessions::session_service::k_changes_stream_path;
+    failure f = make_failure(
+        failure_kind::gone, "offset_pruned",
+        "the events before offset " + format_offset({c.offset_prefix, st.pruned_upto}) +
+            " were removed by retention; " +
+            (feed ? "load GET /v1/changes/snapshot and follow the feed from its offset"
+                  : "re-read from the oldest retained offset"));
+    f.with("oldest_offset", "\"" + format_offset({c.offset_prefix, st.pruned_upto}) + "\"");
+    if (feed) f.with("snapshot", "\"/v1/changes/snapshot\"");
+    res = error_response(req, f);
+    co_return co_await write_response(stream, res);
+  }
+
   std::optional<std::string> cursor;
   if (query->live != live_mode::none) {
     cursor = response_cursor(query->cursor, std::chrono::system_clock::now(),

@@ -533,6 +533,11 @@ void session_service::stop() {
   if (reaper_.joinable()) reaper_.join();
 }
 
+namespace {
+// A PR with its checks and comments (defined with the pull-request code below).
+result<json::object> pr_view(session_tables& t, const sqlite::pr_row& p);
+}  // namespace
+
 void session_service::ensure_change_feed() {
   auto finished = std::make_shared<std::promise<void>>();
   auto future = finished->get_future();
@@ -577,14 +582,23 @@ void session_service::changes_snapshot(reply_callback done) {
           tail = *tl;
           incarnation = *inc;
         }
-        json::array project_array, session_array;
+        json::array project_array, session_array, pr_array;
         for (const auto& p : *projects)
           project_array.push_back(project_json(p));
-        for (const auto& s : *sessions)
+        for (const auto& s : *sessions) {
           session_array.push_back(session_json(s));
+          auto prs = t.prs_of_session(s.id);
+          if (!prs) return std::move(prs).error();
+          for (const auto& pr : *prs) {
+            auto view = pr_view(t, pr);
+            if (!view) return std::move(view).error();
+            pr_array.push_back(std::move(*view));
+          }
+        }
         json::object o;
         o["projects"] = std::move(project_array);
         o["sessions"] = std::move(session_array);
+        o["prs"] = std::move(pr_array);
         o["offset"] =
             format_offset({offset_prefix_for(epoch, static_cast<std::uint64_t>(incarnation)),
                            static_cast<std::uint64_t>(tail)});
@@ -2091,6 +2105,39 @@ void session_service::reap_once() {
   if (engine_.submit(std::move(job))) future.wait();
 }
 
+bool session_service::prune_changes_once() {
+  auto more = std::make_shared<std::atomic<bool>>(false);
+  auto finished = std::make_shared<std::promise<void>>();
+  auto future = finished->get_future();
+  write_job job;
+  job.run = [retention = options_.changes_retention.count(), more](write_context& ctx) -> bool {
+    auto feed = ctx.find_stream(k_changes_stream_path);
+    if (!feed || !*feed) return feed.ok();
+    auto oldest = ctx.oldest_messages(**feed, k_prune_batch);
+    if (!oldest) return false;
+    std::int64_t cutoff = ctx.now_ms() - retention;
+    std::optional<std::int64_t> upto;
+    for (const auto& m : *oldest) {
+      boost::system::error_code ec;
+      json::value v = json::parse(m.data, ec);
+      if (ec || !v.is_object() || !v.as_object().contains("at")) break;
+      auto at = parse_rfc3339_ms(json::value_to<std::string>(v.as_object().at("at")));
+      if (!at || *at >= cutoff) break;
+      upto = m.seq;
+    }
+    if (!upto) return true;
+    more->store(static_cast<std::size_t>(*upto - oldest->front().seq + 1) == k_prune_batch);
+    return ctx.prune(**feed, static_cast<std::uint64_t>(*upto)).ok();
+  };
+  job.done = [finished](const std::optional<failure>& f) {
+    if (f) spdlog::warn("change-feed retention pass failed: {}", f->message);
+    finished->set_value();
+  };
+  if (!engine_.submit(std::move(job))) return false;
+  future.wait();
+  return more->load();
+}
+
 void session_service::reaper_loop() {
   // Often enough that a session is detached within a quarter of its timeout after it is due.
   auto interval = std::clamp(std::min(options_.heartbeat_timeout, options_.detach_timeout) / 4,
@@ -2099,6 +2146,9 @@ void session_service::reaper_loop() {
   while (!cv_.wait_for(lock, interval, [&] { return stopping_; })) {
     lock.unlock();
     reap_once();
+    // A few retention batches per tick at most: the rest waits for the next tick.
+    for (int i = 0; i < 4 && prune_changes_once(); ++i) {
+    }
     lock.lock();
   }
 }

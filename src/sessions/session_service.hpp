@@ -35,7 +35,12 @@ struct session_service_options {
   bool end_on_merge = true;
   // The CI-fix-loop brake trips when one check failed on this many latest distinct commits.
   int ci_brake_commits = 3;
+  // Change-feed events older than this are pruned by the janitor.
+  std::chrono::milliseconds changes_retention{7LL * 24 * 3600 * 1000};
 };
+
+// Feed events pruned per janitor transaction: small enough never to stall writers.
+inline constexpr std::size_t k_prune_batch = 1000;
 
 // Named limits of the session API.
 inline constexpr int k_default_row_page = 100;
@@ -149,6 +154,8 @@ class session_service {
  private:
   void ensure_change_feed();
   void reap_once();
+  // Prunes one batch of change-feed events older than the retention; true if more may remain.
+  bool prune_changes_once();
   void reaper_loop();
 
   stream_engine& engine_;

@@ -101,7 +101,7 @@ result<std::uint64_t> write_context::append(std::int64_t stream_id, std::string 
   if ((*row)->closed) {
     return make_failure(failure_kind::conflict, "stream_closed", "the stream is closed");
   }
-  auto tail = tables_.tail(stream_id, (*row)->base_seq);
+  auto tail = tables_.tail(**row);
   if (!tail) return std::move(tail).error();
   std::int64_t seq = *tail + 1;
   if (auto s = tables_.insert_message(stream_id, seq, data); !s) return std::move(s).error();
@@ -133,9 +133,26 @@ result<stream_offset> write_context::next_offset(std::int64_t stream_id) {
     return make_failure(failure_kind::not_found, "stream_not_found",
                         "stream " + std::to_string(stream_id) + " does not exist");
   }
-  auto tail = tables_.tail(stream_id, (*row)->base_seq);
+  auto tail = tables_.tail(**row);
   if (!tail) return std::move(tail).error();
   return stream_offset{offset_prefix((*row)->incarnation), static_cast<std::uint64_t>(*tail) + 1};
+}
+
+status write_context::prune(std::int64_t stream_id, std::uint64_t upto) {
+  if (auto s = tables_.prune_upto(stream_id, static_cast<std::int64_t>(upto)); !s) return s;
+  effects_.push_back({stream_effect::kind::prune, stream_id, std::nullopt, upto, nullptr});
+  return ok_v;
+}
+
+result<std::vector<sqlite::message_row>> write_context::oldest_messages(std::int64_t stream_id,
+                                                                        std::size_t limit) {
+  auto row = tables_.find_by_id(stream_id);
+  if (!row) return std::move(row).error();
+  if (!*row) return std::vector<sqlite::message_row>();
+  std::int64_t after = std::max((*row)->pruned_upto, (*row)->base_seq);
+  auto rows =
+      tables_.read_messages(stream_id, after, after + static_cast<std::int64_t>(limit), SIZE_MAX);
+  return rows;
 }
 
 status write_context::checkpoint(std::string_view point) {
@@ -253,7 +270,8 @@ std::shared_ptr<stream_record> stream_engine::make_record(const sqlite::stream_r
   c.base_seq = static_cast<std::uint64_t>(row.base_seq);
   c.fork_sub_offset = static_cast<std::uint64_t>(row.fork_sub_offset);
   if (row.fork_source_id) c.inherited = inherited_segments(row, c.base_seq);
-  published_state state{tail, closed, stream_lifecycle::live};
+  published_state state{tail, closed, stream_lifecycle::live,
+                        static_cast<std::uint64_t>(row.pruned_upto)};
   return std::make_shared<stream_record>(std::move(c), state, row.last_access_ms,
                                          options_.tail_cache_bytes);
 }
@@ -658,6 +676,8 @@ void stream_engine::publish_effects(const std::vector<stream_effect>& effects) {
     if (!record) continue;
     if (e.what == stream_effect::kind::append) {
       record->publish_append(e.after, {e.message}, false);
+    } else if (e.what == stream_effect::kind::prune) {
+      record->publish_pruned(e.after);
     } else {
       record->publish_append(record->state().tail, {}, true);
     }
@@ -696,7 +716,7 @@ bool stream_engine::run_create(create_job& j) {
                                    "' has been deleted and only lives on for its forks"));
     }
     source = std::move(**s);
-    auto t = tables_->tail(source->id, source->base_seq);
+    auto t = tables_->tail(*source);
     if (!t) return storage(std::move(t).error());
     source_tail = static_cast<std::uint64_t>(*t);
   }
@@ -743,7 +763,7 @@ bool stream_engine::run_create(create_job& j) {
         same_fork = req.fork_offset->position == static_cast<std::uint64_t>(e.base_seq);
       }
       same_fork = same_fork && req.fork_sub_offset == static_cast<std::uint64_t>(e.fork_sub_offset);
-      auto tail = tables_->tail(e.id, e.base_seq);
+      auto tail = tables_->tail(e);
       if (!tail) return storage(std::move(tail).error());
       res.stream = stream_snapshot{
           e.content_type,
@@ -926,7 +946,7 @@ bool stream_engine::run_append(append_job& j) {
     return reject(append_status::gone, failure_kind::gone, "stream_deleted",
                   "the stream was deleted; only its forks still read its data");
   }
-  auto tail = tables_->tail(row.id, row.base_seq);
+  auto tail = tables_->tail(row);
   if (!tail) return storage(std::move(tail).error());
   res.offset_prefix =
       offset_prefix_for(database_epoch_, static_cast<std::uint64_t>(row.incarnation));

@@ -174,12 +174,12 @@ class stream_engine;
 
 // One change a custom job made to streams, published after its transaction commits.
 struct stream_effect {
-  enum class kind { create, append, close };
+  enum class kind { create, append, close, prune };
   kind what = kind::append;
   std::int64_t stream_id = 0;
   std::optional<sqlite::stream_row> created;  // for create
-  std::uint64_t after = 0;                    // for append: the position before the message
-  message_ptr message;                        // for append
+  std::uint64_t after = 0;  // append: the position before the message; prune: pruned up to
+  message_ptr message;      // for append
 };
 
 // What a custom write job (stream_engine::submit) may do. Valid only while the job runs on the
@@ -204,6 +204,11 @@ class write_context {
   result<stream_offset> next_offset(std::int64_t stream_id);
   // The offset prefix of a stream's family.
   std::uint64_t offset_prefix(std::int64_t incarnation) const;
+  // Retention: removes the stream's messages at positions <= upto.
+  status prune(std::int64_t stream_id, std::uint64_t upto);
+  // Up to `limit` of the stream's oldest remaining messages.
+  result<std::vector<sqlite::message_row>> oldest_messages(std::int64_t stream_id,
+                                                           std::size_t limit);
   // A named point where tests may inject a failure (stream_engine_options::fault_injector).
   status checkpoint(std::string_view point);
 

@@ -568,3 +568,31 @@ TEST_F(stream_engine_test, a_failed_create_leaves_nothing_behind) {
 
 }  // namespace
 }  // namespace ordo
+
+namespace ordo {
+namespace {
+
+// Regression: once retention removed every message, the derived tail fell back to zero and the
+// next append reused position 1.
+TEST_F(stream_engine_test, positions_are_never_reused_after_retention_removed_every_message) {
+  ASSERT_EQ(create("feed").status, create_status::created);
+  append("feed", "a");
+  append("feed", "b");
+  std::int64_t id = engine_->find("feed")->config().id;
+  std::promise<std::optional<failure>> pruned;
+  write_job job;
+  job.run = [id](write_context& ctx) { return ctx.prune(id, 2).ok(); };
+  job.done = [&](const std::optional<failure>& f) { pruned.set_value(f); };
+  ASSERT_TRUE(engine_->submit(std::move(job)));
+  ASSERT_FALSE(pruned.get_future().get());
+  EXPECT_EQ(engine_->find("feed")->state().pruned_upto, 2u);
+  EXPECT_EQ(count_rows("SELECT COUNT(*) FROM messages"), 0);
+  EXPECT_EQ(append("feed", "c").tail, 3u);
+  open();
+  EXPECT_EQ(engine_->find("feed")->state().pruned_upto, 2u);
+  EXPECT_EQ(engine_->find("feed")->state().tail, 3u);
+  EXPECT_EQ(append("feed", "d").tail, 4u);
+}
+
+}  // namespace
+}  // namespace ordo

@@ -1,5 +1,6 @@
 #include "streams/stream_record.hpp"
 
+#include <algorithm>
 #include <cassert>
 
 #include "streams/sse_encoding.hpp"
@@ -152,6 +153,11 @@ void stream_record::publish_append(std::uint64_t after, std::vector<message_ptr>
     state_.closed = state_.closed || closed;
   }
   wake_all();
+}
+
+void stream_record::publish_pruned(std::uint64_t upto) {
+  std::lock_guard lock(mu_);
+  state_.pruned_upto = std::max(state_.pruned_upto, upto);
 }
 
 void stream_record::publish_lifecycle(stream_lifecycle lifecycle) {

@@ -57,6 +57,7 @@ struct published_state {
   std::uint64_t tail = 0;
   bool closed = false;
   stream_lifecycle lifecycle = stream_lifecycle::live;
+  std::uint64_t pruned_upto = 0;  // positions up to here were removed by retention
 };
 
 using message_ptr = std::shared_ptr<const std::string>;
@@ -120,6 +121,7 @@ class stream_record {
   // Writer thread, after commit.
   void publish_append(std::uint64_t after, std::vector<message_ptr> messages, bool closed);
   void publish_lifecycle(stream_lifecycle lifecycle);
+  void publish_pruned(std::uint64_t upto);
 
   // Registers a one-shot wake-up, called (from the writer thread) when the state changes.
   // The callback must be cheap and must not call back into this record.

@@ -19,7 +19,8 @@
 //   base_seq        0 for a root stream; for a fork, the source position it diverges at.
 //                   Positions <= base_seq are read through fork_source_id; the stream's own
 //                   messages have seq > base_seq. The tail is MAX(seq) of its own messages,
-//                   or base_seq when it has none: derived, never stored.
+//                   never below base_seq nor pruned_upto (version 3): derived, never stored,
+//                   and a position is never handed out twice.
 //   fork_sub_offset the sub-offset the fork was created with (kept to answer idempotent PUTs).
 //   closed_by_*     the idempotent-producer tuple whose append closed the stream, if any.
 //   last_stream_seq the last Stream-Seq value accepted (writer coordination, scope: stream).

@@ -695,7 +695,10 @@ status session_tables::delete_comment(std::string_view pr_url, std::string_view 
 // ---- event stream ----------------------------------------------------------------------------
 
 result<std::int64_t> session_tables::stream_tail(std::int64_t stream_id) {
-  ORDO_PREPARE(s, "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE stream_id = ?");
+  // Never below base_seq or pruned_upto: see stream_tables::tail.
+  ORDO_PREPARE(s,
+               "SELECT MAX(COALESCE((SELECT MAX(seq) FROM messages WHERE stream_id = ?1), 0), "
+               "base_seq, pruned_upto) FROM streams WHERE id = ?1");
   s->bind_int64(1, stream_id);
   auto v = one<std::int64_t>(s, [](const statement& st) { return st.column_int64(0); });
   if (!v) return std::move(v).error();

@@ -1,5 +1,6 @@
 #include "storage/sqlite/stream_tables.hpp"
 
+#include <algorithm>
 #include <random>
 
 namespace ordo::sqlite {
@@ -9,7 +10,7 @@ namespace {
 constexpr std::string_view k_stream_columns =
     "id, path, state, content_type, incarnation, created_at_ms, ttl_seconds, expires_at_ms, "
     "last_access_ms, closed, closed_by_producer, closed_by_epoch, closed_by_seq, "
-    "last_stream_seq, fork_source_id, base_seq, fork_sub_offset";
+    "last_stream_seq, fork_source_id, base_seq, fork_sub_offset, pruned_upto";
 
 stream_row read_stream_row(const statement& s) {
   stream_row r;
@@ -30,6 +31,7 @@ stream_row read_stream_row(const statement& s) {
   r.fork_source_id = s.column_optional_int64(14);
   r.base_seq = s.column_int64(15);
   r.fork_sub_offset = s.column_int64(16);
+  r.pruned_upto = s.column_int64(17);
   return r;
 }
 
@@ -113,7 +115,8 @@ result<std::vector<loaded_stream>> load_streams(connection& db) {
     tail->bind_int64(1, s.row.id);
     auto t = tail->step();
     if (!t) return std::move(t).error();
-    s.tail = tail->column_is_null(0) ? s.row.base_seq : tail->column_int64(0);
+    s.tail = std::max(s.row.base_seq, s.row.pruned_upto);
+    if (!tail->column_is_null(0)) s.tail = std::max(s.tail, tail->column_int64(0));
     tail->reset();
     out.push_back(std::move(s));
   }
@@ -170,6 +173,8 @@ result<stream_tables> stream_tables::prepare(connection& db) {
       {&t.delete_producers_, "DELETE FROM producers WHERE stream_id = ?"},
       {&t.delete_stream_, "DELETE FROM streams WHERE id = ?"},
       {&t.purging_streams_, "SELECT id FROM streams WHERE state = 2 ORDER BY id"},
+      {&t.prune_messages_, "DELETE FROM messages WHERE stream_id = ? AND seq <= ?"},
+      {&t.set_pruned_, "UPDATE streams SET pruned_upto = MAX(pruned_upto, ?) WHERE id = ?"},
   };
   for (const entry& e : entries) {
     auto s = db.prepare(e.sql);
@@ -208,11 +213,11 @@ result<std::optional<stream_row>> stream_tables::find_by_id(std::int64_t id) {
   return one_stream(find_by_id_);
 }
 
-result<std::int64_t> stream_tables::tail(std::int64_t stream_id, std::int64_t base_seq) {
-  tail_.bind_int64(1, stream_id);
+result<std::int64_t> stream_tables::tail(const stream_row& stream) {
+  tail_.bind_int64(1, stream.id);
   auto row = tail_.step();
-  std::int64_t out = base_seq;
-  if (row && *row && !tail_.column_is_null(0)) out = tail_.column_int64(0);
+  std::int64_t out = std::max(stream.base_seq, stream.pruned_upto);
+  if (row && *row && !tail_.column_is_null(0)) out = std::max(out, tail_.column_int64(0));
   tail_.reset();
   if (!row) return std::move(row).error();
   return out;
@@ -345,6 +350,15 @@ result<std::vector<std::int64_t>> stream_tables::purging_streams() {
   }
   purging_streams_.reset();
   return out;
+}
+
+status stream_tables::prune_upto(std::int64_t stream_id, std::int64_t upto) {
+  prune_messages_.bind_int64(1, stream_id);
+  prune_messages_.bind_int64(2, upto);
+  if (auto s = run_and_reset(prune_messages_); !s) return s;
+  set_pruned_.bind_int64(1, upto);
+  set_pruned_.bind_int64(2, stream_id);
+  return run_and_reset(set_pruned_);
 }
 
 result<message_reader> message_reader::prepare(connection& db) {

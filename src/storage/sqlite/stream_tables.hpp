@@ -36,6 +36,7 @@ struct stream_row {
   std::optional<std::int64_t> fork_source_id;
   std::int64_t base_seq = 0;
   std::int64_t fork_sub_offset = 0;
+  std::int64_t pruned_upto = 0;  // positions up to here were removed by retention
 };
 
 struct producer_row {
@@ -77,8 +78,9 @@ class stream_tables {
 
   result<std::optional<stream_row>> find_by_path(std::string_view path);
   result<std::optional<stream_row>> find_by_id(std::int64_t id);
-  // MAX(seq) of the stream's own messages, or base_seq when it has none.
-  result<std::int64_t> tail(std::int64_t stream_id, std::int64_t base_seq);
+  // The stream's tail: MAX(seq) of its own messages, never below base_seq (a fork with no own
+  // messages) nor pruned_upto (retention removed everything), so a position is never reused.
+  result<std::int64_t> tail(const stream_row& row);
   result<std::int64_t> insert_stream(const stream_row& row);
   status insert_message(std::int64_t stream_id, std::int64_t seq, std::string_view data);
   // Own messages with after < seq <= upto, in order, stopping once max_bytes is reached.
@@ -101,6 +103,8 @@ class stream_tables {
   // Deletes the stream's producers and its row (its messages must be gone).
   status delete_stream(std::int64_t stream_id);
   result<std::vector<std::int64_t>> purging_streams();
+  // Retention: removes the messages at positions <= upto and records that they are gone.
+  status prune_upto(std::int64_t stream_id, std::int64_t upto);
 
  private:
   connection* db_ = nullptr;
@@ -108,7 +112,7 @@ class stream_tables {
   statement find_by_path_, find_by_id_, tail_, insert_stream_, insert_message_, read_messages_;
   statement find_producer_, upsert_producer_, set_closed_, set_last_stream_seq_, set_last_access_;
   statement set_soft_deleted_, mark_purging_, has_children_, purge_messages_, delete_producers_;
-  statement delete_stream_, purging_streams_;
+  statement delete_stream_, purging_streams_, prune_messages_, set_pruned_;
 };
 
 // Read side: one per reader connection (reader threads only).
