@@ -38,3 +38,8 @@ ordo_vitest(sessions_api blackbox/sessions_api.test.mjs)
 ordo_vitest(sessions_concurrency blackbox/sessions_concurrency.test.mjs)
 ordo_vitest(sessions_property blackbox/sessions_property.test.mjs)
 ordo_vitest(sessions_reaper blackbox/sessions_reaper.test.mjs)
+
+# The change feed (every mutating route produces exactly its events, filters, snapshot plus
+# tail, retention with 410) and PR observations with the CI brake.
+ordo_vitest(changes_feed blackbox/changes_feed.test.mjs)
+ordo_vitest(pull_requests blackbox/pull_requests.test.mjs)

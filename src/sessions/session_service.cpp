@@ -1326,7 +1326,8 @@ struct row_fields {
   std::optional<std::string> row_id;
   std::optional<std::string> kind;
   std::optional<std::string> status;
-  std::optional<std::string> body;  // canonical JSON
+  std::optional<std::string> body;            // as sent (serialized)
+  std::optional<std::string> body_canonical;  // for telling a change from a repetition
 };
 
 result<row_fields> read_row_fields(const json::value& body, bool allow_row_id) {
@@ -1357,7 +1358,10 @@ result<row_fields> read_row_fields(const json::value& body, bool allow_row_id) {
     }
     f.status = **status;
   }
-  if (const json::value* b = r->raw("body")) f.body = json::serialize(*b);
+  if (const json::value* b = r->raw("body")) {
+    f.body = json::serialize(*b);
+    f.body_canonical = canonical_json(*b);
+  }
   return f;
 }
 
@@ -1482,7 +1486,11 @@ void session_service::upsert_row(std::string id, std::string row_id,
           bool changed = false;
           if (f->kind && *f->kind != r.kind) r.kind = *f->kind, changed = true;
           if (f->status && *f->status != r.status) r.status = *f->status, changed = true;
-          if (f->body && *f->body != r.body) r.body = *f->body, changed = true;
+          // Member order and formatting are not a change.
+          if (f->body && *f->body_canonical != canonical_json(parse_stored(r.body))) {
+            r.body = *f->body;
+            changed = true;
+          }
           if (!changed) return reply{reply_kind::ok, row_json(r), s->revision, true};
           r.revision += 1;  // the sequence of the first insert is kept
           r.updated_at_ms = ctx.now_ms();
@@ -1662,11 +1670,11 @@ result<std::optional<std::int64_t>> integer_field(const body_reader& r, std::str
                                                   std::string_view field) {
   const json::value* v = r.raw(field);
   if (!v || v->is_null()) return std::optional<std::int64_t>();
-  if (!v->is_int64() || v->as_int64() < 0) {
-    if (v->is_uint64())
-      return std::optional<std::int64_t>(static_cast<std::int64_t>(v->as_uint64()));
+  // Integers up to 2^53-1 only: every JSON client (JavaScript included) reads them exactly.
+  constexpr std::int64_t k_max = 9007199254740991;
+  if (!v->is_int64() || v->as_int64() < 0 || v->as_int64() > k_max) {
     return invalid("invalid_field", "field '" + std::string(object) + "." + std::string(field) +
-                                        "' must be a non-negative integer");
+                                        "' must be an integer from 0 to 2^53-1");
   }
   return std::optional<std::int64_t>(v->as_int64());
 }
