@@ -51,6 +51,8 @@ constexpr std::string_view k_stream_methods = "GET, POST, PUT, DELETE, HEAD, OPT
 // Catch-up responses that can never change may be cached this long (section 10.1).
 constexpr std::int64_t k_immutable_max_age_seconds = 60;
 constexpr std::chrono::seconds k_write_timeout{30};
+// How long an offset just past the published tail waits for the writer to publish it.
+constexpr std::chrono::milliseconds k_publish_grace{1000};
 
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -115,6 +117,16 @@ protocol_headers protocol_headers_of(const request& req) {
   h.forked_from = header(req, "Stream-Forked-From");
   h.fork_offset = header(req, "Stream-Fork-Offset");
   h.fork_sub_offset = header(req, "Stream-Fork-Sub-Offset");
+  return h;
+}
+
+// FNV-1a: a stable hash (std::hash may change between builds), for ETags of filtered reads.
+std::uint64_t fnv1a64(std::string_view text) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
   return h;
 }
 
@@ -661,6 +673,20 @@ awaitable<bool> server::impl::handle_get(request& req, beast::tcp_stream& stream
     position = st.tail;
   } else if (query->offset && query->offset->kind == offset_request_kind::at) {
     const stream_offset& at = query->offset->at;
+    if (at.prefix == c.offset_prefix && at.position > st.tail) {
+      // A snapshot reads the database, which can show a commit a moment before the writer
+      // publishes it: give such an offset a short grace before calling it beyond the tail.
+      auto deadline = std::chrono::steady_clock::now() + k_publish_grace;
+      while (record->state().tail < at.position &&
+             record->state().lifecycle == stream_lifecycle::live) {
+        auto now = std::chrono::steady_clock::now();
+        if (now >= deadline) break;
+        co_await wait_for_change(
+            *record, record->state().tail,
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now));
+      }
+      st = record->state();
+    }
     if (at.prefix != c.offset_prefix || at.position > st.tail) {
       bool foreign = at.prefix != c.offset_prefix;
       {
@@ -801,11 +827,9 @@ awaitable<string_response> server::impl::catch_up_response(
   bool closed = st.closed && up_to_date;
 
   bool filtered = filter && filter->active();
-  std::string etag =
-      "\"" + hex16(c.offset_prefix) + ":" + std::to_string(position) + ":" + std::to_string(next) +
-      (closed ? ":c" : "") +
-      (filtered ? ":f" + std::to_string(std::hash<std::string>{}(filter->fingerprint())) : "") +
-      "\"";
+  std::string etag = "\"" + hex16(c.offset_prefix) + ":" + std::to_string(position) + ":" +
+                     std::to_string(next) + (closed ? ":c" : "") +
+                     (filtered ? ":f" + hex16(fnv1a64(filter->fingerprint())) : "") + "\"";
   auto if_none_match = req[bhttp::field::if_none_match];
   if (!if_none_match.empty() && if_none_match_matches(if_none_match, etag)) {
     auto res = make_response(req, bhttp::status::not_modified);

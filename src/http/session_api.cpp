@@ -148,7 +148,9 @@ result<std::optional<int>> query_limit(const api_request& req, std::string_view 
   auto n = query_int(req, key);
   if (!n) return std::move(n).error();
   if (!*n) return std::optional<int>();
-  if (**n > 1'000'000) return invalid("invalid_limit", "'" + std::string(key) + "' is too large");
+  if (**n > 1'000'000) {
+    return invalid("invalid_" + std::string(key), "'" + std::string(key) + "' is too large");
+  }
   return std::optional<int>(static_cast<int>(**n));
 }
 

@@ -373,8 +373,6 @@ status apply_end(write_context& ctx, session_tables& t, sqlite::session_row& s, 
   return ok_v;
 }
 
-// Bumps the revision, stores the session, appends the events (all carrying the new revision)
-// and closes the event stream when the session has ended. Nothing happens without events.
 // Appends one event to the change feed: {offset, type, project, session, revision, at, data}.
 // `offset` is the feed offset just after the event, where a reader that has processed it
 // resumes. The feed stream is created on first use, in the same transaction.
@@ -567,10 +565,13 @@ void session_service::changes_snapshot(reply_callback done) {
           sqlite::connection& db;
           ~end_read() { (void)db.exec("COMMIT"); }
         } guard{ctx.db};
+        // Live (not archived) projects; a live session may belong to an archived project,
+        // which GET /v1/projects/{id} still resolves.
         auto projects = t.projects(false);
         if (!projects) return std::move(projects).error();
         auto sessions = t.live_sessions();
         if (!sessions) return std::move(sessions).error();
+
         auto feed = t.stream_by_path(k_changes_stream_path);
         if (!feed) return std::move(feed).error();
         std::int64_t tail = 0, incarnation = 0;
@@ -1831,7 +1832,9 @@ void session_service::observe_pr(std::string id, std::optional<std::int64_t> if_
         if (!o) return std::move(o).error();
         auto s = load_for_change(t, id, if_match);
         if (!s) return std::move(s).error();
-        if (s->state == to_string(session_state::ended)) return session_ended(*s);
+        // An ended session takes no change, but a poller re-sending what it saw (say the
+        // observation that merged the PR, whose answer was lost) is answered as a replay.
+        const bool was_ended = s->state == to_string(session_state::ended);
         std::vector<event> events;
 
         // The PR's facts, upserted by URL.
@@ -1842,6 +1845,7 @@ void session_service::observe_pr(std::string id, std::optional<std::int64_t> if_
         if (*existing) {
           pr = **existing;
           if (pr.session_id != id) {
+            if (was_ended) return session_ended(*s);
             return make_failure(failure_kind::conflict, "pr_belongs_to_another_session",
                                 "PR " + pr.url + " is tracked by session " + pr.session_id);
           }
@@ -1960,6 +1964,14 @@ void session_service::observe_pr(std::string id, std::optional<std::int64_t> if_
           if (auto st = t.update_pr(pr); !st) return std::move(st).error();
         }
 
+        if (was_ended) {
+          if (!events.empty()) return session_ended(*s);  // rolls back everything above
+          auto stored = t.pr(pr.url);
+          if (!stored) return std::move(stored).error();
+          auto view = pr_view(t, **stored);
+          if (!view) return std::move(view).error();
+          return reply{reply_kind::ok, std::move(*view), s->revision, true};
+        }
         if (merged_now && end_on_merge) {
           if (auto st = apply_end(ctx, t, *s, end_reason::pr_merged, "pr_merged", events); !st) {
             return std::move(st).error();

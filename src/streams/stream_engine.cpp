@@ -412,8 +412,9 @@ void stream_engine::read(std::shared_ptr<stream_record> stream, std::uint64_t af
   if (upto > c.base_seq) plan.push_back({c.id, std::max(c.base_seq, after), upto});
   std::size_t max_bytes = options_.read_chunk_bytes;
   auto shared_done = std::make_shared<read_callback>(std::move(done));
+  std::weak_ptr<stream_record> weak = stream;
   bool queued = readers_->submit(
-      [plan = std::move(plan), after, max_bytes, shared_done](sqlite::read_context& context) {
+      [plan = std::move(plan), after, max_bytes, shared_done, weak](sqlite::read_context& context) {
         sqlite::message_reader& reader = context.messages;
         read_chunk chunk;
         chunk.after = after;
@@ -429,6 +430,16 @@ void stream_engine::read(std::shared_ptr<stream_record> stream, std::uint64_t af
           }
           for (auto& row : *rows) {
             if (static_cast<std::uint64_t>(row.seq) != expected) {
+              auto record = weak.lock();
+              if (record && record->state().pruned_upto >= expected) {
+                // Retention removed these positions while the read was queued.
+                (*shared_done)(read_result{
+                    std::nullopt,
+                    make_failure(failure_kind::gone, "offset_pruned",
+                                 "the events from position " + std::to_string(expected) +
+                                     " were removed by retention while this read was waiting")});
+                return;
+              }
               (*shared_done)(read_result{
                   std::nullopt,
                   make_failure(failure_kind::internal, "stream_data_missing",
@@ -440,6 +451,17 @@ void stream_engine::read(std::shared_ptr<stream_record> stream, std::uint64_t af
             chunk.messages.push_back(std::make_shared<const std::string>(std::move(row.data)));
           }
           if (expected <= s.upto && bytes < max_bytes) break;  // purged underneath the read
+        }
+        if (chunk.messages.empty()) {
+          auto record = weak.lock();
+          if (record && record->state().pruned_upto > after) {
+            (*shared_done)(read_result{
+                std::nullopt,
+                make_failure(failure_kind::gone, "offset_pruned",
+                             "the events after position " + std::to_string(after) +
+                                 " were removed by retention while this read was waiting")});
+            return;
+          }
         }
         (*shared_done)(read_result{std::move(chunk), {}});
       });

@@ -547,8 +547,23 @@ describe("merge", () => {
     expect(tail.json.map((e) => e.type).slice(-4)).toEqual(types(events))
     expect(tail.headers.get("stream-closed")).toBe("true")
 
-    // Observing on the ended session is refused and writes nothing, even an identical observation.
-    for (const body of [{ pr: { url, state: "merged" } }, { pr: { url: prUrl(), state: "open" } }]) {
+    // A poller re-sending the observation that merged the PR (its answer lost) gets a replay
+    // of the PR as stored; nothing is written.
+    const again = await P.nothing(s.id, () => P.observe(s.id, { pr: { url, state: "merged" } }))
+    expect(expectOk(again)).toEqual(v)
+    expect(again.headers.get("idempotent-replayed")).toBe("true")
+    // Any observation that would change something is refused and writes nothing.
+    const changed = [
+      { pr: { url, state: "merged", ci_state: "passing" } },
+      { pr: { url, state: "merged" }, checks: [{ name: "ci", commit: "c9", status: "success" }] },
+      { pr: { url: prUrl(), state: "open" } },
+    ]
+    // The session's state is checked before the PR's owner.
+    const other = await P.session()
+    const othersUrl = prUrl()
+    expectOk(await P.observe(other.id, { pr: { url: othersUrl, state: "open" } }), 201)
+    changed.push({ pr: { url: othersUrl, state: "open" } })
+    for (const body of changed) {
       const err = expectError(await P.nothing(s.id, () => P.observe(s.id, body)), 409, "session_ended")
       expect(err.end_reason).toBe("pr_merged")
     }
