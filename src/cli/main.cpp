@@ -11,6 +11,8 @@
 #include "base/duration.hpp"
 #include "http/server.hpp"
 #include "sessions/session_service.hpp"
+#include "storage/sqlite/database.hpp"
+#include "storage/sqlite/migrations.hpp"
 #include "streams/stream_engine.hpp"
 
 namespace {
@@ -134,6 +136,79 @@ int serve(const serve_flags& f) {
   engine->reset();
   server->reset();
   spdlog::info("stopped");
+  return 0;
+}
+
+struct migrate_flags {
+  std::string data_dir = "./data";
+  bool dry_run = false;
+};
+
+// `ordo migrate`: brings the database to this binary's schema (what `serve` does on start) or,
+// with --dry-run, lists what would run without touching the file. Exit 0 when the database is
+// (or would be) current, 1 when it cannot be (newer ordo, bad schema, I/O).
+int migrate(const migrate_flags& f) {
+  namespace sq = ordo::sqlite;
+  const std::string path = (std::filesystem::path(f.data_dir) / "ordo.db").string();
+  auto list = [](std::span<const sq::migration> pending) {
+    for (const sq::migration& m : pending)
+      std::printf("  %3lld  %.*s\n", static_cast<long long>(m.version),
+                  static_cast<int>(m.name.size()), m.name.data());
+  };
+  std::error_code ec;
+  const bool exists = std::filesystem::exists(path, ec);
+  std::int64_t before = 0;
+  if (exists) {
+    auto db = sq::connection::open(path, sq::open_mode::inspect, std::chrono::seconds(5));
+    if (!db) {
+      std::fprintf(stderr, "ordo migrate: %s\n", db.error().message.c_str());
+      return 1;
+    }
+    auto pending = sq::pending_migrations(*db);
+    if (!pending) {
+      std::fprintf(stderr, "ordo migrate: %s\n", pending.error().message.c_str());
+      return 1;
+    }
+    before = *sq::current_schema_version(*db);
+    if (f.dry_run) {
+      if (pending->empty()) {
+        std::printf("%s: schema version %lld is current; nothing to do\n", path.c_str(),
+                    static_cast<long long>(before));
+        return 0;
+      }
+      std::printf("%s: schema version %lld; %zu migration(s) would run:\n", path.c_str(),
+                  static_cast<long long>(before), pending->size());
+      list(*pending);
+      return 0;
+    }
+  } else if (f.dry_run) {
+    std::printf("%s does not exist; it would be created with %zu migration(s):\n", path.c_str(),
+                sq::all_migrations().size());
+    list(sq::all_migrations());
+    return 0;
+  }
+
+  std::filesystem::create_directories(f.data_dir, ec);
+  sq::database_options options;
+  options.path = path;
+  auto db = sq::open_write_connection(options);  // migrates and runs the schema probe
+  if (!db) {
+    std::fprintf(stderr, "ordo migrate: %s\n", db.error().message.c_str());
+    return 1;
+  }
+  const std::int64_t after = *sq::current_schema_version(*db);
+  std::vector<sq::migration> applied;
+  for (const sq::migration& m : sq::all_migrations()) {
+    if (m.version > before && m.version <= after) applied.push_back(m);
+  }
+  if (applied.empty()) {
+    std::printf("%s: schema version %lld is current; nothing to do\n", path.c_str(),
+                static_cast<long long>(after));
+  } else {
+    std::printf("%s: applied %zu migration(s), now at schema version %lld:\n", path.c_str(),
+                applied.size(), static_cast<long long>(after));
+    list(applied);
+  }
   return 0;
 }
 
@@ -270,7 +345,17 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
 
+  migrate_flags mf;
+  auto* migrate_cmd = app.add_subcommand(
+      "migrate", "Bring the database to this ordo's schema (serve does it on start)");
+  migrate_cmd->add_option("--data-dir", mf.data_dir, "Directory holding the database (ordo.db)")
+      ->envname("ORDO_DATA_DIR")
+      ->capture_default_str();
+  migrate_cmd->add_flag("--dry-run", mf.dry_run,
+                        "List the migrations that would run; open the database read-only");
+
   CLI11_PARSE(app, argc, argv);
   if (serve_cmd->parsed()) return serve(f);
+  if (migrate_cmd->parsed()) return migrate(mf);
   return 0;
 }

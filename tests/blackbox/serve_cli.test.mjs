@@ -2,7 +2,7 @@
 // /health and /ready, a clean exit on SIGTERM, and data kept across restarts.
 import { describe, expect, test } from "vitest"
 import { spawnSync } from "node:child_process"
-import { mkdtempSync, rmSync } from "node:fs"
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { ordoBinary, startOrdo } from "../support/ordo_server.mjs"
@@ -132,4 +132,97 @@ describe("ordo serve", () => {
       })
     }
   })
+})
+
+// ---- ordo migrate ----------------------------------------------------------------------------
+
+describe("ordo migrate", () => {
+  const run = (args, opts = {}) => spawnSync(ordoBinary(), ["migrate", ...args], { encoding: "utf8", timeout: 20000, ...opts })
+  const sqlite = (db, sql) => {
+    const r = spawnSync("sqlite3", [db, sql], { encoding: "utf8" })
+    expect(r.status, r.stderr).toBe(0)
+    return r.stdout.trim()
+  }
+  /** The files of `dir` with their bytes and mtimes, to prove a tool left them alone. */
+  const fingerprint = (dir) =>
+    readdirSync(dir)
+      .sort()
+      .map((f) => [f, statSync(join(dir, f)).mtimeMs, readFileSync(join(dir, f)).toString("base64")])
+  const withDir = async (body) => {
+    const dir = mkdtempSync(join(tmpdir(), "ordo-migrate-"))
+    try {
+      await body(dir)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }
+
+  test("--dry-run on a new data directory lists every migration and creates nothing", () =>
+    withDir((dir) => {
+      const r = run(["--data-dir", join(dir, "data"), "--dry-run"])
+      expect(r.status, r.stderr).toBe(0)
+      expect(r.stdout).toMatch(/does not exist; it would be created with \d+ migration\(s\)/)
+      expect(r.stdout).toMatch(/^\s+1\s+streams core$/m)
+      expect(existsSync(join(dir, "data"))).toBe(false)
+    }))
+
+  test("migrate applies them once; afterwards --dry-run says it is current and touches no file", () =>
+    withDir((dir) => {
+      const first = run(["--data-dir", dir])
+      expect(first.status, first.stderr).toBe(0)
+      expect(first.stdout).toMatch(/applied \d+ migration\(s\), now at schema version \d+/)
+      const again = run(["--data-dir", dir])
+      expect(again.stdout).toContain("is current; nothing to do")
+      const before = fingerprint(dir)
+      const dry = run(["--data-dir", dir, "--dry-run"])
+      expect(dry.status, dry.stderr).toBe(0)
+      expect(dry.stdout).toContain("is current; nothing to do")
+      expect(fingerprint(dir)).toEqual(before) // no -wal, no -shm, same bytes and mtime
+    }))
+
+  test("--dry-run reads the database of a running server, and the server keeps serving", async () => {
+    const server = await startOrdo()
+    try {
+      const s = `${server.url}/v1/stream/live`
+      expect((await fetch(s, { method: "PUT", headers: { "Content-Type": "text/plain" }, body: "a" })).status).toBe(201)
+      const dry = run(["--data-dir", server.dataDir, "--dry-run"])
+      expect(dry.status, dry.stderr).toBe(0)
+      expect(dry.stdout).toContain("is current; nothing to do")
+      expect((await fetch(s, { method: "POST", headers: { "Content-Type": "text/plain" }, body: "b" })).status).toBe(204)
+      expect(await (await fetch(s)).text()).toBe("ab")
+    } finally {
+      expect(await server.stop()).toBe(0)
+      server.cleanup()
+    }
+  })
+
+  test("a database written by a newer ordo is refused by migrate, --dry-run and serve, unchanged", () =>
+    withDir((dir) => {
+      expect(run(["--data-dir", dir]).status).toBe(0)
+      const db = join(dir, "ordo.db")
+      sqlite(db, "INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (999, 'future', 0)")
+      const before = fingerprint(dir)
+      for (const args of [["migrate", "--data-dir", dir, "--dry-run"], ["migrate", "--data-dir", dir]]) {
+        const r = spawnSync(ordoBinary(), args, { encoding: "utf8", timeout: 20000 })
+        expect(r.status).toBe(1)
+        expect(r.stderr).toContain("schema version 999, written by a newer ordo")
+      }
+      const served = spawnSync(ordoBinary(), ["serve", "--port", "0", "--data-dir", dir], { encoding: "utf8", timeout: 20000 })
+      expect(served.status).not.toBe(0)
+      expect(served.stderr).toContain("written by a newer ordo")
+      expect(sqlite(db, "SELECT MAX(version) FROM schema_migrations")).toBe("999")
+      expect(fingerprint(dir).map(([f]) => f)).toEqual(before.map(([f]) => f))
+    }))
+
+  test("a schema changed by hand is named by the probe and the server refuses to start on it", () =>
+    withDir((dir) => {
+      expect(run(["--data-dir", dir]).status).toBe(0)
+      sqlite(join(dir, "ordo.db"), "DROP TABLE pr_comments; ALTER TABLE streams DROP COLUMN last_access_ms;")
+      for (const args of [["migrate", "--data-dir", dir], ["serve", "--port", "0", "--data-dir", dir]]) {
+        const r = spawnSync(ordoBinary(), args, { encoding: "utf8", timeout: 20000 })
+        expect(r.status).not.toBe(0)
+        expect(r.stderr).toContain("table pr_comments is missing")
+        expect(r.stderr).toContain("column streams.last_access_ms is missing")
+      }
+    }))
 })

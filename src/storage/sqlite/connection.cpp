@@ -2,7 +2,9 @@
 
 #include <sqlite3.h>
 
+#include <cctype>
 #include <chrono>
+#include <filesystem>
 
 namespace ordo::sqlite {
 
@@ -145,13 +147,43 @@ std::optional<std::string> statement::column_optional_text(int index) const {
 
 // ---- connection ------------------------------------------------------------------------------
 
+namespace {
+
+// A file path as the path part of an SQLite URI: everything but unreserved characters and '/'
+// percent-encoded.
+std::string uri_path(std::string_view path) {
+  static constexpr char k_hex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : path) {
+    if (std::isalnum(c) || c == '/' || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += k_hex[c >> 4];
+      out += k_hex[c & 15];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 result<connection> connection::open(const std::string& path, open_mode mode,
                                     std::chrono::milliseconds busy_timeout) {
   int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
-  flags |= mode == open_mode::read_only ? SQLITE_OPEN_READONLY
-                                        : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  flags |= mode == open_mode::read_write_create ? (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
+                                                : SQLITE_OPEN_READONLY;
+  std::string name = path;
+  std::error_code ec;
+  if (mode == open_mode::inspect && !std::filesystem::exists(path + "-wal", ec)) {
+    if (!std::filesystem::exists(path, ec)) {
+      return make_failure(failure_kind::not_found, "database_not_found",
+                          "no database at '" + path + "'");
+    }
+    name = "file:" + uri_path(path) + "?immutable=1";
+  }
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+  int rc = sqlite3_open_v2(name.c_str(), &db, flags, nullptr);
   if (rc != SQLITE_OK) {
     failure f = connection_failure(db, rc, "opening database '" + path + "'");
     sqlite3_close_v2(db);

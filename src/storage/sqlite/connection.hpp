@@ -71,7 +71,10 @@ class statement {
   sqlite3_stmt* stmt_ = nullptr;
 };
 
-enum class open_mode { read_write_create, read_only };
+// inspect: read-only and leaving no trace for the tools that look at a database. A file no
+// process has open in WAL mode (no -wal beside it) is opened immutable, so SQLite creates no
+// -wal or -shm file; otherwise it is opened read_only, sharing the running server's WAL.
+enum class open_mode { read_write_create, read_only, inspect };
 
 class connection {
  public:

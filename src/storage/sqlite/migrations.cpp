@@ -67,6 +67,7 @@
 //   reading before it answers 410 with a pointer to the snapshot.
 #include "storage/sqlite/migrations.hpp"
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <string>
@@ -308,19 +309,107 @@ result<std::int64_t> current_schema_version(connection& db) {
   return version->value_or(0);
 }
 
-result<int> migrate(connection& db) {
+namespace {
+
+status refuse_newer(std::int64_t current, std::int64_t known) {
+  if (current <= known) return ok_v;
+  return make_failure(failure_kind::unavailable, "schema_too_new",
+                      "the database has schema version " + std::to_string(current) +
+                          ", written by a newer ordo; this binary knows versions up to " +
+                          std::to_string(known) +
+                          ". Run the newer ordo, or restore a backup made by this version.");
+}
+
+// Rows a migration left pointing at nothing, as "table rowid N -> parent" lines.
+result<std::vector<std::string>> dangling_foreign_keys(connection& db) {
+  auto check = db.prepare("PRAGMA foreign_key_check");
+  if (!check) return std::move(check).error();
+  std::vector<std::string> found;
+  for (;;) {
+    auto row = check->step();
+    if (!row) return std::move(row).error();
+    if (!*row) break;
+    found.push_back(std::string(check->column_text(0)) + " row " +
+                    std::to_string(check->column_int64(1)) + " -> " +
+                    std::string(check->column_text(2)));
+  }
+  return found;
+}
+
+std::string joined(const std::vector<std::string>& items, std::size_t most) {
+  std::string out;
+  for (std::size_t i = 0; i < items.size() && i < most; ++i) {
+    if (i) out += "; ";
+    out += items[i];
+  }
+  if (items.size() > most) out += "; and " + std::to_string(items.size() - most) + " more";
+  return out;
+}
+
+// One schema object as the probe compares it: a table's columns, or an index's definition.
+struct schema_object {
+  std::string type;  // table or index
+  std::string name;
+  std::string table;
+  std::vector<std::string> columns;  // "name type notnull pk", in order (tables only)
+};
+
+result<std::vector<schema_object>> schema_of(connection& db) {
+  auto objects = db.prepare(
+      "SELECT type, name, tbl_name FROM sqlite_master WHERE type IN ('table', 'index') "
+      "AND name NOT LIKE 'sqlite_%' ORDER BY type DESC, name");
+  if (!objects) return std::move(objects).error();
+  std::vector<schema_object> out;
+  for (;;) {
+    auto row = objects->step();
+    if (!row) return std::move(row).error();
+    if (!*row) break;
+    out.push_back({std::string(objects->column_text(0)),
+                   std::string(objects->column_text(1)),
+                   std::string(objects->column_text(2)),
+                   {}});
+  }
+  auto columns =
+      db.prepare("SELECT name, type, \"notnull\", pk FROM pragma_table_info(?1) ORDER BY cid");
+  if (!columns) return std::move(columns).error();
+  for (schema_object& o : out) {
+    if (o.type != "table") continue;
+    columns->reset();
+    columns->bind_text(1, o.name);
+    for (;;) {
+      auto row = columns->step();
+      if (!row) return std::move(row).error();
+      if (!*row) break;
+      o.columns.push_back(std::string(columns->column_text(0)) + " " +
+                          std::string(columns->column_text(1)) +
+                          (columns->column_int64(2) ? " NOT NULL" : "") +
+                          (columns->column_int64(3) ? " PRIMARY KEY" : ""));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+result<std::vector<migration>> pending_migrations(connection& db) {
+  auto current = current_schema_version(db);
+  if (!current) return std::move(current).error();
+  if (auto s = refuse_newer(*current, latest_schema_version()); !s) return std::move(s).error();
+  std::vector<migration> pending;
+  for (const migration& m : k_migrations) {
+    if (m.version > *current) pending.push_back(m);
+  }
+  return pending;
+}
+
+result<int> apply_migrations(connection& db, std::span<const migration> migrations) {
   if (auto s = db.exec(k_create_migrations_table); !s) return std::move(s).error();
   auto current = current_schema_version(db);
   if (!current) return std::move(current).error();
-  if (*current > latest_schema_version()) {
-    return make_failure(failure_kind::unavailable, "schema_too_new",
-                        "the database has schema version " + std::to_string(*current) +
-                            ", written by a newer ordo; this binary knows versions up to " +
-                            std::to_string(latest_schema_version()) +
-                            ". Run the newer ordo, or restore a backup made by this version.");
-  }
+  const std::int64_t known = migrations.empty() ? 0 : migrations.back().version;
+  if (auto s = refuse_newer(*current, known); !s) return std::move(s).error();
   int applied = 0;
-  for (const migration& m : k_migrations) {
+  for (const migration& m : migrations) {
     if (m.version <= *current) continue;
     if (auto s = db.exec("BEGIN EXCLUSIVE"); !s) return std::move(s).error();
     auto fail = [&](failure f) -> result<int> {
@@ -330,6 +419,14 @@ result<int> migrate(connection& db) {
       return f;
     };
     if (auto s = db.exec(m.sql); !s) return fail(std::move(s).error());
+    // The invariant every migration keeps: no row refers to a row that does not exist.
+    auto dangling = dangling_foreign_keys(db);
+    if (!dangling) return fail(std::move(dangling).error());
+    if (!dangling->empty()) {
+      return fail(
+          make_failure(failure_kind::internal, "migration_invariant",
+                       "it would leave rows referring to missing rows: " + joined(*dangling, 5)));
+    }
     auto record =
         db.prepare("INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)");
     if (!record) return fail(std::move(record).error());
@@ -341,6 +438,59 @@ result<int> migrate(connection& db) {
     ++applied;
   }
   return applied;
+}
+
+result<int> migrate(connection& db) {
+  auto applied = apply_migrations(db, k_migrations);
+  if (!applied) return applied;
+  if (auto s = verify_schema(db); !s) return std::move(s).error();
+  return applied;
+}
+
+status verify_schema(connection& db) {
+  auto version = current_schema_version(db);
+  if (!version) return std::move(version).error();
+  auto reference =
+      connection::open(":memory:", open_mode::read_write_create, std::chrono::milliseconds(0));
+  if (!reference) return std::move(reference).error();
+  std::vector<migration> upto;
+  for (const migration& m : k_migrations) {
+    if (m.version <= *version) upto.push_back(m);
+  }
+  if (auto s = apply_migrations(*reference, upto); !s) return std::move(s).error();
+  auto expected = schema_of(*reference);
+  if (!expected) return std::move(expected).error();
+  auto actual = schema_of(db);
+  if (!actual) return std::move(actual).error();
+
+  std::vector<std::string> problems;
+  for (const schema_object& want : *expected) {
+    auto have = std::find_if(actual->begin(), actual->end(), [&](const schema_object& o) {
+      return o.type == want.type && o.name == want.name;
+    });
+    if (have == actual->end()) {
+      problems.push_back(want.type + " " + want.name + " is missing");
+      continue;
+    }
+    for (const std::string& column : want.columns) {
+      const std::string name = column.substr(0, column.find(' '));
+      auto same_name =
+          std::find_if(have->columns.begin(), have->columns.end(),
+                       [&](const std::string& c) { return c.substr(0, c.find(' ')) == name; });
+      if (same_name == have->columns.end()) {
+        problems.push_back("column " + want.name + "." + name + " is missing");
+      } else if (*same_name != column) {
+        problems.push_back("column " + want.name + "." + name + " is '" + *same_name +
+                           "', expected '" + column + "'");
+      }
+    }
+  }
+  if (problems.empty()) return ok_v;
+  return make_failure(
+      failure_kind::unavailable, "schema_mismatch",
+      "the database claims schema version " + std::to_string(*version) +
+          " but its schema differs (changed outside ordo?): " + joined(problems, 10) +
+          ". Restore a copy of the database from before the change.");
 }
 
 }  // namespace ordo::sqlite

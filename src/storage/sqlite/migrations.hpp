@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include "base/result.hpp"
 #include "storage/sqlite/connection.hpp"
@@ -29,7 +30,23 @@ std::int64_t latest_schema_version();
 // The version recorded in the database (0 for a new, empty database).
 result<std::int64_t> current_schema_version(connection& db);
 
-// Applies every migration newer than the database's version. Returns the number applied.
+// The migrations `migrate` would apply, in order; schema_too_new for a database written by a
+// newer ordo. Reads only.
+result<std::vector<migration>> pending_migrations(connection& db);
+
+// Applies every migration newer than the database's version, then verifies the schema.
+// Returns the number applied.
 result<int> migrate(connection& db);
+
+// Applies those of `migrations` newer than the database's version, each in its own exclusive
+// transaction that also records it and fails whole if it leaves a foreign key dangling. migrate()
+// is this with all_migrations(); tests pass their own lists.
+result<int> apply_migrations(connection& db, std::span<const migration> migrations);
+
+// The schema probe: compares the database's tables, columns and indexes with those the
+// migrations up to its version create (built in a scratch in-memory database) and answers
+// schema_mismatch naming every difference — a table dropped, a column altered or missing — as
+// when the file was edited outside ordo. Extra tables and indexes are allowed. Reads only.
+status verify_schema(connection& db);
 
 }  // namespace ordo::sqlite
