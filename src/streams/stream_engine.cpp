@@ -173,6 +173,14 @@ result<std::unique_ptr<stream_engine>> stream_engine::open(stream_engine_options
   auto db = sqlite::open_write_connection(opts.database);
   if (!db) return std::move(db).error();
   engine->write_db_ = std::make_unique<sqlite::connection>(std::move(*db));
+  auto restored = sqlite::renew_epoch_if_restored(*engine->write_db_);
+  if (!restored) return std::move(restored).error();
+  if (*restored) {
+    spdlog::warn(
+        "database restored from a backup taken at {}: it gets a new epoch, so clients "
+        "holding offsets from before re-read from the start",
+        **restored);
+  }
   auto epoch = sqlite::load_or_create_database_epoch(*engine->write_db_);
   if (!epoch) return std::move(epoch).error();
   engine->database_epoch_ = *epoch;

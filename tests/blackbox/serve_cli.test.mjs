@@ -1,8 +1,9 @@
 // `ordo serve` as an operator meets it: --help, ORDO_* variables, refused flag values,
 // /health and /ready, a clean exit on SIGTERM, and data kept across restarts.
 import { describe, expect, test } from "vitest"
-import { spawnSync } from "node:child_process"
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs"
+import { execFile, spawnSync } from "node:child_process"
+import { promisify } from "node:util"
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { ordoBinary, startOrdo } from "../support/ordo_server.mjs"
@@ -225,4 +226,107 @@ describe("ordo migrate", () => {
         expect(r.stderr).toContain("column streams.last_access_ms is missing")
       }
     }))
+})
+
+// ---- ordo backup -----------------------------------------------------------------------------
+
+describe("ordo backup", () => {
+  const run = promisify(execFile)
+
+  test("copies a consistent database while appends continue; the copy serves as a data directory", async () => {
+    const server = await startOrdo()
+    const dir = mkdtempSync(join(tmpdir(), "ordo-backup-"))
+    try {
+      const s = `${server.url}/v1/stream/counter`
+      const post = (body) => fetch(s, { method: "POST", headers: { "Content-Type": "application/json" }, body })
+      expect((await fetch(s, { method: "PUT", headers: { "Content-Type": "application/json" } })).status).toBe(201)
+      // Some volume, so the copy takes a moment: 200 appends of 20 KB.
+      const filler = JSON.stringify(Array.from({ length: 200 }, (_, i) => ({ n: -1 - i, pad: "x".repeat(20000) })))
+      expect((await fetch(`${server.url}/v1/stream/filler`, { method: "PUT", headers: { "Content-Type": "application/json" }, body: filler })).status).toBe(201)
+
+      let acked = 0
+      let writing = true
+      const writer = (async () => {
+        while (writing) {
+          const r = await post(JSON.stringify({ n: acked }))
+          expect(r.status).toBe(204)
+          acked += 1
+        }
+      })()
+      while (acked < 20) await new Promise((r) => setTimeout(r, 5))
+      const ackedBefore = acked
+      const dest = join(dir, "copy.db")
+      const out = await run(ordoBinary(), ["backup", "--data-dir", server.dataDir, dest])
+      const ackedAfter = acked
+      expect(out.stdout).toContain("integrity ok")
+      while (acked < ackedAfter + 20) await new Promise((r) => setTimeout(r, 5))
+      writing = false
+      await writer
+
+      // The running server was not disturbed.
+      const original = await fetch(s)
+      expect((await original.json()).length).toBe(acked)
+      const originalTail = original.headers.get("Stream-Next-Offset")
+      // A second backup to the same name is refused; --force replaces it.
+      await expect(run(ordoBinary(), ["backup", "--data-dir", server.dataDir, dest])).rejects.toMatchObject({
+        code: 1,
+        stderr: expect.stringContaining("already exists"),
+      })
+      await run(ordoBinary(), ["backup", "--data-dir", server.dataDir, "--force", dest])
+
+      // Restore as the OPERATIONS guide says: the copy becomes ordo.db of a data directory.
+      const restoreDir = join(dir, "restored")
+      mkdirSync(restoreDir)
+      copyFileSync(join(dir, "copy.db"), join(restoreDir, "ordo.db"))
+      expect(existsSync(`${dest}.partial`)).toBe(false)
+      const restored = await startOrdo({ dataDir: restoreDir })
+      try {
+        const items = await (await fetch(`${restored.url}/v1/stream/counter`)).json()
+        // A prefix of what was written, with nothing missing in between.
+        expect(items.length).toBeGreaterThanOrEqual(ackedBefore)
+        expect(items.map((m) => m.n)).toEqual(Array.from({ length: items.length }, (_, i) => i))
+        expect((await (await fetch(`${restored.url}/v1/stream/filler`)).json()).length).toBe(200)
+        const more = await fetch(`${restored.url}/v1/stream/counter`, { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" })
+        expect(more.status).toBe(204)
+        // The restored database has a new epoch: an offset the original handed out (whose
+        // positions the restored one reuses for other data) is a 410, never wrong data.
+        const stale = await fetch(`${restored.url}/v1/stream/counter?offset=${originalTail}`)
+        expect(stale.status).toBe(410)
+        expect((await stale.json()).error.code).toBe("offset_not_for_stream")
+        expect(restored.log()).toContain("restored from a backup")
+      } finally {
+        expect(await restored.stop()).toBe(0)
+      }
+      // The new epoch is kept across restarts: offsets of the restored server stay valid.
+      const again = await startOrdo({ dataDir: restoreDir })
+      try {
+        const read = await fetch(`${again.url}/v1/stream/counter?offset=-1`)
+        const tail = read.headers.get("Stream-Next-Offset")
+        expect((await fetch(`${again.url}/v1/stream/counter?offset=${tail}`)).status).toBe(200)
+        expect(again.log()).not.toContain("restored from a backup")
+      } finally {
+        expect(await again.stop()).toBe(0)
+      }
+    } finally {
+      expect(await server.stop()).toBe(0)
+      server.cleanup()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  test("refuses a missing database and a missing destination directory, writing nothing", () => {
+    const dir = mkdtempSync(join(tmpdir(), "ordo-backup-"))
+    try {
+      let r = spawnSync(ordoBinary(), ["backup", "--data-dir", join(dir, "none"), join(dir, "x.db")], { encoding: "utf8" })
+      expect(r.status).toBe(1)
+      expect(r.stderr).toContain("no database at")
+      expect(spawnSync(ordoBinary(), ["migrate", "--data-dir", dir]).status).toBe(0)
+      r = spawnSync(ordoBinary(), ["backup", "--data-dir", dir, join(dir, "missing", "x.db")], { encoding: "utf8" })
+      expect(r.status).toBe(1)
+      expect(r.stderr).toContain("does not exist")
+      expect(readdirSync(dir)).toEqual(["ordo.db"])
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
 })

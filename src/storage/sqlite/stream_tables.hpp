@@ -58,6 +58,16 @@ struct closed_by {
 // Reads the database epoch, creating it (random, never 0) in a new database.
 result<std::uint64_t> load_or_create_database_epoch(connection& db);
 
+// The meta key `ordo backup` sets in its copy (value: when the backup was taken). A database
+// that carries it was restored from a backup: positions past the backup's tails were handed
+// out by the original for other data, so it takes a new epoch, and every offset minted before
+// answers 410 (clients re-read) instead of resuming into different messages.
+inline constexpr std::string_view k_meta_restored_backup = "restored_from_backup";
+
+// Gives a restored database a new epoch and removes the marker, in one transaction. Returns the
+// marker's value when it did, nullopt for a database that was not restored.
+result<std::optional<std::string>> renew_epoch_if_restored(connection& db);
+
 // Every stream that is live or soft-deleted, with its tail, for the registry at startup.
 struct loaded_stream {
   stream_row row;
