@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "base/duration.hpp"
+#include "cli/inspect.hpp"
 #include "http/server.hpp"
 #include "sessions/session_service.hpp"
 #include "storage/sqlite/backup.hpp"
@@ -388,9 +389,21 @@ int main(int argc, char** argv) {
       ->required();
   backup_cmd->add_flag("--force", bf.force, "Replace the destination if it exists");
 
+  ordo::cli::inspect_flags inf;
+  auto* inspect_cmd = app.add_subcommand(
+      "inspect", "Show what the database holds, read-only (also while the server runs)");
+  inspect_cmd->add_option("--data-dir", inf.data_dir, "Directory holding the database (ordo.db)")
+      ->envname("ORDO_DATA_DIR")
+      ->capture_default_str();
+  inspect_cmd->add_flag("--json", inf.json, "One JSON object instead of text");
+  inspect_cmd->add_option("--top", inf.top, "How many of the largest streams to list")
+      ->check(CLI::Range(0, 10'000))
+      ->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
   if (serve_cmd->parsed()) return serve(f);
   if (migrate_cmd->parsed()) return migrate(mf);
   if (backup_cmd->parsed()) return backup(bf);
+  if (inspect_cmd->parsed()) return ordo::cli::inspect(inf);
   return 0;
 }

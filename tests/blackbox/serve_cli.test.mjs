@@ -330,3 +330,75 @@ describe("ordo backup", () => {
     }
   })
 })
+
+// ---- ordo inspect ----------------------------------------------------------------------------
+
+describe("ordo inspect", () => {
+  const inspect = (dir, extra = []) => {
+    const r = spawnSync(ordoBinary(), ["inspect", "--data-dir", dir, ...extra], { encoding: "utf8", timeout: 20000 })
+    expect(r.status, r.stderr).toBe(0)
+    return r.stdout
+  }
+  /** Bytes and mtimes of the database and its WAL (the -shm holds only reader marks). */
+  const files = (dir) =>
+    ["ordo.db", "ordo.db-wal"].map((f) => {
+      const p = join(dir, f)
+      return existsSync(p) ? [f, statSync(p).mtimeMs, readFileSync(p).toString("base64")] : [f, null]
+    })
+
+  test("reports streams, sessions and the feed, with and without a server, changing no byte", async () => {
+    const server = await startOrdo()
+    try {
+      const api = (method, path, body) =>
+        fetch(`${server.url}${path}`, { method, headers: { "Content-Type": "application/json" }, body: body && JSON.stringify(body) })
+      expect((await api("PUT", "/v1/stream/big", ["a".repeat(1000), "b"])).status).toBe(201)
+      expect((await api("PUT", "/v1/stream/small", ["c"])).status).toBe(201)
+      expect((await api("POST", "/v1/projects", { id: "web", name: "Web" })).status).toBe(201)
+      expect((await api("POST", "/v1/projects/web/sessions", {})).status).toBe(201)
+      const ended = await (await api("POST", "/v1/projects/web/sessions", {})).json()
+      expect((await api("POST", `/v1/sessions/${ended.id}/end`, { reason: "completed" })).status).toBe(200)
+
+      const check = (r) => {
+        expect(r.schema_version).toBe(r.schema_version_of_this_ordo)
+        expect(r.streams).toMatchObject({ live: 2, soft_deleted: 0, purging: 0 })
+        expect(r.streams.managed).toBeGreaterThanOrEqual(3) // two session streams and the feed
+        const big = r.largest_streams.find((s) => s.path === "big")
+        expect(big).toMatchObject({ appends: 1, closed: false }) // one stored append, two JSON messages
+        expect(big.payload_bytes).toBeGreaterThan(1000)
+        const order = r.largest_streams.map((s) => s.path)
+        expect(order.indexOf("big")).toBeLessThan(order.indexOf("small"))
+        expect(r.projects).toEqual({ live: 1, archived: 0 })
+        expect(r.sessions).toEqual({ total: 2, by_state: { created: 1, ended: 1 } })
+        expect(r.change_feed.exists).toBe(true)
+        expect(r.change_feed.appends).toBeGreaterThanOrEqual(4)
+        expect(r.pull_requests).toBe(0)
+      }
+      const before = files(server.dataDir)
+      check(JSON.parse(inspect(server.dataDir, ["--json"])))
+      const text = inspect(server.dataDir)
+      expect(text).toMatch(/sessions\s+2 \(1 created, 1 ended\)/)
+      expect(text).toMatch(/largest streams[\s\S]* big\n/)
+      expect(files(server.dataDir)).toEqual(before)
+
+      expect(await server.stop()).toBe(0)
+      const stopped = files(server.dataDir)
+      check(JSON.parse(inspect(server.dataDir, ["--json"])))
+      expect(files(server.dataDir)).toEqual(stopped)
+      expect(readdirSync(server.dataDir).sort()).toEqual(["ordo.db"])
+    } finally {
+      server.cleanup()
+    }
+  })
+
+  test("a missing database is an error that names the path", () => {
+    const dir = mkdtempSync(join(tmpdir(), "ordo-inspect-"))
+    try {
+      const r = spawnSync(ordoBinary(), ["inspect", "--data-dir", dir], { encoding: "utf8" })
+      expect(r.status).toBe(1)
+      expect(r.stderr).toContain(`no database at '${join(dir, "ordo.db")}'`)
+      expect(readdirSync(dir)).toEqual([])
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
