@@ -30,6 +30,11 @@ ordo_vitest(bad_input blackbox/bad_input.test.mjs)
 # The command line: --help, ORDO_* variables, refused flags, SIGTERM, restarts.
 ordo_vitest(serve_cli blackbox/serve_cli.test.mjs)
 
+# Graceful shutdown: SSE readers get a last control event to resume from, long-polls are
+# answered, in-flight writes are kept or refused, 1,000 readers, --shutdown-timeout, a second
+# signal, the WAL checkpoint.
+ordo_vitest(shutdown blackbox/shutdown.test.mjs)
+
 # The session API: every endpoint and error path, events, idempotency, lifecycle.
 ordo_vitest(sessions_api blackbox/sessions_api.test.mjs)
 

@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <thread>
 
+#include <unistd.h>
+
 #include "base/duration.hpp"
 #include "cli/inspect.hpp"
 #include "http/server.hpp"
@@ -45,6 +47,7 @@ struct serve_flags {
   std::string sse_heartbeat = "15s";
   std::string sse_max_duration = "60s";
   std::string idle_timeout = "60s";
+  std::string shutdown_timeout = "10s";
   std::size_t read_chunk_bytes = 1 << 20;
   std::size_t tail_cache_bytes = 256 << 10;
   std::size_t max_write_queue_bytes = 256 << 20;
@@ -104,22 +107,35 @@ int serve(const serve_flags& f) {
   so.sse_heartbeat_interval = duration_of(f.sse_heartbeat);
   so.sse_max_duration = duration_of(f.sse_max_duration);
   so.idle_timeout = duration_of(f.idle_timeout);
+  so.shutdown_timeout = duration_of(f.shutdown_timeout);
   auto server = ordo::http::server::bind(so, **engine, *sessions);
   if (!server) {
     spdlog::critical("{}", server.error().message);
     return 1;
   }
   g_server = server->get();
-  // A signal only sets a flag; a watcher thread turns it into an orderly stop.
+  // The first signal only sets a flag; a watcher thread turns it into a graceful stop. A second
+  // one exits at once with 128 + its number (130 for SIGINT, 143 for SIGTERM), skipping the
+  // rest of the shutdown: what was acknowledged is on disk, the next start recovers the WAL.
   static std::atomic<int> signal_received{0};
-  std::signal(SIGINT, [](int s) { signal_received = s; });
-  std::signal(SIGTERM, [](int s) { signal_received = s; });
+  static std::atomic<int> signals_seen{0};
+  static_assert(std::atomic<int>::is_always_lock_free);
+  auto on_signal = [](int s) {
+    if (signals_seen.fetch_add(1) > 0) {
+      constexpr char k_message[] = "ordo: second signal; exiting at once\n";
+      [[maybe_unused]] auto n = ::write(STDERR_FILENO, k_message, sizeof k_message - 1);
+      ::_exit(128 + s);
+    }
+    signal_received = s;
+  };
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
   std::signal(SIGPIPE, SIG_IGN);
   std::atomic<bool> done{false};
   std::thread watcher([&] {
     while (!done) {
       if (int s = signal_received.exchange(0)) {
-        spdlog::info("received signal {}; shutting down", s);
+        spdlog::info("received signal {}; shutting down (a second signal exits at once)", s);
         g_server->stop();
         return;
       }
@@ -301,6 +317,14 @@ int main(int argc, char** argv) {
       ->add_option("--idle-timeout", f.idle_timeout,
                    "Keep-alive connections with no request for this long are closed")
       ->envname("ORDO_IDLE_TIMEOUT")
+      ->check(duration)
+      ->type_name("DURATION")
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--shutdown-timeout", f.shutdown_timeout,
+                   "On SIGTERM/SIGINT, how long open connections get to finish before they are "
+                   "cut")
+      ->envname("ORDO_SHUTDOWN_TIMEOUT")
       ->check(duration)
       ->type_name("DURATION")
       ->capture_default_str();

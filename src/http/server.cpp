@@ -5,6 +5,11 @@
 // repeat while keep-alive. Expected failures (EOF, timeouts, resets) end only that connection.
 // Live reads wait on the stream record's one-shot waiters with a timer on the connection's
 // strand; the writer thread wakes them by posting a timer cancel to that strand.
+//
+// Shutdown (stop()) is polite cancel, a deadline, then forced cancel: the acceptor closes; each
+// open connection gets, on its strand, its idle header read cancelled or its live wait woken;
+// long-polls then answer 204 and SSE readers get a last control event; requests in flight are
+// answered with Connection: close. Whatever is still open at options.shutdown_timeout is cut.
 #include "http/server.hpp"
 
 #include <spdlog/spdlog.h>
@@ -12,7 +17,9 @@
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
 #include <boost/url.hpp>
+#include <mutex>
 #include <thread>
+#include <unordered_set>
 
 #include "base/rfc3339.hpp"
 #include "http/change_filter.hpp"
@@ -53,6 +60,11 @@ constexpr std::int64_t k_immutable_max_age_seconds = 60;
 constexpr std::chrono::seconds k_write_timeout{30};
 // How long an offset just past the published tail waits for the writer to publish it.
 constexpr std::chrono::milliseconds k_publish_grace{1000};
+// A shutdown checks this often whether every connection has ended.
+constexpr std::chrono::milliseconds k_drain_poll_interval{20};
+// After the shutdown timeout cuts connections, how long their coroutines get to unwind before
+// the io_context is stopped under them.
+constexpr std::chrono::milliseconds k_cut_grace{1000};
 
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -168,20 +180,36 @@ awaitable<Result> await_engine(Start start) {
 
 // g++ 12 destroys temporaries in a co_await operand twice: every co_await below names its
 // non-trivial operands first.
-awaitable<bool> write_response(beast::tcp_stream& stream, string_response& res) {
+// `closing`: the server is shutting down, so this answer is the connection's last and says so.
+awaitable<bool> write_response(beast::tcp_stream& stream, string_response& res, bool closing) {
+  if (closing) res.keep_alive(false);
   bool keep = res.keep_alive();
   stream.expires_after(k_write_timeout);
   auto [ec, n] = co_await bhttp::async_write(stream, res, tuple_awaitable);
   co_return !ec && keep;
 }
 
-enum class wait_outcome { changed, timed_out };
+// One open connection, as a shutdown sees it. Shared by its session coroutine and the server's
+// registry of connections; its members are used only on the connection's strand.
+struct connection {
+  explicit connection(tcp::socket socket) : stream(std::move(socket)) {}
+  beast::tcp_stream stream;
+  // Waiting for the headers of its next request: a shutdown may close it at once.
+  bool idle = true;
+  // The timer of a live read waiting for a change: a shutdown cancels it to end the wait.
+  std::weak_ptr<asio::steady_timer> wait;
+};
 
-// Waits until the stream's state changes (new data, closure, deletion) or the timeout passes.
-awaitable<wait_outcome> wait_for_change(stream_record& stream, std::uint64_t position,
+enum class wait_outcome { changed, timed_out, stopping };
+
+// Waits until the stream's state changes (new data, closure, deletion), the timeout passes or
+// the server stops (`stopping` is set before the shutdown cancels conn.wait on this strand).
+awaitable<wait_outcome> wait_for_change(connection& conn, const std::atomic<bool>& stopping,
+                                        stream_record& stream, std::uint64_t position,
                                         std::chrono::milliseconds timeout) {
   auto ex = co_await asio::this_coro::executor;
   auto timer = std::make_shared<asio::steady_timer>(ex, timeout);
+  conn.wait = timer;
   auto woken = std::make_shared<std::atomic<bool>>(false);
   // The waiter holds the timer weakly: only this coroutine's frame owns it, so a waiter left in
   // the record when the server stops cannot outlive the io_context that the timer belongs to.
@@ -204,8 +232,12 @@ awaitable<wait_outcome> wait_for_change(stream_record& stream, std::uint64_t pos
   if (st.tail > position || st.closed || st.lifecycle != stream_lifecycle::live) {
     co_return wait_outcome::changed;
   }
+  // Likewise for a shutdown: one that began before conn.wait was set is seen here, one that
+  // begins after it cancels the timer.
+  if (stopping) co_return wait_outcome::stopping;
   co_await timer->async_wait(tuple_awaitable);
-  co_return woken->load() ? wait_outcome::changed : wait_outcome::timed_out;
+  if (woken->load()) co_return wait_outcome::changed;
+  co_return stopping ? wait_outcome::stopping : wait_outcome::timed_out;
 }
 
 }  // namespace
@@ -217,13 +249,22 @@ struct server::impl {
   server_options options;
   stream_engine& engine;
   sessions::session_service& sessions;
+  // Every open connection, for the shutdown. Declared before ioc: coroutine frames destroyed
+  // with the io_context still deregister here.
+  std::mutex connections_mu;
+  std::unordered_set<std::shared_ptr<connection>> connections;  // guarded by connections_mu
   asio::io_context ioc;
   tcp::acceptor acceptor;
   std::atomic<bool> stopping{false};
 
   awaitable<void> listen();
   awaitable<void> session(tcp::socket socket);
-  awaitable<bool> dispatch(request& req, beast::tcp_stream& stream);
+  // The shutdown: runs on the io_context once stop() was called.
+  awaitable<void> drain();
+  std::size_t open_connections();
+  // Until no connection is open or the deadline passes.
+  awaitable<void> wait_for_connections(std::chrono::steady_clock::time_point deadline);
+  awaitable<bool> dispatch(request& req, connection& conn);
   awaitable<bool> dispatch_session_api(request& req, beast::tcp_stream& stream,
                                        const std::string& path, const boost::urls::url_view& url);
 
@@ -232,7 +273,7 @@ struct server::impl {
   awaitable<string_response> handle_delete(request& req, const std::string& path);
   string_response handle_head(request& req, const std::string& path);
   // `filter` (the change feed's) drops non-matching messages; offsets stay those of the stream.
-  awaitable<bool> handle_get(request& req, beast::tcp_stream& stream, const std::string& path,
+  awaitable<bool> handle_get(request& req, connection& conn, const std::string& path,
                              const boost::urls::url_view& url,
                              const change_filter* filter = nullptr);
 
@@ -241,7 +282,7 @@ struct server::impl {
                                                std::uint64_t position,
                                                const std::optional<std::string>& cursor,
                                                const change_filter* filter);
-  awaitable<bool> serve_sse(request& req, beast::tcp_stream& stream,
+  awaitable<bool> serve_sse(request& req, connection& conn,
                             const std::shared_ptr<stream_record>& record, std::uint64_t position,
                             const std::optional<std::string>& client_cursor,
                             const change_filter* filter);
@@ -275,14 +316,32 @@ awaitable<void> server::impl::listen() {
 }
 
 awaitable<void> server::impl::session(tcp::socket socket) {
-  beast::tcp_stream stream(std::move(socket));
+  auto conn = std::make_shared<connection>(std::move(socket));
+  {
+    std::lock_guard lock(connections_mu);
+    connections.insert(conn);
+  }
+  struct registration {
+    impl& owner;
+    std::shared_ptr<connection> conn;
+    ~registration() {
+      std::lock_guard lock(owner.connections_mu);
+      owner.connections.erase(conn);
+    }
+  } registered{*this, conn};
+  beast::tcp_stream& stream = conn->stream;
   beast::flat_buffer buffer;
   for (;;) {
+    // Checked on the strand right before the read starts: a shutdown that began earlier ends
+    // the connection here, one that begins later cancels the read (drain()).
+    if (stopping) break;
+    conn->idle = true;
     bhttp::request_parser<bhttp::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
     parser.body_limit(options.max_body_bytes);
     stream.expires_after(options.idle_timeout);
     auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, tuple_awaitable);
+    conn->idle = false;
     if (ec == bhttp::error::body_limit) {
       // Beast refuses a declared Content-Length over the limit while reading the headers: the
       // body is never read.
@@ -355,20 +414,21 @@ awaitable<void> server::impl::session(tcp::socket socket) {
       break;
     }
     request req = parser.release();
-    bool keep_alive = co_await dispatch(req, stream);
+    bool keep_alive = co_await dispatch(req, *conn);
     if (!keep_alive || stopping) break;
   }
   beast::error_code ignored;
   stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
 }
 
-awaitable<bool> server::impl::dispatch(request& req, beast::tcp_stream& stream) {
+awaitable<bool> server::impl::dispatch(request& req, connection& conn) {
+  beast::tcp_stream& stream = conn.stream;
   string_response res;
   auto url = boost::urls::parse_origin_form(req.target());
   if (!url) {
     res = error_response(req, make_failure(failure_kind::invalid, "invalid_target",
                                            "the request target is not a valid URL path and query"));
-    co_return co_await write_response(stream, res);
+    co_return co_await write_response(stream, res, stopping);
   }
   std::string path = url->path();
 
@@ -378,7 +438,7 @@ awaitable<bool> server::impl::dispatch(request& req, beast::tcp_stream& stream) 
     res.set(bhttp::field::access_control_allow_headers, k_allow_headers);
     res.set(bhttp::field::access_control_max_age, "86400");
     finish(res, true);
-    co_return co_await write_response(stream, res);
+    co_return co_await write_response(stream, res, stopping);
   }
   bool head = req.method() == bhttp::verb::head;
   if (path == "/health" || path == "/ready") {
@@ -388,7 +448,7 @@ awaitable<bool> server::impl::dispatch(request& req, beast::tcp_stream& stream) 
           req, make_failure(failure_kind::invalid, "method_not_allowed", "use GET on " + path));
       res.result(bhttp::status::method_not_allowed);
       res.set(bhttp::field::allow, "GET, HEAD");
-      co_return co_await write_response(stream, res);
+      co_return co_await write_response(stream, res, stopping);
     }
     bool ready = path == "/health" || engine.writable();
     res = make_response(req, ready ? bhttp::status::ok : bhttp::status::service_unavailable);
@@ -402,7 +462,7 @@ awaitable<bool> server::impl::dispatch(request& req, beast::tcp_stream& stream) 
                 : R"({"status":"unavailable","reason":"writes are refused until restart"})";
     }
     finish(res, head);
-    co_return co_await write_response(stream, res);
+    co_return co_await write_response(stream, res, stopping);
   }
   if (auto events = session_events_stream(path)) {
     // A session's event stream: readable with every read mode, written only by ordo.
@@ -410,17 +470,17 @@ awaitable<bool> server::impl::dispatch(request& req, beast::tcp_stream& stream) 
       res = error_response(req,
                            make_failure(failure_kind::not_found, "session_not_found",
                                         "no session '" + path.substr(13, path.size() - 20) + "'"));
-      co_return co_await write_response(stream, res);
+      co_return co_await write_response(stream, res, stopping);
     }
-    if (req.method() == bhttp::verb::get) co_return co_await handle_get(req, stream, *events, *url);
+    if (req.method() == bhttp::verb::get) co_return co_await handle_get(req, conn, *events, *url);
     if (head) {
       res = handle_head(req, *events);
-      co_return co_await write_response(stream, res);
+      co_return co_await write_response(stream, res, stopping);
     }
     res = error_response(req, make_failure(failure_kind::forbidden, "managed_stream",
                                            "a session's event stream is written by ordo as the "
                                            "session changes; read it with GET"));
-    co_return co_await write_response(stream, res);
+    co_return co_await write_response(stream, res, stopping);
   }
   if (path == "/v1/changes") {
     // The change feed: readable with every read mode and filters, written only by ordo.
@@ -432,51 +492,51 @@ awaitable<bool> server::impl::dispatch(request& req, beast::tcp_stream& stream) 
       auto filter = change_filter_from_query(params);
       if (!filter) {
         res = error_response(req, filter.error());
-        co_return co_await write_response(stream, res);
+        co_return co_await write_response(stream, res, stopping);
       }
-      co_return co_await handle_get(req, stream, feed, *url, &*filter);
+      co_return co_await handle_get(req, conn, feed, *url, &*filter);
     }
     if (head) {
       res = handle_head(req, feed);
-      co_return co_await write_response(stream, res);
+      co_return co_await write_response(stream, res, stopping);
     }
     res = error_response(req, make_failure(failure_kind::forbidden, "managed_stream",
                                            "the change feed is written by ordo; read it with GET"));
-    co_return co_await write_response(stream, res);
+    co_return co_await write_response(stream, res, stopping);
   }
   if (is_session_api_path(path)) co_return co_await dispatch_session_api(req, stream, path, *url);
   if (path.rfind(k_stream_route_prefix, 0) != 0) {
     res = error_response(req, make_failure(failure_kind::not_found, "route_not_found",
                                            "no resource at '" + path + "'; streams live under " +
                                                std::string(k_stream_route_prefix)));
-    co_return co_await write_response(stream, res);
+    co_return co_await write_response(stream, res, stopping);
   }
   std::string stream_path = path.substr(k_stream_route_prefix.size());
   if (auto s = validate_stream_path(stream_path); !s) {
     res = error_response(req, s.error());
-    co_return co_await write_response(stream, res);
+    co_return co_await write_response(stream, res, stopping);
   }
   switch (req.method()) {
     case bhttp::verb::put:
       res = co_await handle_put(req, stream_path);
-      co_return co_await write_response(stream, res);
+      co_return co_await write_response(stream, res, stopping);
     case bhttp::verb::post:
       res = co_await handle_post(req, stream_path);
-      co_return co_await write_response(stream, res);
+      co_return co_await write_response(stream, res, stopping);
     case bhttp::verb::delete_:
       res = co_await handle_delete(req, stream_path);
-      co_return co_await write_response(stream, res);
+      co_return co_await write_response(stream, res, stopping);
     case bhttp::verb::head:
       res = handle_head(req, stream_path);
-      co_return co_await write_response(stream, res);
+      co_return co_await write_response(stream, res, stopping);
     case bhttp::verb::get:
-      co_return co_await handle_get(req, stream, stream_path, *url);
+      co_return co_await handle_get(req, conn, stream_path, *url);
     default: {
       res = error_response(req, make_failure(failure_kind::invalid, "method_not_allowed",
                                              "streams accept " + std::string(k_stream_methods)));
       res.result(bhttp::status::method_not_allowed);
       res.set(bhttp::field::allow, k_stream_methods);
-      co_return co_await write_response(stream, res);
+      co_return co_await write_response(stream, res, stopping);
     }
   }
 }
@@ -499,7 +559,7 @@ awaitable<bool> server::impl::dispatch_session_api(request& req, beast::tcp_stre
     res.set(name, value);
   res.body() = std::move(answer.body);
   finish(res, req.method() == bhttp::verb::head);
-  co_return co_await write_response(stream, res);
+  co_return co_await write_response(stream, res, stopping);
 }
 
 result<std::shared_ptr<stream_record>> server::impl::live_stream(const std::string& path) {
@@ -643,14 +703,15 @@ string_response server::impl::handle_head(request& req, const std::string& path)
 
 // ---- GET: catch-up, long-poll, SSE ---------------------------------------------------------
 
-awaitable<bool> server::impl::handle_get(request& req, beast::tcp_stream& stream,
-                                         const std::string& path, const boost::urls::url_view& url,
+awaitable<bool> server::impl::handle_get(request& req, connection& conn, const std::string& path,
+                                         const boost::urls::url_view& url,
                                          const change_filter* filter) {
+  beast::tcp_stream& stream = conn.stream;
   string_response res;
   auto record_result = live_stream(path);
   if (!record_result) {
     res = error_response(req, record_result.error());
-    co_return co_await write_response(stream, res);
+    co_return co_await write_response(stream, res, stopping);
   }
   std::shared_ptr<stream_record> record = *record_result;
 
@@ -660,7 +721,7 @@ awaitable<bool> server::impl::handle_get(request& req, beast::tcp_stream& stream
   auto query = parse_read_query(params);
   if (!query) {
     res = error_response(req, query.error());
-    co_return co_await write_response(stream, res);
+    co_return co_await write_response(stream, res, stopping);
   }
 
   const stream_config& c = record->config();
@@ -678,14 +739,20 @@ awaitable<bool> server::impl::handle_get(request& req, beast::tcp_stream& stream
       // publishes it: give such an offset a short grace before calling it beyond the tail.
       auto deadline = std::chrono::steady_clock::now() + k_publish_grace;
       while (record->state().tail < at.position &&
-             record->state().lifecycle == stream_lifecycle::live) {
+             record->state().lifecycle == stream_lifecycle::live && !stopping) {
         auto now = std::chrono::steady_clock::now();
         if (now >= deadline) break;
         co_await wait_for_change(
-            *record, record->state().tail,
+            conn, stopping, *record, record->state().tail,
             std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now));
       }
       st = record->state();
+      if (stopping && at.position > st.tail) {
+        // The grace was cut short by a shutdown: the offset may well be valid, so not 410.
+        res = error_response(req, make_failure(failure_kind::unavailable, "server_stopping",
+                                               "the server is shutting down; retry the read"));
+        co_return co_await write_response(stream, res, stopping);
+      }
     }
     if (at.prefix != c.offset_prefix || at.position > st.tail) {
       bool foreign = at.prefix != c.offset_prefix;
@@ -699,7 +766,7 @@ awaitable<bool> server::impl::handle_get(request& req, beast::tcp_stream& stream
                                          : "this offset is beyond the stream's tail (the "
                                            "database was restored from an older copy)") +
                          "; re-read the stream from offset -1"));
-        co_return co_await write_response(stream, res);
+        co_return co_await write_response(stream, res, stopping);
       }
     }
     position = at.position;
@@ -717,7 +784,7 @@ awaitable<bool> server::impl::handle_get(request& req, beast::tcp_stream& stream
     f.with("oldest_offset", "\"" + format_offset({c.offset_prefix, st.pruned_upto}) + "\"");
     if (feed) f.with("snapshot", "\"/v1/changes/snapshot\"");
     res = error_response(req, f);
-    co_return co_await write_response(stream, res);
+    co_return co_await write_response(stream, res, stopping);
   }
 
   std::optional<std::string> cursor;
@@ -727,7 +794,7 @@ awaitable<bool> server::impl::handle_get(request& req, beast::tcp_stream& stream
   }
 
   if (query->live == live_mode::sse) {
-    co_return co_await serve_sse(req, stream, record, position, query->cursor, filter);
+    co_return co_await serve_sse(req, conn, record, position, query->cursor, filter);
   }
 
   if (query->live == live_mode::none && now_offset) {
@@ -739,7 +806,7 @@ awaitable<bool> server::impl::handle_get(request& req, beast::tcp_stream& stream
     res.set(bhttp::field::cache_control, "no-store");
     res.body() = c.payload == payload_mode::json ? "[]" : "";
     finish(res, false);
-    co_return co_await write_response(stream, res);
+    co_return co_await write_response(stream, res, stopping);
   }
 
   if (query->live == live_mode::long_poll && filter && filter->active()) {
@@ -763,22 +830,26 @@ awaitable<bool> server::impl::handle_get(request& req, beast::tcp_stream& stream
       if (st.closed) break;
       auto now = std::chrono::steady_clock::now();
       if (now >= deadline) break;
-      co_await wait_for_change(
-          *record, position, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now));
+      auto waited = co_await wait_for_change(
+          conn, stopping, *record, position,
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now));
+      // A shutdown answers like the timeout: what was scanned so far, or 204.
+      if (waited == wait_outcome::stopping) break;
       if (std::chrono::steady_clock::now() >= deadline && record->state().tail <= position) break;
     }
     st = record->state();
   } else if (query->live == live_mode::long_poll && position >= st.tail) {
     if (!st.closed) {
-      co_await wait_for_change(*record, position, options.long_poll_timeout);
+      // A shutdown ends the wait early; the answer is then the timeout's 204.
+      co_await wait_for_change(conn, stopping, *record, position, options.long_poll_timeout);
       st = record->state();
       if (st.lifecycle == stream_lifecycle::removed) {
         res = error_response(req, stream_not_found());
-        co_return co_await write_response(stream, res);
+        co_return co_await write_response(stream, res, stopping);
       }
       if (st.lifecycle == stream_lifecycle::soft_deleted) {
         res = error_response(req, stream_gone());
-        co_return co_await write_response(stream, res);
+        co_return co_await write_response(stream, res, stopping);
       }
     }
     if (position >= st.tail) {
@@ -792,7 +863,7 @@ awaitable<bool> server::impl::handle_get(request& req, beast::tcp_stream& stream
       }
       res.set(bhttp::field::cache_control, "no-store");
       finish(res, true);
-      co_return co_await write_response(stream, res);
+      co_return co_await write_response(stream, res, stopping);
     }
   }
   if (query->live == live_mode::long_poll && position >= st.tail) {
@@ -806,10 +877,10 @@ awaitable<bool> server::impl::handle_get(request& req, beast::tcp_stream& stream
     }
     res.set(bhttp::field::cache_control, "no-store");
     finish(res, true);
-    co_return co_await write_response(stream, res);
+    co_return co_await write_response(stream, res, stopping);
   }
   res = co_await catch_up_response(req, record, position, cursor, filter);
-  co_return co_await write_response(stream, res);
+  co_return co_await write_response(stream, res, stopping);
 }
 
 awaitable<string_response> server::impl::catch_up_response(
@@ -872,11 +943,12 @@ awaitable<string_response> server::impl::catch_up_response(
   co_return res;
 }
 
-awaitable<bool> server::impl::serve_sse(request& req, beast::tcp_stream& stream,
+awaitable<bool> server::impl::serve_sse(request& req, connection& conn,
                                         const std::shared_ptr<stream_record>& record,
                                         std::uint64_t position,
                                         const std::optional<std::string>& client_cursor,
                                         const change_filter* filter) {
+  beast::tcp_stream& stream = conn.stream;
   const stream_config& c = record->config();
   bhttp::response<bhttp::empty_body> head{bhttp::status::ok, req.version()};
   add_common_headers(head);
@@ -915,7 +987,12 @@ awaitable<bool> server::impl::serve_sse(request& req, beast::tcp_stream& stream,
   auto deadline = std::chrono::steady_clock::now() + options.sse_max_duration;
   bool announced_at_tail = false;
   bool ok = true;
-  while (ok && !stopping) {
+  bool shutting_down = false;
+  while (ok) {
+    if (stopping) {
+      shutting_down = true;
+      break;
+    }
     published_state st = record->state();
     if (st.lifecycle != stream_lifecycle::live) break;
     if (position < st.tail) {
@@ -964,11 +1041,23 @@ awaitable<bool> server::impl::serve_sse(request& req, beast::tcp_stream& stream,
         options.sse_heartbeat_interval,
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now));
     stream.expires_never();
-    if (co_await wait_for_change(*record, position, wait) == wait_outcome::timed_out) {
+    if (co_await wait_for_change(conn, stopping, *record, position, wait) ==
+        wait_outcome::timed_out) {
       std::string beat;
       append_sse_comment(beat, "keep-alive");
       ok = co_await write_chunk(beat);
     }
+  }
+  if (ok && shutting_down) {
+    // The server is stopping: a last control event at the reader's next offset (everything
+    // before it was sent), so the client reconnects elsewhere or later exactly there. The
+    // comment before it is for people reading the stream; clients ignore comments.
+    published_state st = record->state();
+    bool at_tail = position >= st.tail;
+    std::string frame;
+    append_sse_comment(frame, "server shutting down; resume from streamNextOffset");
+    frame += control(position, at_tail, st.closed && at_tail);
+    ok = co_await write_chunk(frame);
   }
   if (ok) {
     stream.expires_after(k_write_timeout);
@@ -1025,11 +1114,65 @@ void server::run() {
 
 void server::stop() {
   if (!impl_ || impl_->stopping.exchange(true)) return;
-  asio::post(impl_->ioc, [p = impl_.get()] {
-    beast::error_code ec;
-    p->acceptor.close(ec);
-    p->ioc.stop();
-  });
+  asio::post(impl_->ioc, [p = impl_.get()] { asio::co_spawn(p->ioc, p->drain(), asio::detached); });
+}
+
+std::size_t server::impl::open_connections() {
+  std::lock_guard lock(connections_mu);
+  return connections.size();
+}
+
+// Polls: the end of a connection cannot wake this coroutine safely, because frames also end
+// while the io_context is being destroyed.
+awaitable<void> server::impl::wait_for_connections(std::chrono::steady_clock::time_point deadline) {
+  auto ex = co_await asio::this_coro::executor;
+  asio::steady_timer timer(ex);
+  while (open_connections() > 0) {
+    auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) break;
+    timer.expires_after(
+        std::min<std::chrono::steady_clock::duration>(k_drain_poll_interval, deadline - now));
+    co_await timer.async_wait(tuple_awaitable);
+  }
+}
+
+awaitable<void> server::impl::drain() {
+  beast::error_code ignored;
+  acceptor.close(ignored);
+  std::vector<std::shared_ptr<connection>> open;
+  {
+    std::lock_guard lock(connections_mu);
+    open.assign(connections.begin(), connections.end());
+  }
+  spdlog::info("shutting down: {} open connections, waiting up to {} ms for them to end",
+               open.size(), options.shutdown_timeout.count());
+  // `stopping` is already set: each connection sees it at its next step, or here, on its own
+  // strand, if it is waiting for a request or for a change.
+  for (auto& conn : open) {
+    asio::post(conn->stream.get_executor(), [conn] {
+      if (conn->idle) conn->stream.cancel();
+      if (auto t = conn->wait.lock()) t->cancel();
+    });
+  }
+  open.clear();
+
+  co_await wait_for_connections(std::chrono::steady_clock::now() + options.shutdown_timeout);
+  {
+    std::lock_guard lock(connections_mu);
+    open.assign(connections.begin(), connections.end());
+  }
+  if (open.empty()) co_return;  // with the acceptor closed, run() returns once this ends
+  spdlog::warn("shutdown timeout of {} ms passed: cutting {} connections still open",
+               options.shutdown_timeout.count(), open.size());
+  for (auto& conn : open) {
+    asio::post(conn->stream.get_executor(), [conn] { conn->stream.close(); });
+  }
+  open.clear();
+  co_await wait_for_connections(std::chrono::steady_clock::now() + k_cut_grace);
+  if (std::size_t left = open_connections(); left > 0) {
+    spdlog::warn("{} connections did not end after being cut; stopping without them", left);
+  }
+  ioc.stop();
 }
 
 }  // namespace ordo::http

@@ -25,6 +25,8 @@ struct server_options {
   std::chrono::milliseconds sse_max_duration{60'000};  // connections are recycled (section 10.2)
   std::chrono::milliseconds idle_timeout{60'000};      // keep-alive connection with no request
   std::chrono::milliseconds request_timeout{60'000};   // to receive one request's headers and body
+  // How long stop() lets open connections finish before cutting them.
+  std::chrono::milliseconds shutdown_timeout{10'000};
 };
 
 class server {
@@ -38,8 +40,13 @@ class server {
   std::uint16_t port() const;
   // Serves on options.threads threads until stop(); returns when all threads have finished.
   void run();
-  // Stops accepting and ends every connection; safe from any thread and from signal handlers'
-  // deferred work (not from a signal handler itself).
+  // A graceful stop, returning at once; run() returns when it is over. Stops accepting, closes
+  // idle keep-alive connections, answers waiting long-polls (204, as at their timeout), sends
+  // each SSE reader a last control event at its next offset and ends it, and lets requests in
+  // flight (appends waiting for the writer) be answered, each answer the connection's last.
+  // Connections still open after options.shutdown_timeout are cut (a warning says how many).
+  // Safe from any thread and from signal handlers' deferred work (not from a signal handler
+  // itself); later calls do nothing.
   void stop();
 
  private:

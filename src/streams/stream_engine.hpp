@@ -254,7 +254,8 @@ class stream_engine {
   static result<std::unique_ptr<stream_engine>> open(stream_engine_options options);
   ~stream_engine();
 
-  // Drains queued writes, stops the writer and the reader pool.
+  // Drains queued writes, checkpoints the WAL (ordo.db-wal is left empty), stops the writer and
+  // the reader pool.
   void stop();
 
   // The live or soft-deleted stream at `path`, or nullptr.
@@ -293,6 +294,8 @@ class stream_engine {
 
   bool enqueue(job j, std::size_t bytes);
   void writer_loop();
+  // On the writer thread after the last write at stop: moves the WAL into the database file.
+  void checkpoint_wal();
   void run_batch(std::vector<job>& batch);
   // Each job runs inside its own savepoint; false means nothing of it may be kept.
   bool run_create(create_job& j);
