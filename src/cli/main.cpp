@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "base/duration.hpp"
+#include "cli/doctor.hpp"
 #include "cli/inspect.hpp"
 #include "http/server.hpp"
 #include "sessions/session_service.hpp"
@@ -424,10 +425,22 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 10'000))
       ->capture_default_str();
 
+  ordo::cli::doctor_flags df;
+  auto* doctor_cmd = app.add_subcommand(
+      "doctor", "Check the database (SQLite and ordo's invariants); --repair fixes sequences");
+  doctor_cmd->add_option("--data-dir", df.data_dir, "Directory holding the database (ordo.db)")
+      ->envname("ORDO_DATA_DIR")
+      ->capture_default_str();
+  doctor_cmd->add_flag("--json", df.json, "One JSON object instead of text");
+  doctor_cmd->add_flag("--repair", df.repair,
+                       "Renumber broken sequences in one transaction (the server must be "
+                       "stopped); then check again");
+
   CLI11_PARSE(app, argc, argv);
   if (serve_cmd->parsed()) return serve(f);
   if (migrate_cmd->parsed()) return migrate(mf);
   if (backup_cmd->parsed()) return backup(bf);
   if (inspect_cmd->parsed()) return ordo::cli::inspect(inf);
+  if (doctor_cmd->parsed()) return ordo::cli::doctor(df);
   return 0;
 }

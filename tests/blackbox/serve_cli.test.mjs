@@ -402,3 +402,92 @@ describe("ordo inspect", () => {
     }
   })
 })
+
+// ---- ordo doctor -----------------------------------------------------------------------------
+
+describe("ordo doctor", () => {
+  const doctor = (dir, extra = []) => {
+    const r = spawnSync(ordoBinary(), ["doctor", "--data-dir", dir, "--json", ...extra], { encoding: "utf8", timeout: 30000 })
+    return { status: r.status, report: r.stdout ? JSON.parse(r.stdout) : null, stderr: r.stderr }
+  }
+  const sqlite = (db, sql) => {
+    const r = spawnSync("sqlite3", [db, sql], { encoding: "utf8" })
+    expect(r.status, r.stderr).toBe(0)
+    return r.stdout.trim()
+  }
+
+  test("finds a broken stream and session rows, repairs them in order, and clients resync", async () => {
+    let server = await startOrdo()
+    try {
+      const api = (method, path, body) =>
+        fetch(`${server.url}${path}`, { method, headers: { "Content-Type": "application/json" }, body: body && JSON.stringify(body) })
+      const s = "/v1/stream/log"
+      expect((await api("PUT", s)).status).toBe(201)
+      for (const n of [1, 2, 3, 4]) expect((await api("POST", s, { n })).status).toBe(204)
+      expect((await api("POST", "/v1/projects", { id: "web", name: "Web" })).status).toBe(201)
+      const session = await (await api("POST", "/v1/projects/web/sessions", {})).json()
+      for (const text of ["a", "b", "c"]) {
+        expect((await api("POST", `/v1/sessions/${session.id}/rows`, { kind: "user", body: { text } })).status).toBe(201)
+      }
+      const read = await api("GET", `${s}?offset=-1`)
+      const oldTail = read.headers.get("Stream-Next-Offset")
+
+      // While the server runs: healthy, read-only, and --repair is refused.
+      expect(doctor(server.dataDir)).toMatchObject({ status: 0, report: { healthy: true, findings: [] } })
+      const busy = doctor(server.dataDir, ["--repair"])
+      expect(busy.status).toBe(2)
+      expect(busy.stderr).toContain("stop it before --repair")
+      expect(await server.stop()).toBe(0)
+
+      // Break it as a bad tool might: a stored append and a transcript row vanish.
+      const db = join(server.dataDir, "ordo.db")
+      sqlite(db, `DELETE FROM messages WHERE stream_id = (SELECT id FROM streams WHERE path = 'log') AND seq = 2;
+                  DELETE FROM rows WHERE session_id = '${session.id}' AND seq = 2;`)
+      const before = readFileSync(db).toString("base64")
+      const sick = doctor(server.dataDir)
+      expect(sick.status).toBe(1)
+      expect(sick.report.healthy).toBe(false)
+      expect(sick.report.findings).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ check: "stream_offsets", subject: "log", repairable: true }),
+          expect.objectContaining({ check: "session_rows", subject: session.id, repairable: true }),
+        ]),
+      )
+      expect(readFileSync(db).toString("base64")).toBe(before) // diagnosis wrote nothing
+
+      const fixed = doctor(server.dataDir, ["--repair"])
+      expect(fixed.status, fixed.stderr).toBe(0)
+      expect(fixed.report).toMatchObject({ healthy: true, epoch_renewed: true })
+      expect(fixed.report.repairs.join("\n")).toContain("stream 'log'")
+      expect(doctor(server.dataDir).status).toBe(0)
+
+      server = await startOrdo({ dataDir: server.dataDir })
+      const after = await api("GET", `${s}?offset=-1`)
+      expect(await after.json()).toEqual([{ n: 1 }, { n: 3 }, { n: 4 }])
+      // Offsets from before the repair are refused, never served from moved positions.
+      expect((await api("GET", `${s}?offset=${oldTail}`)).status).toBe(410)
+      const rows = await (await api("GET", `/v1/sessions/${session.id}/rows`)).json()
+      const list = rows.rows ?? rows
+      expect(list.map((r) => [r.sequence, r.body.text])).toEqual([[1, "a"], [2, "c"]])
+      // The next row takes the next sequence.
+      expect((await api("POST", `/v1/sessions/${session.id}/rows`, { kind: "user", body: { text: "d" } })).status).toBe(201)
+      const more = await (await api("GET", `/v1/sessions/${session.id}/rows`)).json()
+      expect((more.rows ?? more).map((r) => r.sequence)).toEqual([1, 2, 3])
+    } finally {
+      await server.stop()
+      server.cleanup()
+    }
+  })
+
+  test("a missing database exits 2 naming the path", () => {
+    const dir = mkdtempSync(join(tmpdir(), "ordo-doctor-"))
+    try {
+      const r = spawnSync(ordoBinary(), ["doctor", "--data-dir", dir], { encoding: "utf8" })
+      expect(r.status).toBe(2)
+      expect(r.stderr).toContain("no database at")
+      expect(readdirSync(dir)).toEqual([])
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})

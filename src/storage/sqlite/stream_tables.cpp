@@ -100,23 +100,27 @@ result<std::uint64_t> load_or_create_database_epoch(connection& db) {
   return epoch;
 }
 
+status renew_database_epoch(connection& db) {
+  std::uint64_t epoch = static_cast<std::uint64_t>(random_nonzero_int64());
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(epoch));
+  auto set = db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('database_epoch', ?)");
+  if (!set) return std::move(set).error();
+  set->bind_text(1, hex);
+  return set->run();
+}
+
 result<std::optional<std::string>> renew_epoch_if_restored(connection& db) {
   auto marker = db.query_text("SELECT value FROM meta WHERE key = '" +
                               std::string(k_meta_restored_backup) + "'");
   if (!marker) return std::move(marker).error();
   if (!*marker) return std::optional<std::string>();
-  std::uint64_t epoch = static_cast<std::uint64_t>(random_nonzero_int64());
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(epoch));
   if (auto s = db.exec("BEGIN IMMEDIATE"); !s) return std::move(s).error();
   auto fail = [&](failure f) -> result<std::optional<std::string>> {
     (void)db.exec("ROLLBACK");
     return f;
   };
-  auto set = db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('database_epoch', ?)");
-  if (!set) return fail(std::move(set).error());
-  set->bind_text(1, hex);
-  if (auto s = set->run(); !s) return fail(std::move(s).error());
+  if (auto s = renew_database_epoch(db); !s) return fail(std::move(s).error());
   if (auto s =
           db.exec("DELETE FROM meta WHERE key = '" + std::string(k_meta_restored_backup) + "'");
       !s) {

@@ -64,6 +64,10 @@ result<std::uint64_t> load_or_create_database_epoch(connection& db);
 // answers 410 (clients re-read) instead of resuming into different messages.
 inline constexpr std::string_view k_meta_restored_backup = "restored_from_backup";
 
+// Replaces the database epoch with a new random one (inside the caller's transaction): every
+// offset handed out before then answers 410 and clients re-read.
+status renew_database_epoch(connection& db);
+
 // Gives a restored database a new epoch and removes the marker, in one transaction. Returns the
 // marker's value when it did, nullopt for a database that was not restored.
 result<std::optional<std::string>> renew_epoch_if_restored(connection& db);
