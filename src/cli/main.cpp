@@ -59,6 +59,8 @@ struct serve_flags {
   bool end_on_merge = true;
   std::string changes_retention = "7d";
   int ci_brake_commits = 3;
+  std::string journal = "auto";
+  std::string busy_timeout = "5s";
   std::string log_level = "info";
 };
 
@@ -78,6 +80,10 @@ int serve(const serve_flags& f) {
   eo.database.path = (std::filesystem::path(f.data_dir) / "ordo.db").string();
   eo.database.sync =
       f.sync == "normal" ? ordo::sqlite::sync_mode::normal : ordo::sqlite::sync_mode::full;
+  eo.database.journal = f.journal == "wal"      ? ordo::sqlite::journal_mode::wal
+                        : f.journal == "delete" ? ordo::sqlite::journal_mode::rollback
+                                                : ordo::sqlite::journal_mode::automatic;
+  eo.database.busy_timeout = duration_of(f.busy_timeout);
   eo.reader_threads = f.reader_threads;
   eo.read_chunk_bytes = f.read_chunk_bytes;
   eo.tail_cache_bytes = f.tail_cache_bytes;
@@ -389,6 +395,22 @@ int main(int argc, char** argv) {
                    "distinct commits of a PR")
       ->envname("ORDO_CI_BRAKE_COMMITS")
       ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--journal", f.journal,
+                   "auto: write-ahead logging, or a rollback journal (with a warning) on network "
+                   "filesystems and where WAL cannot work; wal: require WAL; delete: rollback "
+                   "journal")
+      ->envname("ORDO_JOURNAL")
+      ->check(CLI::IsMember({"auto", "wal", "delete"}))
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--busy-timeout", f.busy_timeout,
+                   "How long a write waits for a lock another process holds on the database "
+                   "(a sqlite3 shell, a backup tool) before answering 503 storage_busy")
+      ->envname("ORDO_BUSY_TIMEOUT")
+      ->check(duration)
+      ->type_name("DURATION")
       ->capture_default_str();
   serve_cmd->add_option("--log-level", f.log_level, "How much to log")
       ->envname("ORDO_LOG_LEVEL")

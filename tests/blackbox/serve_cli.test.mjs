@@ -1,7 +1,7 @@
 // `ordo serve` as an operator meets it: --help, ORDO_* variables, refused flag values,
 // /health and /ready, a clean exit on SIGTERM, and data kept across restarts.
 import { describe, expect, test } from "vitest"
-import { execFile, spawnSync } from "node:child_process"
+import { execFile, spawn, spawnSync } from "node:child_process"
 import { promisify } from "node:util"
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -22,6 +22,8 @@ const OPTIONS = [
   ["--sse-heartbeat", "ORDO_SSE_HEARTBEAT"],
   ["--sse-max-duration", "ORDO_SSE_MAX_DURATION"],
   ["--idle-timeout", "ORDO_IDLE_TIMEOUT"],
+  ["--journal", "ORDO_JOURNAL"],
+  ["--busy-timeout", "ORDO_BUSY_TIMEOUT"],
 ]
 
 describe("ordo serve", () => {
@@ -116,6 +118,8 @@ describe("ordo serve", () => {
       [["--threads", "0"], "--threads"],
       [["--max-body-bytes", "0"], "--max-body-bytes"],
       [["--host", "not-an-address"], "--host"],
+      [["--journal", "memory"], "--journal"],
+      [["--busy-timeout", "soon"], "duration"],
       [["--bogus"], "bogus"],
     ]) {
       test(`${args.join(" ")} exits non-zero and says what is wrong`, () => {
@@ -488,6 +492,61 @@ describe("ordo doctor", () => {
       expect(readdirSync(dir)).toEqual([])
     } finally {
       rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+// ---- journal modes and locks held by other processes -----------------------------------------
+
+describe("the database file shared with other processes", () => {
+  test("--journal delete serves with a rollback journal: no -wal file, reads and writes work", async () => {
+    const server = await startOrdo({ args: ["--journal", "delete"] })
+    try {
+      const s = `${server.url}/v1/stream/rj`
+      expect((await fetch(s, { method: "PUT", headers: { "Content-Type": "text/plain" }, body: "a" })).status).toBe(201)
+      const tail = (await fetch(s)).headers.get("Stream-Next-Offset")
+      const poll = fetch(`${s}?offset=${tail}&live=long-poll`)
+      expect((await fetch(s, { method: "POST", headers: { "Content-Type": "text/plain" }, body: "b" })).status).toBe(204)
+      expect(await (await poll).text()).toBe("b")
+      expect(existsSync(join(server.dataDir, "ordo.db-wal"))).toBe(false)
+      expect(server.log()).toContain("journal=delete")
+      // inspect reads it beside the server (shared locks, not the immutable shortcut).
+      const r = spawnSync(ordoBinary(), ["inspect", "--data-dir", server.dataDir, "--json"], { encoding: "utf8" })
+      expect(r.status, r.stderr).toBe(0)
+      expect(JSON.parse(r.stdout).streams.live).toBe(1)
+    } finally {
+      expect(await server.stop()).toBe(0)
+      server.cleanup()
+    }
+  })
+
+  test("a sqlite3 shell holding a write transaction gets writes a 503 storage_busy after --busy-timeout; reads go on; writes resume", async () => {
+    const server = await startOrdo({ args: ["--busy-timeout", "300ms"] })
+    const shell = spawn("sqlite3", [join(server.dataDir, "ordo.db")], { stdio: ["pipe", "pipe", "pipe"] })
+    try {
+      const s = `${server.url}/v1/stream/locked`
+      const post = (body) => fetch(s, { method: "POST", headers: { "Content-Type": "text/plain" }, body })
+      expect((await fetch(s, { method: "PUT", headers: { "Content-Type": "text/plain" }, body: "a" })).status).toBe(201)
+      // A write lock, proven held: the shell answers after taking it.
+      shell.stdin.write("BEGIN IMMEDIATE;\nSELECT 'locked';\n")
+      await new Promise((resolve) => shell.stdout.once("data", resolve))
+
+      const refused = await post("b")
+      expect(refused.status).toBe(503)
+      const err = (await refused.json()).error
+      expect(err.code).toBe("storage_busy")
+      expect(err.message).toContain("locked by another process")
+      expect(await (await fetch(s)).text()).toBe("a") // reads are not blocked
+      expect((await fetch(`${server.url}/health`)).status).toBe(200)
+
+      shell.stdin.write("COMMIT;\n.quit\n")
+      await new Promise((resolve) => shell.once("exit", resolve))
+      expect((await post("c")).status).toBe(204)
+      expect(await (await fetch(s)).text()).toBe("ac") // the refused write left nothing
+    } finally {
+      shell.kill()
+      expect(await server.stop()).toBe(0)
+      server.cleanup()
     }
   })
 })

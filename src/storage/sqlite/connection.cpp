@@ -5,6 +5,7 @@
 #include <cctype>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 
 namespace ordo::sqlite {
 
@@ -18,7 +19,9 @@ failure storage_failure(int sqlite_code, std::string_view context, std::string_v
     case SQLITE_LOCKED:
       return make_failure(
           failure_kind::unavailable, std::string(k_storage_busy),
-          "the database is locked by another connection or process (" + message + ")");
+          "the database is locked by another process (a sqlite3 shell or another tool "
+          "holding a write transaction) and stayed locked for the whole --busy-timeout (" +
+              message + ")");
     case SQLITE_IOERR:
       return make_failure(failure_kind::unavailable, std::string(k_storage_io_error),
                           "the database file could not be read or written (" + message + ")");
@@ -166,6 +169,14 @@ std::string uri_path(std::string_view path) {
   return out;
 }
 
+// Whether the database file's header says WAL (its read and write versions are 2).
+bool in_wal_mode(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char header[20] = {};
+  if (!in.read(header, sizeof header)) return false;
+  return header[18] == 2 && header[19] == 2;
+}
+
 }  // namespace
 
 result<connection> connection::open(const std::string& path, open_mode mode,
@@ -175,12 +186,17 @@ result<connection> connection::open(const std::string& path, open_mode mode,
                                                 : SQLITE_OPEN_READONLY;
   std::string name = path;
   std::error_code ec;
-  if (mode == open_mode::inspect && !std::filesystem::exists(path + "-wal", ec)) {
+  if (mode == open_mode::inspect) {
     if (!std::filesystem::exists(path, ec)) {
       return make_failure(failure_kind::not_found, "database_not_found",
                           "no database at '" + path + "'");
     }
-    name = "file:" + uri_path(path) + "?immutable=1";
+    // A WAL database with no -wal file is open nowhere (a server keeps its -wal while it
+    // runs), so it cannot change under us. A rollback-journal database shows no such sign:
+    // it is read with ordinary shared locks.
+    if (in_wal_mode(path) && !std::filesystem::exists(path + "-wal", ec)) {
+      name = "file:" + uri_path(path) + "?immutable=1";
+    }
   }
   sqlite3* db = nullptr;
   int rc = sqlite3_open_v2(name.c_str(), &db, flags, nullptr);

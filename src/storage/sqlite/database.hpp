@@ -15,13 +15,28 @@ namespace ordo::sqlite {
 // in WAL mode syncs only at checkpoints).
 enum class sync_mode { full, normal };
 
+// wal: write-ahead logging, required (readers never block the writer). rollback: a rollback
+// journal (DELETE), for filesystems where WAL's shared memory cannot work. automatic: WAL,
+// unless the file lives on a network filesystem (NFS, SMB, 9p as used for WSL paths to Windows
+// drives) or WAL cannot be enabled, then rollback with a warning.
+enum class journal_mode { automatic, wal, rollback };
+
 struct database_options {
   std::string path;
   sync_mode sync = sync_mode::full;
+  journal_mode journal = journal_mode::automatic;
+  // How long a statement waits for a lock held by another process before failing with
+  // storage_busy (503).
   std::chrono::milliseconds busy_timeout{5000};
 };
 
-// Opens (creating if needed) the database, switches it to WAL, applies pending migrations.
+// The name of the network filesystem (as WAL cannot work on it) `directory` lives on, or an
+// empty string for a local one. Classifies statfs magic numbers: network_filesystem_name.
+std::string network_filesystem_of(const std::string& directory);
+std::string network_filesystem_name(long statfs_magic);
+
+// Opens (creating if needed) the database in the chosen journal mode (the choice and any
+// warning are logged), applies pending migrations.
 result<connection> open_write_connection(const database_options& options);
 
 result<connection> open_read_connection(const database_options& options);
