@@ -48,3 +48,6 @@ ordo_vitest(sessions_reaper blackbox/sessions_reaper.test.mjs)
 # tail, retention with 410) and PR observations with the CI brake.
 ordo_vitest(changes_feed blackbox/changes_feed.test.mjs)
 ordo_vitest(pull_requests blackbox/pull_requests.test.mjs)
+
+# Storage faults: a full disk (on a small tmpfs the test mounts; needs root, as in CI).
+ordo_vitest(storage_faults blackbox/storage_faults.test.mjs)
