@@ -173,6 +173,15 @@ result<std::unique_ptr<stream_engine>> stream_engine::open(stream_engine_options
   auto db = sqlite::open_write_connection(opts.database);
   if (!db) return std::move(db).error();
   engine->write_db_ = std::make_unique<sqlite::connection>(std::move(*db));
+  {
+    struct stat st {};
+    if (::stat(opts.database.path.c_str(), &st) != 0) {
+      return make_failure(failure_kind::unavailable, "storage_unavailable",
+                          "cannot stat the database file '" + opts.database.path + "'");
+    }
+    engine->file_device_ = st.st_dev;
+    engine->file_inode_ = st.st_ino;
+  }
   auto restored = sqlite::renew_epoch_if_restored(*engine->write_db_);
   if (!restored) return std::move(restored).error();
   if (*restored) {
@@ -226,7 +235,33 @@ void stream_engine::stop() {
 }
 
 bool stream_engine::writable() const {
-  return !poisoned_.load();
+  return !poisoned_.load() && !file_lost_.load();
+}
+
+status stream_engine::check_database_file() {
+  auto refuse = [&] {
+    return make_failure(failure_kind::unavailable, "storage_replaced",
+                        file_lost_reason_ + "; writes are refused until ordo is restarted");
+  };
+  if (file_lost_) return refuse();
+  struct stat now {};
+  std::string reason;
+  if (::stat(options_.database.path.c_str(), &now) != 0) {
+    reason = "the database file '" + options_.database.path + "' was moved or deleted";
+  } else if (now.st_dev != file_device_ || now.st_ino != file_inode_) {
+    reason = "the database file '" + options_.database.path +
+             "' was replaced by another file (inode " + std::to_string(file_inode_) + " -> " +
+             std::to_string(now.st_ino) + ")";
+  } else {
+    return ok_v;
+  }
+  file_lost_reason_ = std::move(reason);
+  file_lost_ = true;
+  spdlog::error(
+      "{}; refusing all writes so nothing is written to a file no longer at its path. "
+      "Restart ordo to open the file now at the path",
+      file_lost_reason_);
+  return refuse();
 }
 
 writer_stats stream_engine::stats() const {
@@ -485,13 +520,19 @@ void stream_engine::read(std::shared_ptr<stream_record> stream, std::uint64_t af
 void stream_engine::writer_loop() {
   using clock = std::chrono::steady_clock;
   auto next_maintenance = clock::now() + options_.maintenance_interval;
+  auto next_file_check = clock::now();
   for (;;) {
     std::vector<job> batch;
     bool maintenance_requested = false;
     bool stopping = false;
+    if (clock::now() >= next_file_check) {
+      // Also while idle, so /ready reports a lost file within a second, before any write.
+      (void)check_database_file();
+      next_file_check = clock::now() + std::chrono::milliseconds(250);
+    }
     {
       std::unique_lock lock(queue_mu_);
-      queue_cv_.wait_until(lock, next_maintenance,
+      queue_cv_.wait_until(lock, std::min(next_maintenance, next_file_check),
                            [&] { return stopping_ || maintenance_requested_ || !queue_.empty(); });
       stopping = stopping_;
       maintenance_requested = std::exchange(maintenance_requested_, false);
@@ -588,6 +629,8 @@ void stream_engine::run_batch(std::vector<job>& batch) {
         failure_kind::unavailable, "storage_poisoned",
         "an earlier commit failed with an unknown outcome; writes are refused until ordo is "
         "restarted and the database is checked");
+  } else if (auto s = check_database_file(); !s) {
+    batch_failure = std::move(s).error();
   } else if (auto s = tables_->begin_immediate(); !s) {
     batch_failure = std::move(s).error();
   }
@@ -1149,7 +1192,7 @@ bool stream_engine::run_delete(delete_job& j) {
 // ---- maintenance: TTL flush, expiry, purge ---------------------------------------------------
 
 void stream_engine::run_maintenance() {
-  if (poisoned_) return;
+  if (poisoned_ || file_lost_) return;
   std::vector<std::shared_ptr<stream_record>> records;
   {
     std::lock_guard lock(registry_mu_);
@@ -1205,7 +1248,7 @@ void stream_engine::run_maintenance() {
 }
 
 bool stream_engine::run_purge_step() {
-  if (poisoned_) return false;
+  if (poisoned_ || file_lost_) return false;
   auto ids = tables_->purging_streams();
   if (!ids) return false;
   if (ids->empty()) return false;

@@ -15,6 +15,8 @@
 // writer thread or a reader thread and must only hand the result to the caller's executor.
 #pragma once
 
+#include <sys/stat.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -276,7 +278,8 @@ class stream_engine {
   void expire_soon(const std::shared_ptr<stream_record>& stream);
 
   std::uint64_t database_epoch() const { return database_epoch_; }
-  // false once a commit of unknown outcome has stopped all writes (until restart).
+  // false once a commit of unknown outcome, or the database file being replaced, moved or
+  // deleted under the server, has stopped all writes (until restart).
   bool writable() const;
   // Streams clients created (managed streams are not counted).
   std::size_t stream_count() const;
@@ -337,6 +340,16 @@ class stream_engine {
 
   friend class write_context;
   status inject(std::string_view point, std::string_view path) const;
+
+  // The database file as opened (device, inode). The writer compares it with what is at the
+  // path now before every batch and at least every 250 ms; once the file was replaced, moved
+  // or deleted, file_lost_ holds the reason and writes are refused, so ordo never writes to a
+  // file no longer at its path.
+  status check_database_file();
+  dev_t file_device_ = 0;
+  ino_t file_inode_ = 0;
+  std::atomic<bool> file_lost_{false};
+  std::string file_lost_reason_;  // writer thread only; set once
 
   std::atomic<bool> poisoned_{false};
   std::atomic<std::uint64_t> transactions_committed_{0};

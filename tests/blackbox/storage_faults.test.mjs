@@ -4,7 +4,7 @@
 // root. Without root it is skipped, saying why.
 import { afterAll, beforeAll, describe, expect, test } from "vitest"
 import { spawnSync } from "node:child_process"
-import { mkdtempSync, rmSync } from "node:fs"
+import { renameSync, mkdtempSync, rmSync, unlinkSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { randomBytes } from "node:crypto"
@@ -85,3 +85,55 @@ describe.skipIf(!root)("a full disk (tmpfs of 3 MiB; needs root)", () => {
 })
 
 test.skipIf(root)("a full disk needs root to mount a small filesystem; skipped", () => {})
+
+// The database file replaced, moved or deleted under a running server: it notices within a
+// second and refuses writes rather than writing to a file no longer at its path.
+describe("the database file taken away under a running server", () => {
+  const cases = [
+    ["moved", (dir) => renameSync(join(dir, "ordo.db"), join(dir, "moved.db")), "was moved or deleted"],
+    ["deleted", (dir) => unlinkSync(join(dir, "ordo.db")), "was moved or deleted"],
+    [
+      "replaced by a backup",
+      (dir) => {
+        sh(ordoBinary(), ["backup", "--data-dir", dir, join(dir, "copy.db")])
+        renameSync(join(dir, "copy.db"), join(dir, "ordo.db"))
+      },
+      "was replaced by another file",
+    ],
+  ]
+  for (const [what, act, phrase] of cases) {
+    test(`${what}: /ready turns 503 within a second, writes get 503 storage_replaced, reads go on`, async () => {
+      const server = await startOrdo()
+      try {
+        const s = `${server.url}/v1/stream/kept`
+        const post = (body) => fetch(s, { method: "POST", headers: { "Content-Type": "text/plain" }, body })
+        expect((await fetch(s, { method: "PUT", headers: { "Content-Type": "text/plain" }, body: "a" })).status).toBe(201)
+        expect((await post("b")).status).toBe(204)
+        expect((await fetch(`${server.url}/ready`)).status).toBe(200)
+
+        act(server.dataDir)
+        const started = Date.now()
+        let ready
+        while (Date.now() - started < 3000) {
+          ready = await fetch(`${server.url}/ready`)
+          if (ready.status === 503) break
+          await new Promise((r) => setTimeout(r, 50))
+        }
+        expect(ready.status).toBe(503)
+        expect(Date.now() - started).toBeLessThan(1500) // "within a second", with slack for a busy machine
+
+        const refused = await post("c")
+        expect(refused.status).toBe(503)
+        const err = (await refused.json()).error
+        expect(err.code).toBe("storage_replaced")
+        expect(err.message).toContain(phrase)
+        expect(await (await fetch(s)).text()).toBe("ab")
+        expect((await fetch(`${server.url}/health`)).status).toBe(200)
+        expect(server.log()).toContain(phrase)
+      } finally {
+        expect(await server.stop()).toBe(0)
+        server.cleanup()
+      }
+    })
+  }
+})
