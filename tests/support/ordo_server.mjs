@@ -15,6 +15,14 @@ export function ordoBinary() {
  * @param {{ args?: string[], dataDir?: string, env?: Record<string,string> }} opts
  * @returns {Promise<{ url: string, port: number, dataDir: string, child: import("node:child_process").ChildProcess, log: () => string, stop: () => Promise<number|null>, kill: () => Promise<void>, cleanup: () => void }>}
  */
+// Servers still running after a test file are killed (support/setup.mjs calls this after
+// each file), so a test that timed out, whose `finally` never ran, leaves no ordo behind.
+const running = new Set()
+export function killLeftoverServers() {
+  for (const child of running) child.kill("SIGKILL")
+  running.clear()
+}
+
 export async function startOrdo(opts = {}) {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), "ordo-test-"))
   const args = ["serve", "--port", String(opts.port ?? 0), "--data-dir", dataDir, ...(opts.args ?? [])]
@@ -22,6 +30,8 @@ export async function startOrdo(opts = {}) {
     env: { ...process.env, ...(opts.env ?? {}) },
     stdio: ["ignore", "pipe", "pipe"],
   })
+  running.add(child)
+  child.once("exit", () => running.delete(child))
   let output = ""
   const port = await new Promise((resolvePort, reject) => {
     const timer = setTimeout(() => reject(new Error(`ordo did not start:\n${output}`)), 15000)
