@@ -27,10 +27,11 @@ constexpr std::array<duration_unit, 5> k_units{{
 }};
 
 failure invalid_duration(std::string_view text) {
-  return make_failure(failure_kind::invalid, "invalid_duration",
-                      "duration '" + std::string(text) +
-                          "' is malformed: expected a non-negative whole number with an optional "
-                          "unit ms, s, m, h or d (e.g. 500ms, 30s, 2m, 1h, 7d; a bare number is seconds)");
+  return make_failure(
+      failure_kind::invalid, "invalid_duration",
+      "duration '" + std::string(text) +
+          "' is malformed: expected a non-negative whole number with an optional "
+          "unit ms, s, m, h or d (e.g. 500ms, 30s, 2m, 1h, 7d; a bare number is seconds)");
 }
 
 bool is_digit(char c) {
