@@ -19,19 +19,6 @@ std::int64_t file_bytes(const std::string& path) {
   return ec ? 0 : static_cast<std::int64_t>(n);
 }
 
-// Runs `sql` and calls `row` for each result row.
-template <class Row>
-status each_row(sq::connection& db, const std::string& sql, Row row) {
-  auto st = db.prepare(sql);
-  if (!st) return std::move(st).error();
-  for (;;) {
-    auto more = st->step();
-    if (!more) return std::move(more).error();
-    if (!*more) return ok_v;
-    row(*st);
-  }
-}
-
 std::int64_t int_of(sq::connection& db, const std::string& sql) {
   auto v = db.query_int64(sql);
   return v && *v ? **v : 0;
@@ -46,11 +33,8 @@ result<json::object> report(sq::connection& db, const inspect_flags& f, const st
   out["schema_version_of_this_ordo"] = sq::latest_schema_version();
   if (*version == 0) return out;
   // One read transaction: every number below describes the same moment.
-  if (auto s = db.exec("BEGIN"); !s) return std::move(s).error();
-  struct end_read {
-    sq::connection& db;
-    ~end_read() { (void)db.exec("COMMIT"); }
-  } guard{db};
+  auto read = sq::read_transaction::begin(db);
+  if (!read) return std::move(read).error();
 
   auto epoch = db.query_text("SELECT value FROM meta WHERE key = 'database_epoch'");
   if (!epoch) return std::move(epoch).error();
@@ -73,7 +57,7 @@ result<json::object> report(sq::connection& db, const inspect_flags& f, const st
   out["streams"] = std::move(streams);
 
   json::array largest;
-  auto s = each_row(
+  auto s = sq::for_each_row(
       db,
       "SELECT s.path, s.content_type, s.closed, COUNT(m.seq), COALESCE(SUM(LENGTH(m.data)), 0) "
       "FROM streams s LEFT JOIN messages m ON m.stream_id = s.id WHERE s.state = 0 "
@@ -95,25 +79,26 @@ result<json::object> report(sq::connection& db, const inspect_flags& f, const st
         {"archived", int_of(db, "SELECT COUNT(*) FROM projects WHERE archived_at_ms IS NOT NULL")}};
     json::object by_state;
     std::int64_t total = 0;
-    s = each_row(db, "SELECT state, COUNT(*) FROM sessions GROUP BY state ORDER BY state",
-                 [&](sq::statement& r) {
-                   by_state[r.column_text(0)] = r.column_int64(1);
-                   total += r.column_int64(1);
-                 });
+    s = sq::for_each_row(db, "SELECT state, COUNT(*) FROM sessions GROUP BY state ORDER BY state",
+                         [&](sq::statement& r) {
+                           by_state[r.column_text(0)] = r.column_int64(1);
+                           total += r.column_int64(1);
+                         });
     if (!s) return std::move(s).error();
     out["sessions"] = {{"total", total}, {"by_state", std::move(by_state)}};
   }
   if (*version >= 3) {
     json::object feed{{"exists", false}};
-    s = each_row(db,
-                 "SELECT s.pruned_upto, COUNT(m.seq), MAX(m.seq) FROM streams s LEFT JOIN "
-                 "messages m ON m.stream_id = s.id WHERE s.path = '__ordo/changes' GROUP BY s.id",
-                 [&](sq::statement& r) {
-                   feed["exists"] = true;
-                   feed["pruned_upto"] = r.column_int64(0);
-                   feed["appends"] = r.column_int64(1);
-                   feed["tail"] = r.column_is_null(2) ? r.column_int64(0) : r.column_int64(2);
-                 });
+    s = sq::for_each_row(
+        db,
+        "SELECT s.pruned_upto, COUNT(m.seq), MAX(m.seq) FROM streams s LEFT JOIN "
+        "messages m ON m.stream_id = s.id WHERE s.path = '__ordo/changes' GROUP BY s.id",
+        [&](sq::statement& r) {
+          feed["exists"] = true;
+          feed["pruned_upto"] = r.column_int64(0);
+          feed["appends"] = r.column_int64(1);
+          feed["tail"] = r.column_is_null(2) ? r.column_int64(0) : r.column_int64(2);
+        });
     if (!s) return std::move(s).error();
     out["change_feed"] = std::move(feed);
     out["pull_requests"] = int_of(db, "SELECT COUNT(*) FROM prs");

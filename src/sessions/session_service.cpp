@@ -560,11 +560,8 @@ void session_service::changes_snapshot(reply_callback done) {
       [epoch = engine_.database_epoch()](sqlite::read_context& ctx,
                                          session_tables& t) -> result<reply> {
         // One read transaction: the entities and the feed offset agree.
-        if (auto s = ctx.db.exec("BEGIN"); !s) return std::move(s).error();
-        struct end_read {
-          sqlite::connection& db;
-          ~end_read() { (void)db.exec("COMMIT"); }
-        } guard{ctx.db};
+        auto read = sqlite::read_transaction::begin(ctx.db);
+        if (!read) return std::move(read).error();
         // Live (not archived) projects; a live session may belong to an archived project,
         // which GET /v1/projects/{id} still resolves.
         auto projects = t.projects(false);
@@ -994,11 +991,8 @@ void session_service::snapshot(std::string id, std::optional<int> row_limit, rep
                          "rows must be between 0 and " + std::to_string(k_max_row_page));
         }
         // One read transaction: the state, the rows, the commands and the event offset agree.
-        if (auto s = ctx.db.exec("BEGIN"); !s) return std::move(s).error();
-        struct end_read {
-          sqlite::connection& db;
-          ~end_read() { (void)db.exec("COMMIT"); }
-        } guard{ctx.db};
+        auto read = sqlite::read_transaction::begin(ctx.db);
+        if (!read) return std::move(read).error();
         auto s = t.session(id);
         if (!s) return std::move(s).error();
         if (!*s) return not_found("session", id);

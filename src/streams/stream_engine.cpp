@@ -517,6 +517,10 @@ void stream_engine::read(std::shared_ptr<stream_record> stream, std::uint64_t af
 
 // ---- the writer ------------------------------------------------------------------------------
 
+// How often the idle writer checks that the database file is still the one it opened (it also
+// checks before every batch); /ready reports a lost file within this, well under a second.
+constexpr std::chrono::milliseconds k_file_check_interval{250};
+
 void stream_engine::writer_loop() {
   using clock = std::chrono::steady_clock;
   auto next_maintenance = clock::now() + options_.maintenance_interval;
@@ -528,7 +532,7 @@ void stream_engine::writer_loop() {
     if (clock::now() >= next_file_check) {
       // Also while idle, so /ready reports a lost file within a second, before any write.
       (void)check_database_file();
-      next_file_check = clock::now() + std::chrono::milliseconds(250);
+      next_file_check = clock::now() + k_file_check_interval;
     }
     {
       std::unique_lock lock(queue_mu_);

@@ -278,4 +278,27 @@ result<statement*> statement_cache::get(std::string_view sql) {
   return &inserted->second;
 }
 
+// ---- helpers -----------------------------------------------------------------------------------
+
+status for_each_row(connection& db, std::string_view sql,
+                    const std::function<void(statement&)>& row) {
+  auto st = db.prepare(sql);
+  if (!st) return std::move(st).error();
+  for (;;) {
+    auto more = st->step();
+    if (!more) return std::move(more).error();
+    if (!*more) return ok_v;
+    row(*st);
+  }
+}
+
+result<read_transaction> read_transaction::begin(connection& db) {
+  if (auto s = db.exec("BEGIN"); !s) return std::move(s).error();
+  return read_transaction(db);
+}
+
+read_transaction::~read_transaction() {
+  if (db_) (void)db_->exec("COMMIT");
+}
+
 }  // namespace ordo::sqlite

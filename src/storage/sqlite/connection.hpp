@@ -8,11 +8,13 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 
 #include "base/result.hpp"
 
@@ -103,6 +105,26 @@ class connection {
  private:
   explicit connection(sqlite3* db) : db_(db) {}
   sqlite3* db_ = nullptr;
+};
+
+// Runs `sql` and calls `row` for each result row.
+status for_each_row(connection& db, std::string_view sql,
+                    const std::function<void(statement&)>& row);
+
+// A read transaction for the scope: everything read through `db` meanwhile is one consistent
+// state of the database (in WAL mode, without blocking the writer). Ends with COMMIT.
+class read_transaction {
+ public:
+  static result<read_transaction> begin(connection& db);
+  read_transaction(read_transaction&& other) noexcept : db_(std::exchange(other.db_, nullptr)) {}
+  read_transaction(const read_transaction&) = delete;
+  read_transaction& operator=(const read_transaction&) = delete;
+  read_transaction& operator=(read_transaction&&) = delete;
+  ~read_transaction();
+
+ private:
+  explicit read_transaction(connection& db) : db_(&db) {}
+  connection* db_;
 };
 
 // Prepared statements of one connection, prepared on first use and reused. Belongs to the

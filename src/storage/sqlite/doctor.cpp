@@ -1,24 +1,10 @@
 #include "storage/sqlite/doctor.hpp"
 
-#include <functional>
-
 #include "storage/sqlite/migrations.hpp"
 #include "storage/sqlite/stream_tables.hpp"
 
 namespace ordo::sqlite {
 namespace {
-
-// Runs `sql` and calls `row` for each result row.
-status each_row(connection& db, std::string_view sql, const std::function<void(statement&)>& row) {
-  auto st = db.prepare(sql);
-  if (!st) return std::move(st).error();
-  for (;;) {
-    auto more = st->step();
-    if (!more) return std::move(more).error();
-    if (!*more) return ok_v;
-    row(*st);
-  }
-}
 
 std::string text(statement& s, int i) {
   return s.column_is_null(i) ? std::string("(null)") : std::string(s.column_text(i));
@@ -67,18 +53,18 @@ status rename_generated_rows(connection& db, const std::string& session) {
 }
 
 status check_sqlite(connection& db, std::vector<finding>& out) {
-  auto s = each_row(db, "PRAGMA integrity_check", [&](statement& r) {
+  auto s = for_each_row(db, "PRAGMA integrity_check", [&](statement& r) {
     if (text(r, 0) != "ok") out.push_back({"integrity", "database", text(r, 0), false});
   });
   if (!s) return s;
-  return each_row(db, "PRAGMA foreign_key_check", [&](statement& r) {
+  return for_each_row(db, "PRAGMA foreign_key_check", [&](statement& r) {
     out.push_back({"foreign_keys", text(r, 0),
                    "row " + text(r, 1) + " refers to a missing row of " + text(r, 2), false});
   });
 }
 
 status check_streams(connection& db, std::vector<finding>& out) {
-  auto s = each_row(db, k_broken_streams, [&](statement& r) {
+  auto s = for_each_row(db, k_broken_streams, [&](statement& r) {
     const std::string path = text(r, 1);
     const bool feed = path == "__ordo/changes";
     out.push_back({"stream_offsets", path,
@@ -91,7 +77,7 @@ status check_streams(connection& db, std::vector<finding>& out) {
                    true});
   });
   if (!s) return s;
-  s = each_row(
+  s = for_each_row(
       db,
       "SELECT stream_id, COUNT(*) FROM messages WHERE stream_id NOT IN (SELECT id FROM "
       "streams) GROUP BY stream_id",
@@ -101,28 +87,29 @@ status check_streams(connection& db, std::vector<finding>& out) {
                        true});
       });
   if (!s) return s;
-  s = each_row(db,
-               "SELECT stream_id, producer_id FROM producers WHERE stream_id NOT IN (SELECT id "
-               "FROM streams)",
-               [&](statement& r) {
-                 out.push_back({"producers", "stream id " + text(r, 0),
-                                "producer '" + text(r, 1) + "' has state for no stream", true});
-               });
+  s = for_each_row(db,
+                   "SELECT stream_id, producer_id FROM producers WHERE stream_id NOT IN (SELECT id "
+                   "FROM streams)",
+                   [&](statement& r) {
+                     out.push_back({"producers", "stream id " + text(r, 0),
+                                    "producer '" + text(r, 1) + "' has state for no stream", true});
+                   });
   if (!s) return s;
-  return each_row(db,
-                  "SELECT path FROM streams WHERE closed = 0 AND closed_by_producer IS NOT NULL "
-                  "AND state IN (0, 1)",
-                  [&](statement& r) {
-                    out.push_back({"producers", text(r, 0),
-                                   "a closing producer is recorded but the stream is open", true});
-                  });
+  return for_each_row(
+      db,
+      "SELECT path FROM streams WHERE closed = 0 AND closed_by_producer IS NOT NULL "
+      "AND state IN (0, 1)",
+      [&](statement& r) {
+        out.push_back({"producers", text(r, 0),
+                       "a closing producer is recorded but the stream is open", true});
+      });
 }
 
 status check_sessions(connection& db, std::vector<finding>& out) {
   for (auto [table, counter, check, noun] :
        {std::tuple{"rows", "next_row_seq", "session_rows", "rows"},
         std::tuple{"commands", "next_command_seq", "session_commands", "commands"}}) {
-    auto s = each_row(db, broken_sequences(table, counter), [&](statement& r) {
+    auto s = for_each_row(db, broken_sequences(table, counter), [&](statement& r) {
       out.push_back({check, text(r, 0),
                      std::to_string(r.column_int64(1)) + " " + noun + " hold sequences " +
                          std::to_string(r.column_int64(2)) + ".." +
@@ -133,42 +120,46 @@ status check_sessions(connection& db, std::vector<finding>& out) {
     });
     if (!s) return s;
   }
-  auto s = each_row(db, k_misnamed_rows, [&](statement& r) {
+  auto s = for_each_row(db, k_misnamed_rows, [&](statement& r) {
     out.push_back({"session_row_ids", text(r, 0),
                    std::to_string(r.column_int64(1)) +
                        " rows have a generated id (seq-N) that is not their sequence",
                    true});
   });
   if (!s) return s;
-  s = each_row(db,
-               "SELECT s.id, MAX(e.generation), s.next_generation FROM sessions s JOIN "
-               "executions e ON e.session_id = s.id GROUP BY s.id "
-               "HAVING s.next_generation <= MAX(e.generation)",
-               [&](statement& r) {
-                 out.push_back({"executions", text(r, 0),
-                                "the next generation " + text(r, 2) + " is not beyond generation " +
-                                    text(r, 1),
-                                true});
-               });
+  s = for_each_row(db,
+                   "SELECT s.id, MAX(e.generation), s.next_generation FROM sessions s JOIN "
+                   "executions e ON e.session_id = s.id GROUP BY s.id "
+                   "HAVING s.next_generation <= MAX(e.generation)",
+                   [&](statement& r) {
+                     out.push_back({"executions", text(r, 0),
+                                    "the next generation " + text(r, 2) +
+                                        " is not beyond generation " + text(r, 1),
+                                    true});
+                   });
   if (!s) return s;
-  return each_row(db,
-                  "SELECT p.id, MAX(s.number), p.next_session_number FROM projects p JOIN "
-                  "sessions s ON s.project_id = p.id GROUP BY p.id "
-                  "HAVING p.next_session_number <= MAX(s.number)",
-                  [&](statement& r) {
-                    out.push_back({"project_sessions", text(r, 0),
-                                   "the next session number " + text(r, 2) +
-                                       " is not beyond session number " + text(r, 1),
-                                   true});
-                  });
+  return for_each_row(db,
+                      "SELECT p.id, MAX(s.number), p.next_session_number FROM projects p JOIN "
+                      "sessions s ON s.project_id = p.id GROUP BY p.id "
+                      "HAVING p.next_session_number <= MAX(s.number)",
+                      [&](statement& r) {
+                        out.push_back({"project_sessions", text(r, 0),
+                                       "the next session number " + text(r, 2) +
+                                           " is not beyond session number " + text(r, 1),
+                                       true});
+                      });
 }
+
+// Where renumbering moves a scope's sequences first: beyond any sequence ordo hands out.
+constexpr std::int64_t k_renumber_lift = 4'000'000'000'000'000;
 
 // Renumbers `table`'s `seq` within `scope_column = scope` to base+1.. in their order. Moving
 // every row out of the way first keeps the (scope, seq) key unique at each step.
 status renumber(connection& db, std::string_view table, std::string_view scope_column,
                 const std::string& scope, std::int64_t base) {
   const std::string t(table), c(scope_column);
-  auto lift = db.prepare("UPDATE " + t + " SET seq = seq + 4000000000000000 WHERE " + c + " = ?1");
+  auto lift = db.prepare("UPDATE " + t + " SET seq = seq + " + std::to_string(k_renumber_lift) +
+                         " WHERE " + c + " = ?1");
   if (!lift) return std::move(lift).error();
   lift->bind_text(1, scope);
   if (auto s = lift->run(); !s) return s;
@@ -184,7 +175,7 @@ status renumber(connection& db, std::string_view table, std::string_view scope_c
 status repair_all(connection& db, doctor_report& report) {
   // Streams: own positions renumbered from their low mark.
   std::vector<std::tuple<std::string, std::string, std::int64_t>> streams;
-  auto s = each_row(db, k_broken_streams, [&](statement& r) {
+  auto s = for_each_row(db, k_broken_streams, [&](statement& r) {
     streams.emplace_back(text(r, 0), text(r, 1), r.column_int64(2));
   });
   if (!s) return s;
@@ -226,8 +217,8 @@ status repair_all(connection& db, doctor_report& report) {
   for (auto [table, counter, noun] : {std::tuple{"rows", "next_row_seq", "rows"},
                                       std::tuple{"commands", "next_command_seq", "commands"}}) {
     std::vector<std::string> sessions;
-    s = each_row(db, broken_sequences(table, counter),
-                 [&](statement& r) { sessions.push_back(text(r, 0)); });
+    s = for_each_row(db, broken_sequences(table, counter),
+                     [&](statement& r) { sessions.push_back(text(r, 0)); });
     if (!s) return s;
     for (const std::string& id : sessions) {
       if (auto st = renumber(db, table, "session_id", id, 0); !st) return st;
@@ -243,7 +234,7 @@ status repair_all(connection& db, doctor_report& report) {
   }
   // Generated row ids follow their sequence (also after the renumbering above).
   std::vector<std::string> misnamed;
-  s = each_row(db, k_misnamed_rows, [&](statement& r) { misnamed.push_back(text(r, 0)); });
+  s = for_each_row(db, k_misnamed_rows, [&](statement& r) { misnamed.push_back(text(r, 0)); });
   if (!s) return s;
   for (const std::string& id : misnamed) {
     if (auto st = rename_generated_rows(db, id); !st) return st;
@@ -270,11 +261,8 @@ result<std::vector<finding>> diagnose(connection& db) {
   auto pending = pending_migrations(db);  // refuses a database of a newer ordo
   if (!pending) return std::move(pending).error();
   std::vector<finding> out;
-  if (auto s = db.exec("BEGIN"); !s) return std::move(s).error();
-  struct end_read {
-    connection& db;
-    ~end_read() { (void)db.exec("COMMIT"); }
-  } guard{db};
+  auto read = read_transaction::begin(db);
+  if (!read) return std::move(read).error();
   if (auto s = check_sqlite(db, out); !s) return std::move(s).error();
   if (!pending->empty()) {
     out.push_back({"schema", "database",

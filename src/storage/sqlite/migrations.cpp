@@ -336,6 +336,9 @@ result<std::vector<std::string>> dangling_foreign_keys(connection& db) {
   return found;
 }
 
+// How many dangling rows or schema differences an error message lists before "and N more".
+constexpr std::size_t k_most_listed = 10;
+
 std::string joined(const std::vector<std::string>& items, std::size_t most) {
   std::string out;
   for (std::size_t i = 0; i < items.size() && i < most; ++i) {
@@ -423,9 +426,9 @@ result<int> apply_migrations(connection& db, std::span<const migration> migratio
     auto dangling = dangling_foreign_keys(db);
     if (!dangling) return fail(std::move(dangling).error());
     if (!dangling->empty()) {
-      return fail(
-          make_failure(failure_kind::internal, "migration_invariant",
-                       "it would leave rows referring to missing rows: " + joined(*dangling, 5)));
+      return fail(make_failure(
+          failure_kind::internal, "migration_invariant",
+          "it would leave rows referring to missing rows: " + joined(*dangling, k_most_listed)));
     }
     auto record =
         db.prepare("INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)");
@@ -489,7 +492,7 @@ status verify_schema(connection& db) {
   return make_failure(
       failure_kind::unavailable, "schema_mismatch",
       "the database claims schema version " + std::to_string(*version) +
-          " but its schema differs (changed outside ordo?): " + joined(problems, 10) +
+          " but its schema differs (changed outside ordo?): " + joined(problems, k_most_listed) +
           ". Restore a copy of the database from before the change.");
 }
 
