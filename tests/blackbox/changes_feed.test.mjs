@@ -15,6 +15,7 @@
 import { readFileSync } from "node:fs"
 import { afterAll, beforeAll, describe, expect, test } from "vitest"
 import { startOrdo } from "../support/ordo_server.mjs"
+import { ctx, expectError, expectOk, request } from "../support/api.mjs"
 
 const LONG_POLL_TIMEOUT_MS = 1500
 const SEED = Number(process.env.ORDO_TEST_SEED ?? 20261122)
@@ -73,7 +74,6 @@ afterAll(async () => {
 let counter = 0
 const fresh = (label) => `${label}-${++counter}`
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
-const ctx = (res) => `${res.what} -> ${res.status} ${res.text.slice(0, 400)}`
 const clone = (v) => structuredClone(v)
 
 function parseOffset(o) {
@@ -93,42 +93,9 @@ function mulberry32(seed) {
   }
 }
 
-function expectOk(res, status = 200) {
-  expect(res.status, ctx(res)).toBe(status)
-  expect(res.headers.get("content-type"), ctx(res)).toBe("application/json")
-  expect(res.json, ctx(res)).toBeDefined()
-  return res.json
-}
-
-function expectError(res, status, code) {
-  expect(res.status, ctx(res)).toBe(status)
-  expect(res.headers.get("content-type"), ctx(res)).toBe("application/json")
-  expect(res.json, ctx(res)).toBeDefined()
-  expect(Object.keys(res.json), ctx(res)).toEqual(["error"])
-  expect(res.json.error.code, ctx(res)).toBe(code)
-  expect(typeof res.json.error.message, ctx(res)).toBe("string")
-  expect(res.json.error.message.trim().length, ctx(res)).toBeGreaterThan(0)
-  return res.json.error
-}
-
 /** An HTTP client for one server, with the feed helpers. */
 function client(base) {
-  async function call(method, path, { headers = {}, body, signal } = {}) {
-    const init = { method, headers: { ...headers }, redirect: "manual", signal }
-    if (body !== undefined) {
-      init.body = typeof body === "string" ? body : JSON.stringify(body)
-      init.headers["Content-Type"] ??= "application/json"
-    }
-    const res = await fetch(base + path, init)
-    const text = await res.text()
-    let json
-    try {
-      json = text.length ? JSON.parse(text) : undefined
-    } catch {
-      json = undefined
-    }
-    return { status: res.status, headers: res.headers, text, json, what: `${method} ${path}` }
-  }
+  const call = (method, path, options) => request(base, method, path, options)
 
   /** The feed's tail offset (HEAD). */
   async function tail() {

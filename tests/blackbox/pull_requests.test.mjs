@@ -9,6 +9,7 @@
 // Every refused observation must write nothing: no event, no PR, the same session revision.
 import { afterAll, beforeAll, describe, expect, test } from "vitest"
 import { startOrdo } from "../support/ordo_server.mjs"
+import { ctx, expectError, expectOk, request } from "../support/api.mjs"
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/
 
@@ -50,25 +51,6 @@ afterAll(async () => {
 let counter = 0
 const fresh = (label) => `${label}-${++counter}`
 const prUrl = (label = "pr") => `https://git.example/acme/app/pull/${fresh(label)}`
-const ctx = (res) => `${res.what} -> ${res.status} ${res.text.slice(0, 500)}`
-
-function expectOk(res, status = 200) {
-  expect(res.status, ctx(res)).toBe(status)
-  expect(res.headers.get("content-type"), ctx(res)).toBe("application/json")
-  expect(res.json, ctx(res)).toBeDefined()
-  return res.json
-}
-
-function expectError(res, status, code) {
-  expect(res.status, ctx(res)).toBe(status)
-  expect(res.headers.get("content-type"), ctx(res)).toBe("application/json")
-  expect(res.json, ctx(res)).toBeDefined()
-  expect(Object.keys(res.json), ctx(res)).toEqual(["error"])
-  expect(res.json.error.code, ctx(res)).toBe(code)
-  expect(typeof res.json.error.message, ctx(res)).toBe("string")
-  expect(res.json.error.message.trim().length, ctx(res)).toBeGreaterThan(0)
-  return res.json.error
-}
 
 const facts = (view) => {
   const { checks, comments, ...rest } = view
@@ -76,22 +58,7 @@ const facts = (view) => {
 }
 
 function client(base) {
-  async function call(method, path, { headers = {}, body } = {}) {
-    const init = { method, headers: { ...headers }, redirect: "manual" }
-    if (body !== undefined) {
-      init.body = typeof body === "string" ? body : JSON.stringify(body)
-      init.headers["Content-Type"] ??= "application/json"
-    }
-    const res = await fetch(base + path, init)
-    const text = await res.text()
-    let json
-    try {
-      json = text.length ? JSON.parse(text) : undefined
-    } catch {
-      json = undefined
-    }
-    return { status: res.status, headers: res.headers, text, json, what: `${method} ${path}` }
-  }
+  const call = (method, path, options) => request(base, method, path, options)
 
   async function tail() {
     const res = await call("HEAD", "/v1/changes")

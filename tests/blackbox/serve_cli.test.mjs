@@ -8,6 +8,13 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { ordoBinary, startOrdo } from "../support/ordo_server.mjs"
 
+/** Runs SQL on a database file with the sqlite3 shell (bootstrap installs it); returns stdout. */
+const sqlite = (db, sql) => {
+  const r = spawnSync("sqlite3", [db, sql], { encoding: "utf8" })
+  expect(r.status, r.stderr).toBe(0)
+  return r.stdout.trim()
+}
+
 const OPTIONS = [
   ["--host", "ORDO_HOST"],
   ["--port", "ORDO_PORT"],
@@ -143,11 +150,6 @@ describe("ordo serve", () => {
 
 describe("ordo migrate", () => {
   const run = (args, opts = {}) => spawnSync(ordoBinary(), ["migrate", ...args], { encoding: "utf8", timeout: 20000, ...opts })
-  const sqlite = (db, sql) => {
-    const r = spawnSync("sqlite3", [db, sql], { encoding: "utf8" })
-    expect(r.status, r.stderr).toBe(0)
-    return r.stdout.trim()
-  }
   /** The files of `dir` with their bytes and mtimes, to prove a tool left them alone. */
   const fingerprint = (dir) =>
     readdirSync(dir)
@@ -413,11 +415,6 @@ describe("ordo doctor", () => {
   const doctor = (dir, extra = []) => {
     const r = spawnSync(ordoBinary(), ["doctor", "--data-dir", dir, "--json", ...extra], { encoding: "utf8", timeout: 30000 })
     return { status: r.status, report: r.stdout ? JSON.parse(r.stdout) : null, stderr: r.stderr }
-  }
-  const sqlite = (db, sql) => {
-    const r = spawnSync("sqlite3", [db, sql], { encoding: "utf8" })
-    expect(r.status, r.stderr).toBe(0)
-    return r.stdout.trim()
   }
 
   test("finds a broken stream and session rows, repairs them in order, and clients resync", async () => {

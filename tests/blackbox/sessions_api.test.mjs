@@ -8,6 +8,7 @@
 // timestamps, fields) is the same and its event stream has no new event.
 import { afterAll, beforeAll, describe, expect, test } from "vitest"
 import { startOrdo } from "../support/ordo_server.mjs"
+import { ctx, expectError, expectOk, request } from "../support/api.mjs"
 
 const LONG_POLL_TIMEOUT_MS = 2000
 const STREAM_TIMEOUT_MS = 10000
@@ -68,53 +69,8 @@ const fresh = (label) => `${label.toLowerCase().replace(/[^a-z0-9]+/g, "-").repl
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/
 
-/**
- * One request. Objects and arrays are sent as JSON (with Content-Type: application/json);
- * strings are sent as they are, so malformed JSON can be sent byte for byte.
- */
-async function call(method, path, { headers = {}, body } = {}) {
-  const init = { method, headers: { ...headers }, redirect: "manual" }
-  if (body !== undefined) {
-    const text = typeof body === "string" ? body : JSON.stringify(body)
-    init.body = Buffer.from(text)
-    if (!Object.keys(init.headers).some((k) => k.toLowerCase() === "content-type")) {
-      init.headers["Content-Type"] = "application/json"
-    }
-  }
-  const res = await fetch(base + path, init)
-  const text = Buffer.from(await res.arrayBuffer()).toString("utf8")
-  let json
-  try {
-    json = text.length ? JSON.parse(text) : undefined
-  } catch {
-    json = undefined
-  }
-  return { status: res.status, headers: res.headers, text, json, what: `${method} ${path}` }
-}
+const call = (method, path, options) => request(base, method, path, options)
 
-const ctx = (res) => `${res.what} -> ${res.status} ${res.text.slice(0, 400)}`
-
-/** Asserts a successful JSON answer with the given status; returns the body. */
-function expectOk(res, status = 200) {
-  expect(res.status, ctx(res)).toBe(status)
-  expect(res.headers.get("content-type"), ctx(res)).toBe("application/json")
-  expect(res.json, ctx(res)).toBeDefined()
-  return res.json
-}
-
-/** Asserts the exact error shape: status, JSON content type, {"error":{"code","message",...}}. */
-function expectError(res, status, code) {
-  expect(res.status, ctx(res)).toBe(status)
-  expect(res.headers.get("content-type"), ctx(res)).toBe("application/json")
-  expect(res.json, ctx(res)).toBeDefined()
-  expect(Object.keys(res.json), ctx(res)).toEqual(["error"])
-  const error = res.json.error
-  expect(typeof error, ctx(res)).toBe("object")
-  expect(error.code, ctx(res)).toBe(code)
-  expect(typeof error.message, ctx(res)).toBe("string")
-  expect(error.message.trim().length, ctx(res)).toBeGreaterThan(0)
-  return error
-}
 
 /** The ETag of a session answer must carry its revision. */
 function expectRevisionETag(res, revision) {
