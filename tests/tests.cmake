@@ -51,3 +51,6 @@ ordo_vitest(pull_requests blackbox/pull_requests.test.mjs)
 
 # Storage faults: a full disk (on a small tmpfs the test mounts; needs root, as in CI).
 ordo_vitest(storage_faults blackbox/storage_faults.test.mjs)
+
+# The database file replaced under a running server: a valid file adopted, an invalid one refused.
+ordo_vitest(file_replacement blackbox/file_replacement.test.mjs)

@@ -459,7 +459,7 @@ awaitable<bool> server::impl::dispatch(request& req, connection& conn) {
     } else {
       res.body() =
           ready ? R"({"status":"ready","streams":)" + std::to_string(engine.stream_count()) + "}"
-                : R"({"status":"unavailable","reason":"writes are refused until restart"})";
+                : R"({"status":"unavailable","reason":")" + engine.write_refusal() + "\"}";
     }
     finish(res, head);
     co_return co_await write_response(stream, res, stopping);
@@ -1047,6 +1047,13 @@ awaitable<bool> server::impl::serve_sse(request& req, connection& conn,
       append_sse_comment(beat, "keep-alive");
       ok = co_await write_chunk(beat);
     }
+  }
+  if (ok && record->state().lifecycle == stream_lifecycle::replaced) {
+    // The database file was replaced: the reader reconnects, and its offset, from the old
+    // file, is answered with 410 and a re-read from the new one.
+    std::string frame;
+    append_sse_comment(frame, "database replaced; reconnect to resync");
+    ok = co_await write_chunk(frame);
   }
   if (ok && shutting_down) {
     // The server is stopping: a last control event at the reader's next offset (everything

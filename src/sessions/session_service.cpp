@@ -493,10 +493,12 @@ void run_write(stream_engine& engine, write_fn fn, reply_callback done, std::siz
 
 void run_read(stream_engine& engine, read_fn fn, reply_callback done) {
   auto shared_done = std::make_shared<reply_callback>(std::move(done));
-  bool queued = engine.read_with([fn = std::move(fn), shared_done](sqlite::read_context& ctx) {
-    session_tables t(ctx.statements);
-    (*shared_done)(fn(ctx, t));
-  });
+  bool queued = engine.read_with(
+      [fn = std::move(fn), shared_done](sqlite::read_context& ctx) {
+        session_tables t(ctx.statements);
+        (*shared_done)(fn(ctx, t));
+      },
+      [shared_done](const failure& f) { (*shared_done)(f); });
   if (!queued) {
     (*shared_done)(make_failure(failure_kind::unavailable, "read_queue_full",
                                 "too many reads are waiting; retry shortly"));
@@ -518,6 +520,9 @@ std::string session_service::events_stream_path(std::string_view session_id) {
 
 void session_service::start() {
   ensure_change_feed();
+  // A replacement database without a change feed gets one (submitted, not waited for: the hook
+  // runs on the writer thread).
+  engine_.on_adopted([this] { submit_change_feed_job({}); });
   reap_once();
   reaper_ = std::thread([this] { reaper_loop(); });
 }
@@ -529,6 +534,7 @@ void session_service::stop() {
   }
   cv_.notify_all();
   if (reaper_.joinable()) reaper_.join();
+  engine_.on_adopted(nullptr);
 }
 
 namespace {
@@ -539,6 +545,10 @@ result<json::object> pr_view(session_tables& t, const sqlite::pr_row& p);
 void session_service::ensure_change_feed() {
   auto finished = std::make_shared<std::promise<void>>();
   auto future = finished->get_future();
+  if (submit_change_feed_job([finished] { finished->set_value(); })) future.wait();
+}
+
+bool session_service::submit_change_feed_job(std::function<void()> then) {
   write_job job;
   job.run = [](write_context& ctx) -> bool {
     auto feed = ctx.find_stream(k_changes_stream_path);
@@ -547,18 +557,18 @@ void session_service::ensure_change_feed() {
     return ctx.create_stream(std::string(k_changes_stream_path), std::string(k_events_content_type))
         .ok();
   };
-  job.done = [finished](const std::optional<failure>& f) {
+  job.done = [then = std::move(then)](const std::optional<failure>& f) {
     if (f) spdlog::error("cannot create the change feed: {}", f->message);
-    finished->set_value();
+    if (then) then();
   };
-  if (engine_.submit(std::move(job))) future.wait();
+  return engine_.submit(std::move(job));
 }
 
 void session_service::changes_snapshot(reply_callback done) {
   run_read(
       engine_,
-      [epoch = engine_.database_epoch()](sqlite::read_context& ctx,
-                                         session_tables& t) -> result<reply> {
+      [](sqlite::read_context& ctx, session_tables& t) -> result<reply> {
+        std::uint64_t epoch = ctx.database_epoch;
         // One read transaction: the entities and the feed offset agree.
         auto read = sqlite::read_transaction::begin(ctx.db);
         if (!read) return std::move(read).error();
@@ -983,8 +993,9 @@ void session_service::heartbeat(std::string id, reply_callback done) {
 void session_service::snapshot(std::string id, std::optional<int> row_limit, reply_callback done) {
   run_read(
       engine_,
-      [id = std::move(id), row_limit, epoch = engine_.database_epoch()](
-          sqlite::read_context& ctx, session_tables& t) -> result<reply> {
+      [id = std::move(id), row_limit](sqlite::read_context& ctx,
+                                      session_tables& t) -> result<reply> {
+        std::uint64_t epoch = ctx.database_epoch;
         int limit = row_limit.value_or(k_default_snapshot_rows);
         if (limit < 0 || limit > k_max_row_page) {
           return invalid("invalid_rows",

@@ -152,7 +152,10 @@ class session_service {
   void list_rows(std::string id, row_list_query query, reply_callback done);
 
  private:
+  // Creates the change feed's stream if the database has none; waits for it.
   void ensure_change_feed();
+  // Queues that job; `then` runs on the writer thread once it is done. false: queue full.
+  bool submit_change_feed_job(std::function<void()> then);
   void reap_once();
   // Prunes one batch of change-feed events older than the retention; true if more may remain.
   bool prune_changes_once();

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <random>
 
+#include <unistd.h>
+
 #include "streams/content_type.hpp"
 #include "streams/json_batch.hpp"
 
@@ -30,6 +32,12 @@ std::int64_t random_incarnation() {
 
 std::string media_type_of(std::string_view content_type) {
   return normalized_media_type(content_type).value_or(std::string(content_type));
+}
+
+// The inode of the file at `path`, or 0 when there is none.
+ino_t inode_at(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
 }
 
 }  // namespace
@@ -169,53 +177,10 @@ stream_engine::stream_engine(stream_engine_options options) : options_(std::move
 
 result<std::unique_ptr<stream_engine>> stream_engine::open(stream_engine_options options) {
   std::unique_ptr<stream_engine> engine(new stream_engine(std::move(options)));
-  const auto& opts = engine->options_;
-  auto db = sqlite::open_write_connection(opts.database);
-  if (!db) return std::move(db).error();
-  engine->write_db_ = std::make_unique<sqlite::connection>(std::move(*db));
-  {
-    struct stat st {};
-    if (::stat(opts.database.path.c_str(), &st) != 0) {
-      return make_failure(failure_kind::unavailable, "storage_unavailable",
-                          "cannot stat the database file '" + opts.database.path + "'");
-    }
-    engine->file_device_ = st.st_dev;
-    engine->file_inode_ = st.st_ino;
-  }
-  auto restored = sqlite::renew_epoch_if_restored(*engine->write_db_);
-  if (!restored) return std::move(restored).error();
-  if (*restored) {
-    spdlog::warn(
-        "database restored from a backup taken at {}: it gets a new epoch, so clients "
-        "holding offsets from before re-read from the start",
-        **restored);
-  }
-  auto epoch = sqlite::load_or_create_database_epoch(*engine->write_db_);
-  if (!epoch) return std::move(epoch).error();
-  engine->database_epoch_ = *epoch;
-  auto tables = sqlite::stream_tables::prepare(*engine->write_db_);
-  if (!tables) return std::move(tables).error();
-  engine->tables_ = std::make_unique<sqlite::stream_tables>(std::move(*tables));
-  engine->write_statements_ = std::make_unique<sqlite::statement_cache>(*engine->write_db_);
-
-  auto streams = sqlite::load_streams(*engine->write_db_);
-  if (!streams) return std::move(streams).error();
-  // Ids ascend, so a fork's source is always registered before the fork.
-  for (const auto& s : *streams) {
-    auto record = engine->make_record(s.row, static_cast<std::uint64_t>(s.tail), s.row.closed);
-    if (s.row.state == sqlite::stream_row_state::soft_deleted) {
-      record->publish_lifecycle(stream_lifecycle::soft_deleted);
-    }
-    engine->by_id_.emplace(s.row.id, record);
-    engine->by_path_.emplace(s.row.path, record);
-  }
-
-  auto pool = sqlite::read_pool::start(opts.database, opts.reader_threads, opts.max_read_queue);
-  if (!pool) return std::move(pool).error();
-  engine->readers_ = std::move(*pool);
+  engine->readers_ =
+      sqlite::read_pool::start(engine->options_.reader_threads, engine->options_.max_read_queue);
+  if (auto s = engine->attach_database(std::nullopt); !s) return std::move(s).error();
   engine->writer_ = std::thread([e = engine.get()] { e->writer_loop(); });
-  spdlog::info("storage open path={} streams={} database_epoch={:016x}", opts.database.path,
-               streams->size(), engine->database_epoch_);
   return engine;
 }
 
@@ -238,30 +203,247 @@ bool stream_engine::writable() const {
   return !poisoned_.load() && !file_lost_.load();
 }
 
+std::string stream_engine::write_refusal() const {
+  if (poisoned_) return "a commit failed with an unknown outcome; writes are refused until restart";
+  if (file_lost_) {
+    return "the database file was replaced, moved or deleted (the log says how); writes are "
+           "refused until a valid ordo database is at its path or ordo is restarted";
+  }
+  return "";
+}
+
+void stream_engine::on_adopted(std::function<void()> hook) {
+  std::lock_guard lock(registry_mu_);
+  adopted_hook_ = std::move(hook);
+}
+
+stream_engine::file_identity stream_engine::identity_of(const struct stat& st) {
+  return file_identity{
+      st.st_dev, st.st_ino, st.st_size,
+      static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
+}
+
+void stream_engine::log_file_problem(const std::string& message) {
+  if (message == last_file_problem_) return;
+  last_file_problem_ = message;
+  spdlog::error("{}", message);
+}
+
 status stream_engine::check_database_file() {
-  auto refuse = [&] {
-    return make_failure(failure_kind::unavailable, "storage_replaced",
-                        file_lost_reason_ + "; writes are refused until ordo is restarted");
-  };
-  if (file_lost_) return refuse();
+  const std::string& path = options_.database.path;
   struct stat now {};
-  std::string reason;
-  if (::stat(options_.database.path.c_str(), &now) != 0) {
-    reason = "the database file '" + options_.database.path + "' was moved or deleted";
-  } else if (now.st_dev != file_device_ || now.st_ino != file_inode_) {
-    reason = "the database file '" + options_.database.path +
-             "' was replaced by another file (inode " + std::to_string(file_inode_) + " -> " +
-             std::to_string(now.st_ino) + ")";
-  } else {
+  bool present = ::stat(path.c_str(), &now) == 0;
+  bool same = present && now.st_dev == file_device_ && now.st_ino == file_inode_;
+  if (same && attached_) {
+    if (file_lost_) {
+      // Moved away and back: the connections never left this file.
+      file_lost_ = false;
+      last_file_problem_.clear();
+      spdlog::warn("the database file '{}' is back at its path; writes resume", path);
+    }
     return ok_v;
   }
-  file_lost_reason_ = std::move(reason);
-  file_lost_ = true;
-  spdlog::error(
-      "{}; refusing all writes so nothing is written to a file no longer at its path. "
-      "Restart ordo to open the file now at the path",
-      file_lost_reason_);
-  return refuse();
+  if (!file_lost_) {
+    file_lost_reason_ =
+        !present ? "the database file '" + path + "' was moved or deleted"
+                 : "the database file '" + path + "' was replaced by another file (inode " +
+                       std::to_string(file_inode_) + " -> " + std::to_string(now.st_ino) + ")";
+    file_lost_ = true;
+    log_file_problem(file_lost_reason_ +
+                     "; refusing writes so nothing is written to a file no longer at its path");
+  }
+  if (present) adopt_database_file(now);
+  if (!file_lost_) return ok_v;
+  return make_failure(failure_kind::unavailable, "storage_replaced",
+                      file_lost_reason_ +
+                          "; writes are refused until a valid ordo database is at the path "
+                          "(ordo switches to it) or ordo is restarted");
+}
+
+void stream_engine::adopt_database_file(const struct stat& st) {
+  const std::string& path = options_.database.path;
+  file_identity candidate = identity_of(st);
+  if (rejected_file_ == candidate) return;  // unchanged since it failed validation
+  auto validate = [&]() -> status {
+    if (validated_file_ == candidate) return ok_v;
+    if (auto s = sqlite::validate_database_file(path); !s) return s;
+    validated_file_ = candidate;
+    return ok_v;
+  };
+  auto reject = [&](const std::string& why) {
+    rejected_file_ = candidate;
+    file_lost_reason_ = "the database file '" + path + "' was replaced by a file ordo cannot use";
+    log_file_problem(why + "; writes stay refused until a valid ordo database is at the path");
+  };
+  if (attached_) {
+    if (auto valid = validate(); !valid) {
+      return reject(valid.error().message);
+    }
+    // The old database's -wal and -shm are still beside the new file, and closing the old
+    // connections removes them by name: anything else there would be lost, so refuse.
+    for (auto [suffix, ours] : {std::pair{"-wal", wal_inode_}, std::pair{"-shm", shm_inode_}}) {
+      ino_t there = inode_at(path + suffix);
+      if (there != 0 && there != ours) {
+        return reject("the " + std::string(suffix) + " file beside the replaced database '" + path +
+                      "' is not the one ordo opened (a replacement must be a single "
+                      "file, as `ordo backup` writes); restart ordo to open it as it is");
+      }
+    }
+    spdlog::warn("the database file '{}' was replaced by a valid ordo database; switching to it",
+                 path);
+    detach_database();
+  } else if (auto valid = validate(); !valid) {
+    return reject(valid.error().message);
+  }
+  // SQLite leaves a moved database's -wal and -shm at the path on close (it will not delete
+  // what may belong to the file now there), and the new file would read them as its own log.
+  // They are the old database's, emptied by the checkpoint at detach: remove them, unless
+  // another process still has the old database open; then wait for it to let go.
+  if (wal_inode_ != 0 || shm_inode_ != 0) {
+    if (sqlite::wal_database_open_elsewhere(path) && inode_at(path + "-shm") == shm_inode_) {
+      std::string why = "another process still has the replaced database '" + path +
+                        "' open (it holds its -shm file); ordo switches to the new file once "
+                        "that process closes it";
+      log_file_problem(why);
+      readers_->close_connections(
+          make_failure(failure_kind::unavailable, "storage_unavailable", why));
+      readers_->resume();
+      return;
+    }
+    for (auto [suffix, ours] : {std::pair{"-wal", wal_inode_}, std::pair{"-shm", shm_inode_}}) {
+      if (ours != 0 && inode_at(path + suffix) == ours) ::unlink((path + suffix).c_str());
+    }
+    wal_inode_ = 0;
+    shm_inode_ = 0;
+  }
+  if (auto s = attach_database(candidate); !s) {
+    log_file_problem("cannot open the replacement database '" + path + "': " + s.error().message);
+    readers_->close_connections(make_failure(
+        failure_kind::unavailable, "storage_unavailable",
+        "the database file was replaced and the new one cannot be opened: " + s.error().message));
+    readers_->resume();
+    return;
+  }
+}
+
+void stream_engine::detach_database() {
+  readers_->pause();
+  readers_->close_connections(make_failure(failure_kind::unavailable, "storage_switching",
+                                           "the server is switching to a new database file; "
+                                           "retry shortly"));
+  // Everything the old WAL holds goes into the old file (gone, or moved elsewhere and then
+  // complete), and the -wal is left empty. Readers are closed, so nothing holds it back.
+  if (write_db_) {
+    auto busy = write_db_->query_int64("PRAGMA wal_checkpoint(TRUNCATE)");
+    if (!busy || busy->value_or(0) != 0) {
+      spdlog::warn("the checkpoint of the replaced database was incomplete: {}",
+                   busy ? "another process is reading it" : busy.error().message);
+    }
+  }
+  // Statements before their connection.
+  write_statements_.reset();
+  tables_.reset();
+  write_db_.reset();
+  attached_ = false;
+}
+
+status stream_engine::attach_database(std::optional<file_identity> adopting) {
+  const std::string& path = options_.database.path;
+  auto opened = sqlite::open_write_connection(options_.database);
+  if (!opened) return std::move(opened).error();
+  // On the heap from the start: the prepared tables refer to it.
+  auto db = std::make_unique<sqlite::connection>(std::move(*opened));
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    return make_failure(failure_kind::unavailable, "storage_unavailable",
+                        "cannot stat the database file '" + path + "'");
+  }
+  if (adopting && (st.st_dev != adopting->device || st.st_ino != adopting->inode)) {
+    return make_failure(failure_kind::unavailable, "storage_unavailable",
+                        "the file changed again while it was being opened");
+  }
+  auto restored = sqlite::renew_epoch_if_restored(*db);
+  if (!restored) return std::move(restored).error();
+  if (*restored) {
+    spdlog::warn(
+        "database restored from a backup taken at {}: it gets a new epoch, so clients "
+        "holding offsets from before re-read from the start",
+        **restored);
+  } else if (adopting) {
+    // Offsets issued from the old file must not be taken for positions in this one.
+    if (auto s = sqlite::renew_database_epoch(*db); !s) return s;
+  }
+  auto epoch = sqlite::load_or_create_database_epoch(*db);
+  if (!epoch) return std::move(epoch).error();
+  auto tables = sqlite::stream_tables::prepare(*db);
+  if (!tables) return std::move(tables).error();
+  auto streams = sqlite::load_streams(*db);
+  if (!streams) return std::move(streams).error();
+  std::uint64_t generation = generation_ + 1;
+  readers_->pause();  // no-op unless the readers were let go on refusing while detached
+  if (auto s = readers_->open_connections(options_.database, generation, *epoch); !s) {
+    readers_->close_connections(s.error());
+    return s;
+  }
+
+  // Nothing fails from here on: switch.
+  write_db_ = std::move(db);
+  tables_ = std::make_unique<sqlite::stream_tables>(std::move(*tables));
+  write_statements_ = std::make_unique<sqlite::statement_cache>(*write_db_);
+  database_epoch_ = *epoch;
+  generation_ = generation;
+  file_device_ = st.st_dev;
+  file_inode_ = st.st_ino;
+  wal_inode_ = inode_at(path + "-wal");
+  shm_inode_ = inode_at(path + "-shm");
+  attached_ = true;
+  auto [by_id, by_path] = build_registry(*streams);
+  record_map old;
+  std::function<void()> hook;
+  {
+    std::lock_guard lock(registry_mu_);
+    old = std::exchange(by_id_, std::move(by_id));
+    by_path_ = std::move(by_path);
+    hook = adopted_hook_;
+  }
+  // Live readers of the old records end; their clients resume against the new file, where
+  // the new epoch answers their old offsets with 410 and a re-read.
+  for (auto& [id, record] : old)
+    record->publish_lifecycle(stream_lifecycle::replaced);
+  readers_->resume();
+  file_lost_ = false;
+  poisoned_ = false;
+  purge_pending_ = true;
+  rejected_file_.reset();
+  validated_file_.reset();
+  last_file_problem_.clear();
+  if (adopting) {
+    spdlog::warn(
+        "switched to the replacement database '{}': streams={} database_epoch={:016x}; clients "
+        "resuming with offsets from the old file get 410 and re-read",
+        path, streams->size(), database_epoch_.load());
+    if (hook) hook();
+  } else {
+    spdlog::info("storage open path={} streams={} database_epoch={:016x}", path, streams->size(),
+                 database_epoch_.load());
+  }
+  return ok_v;
+}
+
+std::pair<stream_engine::record_map, stream_engine::path_map> stream_engine::build_registry(
+    const std::vector<sqlite::loaded_stream>& streams) {
+  record_map by_id;
+  path_map by_path;
+  // Ids ascend, so a fork's source is always registered before the fork.
+  for (const auto& s : streams) {
+    auto record = make_record(s.row, static_cast<std::uint64_t>(s.tail), s.row.closed, &by_id);
+    if (s.row.state == sqlite::stream_row_state::soft_deleted) {
+      record->publish_lifecycle(stream_lifecycle::soft_deleted);
+    }
+    by_id.emplace(s.row.id, record);
+    by_path.emplace(s.row.path, record);
+  }
+  return std::pair{std::move(by_id), std::move(by_path)};
 }
 
 writer_stats stream_engine::stats() const {
@@ -294,7 +476,8 @@ std::shared_ptr<stream_record> stream_engine::find_by_id(std::int64_t id) const 
 }
 
 std::shared_ptr<stream_record> stream_engine::make_record(const sqlite::stream_row& row,
-                                                          std::uint64_t tail, bool closed) {
+                                                          std::uint64_t tail, bool closed,
+                                                          const record_map* building) {
   stream_config c;
   c.id = row.id;
   c.path = row.path;
@@ -306,13 +489,14 @@ std::shared_ptr<stream_record> stream_engine::make_record(const sqlite::stream_r
                                                  : sse_mode::base64;
   c.incarnation = static_cast<std::uint64_t>(row.incarnation);
   c.offset_prefix = offset_prefix_for(database_epoch_, c.incarnation);
+  c.generation = generation_;
   c.created_at_ms = row.created_at_ms;
   c.ttl_seconds = row.ttl_seconds;
   c.expires_at_ms = row.expires_at_ms;
   c.fork_source_id = row.fork_source_id;
   c.base_seq = static_cast<std::uint64_t>(row.base_seq);
   c.fork_sub_offset = static_cast<std::uint64_t>(row.fork_sub_offset);
-  if (row.fork_source_id) c.inherited = inherited_segments(row, c.base_seq);
+  if (row.fork_source_id) c.inherited = inherited_segments(row, c.base_seq, building);
   published_state state{tail, closed, stream_lifecycle::live,
                         static_cast<std::uint64_t>(row.pruned_upto)};
   return std::make_shared<stream_record>(std::move(c), state, row.last_access_ms,
@@ -322,13 +506,21 @@ std::shared_ptr<stream_record> stream_engine::make_record(const sqlite::stream_r
 // The read plan for positions <= base_seq of a fork of `row.fork_source_id`, from the source's
 // own plan (registered records at startup, or rows within the writer's transaction).
 std::vector<read_segment> stream_engine::inherited_segments(const sqlite::stream_row& row,
-                                                            std::uint64_t base_seq) const {
+                                                            std::uint64_t base_seq,
+                                                            const record_map* building) const {
   std::vector<read_segment> out;
   if (!row.fork_source_id || base_seq == 0) return out;
   std::int64_t source_id = *row.fork_source_id;
   std::vector<read_segment> source_plan;
   std::uint64_t source_base = 0;
-  if (auto source = find_by_id(source_id)) {
+  std::shared_ptr<stream_record> source;
+  if (building) {
+    auto it = building->find(source_id);
+    if (it != building->end()) source = it->second;
+  } else {
+    source = find_by_id(source_id);
+  }
+  if (source) {
     source_plan = source->config().inherited;
     source_base = source->config().base_seq;
   } else if (tables_) {
@@ -415,8 +607,9 @@ bool stream_engine::submit(write_job job) {
   return true;
 }
 
-bool stream_engine::read_with(std::function<void(sqlite::read_context&)> task) {
-  return readers_->submit(std::move(task));
+bool stream_engine::read_with(std::function<void(sqlite::read_context&)> task,
+                              std::function<void(const failure&)> refuse) {
+  return readers_->submit(std::move(task), std::move(refuse));
 }
 
 void stream_engine::expire_soon(const std::shared_ptr<stream_record>&) {
@@ -456,8 +649,19 @@ void stream_engine::read(std::shared_ptr<stream_record> stream, std::uint64_t af
   std::size_t max_bytes = options_.read_chunk_bytes;
   auto shared_done = std::make_shared<read_callback>(std::move(done));
   std::weak_ptr<stream_record> weak = stream;
+  std::uint64_t generation = c.generation;
   bool queued = readers_->submit(
-      [plan = std::move(plan), after, max_bytes, shared_done, weak](sqlite::read_context& context) {
+      [plan = std::move(plan), after, max_bytes, shared_done, weak,
+       generation](sqlite::read_context& context) {
+        if (context.generation != generation) {
+          // The stream's ids and positions belong to a database file since replaced.
+          (*shared_done)(read_result{
+              std::nullopt,
+              make_failure(failure_kind::gone, "database_replaced",
+                           "the database file was replaced while this read waited; re-read the "
+                           "stream from offset -1")});
+          return;
+        }
         sqlite::message_reader& reader = context.messages;
         read_chunk chunk;
         chunk.after = after;
@@ -507,6 +711,9 @@ void stream_engine::read(std::shared_ptr<stream_record> stream, std::uint64_t af
           }
         }
         (*shared_done)(read_result{std::move(chunk), {}});
+      },
+      [shared_done](const failure& f) {
+        (*shared_done)(read_result{std::nullopt, f});
       });
   if (!queued) {
     (*shared_done)(read_result{std::nullopt,
@@ -572,7 +779,7 @@ void stream_engine::writer_loop() {
 
 void stream_engine::checkpoint_wal() {
   // After a commit of unknown outcome the WAL is left to the recovery of the next open.
-  if (poisoned_) return;
+  if (poisoned_ || !write_db_) return;
   // TRUNCATE copies every committed page into ordo.db and empties ordo.db-wal, so a stopped
   // server leaves one self-contained file (a plain copy of it is a complete backup).
   auto busy = write_db_->query_int64("PRAGMA wal_checkpoint(TRUNCATE)");

@@ -8,6 +8,14 @@
 // A commit whose outcome is unknown (an I/O error) makes every later write fail with 503 until
 // restart, as LevelDB does after a failed fsync.
 //
+// The database file replaced under the server (seed 002: a store that kept serving a file no
+// longer at its path): the writer compares the file at the path with the one it opened before
+// every batch and every 250 ms. Once it differs, writes are refused. A valid replacement is
+// adopted: it is validated on its own first (the old database's -wal is still beside it), then
+// the readers finish what they are running, every old connection closes, the new file opens
+// with a new database epoch, the registry is rebuilt from it and every old stream record is
+// marked replaced (live readers end, resuming clients get 410 and re-read).
+//
 // Read path: published state comes from stream records (no database access); catch-up reads
 // are served from a record's tail cache or, on a miss, by the reader pool.
 //
@@ -269,18 +277,28 @@ class stream_engine {
   void remove(std::string path, delete_callback done);
   // Queues a custom job; false (and `done` is not called) when the write queue is full.
   bool submit(write_job job);
-  // Runs `task` on a reader thread with its own read-only connection; false when the read queue
-  // is full (`task` is not run).
-  bool read_with(std::function<void(sqlite::read_context&)> task);
+  // Runs `task` on a reader thread with its own read-only connection, or `refuse` when no
+  // database is open (the file was replaced and the new one cannot be opened); false when the
+  // read queue is full (neither is called).
+  bool read_with(std::function<void(sqlite::read_context&)> task,
+                 std::function<void(const failure&)> refuse);
   // Reads messages at positions (after, tail], at most read_chunk_bytes (at least one message).
   void read(std::shared_ptr<stream_record> stream, std::uint64_t after, read_callback done);
   // Asks the writer to expire a stream whose TTL or Expires-At has passed.
   void expire_soon(const std::shared_ptr<stream_record>& stream);
 
-  std::uint64_t database_epoch() const { return database_epoch_; }
-  // false once a commit of unknown outcome, or the database file being replaced, moved or
-  // deleted under the server, has stopped all writes (until restart).
+  std::uint64_t database_epoch() const { return database_epoch_.load(); }
+  // Counts the database files this engine has served: 1 at open, one more per adopted
+  // replacement. Stream records carry the generation they were made in.
+  std::uint64_t generation() const { return generation_.load(); }
+  // false once a commit of unknown outcome (until restart), or the database file being
+  // replaced, moved or deleted under the server (until a valid file is adopted), stopped writes.
   bool writable() const;
+  // Why writes are refused (for /ready), or an empty string when they are not.
+  std::string write_refusal() const;
+  // Called on the writer thread after a replacement file was adopted, e.g. to recreate managed
+  // streams the new file lacks. It may submit jobs but must not wait for them.
+  void on_adopted(std::function<void()> hook);
   // Streams clients created (managed streams are not counted).
   std::size_t stream_count() const;
   writer_stats stats() const;
@@ -312,13 +330,21 @@ class stream_engine {
   void run_maintenance();
   bool run_purge_step();
 
+  using record_map = std::unordered_map<std::int64_t, std::shared_ptr<stream_record>>;
+  using path_map = std::unordered_map<std::string, std::shared_ptr<stream_record>>;
+  // `building`: the registry being loaded, where fork sources are looked up (default: the
+  // registry in use).
   std::shared_ptr<stream_record> make_record(const sqlite::stream_row& row, std::uint64_t tail,
-                                             bool closed);
+                                             bool closed, const record_map* building = nullptr);
   std::vector<read_segment> inherited_segments(const sqlite::stream_row& row,
-                                               std::uint64_t base_seq) const;
+                                               std::uint64_t base_seq,
+                                               const record_map* building = nullptr) const;
+  // The registry of the streams load_streams() found, keyed by id and by path.
+  std::pair<record_map, path_map> build_registry(const std::vector<sqlite::loaded_stream>& streams);
 
   stream_engine_options options_;
-  std::uint64_t database_epoch_ = 0;
+  std::atomic<std::uint64_t> database_epoch_{0};
+  std::atomic<std::uint64_t> generation_{0};  // attach_database counts it up
 
   // Owned by the writer thread after open().
   std::unique_ptr<sqlite::connection> write_db_;
@@ -327,8 +353,8 @@ class stream_engine {
   std::unique_ptr<sqlite::read_pool> readers_;
 
   mutable std::mutex registry_mu_;
-  std::unordered_map<std::string, std::shared_ptr<stream_record>> by_path_;  // registry_mu_
-  std::unordered_map<std::int64_t, std::shared_ptr<stream_record>> by_id_;   // registry_mu_
+  path_map by_path_;  // registry_mu_
+  record_map by_id_;  // registry_mu_
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
@@ -341,15 +367,44 @@ class stream_engine {
   friend class write_context;
   status inject(std::string_view point, std::string_view path) const;
 
+  struct file_identity {
+    dev_t device = 0;
+    ino_t inode = 0;
+    off_t size = 0;
+    std::int64_t mtime_ns = 0;
+    bool operator==(const file_identity&) const = default;
+  };
+  static file_identity identity_of(const struct stat& st);
+
   // The database file as opened (device, inode). The writer compares it with what is at the
   // path now before every batch and at least every 250 ms; once the file was replaced, moved
-  // or deleted, file_lost_ holds the reason and writes are refused, so ordo never writes to a
-  // file no longer at its path.
+  // or deleted, file_lost_ is set, file_lost_reason_ says why and writes are refused, so ordo
+  // never writes to a file no longer at its path, until it adopts a valid file at the path.
   status check_database_file();
+  // Tries to switch to the file now at the path (`st`); on success clears file_lost_.
+  void adopt_database_file(const struct stat& st);
+  // Pauses the readers and closes every connection to the old database.
+  void detach_database();
+  // Opens the database at the path (creating it at startup), rebuilds the registry from it and
+  // lets the readers run on it. `adopting`: the identity validated beforehand (the file must
+  // still be it), and the database gets a new epoch.
+  status attach_database(std::optional<file_identity> adopting);
+  // Logs `message` at error level unless it is what was logged last (the checks repeat).
+  void log_file_problem(const std::string& message);
+
   dev_t file_device_ = 0;
   ino_t file_inode_ = 0;
+  // The -wal and -shm files' inodes when the database was opened (0: none), to tell the old
+  // database's sidecars from ones that came with a replacement.
+  ino_t wal_inode_ = 0;    // writer thread only
+  ino_t shm_inode_ = 0;    // writer thread only
+  bool attached_ = false;  // writer thread only: write_db_ and the readers' connections are open
   std::atomic<bool> file_lost_{false};
-  std::string file_lost_reason_;  // writer thread only; set once
+  std::string file_lost_reason_;                 // writer thread only
+  std::optional<file_identity> rejected_file_;   // writer thread only: failed validation
+  std::optional<file_identity> validated_file_;  // writer thread only: passed it
+  std::string last_file_problem_;                // writer thread only
+  std::function<void()> adopted_hook_;           // guarded by registry_mu_
 
   std::atomic<bool> poisoned_{false};
   std::atomic<std::uint64_t> transactions_committed_{0};

@@ -165,7 +165,7 @@ void stream_record::publish_lifecycle(stream_lifecycle lifecycle) {
     std::lock_guard lock(mu_);
     state_.lifecycle = lifecycle;
   }
-  if (lifecycle == stream_lifecycle::removed) {
+  if (lifecycle == stream_lifecycle::removed || lifecycle == stream_lifecycle::replaced) {
     std::lock_guard lock(cache_mu_);
     cache_.clear();
     cache_bytes_ = 0;

@@ -42,6 +42,7 @@ struct stream_config {
   sse_mode sse = sse_mode::base64;
   std::uint64_t incarnation = 0;
   std::uint64_t offset_prefix = 0;
+  std::uint64_t generation = 0;  // the database file it was loaded from (stream_engine::generation)
   std::int64_t created_at_ms = 0;
   std::optional<std::int64_t> ttl_seconds;
   std::optional<std::int64_t> expires_at_ms;
@@ -51,7 +52,9 @@ struct stream_config {
   std::vector<read_segment> inherited;  // read plan for positions <= base_seq, ascending
 };
 
-enum class stream_lifecycle { live, soft_deleted, removed };
+// replaced: the database file this record was loaded from was replaced under the server and the
+// engine switched to the new one; readers of it end, and clients resume against the new file.
+enum class stream_lifecycle { live, soft_deleted, removed, replaced };
 
 struct published_state {
   std::uint64_t tail = 0;

@@ -7,7 +7,8 @@ import net from "node:net"
 import { existsSync, mkdtempSync, copyFileSync, rmSync, statSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { startOrdo } from "../support/ordo_server.mjs"
+import { startOrdo, waitForLog } from "../support/ordo_server.mjs"
+import { openSse } from "../support/sse.mjs"
 
 const JSON_TYPE = { "Content-Type": "application/json" }
 
@@ -35,61 +36,6 @@ async function readAll(url, offset = "-1") {
   }
 }
 
-// One SSE block ("event: x\ndata:..."); null for a comment-only block.
-function parseEvent(block) {
-  let event = null
-  const data = []
-  for (const line of block.split("\n")) {
-    if (line.startsWith(":")) continue
-    if (line.startsWith("event:")) event = line.slice(6).trim()
-    else if (line.startsWith("data:")) data.push(line.slice(line.startsWith("data: ") ? 6 : 5))
-  }
-  if (event === null && data.length === 0) return null
-  const text = data.join("\n")
-  return { event, data: event === "control" ? JSON.parse(text) : text }
-}
-
-// An SSE reader over node:http. `ended` resolves with "end" when the response finished cleanly
-// (terminating chunk), otherwise with how it broke.
-function openSse(url, agent) {
-  const events = []
-  let comments = 0
-  let onControl
-  const firstControl = new Promise((r) => (onControl = r))
-  let req
-  const ended = new Promise((resolve) => {
-    req = http.get(url, { agent }, (res) => {
-      res.setEncoding("utf8")
-      let buffer = ""
-      res.on("data", (chunk) => {
-        buffer += chunk
-        let i
-        while ((i = buffer.indexOf("\n\n")) >= 0) {
-          const block = buffer.slice(0, i)
-          buffer = buffer.slice(i + 2)
-          const ev = parseEvent(block)
-          if (!ev) {
-            comments++
-            continue
-          }
-          events.push(ev)
-          if (ev.event === "control") onControl(ev.data)
-        }
-      })
-      res.on("end", () => resolve(res.complete ? "end" : "incomplete"))
-      res.on("error", (e) => resolve(`error: ${e.message}`))
-    })
-    req.on("error", (e) => resolve(`error: ${e.message}`))
-  })
-  return {
-    events,
-    firstControl,
-    ended,
-    comments: () => comments,
-    destroy: () => req.destroy(),
-  }
-}
-
 function exitOf(child) {
   return new Promise((r) => {
     if (child.exitCode !== null || child.signalCode !== null) r(child.exitCode ?? child.signalCode)
@@ -97,13 +43,6 @@ function exitOf(child) {
   })
 }
 
-async function waitForLog(server, pattern, ms = 10000) {
-  const until = Date.now() + ms
-  while (!pattern.test(server.log())) {
-    if (Date.now() > until) throw new Error(`log never matched ${pattern}:\n${server.log()}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
 
 describe("graceful shutdown", () => {
   test("an SSE reader gets a last control event at its next offset, then the stream ends; it resumes there after a restart with no loss and no duplicate", async () => {

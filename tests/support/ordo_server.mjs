@@ -74,3 +74,12 @@ export async function startOrdo(opts = {}) {
     },
   }
 }
+
+/** Waits until the server's log matches `pattern`; throws with the log after `ms`. */
+export async function waitForLog(server, pattern, ms = 10000) {
+  const until = Date.now() + ms
+  while (!pattern.test(server.log())) {
+    if (Date.now() > until) throw new Error(`log never matched ${pattern}:\n${server.log()}`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}

@@ -186,7 +186,7 @@ result<connection> connection::open(const std::string& path, open_mode mode,
                                                 : SQLITE_OPEN_READONLY;
   std::string name = path;
   std::error_code ec;
-  if (mode == open_mode::inspect) {
+  if (mode == open_mode::inspect || mode == open_mode::immutable) {
     if (!std::filesystem::exists(path, ec)) {
       return make_failure(failure_kind::not_found, "database_not_found",
                           "no database at '" + path + "'");
@@ -194,7 +194,8 @@ result<connection> connection::open(const std::string& path, open_mode mode,
     // A WAL database with no -wal file is open nowhere (a server keeps its -wal while it
     // runs), so it cannot change under us. A rollback-journal database shows no such sign:
     // it is read with ordinary shared locks.
-    if (in_wal_mode(path) && !std::filesystem::exists(path + "-wal", ec)) {
+    if (mode == open_mode::immutable ||
+        (in_wal_mode(path) && !std::filesystem::exists(path + "-wal", ec))) {
       name = "file:" + uri_path(path) + "?immutable=1";
     }
   }

@@ -76,7 +76,9 @@ class statement {
 // inspect: read-only and leaving no trace for the tools that look at a database. A file no
 // process has open in WAL mode (no -wal beside it) is opened immutable, so SQLite creates no
 // -wal or -shm file; otherwise it is opened read_only, sharing the running server's WAL.
-enum class open_mode { read_write_create, read_only, inspect };
+// immutable: only the main file's bytes, ignoring any -wal or -shm beside it (they may belong
+// to another database, as when the file was replaced under a server); for validating a file.
+enum class open_mode { read_write_create, read_only, inspect, immutable };
 
 class connection {
  public:

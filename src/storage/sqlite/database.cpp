@@ -1,7 +1,9 @@
 #include "storage/sqlite/database.hpp"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/vfs.h>
+#include <unistd.h>
 
 #include <filesystem>
 
@@ -103,6 +105,41 @@ result<connection> open_read_connection(const database_options& options) {
   auto db = connection::open(options.path, open_mode::read_only, options.busy_timeout);
   if (!db) return std::move(db).error();
   return std::move(*db);
+}
+
+status validate_database_file(const std::string& path) {
+  auto invalid = [&](const std::string& why) {
+    return make_failure(failure_kind::unavailable, "invalid_database",
+                        "the file at '" + path + "' is not a usable ordo database: " + why);
+  };
+  auto db = connection::open(path, open_mode::immutable, std::chrono::milliseconds(0));
+  if (!db) return invalid(db.error().message);
+  auto check = db->query_text("PRAGMA quick_check");
+  if (!check) return invalid(check.error().message);
+  if (check->value_or("") != "ok") return invalid("quick_check: " + check->value_or("no answer"));
+  auto version = current_schema_version(*db);
+  if (!version) return invalid(version.error().message);
+  if (*version == 0) return invalid("it has no ordo schema (an empty or half-copied file?)");
+  if (auto pending = pending_migrations(*db); !pending) return invalid(pending.error().message);
+  if (auto s = verify_schema(*db); !s) return invalid(s.error().message);
+  return ok_v;
+}
+
+// SQLite's unix VFS: the shared-memory lock bytes start at 120 (SQLITE_SHM_NLOCK = 8 of them);
+// the byte after them, 128, is the lock every connection holds shared while it is open.
+constexpr off_t k_shm_dms_lock_byte = 128;
+
+bool wal_database_open_elsewhere(const std::string& path) {
+  int fd = ::open((path + "-shm").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;  // no -shm: nobody has it open in WAL mode
+  struct flock probe {};
+  probe.l_type = F_WRLCK;
+  probe.l_whence = SEEK_SET;
+  probe.l_start = k_shm_dms_lock_byte;
+  probe.l_len = 1;
+  bool held = ::fcntl(fd, F_GETLK, &probe) == 0 && probe.l_type != F_UNLCK;
+  ::close(fd);
+  return held;
 }
 
 }  // namespace ordo::sqlite

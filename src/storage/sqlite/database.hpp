@@ -41,4 +41,16 @@ result<connection> open_write_connection(const database_options& options);
 
 result<connection> open_read_connection(const database_options& options);
 
+// Whether the file at `path` is an ordo database a server may switch to: SQLite's quick check
+// passes, it has a schema this binary knows (not newer) and the schema probe finds it intact.
+// Reads only the main file (open_mode::immutable): a -wal or -shm beside it is not consulted,
+// as it may still belong to the database the file replaced. invalid_database names what is
+// wrong.
+status validate_database_file(const std::string& path);
+
+// Whether a process other than this one has the WAL-mode database at `path` open: every SQLite
+// connection in WAL mode holds a shared lock on one byte of the -shm file (the "DMS" lock) while
+// it is open. Call only when this process has no connection to it.
+bool wal_database_open_elsewhere(const std::string& path);
+
 }  // namespace ordo::sqlite

@@ -2,28 +2,16 @@
 
 namespace ordo::sqlite {
 
-result<std::unique_ptr<read_pool>> read_pool::start(const database_options& options,
-                                                    int thread_count, std::size_t max_queued) {
+std::unique_ptr<read_pool> read_pool::start(int thread_count, std::size_t max_queued) {
   std::unique_ptr<read_pool> pool(new read_pool());
   pool->max_queued_ = max_queued;
-  pool->connections_.reserve(static_cast<std::size_t>(thread_count));
-  pool->readers_.reserve(static_cast<std::size_t>(thread_count));
-  for (int i = 0; i < thread_count; ++i) {
-    auto db = open_read_connection(options);
-    if (!db) return std::move(db).error();
-    pool->connections_.push_back(std::move(*db));
-    auto reader = message_reader::prepare(pool->connections_.back());
-    if (!reader) return std::move(reader).error();
-    pool->readers_.push_back(std::move(*reader));
-  }
-  pool->contexts_.reserve(pool->readers_.size());
-  for (std::size_t i = 0; i < pool->readers_.size(); ++i) {
-    pool->caches_.push_back(std::make_unique<statement_cache>(pool->connections_[i]));
-    pool->contexts_.push_back(
-        read_context{pool->connections_[i], pool->readers_[i], *pool->caches_.back()});
-  }
-  for (auto& context : pool->contexts_) {
-    pool->threads_.emplace_back([p = pool.get(), &context] { p->run(context); });
+  pool->paused_ = true;
+  pool->unavailable_ =
+      make_failure(failure_kind::unavailable, "storage_unavailable", "no database is open");
+  for (int i = 0; i < thread_count; ++i)
+    pool->slots_.push_back(std::make_unique<slot>());
+  for (auto& s : pool->slots_) {
+    pool->threads_.emplace_back([p = pool.get(), s = s.get()] { p->run(*s); });
   }
   return pool;
 }
@@ -32,11 +20,11 @@ read_pool::~read_pool() {
   stop();
 }
 
-bool read_pool::submit(task t) {
+bool read_pool::submit(task run, refusal refuse) {
   {
     std::lock_guard lock(mu_);
     if (stopping_ || queue_.size() >= max_queued_) return false;
-    queue_.push_back(std::move(t));
+    queue_.push_back({std::move(run), std::move(refuse)});
   }
   cv_.notify_one();
   return true;
@@ -47,6 +35,7 @@ void read_pool::stop() {
     std::lock_guard lock(mu_);
     if (stopping_ && threads_.empty()) return;
     stopping_ = true;
+    paused_ = false;
   }
   cv_.notify_all();
   for (auto& t : threads_) {
@@ -55,18 +44,75 @@ void read_pool::stop() {
   threads_.clear();
 }
 
-void read_pool::run(read_context& context) {
+void read_pool::pause() {
+  std::unique_lock lock(mu_);
+  paused_ = true;
+  idle_cv_.wait(lock, [&] { return running_ == 0; });
+}
+
+void read_pool::close_connections(failure why) {
+  {
+    std::lock_guard lock(mu_);
+    unavailable_ = std::move(why);
+  }
+  for (auto& s : slots_) {
+    // Statements before their connection.
+    s->context.reset();
+    s->statements.reset();
+    s->messages.reset();
+    s->db = connection();
+  }
+}
+
+status read_pool::open_connections(const database_options& options, std::uint64_t generation,
+                                   std::uint64_t database_epoch) {
+  for (auto& s : slots_) {
+    auto db = open_read_connection(options);
+    if (!db) return std::move(db).error();
+    auto reader = message_reader::prepare(*db);
+    if (!reader) return std::move(reader).error();
+    s->db = std::move(*db);
+    s->messages = std::make_unique<message_reader>(std::move(*reader));
+    s->statements = std::make_unique<statement_cache>(s->db);
+    s->context = std::make_unique<read_context>(
+        read_context{s->db, *s->messages, *s->statements, generation, database_epoch});
+  }
+  return ok_v;
+}
+
+void read_pool::resume() {
+  {
+    std::lock_guard lock(mu_);
+    paused_ = false;
+  }
+  cv_.notify_all();
+}
+
+void read_pool::run(slot& s) {
   for (;;) {
-    task t;
+    queued q;
+    failure refused;
+    bool open = false;
     {
       std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      cv_.wait(lock, [&] { return stopping_ || (!paused_ && !queue_.empty()); });
       // Drain queued work before stopping so every submitted task is answered.
       if (queue_.empty()) return;
-      t = std::move(queue_.front());
+      q = std::move(queue_.front());
       queue_.pop_front();
+      open = s.context != nullptr;
+      if (!open) refused = unavailable_;
+      ++running_;
     }
-    t(context);
+    if (open) {
+      q.run(*s.context);
+    } else {
+      q.refuse(refused);
+    }
+    {
+      std::lock_guard lock(mu_);
+      if (--running_ == 0) idle_cv_.notify_all();
+    }
   }
 }
 
