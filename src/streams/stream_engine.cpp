@@ -625,20 +625,24 @@ void stream_engine::expire_soon(const std::shared_ptr<stream_record>&) {
 
 // ---- reads -----------------------------------------------------------------------------------
 
+std::optional<read_chunk> stream_engine::read_in_memory(const stream_record& stream,
+                                                        std::uint64_t after) const {
+  std::uint64_t upto = stream.state().tail;
+  if (after >= upto) return read_chunk{after, {}, nullptr};
+  if (after < stream.config().base_seq) return std::nullopt;  // inherited from a fork source
+  return stream.read_cached(after, upto, options_.read_chunk_bytes);
+}
+
 void stream_engine::read(std::shared_ptr<stream_record> stream, std::uint64_t after,
                          read_callback done) {
   const stream_config& c = stream->config();
-  std::uint64_t upto = stream->state().tail;
-  if (after >= upto) {
-    done(read_result{read_chunk{after, {}, nullptr}, {}});
+  if (auto chunk = read_in_memory(*stream, after)) {
+    done(read_result{std::move(chunk), {}});
     return;
   }
-  if (after >= c.base_seq) {
-    if (auto chunk = stream->read_cached(after, upto, options_.read_chunk_bytes)) {
-      done(read_result{std::move(chunk), {}});
-      return;
-    }
-  }
+  // The tail may have moved on since read_in_memory() looked: the plan reads up to it as it is
+  // now, which is never less.
+  std::uint64_t upto = stream->state().tail;
   // The plan: inherited segments, then the stream's own messages, clipped to (after, upto].
   std::vector<read_segment> plan;
   for (const read_segment& s : c.inherited) {

@@ -284,6 +284,9 @@ class stream_engine {
                  std::function<void(const failure&)> refuse);
   // Reads messages at positions (after, tail], at most read_chunk_bytes (at least one message).
   void read(std::shared_ptr<stream_record> stream, std::uint64_t after, read_callback done);
+  // The part of read() that needs no database: an empty chunk at the tail, or the messages the
+  // stream's tail cache holds; nullopt when only a reader thread can serve `after`.
+  std::optional<read_chunk> read_in_memory(const stream_record& stream, std::uint64_t after) const;
   // Asks the writer to expire a stream whose TTL or Expires-At has passed.
   void expire_soon(const std::shared_ptr<stream_record>& stream);
 

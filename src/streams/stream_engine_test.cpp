@@ -381,6 +381,29 @@ TEST_F(stream_engine_test, json_rows_read_back_as_one_array) {
   EXPECT_EQ(read_all("j"), R"([{"a":1},{"b":2},[3]])");
 }
 
+// What the HTTP layer serves without the catch-up admission: the tail and the tail cache only.
+TEST_F(stream_engine_test, read_in_memory_serves_the_tail_cache_and_leaves_the_rest_to_readers) {
+  ASSERT_EQ(create("m").status, create_status::created);
+  ASSERT_EQ(append("m", "a").status, append_status::appended);
+  ASSERT_EQ(append("m", "b").status, append_status::appended);
+  auto record = engine_->find("m");
+  ASSERT_TRUE(record);
+  auto at_tail = engine_->read_in_memory(*record, 2);
+  ASSERT_TRUE(at_tail);
+  EXPECT_TRUE(at_tail->messages.empty());
+  auto cached = engine_->read_in_memory(*record, 1);
+  ASSERT_TRUE(cached);
+  ASSERT_EQ(cached->messages.size(), 1u);
+  EXPECT_EQ(*cached->messages[0], "b");
+
+  // After a restart the cache is empty: only the reader pool can serve old offsets.
+  open();
+  record = engine_->find("m");
+  ASSERT_TRUE(record);
+  EXPECT_FALSE(engine_->read_in_memory(*record, 0));
+  EXPECT_EQ(read_all("m"), "ab");
+}
+
 // ---- forks, deletion, expiry -----------------------------------------------------------------
 
 TEST_F(stream_engine_test, a_fork_reads_through_its_source_and_diverges) {
