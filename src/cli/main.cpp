@@ -49,6 +49,10 @@ struct serve_flags {
   std::string sse_max_duration = "60s";
   std::string idle_timeout = "60s";
   std::string shutdown_timeout = "10s";
+  std::size_t max_connections = 10'000;
+  std::string sse_write_timeout = "30s";
+  std::size_t max_catch_up_reads = 16;
+  std::string catch_up_wait_timeout = "30s";
   std::size_t read_chunk_bytes = 1 << 20;
   std::size_t tail_cache_bytes = 256 << 10;
   std::size_t max_write_queue_bytes = 256 << 20;
@@ -115,6 +119,10 @@ int serve(const serve_flags& f) {
   so.sse_max_duration = duration_of(f.sse_max_duration);
   so.idle_timeout = duration_of(f.idle_timeout);
   so.shutdown_timeout = duration_of(f.shutdown_timeout);
+  so.max_connections = f.max_connections;
+  so.sse_write_timeout = duration_of(f.sse_write_timeout);
+  so.max_catch_up_reads = f.max_catch_up_reads;
+  so.catch_up_wait_timeout = duration_of(f.catch_up_wait_timeout);
   auto server = ordo::http::server::bind(so, **engine, *sessions);
   if (!server) {
     spdlog::critical("{}", server.error().message);
@@ -332,6 +340,35 @@ int main(int argc, char** argv) {
                    "On SIGTERM/SIGINT, how long open connections get to finish before they are "
                    "cut")
       ->envname("ORDO_SHUTDOWN_TIMEOUT")
+      ->check(duration)
+      ->type_name("DURATION")
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--max-connections", f.max_connections,
+                   "Connections served at once; beyond it new ones get 503 too_many_connections "
+                   "(a small reserve still answers /health and /ready)")
+      ->envname("ORDO_MAX_CONNECTIONS")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{10'000'000}))
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--sse-write-timeout", f.sse_write_timeout,
+                   "An SSE reader whose socket accepts no byte for this long is disconnected; it "
+                   "resumes from the last control event it received")
+      ->envname("ORDO_SSE_WRITE_TIMEOUT")
+      ->check(duration)
+      ->type_name("DURATION")
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--max-catch-up-reads", f.max_catch_up_reads,
+                   "Catch-up reads from disk in progress at once; more wait in line (live "
+                   "readers served from memory never wait)")
+      ->envname("ORDO_MAX_CATCH_UP_READS")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{4096}))
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--catch-up-wait-timeout", f.catch_up_wait_timeout,
+                   "How long a catch-up read waits in line before 503 catch_up_busy")
+      ->envname("ORDO_CATCH_UP_WAIT_TIMEOUT")
       ->check(duration)
       ->type_name("DURATION")
       ->capture_default_str();

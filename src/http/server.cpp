@@ -10,10 +10,29 @@
 // open connection gets, on its strand, its idle header read cancelled or its live wait woken;
 // long-polls then answer 204 and SSE readers get a last control event; requests in flight are
 // answered with Connection: close. Whatever is still open at options.shutdown_timeout is cut.
+//
+// Delivery under stress (seed 000: replay storms after a restart, queues that grew past their
+// cap). Every limit is an option in server_options:
+//   - connections: past max_connections a connection is answered 503 too_many_connections and
+//     closed, never left waiting in the backlog; a small reserve of such connections is read far
+//     enough to answer /health and /ready, so probes work while the server is full;
+//   - catch-up reads: those the tail cache cannot serve pass catch_up_admission (at most
+//     max_catch_up_reads on the reader pool at once; the rest wait in line, bounded in time),
+//     so a reconnect storm queues cheaply on its own strands while live readers, served from
+//     memory, go on;
+//   - SSE writes: pull, not push. An SSE connection reads its next chunk only once the socket
+//     took the previous one, so it holds at most one event (one chunk, or one commit shared with
+//     every other reader) and a slow reader only lags. One whose socket accepts no byte for
+//     sse_write_timeout is reset and its memory freed; each data event goes out in one write with
+//     its control event, so the last control event the client received whole is its resume
+//     offset.
 #include "http/server.hpp"
 
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
+#include <array>
+#include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
 #include <boost/url.hpp>
@@ -25,6 +44,7 @@
 #include "http/change_filter.hpp"
 #include "http/session_api.hpp"
 #include "http/stream_protocol.hpp"
+#include "streams/catch_up_admission.hpp"
 #include "streams/cursor.hpp"
 #include "streams/sse_encoding.hpp"
 
@@ -65,6 +85,21 @@ constexpr std::chrono::milliseconds k_drain_poll_interval{20};
 // After the shutdown timeout cuts connections, how long their coroutines get to unwind before
 // the io_context is stopped under them.
 constexpr std::chrono::milliseconds k_cut_grace{1000};
+// Connections past --max-connections that are read far enough to answer /health or /ready (and
+// 503 to anything else); past these, new connections are closed at once.
+constexpr std::size_t k_overflow_connections = 64;
+// How long such a connection gets to send its request headers, and then to take the answer; and
+// how many bytes of its headers are read, and of what follows them before closing.
+constexpr std::chrono::milliseconds k_overflow_timeout{2000};
+constexpr std::uint32_t k_overflow_header_bytes = 8 << 10;
+constexpr std::size_t k_overflow_drain_bytes = 64 << 10;
+// File descriptors beyond the connections: the listener, the database, its WAL and the readers'
+// connections, logs.
+constexpr rlim_t k_descriptor_headroom = 256;
+// After a failed accept (most likely out of file descriptors), a pause instead of a busy loop.
+constexpr std::chrono::milliseconds k_accept_retry_delay{100};
+// Refused connections are logged at most this often, with counts.
+constexpr std::chrono::seconds k_refusal_log_interval{10};
 
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -189,6 +224,59 @@ awaitable<bool> write_response(beast::tcp_stream& stream, string_response& res, 
   co_return !ec && keep;
 }
 
+enum class write_outcome { written, stalled, failed };
+
+// Writes `head` then `tail` (either may be empty, not both) as one chunk of a chunked response,
+// in as many writes as the socket takes. A client whose socket accepts no byte for `stall` is
+// stalled: the stream's timeout then closes the socket.
+awaitable<write_outcome> write_sse_chunk(beast::tcp_stream& stream, asio::const_buffer head,
+                                         asio::const_buffer tail, std::chrono::milliseconds stall) {
+  BOOST_ASSERT(head.size() + tail.size() > 0);  // an empty chunk would end the response
+  std::array<asio::const_buffer, 2> parts{head, tail};
+  auto chunk = bhttp::make_chunk(parts);
+  beast::buffers_suffix<decltype(chunk)> rest(chunk);
+  while (beast::buffer_bytes(rest) > 0) {
+    // Per write, not per chunk: a slow reader that keeps taking bytes only lags.
+    stream.expires_after(stall);
+    auto [ec, n] = co_await stream.async_write_some(rest, tuple_awaitable);
+    if (ec == beast::error::timeout) co_return write_outcome::stalled;
+    if (ec) co_return write_outcome::failed;
+    rest.consume(n);
+  }
+  co_return write_outcome::written;
+}
+
+std::string peer_of(const beast::tcp_stream& stream) {
+  beast::error_code ec;
+  auto endpoint = stream.socket().remote_endpoint(ec);
+  if (ec) return "unknown";
+  return endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+}
+
+// Every connection is a file descriptor: lets the process open as many as max_connections and
+// the reserve need (raising the soft limit up to the hard one), and warns when it cannot.
+void ensure_descriptor_limit(std::size_t max_connections) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  rlim_t wanted =
+      static_cast<rlim_t>(max_connections) + k_overflow_connections + k_descriptor_headroom;
+  if (limit.rlim_cur == RLIM_INFINITY || limit.rlim_cur >= wanted) return;
+  rlimit raised = limit;
+  raised.rlim_cur =
+      limit.rlim_max == RLIM_INFINITY || limit.rlim_max >= wanted ? wanted : limit.rlim_max;
+  if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  if (limit.rlim_cur < wanted) {
+    spdlog::warn(
+        "the open-file limit ({}) is below what --max-connections={} needs ({}): connections "
+        "beyond about {} wait in the listen backlog; raise the limit (ulimit -n) or lower "
+        "--max-connections",
+        static_cast<unsigned long long>(limit.rlim_cur), max_connections,
+        static_cast<unsigned long long>(wanted),
+        static_cast<unsigned long long>(
+            limit.rlim_cur > k_descriptor_headroom ? limit.rlim_cur - k_descriptor_headroom : 0));
+  }
+}
+
 // One open connection, as a shutdown sees it. Shared by its session coroutine and the server's
 // registry of connections; its members are used only on the connection's strand.
 struct connection {
@@ -201,6 +289,7 @@ struct connection {
 };
 
 enum class wait_outcome { changed, timed_out, stopping };
+enum class admission_outcome { admitted, timed_out, stopping };
 
 // Waits until the stream's state changes (new data, closure, deletion), the timeout passes or
 // the server stops (`stopping` is set before the shutdown cancels conn.wait on this strand).
@@ -244,7 +333,11 @@ awaitable<wait_outcome> wait_for_change(connection& conn, const std::atomic<bool
 
 struct server::impl {
   impl(server_options o, stream_engine& e, sessions::session_service& s)
-      : options(std::move(o)), engine(e), sessions(s), acceptor(ioc) {}
+      : options(std::move(o)),
+        engine(e),
+        sessions(s),
+        admission(std::max<std::size_t>(1, options.max_catch_up_reads)),
+        acceptor(ioc) {}
 
   server_options options;
   stream_engine& engine;
@@ -253,12 +346,30 @@ struct server::impl {
   // with the io_context still deregister here.
   std::mutex connections_mu;
   std::unordered_set<std::shared_ptr<connection>> connections;  // guarded by connections_mu
+  // Connections being served (counted at accept, before their coroutine registers above), and
+  // connections past the limit being answered; compared with options.max_connections and
+  // k_overflow_connections by the accept loop.
+  std::atomic<std::size_t> served_connections{0};
+  std::atomic<std::size_t> overflow_connections{0};
+  // Declared before ioc, like connections: frames destroyed with it withdraw their tickets.
+  catch_up_admission admission;
   asio::io_context ioc;
   tcp::acceptor acceptor;
   std::atomic<bool> stopping{false};
 
+  // Refusal counts since the last log line; used by the accept loop only.
+  std::size_t refused_since_log = 0;
+  std::size_t dropped_since_log = 0;
+  std::chrono::steady_clock::time_point last_refusal_log{};
+
   awaitable<void> listen();
   awaitable<void> session(tcp::socket socket);
+  // A connection past max_connections: into the reserve, or closed at once.
+  void refuse(tcp::socket socket);
+  // Reads the request of a connection in the reserve; answers /health and /ready, and 503
+  // too_many_connections to anything else; closes.
+  awaitable<void> answer_over_limit(tcp::socket socket);
+  string_response health_response(const request& req, std::string_view path);
   // The shutdown: runs on the io_context once stop() was called.
   awaitable<void> drain();
   std::size_t open_connections();
@@ -277,7 +388,7 @@ struct server::impl {
                              const boost::urls::url_view& url,
                              const change_filter* filter = nullptr);
 
-  awaitable<string_response> catch_up_response(request& req,
+  awaitable<string_response> catch_up_response(request& req, connection& conn,
                                                const std::shared_ptr<stream_record>& stream,
                                                std::uint64_t position,
                                                const std::optional<std::string>& cursor,
@@ -286,6 +397,14 @@ struct server::impl {
                             const std::shared_ptr<stream_record>& record, std::uint64_t position,
                             const std::optional<std::string>& client_cursor,
                             const change_filter* filter);
+  // Every catch-up read: from memory at once when the tail cache serves it, otherwise through
+  // the admission and the reader pool. Fails with 503 catch_up_busy after waiting
+  // options.catch_up_wait_timeout, or server_stopping when a shutdown ends the wait.
+  awaitable<read_result> read_admitted(connection& conn,
+                                       const std::shared_ptr<stream_record>& record,
+                                       std::uint64_t position);
+  // Waits for a catch-up slot; on `admitted` the caller owns one and must release it.
+  awaitable<admission_outcome> admit(connection& conn);
 
   // The record at `path` if it is live; otherwise an error (expired streams are reported gone
   // and handed to the writer to remove).
@@ -295,23 +414,113 @@ struct server::impl {
 
 // ---- listener and connections ------------------------------------------------------------
 
+void log_connection_exception(std::exception_ptr e) {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    spdlog::error("connection ended by an exception: {}", ex.what());
+  }
+}
+
 awaitable<void> server::impl::listen() {
+  asio::steady_timer retry(co_await asio::this_coro::executor);
   for (;;) {
     auto strand = asio::make_strand(ioc);
     auto [ec, socket] = co_await acceptor.async_accept(strand, tuple_awaitable);
     if (ec) {
       if (stopping || ec == asio::error::operation_aborted) co_return;
-      spdlog::warn("accept failed: {}", ec.message());
+      spdlog::warn("accept failed: {}; retrying in {} ms", ec.message(),
+                   k_accept_retry_delay.count());
+      retry.expires_after(k_accept_retry_delay);
+      co_await retry.async_wait(tuple_awaitable);
       continue;
     }
-    asio::co_spawn(socket.get_executor(), session(std::move(socket)), [](std::exception_ptr e) {
-      if (!e) return;
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& ex) {
-        spdlog::error("connection ended by an exception: {}", ex.what());
-      }
-    });
+    if (served_connections.load() >= options.max_connections) {
+      refuse(std::move(socket));
+      continue;
+    }
+    ++served_connections;
+    asio::co_spawn(socket.get_executor(), session(std::move(socket)), log_connection_exception);
+  }
+}
+
+void server::impl::refuse(tcp::socket socket) {
+  if (overflow_connections.load() < k_overflow_connections) {
+    ++overflow_connections;
+    ++refused_since_log;
+    asio::co_spawn(socket.get_executor(), answer_over_limit(std::move(socket)),
+                   log_connection_exception);
+  } else {
+    // The reserve is busy too: closing at once is still an answer, where the backlog is none.
+    beast::error_code ignored;
+    socket.close(ignored);
+    ++dropped_since_log;
+  }
+  auto now = std::chrono::steady_clock::now();
+  if (now - last_refusal_log >= k_refusal_log_interval) {
+    spdlog::warn(
+        "connection limit reached (--max-connections={}): {} connections answered 503 "
+        "too_many_connections, {} closed at once since the last report",
+        options.max_connections, refused_since_log, dropped_since_log);
+    refused_since_log = 0;
+    dropped_since_log = 0;
+    last_refusal_log = now;
+  }
+}
+
+awaitable<void> server::impl::answer_over_limit(tcp::socket socket) {
+  struct counted {
+    std::atomic<std::size_t>& n;
+    ~counted() { --n; }
+  } in_reserve{overflow_connections};
+  auto owned = std::make_shared<beast::tcp_stream>(std::move(socket));
+  beast::tcp_stream& stream = *owned;
+  // When the headers are late the read is cancelled, not the connection closed (as the stream's
+  // own timeout would do), so that a client that sent nothing still gets its 503.
+  asio::steady_timer deadline(stream.get_executor(), k_overflow_timeout);
+  deadline.async_wait([weak = std::weak_ptr<beast::tcp_stream>(owned)](beast::error_code ec) {
+    if (ec) return;
+    if (auto s = weak.lock()) s->socket().cancel();
+  });
+  beast::flat_buffer buffer;
+  bhttp::request_parser<bhttp::string_body> parser;
+  parser.header_limit(k_overflow_header_bytes);
+  auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, tuple_awaitable);
+  deadline.cancel();
+  if (ec == asio::error::eof || ec == bhttp::error::end_of_stream ||
+      ec == asio::error::connection_reset) {
+    co_return;  // the client left
+  }
+  request dummy;
+  dummy.version(11);
+  const request& req = ec ? dummy : parser.get();
+  std::string_view target = ec ? std::string_view() : std::string_view(req.target());
+  target = target.substr(0, target.find('?'));
+  bool probe = (req.method() == bhttp::verb::get || req.method() == bhttp::verb::head) &&
+               (target == "/health" || target == "/ready");
+  string_response res =
+      probe ? health_response(req, target)
+            : error_response(req, make_failure(failure_kind::unavailable, "too_many_connections",
+                                               "the server is serving its limit of " +
+                                                   std::to_string(options.max_connections) +
+                                                   " connections (--max-connections); retry "
+                                                   "after Retry-After"));
+  res.keep_alive(false);
+  stream.expires_after(k_overflow_timeout);
+  auto [wec, wn] = co_await bhttp::async_write(stream, res, tuple_awaitable);
+  if (wec) co_return;
+  // A lingering close: closing with the rest of the request unread would reset the connection,
+  // and a reset can destroy the answer before the client reads it.
+  beast::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  std::array<char, 4096> sink;
+  std::size_t drained = 0;
+  stream.expires_after(k_overflow_timeout);
+  while (drained < k_overflow_drain_bytes) {
+    auto [rec, rn] = co_await stream.async_read_some(asio::buffer(sink), tuple_awaitable);
+    if (rec) break;
+    drained += rn;
   }
 }
 
@@ -325,8 +534,11 @@ awaitable<void> server::impl::session(tcp::socket socket) {
     impl& owner;
     std::shared_ptr<connection> conn;
     ~registration() {
-      std::lock_guard lock(owner.connections_mu);
-      owner.connections.erase(conn);
+      {
+        std::lock_guard lock(owner.connections_mu);
+        owner.connections.erase(conn);
+      }
+      --owner.served_connections;
     }
   } registered{*this, conn};
   beast::tcp_stream& stream = conn->stream;
@@ -450,18 +662,7 @@ awaitable<bool> server::impl::dispatch(request& req, connection& conn) {
       res.set(bhttp::field::allow, "GET, HEAD");
       co_return co_await write_response(stream, res, stopping);
     }
-    bool ready = path == "/health" || engine.writable();
-    res = make_response(req, ready ? bhttp::status::ok : bhttp::status::service_unavailable);
-    res.set(bhttp::field::content_type, "application/json");
-    res.set(bhttp::field::cache_control, "no-store");
-    if (path == "/health") {
-      res.body() = R"({"status":"ok"})";
-    } else {
-      res.body() =
-          ready ? R"({"status":"ready","streams":)" + std::to_string(engine.stream_count()) + "}"
-                : R"({"status":"unavailable","reason":")" + engine.write_refusal() + "\"}";
-    }
-    finish(res, head);
+    res = health_response(req, path);
     co_return co_await write_response(stream, res, stopping);
   }
   if (auto events = session_events_stream(path)) {
@@ -539,6 +740,22 @@ awaitable<bool> server::impl::dispatch(request& req, connection& conn) {
       co_return co_await write_response(stream, res, stopping);
     }
   }
+}
+
+string_response server::impl::health_response(const request& req, std::string_view path) {
+  bool ready = path == "/health" || engine.writable();
+  auto res = make_response(req, ready ? bhttp::status::ok : bhttp::status::service_unavailable);
+  res.set(bhttp::field::content_type, "application/json");
+  res.set(bhttp::field::cache_control, "no-store");
+  if (path == "/health") {
+    res.body() = R"({"status":"ok"})";
+  } else {
+    res.body() =
+        ready ? R"({"status":"ready","streams":)" + std::to_string(engine.stream_count()) + "}"
+              : R"({"status":"unavailable","reason":")" + engine.write_refusal() + "\"}";
+  }
+  finish(res, req.method() == bhttp::verb::head);
+  return res;
 }
 
 awaitable<bool> server::impl::dispatch_session_api(request& req, beast::tcp_stream& stream,
@@ -817,9 +1034,7 @@ awaitable<bool> server::impl::handle_get(request& req, connection& conn, const s
       st = record->state();
       if (st.lifecycle != stream_lifecycle::live) break;
       if (position < st.tail) {
-        auto op = await_engine<read_result>(
-            [this, record, position](auto done) { engine.read(record, position, done); });
-        read_result r = co_await std::move(op);
+        read_result r = co_await read_admitted(conn, record, position);
         if (!r.chunk || r.chunk->messages.empty()) break;
         bool any = std::any_of(r.chunk->messages.begin(), r.chunk->messages.end(),
                                [&](const message_ptr& m) { return filter->matches(*m); });
@@ -879,17 +1094,15 @@ awaitable<bool> server::impl::handle_get(request& req, connection& conn, const s
     finish(res, true);
     co_return co_await write_response(stream, res, stopping);
   }
-  res = co_await catch_up_response(req, record, position, cursor, filter);
+  res = co_await catch_up_response(req, conn, record, position, cursor, filter);
   co_return co_await write_response(stream, res, stopping);
 }
 
 awaitable<string_response> server::impl::catch_up_response(
-    request& req, const std::shared_ptr<stream_record>& record, std::uint64_t position,
-    const std::optional<std::string>& cursor, const change_filter* filter) {
+    request& req, connection& conn, const std::shared_ptr<stream_record>& record,
+    std::uint64_t position, const std::optional<std::string>& cursor, const change_filter* filter) {
   const stream_config& c = record->config();
-  auto op = await_engine<read_result>(
-      [this, record, position](auto done) { engine.read(record, position, done); });
-  read_result r = co_await std::move(op);
+  read_result r = co_await read_admitted(conn, record, position);
   if (!r.chunk) co_return error_response(req, r.error);
   const read_chunk& chunk = *r.chunk;
   published_state st = record->state();
@@ -943,6 +1156,69 @@ awaitable<string_response> server::impl::catch_up_response(
   co_return res;
 }
 
+awaitable<admission_outcome> server::impl::admit(connection& conn) {
+  auto ex = co_await asio::this_coro::executor;
+  auto timer = std::make_shared<asio::steady_timer>(ex, options.catch_up_wait_timeout);
+  auto admitted = std::make_shared<std::atomic<bool>>(false);
+  // As in wait_for_change: the callback holds the timer weakly, only this frame owns it.
+  std::weak_ptr<asio::steady_timer> weak_timer = timer;
+  std::optional<catch_up_admission::ticket> ticket = admission.acquire([weak_timer, admitted, ex] {
+    admitted->store(true);
+    if (weak_timer.expired()) return;
+    asio::post(ex, [weak_timer] {
+      if (auto t = weak_timer.lock()) t->cancel();
+    });
+  });
+  if (!ticket) co_return admission_outcome::admitted;
+  // Settles the ticket on every exit, including destruction of this frame when the server stops:
+  // withdrawn if still waiting, else the slot it was given goes back.
+  struct ticket_guard {
+    catch_up_admission& gate;
+    catch_up_admission::ticket id;
+    bool settled = false;
+    ~ticket_guard() {
+      if (!settled && !gate.cancel(id)) gate.release();
+    }
+  } guard{admission, *ticket};
+  // A shutdown that began before conn.wait was set is seen here, a later one cancels the timer.
+  conn.wait = timer;
+  if (!stopping) co_await timer->async_wait(tuple_awaitable);
+  guard.settled = true;
+  if (admitted->load() || !admission.cancel(*ticket)) co_return admission_outcome::admitted;
+  co_return stopping ? admission_outcome::stopping : admission_outcome::timed_out;
+}
+
+awaitable<read_result> server::impl::read_admitted(connection& conn,
+                                                   const std::shared_ptr<stream_record>& record,
+                                                   std::uint64_t position) {
+  if (auto chunk = engine.read_in_memory(*record, position)) {
+    co_return read_result{std::move(chunk), {}};
+  }
+  admission_outcome admitted = co_await admit(conn);
+  if (admitted == admission_outcome::stopping) {
+    co_return read_result{std::nullopt,
+                          make_failure(failure_kind::unavailable, "server_stopping",
+                                       "the server is shutting down; retry the read")};
+  }
+  if (admitted == admission_outcome::timed_out) {
+    co_return read_result{
+        std::nullopt,
+        make_failure(failure_kind::unavailable, "catch_up_busy",
+                     "too many catch-up reads are in progress (--max-catch-up-reads=" +
+                         std::to_string(options.max_catch_up_reads) + "); this one waited " +
+                         std::to_string(options.catch_up_wait_timeout.count()) +
+                         " ms; retry after Retry-After")};
+  }
+  struct slot {
+    catch_up_admission& gate;
+    ~slot() { gate.release(); }
+  } held{admission};
+  auto op = await_engine<read_result>(
+      [this, record, position](auto done) { engine.read(record, position, done); });
+  read_result r = co_await std::move(op);
+  co_return r;
+}
+
 awaitable<bool> server::impl::serve_sse(request& req, connection& conn,
                                         const std::shared_ptr<stream_record>& record,
                                         std::uint64_t position,
@@ -950,6 +1226,19 @@ awaitable<bool> server::impl::serve_sse(request& req, connection& conn,
                                         const change_filter* filter) {
   beast::tcp_stream& stream = conn.stream;
   const stream_config& c = record->config();
+  // The first chunk is read before the response starts, so a read that cannot be served (the
+  // catch-up line is full, retention removed the data meanwhile) gets its own status and error
+  // instead of an event stream that ends at once.
+  std::optional<read_chunk> pending;
+  if (position < record->state().tail) {
+    read_result first = co_await read_admitted(conn, record, position);
+    if (!first.chunk) {
+      string_response res = error_response(req, first.error);
+      co_return co_await write_response(stream, res, stopping);
+    }
+    pending = std::move(first.chunk);
+  }
+
   bhttp::response<bhttp::empty_body> head{bhttp::status::ok, req.version()};
   add_common_headers(head);
   head.set(bhttp::field::content_type, "text/event-stream");
@@ -958,17 +1247,37 @@ awaitable<bool> server::impl::serve_sse(request& req, connection& conn,
   if (c.sse == sse_mode::base64) head.set("Stream-SSE-Data-Encoding", "base64");
   head.keep_alive(false);
   head.chunked(true);
+  // A reader cut off for not draining is reset rather than closed, so the kernel drops what is
+  // queued for it at once instead of keeping it for an orphaned socket. Undone before a clean
+  // end, whose last bytes must not be dropped.
+  beast::error_code ignored;
+  stream.socket().set_option(asio::socket_base::linger(true, 0), ignored);
+  std::string peer = peer_of(stream);
   bhttp::response_serializer<bhttp::empty_body> serializer{head};
-  stream.expires_after(k_write_timeout);
+  stream.expires_after(options.sse_write_timeout);
   if (auto [ec, n] = co_await bhttp::async_write_header(stream, serializer, tuple_awaitable); ec) {
     co_return false;
   }
 
-  auto write_chunk = [&](const std::string& data) -> awaitable<bool> {
-    stream.expires_after(k_write_timeout);
-    auto chunk = bhttp::make_chunk(asio::buffer(data));
-    auto [ec, n] = co_await asio::async_write(stream, chunk, tuple_awaitable);
-    co_return !ec;
+  // The offset of the last control event written whole: where the client resumes.
+  std::uint64_t delivered = position;
+  bool ok = true;
+  auto write_frame = [&](asio::const_buffer data,
+                         asio::const_buffer control_event) -> awaitable<bool> {
+    write_outcome w =
+        co_await write_sse_chunk(stream, data, control_event, options.sse_write_timeout);
+    if (w == write_outcome::stalled) {
+      spdlog::warn(
+          "sse reader stalled: its socket took no byte for {} ms (--sse-write-timeout); "
+          "connection reset, it resumes from its last control event, offset {} (stream {}, "
+          "peer {})",
+          options.sse_write_timeout.count(), format_offset({c.offset_prefix, delivered}), c.path,
+          peer);
+    }
+    co_return w == write_outcome::written;
+  };
+  auto write_text = [&](const std::string& text) -> awaitable<bool> {
+    co_return co_await write_frame(asio::buffer(text), asio::const_buffer());
   };
   auto control = [&](std::uint64_t at, bool up_to_date, bool closed) {
     sse_control ctl;
@@ -986,8 +1295,8 @@ awaitable<bool> server::impl::serve_sse(request& req, connection& conn,
 
   auto deadline = std::chrono::steady_clock::now() + options.sse_max_duration;
   bool announced_at_tail = false;
-  bool ok = true;
   bool shutting_down = false;
+  std::optional<failure> read_failed;
   while (ok) {
     if (stopping) {
       shutting_down = true;
@@ -995,43 +1304,58 @@ awaitable<bool> server::impl::serve_sse(request& req, connection& conn,
     }
     published_state st = record->state();
     if (st.lifecycle != stream_lifecycle::live) break;
-    if (position < st.tail) {
-      auto op = await_engine<read_result>(
-          [this, record, position](auto done) { engine.read(record, position, done); });
-      read_result r = co_await std::move(op);
-      if (!r.chunk || r.chunk->messages.empty()) break;
-      const read_chunk& chunk = *r.chunk;
-      std::string frame;
+    if (pending || position < st.tail) {
+      if (!pending) {
+        read_result r = co_await read_admitted(conn, record, position);
+        if (!r.chunk) {
+          if (stopping) {
+            shutting_down = true;
+          } else {
+            read_failed = std::move(r.error);
+          }
+          break;
+        }
+        pending = std::move(r.chunk);
+      }
+      if (pending->messages.empty()) break;
+      // The data event: one commit's, built once and shared by every reader at this offset, or
+      // this reader's own. The chunk's messages are let go before the write: what waits on a
+      // slow socket is the encoded event alone.
+      std::shared_ptr<const published_batch> shared;
+      std::string own;
       if (filter && filter->active()) {
         // Events the filter drops are skipped; the control event still moves the offset on.
         std::vector<message_ptr> kept;
-        for (const auto& m : chunk.messages) {
+        for (const auto& m : pending->messages) {
           if (filter->matches(*m)) kept.push_back(m);
         }
-        if (!kept.empty()) append_sse_data_event(frame, c.sse, kept);
-      } else if (chunk.shared) {
-        frame = chunk.shared->sse_data_event(c.sse);
+        if (!kept.empty()) append_sse_data_event(own, c.sse, kept);
+      } else if (pending->shared) {
+        shared = pending->shared;
       } else {
-        append_sse_data_event(frame, c.sse, chunk.messages);
+        append_sse_data_event(own, c.sse, pending->messages);
       }
-      position = chunk.upto();
+      position = pending->upto();
+      pending.reset();
+      const std::string& data = shared ? shared->sse_data_event(c.sse) : own;
       published_state now_st = record->state();
       bool at_tail = position >= now_st.tail;
       bool closed = now_st.closed && at_tail;
-      frame += control(position, at_tail, closed);
-      ok = co_await write_chunk(frame);
+      std::string ctl = control(position, at_tail, closed);
+      ok = co_await write_frame(asio::buffer(data), asio::buffer(ctl));
+      if (ok) delivered = position;
       announced_at_tail = at_tail;
       if (closed) break;
       continue;
     }
     if (st.closed) {
       std::string frame = control(position, true, true);
-      ok = co_await write_chunk(frame);
+      ok = co_await write_text(frame);
       break;
     }
     if (!announced_at_tail) {
       std::string frame = control(position, true, false);
-      ok = co_await write_chunk(frame);
+      ok = co_await write_text(frame);
       announced_at_tail = true;
       continue;
     }
@@ -1045,15 +1369,23 @@ awaitable<bool> server::impl::serve_sse(request& req, connection& conn,
         wait_outcome::timed_out) {
       std::string beat;
       append_sse_comment(beat, "keep-alive");
-      ok = co_await write_chunk(beat);
+      ok = co_await write_text(beat);
     }
+  }
+  if (ok && read_failed) {
+    // The last control event the reader got is at `position`: it resumes there (and, if the
+    // failure lasts, gets it as the status of its next request).
+    std::string frame;
+    append_sse_comment(
+        frame, read_failed->code + ": " + read_failed->message + "; resume from streamNextOffset");
+    ok = co_await write_text(frame);
   }
   if (ok && record->state().lifecycle == stream_lifecycle::replaced) {
     // The database file was replaced: the reader reconnects, and its offset, from the old
     // file, is answered with 410 and a re-read from the new one.
     std::string frame;
     append_sse_comment(frame, "database replaced; reconnect to resync");
-    ok = co_await write_chunk(frame);
+    ok = co_await write_text(frame);
   }
   if (ok && shutting_down) {
     // The server is stopping: a last control event at the reader's next offset (everything
@@ -1064,10 +1396,11 @@ awaitable<bool> server::impl::serve_sse(request& req, connection& conn,
     std::string frame;
     append_sse_comment(frame, "server shutting down; resume from streamNextOffset");
     frame += control(position, at_tail, st.closed && at_tail);
-    ok = co_await write_chunk(frame);
+    ok = co_await write_text(frame);
   }
   if (ok) {
-    stream.expires_after(k_write_timeout);
+    stream.socket().set_option(asio::socket_base::linger(false, 0), ignored);
+    stream.expires_after(options.sse_write_timeout);
     auto last = bhttp::make_chunk_last();
     co_await asio::async_write(stream, last, tuple_awaitable);
   }
@@ -1083,6 +1416,15 @@ server::~server() {
 
 result<std::unique_ptr<server>> server::bind(server_options options, stream_engine& engine,
                                              sessions::session_service& sessions) {
+  if (options.max_connections == 0 || options.max_catch_up_reads == 0) {
+    return make_failure(failure_kind::invalid, "invalid_limit",
+                        "--max-connections and --max-catch-up-reads must be at least 1");
+  }
+  if (options.sse_write_timeout.count() <= 0) {
+    return make_failure(failure_kind::invalid, "invalid_limit",
+                        "--sse-write-timeout must be longer than 0 ms");
+  }
+  ensure_descriptor_limit(options.max_connections);
   auto p = std::make_unique<impl>(std::move(options), engine, sessions);
   beast::error_code ec;
   auto address = asio::ip::make_address(p->options.host, ec);

@@ -27,6 +27,21 @@ struct server_options {
   std::chrono::milliseconds request_timeout{60'000};   // to receive one request's headers and body
   // How long stop() lets open connections finish before cutting them.
   std::chrono::milliseconds shutdown_timeout{10'000};
+
+  // Delivery under stress (DESIGN.md, "Delivery"; seed 000's replay storms).
+  // Connections served at once. Beyond it a small reserve of connections is read just far
+  // enough to answer /health and /ready, and every other request gets 503
+  // too_many_connections with Retry-After; past the reserve they are closed at once.
+  std::size_t max_connections = 10'000;
+  // An SSE reader whose socket accepts no byte for this long is cut off. It has at most one
+  // event (one catch-up chunk, or one commit) outstanding, so its memory stays bounded while it
+  // waits; it resumes from the last control event it received.
+  std::chrono::milliseconds sse_write_timeout{30'000};
+  // Catch-up reads that need the database (they miss the tail cache), queued for or running on
+  // the reader threads at once. The rest wait in line, at most catch_up_wait_timeout, then get
+  // 503 catch_up_busy. Live readers served from the tail cache never wait here.
+  std::size_t max_catch_up_reads = 16;
+  std::chrono::milliseconds catch_up_wait_timeout{30'000};
 };
 
 class server {
