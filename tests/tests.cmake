@@ -54,3 +54,9 @@ ordo_vitest(storage_faults blackbox/storage_faults.test.mjs)
 
 # The database file replaced under a running server: a valid file adopted, an invalid one refused.
 ordo_vitest(file_replacement blackbox/file_replacement.test.mjs)
+
+# Delivery under stress: a reader that never reads beside 500 that do (cut off, resumes exactly,
+# bounded server memory), 2,000 readers reconnecting at once from old offsets after a restart
+# (/health and live delivery stay prompt, each catches up exactly once), --max-connections and
+# the catch-up admission.
+ordo_vitest(delivery_stress blackbox/delivery_stress.test.mjs)

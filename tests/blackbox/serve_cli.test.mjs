@@ -31,6 +31,10 @@ const OPTIONS = [
   ["--idle-timeout", "ORDO_IDLE_TIMEOUT"],
   ["--journal", "ORDO_JOURNAL"],
   ["--busy-timeout", "ORDO_BUSY_TIMEOUT"],
+  ["--max-connections", "ORDO_MAX_CONNECTIONS"],
+  ["--sse-write-timeout", "ORDO_SSE_WRITE_TIMEOUT"],
+  ["--max-catch-up-reads", "ORDO_MAX_CATCH_UP_READS"],
+  ["--catch-up-wait-timeout", "ORDO_CATCH_UP_WAIT_TIMEOUT"],
 ]
 
 describe("ordo serve", () => {
