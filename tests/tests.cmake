@@ -60,3 +60,7 @@ ordo_vitest(file_replacement blackbox/file_replacement.test.mjs)
 # (/health and live delivery stay prompt, each catches up exactly once), --max-connections and
 # the catch-up admission.
 ordo_vitest(delivery_stress blackbox/delivery_stress.test.mjs)
+
+# The C++ client: the `ordo` client commands against a real server, and interop with the
+# official @durable-streams/client.
+ordo_vitest(cli_client blackbox/cli_client.test.mjs)

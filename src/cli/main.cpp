@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "base/duration.hpp"
+#include "cli/client_commands.hpp"
 #include "cli/doctor.hpp"
 #include "cli/inspect.hpp"
 #include "http/server.hpp"
@@ -495,7 +496,15 @@ int main(int argc, char** argv) {
                        "Renumber broken sequences in one transaction (the server must be "
                        "stopped); then check again");
 
-  CLI11_PARSE(app, argc, argv);
+  auto client_cmds = ordo::cli::add_client_commands(app);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit 0; every usage error exits 2 (docs/CLI.md).
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  if (auto rc = ordo::cli::run(*client_cmds)) return *rc;
   if (serve_cmd->parsed()) return serve(f);
   if (migrate_cmd->parsed()) return migrate(mf);
   if (backup_cmd->parsed()) return backup(bf);

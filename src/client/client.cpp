@@ -244,17 +244,27 @@ result<read_page> stream_client::read_page_from(const http_response& r, bool all
 }
 
 result<read_page> stream_client::read(const std::string& path, const std::string& offset) {
+  return read_target(stream_target(path), offset);
+}
+
+result<read_page> stream_client::long_poll(const std::string& path, const std::string& offset,
+                                           const std::optional<std::string>& cursor) {
+  return long_poll_target(stream_target(path), offset, cursor);
+}
+
+result<read_page> stream_client::read_target(const std::string& target, const std::string& offset) {
   http_request r;
-  r.target = stream_target(path) + "?offset=" + offset;
+  r.target = target + "?offset=" + offset;
   auto res = send(std::move(r));
   if (!res) return std::move(res).error();
   return read_page_from(*res, false);
 }
 
-result<read_page> stream_client::long_poll(const std::string& path, const std::string& offset,
-                                           const std::optional<std::string>& cursor) {
+result<read_page> stream_client::long_poll_target(const std::string& target,
+                                                  const std::string& offset,
+                                                  const std::optional<std::string>& cursor) {
   http_request r;
-  r.target = stream_target(path) + "?offset=" + offset + "&live=long-poll";
+  r.target = target + "?offset=" + offset + "&live=long-poll";
   if (cursor) r.target += "&cursor=" + *cursor;
   // The server holds a long-poll up to its own timeout (30 s by default) before answering.
   auto res = send(std::move(r), options_.request_timeout + k_long_poll_allowance);

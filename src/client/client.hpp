@@ -106,6 +106,10 @@ class stream_client {
   // Waits up to the server's long-poll timeout for data after `offset`.
   result<read_page> long_poll(const std::string& path, const std::string& offset,
                               const std::optional<std::string>& cursor = std::nullopt);
+  // The same at any URL path that speaks the Durable Streams read protocol.
+  result<read_page> read_target(const std::string& target, const std::string& offset);
+  result<read_page> long_poll_target(const std::string& target, const std::string& offset,
+                                     const std::optional<std::string>& cursor = std::nullopt);
   result<stream_info> head(const std::string& path);
   result<append_ack> close(const std::string& path);
   status remove(const std::string& path);

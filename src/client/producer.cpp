@@ -327,9 +327,13 @@ void producer::send_batch(std::deque<entry>& batch) {
           make_failure(failure_kind::forbidden, "producer_fenced",
                        "epoch " + std::to_string(epoch) + " of producer '" + options_.producer_id +
                            "' was fenced by epoch " + std::to_string(current));
+      {
+        // Fenced before the batch's tickets say so: an append that follows sees it.
+        std::lock_guard lock(mu_);
+        fenced_ = fenced;
+      }
       settle(batch, message_state::failed, "", fenced);
       std::lock_guard lock(mu_);
-      fenced_ = fenced;
       fail_all_locked(fenced);
       return;
     }

@@ -79,6 +79,10 @@ void reader::cancel() {
   wake_.notify_all();
 }
 
+std::string reader::target() const {
+  return options_.target.empty() ? stream_client::stream_target(options_.path) : options_.target;
+}
+
 std::string reader::offset() const {
   std::lock_guard lock(state_mu_);
   return offset_;
@@ -184,11 +188,12 @@ result<stop_reason> reader::run(const std::function<bool(const read_event&)>& on
 
 result<reader::step> reader::catch_up(const std::function<bool(const read_event&)>& on_event) {
   std::string from = offset();
-  auto page = client_->read(options_.path, from);
+  auto page = client_->read_target(target(), from);
   if (!page) return std::move(page).error();
   if (!page->messages.empty()) {
     read_event e;
     e.messages = std::move(page->messages);
+    e.json = page->json;
     e.offset = page->next_offset;
     if (!on_event(e)) return step::stop_caller;
   }
@@ -224,11 +229,12 @@ result<reader::step> reader::follow_long_poll(
     cursor = cursor_;
     from = offset_;
   }
-  auto page = client_->long_poll(options_.path, from, cursor);
+  auto page = client_->long_poll_target(target(), from, cursor);
   if (!page) return std::move(page).error();
   if (!page->messages.empty()) {
     read_event e;
     e.messages = std::move(page->messages);
+    e.json = page->json;
     e.offset = page->next_offset;
     if (!on_event(e)) return step::stop_caller;
   }
@@ -253,7 +259,7 @@ result<reader::step> reader::follow_sse(const std::function<bool(const read_even
   http_request r;
   {
     std::lock_guard lock(state_mu_);
-    r.target = stream_client::stream_target(options_.path) + "?offset=" + offset_ + "&live=sse";
+    r.target = target() + "?offset=" + offset_ + "&live=sse";
     if (cursor_) r.target += "&cursor=" + *cursor_;
   }
   std::optional<http_response> head;
@@ -318,6 +324,7 @@ result<reader::step> reader::follow_sse(const std::function<bool(const read_even
     if (!pending.empty()) {
       read_event e;
       e.messages = std::move(pending);
+      e.json = json_;
       pending.clear();
       e.offset = next;
       delivered = true;

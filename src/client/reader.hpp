@@ -35,6 +35,9 @@ enum class live_mode {
 
 struct reader_options {
   std::string path;
+  // The URL path to read instead of /v1/stream/{path}, for other resources that speak the
+  // Durable Streams read protocol (e.g. /v1/changes, /v1/sessions/{id}/events).
+  std::string target;
   std::string offset = "-1";
   live_mode live = live_mode::automatic;
   // Reconnects back off like this; a reader never gives up on a reachable server unless the
@@ -59,6 +62,7 @@ struct read_event {
   };
   kind what = kind::messages;
   std::vector<std::string> messages;  // JSON: one value each; bytes: the bytes read
+  bool json = false;                  // the stream's content type is JSON
   std::string offset;
   failure error;
 };
@@ -92,6 +96,7 @@ class reader {
   result<step> catch_up(const std::function<bool(const read_event&)>& on_event);
   result<step> follow_sse(const std::function<bool(const read_event&)>& on_event, bool& delivered);
   result<step> follow_long_poll(const std::function<bool(const read_event&)>& on_event);
+  std::string target() const;
   // A fresh connection for the next request (a cancelled one cannot be reused).
   status reconnect();
 
