@@ -64,3 +64,7 @@ ordo_vitest(delivery_stress blackbox/delivery_stress.test.mjs)
 # The C++ client: the `ordo` client commands against a real server, and interop with the
 # official @durable-streams/client.
 ordo_vitest(cli_client blackbox/cli_client.test.mjs)
+
+# Delivery through a fault-injecting TCP proxy: 10,000 messages from the C++ producer exactly
+# once and in order; SSE and long-poll readers through the same proxy see each once.
+ordo_vitest(fault_proxy blackbox/fault_proxy.test.mjs)

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "base/base64.hpp"
+#include "base/duration.hpp"
 #include "client/client.hpp"
 #include "client/producer.hpp"
 #include "client/reader.hpp"
@@ -137,6 +138,8 @@ class client_commands {
   std::optional<std::int64_t> ttl;
   std::optional<std::uint64_t> epoch;
   bool closed = false, lines = false, follow = false, has_data = false;
+  std::size_t batch_messages = 10'000;
+  std::string linger = "5ms";
   // ordo session …
   CLI::App* session = nullptr;
   CLI::App *session_list = nullptr, *session_show = nullptr, *session_tail = nullptr,
@@ -223,6 +226,8 @@ int client_commands::do_append() {
   o.producer_id = producer_id.empty() ? "ordo-cli-" + random_hex(8) : producer_id;
   o.epoch = epoch;
   o.content_type = content_type;
+  o.max_batch_messages = batch_messages;
+  o.linger = *parse_duration(linger);
   auto p = client::producer::start(options(), o);
   if (!p) return fail(p.error());
   std::vector<client::ticket> tickets;
@@ -585,6 +590,15 @@ std::shared_ptr<client_commands> add_client_commands(CLI::App& app) {
   c->append->add_option("--content-type", c->content_type, "Default: the stream's");
   c->append->add_option("--producer", c->producer_id,
                         "A stable producer id (default: a new one each run)");
+  c->append->add_option("--batch-messages", c->batch_messages, "Most messages in one request")
+      ->check(CLI::Range(1, 1'000'000))
+      ->capture_default_str();
+  c->append->add_option("--linger", c->linger, "How long a batch waits for more messages")
+      ->check([](const std::string& text) {
+        auto d = parse_duration(text);
+        return d ? std::string() : d.error().message;
+      })
+      ->capture_default_str();
   c->append->add_option("--epoch", c->epoch,
                         "The producer's epoch (default: a fresh one claimed at start)");
 

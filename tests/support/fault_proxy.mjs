@@ -1,0 +1,105 @@
+// A TCP proxy that injects faults between a client and ordo, for delivery tests: it delays
+// chunks, and cuts connections (a reset, or a plain close) part-way through what the client
+// sends (a request) or what the server answers (a response). Seeded, so a failing run can be
+// replayed with the same faults.
+import net from "node:net"
+
+/** A small seeded PRNG (mulberry32); returns floats in [0, 1). */
+function random(seed) {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/**
+ * Starts a proxy to 127.0.0.1:`targetPort`.
+ * @param {{ seed?: number, cutProbability?: number, maxBytesBeforeCut?: number,
+ *           delayProbability?: number, maxDelayMs?: number }} opts
+ *   cutProbability: the share of connections that are cut, in one direction chosen at random,
+ *   after a random number of bytes up to maxBytesBeforeCut; half of the cuts are resets.
+ */
+export async function startFaultProxy(targetPort, opts = {}) {
+  const rnd = random(opts.seed ?? 42)
+  const cutProbability = opts.cutProbability ?? 0.3
+  const maxBytesBeforeCut = opts.maxBytesBeforeCut ?? 16384
+  const delayProbability = opts.delayProbability ?? 0.2
+  const maxDelayMs = opts.maxDelayMs ?? 20
+  const stats = { connections: 0, cutRequests: 0, cutResponses: 0, resets: 0, delayed: 0 }
+  const sockets = new Set()
+
+  const server = net.createServer((client) => {
+    stats.connections++
+    const upstream = net.connect(targetPort, "127.0.0.1")
+    sockets.add(client)
+    sockets.add(upstream)
+    const cut = rnd() < cutProbability
+    const cutRequest = rnd() < 0.5
+    const reset = rnd() < 0.5
+    let budget = cut ? 1 + Math.floor(rnd() * maxBytesBeforeCut) : Infinity
+    let closed = false
+    const kill = () => {
+      if (closed) return
+      closed = true
+      if (reset) {
+        stats.resets++
+        client.resetAndDestroy()
+        upstream.resetAndDestroy()
+      } else {
+        client.destroy()
+        upstream.destroy()
+      }
+    }
+    // Chunks of one direction stay in order: each waits for the one before it.
+    const pipe = (from, to, isRequest) => {
+      let chain = Promise.resolve()
+      from.on("data", (chunk) => {
+        const delay = rnd() < delayProbability ? Math.floor(rnd() * maxDelayMs) : 0
+        if (delay > 0) stats.delayed++
+        chain = chain.then(async () => {
+          if (delay > 0) await new Promise((r) => setTimeout(r, delay))
+          if (closed) return
+          if (cut && isRequest === cutRequest) {
+            if (chunk.length >= budget) {
+              to.write(chunk.subarray(0, budget))
+              if (isRequest) stats.cutRequests++
+              else stats.cutResponses++
+              kill()
+              return
+            }
+            budget -= chunk.length
+          }
+          to.write(chunk)
+        })
+      })
+      from.on("end", () => chain.then(() => to.end()))
+    }
+    pipe(client, upstream, true)
+    pipe(upstream, client, false)
+    const done = () => {
+      closed = true
+      client.destroy()
+      upstream.destroy()
+      sockets.delete(client)
+      sockets.delete(upstream)
+    }
+    client.on("error", done)
+    upstream.on("error", done)
+    client.on("close", done)
+    upstream.on("close", done)
+  })
+  await new Promise((r) => server.listen(0, "127.0.0.1", r))
+  return {
+    port: server.address().port,
+    url: `http://127.0.0.1:${server.address().port}`,
+    stats,
+    async close() {
+      for (const s of sockets) s.destroy()
+      await new Promise((r) => server.close(r))
+    },
+  }
+}
