@@ -181,6 +181,50 @@ describe("interop with the official client (@durable-streams/client)", () => {
   })
 })
 
+describe("interop across a dropped connection", () => {
+  test("the official client writes while the server restarts; ordo's reader resumes and sees each message once", async () => {
+    const handle = await DurableStream.create({ url: streamUrl("interop/restart"), contentType: "application/json" })
+    const producer = new IdempotentProducer(handle, "js-restart", { autoClaim: true })
+    for (let i = 0; i < 100; i++) producer.append(JSON.stringify(i))
+    await producer.flush()
+    const tail = follow(["stream", "read", "interop/restart", "--follow"])
+    try {
+      await tail.waitFor((out) => lines(out).length >= 100)
+      const port = server.port
+      const dataDir = server.dataDir
+      await server.kill()
+      server = await startOrdo({ port, dataDir })
+      const again = new IdempotentProducer(await DurableStream.connect({ url: streamUrl("interop/restart") }), "js-restart-2", {
+        autoClaim: true,
+      })
+      for (let i = 100; i < 200; i++) again.append(JSON.stringify(i))
+      await again.flush()
+      await tail.waitFor((out) => lines(out).length >= 200)
+      await new Promise((r) => setTimeout(r, 200))
+      expect(lines(tail.out())).toEqual(Array.from({ length: 200 }, (_, i) => String(i)))
+    } finally {
+      tail.stop()
+      await tail.exited
+    }
+  })
+})
+
+describe("on a terminal", () => {
+  test("a long read shows a progress bar on stderr when stdout goes to a file", () => {
+    ordo(["stream", "create", "cli/big", "--content-type", "application/json"])
+    const input = Array.from({ length: 20000 }, (_, i) => JSON.stringify({ i, pad: "x".repeat(200) })).join("\n")
+    expect(ordo(["stream", "append", "cli/big", "--lines"], { input }).status).toBe(0)
+    // script(1) gives the command a terminal; its stdout goes to a file.
+    const out = `${server.dataDir}/big.out`
+    const r = spawnSync("script", ["-qec", `${ordoBinary()} stream read cli/big --server ${server.url} > ${out}`, "/dev/null"], {
+      encoding: "utf8",
+    })
+    expect(r.status, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/\[#+\.*\] +\d+%  read: \d+ messages/)
+    expect(spawnSync("wc", ["-l", out], { encoding: "utf8" }).stdout).toMatch(/^20000 /)
+  })
+})
+
 describe("ordo session and ordo changes", () => {
   test("list, show, send (once, even when retried with the same key), tail events and the change feed", async () => {
     expectOk(await request(server.url, "POST", "/v1/projects", { body: { id: "cli-proj", name: "CLI" } }), 201)
