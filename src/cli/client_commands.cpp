@@ -183,6 +183,10 @@ class client_commands {
   int do_remove();
   int follow_target(const std::string& target, const std::string& from, live_mode mode,
                     bool follow_live, std::uint64_t total);
+  // GETs a JSON object. With --json it prints the answer as it is and returns nullopt with
+  // code 0; on failure it prints the error and returns nullopt with the exit code.
+  std::optional<json::object> get_object(client::stream_client& c, const std::string& target,
+                                         int& code);
   int do_session_list();
   int do_session_show();
   int do_session_send();
@@ -441,21 +445,14 @@ int client_commands::do_session_list() {
   std::string target = "/v1/sessions?limit=200";
   if (!project.empty()) target += "&project=" + query_escape(project);
   if (!state.empty()) target += "&state=" + query_escape(state);
-  auto r = c->send({"GET", target, {}, "", true});
-  if (!r) return fail(r.error());
-  if (r->status != 200) return fail(client::failure_from_response(*r));
-  if (common.json) {
-    std::cout << r->body << "\n";
-    return k_exit_ok;
-  }
-  boost::system::error_code ec;
-  json::value v = json::parse(r->body, ec);
-  if (ec || !v.is_object() || !v.as_object().contains("sessions")) {
+  auto v = get_object(*c, target, code);
+  if (!v) return code;
+  if (!v->contains("sessions") || !v->at("sessions").is_array()) {
     return fail(make_failure(failure_kind::internal, "invalid_response",
                              "the session list is not the expected JSON"));
   }
   std::vector<std::vector<std::string>> rows;
-  for (const auto& s : v.as_object().at("sessions").as_array()) {
+  for (const auto& s : v->at("sessions").as_array()) {
     const auto& o = s.as_object();
     rows.push_back({field(o, "id"), field(o, "project"), field(o, "state"),
                     field(o, "client_state"), field(o, "agent_kind"), field(o, "branch"),
@@ -469,27 +466,40 @@ int client_commands::do_session_show() {
   int code = 0;
   auto c = connect(code);
   if (!c) return code;
-  auto r = c->send({"GET", "/v1/sessions/" + query_escape(session_id), {}, "", true});
-  if (!r) return fail(r.error());
-  if (r->status != 200) return fail(client::failure_from_response(*r));
+  auto v = get_object(*c, "/v1/sessions/" + query_escape(session_id), code);
+  if (!v) return code;
+  std::size_t width = 0;
+  for (const auto& [k, val] : *v)
+    width = std::max(width, k.size());
+  for (const auto& [k, val] : *v)
+    std::cout << std::string(k) << std::string(width - k.size() + 2, ' ') << field(*v, k) << "\n";
+  return k_exit_ok;
+}
+
+std::optional<json::object> client_commands::get_object(client::stream_client& c,
+                                                        const std::string& target, int& code) {
+  auto r = c.send({"GET", target, {}, "", true});
+  if (!r) {
+    code = fail(r.error());
+    return std::nullopt;
+  }
+  if (r->status != 200) {
+    code = fail(client::failure_from_response(*r));
+    return std::nullopt;
+  }
   if (common.json) {
-    std::cout << r->body << "\n";
-    return k_exit_ok;
+    std::cout << r->body << "\n";  // as the server answered it
+    code = k_exit_ok;
+    return std::nullopt;
   }
   boost::system::error_code ec;
   json::value v = json::parse(r->body, ec);
   if (ec || !v.is_object()) {
-    return fail(make_failure(failure_kind::internal, "invalid_response",
-                             "the session is not a JSON object"));
+    code = fail(make_failure(failure_kind::internal, "invalid_response",
+                             "the server's answer to " + target + " is not a JSON object"));
+    return std::nullopt;
   }
-  std::size_t width = 0;
-  for (const auto& [k, val] : v.as_object())
-    width = std::max(width, k.size());
-  for (const auto& [k, val] : v.as_object()) {
-    std::cout << std::string(k) << std::string(width - k.size() + 2, ' ') << field(v.as_object(), k)
-              << "\n";
-  }
-  return k_exit_ok;
+  return std::move(v.as_object());
 }
 
 int client_commands::do_session_send() {

@@ -186,38 +186,47 @@ result<stop_reason> reader::run(const std::function<bool(const read_event&)>& on
   }
 }
 
-result<reader::step> reader::catch_up(const std::function<bool(const read_event&)>& on_event) {
-  std::string from = offset();
-  auto page = client_->read_target(target(), from);
-  if (!page) return std::move(page).error();
-  if (!page->messages.empty()) {
+result<reader::step> reader::deliver(read_page page,
+                                     const std::function<bool(const read_event&)>& on_event,
+                                     bool catching_up) {
+  if (!page.messages.empty()) {
     read_event e;
-    e.messages = std::move(page->messages);
-    e.json = page->json;
-    e.offset = page->next_offset;
+    e.messages = std::move(page.messages);
+    e.json = page.json;
+    e.offset = page.next_offset;
     if (!on_event(e)) return step::stop_caller;
   }
   {
     std::lock_guard lock(state_mu_);
-    offset_ = page->next_offset;
-    up_to_date_ = page->up_to_date;
+    if (!page.next_offset.empty()) offset_ = page.next_offset;
+    if (catching_up) {
+      up_to_date_ = page.up_to_date;
+    } else {
+      cursor_ = page.cursor;
+    }
   }
-  json_ = page->json;
-  if (page->closed && page->up_to_date) {
+  if (catching_up) json_ = page.json;
+  if (page.closed && page.up_to_date) {
     read_event e;
     e.what = read_event::kind::closed;
-    e.offset = page->next_offset;
+    e.offset = page.next_offset;
     on_event(e);
     return step::stop_closed;
   }
-  if (page->up_to_date) {
+  if (catching_up && page.up_to_date) {
     read_event e;
     e.what = read_event::kind::up_to_date;
-    e.offset = page->next_offset;
+    e.offset = page.next_offset;
     if (!on_event(e)) return step::stop_caller;
     if (options_.live == live_mode::none) return step::stop_caught_up;
   }
   return step::go_on;
+}
+
+result<reader::step> reader::catch_up(const std::function<bool(const read_event&)>& on_event) {
+  auto page = client_->read_target(target(), offset());
+  if (!page) return std::move(page).error();
+  return deliver(std::move(*page), on_event, true);
 }
 
 result<reader::step> reader::follow_long_poll(
@@ -231,26 +240,7 @@ result<reader::step> reader::follow_long_poll(
   }
   auto page = client_->long_poll_target(target(), from, cursor);
   if (!page) return std::move(page).error();
-  if (!page->messages.empty()) {
-    read_event e;
-    e.messages = std::move(page->messages);
-    e.json = page->json;
-    e.offset = page->next_offset;
-    if (!on_event(e)) return step::stop_caller;
-  }
-  {
-    std::lock_guard lock(state_mu_);
-    if (!page->next_offset.empty()) offset_ = page->next_offset;
-    cursor_ = page->cursor;
-  }
-  if (page->closed && page->up_to_date) {
-    read_event e;
-    e.what = read_event::kind::closed;
-    e.offset = page->next_offset;
-    on_event(e);
-    return step::stop_closed;
-  }
-  return step::go_on;
+  return deliver(std::move(*page), on_event, false);
 }
 
 result<reader::step> reader::follow_sse(const std::function<bool(const read_event&)>& on_event,

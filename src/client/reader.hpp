@@ -93,6 +93,10 @@ class reader {
  private:
   reader(client_options client, reader_options options);
   enum class step { go_on, stop_closed, stop_caught_up, stop_caller, stop_cancelled };
+  // Hands a read's messages (and closure or, catching up, reaching the tail) to on_event and
+  // moves the offset on.
+  result<step> deliver(read_page page, const std::function<bool(const read_event&)>& on_event,
+                       bool catching_up);
   result<step> catch_up(const std::function<bool(const read_event&)>& on_event);
   result<step> follow_sse(const std::function<bool(const read_event&)>& on_event, bool& delivered);
   result<step> follow_long_poll(const std::function<bool(const read_event&)>& on_event);

@@ -16,6 +16,7 @@ import { readFileSync } from "node:fs"
 import { afterAll, beforeAll, describe, expect, test } from "vitest"
 import { startOrdo } from "../support/ordo_server.mjs"
 import { ctx, expectError, expectOk, request } from "../support/api.mjs"
+import { mulberry32 } from "../support/random.mjs"
 
 const LONG_POLL_TIMEOUT_MS = 1500
 const SEED = Number(process.env.ORDO_TEST_SEED ?? 20261122)
@@ -80,17 +81,6 @@ function parseOffset(o) {
   expect(o, "an offset").toMatch(OFFSET_RE)
   const [prefix, position] = o.split("_")
   return { prefix, position: Number(position) }
-}
-
-function mulberry32(seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 /** An HTTP client for one server, with the feed helpers. */

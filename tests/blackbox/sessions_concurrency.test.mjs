@@ -23,6 +23,7 @@ import { startOrdo } from "../support/ordo_server.mjs"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { mulberry32 } from "../support/random.mjs"
 
 const CLIENTS = 16
 const OPS_PER_CLIENT = 30
@@ -35,17 +36,6 @@ const SEED = Number(process.env.ORDO_TEST_SEED ?? 20261122)
 
 // ---- helpers ---------------------------------------------------------------------------------
 
-/** mulberry32: a small seeded PRNG returning floats in [0, 1). */
-function prng(seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 const pick = (rnd, list) => list[Math.floor(rnd() * list.length)]
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
@@ -416,11 +406,11 @@ describe("session rows under concurrency", () => {
       try {
         const sid = await createSession(server.url, "conc")
         const ctx = { base: server.url, sid, acks: [], unknown: [], round: 0, crash: false, stop: false, acked: 0, refusedTags: [] }
-        const rnd = prng(SEED)
+        const rnd = mulberry32(SEED)
         const seeds = Array.from({ length: CLIENTS }, () => Math.floor(rnd() * 2 ** 32))
         // Live readers follow the session while the writers run.
         const tails = [startLiveTail(server.url, sid, "sse"), startLiveTail(server.url, sid, "long-poll")]
-        await Promise.all(seeds.map((s, c) => runClient(ctx, c, prng(s), OPS_PER_CLIENT)))
+        await Promise.all(seeds.map((s, c) => runClient(ctx, c, mulberry32(s), OPS_PER_CLIENT)))
 
         const rows = await readAllRows(server.url, sid)
         const events = await readAllEvents(server.url, sid)
@@ -478,7 +468,7 @@ describe("session rows under concurrency", () => {
     "the same across SIGKILL and restart: nothing acknowledged is lost, sequences continue without gap or reuse",
     async () => {
       const dataDir = mkdtempSync(join(tmpdir(), "ordo-sessions-crash-"))
-      const rnd = prng(SEED ^ 0x5eed)
+      const rnd = mulberry32(SEED ^ 0x5eed)
       const acks = [] // every acknowledged answer, across rounds
       const seqOwner = new Map() // sequence -> row_id, once seen never changes
       let server
@@ -495,7 +485,7 @@ describe("session rows under concurrency", () => {
           const ctx = { base: server.url, sid, acks, unknown: [], round, crash: true, stop: false, acked: 0, refusedTags: [] }
           const seeds = Array.from({ length: CLIENTS }, () => Math.floor(rnd() * 2 ** 32))
           const loops = seeds.map((s, c) =>
-            runClient(ctx, c, prng(s), CRASH_OPS_PER_CLIENT_PER_ROUND).then(() => "done")
+            runClient(ctx, c, mulberry32(s), CRASH_OPS_PER_CLIENT_PER_ROUND).then(() => "done")
           )
           // Let some work be acknowledged, then kill at a random moment.
           const started = Date.now()

@@ -3,18 +3,7 @@
 // sends (a request) or what the server answers (a response). Seeded, so a failing run can be
 // replayed with the same faults.
 import net from "node:net"
-
-/** A small seeded PRNG (mulberry32); returns floats in [0, 1). */
-function random(seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { mulberry32 } from "./random.mjs"
 
 /**
  * Starts a proxy to 127.0.0.1:`targetPort`.
@@ -24,7 +13,7 @@ function random(seed) {
  *   after a random number of bytes up to maxBytesBeforeCut; half of the cuts are resets.
  */
 export async function startFaultProxy(targetPort, opts = {}) {
-  const rnd = random(opts.seed ?? 42)
+  const rnd = mulberry32(opts.seed ?? 42)
   const cutProbability = opts.cutProbability ?? 0.3
   const maxBytesBeforeCut = opts.maxBytesBeforeCut ?? 16384
   const delayProbability = opts.delayProbability ?? 0.2
