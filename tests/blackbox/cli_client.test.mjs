@@ -133,6 +133,35 @@ describe("ordo stream", () => {
   })
 })
 
+describe("retries on 503 with Retry-After", () => {
+  test("appends refused with 503 storage_busy while a sqlite3 shell holds a write lock are retried until stored, each once", async () => {
+    const busy = await startOrdo({ args: ["--busy-timeout", "100ms"] })
+    const shell = spawn("sqlite3", [`${busy.dataDir}/ordo.db`], { stdio: ["pipe", "pipe", "pipe"] })
+    try {
+      const created = ordo(["stream", "create", "busy", "--content-type", "application/json"], { url: busy.url })
+      expect(created.status, created.stderr).toBe(0)
+      shell.stdin.write("BEGIN IMMEDIATE;\nSELECT 'locked';\n")
+      await new Promise((resolve) => shell.stdout.once("data", resolve))
+      // The lock goes away after 1.5 s, while the producer is retrying.
+      setTimeout(() => shell.stdin.write("COMMIT;\n.quit\n"), 1500)
+      const input = Array.from({ length: 50 }, (_, i) => String(i)).join("\n")
+      const child = spawn(ordoBinary(), ["stream", "append", "busy", "--lines", "--batch-messages", "10", "--json", "--server", busy.url])
+      let out = ""
+      child.stdout.on("data", (d) => (out += d))
+      child.stdin.end(input)
+      expect(await new Promise((r) => child.on("exit", r))).toBe(0)
+      expect(JSON.parse(out)).toMatchObject({ acknowledged: 50, failed: 0 })
+      expect(busy.log()).toContain("locked by another process") // it was refused, then retried
+      const read = ordo(["stream", "read", "busy"], { url: busy.url })
+      expect(lines(read.text)).toEqual(Array.from({ length: 50 }, (_, i) => String(i)))
+    } finally {
+      shell.kill()
+      await busy.stop()
+      busy.cleanup()
+    }
+  })
+})
+
 describe("interop with the official client (@durable-streams/client)", () => {
   test("JSON: its IdempotentProducer writes, ordo reads; ordo appends, it reads", async () => {
     const handle = await DurableStream.create({ url: streamUrl("interop/json"), contentType: "application/json" })
