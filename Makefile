@@ -1,5 +1,5 @@
 # ordo — common tasks. `make run` and `make test` are the two set-up commands (see README).
-.PHONY: bootstrap build build-asan run test test-unit fmt clean
+.PHONY: bootstrap build build-asan run test test-unit bench fmt clean
 
 JOBS ?= $(shell nproc)
 HOST ?= 127.0.0.1
@@ -24,6 +24,11 @@ run: build
 test: build build-asan
 	ctest --preset asan
 	ctest --preset release
+
+# ordo beside the Durable Streams reference server, every scenario, alternating; writes
+# docs/BENCHMARKS.md and its charts (about 20 minutes). BENCH_ARGS=--quick for a short run.
+bench: build
+	node bench/run.mjs $(BENCH_ARGS)
 
 test-unit: build
 	./build/release/ordo_unit_tests

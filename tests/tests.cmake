@@ -68,3 +68,13 @@ ordo_vitest(cli_client blackbox/cli_client.test.mjs)
 # Delivery through a fault-injecting TCP proxy: 10,000 messages from the C++ producer exactly
 # once and in order; SSE and long-poll readers through the same proxy see each once.
 ordo_vitest(fault_proxy blackbox/fault_proxy.test.mjs)
+
+# The benchmark harness, briefly (bench/run.mjs --quick): checks that it runs against ordo and
+# the reference server and writes its report, not how fast anything is.
+add_test(NAME bench_smoke
+         COMMAND node ${CMAKE_SOURCE_DIR}/bench/run.mjs --quick
+                 --out ${CMAKE_BINARY_DIR}/bench-smoke/BENCHMARKS.md
+         WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(bench_smoke PROPERTIES
+  ENVIRONMENT "ORDO_BUILD_DIR=${CMAKE_BINARY_DIR}"
+  TIMEOUT 600)

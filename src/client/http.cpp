@@ -119,7 +119,12 @@ struct http_connection::impl {
     stream.emplace(ioc);
     stream->expires_after(timeout);
     auto [cec, endpoint] = co_await stream->async_connect(endpoints, tuple_awaitable);
-    if (cec) stream.reset();
+    if (cec) {
+      stream.reset();
+    } else {
+      beast::error_code ignored;  // small requests go out without waiting for an ACK
+      stream->socket().set_option(tcp::no_delay(true), ignored);
+    }
     co_return cec;
   }
 

@@ -436,6 +436,10 @@ awaitable<void> server::impl::listen() {
       co_await retry.async_wait(tuple_awaitable);
       continue;
     }
+    // Small answers (a 204, one SSE event) go out at once instead of waiting for the
+    // previous segment's ACK (Nagle's algorithm with delayed ACKs adds up to 40 ms).
+    beast::error_code nodelay_ec;
+    socket.set_option(tcp::no_delay(true), nodelay_ec);
     if (served_connections.load() >= options.max_connections) {
       refuse(std::move(socket));
       continue;

@@ -1,0 +1,722 @@
+// ordo-bench: a load generator for any server that speaks Durable Streams over plain HTTP.
+//
+//   ordo-bench SCENARIO --url http://127.0.0.1:4437 [--server-pid PID] [options]
+//
+// Prints one JSON object: the scenario, its parameters, throughput, latency percentiles (µs),
+// and, with --server-pid, the server's CPU seconds used during the run and its memory.
+//
+// Scenarios (docs/BENCHMARKS.md):
+//   append    appends of --message-bytes from --connections connections to --streams streams
+//   batch     JSON batch appends: --batch values per POST
+//   delivery  append-to-delivery latency at a fixed --rate through --live sse|long-poll
+//   fanout    --subscribers SSE readers of one stream; every one must get every message
+//   catchup   prefill --messages values, then read them all with catch-up reads
+//   idle-sse  --subscribers idle SSE connections; server memory per connection
+//   prefill   --messages values spread over --streams streams (for the time-to-ready run)
+//
+// Written against Asio and Beast directly, with coroutines on one io_context: thousands of
+// connections cost no threads. Hand-written rather than wrk because wrk is not packaged here,
+// cannot hold SSE readers, and cannot measure append-to-delivery latency.
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+namespace json = boost::json;
+using tcp = asio::ip::tcp;
+using clock_type = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
+
+struct options {
+  std::string scenario;
+  std::string host = "127.0.0.1";
+  std::string port = "4437";
+  std::string prefix = "/v1/stream";
+  int server_pid = 0;
+  int connections = 64;
+  int streams = 1;
+  int message_bytes = 100;
+  int batch = 1000;
+  double duration_s = 10;
+  double rate = 1000;
+  std::string live = "sse";
+  int subscribers = 1;
+  long long messages = 1'000'000;
+  std::string run_id;
+};
+
+// ---- measurements ----------------------------------------------------------------------------
+
+struct latencies {
+  std::vector<std::uint32_t> micros;
+  void add(clock_type::duration d) {
+    micros.push_back(static_cast<std::uint32_t>(std::min<long long>(
+        std::chrono::duration_cast<std::chrono::microseconds>(d).count(), UINT32_MAX)));
+  }
+  json::object summary() {
+    json::object o;
+    o["count"] = micros.size();
+    if (micros.empty()) return o;
+    std::sort(micros.begin(), micros.end());
+    auto at = [&](double q) {
+      std::size_t i = static_cast<std::size_t>(q * static_cast<double>(micros.size() - 1));
+      return micros[i];
+    };
+    o["p50_us"] = at(0.50);
+    o["p90_us"] = at(0.90);
+    o["p99_us"] = at(0.99);
+    o["p999_us"] = at(0.999);
+    o["max_us"] = micros.back();
+    return o;
+  }
+};
+
+struct process_sample {
+  double cpu_seconds = 0;
+  long rss_kib = 0;
+  long peak_kib = 0;
+};
+
+std::optional<process_sample> sample_process(int pid) {
+  if (pid <= 0) return std::nullopt;
+  process_sample s;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  auto close = text.rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  std::vector<std::string> fields;
+  std::string field;
+  for (char c : text.substr(close + 2)) {
+    if (c == ' ') {
+      fields.push_back(field);
+      field.clear();
+    } else {
+      field.push_back(c);
+    }
+  }
+  // After the command: state is field 0; utime and stime are fields 11 and 12.
+  if (fields.size() > 12) {
+    double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
+    s.cpu_seconds = (std::stod(fields[11]) + std::stod(fields[12])) / ticks;
+  }
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) s.rss_kib = std::stol(line.substr(6));
+    if (line.rfind("VmHWM:", 0) == 0) s.peak_kib = std::stol(line.substr(6));
+  }
+  return s;
+}
+
+// ---- HTTP ------------------------------------------------------------------------------------
+
+struct http_result {
+  beast::error_code ec;
+  int status = 0;
+  std::string body;
+  std::string next_offset;
+  std::string cursor;
+  bool up_to_date = false;
+};
+
+class connection {
+ public:
+  connection(asio::io_context& ioc, const options& o) : stream_(ioc), o_(o) {}
+
+  asio::awaitable<beast::error_code> connect() {
+    tcp::resolver resolver(stream_.get_executor());
+    auto [ec, endpoints] = co_await resolver.async_resolve(o_.host, o_.port, tuple_awaitable);
+    if (ec) co_return ec;
+    auto [cec, ep] = co_await stream_.async_connect(endpoints, tuple_awaitable);
+    if (!cec) {
+      beast::error_code ignored;
+      stream_.socket().set_option(tcp::no_delay(true), ignored);
+    }
+    co_return cec;
+  }
+
+  asio::awaitable<http_result> request(bhttp::verb method, std::string target,
+                                       std::string content_type, std::string body) {
+    bhttp::request<bhttp::string_body> req{method, target, 11};
+    req.set(bhttp::field::host, o_.host);
+    if (!content_type.empty()) req.set(bhttp::field::content_type, content_type);
+    req.body() = std::move(body);
+    req.prepare_payload();
+    req.keep_alive(true);
+    http_result r;
+    stream_.expires_after(60s);
+    auto [wec, wn] = co_await bhttp::async_write(stream_, req, tuple_awaitable);
+    if (wec) {
+      r.ec = wec;
+      co_return r;
+    }
+    bhttp::response_parser<bhttp::string_body> parser;
+    parser.body_limit(1ull << 30);
+    auto [rec, rn] = co_await bhttp::async_read(stream_, buffer_, parser, tuple_awaitable);
+    if (rec) {
+      r.ec = rec;
+      co_return r;
+    }
+    auto& res = parser.get();
+    r.status = static_cast<int>(res.result_int());
+    r.body = std::move(res.body());
+    r.next_offset = std::string(res["Stream-Next-Offset"]);
+    r.cursor = std::string(res["Stream-Cursor"]);
+    r.up_to_date = res["Stream-Up-To-Date"] == "true";
+    co_return r;
+  }
+
+  beast::tcp_stream& stream() { return stream_; }
+  beast::flat_buffer& buffer() { return buffer_; }
+
+ private:
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  const options& o_;
+};
+
+std::string stream_target(const options& o, const std::string& name) {
+  return o.prefix + "/bench-" + o.run_id + "-" + name;
+}
+
+// A JSON message of about `bytes` bytes carrying its send time (ns since `epoch`) and sequence.
+std::string message(long long sent_ns, long long seq, int bytes) {
+  std::string m =
+      "{\"t\":" + std::to_string(sent_ns) + ",\"s\":" + std::to_string(seq) + ",\"p\":\"";
+  int pad = std::max(0, bytes - static_cast<int>(m.size()) - 2);
+  m.append(static_cast<std::size_t>(pad), 'x');
+  m += "\"}";
+  return m;
+}
+
+// Calls on_message(sent_ns, seq) for every message in a body or SSE data line.
+template <class F>
+void scan_messages(std::string_view text, F&& on_message) {
+  std::size_t i = 0;
+  while ((i = text.find("{\"t\":", i)) != std::string_view::npos) {
+    i += 5;
+    long long t = 0, s = 0;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9')
+      t = t * 10 + (text[i++] - '0');
+    auto si = text.find("\"s\":", i);
+    if (si == std::string_view::npos) break;
+    i = si + 4;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9')
+      s = s * 10 + (text[i++] - '0');
+    on_message(t, s);
+  }
+}
+
+// ---- the run ---------------------------------------------------------------------------------
+
+struct run_state {
+  explicit run_state(const options& o) : o(o) {}
+  const options& o;
+  asio::io_context ioc{1};
+  clock_type::time_point epoch = clock_type::now();
+  std::atomic<bool> stop{false};
+  latencies lat;
+  long long ops = 0;     // requests acknowledged
+  long long values = 0;  // messages moved
+  long long errors = 0;
+  std::string first_error;
+  std::map<int, long long> statuses;
+
+  long long now_ns() const {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now() - epoch).count();
+  }
+  void error(const std::string& what) {
+    ++errors;
+    if (first_error.empty()) first_error = what;
+  }
+};
+
+asio::awaitable<void> create_stream(run_state* st, std::string name, std::string type) {
+  connection c(st->ioc, st->o);
+  if (auto ec = co_await c.connect(); ec) {
+    st->error("connect: " + ec.message());
+    co_return;
+  }
+  auto r = co_await c.request(bhttp::verb::put, stream_target(st->o, name), type, "");
+  if (r.ec || (r.status != 201 && r.status != 200)) {
+    st->error("create " + name + ": " + std::to_string(r.status) + " " + r.ec.message());
+  }
+}
+
+// One connection appending until the deadline: `batch` values per POST (1: a single message).
+asio::awaitable<void> appender(run_state* st, int id, int batch, clock_type::time_point until) {
+  connection c(st->ioc, st->o);
+  if (auto ec = co_await c.connect(); ec) {
+    st->error("connect: " + ec.message());
+    co_return;
+  }
+  long long seq = 0;
+  while (clock_type::now() < until) {
+    int stream = (id + static_cast<int>(seq)) % st->o.streams;
+    std::string body;
+    if (batch > 1) {
+      body.push_back('[');
+      for (int i = 0; i < batch; ++i) {
+        if (i) body.push_back(',');
+        body += message(st->now_ns(), seq++, st->o.message_bytes);
+      }
+      body.push_back(']');
+    } else {
+      body = message(st->now_ns(), seq++, st->o.message_bytes);
+    }
+    auto started = clock_type::now();
+    auto r = co_await c.request(bhttp::verb::post, stream_target(st->o, std::to_string(stream)),
+                                "application/json", std::move(body));
+    if (r.ec) {
+      st->error("append: " + r.ec.message());
+      co_return;
+    }
+    st->statuses[r.status]++;
+    if (r.status != 204 && r.status != 200) {
+      st->error("append: HTTP " + std::to_string(r.status) + " " + r.body.substr(0, 200));
+      continue;
+    }
+    st->lat.add(clock_type::now() - started);
+    st->ops += 1;
+    st->values += batch;
+  }
+}
+
+// Appends at a fixed rate (one message per tick) until `count` messages are sent.
+// Writer w numbers its messages w * k_writer_seq_span + k, so readers check order per writer.
+constexpr long long k_writer_seq_span = 1'000'000'000'000LL;
+
+asio::awaitable<void> paced_writer(run_state* st, std::string name, double rate, long long count,
+                                   int writer) {
+  connection c(st->ioc, st->o);
+  if (auto ec = co_await c.connect(); ec) {
+    st->error("connect: " + ec.message());
+    co_return;
+  }
+  asio::steady_timer timer(st->ioc);
+  auto interval = std::chrono::nanoseconds(static_cast<long long>(1e9 / rate));
+  auto next = clock_type::now();
+  for (long long seq = 0; seq < count && !st->stop; ++seq) {
+    next += interval;
+    timer.expires_at(next);
+    co_await timer.async_wait(tuple_awaitable);
+    auto r = co_await c.request(
+        bhttp::verb::post, stream_target(st->o, name), "application/json",
+        message(st->now_ns(), writer * k_writer_seq_span + seq, st->o.message_bytes));
+    if (r.ec || (r.status != 204 && r.status != 200)) {
+      st->error("paced append: " + std::to_string(r.status) + " " + r.ec.message());
+      co_return;
+    }
+  }
+}
+
+// An SSE reader from `offset`: records each message's append-to-delivery latency and counts
+// what it got; ends after `expect` messages, or at stop.
+asio::awaitable<void> sse_reader(run_state* st, std::string name, std::string offset,
+                                 long long expect, std::vector<long long>* received, int index,
+                                 bool record) {
+  connection c(st->ioc, st->o);
+  if (auto ec = co_await c.connect(); ec) {
+    st->error("sse connect: " + ec.message());
+    co_return;
+  }
+  bhttp::request<bhttp::empty_body> req{
+      bhttp::verb::get, stream_target(st->o, name) + "?offset=" + offset + "&live=sse", 11};
+  req.set(bhttp::field::host, st->o.host);
+  c.stream().expires_never();
+  auto [wec, wn] = co_await bhttp::async_write(c.stream(), req, tuple_awaitable);
+  if (wec) {
+    st->error("sse write: " + wec.message());
+    co_return;
+  }
+  bhttp::response_parser<bhttp::buffer_body> parser;
+  parser.body_limit(boost::none);
+  auto [hec, hn] =
+      co_await bhttp::async_read_header(c.stream(), c.buffer(), parser, tuple_awaitable);
+  if (hec || parser.get().result_int() != 200) {
+    st->error("sse status " + std::to_string(parser.get().result_int()) + " " + hec.message());
+    co_return;
+  }
+  std::vector<char> chunk(64 << 10);
+  std::string pending;
+  long long got = 0;
+  std::map<long long, long long> last_seq;  // per writer
+  while (!parser.is_done() && got < expect && !st->stop) {
+    parser.get().body().data = chunk.data();
+    parser.get().body().size = chunk.size();
+    auto [rec, rn] =
+        co_await bhttp::async_read_some(c.stream(), c.buffer(), parser, tuple_awaitable);
+    if (rec == bhttp::error::need_buffer) rec = {};
+    std::size_t n = chunk.size() - parser.get().body().size;
+    pending.append(chunk.data(), n);
+    // Only complete events: up to the last blank line.
+    auto end = pending.rfind("\n\n");
+    if (end != std::string::npos) {
+      long long now = st->now_ns();
+      scan_messages(std::string_view(pending).substr(0, end), [&](long long t, long long s) {
+        auto [it, fresh] = last_seq.try_emplace(s / k_writer_seq_span, -1);
+        if (s % k_writer_seq_span != it->second + 1) {
+          st->error("sse reader " + std::to_string(index) + ": message " + std::to_string(s) +
+                    " out of order or repeated");
+        }
+        it->second = s % k_writer_seq_span;
+        ++got;
+        if (record) st->lat.add(std::chrono::nanoseconds(now - t));
+      });
+      pending.erase(0, end + 2);
+    }
+    if (rec) {
+      if (!st->stop) st->error("sse read: " + rec.message());
+      break;
+    }
+  }
+  if (received) (*received)[static_cast<std::size_t>(index)] = got;
+  st->values += got;
+}
+
+// A long-poll reader: follows from `offset`, recording delivery latency, until `expect`.
+asio::awaitable<void> long_poll_reader(run_state* st, std::string name, std::string offset,
+                                       long long expect) {
+  connection c(st->ioc, st->o);
+  if (auto ec = co_await c.connect(); ec) {
+    st->error("long-poll connect: " + ec.message());
+    co_return;
+  }
+  long long got = 0;
+  std::string cursor;
+  while (got < expect && !st->stop) {
+    std::string target = stream_target(st->o, name) + "?offset=" + offset + "&live=long-poll";
+    if (!cursor.empty()) target += "&cursor=" + cursor;
+    auto r = co_await c.request(bhttp::verb::get, target, "", "");
+    if (r.ec) {
+      st->error("long-poll: " + r.ec.message());
+      co_return;
+    }
+    long long now = st->now_ns();
+    if (r.status == 200) {
+      scan_messages(r.body, [&](long long t, long long) {
+        ++got;
+        st->lat.add(std::chrono::nanoseconds(now - t));
+      });
+    } else if (r.status != 204) {
+      st->error("long-poll: HTTP " + std::to_string(r.status));
+      co_return;
+    }
+    if (!r.next_offset.empty()) offset = r.next_offset;
+    cursor = r.cursor;
+  }
+  st->values += got;
+}
+
+// Catch-up reads from the start to the tail; counts values.
+asio::awaitable<void> catch_up(run_state* st, std::string name) {
+  connection c(st->ioc, st->o);
+  if (auto ec = co_await c.connect(); ec) {
+    st->error("connect: " + ec.message());
+    co_return;
+  }
+  std::string offset = "-1";
+  for (;;) {
+    auto started = clock_type::now();
+    auto r = co_await c.request(bhttp::verb::get, stream_target(st->o, name) + "?offset=" + offset,
+                                "", "");
+    if (r.ec || r.status != 200) {
+      st->error("catch-up: " + std::to_string(r.status) + " " + r.ec.message());
+      co_return;
+    }
+    st->lat.add(clock_type::now() - started);
+    st->ops += 1;
+    scan_messages(r.body, [&](long long, long long) { st->values += 1; });
+    offset = r.next_offset;
+    if (r.up_to_date) co_return;
+  }
+}
+
+// Fills streams 0..streams-1 of `name_prefix` with `total` values, batch values per POST.
+asio::awaitable<void> prefill(run_state* st, int conn_index, int conns, int streams,
+                              long long total, int batch) {
+  connection c(st->ioc, st->o);
+  if (auto ec = co_await c.connect(); ec) {
+    st->error("connect: " + ec.message());
+    co_return;
+  }
+  long long per_stream = total / streams;
+  for (int s = conn_index; s < streams; s += conns) {
+    for (long long done = 0; done < per_stream;) {
+      int n = static_cast<int>(std::min<long long>(batch, per_stream - done));
+      std::string body = "[";
+      for (int i = 0; i < n; ++i) {
+        if (i) body.push_back(',');
+        body += message(0, done + i, st->o.message_bytes);
+      }
+      body.push_back(']');
+      auto r = co_await c.request(bhttp::verb::post, stream_target(st->o, std::to_string(s)),
+                                  "application/json", std::move(body));
+      if (r.ec || (r.status != 204 && r.status != 200)) {
+        st->error("prefill: " + std::to_string(r.status) + " " + r.ec.message());
+        co_return;
+      }
+      done += n;
+      st->values += n;
+    }
+  }
+}
+
+void raise_fd_limit() {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+template <class F>
+void run_all(run_state& st, F&& spawn) {
+  spawn();
+  st.ioc.run();
+  st.ioc.restart();
+}
+
+void create_streams(run_state& st, int count) {
+  run_all(st, [&] {
+    // In groups, so a thousand creates do not open a thousand connections at once.
+    for (int g = 0; g < std::min(count, 16); ++g) {
+      asio::co_spawn(
+          st.ioc,
+          [](run_state* s, int first, int step, int count) -> asio::awaitable<void> {
+            for (int i = first; i < count; i += step)
+              co_await create_stream(s, std::to_string(i), "application/json");
+          }(&st, g, std::min(count, 16), count),
+          asio::detached);
+    }
+  });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  options o;
+  if (argc < 2) {
+    std::cerr << "usage: ordo-bench SCENARIO --url URL [--server-pid PID] [options]\n"
+                 "scenarios: append batch delivery fanout catchup idle-sse prefill\n";
+    return 2;
+  }
+  o.scenario = argv[1];
+  std::string url = "http://127.0.0.1:4437";
+  for (int i = 2; i + 1 < argc; i += 2) {
+    std::string k = argv[i], v = argv[i + 1];
+    if (k == "--url")
+      url = v;
+    else if (k == "--prefix")
+      o.prefix = v;
+    else if (k == "--server-pid")
+      o.server_pid = std::stoi(v);
+    else if (k == "--connections")
+      o.connections = std::stoi(v);
+    else if (k == "--streams")
+      o.streams = std::stoi(v);
+    else if (k == "--message-bytes")
+      o.message_bytes = std::stoi(v);
+    else if (k == "--batch")
+      o.batch = std::stoi(v);
+    else if (k == "--duration")
+      o.duration_s = std::stod(v);
+    else if (k == "--rate")
+      o.rate = std::stod(v);
+    else if (k == "--live")
+      o.live = v;
+    else if (k == "--subscribers")
+      o.subscribers = std::stoi(v);
+    else if (k == "--messages")
+      o.messages = std::stoll(v);
+    else if (k == "--run-id")
+      o.run_id = v;
+    else {
+      std::cerr << "unknown option " << k << "\n";
+      return 2;
+    }
+  }
+  {
+    auto scheme = url.find("://");
+    std::string rest = scheme == std::string::npos ? url : url.substr(scheme + 3);
+    auto colon = rest.find(':');
+    o.host = rest.substr(0, colon);
+    if (colon != std::string::npos) o.port = rest.substr(colon + 1);
+    while (!o.port.empty() && o.port.back() == '/')
+      o.port.pop_back();
+  }
+  if (o.run_id.empty())
+    o.run_id = std::to_string(::getpid()) + "-" + std::to_string(std::time(nullptr));
+  raise_fd_limit();
+
+  run_state st(o);
+  json::object params{{"scenario", o.scenario}, {"url", url}};
+  auto before = sample_process(o.server_pid);
+  auto started = clock_type::now();
+  double measured_s = 0;
+  const std::string& sc = o.scenario;
+
+  if (sc == "append" || sc == "batch") {
+    int batch = sc == "batch" ? o.batch : 1;
+    params["connections"] = o.connections;
+    params["streams"] = o.streams;
+    params["message_bytes"] = o.message_bytes;
+    params["batch"] = batch;
+    params["duration_s"] = o.duration_s;
+    create_streams(st, o.streams);
+    before = sample_process(o.server_pid);
+    started = clock_type::now();
+    auto until = started + std::chrono::milliseconds(static_cast<long long>(o.duration_s * 1000));
+    run_all(st, [&] {
+      for (int i = 0; i < o.connections; ++i)
+        asio::co_spawn(st.ioc, appender(&st, i, batch, until), asio::detached);
+    });
+    measured_s = std::chrono::duration<double>(clock_type::now() - started).count();
+  } else if (sc == "delivery" || sc == "fanout") {
+    int subscribers = sc == "fanout" ? o.subscribers : std::max(1, o.subscribers);
+    long long count = static_cast<long long>(o.rate * o.duration_s);
+    params["rate"] = o.rate;
+    params["duration_s"] = o.duration_s;
+    params["subscribers"] = subscribers;
+    params["live"] = o.live;
+    params["message_bytes"] = o.message_bytes;
+    create_streams(st, 1);
+    std::vector<long long> received(static_cast<std::size_t>(subscribers), 0);
+    before = sample_process(o.server_pid);
+    started = clock_type::now();
+    // A deadline, so a lost message ends the run instead of hanging it; cancelled once every
+    // reader is done.
+    auto deadline = std::make_shared<asio::steady_timer>(
+        st.ioc, std::chrono::milliseconds(static_cast<long long>(o.duration_s * 1000) + 30000 +
+                                          subscribers * 2));
+    auto readers_left = std::make_shared<int>(subscribers);
+    auto reader_done = [deadline, readers_left](std::exception_ptr) {
+      if (--*readers_left == 0) deadline->cancel();
+    };
+    run_all(st, [&] {
+      for (int i = 0; i < subscribers; ++i) {
+        if (o.live == "long-poll") {
+          asio::co_spawn(st.ioc, long_poll_reader(&st, "0", "-1", count), reader_done);
+        } else {
+          asio::co_spawn(st.ioc, sse_reader(&st, "0", "-1", count, &received, i, true),
+                         reader_done);
+        }
+      }
+      // Let the readers connect before the first message.
+      auto delay = std::make_shared<asio::steady_timer>(
+          st.ioc, std::chrono::milliseconds(500 + subscribers / 10));
+      // One writer per 1,000 messages/s: a writer waits for each answer before the next.
+      int writers = std::max(1, static_cast<int>((o.rate + 999) / 1000));
+      delay->async_wait([&, delay, count, writers, rate = o.rate](const beast::error_code&) {
+        started = clock_type::now();  // measured from the first message on
+        for (int w = 0; w < writers; ++w) {
+          long long share = count / writers + (w < count % writers ? 1 : 0);
+          asio::co_spawn(st.ioc, paced_writer(&st, "0", rate / writers, share, w), asio::detached);
+        }
+      });
+      deadline->async_wait([&st, deadline](const beast::error_code& ec) {
+        if (ec == asio::error::operation_aborted) return;
+        st.stop = true;
+        st.ioc.stop();
+      });
+    });
+    measured_s = std::chrono::duration<double>(clock_type::now() - started).count();
+    long long complete = std::count(received.begin(), received.end(), count);
+    if (o.live != "long-poll") {
+      params["subscribers_complete"] = complete;
+      if (complete != subscribers) st.error("not every subscriber got every message");
+    }
+    params["messages_sent"] = count;
+  } else if (sc == "catchup") {
+    params["messages"] = o.messages;
+    params["message_bytes"] = o.message_bytes;
+    create_streams(st, 1);
+    run_all(st, [&] {
+      asio::co_spawn(st.ioc, prefill(&st, 0, 1, 1, o.messages, 1000), asio::detached);
+    });
+    st.values = 0;
+    before = sample_process(o.server_pid);
+    started = clock_type::now();
+    run_all(st, [&] { asio::co_spawn(st.ioc, catch_up(&st, "0"), asio::detached); });
+    measured_s = std::chrono::duration<double>(clock_type::now() - started).count();
+    if (st.values != o.messages) st.error("catch-up read " + std::to_string(st.values) + " values");
+  } else if (sc == "idle-sse") {
+    params["subscribers"] = o.subscribers;
+    create_streams(st, 1);
+    before = sample_process(o.server_pid);
+    started = clock_type::now();
+    std::atomic<bool> measured{false};
+    std::optional<process_sample> during;
+    run_all(st, [&] {
+      for (int i = 0; i < o.subscribers; ++i)
+        asio::co_spawn(st.ioc, sse_reader(&st, "0", "now", 1, nullptr, i, false), asio::detached);
+      auto settle = std::make_shared<asio::steady_timer>(
+          st.ioc, std::chrono::milliseconds(2000 + o.subscribers / 2));
+      settle->async_wait([&, settle](const beast::error_code&) {
+        during = sample_process(o.server_pid);
+        st.stop = true;
+        st.ioc.stop();
+      });
+    });
+    measured_s = std::chrono::duration<double>(clock_type::now() - started).count();
+    if (before && during) {
+      params["rss_before_kib"] = before->rss_kib;
+      params["rss_during_kib"] = during->rss_kib;
+      params["bytes_per_connection"] =
+          static_cast<double>(during->rss_kib - before->rss_kib) * 1024.0 / o.subscribers;
+    }
+  } else if (sc == "prefill") {
+    params["messages"] = o.messages;
+    params["streams"] = o.streams;
+    create_streams(st, o.streams);
+    started = clock_type::now();
+    run_all(st, [&] {
+      int conns = std::min(o.connections, o.streams);
+      for (int i = 0; i < conns; ++i)
+        asio::co_spawn(st.ioc, prefill(&st, i, conns, o.streams, o.messages, 1000), asio::detached);
+    });
+    measured_s = std::chrono::duration<double>(clock_type::now() - started).count();
+  } else {
+    std::cerr << "unknown scenario " << sc << "\n";
+    return 2;
+  }
+
+  auto after = sample_process(o.server_pid);
+  json::object out = params;
+  out["seconds"] = measured_s;
+  out["requests"] = st.ops;
+  out["values"] = st.values;
+  out["requests_per_s"] = measured_s > 0 ? static_cast<double>(st.ops) / measured_s : 0;
+  out["values_per_s"] = measured_s > 0 ? static_cast<double>(st.values) / measured_s : 0;
+  out["latency"] = st.lat.summary();
+  out["errors"] = st.errors;
+  if (!st.first_error.empty()) out["first_error"] = st.first_error;
+  if (before && after) {
+    out["server_cpu_s"] = after->cpu_seconds - before->cpu_seconds;
+    out["server_rss_kib"] = after->rss_kib;
+    out["server_peak_kib"] = after->peak_kib;
+  }
+  std::cout << json::serialize(out) << std::endl;
+  return st.errors == 0 ? 0 : 1;
+}

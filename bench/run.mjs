@@ -1,0 +1,330 @@
+// `make bench`: runs ordo and the Durable Streams reference server (memory and file-backed)
+// side by side through every scenario of ordo-bench, alternating which goes first each round,
+// and writes docs/BENCHMARKS.md (medians, spreads, ratios, targets) with PNG charts.
+//
+//   node bench/run.mjs [--quick] [--rounds N] [--servers ordo,ref-memory,ref-file]
+//                      [--out docs/BENCHMARKS.md] [--json results.json]
+//
+// --quick runs every scenario briefly and small (the smoke run in `make test`): it checks that
+// the harness works, not how fast anything is.
+import { spawn, spawnSync } from "node:child_process"
+import { cpus, totalmem, tmpdir, release } from "node:os"
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync, readFileSync } from "node:fs"
+import { dirname, join, relative, resolve } from "node:path"
+import { fileURLToPath } from "node:url"
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..")
+const args = process.argv.slice(2)
+const flag = (name, fallback) => {
+  const i = args.indexOf(name)
+  return i >= 0 ? args[i + 1] : fallback
+}
+const quick = args.includes("--quick")
+const rounds = Number(flag("--rounds", quick ? 1 : 3))
+const serverNames = flag("--servers", "ordo,ref-memory,ref-file").split(",")
+const out = resolve(flag("--out", join(root, "docs/BENCHMARKS.md")))
+const jsonOut = flag("--json", null)
+const buildDir = process.env.ORDO_BUILD_DIR ?? join(root, "build/release")
+const ordoBin = join(buildDir, "ordo")
+const benchBin = join(buildDir, "ordo-bench")
+
+// ---- servers ---------------------------------------------------------------------------------
+
+const servers = {
+  ordo: {
+    label: "ordo",
+    command: (dataDir) => [ordoBin, ["serve", "--port", "0", "--data-dir", dataDir, "--log-level", "info",
+      "--max-connections", "15000"]],
+    persistent: true,
+  },
+  "ref-memory": {
+    label: "reference (memory)",
+    command: () => ["node", [join(root, "tests/support/reference_server.mjs")]],
+    persistent: false,
+  },
+  "ref-file": {
+    label: "reference (file)",
+    command: (dataDir) => ["node", [join(root, "tests/support/reference_server.mjs"), dataDir]],
+    persistent: true,
+  },
+}
+
+/** Starts a server; resolves with { url, pid, stop, startedMs } once it is listening. */
+async function start(name, dataDir) {
+  const [cmd, cmdArgs] = servers[name].command(dataDir)
+  const t0 = performance.now()
+  const child = spawn(cmd, cmdArgs, { stdio: ["ignore", "pipe", "pipe"], cwd: join(root, "tests") })
+  let log = ""
+  const url = await new Promise((resolveUrl, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} did not start:\n${log}`)), 120_000)
+    const onData = (d) => {
+      log += d
+      const ordo = log.match(/listening address=(\S+) port=(\d+)/)
+      const ref = log.match(/listening (http:\/\/\S+)/)
+      if (ordo || ref) {
+        clearTimeout(timer)
+        resolveUrl(ordo ? `http://${ordo[1]}:${ordo[2]}` : ref[1])
+      }
+    }
+    child.stdout.on("data", onData)
+    child.stderr.on("data", onData)
+    child.on("exit", (code) => reject(new Error(`${name} exited with ${code}:\n${log}`)))
+  })
+  // Ready: the first answered request.
+  for (;;) {
+    try {
+      const r = await fetch(`${url}/health`)
+      await r.arrayBuffer()
+      break
+    } catch {
+      await new Promise((r) => setTimeout(r, 5))
+    }
+  }
+  const readyMs = performance.now() - t0
+  const exited = new Promise((r) => child.on("exit", r))
+  return {
+    url,
+    pid: child.pid,
+    readyMs,
+    log: () => log,
+    async stop() {
+      child.kill("SIGTERM")
+      const timer = setTimeout(() => child.kill("SIGKILL"), 30_000)
+      await exited
+      clearTimeout(timer)
+    },
+  }
+}
+
+function bench(scenario, server, params) {
+  const argv = [scenario, "--url", server.url, "--server-pid", String(server.pid)]
+  for (const [k, v] of Object.entries(params)) argv.push(`--${k}`, String(v))
+  const r = spawnSync(benchBin, argv, { encoding: "utf8", maxBuffer: 64 << 20, timeout: 1_800_000 })
+  const line = (r.stdout || "").trim().split("\n").pop()
+  let result
+  try {
+    result = JSON.parse(line)
+  } catch {
+    throw new Error(`ordo-bench ${argv.join(" ")} printed no result (exit ${r.status}):\n${r.stdout}\n${r.stderr}`)
+  }
+  result.command = `ordo-bench ${argv.join(" ")}`
+  return result
+}
+
+// ---- scenarios -------------------------------------------------------------------------------
+
+const d = (full, small) => (quick ? small : full)
+const scenarios = [
+  { id: "a1", title: "(a) 100-byte appends, 64 connections, 1 stream", run: "append",
+    params: { connections: 64, streams: 1, "message-bytes": 100, duration: d(10, 0.5) },
+    metric: "values_per_s", unit: "appends/s", target: 50_000 },
+  { id: "a1000", title: "(a) 100-byte appends, 64 connections, 1,000 streams", run: "append",
+    params: { connections: 64, streams: d(1000, 20), "message-bytes": 100, duration: d(10, 0.5) },
+    metric: "values_per_s", unit: "appends/s", target: 50_000 },
+  { id: "b", title: "(b) JSON batch appends (1,000 × 100 B per request, 4 connections)", run: "batch",
+    params: { connections: 4, batch: 1000, "message-bytes": 100, duration: d(10, 0.5) },
+    metric: "values_per_s", unit: "messages/s", target: 1_000_000 },
+  { id: "c-sse-1k", title: "(c) append→SSE delivery at 1k/s", run: "delivery",
+    params: { rate: 1000, duration: d(10, 0.5), live: "sse" },
+    metric: "latency.p99_us", unit: "µs p99", target: 2000, lower: true },
+  { id: "c-sse-10k", title: "(c) append→SSE delivery at 10k/s", run: "delivery",
+    params: { rate: 10000, duration: d(10, 0.3), live: "sse" }, metric: "latency.p99_us", unit: "µs p99", lower: true },
+  { id: "c-lp-1k", title: "(c) append→long-poll delivery at 1k/s", run: "delivery",
+    params: { rate: 1000, duration: d(10, 0.5), live: "long-poll" }, metric: "latency.p99_us", unit: "µs p99", lower: true },
+  { id: "c-lp-10k", title: "(c) append→long-poll delivery at 10k/s", run: "delivery",
+    params: { rate: 10000, duration: d(10, 0.3), live: "long-poll" }, metric: "latency.p99_us", unit: "µs p99", lower: true },
+  { id: "d", title: "(d) fan-out to 10,000 SSE subscribers of one stream", run: "fanout",
+    params: { subscribers: d(10000, 50), rate: d(100, 20), duration: d(5, 0.5) },
+    metric: "values_per_s", unit: "deliveries/s", target: 500_000, extra: "latency.p99_us" },
+  { id: "e", title: "(e) catch-up read of 1,000,000 messages", run: "catchup",
+    params: { messages: d(1_000_000, 5000) }, metric: "values_per_s", unit: "messages/s", target: 1_000_000 },
+  { id: "f", title: "(f) server memory per idle SSE connection (2,000 connections)", run: "idle-sse",
+    params: { subscribers: d(2000, 50) }, metric: "bytes_per_connection", unit: "bytes", target: 16384, lower: true },
+]
+const startup = { id: "g", title: "(g) time to ready with 1,000,000 messages in 10,000 streams",
+  params: { messages: d(1_000_000, 2000), streams: d(10_000, 20), connections: 16 }, unit: "ms", target: 200, lower: true }
+
+const get = (obj, path) => path.split(".").reduce((o, k) => (o == null ? undefined : o[k]), obj)
+
+// ---- the run ---------------------------------------------------------------------------------
+
+const results = [] // { scenario, server, round, value, result }
+const log = (...a) => console.error(...a)
+
+for (let round = 0; round < rounds; round++) {
+  // Alternate the order each round so neither server always runs on a warmer machine.
+  const order = round % 2 === 0 ? serverNames : [...serverNames].reverse()
+  for (const sc of scenarios) {
+    for (const name of order) {
+      const dataDir = mkdtempSync(join(tmpdir(), `bench-${name}-`))
+      const server = await start(name, dataDir)
+      try {
+        const result = bench(sc.run, server, sc.params)
+        const value = get(result, sc.metric)
+        results.push({ scenario: sc.id, server: name, round, value, result })
+        log(`round ${round + 1} ${sc.id.padEnd(10)} ${name.padEnd(10)} ${sc.metric}=${Math.round(value)} errors=${result.errors}${result.first_error ? " (" + result.first_error + ")" : ""}`)
+      } finally {
+        await server.stop()
+        rmSync(dataDir, { recursive: true, force: true })
+      }
+    }
+  }
+  for (const name of order) {
+    if (!servers[name].persistent) continue
+    const dataDir = mkdtempSync(join(tmpdir(), `bench-${name}-`))
+    try {
+      const first = await start(name, dataDir)
+      const filled = bench("prefill", first, startup.params)
+      await first.stop()
+      const again = await start(name, dataDir)
+      await again.stop()
+      results.push({ scenario: "g", server: name, round, value: again.readyMs, result: { ...filled, ready_ms: again.readyMs } })
+      log(`round ${round + 1} g          ${name.padEnd(10)} ready_ms=${Math.round(again.readyMs)} (prefilled ${filled.values} in ${filled.seconds.toFixed(1)} s)`)
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true })
+    }
+  }
+}
+
+// ---- the report ------------------------------------------------------------------------------
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = Math.floor(s.length / 2)
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
+}
+const fmt = (v) => {
+  if (v === undefined || Number.isNaN(v)) return "–"
+  if (Math.abs(v) >= 1e6) return `${(v / 1e6).toFixed(2)} M`
+  if (Math.abs(v) >= 1e4) return `${Math.round(v / 1e3)} k`
+  if (Math.abs(v) >= 100) return String(Math.round(v))
+  return v.toFixed(1)
+}
+const summary = (id, name) => {
+  const vs = results.filter((r) => r.scenario === id && r.server === name).map((r) => r.value)
+  if (!vs.length) return null
+  return { median: median(vs), min: Math.min(...vs), max: Math.max(...vs), n: vs.length }
+}
+
+const allScenarios = [...scenarios, { ...startup, metric: "ready_ms" }]
+const rows = []
+for (const sc of allScenarios) {
+  const cells = serverNames.map((n) => summary(sc.id, n))
+  const ordo = summary(sc.id, "ordo")
+  const ratios = serverNames.filter((n) => n !== "ordo").map((n) => {
+    const s = summary(sc.id, n)
+    if (!s || !ordo || !s.median || !ordo.median) return "–"
+    const r = sc.lower ? s.median / ordo.median : ordo.median / s.median
+    return `${r.toFixed(1)}×`
+  })
+  let target = "–"
+  if (sc.target !== undefined && ordo) {
+    const met = sc.lower ? ordo.median <= sc.target : ordo.median >= sc.target
+    target = `${sc.lower ? "≤" : "≥"} ${fmt(sc.target)}: ${met ? "met" : "**not met**"}`
+  }
+  rows.push(`| ${sc.title} | ${sc.unit} | ${cells.map((c) => (c ? `${fmt(c.median)} (${fmt(c.min)}–${fmt(c.max)})` : "–")).join(" | ")} | ${ratios.join(" | ")} | ${target} |`)
+}
+
+// Charts (gnuplot): throughput by scenario, and delivery latency.
+const chartDir = join(dirname(out), "benchmarks")
+mkdirSync(chartDir, { recursive: true })
+const throughputIds = ["a1", "a1000", "b", "d", "e"]
+const latencyIds = ["c-sse-1k", "c-sse-10k", "c-lp-1k", "c-lp-10k"]
+function chart(file, ids, title, ylabel, logscale) {
+  const data = ids.map((id) => [id, ...serverNames.map((n) => summary(id, n)?.median ?? 0)].join(" ")).join("\n")
+  const dat = join(chartDir, `${file}.dat`)
+  writeFileSync(dat, `# scenario ${serverNames.join(" ")}\n${data}\n`)
+  const plots = serverNames.map((n, i) => `'${dat}' using ${i + 2}:xtic(1) title '${servers[n].label}'`).join(", ")
+  const script = `set terminal pngcairo size 900,420 font ',10'
+set output '${join(chartDir, file + ".png")}'
+set title '${title}'
+set ylabel '${ylabel}'
+set style data histograms
+set style histogram cluster gap 1
+set style fill solid 0.8 border -1
+set key top left
+set grid ytics
+${logscale ? "set logscale y" : ""}
+set yrange [${logscale ? "1" : "0"}:*]
+plot ${plots}
+`
+  const g = spawnSync("gnuplot", [], { input: script, encoding: "utf8" })
+  if (g.status !== 0) log(`gnuplot failed for ${file}: ${g.stderr}`)
+}
+chart("throughput", throughputIds, "Throughput (median; log scale)", "per second", true)
+chart("latency", latencyIds, "Append-to-delivery latency, p99 (median of rounds)", "microseconds", true)
+
+const cpu = cpus()[0]?.model ?? "unknown"
+const machine = `${cpus().length} × ${cpu}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Linux ${release()}`
+const commands = allScenarios
+  .map((sc) => {
+    const r = results.find((x) => x.scenario === sc.id && x.server === "ordo")
+    return r ? `- ${sc.id}: \`${(r.result.command ?? "").replace(/--url \S+ --server-pid \d+ /, "--url URL --server-pid PID ")}\`` : null
+  })
+  .filter(Boolean)
+  .join("\n")
+
+const report = `# Benchmarks
+
+Generated by \`make bench\` (\`node bench/run.mjs\`)${quick ? " in --quick mode (a smoke run: the numbers mean nothing)" : ""} on ${new Date().toISOString().slice(0, 10)}.
+
+**Machine:** ${machine}. The load generator (\`ordo-bench\`, one thread) runs on the same machine
+as the server, so the two share its cores.
+
+**Servers:** ordo (\`build/release/ordo serve\`, \`--sync full\`: every acknowledged append is
+fsynced), and the Durable Streams reference server \`@durable-streams/server\` (pinned in
+\`tests/package-lock.json\`) in memory and file-backed modes. Each scenario runs on a freshly
+started server with an empty data directory; the order of the servers alternates each round.
+Rounds: ${rounds}. Cells are medians, with the range over rounds in brackets. Ratios compare ordo
+with each reference mode (above 1×: ordo is better).
+
+| scenario | unit | ${serverNames.map((n) => servers[n].label).join(" | ")} | ${serverNames.filter((n) => n !== "ordo").map((n) => `ordo vs ${servers[n].label}`).join(" | ")} | target (ordo) |
+|---|---|${serverNames.map(() => "---|").join("")}${serverNames.filter((n) => n !== "ordo").map(() => "---|").join("")}---|
+${rows.join("\n")}
+
+![Throughput](benchmarks/throughput.png)
+
+![Delivery latency](benchmarks/latency.png)
+
+## Commands
+
+Every scenario is one \`ordo-bench\` invocation against a server started for it
+(\`ordo-bench\` prints one JSON object; \`--server-pid\` adds the server's CPU time and memory):
+
+${commands}
+- g: \`ordo-bench prefill ...\`, then the server is stopped and started again on the same data;
+  the time is from the start of the process to the first answered request.
+
+## Raw results
+
+${"```"}json
+${JSON.stringify(results.map((r) => ({ scenario: r.scenario, server: r.server, round: r.round, value: r.value, errors: r.result.errors, server_cpu_s: r.result.server_cpu_s, server_peak_kib: r.result.server_peak_kib, latency: r.result.latency })), null, 0).replace(/\},\{/g, "},\n{")}
+${"```"}
+`
+const notes = (() => {
+  try {
+    const old = readFileSync(out, "utf8")
+    const i = old.indexOf("\n## Changes and what they gained")
+    return i >= 0 ? old.slice(i) : ""
+  } catch {
+    return ""
+  }
+})()
+writeFileSync(out, report + notes)
+if (jsonOut) writeFileSync(jsonOut, JSON.stringify(results, null, 2))
+log(`wrote ${relative(process.cwd(), out)}`)
+const missing = allScenarios.flatMap((sc) =>
+  serverNames
+    .filter((n) => sc.id !== "g" || servers[n].persistent)
+    .filter((n) => !results.some((r) => r.scenario === sc.id && r.server === n && Number.isFinite(r.value)))
+    .map((n) => `${sc.id}/${n}`),
+)
+if (missing.length) {
+  log(`no result for: ${missing.join(", ")}`)
+  process.exit(1)
+}
+const failed = results.filter((r) => r.result.errors > 0 && r.server === "ordo")
+if (failed.length) {
+  log(`ordo-bench reported errors against ordo in: ${failed.map((f) => f.scenario).join(", ")}`)
+  process.exit(1)
+}
