@@ -179,7 +179,7 @@ for (let round = 0; round < rounds; round++) {
       const again = await start(name, dataDir)
       await again.stop()
       results.push({ scenario: "g", server: name, round, value: again.readyMs, result: { ...filled, ready_ms: again.readyMs } })
-      log(`round ${round + 1} g          ${name.padEnd(10)} ready_ms=${Math.round(again.readyMs)} (prefilled ${filled.values} in ${filled.seconds.toFixed(1)} s)`)
+      log(`round ${round + 1} g          ${name.padEnd(10)} ready_ms=${Math.round(again.readyMs)} (prefilled ${filled.values} in ${filled.seconds.toFixed(1)} s, errors=${filled.errors}${filled.first_error ? " (" + filled.first_error + ")" : ""})`)
     } finally {
       rmSync(dataDir, { recursive: true, force: true })
     }
@@ -281,6 +281,13 @@ with each reference mode (above 1×: ordo is better).
 | scenario | unit | ${serverNames.map((n) => servers[n].label).join(" | ")} | ${serverNames.filter((n) => n !== "ordo").map((n) => `ordo vs ${servers[n].label}`).join(" | ")} | target (ordo) |
 |---|---|${serverNames.map(() => "---|").join("")}${serverNames.filter((n) => n !== "ordo").map(() => "---|").join("")}---|
 ${rows.join("\n")}
+
+${(() => {
+  const bad = results.filter((r) => r.result.errors > 0)
+  if (!bad.length) return "Every run completed without an error."
+  return "Runs that reported errors (their numbers count only what completed):\n\n" +
+    bad.map((r) => `- ${r.scenario}, ${servers[r.server].label}, round ${r.round + 1}: ${r.result.errors} errors; first: ${r.result.first_error}`).join("\n")
+})()}
 
 ![Throughput](benchmarks/throughput.png)
 
