@@ -26,7 +26,7 @@ test: build build-asan
 	ctest --preset release
 
 # ordo beside the Durable Streams reference server, every scenario, alternating; writes
-# docs/BENCHMARKS.md and its charts (about 20 minutes). BENCH_ARGS=--quick for a short run.
+# docs/BENCHMARKS.md and its charts (about 40 minutes). BENCH_ARGS=--quick for a short run.
 bench: build
 	node bench/run.mjs $(BENCH_ARGS)
 
