@@ -531,7 +531,7 @@ int client_commands::do_session_send() {
     }
     failure f = r ? client::failure_from_response(*r) : r.error();
     if (!client::is_retryable(f) || attempt >= 5) return fail(f);
-    std::this_thread::sleep_for(policy.delay(attempt, rng));
+    std::this_thread::sleep_for(policy.wait_before(attempt, f, rng));
   }
 }
 

@@ -42,7 +42,9 @@ failure_kind kind_of_status(int status) {
   }
 }
 
-bool is_json_type(std::string_view content_type) {
+}  // namespace
+
+bool is_json_content_type(std::string_view content_type) {
   auto semi = content_type.find(';');
   std::string_view media = content_type.substr(0, semi);
   while (!media.empty() && media.back() == ' ')
@@ -52,6 +54,8 @@ bool is_json_type(std::string_view content_type) {
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return lower == k_json_media_type || (lower.size() > 5 && lower.ends_with("+json"));
 }
+
+namespace {
 
 std::optional<std::int64_t> parse_int(const std::optional<std::string>& text) {
   if (!text) return std::nullopt;
@@ -85,6 +89,26 @@ std::chrono::milliseconds retry_policy::delay(int attempt, std::mt19937_64& rng)
   base = std::min<std::int64_t>(base, cap);
   std::uniform_int_distribution<std::int64_t> jitter(0, std::max<std::int64_t>(base, 0));
   return std::chrono::milliseconds(jitter(rng));
+}
+
+std::chrono::milliseconds retry_policy::wait_before(int attempt, const failure& f,
+                                                    std::mt19937_64& rng) const {
+  auto wait = delay(attempt, rng);
+  for (const auto& [k, v] : f.details) {
+    if (k != "retry_after") continue;
+    std::int64_t seconds = 0;
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), seconds);
+    if (ec == std::errc() && p == v.data() + v.size() && seconds > 0) {
+      wait = std::max<std::chrono::milliseconds>(
+          wait, std::min<std::chrono::seconds>(std::chrono::seconds(seconds), k_max_retry_after));
+    }
+  }
+  return wait;
+}
+
+bool retry_policy::exhausted(int attempts, std::chrono::steady_clock::duration elapsed) const {
+  return (max_attempts > 0 && attempts >= max_attempts) ||
+         (max_elapsed.count() > 0 && elapsed >= max_elapsed);
 }
 
 bool is_retryable(const failure& f) {
@@ -232,7 +256,7 @@ result<read_page> stream_client::read_page_from(const http_response& r, bool all
   p.cursor = r.header("Stream-Cursor");
   p.up_to_date = r.header("Stream-Up-To-Date") == "true";
   p.closed = r.header("Stream-Closed") == "true";
-  p.json = is_json_type(r.header("Content-Type").value_or(""));
+  p.json = is_json_content_type(r.header("Content-Type").value_or(""));
   if (p.json) {
     auto values = split_json_array(r.body);
     if (!values) return std::move(values).error();

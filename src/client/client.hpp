@@ -39,7 +39,18 @@ struct retry_policy {
   std::chrono::milliseconds max_elapsed{60'000};
 
   std::chrono::milliseconds delay(int attempt, std::mt19937_64& rng) const;
+  // The wait before retry `attempt` after `f`: the backoff, or the failure's Retry-After if
+  // longer (capped at k_max_retry_after).
+  std::chrono::milliseconds wait_before(int attempt, const failure& f, std::mt19937_64& rng) const;
+  // Whether `attempts` failed attempts over `elapsed` exhaust the policy.
+  bool exhausted(int attempts, std::chrono::steady_clock::duration elapsed) const;
 };
+
+// The longest Retry-After a client honours; a larger one is taken as this.
+inline constexpr std::chrono::seconds k_max_retry_after{60};
+
+// Whether a Content-Type names JSON (application/json or any +json type).
+bool is_json_content_type(std::string_view content_type);
 
 // Whether a failed request may succeed when sent again: transport errors (except
 // cancellation), timeouts, 5xx and 503 with Retry-After, 429.

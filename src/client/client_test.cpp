@@ -144,6 +144,24 @@ TEST(client_retry, backoff_grows_to_its_cap_with_jitter) {
   }
 }
 
+TEST(client_retry, retry_after_lengthens_the_wait_up_to_its_cap_and_the_policy_runs_out) {
+  retry_policy p{10ms, 20ms, 3, 0ms};
+  std::mt19937_64 rng(1);
+  failure busy = make_failure(failure_kind::unavailable, "storage_busy", "busy");
+  EXPECT_LE(p.wait_before(0, busy, rng), 20ms);
+  busy.with("retry_after", "2");
+  EXPECT_EQ(p.wait_before(0, busy, rng), 2000ms);
+  failure huge = make_failure(failure_kind::unavailable, "x", "x").with("retry_after", "86400");
+  EXPECT_EQ(p.wait_before(0, huge, rng), std::chrono::milliseconds(k_max_retry_after));
+  failure junk = make_failure(failure_kind::unavailable, "x", "x").with("retry_after", "soon");
+  EXPECT_LE(p.wait_before(0, junk, rng), 20ms);
+  EXPECT_FALSE(p.exhausted(2, 0ms));
+  EXPECT_TRUE(p.exhausted(3, 0ms));
+  retry_policy timed{10ms, 20ms, 0, 100ms};
+  EXPECT_FALSE(timed.exhausted(1000, 99ms));
+  EXPECT_TRUE(timed.exhausted(1, 100ms));
+}
+
 TEST_F(client_test, streams_are_created_appended_read_closed_and_deleted) {
   auto created = client_->create("a/json", {.content_type = "application/json"});
   ASSERT_TRUE(created) << created.error().message;

@@ -24,25 +24,6 @@ std::optional<std::uint64_t> parse_u64(const std::optional<std::string>& text) {
   return v;
 }
 
-// What the server asked a retry to wait (Retry-After, in seconds), if anything.
-std::chrono::milliseconds retry_after(const failure& f) {
-  for (const auto& [k, v] : f.details) {
-    if (k != "retry_after") continue;
-    if (auto s = parse_u64(v))
-      return std::chrono::milliseconds(std::min<std::uint64_t>(*s, 60) * 1000);
-  }
-  return std::chrono::milliseconds(0);
-}
-
-bool is_json(std::string_view content_type) {
-  std::string media(content_type.substr(0, content_type.find(';')));
-  std::transform(media.begin(), media.end(), media.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  while (!media.empty() && media.back() == ' ')
-    media.pop_back();
-  return media == "application/json" || (media.size() > 5 && media.ends_with("+json"));
-}
-
 }  // namespace
 
 // ---- message_ticket --------------------------------------------------------------------------
@@ -101,7 +82,7 @@ result<std::unique_ptr<producer>> producer::start(client_options client, produce
     if (!info) return std::move(info).error();
     p->options_.content_type = info->content_type;
   }
-  p->json_ = is_json(p->options_.content_type);
+  p->json_ = is_json_content_type(p->options_.content_type);
   p->stats_.epoch = p->options_.epoch.value_or(wall_ms());
   p->sender_ = std::thread([raw = p.get()] { raw->run(); });
   return p;
@@ -346,9 +327,7 @@ void producer::send_batch(std::deque<entry>& batch) {
       continue;
     }
     const retry_policy& policy = options_.retry;
-    auto elapsed = std::chrono::steady_clock::now() - started;
-    bool gave_up = (policy.max_attempts > 0 && attempt + 1 >= policy.max_attempts) ||
-                   (policy.max_elapsed.count() > 0 && elapsed >= policy.max_elapsed);
+    bool gave_up = policy.exhausted(attempt + 1, std::chrono::steady_clock::now() - started);
     bool stopped = false;
     {
       std::lock_guard lock(mu_);
@@ -373,7 +352,7 @@ void producer::send_batch(std::deque<entry>& batch) {
       settle(batch, message_state::failed, "", f);
       return;
     }
-    auto wait = std::max(policy.delay(attempt, rng_), retry_after(f));
+    auto wait = policy.wait_before(attempt, f, rng_);
     std::unique_lock lock(mu_);
     stats_.retries += 1;
     work_cv_.wait_for(lock, wait, [&] { return stopped_; });

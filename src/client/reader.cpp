@@ -162,20 +162,10 @@ result<stop_reason> reader::run(const std::function<bool(const read_event&)>& on
     if (!is_retryable(f)) return f;
     if (failures == 0) failing_since = std::chrono::steady_clock::now();
     const retry_policy& policy = options_.retry;
-    if ((policy.max_attempts > 0 && failures + 1 >= policy.max_attempts) ||
-        (policy.max_elapsed.count() > 0 &&
-         std::chrono::steady_clock::now() - failing_since >= policy.max_elapsed)) {
+    if (policy.exhausted(failures + 1, std::chrono::steady_clock::now() - failing_since)) {
       return f;
     }
-    auto wait = policy.delay(failures, rng_);
-    for (const auto& [k, v] : f.details) {
-      if (k == "retry_after") {
-        try {
-          wait = std::max(wait, std::chrono::milliseconds(std::stoll(v) * 1000));
-        } catch (...) {
-        }
-      }
-    }
+    auto wait = policy.wait_before(failures, f, rng_);
     failures += 1;
     {
       std::unique_lock lock(state_mu_);
