@@ -1456,6 +1456,9 @@ std::uint16_t server::port() const {
 
 void server::run() {
   asio::co_spawn(impl_->ioc, impl_->listen(), asio::detached);
+  // Live readers are woken on the network threads, not on the writer's.
+  impl_->engine.set_wake_executor(
+      [p = impl_.get()](std::function<void()> wake) { asio::post(p->ioc, std::move(wake)); });
   std::vector<std::thread> threads;
   int n = std::max(1, impl_->options.threads);
   for (int i = 1; i < n; ++i)
@@ -1463,6 +1466,7 @@ void server::run() {
   impl_->ioc.run();
   for (auto& t : threads)
     t.join();
+  impl_->engine.set_wake_executor({});
 }
 
 void server::stop() {

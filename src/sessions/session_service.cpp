@@ -494,9 +494,12 @@ void run_write(stream_engine& engine, write_fn fn, reply_callback done, std::siz
 void run_read(stream_engine& engine, read_fn fn, reply_callback done) {
   auto shared_done = std::make_shared<reply_callback>(std::move(done));
   bool queued = engine.read_with(
-      [fn = std::move(fn), shared_done](sqlite::read_context& ctx) {
+      [fn = std::move(fn), shared_done, e = &engine](sqlite::read_context& ctx) {
         session_tables t(ctx.statements);
-        (*shared_done)(fn(ctx, t));
+        result<reply> r = fn(ctx, t);
+        // What the queries saw may be committed but not yet on disk: answer once it is.
+        if (auto durable = e->await_durable(); !durable) r = std::move(durable).error();
+        (*shared_done)(std::move(r));
       },
       [shared_done](const failure& f) { (*shared_done)(f); });
   if (!queued) {

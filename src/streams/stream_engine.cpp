@@ -177,6 +177,14 @@ stream_engine::stream_engine(stream_engine_options options) : options_(std::move
 
 result<std::unique_ptr<stream_engine>> stream_engine::open(stream_engine_options options) {
   std::unique_ptr<stream_engine> engine(new stream_engine(std::move(options)));
+  engine->syncer_ =
+      std::make_unique<sqlite::wal_syncer>([e = engine.get()] { return e->inject("flush", ""); },
+                                           [e = engine.get()] {
+                                             // The writer may be waiting for this flush or for new
+                                             // work, whichever comes first.
+                                             { std::lock_guard lock(e->queue_mu_); }
+                                             e->queue_cv_.notify_one();
+                                           });
   engine->readers_ =
       sqlite::read_pool::start(engine->options_.reader_threads, engine->options_.max_read_queue);
   if (auto s = engine->attach_database(std::nullopt); !s) return std::move(s).error();
@@ -327,6 +335,7 @@ void stream_engine::adopt_database_file(const struct stat& st) {
 }
 
 void stream_engine::detach_database() {
+  complete_pending();
   readers_->pause();
   readers_->close_connections(make_failure(failure_kind::unavailable, "storage_switching",
                                            "the server is switching to a new database file; "
@@ -340,6 +349,7 @@ void stream_engine::detach_database() {
                    busy ? "another process is reading it" : busy.error().message);
     }
   }
+  syncer_->detach();
   // Statements before their connection.
   write_statements_.reset();
   tables_.reset();
@@ -379,6 +389,14 @@ status stream_engine::attach_database(std::optional<file_identity> adopting) {
   if (!tables) return std::move(tables).error();
   auto streams = sqlite::load_streams(*db);
   if (!streams) return std::move(streams).error();
+  // --sync full in WAL mode: commits return unflushed and the syncer flushes the -wal behind
+  // them (wal_syncer.hpp); migrations and the epoch above were committed with a full sync.
+  auto journal = db->query_text("PRAGMA journal_mode");
+  if (!journal) return std::move(journal).error();
+  bool pipelined = options_.database.sync == sqlite::sync_mode::full && *journal == "wal";
+  if (pipelined) {
+    if (auto s = db->exec("PRAGMA synchronous=NORMAL"); !s) return s;
+  }
   std::uint64_t generation = generation_ + 1;
   readers_->pause();  // no-op unless the readers were let go on refusing while detached
   if (auto s = readers_->open_connections(options_.database, generation, *epoch); !s) {
@@ -397,6 +415,7 @@ status stream_engine::attach_database(std::optional<file_identity> adopting) {
   wal_inode_ = inode_at(path + "-wal");
   shm_inode_ = inode_at(path + "-shm");
   attached_ = true;
+  if (pipelined) syncer_->attach(path + "-wal");
   auto [by_id, by_path] = build_registry(*streams);
   record_map old;
   std::function<void()> hook;
@@ -612,6 +631,10 @@ bool stream_engine::read_with(std::function<void(sqlite::read_context&)> task,
   return readers_->submit(std::move(task), std::move(refuse));
 }
 
+status stream_engine::await_durable() {
+  return syncer_->wait_for_begun();
+}
+
 void stream_engine::expire_soon(const std::shared_ptr<stream_record>&) {
   // The maintenance pass finds every expired stream; wake the writer so it runs now. Requests
   // coalesce: a storm of reads of an expired stream queues one pass, not one per read.
@@ -747,8 +770,12 @@ void stream_engine::writer_loop() {
     }
     {
       std::unique_lock lock(queue_mu_);
-      queue_cv_.wait_until(lock, std::min(next_maintenance, next_file_check),
-                           [&] { return stopping_ || maintenance_requested_ || !queue_.empty(); });
+      // With a batch waiting for its flush, new work runs while the disk flushes; the batch
+      // is completed as soon as its flush is done, or after the new work's transaction.
+      queue_cv_.wait_until(lock, std::min(next_maintenance, next_file_check), [&] {
+        return stopping_ || maintenance_requested_ || !queue_.empty() ||
+               (pending_ && syncer_->settled(pending_->commit_number));
+      });
       stopping = stopping_;
       maintenance_requested = std::exchange(maintenance_requested_, false);
       std::size_t bytes = 0;
@@ -761,13 +788,18 @@ void stream_engine::writer_loop() {
         queue_.pop_front();
       }
     }
-    if (!batch.empty()) run_batch(batch);
+    if (!batch.empty()) {
+      run_batch(batch);
+    } else {
+      complete_pending();
+    }
     auto now = clock::now();
     if (maintenance_requested || now >= next_maintenance || stopping) {
       run_maintenance();
       next_maintenance = now + options_.maintenance_interval;
     }
     if (stopping) {
+      complete_pending();
       std::lock_guard lock(queue_mu_);
       if (queue_.empty()) break;
       continue;
@@ -836,7 +868,9 @@ bool config_matches(const sqlite::stream_row& existing, const std::string& media
 }  // namespace
 
 void stream_engine::run_batch(std::vector<job>& batch) {
-  std::optional<failure> batch_failure;
+  std::vector<bool> ok(batch.size(), false);
+  committed_batch b{std::move(batch), std::move(ok), std::nullopt, 0};
+  std::optional<failure>& batch_failure = b.error;
   if (auto s = inject("batch.begin", ""); !s) {
     batch_failure = std::move(s).error();
   } else if (poisoned_) {
@@ -850,14 +884,13 @@ void stream_engine::run_batch(std::vector<job>& batch) {
     batch_failure = std::move(s).error();
   }
 
-  std::vector<bool> ok(batch.size(), false);
   if (!batch_failure) {
-    for (std::size_t i = 0; i < batch.size(); ++i) {
+    for (std::size_t i = 0; i < b.jobs.size(); ++i) {
       if (auto s = tables_->savepoint(); !s) {
         batch_failure = std::move(s).error();
         break;
       }
-      ok[i] = std::visit(
+      b.ok[i] = std::visit(
           [&](auto* j) -> bool {
             using T = std::remove_pointer_t<decltype(j)>;
             if constexpr (std::is_same_v<T, create_job>) {
@@ -874,9 +907,9 @@ void stream_engine::run_batch(std::vector<job>& batch) {
               return kept;
             }
           },
-          batch[i]);
-      auto s = ok[i] ? tables_->release_savepoint() : tables_->rollback_to_savepoint();
-      if (!ok[i] && s) s = tables_->release_savepoint();
+          b.jobs[i]);
+      auto s = b.ok[i] ? tables_->release_savepoint() : tables_->rollback_to_savepoint();
+      if (!b.ok[i] && s) s = tables_->release_savepoint();
       if (!s) {
         batch_failure = std::move(s).error();
         break;
@@ -884,7 +917,11 @@ void stream_engine::run_batch(std::vector<job>& batch) {
     }
     if (!batch_failure) {
       status s = inject("commit", "");
-      if (s) s = tables_->commit();
+      if (s) {
+        b.commit_number = syncer_->begin_commit();
+        s = tables_->commit();
+        syncer_->request(b.commit_number);
+      }
       if (!s) {
         batch_failure = std::move(s).error();
         if (batch_failure->code == sqlite::k_storage_io_error) {
@@ -898,17 +935,41 @@ void stream_engine::run_batch(std::vector<job>& batch) {
     }
     if (batch_failure) (void)tables_->rollback();
   }
+
+  // The batch before this one was flushed while this one ran: it goes first, in order.
+  complete_pending();
+  if (batch_failure || !syncer_->attached()) {
+    complete_batch(b);
+  } else {
+    pending_ = std::move(b);
+  }
+}
+
+void stream_engine::complete_pending() {
+  if (!pending_) return;
+  committed_batch b = std::move(*pending_);
+  pending_.reset();
+  complete_batch(b);
+}
+
+void stream_engine::complete_batch(committed_batch& b) {
+  std::optional<failure>& batch_failure = b.error;
+  if (!batch_failure && b.commit_number != 0) {
+    if (auto s = syncer_->wait(b.commit_number); !s) {
+      batch_failure = std::move(s).error();
+      if (!poisoned_.exchange(true)) {
+        spdlog::critical("{}; refusing all writes until restart", batch_failure->message);
+      }
+    }
+  }
   if (batch_failure) {
     ++transactions_failed_;
+    spdlog::error("write batch of {} jobs failed: {}", b.jobs.size(), batch_failure->message);
   } else {
     ++transactions_committed_;
-    jobs_committed_ += batch.size();
+    jobs_committed_ += b.jobs.size();
   }
-
-  if (batch_failure) {
-    spdlog::error("write batch of {} jobs failed: {}", batch.size(), batch_failure->message);
-  }
-  for (std::size_t i = 0; i < batch.size(); ++i) {
+  for (std::size_t i = 0; i < b.jobs.size(); ++i) {
     std::visit(
         [&](auto* j) {
           using T = std::remove_pointer_t<decltype(j)>;
@@ -916,7 +977,7 @@ void stream_engine::run_batch(std::vector<job>& batch) {
             if (batch_failure) {
               j->res.status = create_status::failed;
               j->res.error = *batch_failure;
-            } else if (ok[i]) {
+            } else if (b.ok[i]) {
               publish_create(*j);
             }
             j->done(std::move(j->res));
@@ -924,7 +985,7 @@ void stream_engine::run_batch(std::vector<job>& batch) {
             if (batch_failure) {
               j->res.status = append_status::failed;
               j->res.error = *batch_failure;
-            } else if (ok[i] && j->wrote) {
+            } else if (b.ok[i] && j->wrote) {
               publish_append(*j);
             }
             j->done(std::move(j->res));
@@ -932,18 +993,52 @@ void stream_engine::run_batch(std::vector<job>& batch) {
             if (batch_failure) {
               j->res.status = delete_status::failed;
               j->res.error = *batch_failure;
-            } else if (ok[i]) {
+            } else if (b.ok[i]) {
               publish_removals(j->removals);
             }
             j->done(std::move(j->res));
           } else {
-            if (!batch_failure && ok[i]) publish_effects(j->effects);
+            if (!batch_failure && b.ok[i]) publish_effects(j->effects);
             j->job.done(batch_failure);
           }
           delete j;
         },
-        batch[i]);
+        b.jobs[i]);
   }
+  // Readers last: the writers' answers are already on their way, and a stream's readers are
+  // woken once per batch however many of its jobs it held.
+  if (deferred_wakes_.empty()) return;
+  std::vector<std::shared_ptr<stream_record>> woken;
+  woken.swap(deferred_wakes_);
+  auto wake = [woken = std::move(woken)] {
+    for (const auto& record : woken)
+      record->wake_waiters();
+  };
+  std::lock_guard lock(wake_executor_mu_);
+  if (wake_executor_) {
+    wake_executor_(std::move(wake));
+  } else {
+    wake();
+  }
+}
+
+void stream_engine::set_wake_executor(wake_executor run) {
+  std::lock_guard lock(wake_executor_mu_);
+  wake_executor_ = std::move(run);
+}
+
+status stream_engine::commit_now() {
+  std::uint64_t number = syncer_->begin_commit();
+  status s = tables_->commit();
+  syncer_->request(number);
+  if (!s) return s;
+  if (auto flushed = syncer_->wait(number); !flushed) {
+    if (!poisoned_.exchange(true)) {
+      spdlog::critical("{}; refusing all writes until restart", flushed.error().message);
+    }
+    return flushed;
+  }
+  return ok_v;
 }
 
 void stream_engine::publish_removals(const std::vector<removal>& removals) {
@@ -977,11 +1072,13 @@ void stream_engine::publish_effects(const std::vector<stream_effect>& effects) {
     auto record = find_by_id(e.stream_id);
     if (!record) continue;
     if (e.what == stream_effect::kind::append) {
-      record->publish_append(e.after, {e.message}, false);
+      record->publish_append(e.after, {e.message}, false, false);
+      defer_wake(std::move(record));
     } else if (e.what == stream_effect::kind::prune) {
       record->publish_pruned(e.after);
     } else {
-      record->publish_append(record->state().tail, {}, true);
+      record->publish_append(record->state().tail, {}, true, false);
+      defer_wake(std::move(record));
     }
   }
 }
@@ -1367,7 +1464,14 @@ void stream_engine::publish_append(append_job& j) {
   std::vector<message_ptr> messages;
   if (j.message) messages.push_back(j.message);
   record->touch(j.req.now_ms);
-  record->publish_append(j.after, std::move(messages), j.closes);
+  record->publish_append(j.after, std::move(messages), j.closes, false);
+  defer_wake(std::move(record));
+}
+
+void stream_engine::defer_wake(std::shared_ptr<stream_record> record) {
+  // Consecutive jobs on one stream wake its readers once.
+  if (!deferred_wakes_.empty() && deferred_wakes_.back() == record) return;
+  deferred_wakes_.push_back(std::move(record));
 }
 
 // ---- delete ----------------------------------------------------------------------------------
@@ -1407,6 +1511,7 @@ bool stream_engine::run_delete(delete_job& j) {
 // ---- maintenance: TTL flush, expiry, purge ---------------------------------------------------
 
 void stream_engine::run_maintenance() {
+  complete_pending();  // its removals are published after every earlier batch
   if (poisoned_ || file_lost_) return;
   std::vector<std::shared_ptr<stream_record>> records;
   {
@@ -1451,7 +1556,7 @@ void stream_engine::run_maintenance() {
     removals.insert(removals.end(), removed->begin(), removed->end());
   }
   if (!error) {
-    if (auto s = tables_->commit(); !s) error = std::move(s).error();
+    if (auto s = commit_now(); !s) error = std::move(s).error();
   }
   if (error) {
     (void)tables_->rollback();
@@ -1463,6 +1568,7 @@ void stream_engine::run_maintenance() {
 }
 
 bool stream_engine::run_purge_step() {
+  complete_pending();
   if (poisoned_ || file_lost_) return false;
   auto ids = tables_->purging_streams();
   if (!ids) return false;
@@ -1474,7 +1580,7 @@ bool stream_engine::run_purge_step() {
   status s = deleted ? status(ok_v) : status(std::move(deleted).error());
   bool done_with_stream = s && *deleted < options_.purge_batch_messages;
   if (s && done_with_stream) s = tables_->delete_stream(id);
-  if (s) s = tables_->commit();
+  if (s) s = commit_now();
   if (!s) {
     (void)tables_->rollback();
     spdlog::warn("purging stream {} failed: {}", id, s.error().message);

@@ -2,11 +2,14 @@
 //
 // Write path (DESIGN.md, "Threads and the write path"): every mutation becomes a job in one
 // queue. The writer thread takes everything queued, runs it as one transaction with a SAVEPOINT
-// per job (a failing job fails alone and its caller gets the error), commits with one fsync,
-// then publishes each job's effects to the stream records (tail cache, wake-ups) and completes
-// the callers. Offsets are assigned there, inside the committing transaction, and nowhere else.
-// A commit whose outcome is unknown (an I/O error) makes every later write fail with 503 until
-// restart, as LevelDB does after a failed fsync.
+// per job (a failing job fails alone and its caller gets the error) and commits it. Once the
+// commit is on disk, it publishes each job's effects to the stream records (tail cache,
+// wake-ups) and completes the callers. Offsets are assigned there, inside the committing
+// transaction, and nowhere else. In WAL mode with --sync full, the flush is pipelined
+// (sqlite/wal_syncer.hpp): a syncer thread fdatasyncs the -wal after commit N while the writer
+// runs transaction N+1, and batch N is published and acknowledged once that flush is done.
+// A commit or flush whose outcome is unknown (an I/O error) makes every later write fail with
+// 503 until restart, as LevelDB does after a failed fsync.
 //
 // The database file replaced under the server (seed 002: a store that kept serving a file no
 // longer at its path): the writer compares the file at the path with the one it opened before
@@ -43,6 +46,7 @@
 #include "storage/sqlite/database.hpp"
 #include "storage/sqlite/read_pool.hpp"
 #include "storage/sqlite/stream_tables.hpp"
+#include "storage/sqlite/wal_syncer.hpp"
 #include "streams/offset.hpp"
 #include "streams/stream_record.hpp"
 
@@ -65,8 +69,8 @@ struct stream_engine_options {
 
   // Fault injection for tests: called by the writer at named points ("batch.begin",
   // "append.after_insert", "create.after_insert", "commit") with the job's stream path (empty
-  // for batch-wide points). A failure is treated exactly like a storage failure at that point.
-  // Unset in production.
+  // for batch-wide points), and by the syncer thread before each flush of the -wal ("flush").
+  // A failure is treated exactly like a storage failure at that point. Unset in production.
   std::function<status(std::string_view point, std::string_view path)> fault_injector;
 };
 
@@ -280,13 +284,23 @@ class stream_engine {
   // Runs `task` on a reader thread with its own read-only connection, or `refuse` when no
   // database is open (the file was replaced and the new one cannot be opened); false when the
   // read queue is full (neither is called).
+  // A task that answers a client from what it read must call await_durable() before it answers.
   bool read_with(std::function<void(sqlite::read_context&)> task,
                  std::function<void(const failure&)> refuse);
+  // Waits until every transaction committed so far is on disk, so a read never shows what a
+  // power failure could still take back; the failure when a flush failed.
+  status await_durable();
   // Reads messages at positions (after, tail], at most read_chunk_bytes (at least one message).
   void read(std::shared_ptr<stream_record> stream, std::uint64_t after, read_callback done);
   // The part of read() that needs no database: an empty chunk at the tail, or the messages the
   // stream's tail cache holds; nullopt when only a reader thread can serve `after`.
   std::optional<read_chunk> read_in_memory(const stream_record& stream, std::uint64_t after) const;
+  // Where the readers of a committed batch are woken: `run` posts the work to the server's
+  // network threads, so the writer thread goes back to writing instead of queueing one
+  // wake-up per live reader (ten thousand for a stream with ten thousand SSE readers).
+  // Unset (the default, and after set_wake_executor({})): on the writer thread.
+  using wake_executor = std::function<void(std::function<void()>)>;
+  void set_wake_executor(wake_executor run);
   // Asks the writer to expire a stream whose TTL or Expires-At has passed.
   void expire_soon(const std::shared_ptr<stream_record>& stream);
 
@@ -320,7 +334,24 @@ class stream_engine {
   void writer_loop();
   // On the writer thread after the last write at stop: moves the WAL into the database file.
   void checkpoint_wal();
+  // A batch whose transaction ran: it is published and its callers answered once commit
+  // `commit_number` is durable. `error`: the failure that stopped the whole transaction.
+  struct committed_batch {
+    std::vector<job> jobs;
+    std::vector<bool> ok;
+    std::optional<failure> error;
+    std::uint64_t commit_number = 0;  // 0: nothing was committed
+  };
+  // Runs the batch's transaction and commits it, then completes the batch before it (whose
+  // flush ran meanwhile); this one waits in pending_.
   void run_batch(std::vector<job>& batch);
+  // Waits for the pending batch's flush, publishes it and answers its callers. Called before
+  // anything that must see every earlier batch published (maintenance, detaching, stopping,
+  // going idle).
+  void complete_pending();
+  void complete_batch(committed_batch& batch);
+  // Commits the open transaction and waits until it is durable (maintenance, purge).
+  status commit_now();
   // Each job runs inside its own savepoint; false means nothing of it may be kept.
   bool run_create(create_job& j);
   bool run_append(append_job& j);
@@ -330,6 +361,8 @@ class stream_engine {
   void publish_append(append_job& j);
   void publish_removals(const std::vector<removal>& removals);
   void publish_effects(const std::vector<stream_effect>& effects);
+  // Queues the record's readers to be woken at the end of complete_batch().
+  void defer_wake(std::shared_ptr<stream_record> record);
   void run_maintenance();
   bool run_purge_step();
 
@@ -414,6 +447,12 @@ class stream_engine {
   std::atomic<std::uint64_t> jobs_committed_{0};
   std::atomic<std::uint64_t> transactions_failed_{0};
   bool purge_pending_ = true;  // writer thread only
+
+  std::unique_ptr<sqlite::wal_syncer> syncer_;
+  std::optional<committed_batch> pending_;                      // writer thread only
+  std::vector<std::shared_ptr<stream_record>> deferred_wakes_;  // writer thread only
+  std::mutex wake_executor_mu_;
+  wake_executor wake_executor_;  // guarded by wake_executor_mu_
 };
 
 }  // namespace ordo

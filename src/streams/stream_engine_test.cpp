@@ -67,6 +67,15 @@ class stream_engine_test : public ::testing::Test {
     if (adjust) adjust(o);
     o.maintenance_interval = std::chrono::milliseconds(50);
     o.fault_injector = [this](std::string_view point, std::string_view path) -> status {
+      if (point == "flush") {
+        // On the syncer thread, at any time (maintenance commits too): its own hook.
+        std::function<status()> hook;
+        {
+          std::lock_guard lock(flush_mu_);
+          hook = flush_fault_;
+        }
+        return hook ? hook() : ok_v;
+      }
       if (auto s = gate_.on_point(point); !s) return s;
       if (fault_) return fault_(point, path);
       return ok_v;
@@ -171,8 +180,15 @@ class stream_engine_test : public ::testing::Test {
     return p();
   }
 
+  void set_flush_fault(std::function<status()> hook) {
+    std::lock_guard lock(flush_mu_);
+    flush_fault_ = std::move(hook);
+  }
+
   fs::path dir_;
   writer_gate gate_;
+  std::mutex flush_mu_;
+  std::function<status()> flush_fault_;  // flush_mu_
   std::function<status(std::string_view, std::string_view)> fault_;
   std::unique_ptr<stream_engine> engine_;
 };
@@ -276,6 +292,101 @@ TEST_F(stream_engine_test, a_commit_of_unknown_outcome_refuses_all_later_writes)
   EXPECT_EQ(later.error.code, "storage_poisoned");
   // Reads keep working.
   EXPECT_EQ(read_all("s"), "");
+}
+
+// ---- the pipelined flush (wal_syncer) --------------------------------------------------------
+
+// Holds the syncer in its next flush until released.
+class flush_gate {
+ public:
+  status hold() {
+    if (!armed_.exchange(false)) return ok_v;
+    entered_.set_value();
+    released_.wait();
+    return ok_v;
+  }
+  void arm() { armed_ = true; }
+  void wait_until_held() { entered_future_.wait(); }
+  void release() { release_.set_value(); }
+
+ private:
+  std::atomic<bool> armed_{false};
+  std::promise<void> entered_;
+  std::shared_future<void> entered_future_ = entered_.get_future().share();
+  std::promise<void> release_;
+  std::shared_future<void> released_ = release_.get_future().share();
+};
+
+TEST_F(stream_engine_test, an_append_is_acknowledged_and_published_only_after_its_flush) {
+  ASSERT_EQ(create("s").status, create_status::created);
+  flush_gate flush;
+  set_flush_fault([&] { return flush.hold(); });
+  flush.arm();
+  auto first = append_async(data_request("s", "a"));
+  flush.wait_until_held();
+  // The next transaction runs and commits while the disk flushes the first: both are in the
+  // file, neither is acknowledged or visible to readers.
+  auto second = append_async(data_request("s", "b"));
+  EXPECT_TRUE(eventually([&] { return count_rows("SELECT count(*) FROM messages") == 2; }));
+  EXPECT_EQ(first.wait_for(std::chrono::milliseconds(50)), std::future_status::timeout);
+  EXPECT_EQ(second.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout);
+  EXPECT_EQ(engine_->find("s")->state().tail, 0u);
+  flush.release();
+  EXPECT_EQ(first.get().tail, 1u);
+  EXPECT_EQ(second.get().tail, 2u);
+  EXPECT_EQ(read_all("s"), "ab");
+}
+
+TEST_F(stream_engine_test, a_read_answers_only_once_what_it_saw_is_on_disk) {
+  ASSERT_EQ(create("s").status, create_status::created);
+  flush_gate flush;
+  set_flush_fault([&] { return flush.hold(); });
+  flush.arm();
+  auto appended = append_async(data_request("s", "a"));
+  flush.wait_until_held();
+  std::promise<std::int64_t> seen;
+  ASSERT_TRUE(engine_->read_with(
+      [&](sqlite::read_context& ctx) {
+        auto n = ctx.db.query_int64("SELECT count(*) FROM messages");
+        ASSERT_TRUE(n);
+        EXPECT_TRUE(engine_->await_durable());
+        seen.set_value(n->value_or(-1));
+      },
+      [](const failure&) {}));
+  auto answer = seen.get_future();
+  EXPECT_EQ(answer.wait_for(std::chrono::milliseconds(100)), std::future_status::timeout);
+  flush.release();
+  EXPECT_EQ(answer.get(), 1);
+  EXPECT_EQ(appended.get().status, append_status::appended);
+}
+
+TEST_F(stream_engine_test, a_failed_flush_fails_its_writers_and_refuses_all_later_writes) {
+  ASSERT_EQ(create("s").status, create_status::created);
+  set_flush_fault([] {
+    return make_failure(failure_kind::unavailable, "storage_io_error", "injected fdatasync error");
+  });
+  append_result r = append("s", "x");
+  EXPECT_EQ(r.status, append_status::failed);
+  EXPECT_EQ(r.error.code, "storage_io_error");
+  EXPECT_EQ(engine_->find("s")->state().tail, 0u);  // never shown to readers
+  EXPECT_FALSE(engine_->writable());
+  EXPECT_FALSE(engine_->await_durable());
+  set_flush_fault(nullptr);
+  append_result later = append("s", "y");
+  EXPECT_EQ(later.status, append_status::failed);
+  EXPECT_EQ(later.error.code, "storage_poisoned");
+}
+
+TEST_F(stream_engine_test, with_sync_normal_nothing_is_flushed_by_ordo) {
+  open([](stream_engine_options& o) { o.database.sync = sqlite::sync_mode::normal; });
+  std::atomic<int> flushes{0};
+  set_flush_fault([&]() -> status {
+    ++flushes;
+    return ok_v;
+  });
+  ASSERT_EQ(create("s").status, create_status::created);
+  EXPECT_EQ(append("s", "x").tail, 1u);
+  EXPECT_EQ(flushes, 0);
 }
 
 // ---- idempotent producers --------------------------------------------------------------------

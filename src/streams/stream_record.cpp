@@ -125,7 +125,7 @@ std::optional<read_chunk> stream_record::read_cached(std::uint64_t after, std::u
 }
 
 void stream_record::publish_append(std::uint64_t after, std::vector<message_ptr> messages,
-                                   bool closed) {
+                                   bool closed, bool wake) {
   std::uint64_t upto = after + messages.size();
   if (!messages.empty()) {
     auto batch = std::make_shared<const published_batch>(after, std::move(messages), closed);
@@ -152,7 +152,7 @@ void stream_record::publish_append(std::uint64_t after, std::vector<message_ptr>
     state_.tail = upto;
     state_.closed = state_.closed || closed;
   }
-  wake_all();
+  if (wake) wake_waiters();
 }
 
 void stream_record::publish_pruned(std::uint64_t upto) {
@@ -170,7 +170,7 @@ void stream_record::publish_lifecycle(stream_lifecycle lifecycle) {
     cache_.clear();
     cache_bytes_ = 0;
   }
-  wake_all();
+  wake_waiters();
 }
 
 std::uint64_t stream_record::add_waiter(std::function<void()> wake) {
@@ -190,7 +190,7 @@ std::size_t stream_record::waiter_count() const {
   return waiters_.size();
 }
 
-void stream_record::wake_all() {
+void stream_record::wake_waiters() {
   std::unordered_map<std::uint64_t, std::function<void()>> woken;
   {
     std::lock_guard lock(waiters_mu_);

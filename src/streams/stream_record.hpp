@@ -121,8 +121,12 @@ class stream_record {
   std::optional<read_chunk> read_cached(std::uint64_t after, std::uint64_t upto,
                                         std::size_t max_bytes) const;
 
-  // Writer thread, after commit.
-  void publish_append(std::uint64_t after, std::vector<message_ptr> messages, bool closed);
+  // Writer thread, after commit. `wake`: false when the caller calls wake_waiters() itself,
+  // e.g. after it answered the writers, so that their answers do not queue behind the
+  // wake-ups of thousands of live readers.
+  void publish_append(std::uint64_t after, std::vector<message_ptr> messages, bool closed,
+                      bool wake = true);
+  void wake_waiters();
   void publish_lifecycle(stream_lifecycle lifecycle);
   void publish_pruned(std::uint64_t upto);
 
@@ -133,8 +137,6 @@ class stream_record {
   std::size_t waiter_count() const;
 
  private:
-  void wake_all();
-
   const stream_config config_;
 
   mutable std::mutex mu_;

@@ -1,0 +1,139 @@
+#include "storage/sqlite/wal_syncer.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "storage/sqlite/connection.hpp"
+
+namespace ordo::sqlite {
+
+namespace {
+
+failure flush_failure(const std::string& what, const std::string& path, int error) {
+  return make_failure(failure_kind::unavailable, std::string(k_storage_io_error),
+                      what + " '" + path + "' failed (" + std::strerror(error) +
+                          "); the outcome of the last commits is unknown");
+}
+
+}  // namespace
+
+wal_syncer::wal_syncer(std::function<status()> before_flush, std::function<void()> on_flushed)
+    : before_flush_(std::move(before_flush)),
+      on_flushed_(std::move(on_flushed)),
+      thread_([this] { run(); }) {}
+
+wal_syncer::~wal_syncer() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  changed_.notify_all();
+  thread_.join();
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void wal_syncer::attach(std::string wal_path) {
+  std::lock_guard lock(mu_);
+  wal_path_ = std::move(wal_path);
+  attached_ = true;
+  error_.reset();
+  requested_ = flushed_ = begun_.load();
+}
+
+void wal_syncer::detach() {
+  std::unique_lock lock(mu_);
+  changed_.wait(lock, [&] { return !flushing_ && (flushed_ >= requested_ || error_); });
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  attached_ = false;
+  // Commits whose flush failed stay failed for wait(); later ones count as durable at once.
+}
+
+bool wal_syncer::attached() const {
+  std::lock_guard lock(mu_);
+  return attached_;
+}
+
+std::uint64_t wal_syncer::begin_commit() {
+  return ++begun_;
+}
+
+void wal_syncer::request(std::uint64_t number) {
+  {
+    std::lock_guard lock(mu_);
+    requested_ = std::max(requested_, number);
+    if (!attached_ && !error_) flushed_ = std::max(flushed_, number);
+  }
+  changed_.notify_all();
+}
+
+status wal_syncer::wait(std::uint64_t number) {
+  std::unique_lock lock(mu_);
+  changed_.wait(lock, [&] { return flushed_ >= number || error_; });
+  if (flushed_ >= number) return ok_v;
+  return *error_;
+}
+
+bool wal_syncer::settled(std::uint64_t number) const {
+  std::lock_guard lock(mu_);
+  return flushed_ >= number || error_;
+}
+
+status wal_syncer::wait_for_begun() {
+  return wait(begun_.load());
+}
+
+void wal_syncer::run() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    changed_.wait(lock,
+                  [&] { return stopping_ || (attached_ && !error_ && requested_ > flushed_); });
+    if (stopping_) return;
+    // One flush covers every commit that returned before it starts.
+    std::uint64_t target = requested_;
+    std::string path = wal_path_;
+    flushing_ = true;
+    lock.unlock();
+    status flushed = ok_v;
+    if (before_flush_) flushed = before_flush_();
+    if (flushed && fd_ < 0) {
+      fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd_ < 0) {
+        flushed = flush_failure("opening the write-ahead log", path, errno);
+      } else {
+        // The -wal's directory entry must be durable too, once (SQLite syncs the directory at
+        // a journal's first sync for the same reason).
+        std::string dir = std::filesystem::path(path).parent_path().string();
+        if (dir.empty()) dir = ".";
+        int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dir_fd < 0 || ::fsync(dir_fd) != 0) {
+          flushed = flush_failure("syncing the directory", dir, errno);
+        }
+        if (dir_fd >= 0) ::close(dir_fd);
+      }
+    }
+    if (flushed && ::fdatasync(fd_) != 0) {
+      flushed = flush_failure("flushing the write-ahead log", path, errno);
+    }
+    lock.lock();
+    flushing_ = false;
+    if (flushed) {
+      flushed_ = std::max(flushed_, target);
+    } else {
+      error_ = std::move(flushed).error();
+    }
+    changed_.notify_all();
+    if (on_flushed_) {
+      lock.unlock();
+      on_flushed_();
+      lock.lock();
+    }
+  }
+}
+
+}  // namespace ordo::sqlite

@@ -1,0 +1,93 @@
+// Makes WAL commits durable off the writer thread: group commit with a pipelined flush.
+//
+// With synchronous=FULL, SQLite fsyncs the -wal inside every COMMIT, so the writer thread sits
+// idle for the whole flush (about half a millisecond here) before it can run the next
+// transaction, and appends wait for one flush plus everything queued behind it. ordo instead
+// runs the writer's connection at synchronous=NORMAL (a commit writes its frames to the -wal
+// and returns; SQLite still syncs the -wal before every checkpoint and the database after it,
+// so the file is never corrupt) and this class fdatasyncs the -wal after each commit on its own
+// thread. The writer runs the next transaction while the disk flushes the last one, and
+// acknowledges a transaction only once a flush that started after its commit has finished.
+// Acknowledged writes are exactly as durable as with synchronous=FULL; the flush of commit N
+// overlaps the execution of commit N+1, the way PostgreSQL's group commit lets backends queue
+// behind one WAL flush.
+//
+// Readers must not show what is committed but not yet flushed (a power failure would take it
+// back after it was shown). Stream reads are bounded by the published tail, which only moves
+// after the flush. Other reads call wait_for_begun() after their queries and before they reply:
+// every commit their snapshot could include began before that call.
+//
+// A failed flush makes every later wait fail (the outcome of the commits it covered is unknown,
+// as after a failed fsync in LevelDB), until attach() starts over on another database file.
+//
+// Thread safety: begin_commit(), request(), attach() and detach() are called by the writer
+// thread only; wait() and wait_for_begun() from any thread. mu_ guards everything but begun_.
+// Invariants: (1) flushed_ <= requested_ <= begun_; (2) a commit numbered n is durable once
+// flushed_ >= n; (3) while detached, request() marks commits flushed at once (SQLite's own
+// synchronous setting is then what makes them durable).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "base/result.hpp"
+
+namespace ordo::sqlite {
+
+class wal_syncer {
+ public:
+  // `before_flush` runs on the syncer thread before each flush (fault injection in tests); a
+  // failure it returns is taken as a failed flush. `on_flushed` runs on the syncer thread after
+  // each flush, without the syncer's lock (the writer waits for it or for new work). Either may
+  // be empty.
+  explicit wal_syncer(std::function<status()> before_flush = {},
+                      std::function<void()> on_flushed = {});
+  ~wal_syncer();
+  wal_syncer(const wal_syncer&) = delete;
+  wal_syncer& operator=(const wal_syncer&) = delete;
+
+  // Starts flushing the -wal at `wal_path` after each commit (the file is opened at the first
+  // flush, and its directory synced once then). Clears an earlier flush failure.
+  void attach(std::string wal_path);
+  // Waits for the flushes asked for so far, closes the -wal and flushes no more: commits count
+  // as durable when they return.
+  void detach();
+  bool attached() const;
+
+  // Just before COMMIT: the number of the commit about to run.
+  std::uint64_t begin_commit();
+  // After COMMIT returned (whatever its outcome): flush everything up to commit `number`.
+  void request(std::uint64_t number);
+  // Waits until commit `number` is durable; the flush failure otherwise.
+  status wait(std::uint64_t number);
+  // Whether wait(number) would return at once.
+  bool settled(std::uint64_t number) const;
+  // Waits until every commit begun before the call is durable.
+  status wait_for_begun();
+
+ private:
+  void run();
+
+  std::function<status()> before_flush_;
+  std::function<void()> on_flushed_;
+  std::atomic<std::uint64_t> begun_{0};
+  mutable std::mutex mu_;
+  std::condition_variable changed_;
+  std::string wal_path_;          // mu_
+  bool attached_ = false;         // mu_
+  int fd_ = -1;                   // syncer thread; closed by detach() once no flush is running
+  bool flushing_ = false;         // mu_
+  std::uint64_t requested_ = 0;   // mu_
+  std::uint64_t flushed_ = 0;     // mu_
+  std::optional<failure> error_;  // mu_
+  bool stopping_ = false;         // mu_
+  std::thread thread_;
+};
+
+}  // namespace ordo::sqlite
