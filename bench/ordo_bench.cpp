@@ -10,6 +10,8 @@
 //   batch     JSON batch appends: --batch values per POST
 //   delivery  append-to-delivery latency at a fixed --rate through --live sse|long-poll
 //   fanout    --subscribers SSE readers of one stream; every one must get every message
+//             (delivery and fanout: --writers appending connections, each paced, default
+//             enough that a 1 ms / 100 ms answer does not lower the offered rate)
 //   catchup   prefill --messages values, then read them all with catch-up reads
 //   idle-sse  --subscribers idle SSE connections; server memory per connection
 //   prefill   --messages values spread over --streams streams (for the time-to-ready run)
@@ -27,6 +29,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -62,6 +65,7 @@ struct options {
   double rate = 1000;
   std::string live = "sse";
   int subscribers = 1;
+  int writers = 0;  // delivery/fanout: 0 picks one per k_writer_rate messages/s of the scenario
   long long messages = 1'000'000;
   std::string run_id;
 };
@@ -548,6 +552,8 @@ int main(int argc, char** argv) {
       o.live = v;
     else if (k == "--subscribers")
       o.subscribers = std::stoi(v);
+    else if (k == "--writers")
+      o.writers = std::stoi(v);
     else if (k == "--messages")
       o.messages = std::stoll(v);
     else if (k == "--run-id")
@@ -626,8 +632,13 @@ int main(int argc, char** argv) {
       // Let the readers connect before the first message.
       auto delay = std::make_shared<asio::steady_timer>(
           st.ioc, std::chrono::milliseconds(500 + subscribers / 10));
-      // One writer per 1,000 messages/s: a writer waits for each answer before the next.
-      int writers = std::max(1, static_cast<int>((o.rate + 999) / 1000));
+      // A writer waits for each answer before its next append, so a slow answer would lower
+      // the offered rate: enough writers that each has time to spare (delivery: 1 ms per
+      // append; fan-out, where answers compete with thousands of deliveries: 100 ms).
+      double per_writer = sc == "fanout" ? 10 : 1000;
+      int writers =
+          o.writers > 0 ? o.writers : std::max(1, static_cast<int>(std::ceil(o.rate / per_writer)));
+      params["writers"] = writers;
       delay->async_wait([&, delay, count, writers, rate = o.rate](const beast::error_code&) {
         started = clock_type::now();  // measured from the first message on
         for (int w = 0; w < writers; ++w) {
