@@ -22,12 +22,14 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
+#include <boost/url/parse.hpp>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -521,56 +523,61 @@ void create_streams(run_state& st, int count) {
 
 int main(int argc, char** argv) {
   options o;
-  if (argc < 2) {
-    std::cerr << "usage: ordo-bench SCENARIO --url URL [--server-pid PID] [options]\n"
-                 "scenarios: append batch delivery fanout catchup idle-sse prefill\n";
-    return 2;
-  }
-  o.scenario = argv[1];
   std::string url = "http://127.0.0.1:4437";
-  for (int i = 2; i + 1 < argc; i += 2) {
-    std::string k = argv[i], v = argv[i + 1];
-    if (k == "--url")
-      url = v;
-    else if (k == "--prefix")
-      o.prefix = v;
-    else if (k == "--server-pid")
-      o.server_pid = std::stoi(v);
-    else if (k == "--connections")
-      o.connections = std::stoi(v);
-    else if (k == "--streams")
-      o.streams = std::stoi(v);
-    else if (k == "--message-bytes")
-      o.message_bytes = std::stoi(v);
-    else if (k == "--batch")
-      o.batch = std::stoi(v);
-    else if (k == "--duration")
-      o.duration_s = std::stod(v);
-    else if (k == "--rate")
-      o.rate = std::stod(v);
-    else if (k == "--live")
-      o.live = v;
-    else if (k == "--subscribers")
-      o.subscribers = std::stoi(v);
-    else if (k == "--writers")
-      o.writers = std::stoi(v);
-    else if (k == "--messages")
-      o.messages = std::stoll(v);
-    else if (k == "--run-id")
-      o.run_id = v;
-    else {
-      std::cerr << "unknown option " << k << "\n";
-      return 2;
-    }
+  CLI::App app{"ordo-bench: a load generator for any Durable Streams server (docs/BENCHMARKS.md)"};
+  app.add_option("scenario", o.scenario, "What to measure")
+      ->required()
+      ->check(CLI::IsMember(
+          {"append", "batch", "delivery", "fanout", "catchup", "idle-sse", "prefill"}));
+  app.add_option("--url", url, "The server's base URL")->capture_default_str();
+  app.add_option("--prefix", o.prefix, "Where streams live on the server")->capture_default_str();
+  app.add_option("--server-pid", o.server_pid, "Report this process's CPU time and memory")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--connections", o.connections, "append, batch, prefill: connections")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--streams", o.streams, "append, batch, prefill: streams written")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--message-bytes", o.message_bytes,
+                 "Bytes per message (padded; never less than its timestamp and number)")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--batch", o.batch, "batch: values per POST")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--duration", o.duration_s, "Seconds of load")
+      ->check(CLI::Range(0.001, 86400.0))
+      ->capture_default_str();
+  app.add_option("--rate", o.rate, "delivery, fanout: messages per second")
+      ->check(CLI::Range(0.001, 1e7))
+      ->capture_default_str();
+  app.add_option("--live", o.live, "delivery: the live read mode")
+      ->check(CLI::IsMember({"sse", "long-poll"}))
+      ->capture_default_str();
+  app.add_option("--subscribers", o.subscribers, "delivery, fanout, idle-sse: readers")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--writers", o.writers,
+                 "delivery, fanout: appending connections (default: enough for the rate)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--messages", o.messages, "catchup, prefill: messages written first")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--run-id", o.run_id, "Part of every stream name (default: pid and time)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;  // --help is a success; anything else is a usage error
   }
   {
-    auto scheme = url.find("://");
-    std::string rest = scheme == std::string::npos ? url : url.substr(scheme + 3);
-    auto colon = rest.find(':');
-    o.host = rest.substr(0, colon);
-    if (colon != std::string::npos) o.port = rest.substr(colon + 1);
-    while (!o.port.empty() && o.port.back() == '/')
-      o.port.pop_back();
+    auto parsed = boost::urls::parse_uri(url);
+    if (!parsed || parsed->host().empty() || parsed->scheme() != "http") {
+      std::cerr << "--url: '" << url << "' is not an http:// URL with a host\n";
+      return 2;
+    }
+    o.host = parsed->host();
+    o.port = parsed->has_port() ? std::string(parsed->port()) : "80";
   }
   if (o.run_id.empty())
     o.run_id = std::to_string(::getpid()) + "-" + std::to_string(std::time(nullptr));
