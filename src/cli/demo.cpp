@@ -205,7 +205,7 @@ void demo_agent::run() {
        json::object{{"id", project},
                     {"name", "Demo"},
                     {"description", "Sessions driven by `ordo demo`, a simulated coding agent"},
-                    {"origin_url", "https://github.example/acme/webapp"}},
+                    {"origin_url", "https://github.example/acme/" + project}},
        {201, 409});
   std::string branch = "fix/login-redirect-" + random_hex(rng_, 4);
   json::value created = call("POST", "/v1/projects/" + project + "/sessions",
@@ -218,7 +218,8 @@ void demo_agent::run() {
   std::string id(created.at("id").as_string());
   session_ = "/v1/sessions/" + id;
   pr_number_ = 100 + created.at("number").as_int64();
-  pr_url_ = "https://github.example/acme/webapp/pull/" + std::to_string(pr_number_);
+  // A PR URL belongs to one session for good: one repository per project, one PR per session.
+  pr_url_ = "https://github.example/acme/" + project + "/pull/" + std::to_string(pr_number_);
   log("session " + id + " (watch it at " + flags_.server + "/#/session/" + id + ")");
 
   call("POST", session_ + "/transition", json::object{{"to", "starting"}});
@@ -287,7 +288,9 @@ void demo_agent::run() {
   call("POST", session_ + "/executions/" + std::to_string(generation) + "/finish",
        json::object{{"outcome", "completed"}});
   answer_commands();
-  log("done: session " + id + " is active, its execution finished");
+  // The agent waits for the next request: a suspended session is not reaped.
+  call("POST", session_ + "/transition", json::object{{"to", "suspended"}});
+  log("done: session " + id + " is suspended, waiting for the next request");
 }
 
 }  // namespace

@@ -2,7 +2,8 @@
 // server, so the dashboard has something alive to show: a user request, assistant messages
 // streamed in place, tool calls that start and complete, an approval request that blocks until
 // approved, and a pull request whose CI fails, is fixed and passes. Commands sent to the session
-// meanwhile (from the dashboard or `ordo session send`) are picked up and answered.
+// meanwhile (from the dashboard or `ordo session send`) are picked up and answered. At the end
+// the execution finishes and the session is suspended (waiting for the next request).
 #pragma once
 
 #include <chrono>

@@ -63,7 +63,7 @@ export function sessionView(id) {
       ),
     )
   }
-  const fact = (label, value, key) => [h("dt", {}, label), h("dd", { dataset: { fact: key } }, value)]
+  const fact = (label, value, key) => h("div", { class: "fact" }, h("dt", {}, label), h("dd", { dataset: { fact: key } }, value))
 
   const refreshSession = debounce(async () => {
     try {
