@@ -2,13 +2,15 @@
 // against a real `ordo serve`. What the page shows must follow what the API does, without a
 // reload: new projects and sessions appear, transcript rows render in sequence order as they
 // stream and an upsert changes a row where it stands, a server restart is bridged with nothing
-// shown twice or missed, and a double-clicked Send makes one command. Screenshots of each step
+// shown twice or missed, a double-clicked Send makes one command, PR checks and the CI brake
+// follow observations, the change feed filters, the stream browser tails. Screenshots of each step
 // go to $ORDO_TEST_OUTPUT/dashboard (CTest: build/release/test-output), never into the tree.
 import { afterAll, beforeAll, describe, expect, test } from "vitest"
+import { spawnSync } from "node:child_process"
 import { mkdirSync } from "node:fs"
 import { join, resolve } from "node:path"
 import { chromium } from "playwright-core"
-import { startOrdo } from "../support/ordo_server.mjs"
+import { ordoBinary, startOrdo } from "../support/ordo_server.mjs"
 import { expectOk, request } from "../support/api.mjs"
 
 const chromiumPath = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium"
@@ -60,7 +62,7 @@ async function createSession(project, fields = {}) {
 
 /** The transcript as the page shows it: [row_id, text shown] in DOM order. */
 const transcript = (p = page) =>
-  p.$$eval("#transcript > li", (lis) => lis.map((li) => [li.dataset.rowId, li.querySelector(".row-body").textContent]))
+  p.$$eval("#transcript > li.row", (lis) => lis.map((li) => [li.dataset.rowId, li.querySelector(".row-body").textContent]))
 
 describe("the dashboard in Chromium", () => {
   test("a project and a session created through the API appear without a reload", async () => {
@@ -173,6 +175,82 @@ describe("the dashboard in Chromium", () => {
     expectOk(await api("POST", `/v1/sessions/${s.id}/commands/${commands[0].id}`, { status: "done" }))
     await page.locator(`#pending-commands [data-command="${commands[0].id}"]`).waitFor({ state: "detached", timeout: SHOW_TIMEOUT_MS })
     await shot("4-commands")
+  })
+
+  test("PRs show their checks per commit, and the CI brake turns on and off live", async () => {
+    const s = await createSession("web-app", { title: "CI loop" })
+    await page.goto(`${server.url}/#/session/${s.id}`)
+    await page.waitForSelector("#prs", { state: "attached" })
+    const url = "https://github.example/acme/web-app/pull/7"
+    const observe = (ci_state, head_commit, checks) =>
+      api("PUT", `/v1/sessions/${s.id}/prs`, { pr: { url, number: 7, title: "Loop", state: "open", ci_state, head_commit }, checks })
+    for (const commit of ["c1", "c2", "c3"]) {
+      const res = await observe("failing", commit, [{ name: "test", commit, status: "failure" }, { name: "lint", commit, status: "success" }])
+      expect([200, 201]).toContain(res.status)
+    }
+    const brake = page.locator("#ci-brake")
+    await expect.poll(() => brake.getAttribute("class"), { timeout: SHOW_TIMEOUT_MS }).toBe("brake on")
+    expect(await brake.textContent()).toContain("'test' failed on the last 3 commits")
+    expect(await page.locator('#prs [data-check="test"][data-status="failure"]').count()).toBe(3)
+    await shot("5-ci-brake-on")
+
+    expectOk(await observe("passing", "c4", [{ name: "test", commit: "c4", status: "success" }]))
+    await expect.poll(() => brake.getAttribute("class"), { timeout: SHOW_TIMEOUT_MS }).toBe("brake off")
+    await page.locator('#prs [data-check="test"][data-commit="c4"][data-status="success"]').waitFor({ timeout: SHOW_TIMEOUT_MS })
+  })
+
+  test("a session driven by `ordo demo` renders whole: transcript, approval, PR, timeline", async () => {
+    const r = spawnSync(ordoBinary(), ["demo", "--step-delay", "0", "--chunk-delay", "0", "--approval-delay", "0"], {
+      env: { ...process.env, ORDO_URL: server.url },
+    })
+    expect(r.status, r.stderr.toString()).toBe(0)
+    const id = r.stdout.toString().match(/^session (\S+)/m)[1]
+    await page.goto(`${server.url}/#/session/${id}`)
+    await page.waitForSelector("#transcript > li.row", { timeout: SHOW_TIMEOUT_MS })
+    const { rows } = expectOk(await api("GET", `/v1/sessions/${id}/rows?limit=500`))
+    await expect.poll(() => transcript().then((t) => t.map(([rowId]) => rowId)), { timeout: SHOW_TIMEOUT_MS }).toEqual(rows.map((row) => row.row_id))
+    expect(await page.locator('#transcript [data-row-id="approval-1"]').getAttribute("class")).toContain("status-approved")
+    await expect.poll(() => page.textContent('[data-fact="state"]'), { timeout: SHOW_TIMEOUT_MS }).toBe("suspended")
+    expect(await page.textContent("#timeline")).toContain("execution #1 finished: completed")
+    await page.locator('#prs [data-check="test"][data-status="failure"]').waitFor({ timeout: SHOW_TIMEOUT_MS })
+    expect(await page.locator('#prs [data-check="test"][data-status="success"]').count()).toBe(1)
+    expect(await page.getAttribute("#ci-brake", "class")).toBe("brake off")
+    await shot("6-demo-session")
+  })
+
+  test("the change feed page filters by session and type, live", async () => {
+    const a = await createSession("web-app", { title: "Feed A" })
+    const b = await createSession("web-app", { title: "Feed B" })
+    await page.goto(`${server.url}/#/changes`)
+    await page.fill('#feed-filters input[name="session"]', a.id)
+    await page.selectOption('#feed-filters select[name="types"]', ["row.appended"])
+    await page.click('#feed-filters button[type="submit"]')
+    for (const [session, row] of [[a.id, "fa1"], [b.id, "fb1"], [a.id, "fa2"]]) {
+      expectOk(await api("PUT", `/v1/sessions/${session}/rows/${row}`, { kind: "user", body: { text: row } }), 201)
+    }
+    expectOk(await api("PATCH", `/v1/sessions/${a.id}`, { branch: "other" }))
+    const shown = () => page.$$eval("#feed > li", (lis) => lis.map((li) => [li.dataset.type, li.textContent]))
+    await expect.poll(() => shown().then((x) => x.length), { timeout: SHOW_TIMEOUT_MS }).toBe(2)
+    const items = await shown()
+    expect(items.map(([type]) => type)).toEqual(["row.appended", "row.appended"])
+    expect(items[0][1]).toContain("fa2")
+    expect(items[1][1]).toContain("fa1")
+    await shot("7-feed-filtered")
+  })
+
+  test("the stream browser lists streams, shows metadata and tails one live", async () => {
+    expect((await api("PUT", "/v1/stream/browse/log", "first line\n", { "Content-Type": "text/plain" })).status).toBe(201)
+    expect((await api("PUT", "/v1/stream/browse/events", [{ n: 1 }], { "Content-Type": "application/json" })).status).toBe(201)
+    await page.goto(`${server.url}/#/streams`)
+    await page.locator('#streams [data-stream="browse/log"]').waitFor({ timeout: SHOW_TIMEOUT_MS })
+    expect(await page.locator('#streams [data-stream="browse/events"]').textContent()).toContain("application/json")
+    await page.click('#streams [data-stream="browse/events"] a')
+    await page.waitForSelector("#stream-meta dd", { timeout: SHOW_TIMEOUT_MS })
+    expect(await page.textContent("#stream-meta")).toContain("application/json")
+    await expect.poll(() => page.$$eval("#messages pre", (p) => p.map((x) => x.textContent)), { timeout: SHOW_TIMEOUT_MS }).toEqual(['{"n":1}'])
+    expect((await api("POST", "/v1/stream/browse/events", [{ n: 2 }, { n: 3 }], { "Content-Type": "application/json" })).status).toBe(204)
+    await expect.poll(() => page.$$eval("#messages pre", (p) => p.map((x) => x.textContent)), { timeout: SHOW_TIMEOUT_MS }).toEqual(['{"n":1}', '{"n":2}', '{"n":3}'])
+    await shot("8-stream")
   })
 
   test("the page raised no script error", () => {

@@ -109,6 +109,7 @@ export function sessionView(id) {
 
   // A row keeps its place (its sequence) whatever happens to it later.
   function upsertRow(row) {
+    transcript.querySelector(".empty")?.remove()
     const known = rows.get(row.row_id)
     if (known && known.row.revision > row.revision) return
     const el = renderRow(row)
@@ -276,6 +277,7 @@ export function sessionView(id) {
     commands.clear()
     clear(transcript)
     clear(timeline)
+    transcript.append(h("li", { class: "empty" }, "No rows yet."))
     stream = new LiveStream(`${base}/events`, {
       offset: "-1",
       onData: apply,
