@@ -13,6 +13,11 @@ namespace json = boost::json;
 namespace {
 
 constexpr std::string_view k_read_methods = "GET, HEAD";
+// The page may load and connect to nothing but ordo (no CDN, no other origin), run no inline
+// script and be framed by no one.
+constexpr std::string_view k_content_security_policy =
+    "default-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'; form-action 'none'";
 
 api_response error_answer(const failure& f) {
   api_response r;
@@ -55,6 +60,7 @@ api_response dashboard_response(std::string_view method, std::string_view path,
   api_response r;
   r.headers.emplace_back("ETag", std::string(found->etag));
   r.headers.emplace_back("Cache-Control", "no-cache");
+  r.headers.emplace_back("Content-Security-Policy", std::string(k_content_security_policy));
   if (if_none_match && if_none_match_matches(*if_none_match, found->etag)) {
     r.status = 304;
     return r;

@@ -44,6 +44,12 @@ describe("the dashboard's files", () => {
     expect(res.headers.get("cache-control")).toBe("no-cache")
     expect(res.headers.get("etag")).toMatch(/^"[0-9a-f]{16}"$/)
     expect(res.headers.get("x-content-type-options")).toBe("nosniff")
+    // The browser itself refuses anything from another origin, inline scripts and framing.
+    const csp = res.headers.get("content-security-policy")
+    expect(csp).toContain("default-src 'self'")
+    expect(csp).toContain("connect-src 'self'")
+    expect(csp).toContain("frame-ancestors 'none'")
+    expect(csp).not.toContain("unsafe-inline")
     expect(res.text).toContain('<script type="module" src="/ui/js/app.js">')
   })
 
