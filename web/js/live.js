@@ -31,6 +31,9 @@ export class LiveStream {
     this.stopped = false
     this.retryMs = k_initial_retry_ms
     this.timer = null
+    // Whether the current connection delivered a control event: only then is an immediate
+    // reconnect safe from looping on a server that accepts the read but cannot stream it.
+    this.delivered = false
   }
 
   start() {
@@ -61,6 +64,7 @@ export class LiveStream {
     if (this.stopped) return
     const source = new EventSource(this.#url({ live: "sse" }))
     this.source = source
+    this.delivered = false
     let held = []
     source.addEventListener("data", (e) => {
       held = held.concat(this.#decode(e.data))
@@ -70,6 +74,7 @@ export class LiveStream {
       const batch = held
       held = []
       this.retryMs = k_initial_retry_ms
+      this.delivered = true
       if (!control.streamNextOffset) return
       this.offset = control.streamNextOffset
       if (batch.length) this.opts.onData(batch, this.offset)
@@ -111,8 +116,8 @@ export class LiveStream {
       this.opts.onGone?.(body?.error ?? {})
       return
     }
-    if (status >= 200 && status < 300) {
-      this.retryMs = k_initial_retry_ms
+    if (status >= 200 && status < 300 && this.delivered) {
+      // The server ended a working stream (--sse-max-duration, a shutdown): resume at once.
       this.#open()
       return
     }
