@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "base/duration.hpp"
+#include "cli/client_commands.hpp"
 #include "client/client.hpp"
 
 namespace ordo::cli {
@@ -20,28 +21,11 @@ namespace json = boost::json;
 namespace {
 
 constexpr int k_exit_ok = 0;
-constexpr int k_exit_refused = 1;
 constexpr int k_exit_usage = 2;
-constexpr int k_exit_not_found = 3;
-constexpr int k_exit_unavailable = 4;
 // Idempotent requests that fail with a retryable error are sent again this many times.
 constexpr int k_max_attempts = 5;
 // Words per chunk when an assistant message is streamed.
 constexpr std::size_t k_words_per_chunk = 3;
-
-int exit_code_of(const failure& f) {
-  switch (f.kind) {
-    case failure_kind::not_found:
-    case failure_kind::gone:
-      return k_exit_not_found;
-    case failure_kind::unavailable:
-    case failure_kind::internal:
-    case failure_kind::insufficient_storage:
-      return k_exit_unavailable;
-    default:
-      return k_exit_refused;
-  }
-}
 
 std::string random_hex(std::mt19937_64& rng, int digits) {
   static constexpr char k_hex[] = "0123456789abcdef";
