@@ -5,12 +5,15 @@
 # Each file becomes one entry of dashboard_assets() (src/http/dashboard_assets.hpp): its URL
 # path (web/index.html is "/", every other file "/ui/<path under web/>"), its Content-Type from
 # its extension, a strong ETag (the first 16 hex digits of its SHA-256) and its bytes. A file
-# with an extension not listed below stops the build: its Content-Type would be a guess.
+# with an extension not listed below stops the build: its Content-Type would be a guess. Hidden
+# files and editor backups are skipped.
 if(NOT WEB_DIR OR NOT OUTPUT)
   message(FATAL_ERROR "embed_assets.cmake needs -DWEB_DIR and -DOUTPUT")
 endif()
 
 file(GLOB_RECURSE files RELATIVE ${WEB_DIR} ${WEB_DIR}/*)
+# Hidden files and editor backups (.app.js.swp, style.css~) are not part of the page.
+list(FILTER files EXCLUDE REGEX "(^|/)\\.|~$")
 list(SORT files)
 
 set(types_html "text/html; charset=utf-8")
