@@ -251,6 +251,16 @@ describe("the dashboard in Chromium", () => {
     expect((await api("POST", "/v1/stream/browse/events", [{ n: 2 }, { n: 3 }], { "Content-Type": "application/json" })).status).toBe(204)
     await expect.poll(() => page.$$eval("#messages pre", (p) => p.map((x) => x.textContent)), { timeout: SHOW_TIMEOUT_MS }).toEqual(['{"n":1}', '{"n":2}', '{"n":3}'])
     await shot("8-stream")
+
+    // A text stream, from the start and then only what is new.
+    await page.goto(`${server.url}/#/streams/${encodeURIComponent("browse/log")}`)
+    const texts = () => page.$$eval("#messages pre", (p) => p.map((x) => x.textContent))
+    await expect.poll(texts, { timeout: SHOW_TIMEOUT_MS }).toEqual(["first line\n"])
+    await page.uncheck('input[name="from-start"]')
+    await expect.poll(texts, { timeout: SHOW_TIMEOUT_MS }).toEqual([])
+    await page.waitForFunction(() => document.getElementById("connection").dataset.state === "live", null, { timeout: SHOW_TIMEOUT_MS })
+    expect((await api("POST", "/v1/stream/browse/log", "second line\n", { "Content-Type": "text/plain" })).status).toBe(204)
+    await expect.poll(texts, { timeout: SHOW_TIMEOUT_MS }).toEqual(["second line\n"])
   })
 
   test("the change feed page says so when retention removed the start, and follows from the oldest kept", async () => {

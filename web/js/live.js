@@ -16,6 +16,7 @@ const k_max_retry_ms = 5000
 export class LiveStream {
   /**
    * @param {string} path  e.g. /v1/changes or /v1/sessions/x/events
+   * (json: each event is an array of messages; text and base64: each event is one chunk of bytes)
    * @param {{offset?: string, params?: Record<string,string>, encoding?: "json"|"text"|"base64",
    *          onData: (messages: any[], offset: string) => void,
    *          onReset?: (error: any) => void, onClosed?: () => void, onGone?: (error: any) => void,
@@ -57,7 +58,7 @@ export class LiveStream {
   #decode(data) {
     if (this.encoding === "json") return JSON.parse(data)
     if (this.encoding === "base64") return [atob(data.replaceAll("\n", ""))]
-    return data.split("\n")
+    return [data]
   }
 
   #open() {

@@ -58,8 +58,15 @@ export function streamView(path) {
   const meta = h("dl", { class: "facts", id: "stream-meta" })
   const list = h("ol", { class: "messages", id: "messages" })
   const notice = h("p", { class: "notice", hidden: true })
+  const fromStart = h("input", { type: "checkbox", name: "from-start", checked: true })
   let stream = null
   let stopped = false
+  // Unchecked: only what is appended from now on.
+  fromStart.addEventListener("change", () => {
+    stream?.stop()
+    clear(list)
+    start()
+  })
 
   function showMeta(headers) {
     clear(meta)
@@ -81,7 +88,7 @@ export function streamView(path) {
       const type = (head.headers.get("Content-Type") ?? "").toLowerCase()
       const encoding = type.startsWith("application/json") ? "json" : type.startsWith("text/") ? "text" : "base64"
       stream = new LiveStream(streamUrl(path), {
-        offset: "-1",
+        offset: fromStart.checked ? "-1" : "now",
         encoding,
         onData: (messages, offset) => {
           for (const m of messages) {
@@ -112,7 +119,7 @@ export function streamView(path) {
 
   start()
   return {
-    el: h("div", {}, h("p", {}, h("a", { href: "#/streams" }, "← Streams")), h("h2", {}, path), meta, notice, h("h3", {}, "Messages"), list),
+    el: h("div", {}, h("p", {}, h("a", { href: "#/streams" }, "← Streams")), h("h2", {}, path), meta, notice, h("h3", {}, "Messages"), h("label", { class: "muted" }, fromStart, " from the start (else only new ones)"), list),
     stop() {
       stopped = true
       stream?.stop()
