@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <random>
 #include <sstream>
@@ -26,6 +27,8 @@ constexpr int k_exit_usage = 2;
 constexpr int k_max_attempts = 5;
 // Words per chunk when an assistant message is streamed.
 constexpr std::size_t k_words_per_chunk = 3;
+// How often the agent looks for an answer while an approval request is pending.
+constexpr std::chrono::milliseconds k_approval_poll{200};
 
 std::string random_hex(std::mt19937_64& rng, int digits) {
   static constexpr char k_hex[] = "0123456789abcdef";
@@ -62,6 +65,9 @@ class demo_agent {
             const std::string& result);
   void observe_pr(const std::string& ci_state, const std::string& review, json::array checks);
   void answer_commands();
+  // Waits up to approval_ for an approval command naming `row_id`; "approved" or "denied", or
+  // nullopt when nobody answered in time.
+  std::optional<std::string> wait_for_approval(const std::string& row_id);
   void log(const std::string& line) { std::cout << line << std::endl; }
 
   client::stream_client& c_;
@@ -73,6 +79,7 @@ class demo_agent {
   std::int64_t pr_number_ = 0;
   std::string head_commit_;
   int user_rows_ = 0;
+  std::map<std::string, std::string> decisions_;  // approval row id -> "approved" | "denied"
 };
 
 json::value demo_agent::call(const std::string& method, const std::string& target,
@@ -164,7 +171,14 @@ json::object check(const std::string& name, const std::string& commit, const std
   return json::object{{"name", name}, {"commit", commit}, {"status", status}, {"url", url}};
 }
 
-// Commands sent to the session: delivered, shown in the transcript as the user's message, done.
+std::string string_field(const json::object& o, std::string_view key) {
+  const auto* v = o.if_contains(key);
+  return v && v->is_string() ? std::string(v->as_string()) : std::string();
+}
+
+// Commands sent to the session. An approval ({"type":"approval","row_id","decision"}) answers a
+// pending approval request; anything else is shown in the transcript as the user's message.
+// Each is acknowledged delivered, then done (or failed, saying why).
 void demo_agent::answer_commands() {
   json::value pending = call("GET", session_ + "/commands?status=pending", std::nullopt);
   for (const auto& v : pending.at("commands").as_array()) {
@@ -172,7 +186,24 @@ void demo_agent::answer_commands() {
     std::string id(cmd.at("id").as_string());
     std::string target = session_ + "/commands/" + id;
     call("POST", target, json::object{{"status", "delivered"}});
-    const auto* text = cmd.at("body").as_object().if_contains("text");
+    const auto& body = cmd.at("body").as_object();
+    if (string_field(body, "type") == "approval") {
+      std::string row_id = string_field(body, "row_id");
+      std::string decision = string_field(body, "decision");
+      if (decision != "approved" && decision != "denied") {
+        call("POST", target,
+             json::object{
+                 {"status", "failed"},
+                 {"result", json::object{{"error", "decision must be approved or denied"}}}});
+        continue;
+      }
+      decisions_.emplace(row_id, decision);
+      call("POST", target,
+           json::object{{"status", "done"}, {"result", json::object{{"decision", decision}}}});
+      log("  " + row_id + " " + decision + " by command " + id);
+      continue;
+    }
+    const auto* text = body.if_contains("text");
     std::string said = text && text->is_string() ? std::string(text->as_string())
                                                  : json::serialize(cmd.at("body"));
     row("user-" + std::to_string(++user_rows_), "user", "complete",
@@ -180,6 +211,19 @@ void demo_agent::answer_commands() {
     call("POST", target,
          json::object{{"status", "done"}, {"result", json::object{{"acknowledged", true}}}});
     log("  answered command " + id);
+  }
+}
+
+std::optional<std::string> demo_agent::wait_for_approval(const std::string& row_id) {
+  auto deadline = std::chrono::steady_clock::now() + approval_;
+  for (;;) {
+    call("POST", session_ + "/heartbeat", std::nullopt);
+    answer_commands();
+    if (auto it = decisions_.find(row_id); it != decisions_.end()) return it->second;
+    auto left = deadline - std::chrono::steady_clock::now();
+    if (left <= std::chrono::steady_clock::duration::zero()) return std::nullopt;
+    std::this_thread::sleep_for(
+        std::min<std::chrono::steady_clock::duration>(left, k_approval_poll));
   }
 }
 
@@ -229,15 +273,23 @@ void demo_agent::run() {
   tool("tool-2", "edit_file", json::object{{"path", "src/auth/session.ts"}, {"line", 1}},
        "1 line changed");
 
-  row("approval-1", "approval_request", "pending",
-      json::object{{"text", "Run the test suite?"}, {"tool", "bash"}, {"input", "npm test"}});
-  log("  waiting for approval");
-  pause(approval_);
-  row("approval-1", "approval_request", "approved",
-      json::object{{"text", "Run the test suite?"}, {"tool", "bash"}, {"input", "npm test"}});
-  row("approval-1-response", "approval_response", "approved", json::object{{"text", "approved"}});
+  const json::object approval{
+      {"text", "Run the test suite?"}, {"tool", "bash"}, {"input", "npm test"}};
+  row("approval-1", "approval_request", "pending", approval);
+  log("  waiting for approval (approve or deny on the session's page)");
+  auto answer = wait_for_approval("approval-1");
+  std::string decision = answer.value_or("approved");
+  row("approval-1", "approval_request", decision, approval);
+  row("approval-1-response", "approval_response", decision,
+      json::object{
+          {"text", answer ? decision + " from a command"
+                          : decision + " automatically after " + format_duration(approval_)}});
   step();
-  tool("tool-3", "bash", json::string("npm test"), "42 passed, 0 failed");
+  if (decision == "approved") {
+    tool("tool-3", "bash", json::string("npm test"), "42 passed, 0 failed");
+  } else {
+    say("msg-2b", "Understood, I won't run the tests here; CI will run them on the pull request.");
+  }
 
   std::string first = random_hex(rng_, 7);
   head_commit_ = first;

@@ -124,6 +124,64 @@ describe("ordo demo", () => {
     expect(out).toContain(`answered command ${sent.json.id}`)
   })
 
+  test("an approval command answers the pending request: denied, the agent skips the test run", async () => {
+    const child = spawn(ordoBinary(), ["demo", "--project", "deny", "--step-delay", "0", "--chunk-delay", "0", "--approval-delay", "30s"], {
+      env: { ...process.env, ORDO_URL: server.url },
+    })
+    let out = ""
+    child.stdout.on("data", (d) => (out += d))
+    const exited = new Promise((r) => child.on("exit", (code) => r(code)))
+    const until = Date.now() + 15000
+    for (;;) {
+      const res = await api("GET", "/v1/sessions/deny-1/rows/approval-1")
+      if (res.status === 200 && res.json.status === "pending") break
+      if (Date.now() > until) throw new Error(`the approval request never came:\n${out}`)
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    expect(expectOk(await api("GET", "/v1/sessions/deny-1")).client_state).toBe("requires_action")
+    const sent = await request(server.url, "POST", "/v1/sessions/deny-1/commands", {
+      headers: { "Idempotency-Key": "approval-approval-1" },
+      body: { type: "approval", row_id: "approval-1", decision: "denied" },
+    })
+    expect(sent.status).toBe(202)
+    const started = Date.now()
+    expect(await exited, out).toBe(0)
+    // It did not wait for --approval-delay.
+    expect(Date.now() - started).toBeLessThan(15000)
+    expect(out).toContain(`approval-1 denied by command ${sent.json.id}`)
+
+    const { rows } = expectOk(await api("GET", "/v1/sessions/deny-1/rows?limit=500"))
+    const byId = Object.fromEntries(rows.map((row) => [row.row_id, row]))
+    expect(byId["approval-1"].status).toBe("denied")
+    expect(byId["approval-1-response"]).toMatchObject({ status: "denied", body: { text: "denied from a command" } })
+    expect(byId["tool-3"]).toBeUndefined()
+    expect(byId["msg-2b"]).toMatchObject({ kind: "assistant", status: "complete" })
+    const command = expectOk(await api("GET", `/v1/sessions/deny-1/commands/${sent.json.id}`))
+    expect(command).toMatchObject({ status: "done", result: { decision: "denied" } })
+    expect(rows.some((row) => row.kind === "user" && row.body.command === sent.json.id)).toBe(false)
+  })
+
+  test("an approval command with another decision fails, saying why; nobody answering approves", async () => {
+    const child = spawn(ordoBinary(), ["demo", "--project", "odd", "--step-delay", "0", "--chunk-delay", "0", "--approval-delay", "1s"], {
+      env: { ...process.env, ORDO_URL: server.url },
+    })
+    const exited = new Promise((r) => child.on("exit", (code) => r(code)))
+    const until = Date.now() + 15000
+    while ((await api("GET", "/v1/sessions/odd-1/rows/approval-1")).status !== 200) {
+      if (Date.now() > until) throw new Error("the approval request never came")
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    const sent = await request(server.url, "POST", "/v1/sessions/odd-1/commands", {
+      headers: { "Idempotency-Key": "odd" },
+      body: { type: "approval", row_id: "approval-1", decision: "maybe" },
+    })
+    expect(await exited).toBe(0)
+    const command = expectOk(await api("GET", `/v1/sessions/odd-1/commands/${sent.json.id}`))
+    expect(command).toMatchObject({ status: "failed", result: { error: "decision must be approved or denied" } })
+    const response = expectOk(await api("GET", "/v1/sessions/odd-1/rows/approval-1-response"))
+    expect(response).toMatchObject({ status: "approved", body: { text: "approved automatically after 1s" } })
+  })
+
   test("failures: no server exits 4, a bad duration 2, an archived project 1 with its code", async () => {
     const away = demo(fast, { ORDO_URL: "http://127.0.0.1:1" })
     expect(away.status).toBe(4)

@@ -6,7 +6,7 @@
 // follow observations, the change feed filters, the stream browser tails. Screenshots of each step
 // go to $ORDO_TEST_OUTPUT/dashboard (CTest: build/release/test-output), never into the tree.
 import { afterAll, beforeAll, describe, expect, test } from "vitest"
-import { spawnSync } from "node:child_process"
+import { spawn, spawnSync } from "node:child_process"
 import { mkdirSync } from "node:fs"
 import { join, resolve } from "node:path"
 import { chromium } from "playwright-core"
@@ -216,6 +216,34 @@ describe("the dashboard in Chromium", () => {
     expect(await page.locator('#prs [data-check="test"][data-status="success"]').count()).toBe(1)
     expect(await page.getAttribute("#ci-brake", "class")).toBe("brake off")
     await shot("6-demo-session")
+  })
+
+  test("an approval request is answered from the page, once, and the agent goes on", async () => {
+    const child = spawn(ordoBinary(), ["demo", "--project", "approve", "--step-delay", "0", "--chunk-delay", "0", "--approval-delay", "60s"], {
+      env: { ...process.env, ORDO_URL: server.url },
+    })
+    const exited = new Promise((r) => child.on("exit", (code) => r(code)))
+    try {
+      const until = Date.now() + 15000
+      while ((await api("GET", "/v1/sessions/approve-1")).status !== 200) {
+        if (Date.now() > until) throw new Error("the demo session never came")
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      await page.goto(`${server.url}/#/session/approve-1`)
+      const approve = page.locator('#transcript [data-row-id="approval-1"] button[data-decision="approved"]')
+      await approve.waitFor({ timeout: SHOW_TIMEOUT_MS })
+      await expect.poll(() => page.textContent('[data-fact="client-state"]'), { timeout: SHOW_TIMEOUT_MS }).toBe("requires_action")
+      await shot("6-approval-pending")
+      await approve.dblclick()
+      await expect.poll(() => page.getAttribute('#transcript [data-row-id="approval-1"]', "class"), { timeout: SHOW_TIMEOUT_MS }).toContain("status-approved")
+      expect(await exited).toBe(0)
+      const { commands } = expectOk(await api("GET", "/v1/sessions/approve-1/commands"))
+      expect(commands.map((c) => [c.body, c.status])).toEqual([[{ decision: "approved", row_id: "approval-1", type: "approval" }, "done"]])
+      await page.locator('#transcript [data-row-id="tool-3"]').waitFor({ timeout: SHOW_TIMEOUT_MS })
+      expect(await page.locator("#transcript button[data-decision]").count()).toBe(0)
+    } finally {
+      child.kill()
+    }
   })
 
   test("the change feed page filters by session and type, live", async () => {

@@ -104,7 +104,34 @@ export function sessionView(id) {
         h("span", { class: "muted" }, time(row.updated_at), row.revision > 1 ? ` · rev ${row.revision}` : ""),
       ),
       h("div", { class: "row-body" }, rowBody(row)),
+      row.kind === "approval_request" && row.status === "pending" ? approvalButtons(row) : null,
     )
+  }
+
+  // The answer to an approval request goes to the agent as a command. Its Idempotency-Key names
+  // the row, so a double click sends once and a second, different answer is refused
+  // (idempotency_key_reused): the request was answered already.
+  function approvalButtons(row) {
+    const status = h("span", { class: "muted" })
+    const buttons = ["approved", "denied"].map((decision) =>
+      h("button", { type: "button", dataset: { decision }, onclick: () => answer(decision) }, decision === "approved" ? "Approve" : "Deny"),
+    )
+    async function answer(decision) {
+      if (buttons.some((b) => b.disabled)) return
+      for (const b of buttons) b.disabled = true
+      status.textContent = " Sending…"
+      try {
+        const r = await call("POST", `${base}/commands`, {
+          body: { type: "approval", row_id: row.row_id, decision },
+          headers: { "Idempotency-Key": `approval-${row.row_id}` },
+        })
+        status.textContent = ` Sent as ${r.json.id}; waiting for the agent.`
+      } catch (err) {
+        status.textContent = err.code === "idempotency_key_reused" ? " Already answered." : ` Not sent: ${err.message}`
+        for (const b of buttons) b.disabled = false
+      }
+    }
+    return h("div", { class: "approval" }, buttons, status)
   }
 
   // A row keeps its place (its sequence) whatever happens to it later.
