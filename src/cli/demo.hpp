@@ -18,7 +18,7 @@ struct demo_flags {
   // request stays pending.
   std::string step_delay = "700ms";
   std::string chunk_delay = "120ms";
-  std::string approval_delay = "4s";
+  std::string approval_delay = "10s";
 };
 
 // The exit codes of the client commands (docs/CLI.md): 0 done, 1 refused, 3 not found,
