@@ -511,7 +511,7 @@ int main(int argc, char** argv) {
         std::tuple{"--chunk-delay", &demo_f.chunk_delay,
                    "Pause between the chunks of a streamed message"},
         std::tuple{"--approval-delay", &demo_f.approval_delay,
-                   "How long the approval request stays pending"}}) {
+                   "How long the approval request waits for an answer"}}) {
     demo_cmd->add_option(flag, *value, what)
         ->check([](const std::string& text) {
           auto d = ordo::parse_duration(text);
