@@ -90,12 +90,18 @@ export function overviewView() {
     if (!shown.length) sessionBody.append(h("tr", {}, h("td", { colspan: 8, class: "empty" }, "No sessions yet. Run `ordo demo` to start one.")))
   }
 
+  // Re-reads can overlap and answer out of order: an older revision never replaces a newer one.
+  function keep(session) {
+    const known = sessions.get(session.id)
+    if (!known || known.revision <= session.revision) sessions.set(session.id, session)
+  }
+
   const refetch = debounce(async () => {
     const ids = [...pendingSessions]
     pendingSessions.clear()
     for (const id of ids) {
       try {
-        sessions.set(id, await get(`/v1/sessions/${enc(id)}`))
+        keep(await get(`/v1/sessions/${enc(id)}`))
       } catch (e) {
         if (!(e instanceof ApiError && e.status === 404)) pendingSessions.add(id)
       }
@@ -109,7 +115,7 @@ export function overviewView() {
       if (ev.type === "project.created" || ev.type === "project.archived") {
         projects.set(ev.data.project.id, ev.data.project)
       } else if (ev.session) {
-        if (ev.type === "session.created") sessions.set(ev.session, ev.data.session)
+        if (ev.type === "session.created") keep(ev.data.session)
         pendingSessions.add(ev.session)
       }
     }

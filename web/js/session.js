@@ -44,7 +44,11 @@ export function sessionView(id) {
   )
 
   // ---- the session header ----
+  // Re-reads can overlap and answer out of order: an older revision never replaces a newer one.
+  let shownRevision = 0
   function renderHeader(s) {
+    if (s.revision < shownRevision) return
+    shownRevision = s.revision
     clear(header)
     header.append(
       h("h2", {}, s.title ? `${s.title} ` : "", h("span", { class: "muted" }, s.id)),
@@ -204,10 +208,13 @@ export function sessionView(id) {
   }
 
   // ---- PRs, checks and the CI brake ----
+  // The answer to the latest re-read wins, whatever order the answers come in.
+  let prsRead = 0
   const refreshPrs = debounce(async () => {
+    const mine = ++prsRead
     try {
       const [list, brake] = await Promise.all([get(`${base}/prs`), get(`${base}/ci-brake`)])
-      renderPrs(list.prs, brake)
+      if (mine === prsRead) renderPrs(list.prs, brake)
     } catch (e) {
       showError(e)
     }
@@ -300,6 +307,7 @@ export function sessionView(id) {
 
   function start() {
     if (stopped) return
+    shownRevision = 0
     rows.clear()
     commands.clear()
     clear(transcript)
