@@ -7,6 +7,13 @@ import { call, get, enc, ApiError } from "./api.js"
 import { LiveStream, reportConnection } from "./live.js"
 import { h, clear, badge, ago, debounce } from "./dom.js"
 
+// The later of the last change and the last heartbeat (RFC 3339 UTC strings sort as times).
+function lastActivity(s) {
+  const changed = s.updated_at ?? ""
+  const beat = s.last_heartbeat_at ?? ""
+  return beat > changed ? beat : changed
+}
+
 export function overviewView() {
   const projects = new Map()
   const sessions = new Map()
@@ -70,7 +77,7 @@ export function overviewView() {
     clear(sessionBody)
     const shown = [...sessions.values()]
       .filter((s) => selected === null || s.project === selected)
-      .sort((a, b) => (b.updated_at ?? "").localeCompare(a.updated_at ?? "") || b.id.localeCompare(a.id))
+      .sort((a, b) => lastActivity(b).localeCompare(lastActivity(a)) || b.id.localeCompare(a.id))
     for (const s of shown) {
       sessionBody.append(
         h(
@@ -83,7 +90,7 @@ export function overviewView() {
           h("td", {}, s.agent_kind ?? "—"),
           h("td", {}, s.branch ?? "—"),
           h("td", {}, s.title ?? ""),
-          h("td", { title: s.updated_at }, ago(s.updated_at)),
+          h("td", { title: lastActivity(s) }, ago(lastActivity(s))),
         ),
       )
     }
