@@ -6,7 +6,6 @@
 //   #/changes              the change feed, filterable
 //   #/streams[/{path}]     the streams clients created; one stream's metadata and tail
 import { h, clear } from "./dom.js"
-import { reportConnection } from "./live.js"
 import { overviewView } from "./overview.js"
 import { sessionView } from "./session.js"
 import { changesView } from "./changes.js"
@@ -41,6 +40,4 @@ function route() {
 }
 
 window.addEventListener("hashchange", route)
-reportConnection("page", "live")
-reportConnection("page", "stopped")
 route()

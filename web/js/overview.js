@@ -115,6 +115,8 @@ export function overviewView() {
     }
     renderSessions()
     renderProjects()
+    // What could not be read (the server away) is tried again, unhurried.
+    if (pendingSessions.size && !stopped) setTimeout(refetch, 1000)
   }, 50)
 
   function apply(events) {
