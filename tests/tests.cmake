@@ -78,3 +78,13 @@ add_test(NAME bench_smoke
 set_tests_properties(bench_smoke PROPERTIES
   ENVIRONMENT "ORDO_BUILD_DIR=${CMAKE_BINARY_DIR}"
   TIMEOUT 600)
+
+# The dashboard (issue 8): its files served from the binary (Content-Type, ETag and 304, 404 and
+# 405) and the stream list; `ordo demo` producing the session it promises; and the page itself in
+# Debian's Chromium, headless, through playwright-core (live lists, transcript order and in-place
+# updates, a server restart with no duplicate, a double-clicked Send making one command).
+# Screenshots go to test-output/dashboard in the build directory.
+ordo_vitest(dashboard_assets blackbox/dashboard_assets.test.mjs)
+ordo_vitest(demo blackbox/demo.test.mjs)
+ordo_vitest(dashboard_browser browser/dashboard.test.mjs
+            ENV ORDO_TEST_OUTPUT=${CMAKE_BINARY_DIR}/test-output)

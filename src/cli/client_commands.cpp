@@ -33,20 +33,6 @@ constexpr int k_exit_not_found = 3;
 constexpr int k_exit_unavailable = 4;
 constexpr int k_exit_not_acknowledged = 5;
 
-int exit_code_of(const failure& f) {
-  switch (f.kind) {
-    case failure_kind::not_found:
-    case failure_kind::gone:
-      return k_exit_not_found;
-    case failure_kind::unavailable:
-    case failure_kind::internal:
-    case failure_kind::insufficient_storage:
-      return k_exit_unavailable;
-    default:
-      return k_exit_refused;
-  }
-}
-
 std::string random_hex(int bytes) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   std::string out;
@@ -118,6 +104,20 @@ class progress {
 };
 
 }  // namespace
+
+int exit_code_of(const failure& f) {
+  switch (f.kind) {
+    case failure_kind::not_found:
+    case failure_kind::gone:
+      return k_exit_not_found;
+    case failure_kind::unavailable:
+    case failure_kind::internal:
+    case failure_kind::insufficient_storage:
+      return k_exit_unavailable;
+    default:
+      return k_exit_refused;
+  }
+}
 
 struct common_flags {
   std::string server = "http://127.0.0.1:4437";

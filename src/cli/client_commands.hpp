@@ -10,7 +10,13 @@
 #include <memory>
 #include <optional>
 
+#include "base/result.hpp"
+
 namespace ordo::cli {
+
+// The exit code for a failed request: 3 not found or gone, 4 unreachable or unavailable, else 1
+// (shared with `ordo demo`).
+int exit_code_of(const failure& f);
 
 class client_commands;
 

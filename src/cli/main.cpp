@@ -7,11 +7,13 @@
 #include <csignal>
 #include <filesystem>
 #include <thread>
+#include <tuple>
 
 #include <unistd.h>
 
 #include "base/duration.hpp"
 #include "cli/client_commands.hpp"
+#include "cli/demo.hpp"
 #include "cli/doctor.hpp"
 #include "cli/inspect.hpp"
 #include "http/server.hpp"
@@ -496,6 +498,28 @@ int main(int argc, char** argv) {
                        "Renumber broken sequences in one transaction (the server must be "
                        "stopped); then check again");
 
+  ordo::cli::demo_flags demo_f;
+  auto* demo_cmd = app.add_subcommand(
+      "demo", "Drive a simulated agent session against a running server (for the dashboard at /)");
+  demo_cmd->add_option("--server", demo_f.server, "The server's URL")
+      ->envname("ORDO_URL")
+      ->capture_default_str();
+  demo_cmd->add_option("--project", demo_f.project, "The project to create the session in")
+      ->capture_default_str();
+  for (auto [flag, value, what] :
+       {std::tuple{"--step-delay", &demo_f.step_delay, "Pause between the agent's steps"},
+        std::tuple{"--chunk-delay", &demo_f.chunk_delay,
+                   "Pause between the chunks of a streamed message"},
+        std::tuple{"--approval-delay", &demo_f.approval_delay,
+                   "How long the approval request waits for an answer"}}) {
+    demo_cmd->add_option(flag, *value, what)
+        ->check([](const std::string& text) {
+          auto d = ordo::parse_duration(text);
+          return d ? std::string() : d.error().message;
+        })
+        ->capture_default_str();
+  }
+
   auto client_cmds = ordo::cli::add_client_commands(app);
 
   try {
@@ -505,6 +529,7 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   if (auto rc = ordo::cli::run(*client_cmds)) return *rc;
+  if (demo_cmd->parsed()) return ordo::cli::demo(demo_f);
   if (serve_cmd->parsed()) return serve(f);
   if (migrate_cmd->parsed()) return migrate(mf);
   if (backup_cmd->parsed()) return backup(bf);

@@ -42,6 +42,7 @@
 
 #include "base/rfc3339.hpp"
 #include "http/change_filter.hpp"
+#include "http/dashboard.hpp"
 #include "http/session_api.hpp"
 #include "http/stream_protocol.hpp"
 #include "streams/catch_up_admission.hpp"
@@ -667,6 +668,22 @@ awaitable<bool> server::impl::dispatch(request& req, connection& conn) {
       co_return co_await write_response(stream, res, stopping);
     }
     res = health_response(req, path);
+    co_return co_await write_response(stream, res, stopping);
+  }
+  if (is_dashboard_path(path) || path == k_streams_list_path) {
+    // The dashboard's page and files, and the stream list its stream browser reads.
+    std::vector<query_param> params;
+    for (auto p : url->params())
+      params.push_back({p.key, p.value, p.has_value});
+    std::string method(req.method_string());
+    api_response answer = path == k_streams_list_path
+                              ? streams_list_response(method, params, engine, now_ms())
+                              : dashboard_response(method, path, header(req, "If-None-Match"));
+    res = make_response(req, static_cast<bhttp::status>(answer.status));
+    for (auto& [name, value] : answer.headers)
+      res.set(name, value);
+    res.body() = std::move(answer.body);
+    finish(res, head);
     co_return co_await write_response(stream, res, stopping);
   }
   if (auto events = session_events_stream(path)) {

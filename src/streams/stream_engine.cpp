@@ -482,6 +482,20 @@ std::size_t stream_engine::stream_count() const {
       by_path_.begin(), by_path_.end(), [](const auto& e) { return e.first.rfind("__", 0) != 0; }));
 }
 
+std::vector<std::shared_ptr<stream_record>> stream_engine::client_streams() const {
+  std::vector<std::shared_ptr<stream_record>> out;
+  {
+    std::lock_guard lock(registry_mu_);
+    out.reserve(by_path_.size());
+    for (const auto& [path, record] : by_path_) {
+      if (path.rfind("__", 0) != 0) out.push_back(record);
+    }
+  }
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a->config().path < b->config().path; });
+  return out;
+}
+
 std::shared_ptr<stream_record> stream_engine::find(std::string_view path) const {
   std::lock_guard lock(registry_mu_);
   auto it = by_path_.find(std::string(path));

@@ -318,6 +318,9 @@ class stream_engine {
   void on_adopted(std::function<void()> hook);
   // Streams clients created (managed streams are not counted).
   std::size_t stream_count() const;
+  // Those streams (live and soft-deleted), ordered by path: what the dashboard's stream browser
+  // lists. A copy of the registry taken under its lock.
+  std::vector<std::shared_ptr<stream_record>> client_streams() const;
   writer_stats stats() const;
   const stream_engine_options& options() const { return options_; }
 

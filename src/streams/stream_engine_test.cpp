@@ -205,6 +205,17 @@ TEST_F(stream_engine_test, offsets_are_assigned_densely_in_commit_order) {
   EXPECT_EQ(read_all("s"), "m1m2m3m4m5");
 }
 
+TEST_F(stream_engine_test, client_streams_lists_created_streams_by_path_without_managed_ones) {
+  ASSERT_EQ(create("b/2").status, create_status::created);
+  ASSERT_EQ(create("a").status, create_status::created);
+  ASSERT_EQ(create("__ordo/managed").status, create_status::created);
+  auto listed = engine_->client_streams();
+  ASSERT_EQ(listed.size(), 2u);
+  EXPECT_EQ(listed[0]->config().path, "a");
+  EXPECT_EQ(listed[1]->config().path, "b/2");
+  EXPECT_EQ(engine_->stream_count(), listed.size());
+}
+
 TEST_F(stream_engine_test, everything_queued_is_committed_in_one_transaction) {
   ASSERT_EQ(create("s").status, create_status::created);
   std::uint64_t before = engine_->stats().transactions_committed;

@@ -243,7 +243,8 @@ describe("stream paths", () => {
     expect(res.status).toBe(201)
   })
 
-  for (const target of ["/", "/v1/stream", "/v1/streams/x", "/v2/stream/x", "/foo", "/v1/x/stream/y"]) {
+  // "/" is the dashboard and "/v1/streams" the stream list (dashboard_assets.test.mjs).
+  for (const target of ["/ui", "/index.html", "/v1/stream", "/v1/streams/x", "/v2/stream/x", "/foo", "/v1/x/stream/y"]) {
     test(`unknown route ${target} answers 404 route_not_found for GET, PUT, POST and DELETE`, async () => {
       for (const method of ["GET", "PUT", "POST", "DELETE"]) {
         const res = await rawRequest(method, target, {

@@ -1,0 +1,43 @@
+// The dashboard: a hash router and its views. Each view renders from one read of the API and
+// then follows a stream live (live.js); leaving a view stops its streams.
+//
+//   #/                     projects and sessions (the change feed keeps them current)
+//   #/session/{id}         one session: transcript, timeline, commands, PRs and CI
+//   #/changes              the change feed, filterable
+//   #/streams[/{path}]     the streams clients created; one stream's metadata and tail
+import { h, clear } from "./dom.js"
+import { overviewView } from "./overview.js"
+import { sessionView } from "./session.js"
+import { changesView } from "./changes.js"
+import { streamsView, streamView } from "./streams.js"
+
+const routes = [
+  [/^\/?$/, () => overviewView(), "overview"],
+  [/^\/session\/(.+)$/, (m) => sessionView(decodeURIComponent(m[1])), "overview"],
+  [/^\/changes$/, () => changesView(), "changes"],
+  [/^\/streams$/, () => streamsView(), "streams"],
+  [/^\/streams\/(.+)$/, (m) => streamView(decodeURIComponent(m[1])), "streams"],
+]
+
+let current = null
+
+function route() {
+  current?.stop?.()
+  current = null
+  const root = clear(document.getElementById("view"))
+  const path = location.hash.replace(/^#/, "") || "/"
+  for (const [re, make, nav] of routes) {
+    const m = path.match(re)
+    if (!m) continue
+    for (const a of document.querySelectorAll("[data-nav]")) {
+      a.classList.toggle("active", a.dataset.nav === nav)
+    }
+    current = make(m)
+    root.append(current.el)
+    return
+  }
+  root.append(h("p", { class: "empty" }, `Nothing at ${path}. `, h("a", { href: "#/" }, "Back to the sessions.")))
+}
+
+window.addEventListener("hashchange", route)
+route()
