@@ -36,6 +36,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -67,7 +68,8 @@ struct options {
   double rate = 1000;
   std::string live = "sse";
   int subscribers = 1;
-  int writers = 0;  // delivery/fanout: 0 picks one per k_writer_rate messages/s of the scenario
+  int writers = 0;         // delivery/fanout: 0 picks enough for the rate
+  int reader_threads = 0;  // delivery/fanout: 0 is 1 for delivery, every core for fanout
   long long messages = 1'000'000;
   std::string run_id;
 };
@@ -313,8 +315,10 @@ asio::awaitable<void> appender(run_state* st, int id, int batch, clock_type::tim
 // Writer w numbers its messages w * k_writer_seq_span + k, so readers check order per writer.
 constexpr long long k_writer_seq_span = 1'000'000'000'000LL;
 
+// Writer `writer` of `writers`, all started at `start`: each is offset by its share of one
+// interval, so together they send evenly at writers × rate instead of in bursts.
 asio::awaitable<void> paced_writer(run_state* st, std::string name, double rate, long long count,
-                                   int writer) {
+                                   int writer, int writers, clock_type::time_point start) {
   connection c(st->ioc, st->o);
   if (auto ec = co_await c.connect(); ec) {
     st->error("connect: " + ec.message());
@@ -322,7 +326,7 @@ asio::awaitable<void> paced_writer(run_state* st, std::string name, double rate,
   }
   asio::steady_timer timer(st->ioc);
   auto interval = std::chrono::nanoseconds(static_cast<long long>(1e9 / rate));
-  auto next = clock_type::now();
+  auto next = start + interval * writer / writers - interval;
   for (long long seq = 0; seq < count && !st->stop; ++seq) {
     next += interval;
     timer.expires_at(next);
@@ -341,7 +345,7 @@ asio::awaitable<void> paced_writer(run_state* st, std::string name, double rate,
 // what it got; ends after `expect` messages, or at stop.
 asio::awaitable<void> sse_reader(run_state* st, std::string name, std::string offset,
                                  long long expect, std::vector<long long>* received, int index,
-                                 bool record) {
+                                 bool record, std::atomic<int>* subscribed = nullptr) {
   connection c(st->ioc, st->o);
   if (auto ec = co_await c.connect(); ec) {
     st->error("sse connect: " + ec.message());
@@ -364,6 +368,7 @@ asio::awaitable<void> sse_reader(run_state* st, std::string name, std::string of
     st->error("sse status " + std::to_string(parser.get().result_int()) + " " + hec.message());
     co_return;
   }
+  if (subscribed) ++*subscribed;
   std::vector<char> chunk(64 << 10);
   std::string pending;
   long long got = 0;
@@ -561,6 +566,10 @@ int main(int argc, char** argv) {
   app.add_option("--writers", o.writers,
                  "delivery, fanout: appending connections (default: enough for the rate)")
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--reader-threads", o.reader_threads,
+                 "delivery, fanout: threads the SSE readers are spread over (default: 1 for "
+                 "delivery, one per core for fanout)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--messages", o.messages, "catchup, prefill: messages written first")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
@@ -616,6 +625,24 @@ int main(int argc, char** argv) {
     params["message_bytes"] = o.message_bytes;
     create_streams(st, 1);
     std::vector<long long> received(static_cast<std::size_t>(subscribers), 0);
+    // The readers of a large fan-out are spread over threads, each with its own io_context and
+    // tallies (merged below), so that one generator thread parsing every event does not become
+    // what is measured. The writers and the deadline stay on `st`.
+    int threads = o.reader_threads > 0 ? o.reader_threads
+                  : sc == "fanout"
+                      ? static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))
+                      : 1;
+    threads = std::min(threads, std::max(1, subscribers));
+    params["reader_threads"] = threads;
+    std::vector<std::unique_ptr<run_state>> extra;
+    for (int t = 1; t < threads; ++t) {
+      extra.push_back(std::make_unique<run_state>(o));
+      extra.back()->epoch = st.epoch;  // one clock for send and receive times
+    }
+    auto state_of = [&](int reader) -> run_state* {
+      int t = reader % threads;
+      return t == 0 ? &st : extra[static_cast<std::size_t>(t - 1)].get();
+    };
     before = sample_process(o.server_pid);
     started = clock_type::now();
     // A deadline, so a lost message ends the run instead of hanging it; cancelled once every
@@ -623,42 +650,75 @@ int main(int argc, char** argv) {
     auto deadline = std::make_shared<asio::steady_timer>(
         st.ioc, std::chrono::milliseconds(static_cast<long long>(o.duration_s * 1000) + 30000 +
                                           subscribers * 10));
-    auto readers_left = std::make_shared<int>(subscribers);
-    auto reader_done = [deadline, readers_left](std::exception_ptr) {
-      if (--*readers_left == 0) deadline->cancel();
+    auto readers_left = std::make_shared<std::atomic<int>>(subscribers);
+    std::atomic<int> subscribed{0};  // SSE readers whose response has begun
+    auto reader_done = [deadline, readers_left, ioc = &st.ioc](std::exception_ptr) {
+      if (--*readers_left == 0) asio::post(*ioc, [deadline] { deadline->cancel(); });
     };
-    run_all(st, [&] {
-      for (int i = 0; i < subscribers; ++i) {
-        if (o.live == "long-poll") {
-          asio::co_spawn(st.ioc, long_poll_reader(&st, "0", "-1", count), reader_done);
-        } else {
-          asio::co_spawn(st.ioc, sse_reader(&st, "0", "-1", count, &received, i, true),
-                         reader_done);
-        }
+    for (int i = 0; i < subscribers; ++i) {
+      run_state* rs = state_of(i);
+      if (o.live == "long-poll") {
+        asio::co_spawn(rs->ioc, long_poll_reader(rs, "0", "-1", count), reader_done);
+      } else {
+        asio::co_spawn(rs->ioc, sse_reader(rs, "0", "-1", count, &received, i, true, &subscribed),
+                       reader_done);
       }
-      // Let the readers connect before the first message.
-      auto delay = std::make_shared<asio::steady_timer>(
-          st.ioc, std::chrono::milliseconds(500 + subscribers / 10));
+    }
+    std::vector<std::thread> reader_threads;
+    for (auto& e : extra)
+      reader_threads.emplace_back([rs = e.get()] { rs->ioc.run(); });
+    run_all(st, [&] {
       // A writer waits for each answer before its next append, so a slow answer would lower
       // the offered rate: enough writers that each has time to spare (delivery: 1 ms per
-      // append; fan-out, where answers compete with thousands of deliveries: 100 ms).
-      double per_writer = sc == "fanout" ? 10 : 1000;
+      // append; fan-out, where answers compete with thousands of deliveries: 500 ms).
+      double per_writer = sc == "fanout" ? 2 : 1000;
       int writers =
           o.writers > 0 ? o.writers : std::max(1, static_cast<int>(std::ceil(o.rate / per_writer)));
       params["writers"] = writers;
-      delay->async_wait([&, delay, count, writers, rate = o.rate](const beast::error_code&) {
+      // The first message goes out once every SSE reader's response has begun (a reader still
+      // connecting would count its catch-up as delivery latency), or after a minute at most.
+      auto gate = std::make_shared<asio::steady_timer>(st.ioc);
+      auto gate_until = clock_type::now() + std::chrono::seconds(60);
+      auto start_writers = [&, count, writers, rate = o.rate] {
         started = clock_type::now();  // measured from the first message on
         for (int w = 0; w < writers; ++w) {
           long long share = count / writers + (w < count % writers ? 1 : 0);
-          asio::co_spawn(st.ioc, paced_writer(&st, "0", rate / writers, share, w), asio::detached);
+          asio::co_spawn(st.ioc, paced_writer(&st, "0", rate / writers, share, w, writers, started),
+                         asio::detached);
         }
-      });
-      deadline->async_wait([&st, deadline](const beast::error_code& ec) {
+      };
+      auto poll = std::make_shared<std::function<void(const beast::error_code&)>>();
+      *poll = [&, gate, gate_until, poll, start_writers](const beast::error_code&) {
+        bool live = o.live == "long-poll" || subscribed.load() >= subscribers;
+        if (live || clock_type::now() >= gate_until || st.stop) {
+          params["readers_subscribed_at_start"] = subscribed.load();
+          *poll = nullptr;  // breaks the cycle through its own capture
+          start_writers();
+          return;
+        }
+        gate->expires_after(std::chrono::milliseconds(20));
+        gate->async_wait(*poll);
+      };
+      gate->expires_after(std::chrono::milliseconds(100));
+      gate->async_wait(*poll);
+      deadline->async_wait([&st, &extra, deadline](const beast::error_code& ec) {
         if (ec == asio::error::operation_aborted) return;
         st.stop = true;
         st.ioc.stop();
+        for (auto& e : extra) {
+          e->stop = true;
+          e->ioc.stop();
+        }
       });
     });
+    for (auto& t : reader_threads)
+      t.join();
+    for (auto& e : extra) {
+      st.values += e->values;
+      st.lat.micros.insert(st.lat.micros.end(), e->lat.micros.begin(), e->lat.micros.end());
+      if (st.first_error.empty()) st.first_error = e->first_error;
+      st.errors += e->errors;
+    }
     measured_s = std::chrono::duration<double>(clock_type::now() - started).count();
     long long complete = std::count(received.begin(), received.end(), count);
     if (o.live != "long-poll") {
