@@ -139,7 +139,9 @@ const scenarios = [
     params: { rate: 10000, duration: d(10, 0.3), live: "long-poll" }, metric: "latency.p99_us", unit: "µs p99", lower: true },
   { id: "d", title: "(d) fan-out to 10,000 SSE subscribers of one stream", run: "fanout",
     params: { subscribers: d(10000, 50), rate: d(100, 20), duration: d(5, 0.5) },
-    metric: "values_per_s", unit: "deliveries/s", target: 500_000, extra: "latency.p99_us" },
+    metric: "values_per_s", unit: "deliveries/s", target: 500_000, extra: "latency.p99_us",
+    // The issue's second target for (d), checked on the median of the rounds' p99.
+    alsoTarget: { metric: "latency.p99_us", max: 100_000, label: "p99 ≤ 100 ms", scale: 1e-3, unit: "ms" } },
   { id: "e", title: "(e) catch-up read of 1,000,000 messages", run: "catchup",
     params: { messages: d(1_000_000, 5000) }, metric: "values_per_s", unit: "messages/s", target: 1_000_000 },
   { id: "f", title: "(f) server memory per idle SSE connection (2,000 connections)", run: "idle-sse",
@@ -226,6 +228,12 @@ for (const sc of allScenarios) {
   if (sc.target !== undefined && ordo) {
     const met = sc.lower ? ordo.median <= sc.target : ordo.median >= sc.target
     target = `${sc.lower ? "≤" : "≥"} ${fmt(sc.target)}: ${met ? "met" : "**not met**"}`
+  }
+  if (sc.alsoTarget && ordo) {
+    const t = sc.alsoTarget
+    const values = results.filter((r) => r.scenario === sc.id && r.server === "ordo").map((r) => get(r.result, t.metric))
+    const m = median(values)
+    target += `; ${t.label}: ${m <= t.max ? "met" : "**not met**"} (${Math.round(m * t.scale)} ${t.unit})`
   }
   rows.push(`| ${sc.title} | ${sc.unit} | ${cells.map((c) => (c ? `${fmt(c.median)} (${fmt(c.min)}–${fmt(c.max)})` : "–")).join(" | ")} | ${ratios.join(" | ")} | ${target} |`)
 }
