@@ -24,18 +24,19 @@ std::int64_t wall_ms() {
       .count();
 }
 
-// Blocks the writer at the start of its next batch until released, so that jobs submitted
-// meanwhile queue up and are committed together.
-class writer_gate {
+// Once armed, holds the next thread that calls hold() until released: the writer at the start
+// of its next batch (so that jobs submitted meanwhile queue up and are committed together), or
+// the syncer in its next flush.
+class one_shot_gate {
  public:
-  status on_point(std::string_view point) {
-    if (point != "batch.begin" || !armed_.exchange(false)) return ok_v;
+  status hold() {
+    if (!armed_.exchange(false)) return ok_v;
     entered_.set_value();
-    release_future_.wait();
+    released_.wait();
     return ok_v;
   }
   void arm() { armed_ = true; }
-  void wait_until_blocked() { entered_future_.wait(); }
+  void wait_until_held() { entered_future_.wait(); }
   void release() { release_.set_value(); }
 
  private:
@@ -43,7 +44,7 @@ class writer_gate {
   std::promise<void> entered_;
   std::shared_future<void> entered_future_ = entered_.get_future().share();
   std::promise<void> release_;
-  std::shared_future<void> release_future_ = release_.get_future().share();
+  std::shared_future<void> released_ = release_.get_future().share();
 };
 
 class stream_engine_test : public ::testing::Test {
@@ -76,7 +77,7 @@ class stream_engine_test : public ::testing::Test {
         }
         return hook ? hook() : ok_v;
       }
-      if (auto s = gate_.on_point(point); !s) return s;
+      if (point == "batch.begin") (void)gate_.hold();
       if (fault_) return fault_(point, path);
       return ok_v;
     };
@@ -186,7 +187,7 @@ class stream_engine_test : public ::testing::Test {
   }
 
   fs::path dir_;
-  writer_gate gate_;
+  one_shot_gate gate_;
   std::mutex flush_mu_;
   std::function<status()> flush_fault_;  // flush_mu_
   std::function<status(std::string_view, std::string_view)> fault_;
@@ -221,7 +222,7 @@ TEST_F(stream_engine_test, everything_queued_is_committed_in_one_transaction) {
   std::uint64_t before = engine_->stats().transactions_committed;
   gate_.arm();
   auto blocker = append_async(data_request("s", "first"));
-  gate_.wait_until_blocked();
+  gate_.wait_until_held();
   std::vector<std::future<append_result>> queued;
   for (int i = 0; i < 50; ++i)
     queued.push_back(append_async(data_request("s", "x")));
@@ -244,7 +245,7 @@ TEST_F(stream_engine_test, a_failing_job_fails_alone_and_its_writes_are_rolled_b
   };
   gate_.arm();
   auto blocker = append_async(data_request("a", "0"));
-  gate_.wait_until_blocked();
+  gate_.wait_until_held();
   auto first = append_async(data_request("a", "A"));
   auto failing_request = data_request("b", "B");
   failing_request.producer = producer_claim{"p", 0, 0};
@@ -307,30 +308,9 @@ TEST_F(stream_engine_test, a_commit_of_unknown_outcome_refuses_all_later_writes)
 
 // ---- the pipelined flush (wal_syncer) --------------------------------------------------------
 
-// Holds the syncer in its next flush until released.
-class flush_gate {
- public:
-  status hold() {
-    if (!armed_.exchange(false)) return ok_v;
-    entered_.set_value();
-    released_.wait();
-    return ok_v;
-  }
-  void arm() { armed_ = true; }
-  void wait_until_held() { entered_future_.wait(); }
-  void release() { release_.set_value(); }
-
- private:
-  std::atomic<bool> armed_{false};
-  std::promise<void> entered_;
-  std::shared_future<void> entered_future_ = entered_.get_future().share();
-  std::promise<void> release_;
-  std::shared_future<void> released_ = release_.get_future().share();
-};
-
 TEST_F(stream_engine_test, an_append_is_acknowledged_and_published_only_after_its_flush) {
   ASSERT_EQ(create("s").status, create_status::created);
-  flush_gate flush;
+  one_shot_gate flush;
   set_flush_fault([&] { return flush.hold(); });
   flush.arm();
   auto first = append_async(data_request("s", "a"));
@@ -350,7 +330,7 @@ TEST_F(stream_engine_test, an_append_is_acknowledged_and_published_only_after_it
 
 TEST_F(stream_engine_test, a_read_answers_only_once_what_it_saw_is_on_disk) {
   ASSERT_EQ(create("s").status, create_status::created);
-  flush_gate flush;
+  one_shot_gate flush;
   set_flush_fault([&] { return flush.hold(); });
   flush.arm();
   auto appended = append_async(data_request("s", "a"));
@@ -730,7 +710,7 @@ TEST_F(stream_engine_test, a_full_write_queue_refuses_appends_with_overloaded_no
   ASSERT_EQ(create("s").status, create_status::created);
   gate_.arm();
   auto blocker = append_async(data_request("s", "0"));
-  gate_.wait_until_blocked();
+  gate_.wait_until_held();
   auto a = append_async(data_request("s", "12345678"));   // 8 of the 10 bytes
   auto too_big = append_async(data_request("s", "abc"));  // 11 bytes queued: refused
   auto b = append_async(data_request("s", "x"));          // 9 bytes, second job: accepted
