@@ -148,6 +148,9 @@ struct http_result {
   bool up_to_date = false;
 };
 
+// Most time one request may take, from writing it to its answer's last byte.
+constexpr auto k_request_timeout = std::chrono::seconds(60);
+
 class connection {
  public:
   connection(asio::io_context& ioc, const options& o) : stream_(ioc), o_(o) {}
@@ -173,7 +176,7 @@ class connection {
     req.prepare_payload();
     req.keep_alive(true);
     http_result r;
-    stream_.expires_after(60s);
+    stream_.expires_after(k_request_timeout);
     auto [wec, wn] = co_await bhttp::async_write(stream_, req, tuple_awaitable);
     if (wec) {
       r.ec = wec;
@@ -314,6 +317,10 @@ asio::awaitable<void> appender(run_state* st, int id, int batch, clock_type::tim
 // Appends at a fixed rate (one message per tick) until `count` messages are sent.
 // Writer w numbers its messages w * k_writer_seq_span + k, so readers check order per writer.
 constexpr long long k_writer_seq_span = 1'000'000'000'000LL;
+
+// How long the delivery and fan-out scenarios wait for every SSE reader to be subscribed
+// before the first message goes out anyway.
+constexpr auto k_max_subscribe_wait = std::chrono::seconds(60);
 
 // Writer `writer` of `writers`, all started at `start`: each is offset by its share of one
 // interval, so together they send evenly at writers × rate instead of in bursts.
@@ -678,7 +685,7 @@ int main(int argc, char** argv) {
       // The first message goes out once every SSE reader's response has begun (a reader still
       // connecting would count its catch-up as delivery latency), or after a minute at most.
       auto gate = std::make_shared<asio::steady_timer>(st.ioc);
-      auto gate_until = clock_type::now() + std::chrono::seconds(60);
+      auto gate_until = clock_type::now() + k_max_subscribe_wait;
       auto start_writers = [&, count, writers, rate = o.rate] {
         started = clock_type::now();  // measured from the first message on
         for (int w = 0; w < writers; ++w) {

@@ -931,11 +931,7 @@ void stream_engine::run_batch(std::vector<job>& batch) {
     }
     if (!batch_failure) {
       status s = inject("commit", "");
-      if (s) {
-        b.commit_number = syncer_->begin_commit();
-        s = tables_->commit();
-        syncer_->request(b.commit_number);
-      }
+      if (s) s = commit_transaction(b.commit_number);
       if (!s) {
         batch_failure = std::move(s).error();
         if (batch_failure->code == sqlite::k_storage_io_error) {
@@ -969,12 +965,7 @@ void stream_engine::complete_pending() {
 void stream_engine::complete_batch(committed_batch& b) {
   std::optional<failure>& batch_failure = b.error;
   if (!batch_failure && b.commit_number != 0) {
-    if (auto s = syncer_->wait(b.commit_number); !s) {
-      batch_failure = std::move(s).error();
-      if (!poisoned_.exchange(true)) {
-        spdlog::critical("{}; refusing all writes until restart", batch_failure->message);
-      }
-    }
+    if (auto s = await_flush(b.commit_number); !s) batch_failure = std::move(s).error();
   }
   if (batch_failure) {
     ++transactions_failed_;
@@ -1041,18 +1032,25 @@ void stream_engine::set_wake_executor(wake_executor run) {
   wake_executor_ = std::move(run);
 }
 
-status stream_engine::commit_now() {
-  std::uint64_t number = syncer_->begin_commit();
+status stream_engine::commit_transaction(std::uint64_t& number) {
+  number = syncer_->begin_commit();
   status s = tables_->commit();
-  syncer_->request(number);
-  if (!s) return s;
-  if (auto flushed = syncer_->wait(number); !flushed) {
-    if (!poisoned_.exchange(true)) {
-      spdlog::critical("{}; refusing all writes until restart", flushed.error().message);
-    }
-    return flushed;
+  syncer_->request(number);  // whatever the outcome: readers waiting for it must not hang
+  return s;
+}
+
+status stream_engine::await_flush(std::uint64_t number) {
+  status flushed = syncer_->wait(number);
+  if (!flushed && !poisoned_.exchange(true)) {
+    spdlog::critical("{}; refusing all writes until restart", flushed.error().message);
   }
-  return ok_v;
+  return flushed;
+}
+
+status stream_engine::commit_now() {
+  std::uint64_t number = 0;
+  if (auto s = commit_transaction(number); !s) return s;
+  return await_flush(number);
 }
 
 void stream_engine::publish_removals(const std::vector<removal>& removals) {

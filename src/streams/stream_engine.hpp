@@ -353,6 +353,10 @@ class stream_engine {
   // going idle).
   void complete_pending();
   void complete_batch(committed_batch& batch);
+  // Commits the open transaction as commit `number` and asks the syncer to flush it.
+  status commit_transaction(std::uint64_t& number);
+  // Waits until commit `number` is on disk; a failed flush poisons the writer.
+  status await_flush(std::uint64_t number);
   // Commits the open transaction and waits until it is durable (maintenance, purge).
   status commit_now();
   // Each job runs inside its own savepoint; false means nothing of it may be kept.
