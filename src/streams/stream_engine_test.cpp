@@ -368,6 +368,24 @@ TEST_F(stream_engine_test, a_failed_flush_fails_its_writers_and_refuses_all_late
   EXPECT_EQ(later.error.code, "storage_poisoned");
 }
 
+TEST_F(stream_engine_test, a_failed_flush_of_a_maintenance_commit_publishes_nothing_and_poisons) {
+  create_request c;
+  c.path = "short";
+  c.content_type = "text/plain";
+  c.ttl_seconds = 0;  // expires as soon as it is idle
+  ASSERT_EQ(create(c).status, create_status::created);
+  set_flush_fault([] {
+    return make_failure(failure_kind::unavailable, "storage_io_error", "injected fdatasync error");
+  });
+  engine_->expire_soon(engine_->find("short"));
+  EXPECT_TRUE(eventually([&] { return !engine_->writable(); }));
+  // The expiry's removal was never shown: the stream is still there to readers.
+  ASSERT_NE(engine_->find("short"), nullptr);
+  EXPECT_EQ(engine_->find("short")->state().lifecycle, stream_lifecycle::live);
+  set_flush_fault(nullptr);
+  EXPECT_EQ(append("s", "x").error.code, "storage_poisoned");
+}
+
 TEST_F(stream_engine_test, with_sync_normal_nothing_is_flushed_by_ordo) {
   open([](stream_engine_options& o) { o.database.sync = sqlite::sync_mode::normal; });
   std::atomic<int> flushes{0};
