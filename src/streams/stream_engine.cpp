@@ -692,8 +692,8 @@ void stream_engine::read(std::shared_ptr<stream_record> stream, std::uint64_t af
   std::weak_ptr<stream_record> weak = stream;
   std::uint64_t generation = c.generation;
   bool queued = readers_->submit(
-      [plan = std::move(plan), after, max_bytes, shared_done, weak,
-       generation](sqlite::read_context& context) {
+      [plan = std::move(plan), after, max_bytes, shared_done, weak, generation,
+       own_id = c.id](sqlite::read_context& context) {
         if (context.generation != generation) {
           // The stream's ids and positions belong to a database file since replaced.
           (*shared_done)(read_result{
@@ -704,6 +704,14 @@ void stream_engine::read(std::shared_ptr<stream_record> stream, std::uint64_t af
           return;
         }
         sqlite::message_reader& reader = context.messages;
+        // Whether retention removed `position`: published, or committed and not yet published
+        // (a prune is published after its flush, but readers see it once committed).
+        auto pruned_at = [&](std::uint64_t position) {
+          auto record = weak.lock();
+          if (record && record->state().pruned_upto >= position) return true;
+          auto committed = reader.pruned_upto(own_id);
+          return committed && static_cast<std::uint64_t>(*committed) >= position;
+        };
         read_chunk chunk;
         chunk.after = after;
         std::size_t bytes = 0;
@@ -718,8 +726,7 @@ void stream_engine::read(std::shared_ptr<stream_record> stream, std::uint64_t af
           }
           for (auto& row : *rows) {
             if (static_cast<std::uint64_t>(row.seq) != expected) {
-              auto record = weak.lock();
-              if (record && record->state().pruned_upto >= expected) {
+              if (pruned_at(expected)) {
                 // Retention removed these positions while the read was queued.
                 (*shared_done)(read_result{
                     std::nullopt,
@@ -741,8 +748,7 @@ void stream_engine::read(std::shared_ptr<stream_record> stream, std::uint64_t af
           if (expected <= s.upto && bytes < max_bytes) break;  // purged underneath the read
         }
         if (chunk.messages.empty()) {
-          auto record = weak.lock();
-          if (record && record->state().pruned_upto > after) {
+          if (pruned_at(after + 1)) {
             (*shared_done)(read_result{
                 std::nullopt,
                 make_failure(failure_kind::gone, "offset_pruned",

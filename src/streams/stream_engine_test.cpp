@@ -814,5 +814,33 @@ TEST_F(stream_engine_test, positions_are_never_reused_after_retention_removed_ev
   EXPECT_EQ(append("feed", "d").tail, 4u);
 }
 
+TEST_F(stream_engine_test, a_read_meeting_a_prune_committed_but_not_yet_published_says_pruned) {
+  ASSERT_EQ(create("feed").status, create_status::created);
+  append("feed", "a");
+  append("feed", "b");
+  append("feed", "c");
+  open();  // a fresh engine: reads come from the file, not from the tail cache
+  auto record = engine_->find("feed");
+  std::int64_t id = record->config().id;
+  one_shot_gate flush;
+  set_flush_fault([&] { return flush.hold(); });
+  flush.arm();
+  std::promise<std::optional<failure>> pruned;
+  write_job job;
+  job.run = [id](write_context& ctx) { return ctx.prune(id, 2).ok(); };
+  job.done = [&](const std::optional<failure>& f) { pruned.set_value(f); };
+  ASSERT_TRUE(engine_->submit(std::move(job)));
+  flush.wait_until_held();  // committed: readers see the rows gone; published only after this
+  EXPECT_EQ(record->state().pruned_upto, 0u);
+  std::promise<read_result> read;
+  engine_->read(record, 0, [&](read_result r) { read.set_value(std::move(r)); });
+  read_result r = read.get_future().get();
+  EXPECT_FALSE(r.chunk);
+  EXPECT_EQ(r.error.code, "offset_pruned") << r.error.message;
+  flush.release();
+  EXPECT_FALSE(pruned.get_future().get());
+  EXPECT_EQ(record->state().pruned_upto, 2u);
+}
+
 }  // namespace
 }  // namespace ordo

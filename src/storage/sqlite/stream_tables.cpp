@@ -395,9 +395,21 @@ result<message_reader> message_reader::prepare(connection& db) {
   auto s = db.prepare(
       "SELECT seq, data FROM messages WHERE stream_id = ? AND seq > ? AND seq <= ? ORDER BY seq");
   if (!s) return std::move(s).error();
+  auto pruned = db.prepare("SELECT pruned_upto FROM streams WHERE id = ?");
+  if (!pruned) return std::move(pruned).error();
   message_reader r;
   r.read_ = std::move(*s);
+  r.pruned_upto_ = std::move(*pruned);
   return r;
+}
+
+result<std::int64_t> message_reader::pruned_upto(std::int64_t stream_id) {
+  pruned_upto_.bind_int64(1, stream_id);
+  auto row = pruned_upto_.step();
+  std::int64_t out = row && *row ? pruned_upto_.column_int64(0) : 0;
+  pruned_upto_.reset();
+  if (!row) return std::move(row).error();
+  return out;
 }
 
 result<std::vector<message_row>> message_reader::read(std::int64_t stream_id, std::int64_t after,

@@ -135,9 +135,13 @@ class message_reader {
   static result<message_reader> prepare(connection& db);
   result<std::vector<message_row>> read(std::int64_t stream_id, std::int64_t after,
                                         std::int64_t upto, std::size_t max_bytes);
+  // The stream's pruned_upto as committed, at least as new as what read() just saw: a read that
+  // finds positions missing asks this, since the engine publishes a prune only after its flush.
+  result<std::int64_t> pruned_upto(std::int64_t stream_id);
 
  private:
   statement read_;
+  statement pruned_upto_;
 };
 
 }  // namespace ordo::sqlite
