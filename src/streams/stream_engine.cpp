@@ -1021,16 +1021,26 @@ void stream_engine::complete_batch(committed_batch& b) {
   if (deferred_wakes_.empty()) return;
   std::vector<std::shared_ptr<stream_record>> woken;
   woken.swap(deferred_wakes_);
-  auto wake = [woken = std::move(woken)] {
-    for (const auto& record : woken)
-      record->wake_waiters();
+  run_wake_rounds(std::move(woken));
+}
+
+// One wake round per record; records whose state changed again meanwhile get their next round
+// in a new task, queued behind whatever else the executor has to do.
+void stream_engine::run_wake_rounds(std::vector<std::shared_ptr<stream_record>> records) {
+  auto wake = [this, records = std::move(records)] {
+    std::vector<std::shared_ptr<stream_record>> again;
+    for (const auto& record : records) {
+      if (record->wake_round()) again.push_back(record);
+    }
+    if (!again.empty()) run_wake_rounds(std::move(again));
   };
-  std::lock_guard lock(wake_executor_mu_);
+  std::unique_lock lock(wake_executor_mu_);
   if (wake_executor_) {
     wake_executor_(std::move(wake));
-  } else {
-    wake();
+    return;
   }
+  lock.unlock();
+  wake();
 }
 
 void stream_engine::set_wake_executor(wake_executor run) {

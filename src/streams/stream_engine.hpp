@@ -370,6 +370,7 @@ class stream_engine {
   void publish_effects(const std::vector<stream_effect>& effects);
   // Queues the record's readers to be woken at the end of complete_batch().
   void defer_wake(std::shared_ptr<stream_record> record);
+  void run_wake_rounds(std::vector<std::shared_ptr<stream_record>> records);
   void run_maintenance();
   bool run_purge_step();
 

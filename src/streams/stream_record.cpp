@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <utility>
 
 #include "streams/sse_encoding.hpp"
 
@@ -103,8 +104,12 @@ std::optional<read_chunk> stream_record::read_cached(std::uint64_t after, std::u
   read_chunk chunk;
   chunk.after = after;
   std::size_t bytes = 0;
-  for (const auto& batch : cache_) {
-    if (batch->upto() <= after) continue;
+  // Batches are contiguous and ordered: skip those before `after` by bisection, since live
+  // readers read near the end of a cache that may hold thousands of single-message batches.
+  auto first = std::partition_point(cache_.begin(), cache_.end(),
+                                    [after](const auto& batch) { return batch->upto() <= after; });
+  for (auto it = first; it != cache_.end(); ++it) {
+    const auto& batch = *it;
     if (batch->after() >= upto) break;
     if (batch->after() == after && batch->upto() <= upto && chunk.messages.empty()) {
       chunk.shared = batch;
@@ -191,14 +196,50 @@ std::size_t stream_record::waiter_count() const {
 }
 
 void stream_record::wake_waiters() {
+  while (wake_round()) {
+  }
+}
+
+bool stream_record::wake_round() {
   std::unordered_map<std::uint64_t, std::function<void()>> woken;
+  std::vector<std::weak_ptr<live_subscriber>> subscribers;
   {
     std::lock_guard lock(waiters_mu_);
+    if (waking_) {
+      wake_again_ = true;
+      return false;
+    }
+    waking_ = true;
     woken.swap(waiters_);
+    subscribers.reserve(subscribers_.size());
+    for (const auto& [id, reader] : subscribers_)
+      subscribers.push_back(reader);
   }
-  // Called outside the lock: a wake-up only posts work to the waiter's own executor.
+  // Called outside the lock. A wake-up posts work to the waiter's own executor; a subscriber
+  // may also write to its socket (a parked SSE reader, on the engine's wake task).
   for (auto& [id, wake] : woken)
     wake();
+  for (const auto& weak : subscribers) {
+    if (auto reader = weak.lock()) reader->on_change();
+  }
+  std::lock_guard lock(waiters_mu_);
+  waking_ = false;
+  return std::exchange(wake_again_, false);
+}
+
+std::uint64_t stream_record::subscribe(std::weak_ptr<live_subscriber> reader) {
+  std::lock_guard lock(waiters_mu_);
+  std::uint64_t id = next_waiter_id_++;
+  subscribers_.emplace_back(id, std::move(reader));
+  return id;
+}
+
+void stream_record::unsubscribe(std::uint64_t id) {
+  std::lock_guard lock(waiters_mu_);
+  auto it =
+      std::lower_bound(subscribers_.begin(), subscribers_.end(), id,
+                       [](const auto& entry, std::uint64_t key) { return entry.first < key; });
+  if (it != subscribers_.end() && it->first == id) subscribers_.erase(it);
 }
 
 }  // namespace ordo

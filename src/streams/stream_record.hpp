@@ -101,6 +101,15 @@ std::string encode_body(payload_mode mode, const std::vector<message_ptr>& messa
 void append_sse_data_event(std::string& out, sse_mode mode,
                            const std::vector<message_ptr>& messages);
 
+// A reader that stays subscribed across changes (a parked SSE reader): told of every change,
+// in the order readers subscribed, by the thread that runs the wake round.
+class live_subscriber {
+ public:
+  virtual ~live_subscriber() = default;
+  // Must not block; may read the record, but not subscribe or unsubscribe.
+  virtual void on_change() = 0;
+};
+
 class stream_record {
  public:
   stream_record(stream_config config, published_state initial, std::int64_t last_access_ms,
@@ -127,14 +136,28 @@ class stream_record {
   void publish_append(std::uint64_t after, std::vector<message_ptr> messages, bool closed,
                       bool wake = true);
   void wake_waiters();
+  // One round of wake_waiters(): calls the waiters registered now and every subscriber, unless
+  // a round is running on
+  // another thread, which is then asked to be followed by another. True when the caller must
+  // run another round (now or soon): the state changed again while this one ran. The engine's
+  // wake task posts that round behind other work instead of looping, so a stream whose readers
+  // take a whole round to write to gets one round at a time, each reader once per round.
+  bool wake_round();
   void publish_lifecycle(stream_lifecycle lifecycle);
   void publish_pruned(std::uint64_t upto);
 
-  // Registers a one-shot wake-up, called (from the writer thread) when the state changes.
-  // The callback must be cheap and must not call back into this record.
+  // Registers a one-shot wake-up, called when the state changes: from the writer thread, or
+  // from the task the engine's wake executor runs. The callback must be cheap and must not call
+  // back into this record.
   std::uint64_t add_waiter(std::function<void()> wake);
   void remove_waiter(std::uint64_t id);
   std::size_t waiter_count() const;
+
+  // Subscribes `reader` to every change until unsubscribe(id): no registration per change, and
+  // a fixed place in each round, so every reader waits about one round.
+  // Held weakly: a reader that ends without unsubscribing is skipped.
+  std::uint64_t subscribe(std::weak_ptr<live_subscriber> reader);
+  void unsubscribe(std::uint64_t id);
 
  private:
   const stream_config config_;
@@ -151,8 +174,13 @@ class stream_record {
   std::size_t cache_bytes_ = 0;                               // guarded by cache_mu_
 
   mutable std::mutex waiters_mu_;
-  std::uint64_t next_waiter_id_ = 1;                                  // guarded by waiters_mu_
+  std::uint64_t next_waiter_id_ = 1;  // guarded by waiters_mu_
+  bool waking_ = false;               // a round runs; guarded by waiters_mu_
+  bool wake_again_ = false;           // and another must follow it; guarded by waiters_mu_
   std::unordered_map<std::uint64_t, std::function<void()>> waiters_;  // guarded by waiters_mu_
+  // Ordered by id, which is the order of subscription.
+  std::vector<std::pair<std::uint64_t, std::weak_ptr<live_subscriber>>>
+      subscribers_;  // guarded by waiters_mu_
 };
 
 }  // namespace ordo
