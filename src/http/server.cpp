@@ -3,8 +3,10 @@
 // One coroutine per connection on its own strand (Beast's server-flex-awaitable example):
 // read a request with a header limit, a body limit and a timeout; route it; write the answer;
 // repeat while keep-alive. Expected failures (EOF, timeouts, resets) end only that connection.
-// Live reads wait on the stream record's one-shot waiters with a timer on the connection's
-// strand; the writer thread wakes them by posting a timer cancel to that strand.
+// Long-polls wait on the stream record's one-shot waiters with a timer on the connection's
+// strand; the wake-up posts a timer cancel to that strand. Caught-up SSE readers park instead:
+// the task that wakes the stream's readers writes to their sockets itself ("parked SSE
+// readers" below).
 //
 // Shutdown (stop()) is polite cancel, a deadline, then forced cancel: the acceptor closes; each
 // open connection gets, on its strand, its idle header read cancelled or its live wait woken;
@@ -30,12 +32,14 @@
 
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 
 #include <array>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
 #include <boost/url.hpp>
+#include <cstdio>
 #include <mutex>
 #include <thread>
 #include <unordered_set>
@@ -247,6 +251,19 @@ awaitable<write_outcome> write_sse_chunk(beast::tcp_stream& stream, asio::const_
   co_return write_outcome::written;
 }
 
+// Writes `bytes` as they are, like write_sse_chunk without the chunk framing.
+awaitable<write_outcome> write_raw(beast::tcp_stream& stream, asio::const_buffer bytes,
+                                   std::chrono::milliseconds stall) {
+  while (bytes.size() > 0) {
+    stream.expires_after(stall);
+    auto [ec, n] = co_await stream.async_write_some(bytes, tuple_awaitable);
+    if (ec == beast::error::timeout) co_return write_outcome::stalled;
+    if (ec) co_return write_outcome::failed;
+    bytes += n;
+  }
+  co_return write_outcome::written;
+}
+
 std::string peer_of(const beast::tcp_stream& stream) {
   beast::error_code ec;
   auto endpoint = stream.socket().remote_endpoint(ec);
@@ -278,15 +295,44 @@ void ensure_descriptor_limit(std::size_t max_connections) {
   }
 }
 
+// A caught-up SSE reader, parked: its coroutine waits on a timer while the task that wakes the
+// stream's readers writes new messages straight to its socket (deliver_parked). Guarded by
+// connection::live_mu.
+struct live_parking {
+  // The coroutine waits; the wake task may write for it. Cleared by whoever wakes the coroutine,
+  // so nothing is written for it between its wake-up and its own next write.
+  bool parked = false;
+  // Subscribed to `record` (stream_record::subscribe) from the first parking to the response's
+  // end.
+  std::optional<std::uint64_t> subscription;
+  // Set by the coroutine before it first parks; valid while it runs.
+  stream_record* record = nullptr;
+  const stream_engine* engine = nullptr;
+  const std::optional<std::string>* client_cursor = nullptr;
+  bool inline_ok = false;  // false for a filtered feed: only the coroutine applies filters
+  int fd = -1;
+  // The reader's offset and whether its last control event said upToDate: moved on by the wake
+  // task's writes, taken back by the coroutine when it wakes.
+  std::uint64_t position = 0;
+  bool at_tail = false;
+  // What a partial write left of a chunk: the coroutine sends it before anything else.
+  std::string unsent;
+};
+
 // One open connection, as a shutdown sees it. Shared by its session coroutine and the server's
-// registry of connections; its members are used only on the connection's strand.
-struct connection {
+// registry of connections; its members are used only on the connection's strand, except
+// `live`, which the wake task uses under live_mu.
+struct connection : live_subscriber, std::enable_shared_from_this<connection> {
   explicit connection(tcp::socket socket) : stream(std::move(socket)) {}
+  // Its stream changed while it serves SSE: see deliver_parked.
+  void on_change() override;
   beast::tcp_stream stream;
   // Waiting for the headers of its next request: a shutdown may close it at once.
   bool idle = true;
   // The timer of a live read waiting for a change: a shutdown cancels it to end the wait.
   std::weak_ptr<asio::steady_timer> wait;
+  std::mutex live_mu;
+  live_parking live;  // guarded by live_mu
 };
 
 enum class wait_outcome { changed, timed_out, stopping };
@@ -329,6 +375,194 @@ awaitable<wait_outcome> wait_for_change(connection& conn, const std::atomic<bool
   if (woken->load()) co_return wait_outcome::changed;
   co_return stopping ? wait_outcome::stopping : wait_outcome::timed_out;
 }
+
+// The control event after data up to `at`.
+std::string sse_control_frame(const stream_config& c,
+                              const std::optional<std::string>& client_cursor, std::uint64_t at,
+                              bool up_to_date, bool closed) {
+  sse_control ctl;
+  ctl.next_offset = format_offset({c.offset_prefix, at});
+  if (!closed) {
+    ctl.cursor = response_cursor(client_cursor, std::chrono::system_clock::now(),
+                                 random_cursor_jitter_seconds());
+  }
+  ctl.up_to_date = up_to_date || closed;
+  ctl.closed = closed;
+  std::string out;
+  append_sse_control_event(out, ctl);
+  return out;
+}
+
+// ---- parked SSE readers ----------------------------------------------------------------------
+//
+// Fan-out to thousands of caught-up SSE readers of one stream (issue 7, target (d)): waking each
+// reader's coroutine for every commit costs a strand hop, a timer cancel, a coroutine resume and
+// a new timer and waiter per reader, more than the write itself. So a caught-up reader parks:
+// its coroutine waits on its heartbeat timer, and the task that wakes the stream's readers after
+// a commit (on a network thread, see server::run) writes the new data event and control event
+// straight to each parked reader's socket, without blocking. The coroutine is woken only for
+// what that task does not do: a socket that does not take the whole chunk (the rest is left in
+// live_parking::unsent), a closed, deleted or replaced stream, an offset the tail cache no longer
+// holds, a filtered change feed, the heartbeat, the shutdown.
+
+// Set while a network thread runs the engine's wake task; elsewhere (the writer thread, tests
+// without a server) a wake-up only wakes the coroutine.
+thread_local bool t_wake_task = false;
+
+// The data event for (after, upto] of one stream, encoded once per wake task for all the parked
+// readers at that offset whose chunk spans several commits (one commit's event is shared by the
+// published batch already).
+struct event_cache_entry {
+  const stream_record* record = nullptr;
+  std::uint64_t after = 0;
+  std::uint64_t upto = 0;
+  sse_mode mode = sse_mode::json;
+  std::string event;
+};
+thread_local event_cache_entry t_event_cache;
+
+struct wake_task_scope {
+  wake_task_scope() { t_wake_task = true; }
+  ~wake_task_scope() {
+    t_wake_task = false;
+    t_event_cache = {};
+  }
+  wake_task_scope(const wake_task_scope&) = delete;
+  wake_task_scope& operator=(const wake_task_scope&) = delete;
+};
+
+const std::string& data_event_of(const stream_record& record, const read_chunk& chunk) {
+  sse_mode mode = record.config().sse;
+  if (chunk.shared) return chunk.shared->sse_data_event(mode);
+  event_cache_entry& e = t_event_cache;
+  if (e.record != &record || e.after != chunk.after || e.upto != chunk.upto() || e.mode != mode) {
+    e.record = &record;
+    e.after = chunk.after;
+    e.upto = chunk.upto();
+    e.mode = mode;
+    e.event.clear();
+    append_sse_data_event(e.event, mode, chunk.messages);
+  }
+  return e.event;
+}
+
+// Writes what the stream published after a parked reader's offset straight to its socket, one
+// chunk per write, while the socket takes each whole. True when the reader is at the tail again;
+// false when the coroutine must take over. Holds conn.live_mu.
+bool deliver_parked(connection& conn) {
+  live_parking& parking = conn.live;
+  if (!parking.inline_ok) return false;
+  stream_record& record = *parking.record;
+  const stream_config& c = record.config();
+  for (;;) {
+    published_state st = record.state();
+    if (st.lifecycle != stream_lifecycle::live || st.closed) return false;
+    if (st.tail <= parking.position) return true;
+    std::optional<read_chunk> chunk = parking.engine->read_in_memory(record, parking.position);
+    if (!chunk || chunk->messages.empty()) return false;
+    const std::string& data = data_event_of(record, *chunk);
+    published_state now = record.state();
+    if (now.closed) return false;  // the closing control event is the coroutine's to write
+    std::uint64_t upto = chunk->upto();
+    bool at_tail = upto >= now.tail;
+    std::string ctl = sse_control_frame(c, *parking.client_cursor, upto, at_tail, false);
+    // One chunk of the chunked response, as write_sse_chunk frames it.
+    std::array<char, 24> head{};
+    int head_size = std::snprintf(head.data(), head.size(), "%zx\r\n", data.size() + ctl.size());
+    static constexpr std::string_view crlf = "\r\n";
+    std::array<iovec, 4> parts{{
+        {head.data(), static_cast<std::size_t>(head_size)},
+        {const_cast<char*>(data.data()), data.size()},
+        {ctl.data(), ctl.size()},
+        {const_cast<char*>(crlf.data()), crlf.size()},
+    }};
+    std::size_t total = static_cast<std::size_t>(head_size) + data.size() + ctl.size() + 2;
+    msghdr msg{};
+    msg.msg_iov = parts.data();
+    msg.msg_iovlen = parts.size();
+    ssize_t n = ::sendmsg(parking.fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    // Full or failed: nothing of this chunk went out; the coroutine's own write waits for room
+    // (with its stall timeout) or meets the error.
+    if (n <= 0) return false;
+    parking.position = upto;
+    parking.at_tail = at_tail;
+    if (static_cast<std::size_t>(n) == total) continue;
+    std::string whole;
+    whole.reserve(total);
+    whole.append(head.data(), static_cast<std::size_t>(head_size)).append(data).append(ctl);
+    whole.append(crlf);
+    parking.unsent = whole.substr(static_cast<std::size_t>(n));
+    return false;
+  }
+}
+
+void connection::on_change() {
+  std::lock_guard lock(live_mu);
+  if (!live.parked) return;  // awake: it checks the state before it parks again
+  if (t_wake_task && deliver_parked(*this)) return;
+  live.parked = false;
+  asio::post(stream.get_executor(), [weak = weak_from_this()] {
+    if (auto c = weak.lock()) {
+      if (auto t = c->wait.lock()) t->cancel();
+    }
+  });
+}
+
+// Parks a caught-up SSE reader at `position` until its coroutine is needed (see above), the
+// timeout passes or the server stops. On return `position` and `at_tail` are where the wake
+// task's writes left the reader, and `unsent` what the coroutine must write first.
+awaitable<wait_outcome> park_live_reader(connection& conn, const std::atomic<bool>& stopping,
+                                         std::uint64_t& position, bool& at_tail,
+                                         std::string& unsent, std::chrono::milliseconds timeout) {
+  auto ex = co_await asio::this_coro::executor;
+  auto timer = std::make_shared<asio::steady_timer>(ex, timeout);
+  conn.wait = timer;
+  stream_record* record = nullptr;
+  {
+    std::lock_guard lock(conn.live_mu);
+    conn.live.parked = true;
+    conn.live.position = position;
+    conn.live.at_tail = at_tail;
+    record = conn.live.record;
+    if (!conn.live.subscription) conn.live.subscription = record->subscribe(conn.weak_from_this());
+  }
+  auto unpark = [&] {
+    std::lock_guard lock(conn.live_mu);
+    conn.live.parked = false;
+    position = conn.live.position;
+    at_tail = conn.live.at_tail;
+    unsent = std::move(conn.live.unsent);
+    conn.live.unsent.clear();
+  };
+  // Checked after parking: a change published before it is seen here, one published after it
+  // finds the reader parked.
+  published_state st = record->state();
+  if (st.tail > position || st.closed || st.lifecycle != stream_lifecycle::live) {
+    unpark();
+    co_return wait_outcome::changed;
+  }
+  if (stopping) {
+    unpark();
+    co_return wait_outcome::stopping;
+  }
+  auto [ec] = co_await timer->async_wait(tuple_awaitable);
+  unpark();
+  if (stopping) co_return wait_outcome::stopping;
+  co_return ec ? wait_outcome::changed : wait_outcome::timed_out;
+}
+
+// Ends a reader's parking when its SSE response ends: no wake task writes for it afterwards.
+struct parking_guard {
+  connection& conn;
+  ~parking_guard() {
+    std::lock_guard lock(conn.live_mu);
+    live_parking& parking = conn.live;
+    parking.parked = false;
+    if (parking.subscription && parking.record) parking.record->unsubscribe(*parking.subscription);
+    parking.subscription.reset();
+    parking.record = nullptr;
+  }
+};
 
 }  // namespace
 
@@ -1283,10 +1517,8 @@ awaitable<bool> server::impl::serve_sse(request& req, connection& conn,
   // The offset of the last control event written whole: where the client resumes.
   std::uint64_t delivered = position;
   bool ok = true;
-  auto write_frame = [&](asio::const_buffer data,
-                         asio::const_buffer control_event) -> awaitable<bool> {
-    write_outcome w =
-        co_await write_sse_chunk(stream, data, control_event, options.sse_write_timeout);
+  // Logs a reader cut off for not draining; true when the write went out whole.
+  auto note_stall = [&](write_outcome w) {
     if (w == write_outcome::stalled) {
       spdlog::warn(
           "sse reader stalled: its socket took no byte for {} ms (--sse-write-timeout); "
@@ -1295,24 +1527,29 @@ awaitable<bool> server::impl::serve_sse(request& req, connection& conn,
           options.sse_write_timeout.count(), format_offset({c.offset_prefix, delivered}), c.path,
           peer);
     }
-    co_return w == write_outcome::written;
+    return w == write_outcome::written;
+  };
+  auto write_frame = [&](asio::const_buffer data,
+                         asio::const_buffer control_event) -> awaitable<bool> {
+    write_outcome w =
+        co_await write_sse_chunk(stream, data, control_event, options.sse_write_timeout);
+    co_return note_stall(w);
   };
   auto write_text = [&](const std::string& text) -> awaitable<bool> {
     co_return co_await write_frame(asio::buffer(text), asio::const_buffer());
   };
   auto control = [&](std::uint64_t at, bool up_to_date, bool closed) {
-    sse_control ctl;
-    ctl.next_offset = format_offset({c.offset_prefix, at});
-    if (!closed) {
-      ctl.cursor = response_cursor(client_cursor, std::chrono::system_clock::now(),
-                                   random_cursor_jitter_seconds());
-    }
-    ctl.up_to_date = up_to_date || closed;
-    ctl.closed = closed;
-    std::string out;
-    append_sse_control_event(out, ctl);
-    return out;
+    return sse_control_frame(c, client_cursor, at, up_to_date, closed);
   };
+  {
+    std::lock_guard lock(conn.live_mu);
+    conn.live.record = record.get();
+    conn.live.engine = &engine;
+    conn.live.client_cursor = &client_cursor;
+    conn.live.inline_ok = !(filter && filter->active());
+    conn.live.fd = stream.socket().native_handle();
+  }
+  parking_guard parking{conn};
 
   auto deadline = std::chrono::steady_clock::now() + options.sse_max_duration;
   bool announced_at_tail = false;
@@ -1386,8 +1623,17 @@ awaitable<bool> server::impl::serve_sse(request& req, connection& conn,
         options.sse_heartbeat_interval,
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now));
     stream.expires_never();
-    if (co_await wait_for_change(conn, stopping, *record, position, wait) ==
-        wait_outcome::timed_out) {
+    std::string unsent;
+    wait_outcome waited =
+        co_await park_live_reader(conn, stopping, position, announced_at_tail, unsent, wait);
+    if (!unsent.empty()) {
+      // The rest of a chunk the wake task began: it is already framed.
+      write_outcome w = co_await write_raw(stream, asio::buffer(unsent), options.sse_write_timeout);
+      ok = note_stall(w);
+    }
+    if (!ok) break;
+    delivered = position;
+    if (waited == wait_outcome::timed_out) {
       std::string beat;
       append_sse_comment(beat, "keep-alive");
       ok = co_await write_text(beat);
@@ -1474,8 +1720,13 @@ std::uint16_t server::port() const {
 void server::run() {
   asio::co_spawn(impl_->ioc, impl_->listen(), asio::detached);
   // Live readers are woken on the network threads, not on the writer's.
-  impl_->engine.set_wake_executor(
-      [p = impl_.get()](std::function<void()> wake) { asio::post(p->ioc, std::move(wake)); });
+  // The wake task runs on a network thread, where it writes to parked SSE readers itself.
+  impl_->engine.set_wake_executor([p = impl_.get()](std::function<void()> wake) {
+    asio::post(p->ioc, [wake = std::move(wake)] {
+      wake_task_scope scope;
+      wake();
+    });
+  });
   std::vector<std::thread> threads;
   int n = std::max(1, impl_->options.threads);
   for (int i = 1; i < n; ++i)
@@ -1539,7 +1790,14 @@ awaitable<void> server::impl::drain() {
   spdlog::warn("shutdown timeout of {} ms passed: cutting {} connections still open",
                options.shutdown_timeout.count(), open.size());
   for (auto& conn : open) {
-    asio::post(conn->stream.get_executor(), [conn] { conn->stream.close(); });
+    asio::post(conn->stream.get_executor(), [conn] {
+      {
+        // A parked reader's socket is written by the wake task under live_mu: unpark it first.
+        std::lock_guard lock(conn->live_mu);
+        conn->live.parked = false;
+      }
+      conn->stream.close();
+    });
   }
   open.clear();
   co_await wait_for_connections(std::chrono::steady_clock::now() + k_cut_grace);

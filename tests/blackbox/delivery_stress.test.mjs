@@ -278,6 +278,89 @@ describe("delivery under stress", () => {
     }
   }, 120000)
 
+  test("a caught-up reader whose socket fills while it pauses, then reads on, gets every message once, in order, in whole chunks; a reader beside it too", async () => {
+    // A caught-up SSE reader is written to by the task that wakes the stream's readers, without
+    // blocking; when its socket takes only part of a chunk, its own coroutine sends the rest.
+    // This reader pauses until far more than the kernel's socket buffers hold was appended, so
+    // those writes fill its socket, end partway through chunks and find it full.
+    const appends = 1000
+    const perAppend = 8
+    const pad = "y".repeat(2000) // 16 KB per append, 16 MB in all
+    const server = await startOrdo({ args: ["--sse-write-timeout", "60s"] })
+    let paused
+    try {
+      const base = server.url
+      const tail0 = await createJsonStream(base, "pause")
+      const beside = followSse(base, "pause", tail0, { map: (m) => m.i })
+
+      const received = []
+      let gotHeaders
+      const headers = new Promise((r) => (gotHeaders = r))
+      paused = net.connect(server.port, "127.0.0.1")
+      paused.on("data", (c) => {
+        received.push(c)
+        if (Buffer.concat(received).includes("upToDate")) gotHeaders()
+      })
+      paused.on("error", () => {})
+      paused.write(`GET /v1/stream/pause?offset=${encodeURIComponent(tail0)}&live=sse HTTP/1.1\r\nHost: test\r\n\r\n`)
+      await headers // caught up: its first control event arrived
+      paused.pause()
+
+      const tail = await appendHistory(base, "pause", 0, appends * perAppend, perAppend, pad)
+      await sleep(500)
+      paused.resume()
+      const deadline = Date.now() + 30000
+      for (;;) {
+        const text = Buffer.concat(received).toString("latin1")
+        if (text.includes(`"streamNextOffset":"${tail}"`)) break
+        if (Date.now() > deadline) throw new Error(`the paused reader never reached ${tail}`)
+        await sleep(50)
+      }
+
+      // Strictly framed: every chunk's size line, data and CRLF whole.
+      const raw = Buffer.concat(received)
+      let i = raw.indexOf("\r\n\r\n") + 4
+      const body = []
+      while (i < raw.length) {
+        const eol = raw.indexOf("\r\n", i)
+        expect(eol, `a chunk size line at byte ${i}`).toBeGreaterThan(i)
+        const sizeLine = raw.toString("latin1", i, eol)
+        expect(sizeLine, `chunk size at byte ${i}`).toMatch(/^[0-9a-f]+$/)
+        const size = parseInt(sizeLine, 16)
+        expect(size, "no last chunk while the stream is open").toBeGreaterThan(0)
+        const start = eol + 2
+        expect(raw.length, "only whole chunks").toBeGreaterThanOrEqual(start + size + 2)
+        body.push(raw.subarray(start, start + size))
+        expect(raw.toString("latin1", start + size, start + size + 2), `the CRLF after the chunk at byte ${i}`).toBe("\r\n")
+        i = start + size + 2
+      }
+      // Events: a control event after every data event; every message once, in order.
+      const events = sseEvents(Buffer.concat(body).toString("utf8"))
+      const indices = []
+      let last = null
+      for (const ev of events) {
+        if (ev.event === "data") {
+          expect(last, "a data event follows a control event").not.toBe("data")
+          for (const m of JSON.parse(ev.data)) indices.push(m.i)
+        } else {
+          expect(ev.event).toBe("control")
+        }
+        last = ev.event
+      }
+      expect(last).toBe("control")
+      expectExactly(indices, 0, appends * perAppend, "the paused reader")
+
+      // The reader beside it, never paused, got the same.
+      const closed = await request(base, "POST", "/v1/stream/pause", { headers: { "Stream-Closed": "true" } })
+      expect(closed.status, ctx(closed)).toBe(204)
+      const followed = await beside.done
+      expectExactly(followed.messages, 0, appends * perAppend, "the reader beside it")
+    } finally {
+      paused?.destroy()
+      await server.stop()
+    }
+  }, 120000)
+
   test("2,000 readers reconnecting at once from old offsets after a restart: /health stays prompt, live delivery goes on, each catches up exactly once", async () => {
     const clients = 2000
     const rows = 2000
