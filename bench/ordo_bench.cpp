@@ -239,6 +239,68 @@ void scan_messages(std::string_view text, F&& on_message) {
   }
 }
 
+// Undoes HTTP/1.1 chunked framing as bytes arrive, passing each run of body bytes on (chunk
+// extensions and trailers are skipped). A body without chunked framing passes through.
+struct chunk_decoder {
+  bool chunked = true;
+  bool done = false;
+
+  template <class F>
+  void feed(std::string_view in, F&& body) {
+    if (!chunked) {
+      if (!in.empty()) body(in);
+      return;
+    }
+    std::size_t i = 0;
+    while (i < in.size() && !done) {
+      switch (state_) {
+        case state::size: {
+          char ch = in[i++];
+          int digit = ch >= '0' && ch <= '9'   ? ch - '0'
+                      : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+                      : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                               : -1;
+          if (digit >= 0) {
+            remaining_ = remaining_ * 16 + static_cast<std::uint64_t>(digit);
+          } else if (ch == '\n') {
+            end_size_line();
+          } else {
+            state_ = state::extension;  // '\r' or ';' and what follows, up to the line's end
+          }
+          break;
+        }
+        case state::extension:
+          if (in[i++] == '\n') end_size_line();
+          break;
+        case state::data: {
+          std::size_t take = static_cast<std::size_t>(
+              std::min<std::uint64_t>(remaining_, static_cast<std::uint64_t>(in.size() - i)));
+          body(in.substr(i, take));
+          i += take;
+          remaining_ -= take;
+          if (remaining_ == 0) state_ = state::data_end;
+          break;
+        }
+        case state::data_end:  // the CRLF after a chunk's data
+          if (in[i++] == '\n') state_ = state::size;
+          break;
+      }
+    }
+  }
+
+ private:
+  enum class state { size, extension, data, data_end };
+  void end_size_line() {
+    if (remaining_ == 0) {
+      done = true;  // the last chunk; trailers are not read
+    } else {
+      state_ = state::data;
+    }
+  }
+  state state_ = state::size;
+  std::uint64_t remaining_ = 0;
+};
+
 // ---- the run ---------------------------------------------------------------------------------
 
 struct run_state {
@@ -376,37 +438,57 @@ asio::awaitable<void> sse_reader(run_state* st, std::string name, std::string of
     co_return;
   }
   if (subscribed) ++*subscribed;
-  std::vector<char> chunk(64 << 10);
-  std::string pending;
+  // The body is read straight from the socket and its chunked framing undone here: with a
+  // parser per read, the generator's side of each delivery cost about as much as the server's,
+  // and a fan-out run measured the generator.
+  chunk_decoder chunks;
+  chunks.chunked = parser.chunked();
+  std::vector<char> buffer(64 << 10);
+  std::string partial;  // the start of an event that the next read completes
   long long got = 0;
-  std::map<long long, long long> last_seq;  // per writer
-  while (!parser.is_done() && got < expect && !st->stop) {
-    parser.get().body().data = chunk.data();
-    parser.get().body().size = chunk.size();
-    auto [rec, rn] =
-        co_await bhttp::async_read_some(c.stream(), c.buffer(), parser, tuple_awaitable);
-    if (rec == bhttp::error::need_buffer) rec = {};
-    std::size_t n = chunk.size() - parser.get().body().size;
-    pending.append(chunk.data(), n);
-    // Only complete events: up to the last blank line.
-    auto end = pending.rfind("\n\n");
-    if (end != std::string::npos) {
-      long long now = st->now_ns();
-      scan_messages(std::string_view(pending).substr(0, end), [&](long long t, long long s) {
-        auto [it, fresh] = last_seq.try_emplace(s / k_writer_seq_span, -1);
-        if (s % k_writer_seq_span != it->second + 1) {
-          st->error("sse reader " + std::to_string(index) + ": message " + std::to_string(s) +
-                    " out of order or repeated");
-        }
-        it->second = s % k_writer_seq_span;
-        ++got;
-        ++st->values;  // as it arrives: a run cut by its deadline still reports what moved
-        if (record) st->lat.add(std::chrono::nanoseconds(now - t));
-      });
-      pending.erase(0, end + 2);
+  long long now = 0;
+  std::vector<long long> last_seq;  // per writer: its last sequence number seen
+  auto on_message = [&](long long t, long long s) {
+    auto writer = static_cast<std::size_t>(s / k_writer_seq_span);
+    if (writer >= last_seq.size()) last_seq.resize(writer + 1, -1);
+    if (s % k_writer_seq_span != last_seq[writer] + 1) {
+      st->error("sse reader " + std::to_string(index) + ": message " + std::to_string(s) +
+                " out of order or repeated");
     }
+    last_seq[writer] = s % k_writer_seq_span;
+    ++got;
+    ++st->values;  // as it arrives: a run cut by its deadline still reports what moved
+    if (record) st->lat.add(std::chrono::nanoseconds(now - t));
+  };
+  // Only complete events are scanned: up to the last blank line.
+  auto on_body = [&](std::string_view data) {
+    std::string_view text = data;
+    if (!partial.empty()) {
+      partial.append(data);
+      text = partial;
+    }
+    auto end = text.rfind("\n\n");
+    if (end == std::string_view::npos) {
+      if (partial.empty()) partial.assign(data);
+      return;
+    }
+    scan_messages(text.substr(0, end), on_message);
+    std::string rest(text.substr(end + 2));
+    partial = std::move(rest);
+  };
+  now = st->now_ns();
+  auto early = c.buffer().data();  // read with the header
+  chunks.feed(std::string_view(static_cast<const char*>(early.data()), early.size()), on_body);
+  c.buffer().consume(c.buffer().size());
+  while (!chunks.done && got < expect && !st->stop) {
+    auto [rec, n] =
+        co_await c.stream().socket().async_read_some(asio::buffer(buffer), tuple_awaitable);
+    now = st->now_ns();
+    chunks.feed(std::string_view(buffer.data(), n), on_body);
     if (rec) {
-      if (!st->stop) st->error("sse read: " + rec.message());
+      // A chunked body ends with its last chunk; only one without framing ends at EOF.
+      bool ended = rec == asio::error::eof && !chunks.chunked;
+      if (!st->stop && !ended) st->error("sse read: " + rec.message());
       break;
     }
   }
@@ -646,6 +728,11 @@ int main(int argc, char** argv) {
       extra.push_back(std::make_unique<run_state>(o));
       extra.back()->epoch = st.epoch;  // one clock for send and receive times
     }
+    // Room for every latency up front: growing one vector of millions mid-run stalls a reader
+    // thread.
+    st.lat.micros.reserve(static_cast<std::size_t>(count * subscribers / threads + count));
+    for (auto& e : extra)
+      e->lat.micros.reserve(static_cast<std::size_t>(count * subscribers / threads + count));
     auto state_of = [&](int reader) -> run_state* {
       int t = reader % threads;
       return t == 0 ? &st : extra[static_cast<std::size_t>(t - 1)].get();
