@@ -1494,24 +1494,27 @@ awaitable<bool> server::impl::serve_sse(request& req, connection& conn,
     pending = std::move(first.chunk);
   }
 
-  bhttp::response<bhttp::empty_body> head{bhttp::status::ok, req.version()};
-  add_common_headers(head);
-  head.set(bhttp::field::content_type, "text/event-stream");
-  head.set(bhttp::field::cache_control, "no-cache");
-  head.set("X-Accel-Buffering", "no");
-  if (c.sse == sse_mode::base64) head.set("Stream-SSE-Data-Encoding", "base64");
-  head.keep_alive(false);
-  head.chunked(true);
   // A reader cut off for not draining is reset rather than closed, so the kernel drops what is
   // queued for it at once instead of keeping it for an orphaned socket. Undone before a clean
   // end, whose last bytes must not be dropped.
   beast::error_code ignored;
   stream.socket().set_option(asio::socket_base::linger(true, 0), ignored);
   std::string peer = peer_of(stream);
-  bhttp::response_serializer<bhttp::empty_body> serializer{head};
-  stream.expires_after(options.sse_write_timeout);
-  if (auto [ec, n] = co_await bhttp::async_write_header(stream, serializer, tuple_awaitable); ec) {
-    co_return false;
+  {
+    // In a block: the header's fields are freed once written, while the reader may stay for
+    // hours (target (f), memory per idle SSE connection).
+    bhttp::response<bhttp::empty_body> head{bhttp::status::ok, req.version()};
+    add_common_headers(head);
+    head.set(bhttp::field::content_type, "text/event-stream");
+    head.set(bhttp::field::cache_control, "no-cache");
+    head.set("X-Accel-Buffering", "no");
+    if (c.sse == sse_mode::base64) head.set("Stream-SSE-Data-Encoding", "base64");
+    head.keep_alive(false);
+    head.chunked(true);
+    bhttp::response_serializer<bhttp::empty_body> serializer{head};
+    stream.expires_after(options.sse_write_timeout);
+    auto [ec, n] = co_await bhttp::async_write_header(stream, serializer, tuple_awaitable);
+    if (ec) co_return false;
   }
 
   // The offset of the last control event written whole: where the client resumes.
