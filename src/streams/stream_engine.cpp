@@ -906,6 +906,9 @@ void stream_engine::run_batch(std::vector<job>& batch) {
 
   if (!batch_failure) {
     for (std::size_t i = 0; i < b.jobs.size(); ++i) {
+      // The batch before this one is answered as soon as its flush is done, not only after
+      // this one commits: its writers wait no longer than the disk.
+      complete_pending_if_flushed();
       if (auto s = tables_->savepoint(); !s) {
         batch_failure = std::move(s).error();
         break;
@@ -959,6 +962,10 @@ void stream_engine::run_batch(std::vector<job>& batch) {
   } else {
     pending_ = std::move(b);
   }
+}
+
+void stream_engine::complete_pending_if_flushed() {
+  if (pending_ && syncer_->settled(pending_->commit_number)) complete_pending();
 }
 
 void stream_engine::complete_pending() {

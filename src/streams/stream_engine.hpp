@@ -351,6 +351,7 @@ class stream_engine {
   // Waits for the pending batch's flush, publishes it and answers its callers. Called before
   // anything that must see every earlier batch published (maintenance, detaching, stopping,
   // going idle).
+  void complete_pending_if_flushed();
   void complete_pending();
   void complete_batch(committed_batch& batch);
   // Commits the open transaction as commit `number` and asks the syncer to flush it.

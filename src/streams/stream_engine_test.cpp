@@ -328,6 +328,41 @@ TEST_F(stream_engine_test, an_append_is_acknowledged_and_published_only_after_it
   EXPECT_EQ(read_all("s"), "ab");
 }
 
+TEST_F(stream_engine_test, a_batch_is_answered_once_flushed_without_waiting_for_the_next_commit) {
+  ASSERT_EQ(create("s").status, create_status::created);
+  ASSERT_EQ(create("s2").status, create_status::created);
+  one_shot_gate flush, insert, commit;
+  set_flush_fault([&] { return flush.hold(); });
+  fault_ = [&](std::string_view point, std::string_view path) -> status {
+    if (point == "append.after_insert" && path == "s2") return insert.hold();
+    if (point == "commit") return commit.hold();
+    return ok_v;
+  };
+  // Batch 1 = {a}, held at its start while b and c queue up behind it as batch 2.
+  flush.arm();
+  gate_.arm();
+  auto first = append_async(data_request("s", "a"));
+  gate_.wait_until_held();
+  insert.arm();
+  auto second = append_async(data_request("s2", "b"));
+  auto third = append_async(data_request("s", "c"));
+  gate_.release();
+  flush.wait_until_held();   // batch 1 committed, its flush held
+  insert.wait_until_held();  // batch 2 runs: held inside b
+  commit.arm();
+  flush.release();
+  EXPECT_TRUE(engine_->await_durable());  // batch 1's flush is done; batch 2 has not committed
+  insert.release();
+  commit.wait_until_held();  // batch 2 about to commit
+  // Batch 1 was answered before c ran, once its flush was done.
+  EXPECT_EQ(first.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_EQ(second.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout);
+  commit.release();
+  EXPECT_EQ(first.get().tail, 1u);
+  EXPECT_EQ(second.get().tail, 1u);
+  EXPECT_EQ(third.get().tail, 2u);
+}
+
 TEST_F(stream_engine_test, a_read_answers_only_once_what_it_saw_is_on_disk) {
   ASSERT_EQ(create("s").status, create_status::created);
   one_shot_gate flush;
