@@ -891,6 +891,39 @@ describe("malformed HTTP over a raw socket", () => {
   })
 })
 
+describe("request framing over a raw socket", () => {
+  // A body is parsed from what arrived with its header, and the rest is read from the socket:
+  // however a request is split across writes, or several share one, each is read whole, once.
+  test("bodies split anywhere, pipelined requests and chunked bodies are each appended once, in order", async () => {
+    const name = fresh("framing")
+    await create(name, { body: "" })
+    const post = (body, extra = "") =>
+      `POST ${S(name)} HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\n${extra}Content-Length: ${body.length}\r\n\r\n${body}`
+    const chunkedHead = `POST ${S(name)} HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n`
+    const c = await rawConnect()
+    const first = post("1;")
+    const second = post("2;")
+    const parts = [
+      first.slice(0, -1), // the header and half the body
+      first.slice(-1), // the rest of the body
+      second.slice(0, -2), // the header alone
+      "2;" + post("3;") + post("4;"), // its body, then two whole requests in one write
+      chunkedHead + "3\r\n5;x", // a chunked body in pieces
+      "\r\n2\r\n;6\r\n0\r\n\r\n",
+      chunkedHead + "2\r\n7;\r\n0\r\n\r\n" + post("8;", "Connection: close\r\n"),
+    ]
+    for (const p of parts) {
+      await c.write(p)
+      await sleep(30)
+    }
+    expect(await c.waitClose(), "the last request says Connection: close").toBe(true)
+    const text = c.received().toString("latin1")
+    expect(text.match(/HTTP\/1.1 \d+/g)).toEqual(Array(7).fill("HTTP/1.1 204"))
+    const read = await call("GET", `${S(name)}?offset=-1`)
+    expect(read.text).toBe("1;2;3;4;5;x;67;8;")
+  })
+})
+
 // ---- isolation -------------------------------------------------------------------------------
 
 describe("isolation", () => {
