@@ -221,11 +221,21 @@ awaitable<Result> await_engine(Start start) {
 // g++ 12 destroys temporaries in a co_await operand twice: every co_await below names its
 // non-trivial operands first.
 // `closing`: the server is shutting down, so this answer is the connection's last and says so.
+// Most answers fit in the socket's send buffer: they are written at once (the socket is
+// non-blocking from its accept on), without a round through the scheduler; only what the socket
+// does not take waits for it, with the write timeout.
 awaitable<bool> write_response(beast::tcp_stream& stream, string_response& res, bool closing) {
   if (closing) res.keep_alive(false);
   bool keep = res.keep_alive();
-  stream.expires_after(k_write_timeout);
-  auto [ec, n] = co_await bhttp::async_write(stream, res, tuple_awaitable);
+  bhttp::serializer<false, bhttp::string_body> serializer{res};
+  beast::error_code ec;
+  while (!ec && !serializer.is_done())
+    bhttp::write_some(stream.socket(), serializer, ec);
+  if (ec == asio::error::would_block || ec == asio::error::try_again) {
+    stream.expires_after(k_write_timeout);
+    auto [aec, n] = co_await bhttp::async_write(stream, serializer, tuple_awaitable);
+    ec = aec;
+  }
   co_return !ec && keep;
 }
 
@@ -675,6 +685,8 @@ awaitable<void> server::impl::listen() {
     // previous segment's ACK (Nagle's algorithm with delayed ACKs adds up to 40 ms).
     beast::error_code nodelay_ec;
     socket.set_option(tcp::no_delay(true), nodelay_ec);
+    // Non-blocking for write_response()'s direct writes (asynchronous operations do not care).
+    socket.non_blocking(true, nodelay_ec);
     if (served_connections.load() >= options.max_connections) {
       refuse(std::move(socket));
       continue;

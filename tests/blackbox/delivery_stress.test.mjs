@@ -361,6 +361,52 @@ describe("delivery under stress", () => {
     }
   }, 120000)
 
+  test("a catch-up answer larger than the socket takes at once reaches a reader that pauses, whole", async () => {
+    // Answers are written at once while the socket takes them; the rest waits for the socket.
+    const server = await startOrdo({ args: ["--read-chunk-bytes", "16777216", "--max-body-bytes", "2000000"] })
+    let s
+    try {
+      const base = server.url
+      let res = await request(base, "PUT", "/v1/stream/big", { headers: { "Content-Type": "text/plain" } })
+      expect(res.status, ctx(res)).toBe(201)
+      const part = (i) => String.fromCharCode(97 + i).repeat(1_000_000)
+      for (let i = 0; i < 12; i++) {
+        res = await request(base, "POST", "/v1/stream/big", { headers: { "Content-Type": "text/plain" }, body: part(i) })
+        expect(res.status, ctx(res)).toBe(204)
+      }
+      const chunks = []
+      s = net.connect(server.port, "127.0.0.1")
+      s.on("data", (d) => chunks.push(d))
+      s.on("error", () => {})
+      await new Promise((r) => s.on("connect", r))
+      s.pause()
+      s.write("GET /v1/stream/big?offset=-1 HTTP/1.1\r\nHost: test\r\n\r\n")
+      await sleep(1000)
+      s.resume()
+      const deadline = Date.now() + 20000
+      let body
+      for (;;) {
+        const buf = Buffer.concat(chunks)
+        const end = buf.indexOf("\r\n\r\n")
+        if (end > 0) {
+          const length = Number(buf.toString("latin1", 0, end).match(/content-length: (\d+)/i)[1])
+          if (buf.length - end - 4 >= length) {
+            expect(buf.toString("latin1", 0, 12)).toBe("HTTP/1.1 200")
+            body = buf.subarray(end + 4).toString("latin1")
+            break
+          }
+        }
+        if (Date.now() > deadline) throw new Error(`got ${buf.length} bytes`)
+        await sleep(50)
+      }
+      expect(body.length).toBe(12_000_000)
+      for (let i = 0; i < 12; i++) expect(body.slice(i * 1_000_000, (i + 1) * 1_000_000) === part(i), `part ${i}`).toBe(true)
+    } finally {
+      s?.destroy()
+      await server.stop()
+    }
+  }, 60000)
+
   test("2,000 readers reconnecting at once from old offsets after a restart: /health stays prompt, live delivery goes on, each catches up exactly once", async () => {
     const clients = 2000
     const rows = 2000
