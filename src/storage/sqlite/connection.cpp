@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 
 namespace ordo::sqlite {
 
@@ -199,6 +200,10 @@ result<connection> connection::open(const std::string& path, open_mode mode,
       name = "file:" + uri_path(path) + "?immutable=1";
     }
   }
+  // Before SQLite's first use: no memory statistics, whose global mutex every allocation of
+  // every connection would take (ordo reads none of them).
+  static std::once_flag configured;
+  std::call_once(configured, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
   sqlite3* db = nullptr;
   int rc = sqlite3_open_v2(name.c_str(), &db, flags, nullptr);
   if (rc != SQLITE_OK) {
