@@ -1107,12 +1107,12 @@ void stream_engine::publish_effects(const std::vector<stream_effect>& effects) {
     auto record = find_by_id(e.stream_id);
     if (!record) continue;
     if (e.what == stream_effect::kind::append) {
-      record->publish_append(e.after, {e.message}, false, false);
+      record->publish_append(e.after, {e.message}, false);
       defer_wake(std::move(record));
     } else if (e.what == stream_effect::kind::prune) {
       record->publish_pruned(e.after);
     } else {
-      record->publish_append(record->state().tail, {}, true, false);
+      record->publish_append(record->state().tail, {}, true);
       defer_wake(std::move(record));
     }
   }
@@ -1349,6 +1349,8 @@ void stream_engine::publish_create(create_job& j) {
   for (auto& [position, data] : j.messages)
     messages.push_back(data);
   record->publish_append(base, std::move(messages), row.closed);
+  // A reader may have found the record in the registry above before its first messages.
+  defer_wake(std::move(record));
 }
 
 // ---- append ----------------------------------------------------------------------------------
@@ -1499,7 +1501,7 @@ void stream_engine::publish_append(append_job& j) {
   std::vector<message_ptr> messages;
   if (j.message) messages.push_back(j.message);
   record->touch(j.req.now_ms);
-  record->publish_append(j.after, std::move(messages), j.closes, false);
+  record->publish_append(j.after, std::move(messages), j.closes);
   defer_wake(std::move(record));
 }
 

@@ -348,10 +348,11 @@ class stream_engine {
   // Runs the batch's transaction and commits it, then completes the batch before it (whose
   // flush ran meanwhile); this one waits in pending_.
   void run_batch(std::vector<job>& batch);
+  // Completes the pending batch if its flush is done (between the jobs of the next batch).
+  void complete_pending_if_flushed();
   // Waits for the pending batch's flush, publishes it and answers its callers. Called before
   // anything that must see every earlier batch published (maintenance, detaching, stopping,
   // going idle).
-  void complete_pending_if_flushed();
   void complete_pending();
   void complete_batch(committed_batch& batch);
   // Commits the open transaction as commit `number` and asks the syncer to flush it.

@@ -130,7 +130,7 @@ std::optional<read_chunk> stream_record::read_cached(std::uint64_t after, std::u
 }
 
 void stream_record::publish_append(std::uint64_t after, std::vector<message_ptr> messages,
-                                   bool closed, bool wake) {
+                                   bool closed) {
   std::uint64_t upto = after + messages.size();
   if (!messages.empty()) {
     auto batch = std::make_shared<const published_batch>(after, std::move(messages), closed);
@@ -157,7 +157,6 @@ void stream_record::publish_append(std::uint64_t after, std::vector<message_ptr>
     state_.tail = upto;
     state_.closed = state_.closed || closed;
   }
-  if (wake) wake_waiters();
 }
 
 void stream_record::publish_pruned(std::uint64_t upto) {

@@ -130,18 +130,17 @@ class stream_record {
   std::optional<read_chunk> read_cached(std::uint64_t after, std::uint64_t upto,
                                         std::size_t max_bytes) const;
 
-  // Writer thread, after commit. `wake`: false when the caller calls wake_waiters() itself,
-  // e.g. after it answered the writers, so that their answers do not queue behind the
+  // Writer thread, after commit. Wakes no one: the caller wakes the readers (wake_waiters() or
+  // wake_round()) once it has answered the writers, so their answers do not queue behind the
   // wake-ups of thousands of live readers.
-  void publish_append(std::uint64_t after, std::vector<message_ptr> messages, bool closed,
-                      bool wake = true);
+  void publish_append(std::uint64_t after, std::vector<message_ptr> messages, bool closed);
   void wake_waiters();
-  // One round of wake_waiters(): calls the waiters registered now and every subscriber, unless
-  // a round is running on
-  // another thread, which is then asked to be followed by another. True when the caller must
-  // run another round (now or soon): the state changed again while this one ran. The engine's
-  // wake task posts that round behind other work instead of looping, so a stream whose readers
-  // take a whole round to write to gets one round at a time, each reader once per round.
+  // One round of wake_waiters(): calls the waiters registered now and every subscriber, unless a
+  // round is running on another thread, which is then asked to be followed by another. True when
+  // the caller must run another round (now or soon): the state changed again while this one ran.
+  // The engine's wake task posts that round behind other work instead of looping, so a stream
+  // whose readers take a whole round to write to gets one round at a time, each reader once per
+  // round.
   bool wake_round();
   void publish_lifecycle(stream_lifecycle lifecycle);
   void publish_pruned(std::uint64_t upto);

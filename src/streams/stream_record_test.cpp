@@ -31,7 +31,7 @@ void append(stream_record& record, std::size_t count) {
   std::vector<message_ptr> messages;
   for (std::size_t i = 1; i <= count; ++i)
     messages.push_back(msg(after + i));
-  record.publish_append(after, std::move(messages), false, false);
+  record.publish_append(after, std::move(messages), false);
 }
 
 // Records the order in which subscribers are told of a change.
