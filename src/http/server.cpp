@@ -32,14 +32,12 @@
 
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 
 #include <array>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
 #include <boost/url.hpp>
-#include <cstdio>
 #include <mutex>
 #include <thread>
 #include <unordered_set>
@@ -228,9 +226,12 @@ awaitable<bool> write_response(beast::tcp_stream& stream, string_response& res, 
   if (closing) res.keep_alive(false);
   bool keep = res.keep_alive();
   bhttp::serializer<false, bhttp::string_body> serializer{res};
-  beast::error_code ec;
-  while (!ec && !serializer.is_done())
-    bhttp::write_some(stream.socket(), serializer, ec);
+  beast::error_code ec = asio::error::would_block;
+  if (stream.socket().non_blocking()) {
+    ec = {};
+    while (!ec && !serializer.is_done())
+      bhttp::write_some(stream.socket(), serializer, ec);
+  }
   if (ec == asio::error::would_block || ec == asio::error::try_again) {
     stream.expires_after(k_write_timeout);
     auto [aec, n] = co_await bhttp::async_write(stream, serializer, tuple_awaitable);
@@ -241,15 +242,12 @@ awaitable<bool> write_response(beast::tcp_stream& stream, string_response& res, 
 
 enum class write_outcome { written, stalled, failed };
 
-// Writes `head` then `tail` (either may be empty, not both) as one chunk of a chunked response,
-// in as many writes as the socket takes. A client whose socket accepts no byte for `stall` is
-// stalled: the stream's timeout then closes the socket.
-awaitable<write_outcome> write_sse_chunk(beast::tcp_stream& stream, asio::const_buffer head,
-                                         asio::const_buffer tail, std::chrono::milliseconds stall) {
-  BOOST_ASSERT(head.size() + tail.size() > 0);  // an empty chunk would end the response
-  std::array<asio::const_buffer, 2> parts{head, tail};
-  auto chunk = bhttp::make_chunk(parts);
-  beast::buffers_suffix<decltype(chunk)> rest(chunk);
+// Writes `buffers` whole, in as many writes as the socket takes. A client whose socket accepts
+// no byte for `stall` is stalled: the stream's timeout then closes the socket.
+template <class Buffers>
+awaitable<write_outcome> write_all(beast::tcp_stream& stream, Buffers buffers,
+                                   std::chrono::milliseconds stall) {
+  beast::buffers_suffix<Buffers> rest(buffers);
   while (beast::buffer_bytes(rest) > 0) {
     // Per write, not per chunk: a slow reader that keeps taking bytes only lags.
     stream.expires_after(stall);
@@ -261,17 +259,17 @@ awaitable<write_outcome> write_sse_chunk(beast::tcp_stream& stream, asio::const_
   co_return write_outcome::written;
 }
 
-// Writes `bytes` as they are, like write_sse_chunk without the chunk framing.
-awaitable<write_outcome> write_raw(beast::tcp_stream& stream, asio::const_buffer bytes,
-                                   std::chrono::milliseconds stall) {
-  while (bytes.size() > 0) {
-    stream.expires_after(stall);
-    auto [ec, n] = co_await stream.async_write_some(bytes, tuple_awaitable);
-    if (ec == beast::error::timeout) co_return write_outcome::stalled;
-    if (ec) co_return write_outcome::failed;
-    bytes += n;
-  }
-  co_return write_outcome::written;
+// `head` then `tail` (either may be empty, not both) as one chunk of a chunked response.
+auto sse_chunk(const std::array<asio::const_buffer, 2>& parts) {
+  BOOST_ASSERT(parts[0].size() + parts[1].size() > 0);  // an empty chunk would end the response
+  return bhttp::make_chunk(parts);
+}
+
+awaitable<write_outcome> write_sse_chunk(beast::tcp_stream& stream, asio::const_buffer head,
+                                         asio::const_buffer tail, std::chrono::milliseconds stall) {
+  auto chunk = sse_chunk({head, tail});
+  write_outcome w = co_await write_all(stream, chunk, stall);
+  co_return w;
 }
 
 std::string peer_of(const beast::tcp_stream& stream) {
@@ -320,7 +318,6 @@ struct live_parking {
   const stream_engine* engine = nullptr;
   const std::optional<std::string>* client_cursor = nullptr;
   bool inline_ok = false;  // false for a filtered feed: only the coroutine applies filters
-  int fd = -1;
   // The reader's offset and whether its last control event said upToDate: moved on by the wake
   // task's writes, taken back by the coroutine when it wakes.
   std::uint64_t position = 0;
@@ -461,7 +458,8 @@ const std::string& data_event_of(const stream_record& record, const read_chunk& 
 // false when the coroutine must take over. Holds conn.live_mu.
 bool deliver_parked(connection& conn) {
   live_parking& parking = conn.live;
-  if (!parking.inline_ok) return false;
+  // Writing here must never block the wake task (accepted sockets are made non-blocking).
+  if (!parking.inline_ok || !conn.stream.socket().non_blocking()) return false;
   stream_record& record = *parking.record;
   const stream_config& c = record.config();
   for (;;) {
@@ -476,32 +474,19 @@ bool deliver_parked(connection& conn) {
     std::uint64_t upto = chunk->upto();
     bool at_tail = upto >= now.tail;
     std::string ctl = sse_control_frame(c, *parking.client_cursor, upto, at_tail, false);
-    // One chunk of the chunked response, as write_sse_chunk frames it.
-    std::array<char, 24> head{};
-    int head_size = std::snprintf(head.data(), head.size(), "%zx\r\n", data.size() + ctl.size());
-    static constexpr std::string_view crlf = "\r\n";
-    std::array<iovec, 4> parts{{
-        {head.data(), static_cast<std::size_t>(head_size)},
-        {const_cast<char*>(data.data()), data.size()},
-        {ctl.data(), ctl.size()},
-        {const_cast<char*>(crlf.data()), crlf.size()},
-    }};
-    std::size_t total = static_cast<std::size_t>(head_size) + data.size() + ctl.size() + 2;
-    msghdr msg{};
-    msg.msg_iov = parts.data();
-    msg.msg_iovlen = parts.size();
-    ssize_t n = ::sendmsg(parking.fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    auto frame = sse_chunk({asio::buffer(data), asio::buffer(ctl)});
+    // One sendmsg: the socket is non-blocking, so a full socket answers would_block at once.
+    beast::error_code ec;
+    std::size_t n = conn.stream.socket().send(frame, 0, ec);
     // Full or failed: nothing of this chunk went out; the coroutine's own write waits for room
     // (with its stall timeout) or meets the error.
-    if (n <= 0) return false;
+    if (ec || n == 0) return false;
     parking.position = upto;
     parking.at_tail = at_tail;
-    if (static_cast<std::size_t>(n) == total) continue;
-    std::string whole;
-    whole.reserve(total);
-    whole.append(head.data(), static_cast<std::size_t>(head_size)).append(data).append(ctl);
-    whole.append(crlf);
-    parking.unsent = whole.substr(static_cast<std::size_t>(n));
+    if (n == beast::buffer_bytes(frame)) continue;
+    beast::buffers_suffix<decltype(frame)> rest(frame);
+    rest.consume(n);
+    parking.unsent = beast::buffers_to_string(rest);
     return false;
   }
 }
@@ -1574,7 +1559,6 @@ awaitable<bool> server::impl::serve_sse(request& req, connection& conn,
     conn.live.engine = &engine;
     conn.live.client_cursor = &client_cursor;
     conn.live.inline_ok = !(filter && filter->active());
-    conn.live.fd = stream.socket().native_handle();
   }
   parking_guard parking{conn};
 
@@ -1655,7 +1639,8 @@ awaitable<bool> server::impl::serve_sse(request& req, connection& conn,
         co_await park_live_reader(conn, stopping, position, announced_at_tail, unsent, wait);
     if (!unsent.empty()) {
       // The rest of a chunk the wake task began: it is already framed.
-      write_outcome w = co_await write_raw(stream, asio::buffer(unsent), options.sse_write_timeout);
+      write_outcome w = co_await write_all(stream, asio::const_buffer(asio::buffer(unsent)),
+                                           options.sse_write_timeout);
       ok = note_stall(w);
     }
     if (!ok) break;
@@ -1746,8 +1731,8 @@ std::uint16_t server::port() const {
 
 void server::run() {
   asio::co_spawn(impl_->ioc, impl_->listen(), asio::detached);
-  // Live readers are woken on the network threads, not on the writer's.
-  // The wake task runs on a network thread, where it writes to parked SSE readers itself.
+  // Live readers are woken on the network threads, not on the writer's; there the wake task
+  // writes to parked SSE readers itself.
   impl_->engine.set_wake_executor([p = impl_.get()](std::function<void()> wake) {
     asio::post(p->ioc, [wake = std::move(wake)] {
       wake_task_scope scope;
