@@ -361,6 +361,65 @@ describe("delivery under stress", () => {
     }
   }, 120000)
 
+  test("a parked reader whose client went away frees its connection at the next appends, long before its heartbeat", async () => {
+    // Two connections in all: the reader that leaves, and one keep-alive writer. The wake task's
+    // write to the departed reader fails, its coroutine meets the error and ends, and a new
+    // reader fits under --max-connections again. Nothing else would notice before the 10 min
+    // heartbeat.
+    const server = await startOrdo({ args: ["--max-connections", "2", "--sse-heartbeat", "10m", "--sse-max-duration", "10m"] })
+    const sockets = []
+    try {
+      // Raw sockets only, so no pooled connection takes a slot.
+      const connect = async () => {
+        const s = net.connect(server.port, "127.0.0.1")
+        sockets.push(s)
+        const received = []
+        s.on("data", (d) => received.push(d))
+        s.on("error", () => {})
+        await new Promise((r) => s.on("connect", r))
+        return { s, text: () => Buffer.concat(received).toString("latin1") }
+      }
+      const until = async (what, ok) => {
+        const deadline = Date.now() + 10000
+        while (!ok()) {
+          if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+          await sleep(20)
+        }
+      }
+      const writer = await connect()
+      writer.s.write("PUT /v1/stream/gone HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 0\r\n\r\n")
+      await until("the stream", () => /\r\n\r\n/.test(writer.text()))
+      expect(writer.text()).toMatch(/^HTTP\/1.1 201/)
+      const tail = writer.text().match(/stream-next-offset: (\S+)/i)[1]
+      const reader = await connect()
+      reader.s.write(`GET /v1/stream/gone?offset=${encodeURIComponent(tail)}&live=sse HTTP/1.1\r\nHost: t\r\n\r\n`)
+      await until("the reader to catch up", () => reader.text().includes("upToDate"))
+      reader.s.destroy() // parked, and gone
+      const body = JSON.stringify({ i: 1 })
+      for (let k = 1; k <= 3; k++) {
+        writer.s.write(`POST /v1/stream/gone HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
+        await until(`append ${k}`, () => (writer.text().match(/HTTP\/1.1 204/g) ?? []).length === k)
+        await sleep(50)
+      }
+      // The departed reader's slot is free again: a new reader is served, not refused with 503.
+      let status
+      const deadline = Date.now() + 5000
+      for (;;) {
+        const next = await connect()
+        next.s.write("GET /v1/stream/gone?offset=-1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        await until("an answer", () => /^HTTP\/1.1 \d+/.test(next.text()))
+        status = Number(next.text().slice(9, 12))
+        next.s.destroy()
+        if (status === 200 || Date.now() > deadline) break
+        await sleep(100)
+      }
+      expect(status, "a reader after the departed one").toBe(200)
+    } finally {
+      for (const s of sockets) s.destroy()
+      await server.stop()
+    }
+  }, 60000)
+
   test("a catch-up answer larger than the socket takes at once reaches a reader that pauses, whole", async () => {
     // Answers are written at once while the socket takes them; the rest waits for the socket.
     const server = await startOrdo({ args: ["--read-chunk-bytes", "16777216", "--max-body-bytes", "2000000"] })
