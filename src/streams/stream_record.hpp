@@ -3,11 +3,13 @@
 //
 // Thread safety: config is immutable. publish_*() and mark_*() run on the writer thread only,
 // after the transaction that made the change has committed. Everything else may be called from
-// any thread: published state is guarded by mu_, the cache by cache_mu_, waiters by waiters_mu_.
+// any thread: published state is guarded by mu_, the cache by cache_mu_, waiters and
+// subscribers by waiters_mu_.
 // Invariants: (1) the tail only grows and nothing enters the cache before its commit returned;
 //             (2) positions in the cache are dense and increasing and end at the tail;
-//             (3) waiters are woken after the state they wait for is published, so a reader that
-//                 registers and then re-checks the state cannot miss a wake-up.
+//             (3) waiters and subscribers are told after the state they wait for is published,
+//                 so a reader that registers (or parks) and then re-checks the state cannot
+//                 miss a change.
 #pragma once
 
 #include <atomic>
