@@ -52,16 +52,24 @@ result<json::object> report(sq::connection& db, const inspect_flags& f, const st
       db, "SELECT COUNT(*) FROM streams WHERE state = 0 AND path LIKE '\\_\\_%' ESCAPE '\\'");
   streams["soft_deleted"] = int_of(db, "SELECT COUNT(*) FROM streams WHERE state = 1");
   streams["purging"] = int_of(db, "SELECT COUNT(*) FROM streams WHERE state = 2");
-  streams["appends"] = int_of(db, "SELECT COUNT(*) FROM messages");
-  streams["payload_bytes"] = int_of(db, "SELECT COALESCE(SUM(LENGTH(data)), 0) FROM messages");
+  // Since schema 4 a message is in `messages` or, until the writer moves it, the append log.
+  const std::string all_messages = *version >= 4
+                                       ? "(SELECT stream_id, seq, data FROM messages UNION ALL "
+                                         "SELECT stream_id, seq, data FROM recent_messages)"
+                                       : "messages";
+  streams["appends"] = int_of(db, "SELECT COUNT(*) FROM " + all_messages);
+  streams["payload_bytes"] =
+      int_of(db, "SELECT COALESCE(SUM(LENGTH(data)), 0) FROM " + all_messages);
   out["streams"] = std::move(streams);
 
   json::array largest;
   auto s = sq::for_each_row(
       db,
       "SELECT s.path, s.content_type, s.closed, COUNT(m.seq), COALESCE(SUM(LENGTH(m.data)), 0) "
-      "FROM streams s LEFT JOIN messages m ON m.stream_id = s.id WHERE s.state = 0 "
-      "GROUP BY s.id ORDER BY 5 DESC, s.path LIMIT " +
+      "FROM streams s LEFT JOIN " +
+          all_messages +
+          " m ON m.stream_id = s.id WHERE s.state = 0 "
+          "GROUP BY s.id ORDER BY 5 DESC, s.path LIMIT " +
           std::to_string(f.top),
       [&](sq::statement& r) {
         largest.push_back({{"path", r.column_text(0)},
@@ -91,8 +99,8 @@ result<json::object> report(sq::connection& db, const inspect_flags& f, const st
     json::object feed{{"exists", false}};
     s = sq::for_each_row(
         db,
-        "SELECT s.pruned_upto, COUNT(m.seq), MAX(m.seq) FROM streams s LEFT JOIN "
-        "messages m ON m.stream_id = s.id WHERE s.path = '__ordo/changes' GROUP BY s.id",
+        "SELECT s.pruned_upto, COUNT(m.seq), MAX(m.seq) FROM streams s LEFT JOIN " + all_messages +
+            " m ON m.stream_id = s.id WHERE s.path = '__ordo/changes' GROUP BY s.id",
         [&](sq::statement& r) {
           feed["exists"] = true;
           feed["pruned_upto"] = r.column_int64(0);

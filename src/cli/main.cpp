@@ -58,6 +58,8 @@ struct serve_flags {
   std::string catch_up_wait_timeout = "30s";
   std::size_t read_chunk_bytes = 1 << 20;
   std::size_t tail_cache_bytes = 256 << 10;
+  std::size_t log_merge_rows = 8192;
+  std::size_t log_merge_bytes = 8 << 20;
   std::size_t max_write_queue_bytes = 256 << 20;
   std::size_t max_write_queue_jobs = 100'000;
   int reader_threads = 2;
@@ -94,6 +96,8 @@ int serve(const serve_flags& f) {
   eo.reader_threads = f.reader_threads;
   eo.read_chunk_bytes = f.read_chunk_bytes;
   eo.tail_cache_bytes = f.tail_cache_bytes;
+  eo.log_merge_rows = f.log_merge_rows;
+  eo.log_merge_bytes = f.log_merge_bytes;
   eo.max_write_queue_bytes = f.max_write_queue_bytes;
   eo.max_write_queue_jobs = f.max_write_queue_jobs;
   auto engine = ordo::stream_engine::open(eo);
@@ -385,6 +389,20 @@ int main(int argc, char** argv) {
       ->add_option("--tail-cache-bytes", f.tail_cache_bytes,
                    "Recent messages kept in memory per stream for live readers")
       ->envname("ORDO_TAIL_CACHE_BYTES")
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--log-merge-rows", f.log_merge_rows,
+                   "Appended messages the append log holds before they are moved into the "
+                   "per-stream table")
+      ->envname("ORDO_LOG_MERGE_ROWS")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 30))
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--log-merge-bytes", f.log_merge_bytes,
+                   "Payload bytes the append log holds before they are moved into the "
+                   "per-stream table")
+      ->envname("ORDO_LOG_MERGE_BYTES")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 40))
       ->capture_default_str();
   serve_cmd
       ->add_option("--max-write-queue-bytes", f.max_write_queue_bytes,

@@ -810,6 +810,7 @@ void stream_engine::writer_loop() {
     }
     if (!batch.empty()) {
       run_batch(batch);
+      merge_log(false);
     } else {
       complete_pending();
     }
@@ -830,7 +831,34 @@ void stream_engine::writer_loop() {
     }
     if (purge_pending_) purge_pending_ = run_purge_step();
   }
+  merge_log(true);
   checkpoint_wal();
+}
+
+void stream_engine::merge_log(bool all) {
+  if (!tables_ || poisoned_ || file_lost_) return;  // detached, or writes are refused
+  std::int64_t rows = tables_->log_rows();
+  if (rows == 0) return;
+  if (!all) {
+    bool full = rows >= static_cast<std::int64_t>(options_.log_merge_rows) ||
+                tables_->log_bytes() >= options_.log_merge_bytes;
+    if (!full || rows < merge_retry_rows_) return;
+  }
+  status s = tables_->begin_immediate();
+  if (s) s = tables_->merge_log();
+  if (s) {
+    // Nothing waits for this commit: a later flush covers it, as the flush at stop does.
+    std::uint64_t number = 0;
+    s = all ? commit_now() : commit_transaction(number);
+  }
+  if (!s) {
+    (void)tables_->rollback();
+    merge_retry_rows_ = rows + static_cast<std::int64_t>(options_.log_merge_rows);
+    spdlog::warn("moving the append log ({} messages) into the stream table failed: {}", rows,
+                 s.error().message);
+    return;
+  }
+  merge_retry_rows_ = 0;
 }
 
 void stream_engine::checkpoint_wal() {

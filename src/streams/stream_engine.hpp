@@ -66,6 +66,10 @@ struct stream_engine_options {
   std::size_t max_batch_jobs = 4096;              // most jobs in one transaction
   std::chrono::milliseconds maintenance_interval{500};  // expiry sweep, TTL flush, purge
   int purge_batch_messages = 10000;                     // messages deleted per janitor transaction
+  // The append log is moved into the per-stream table once it holds this many messages or
+  // payload bytes (stream_tables::merge_log).
+  std::size_t log_merge_rows = 8192;
+  std::size_t log_merge_bytes = 8 << 20;
 
   // Fault injection for tests: called by the writer at named points ("batch.begin",
   // "append.after_insert", "create.after_insert", "commit") with the job's stream path (empty
@@ -337,6 +341,8 @@ class stream_engine {
   void writer_loop();
   // On the writer thread after the last write at stop: moves the WAL into the database file.
   void checkpoint_wal();
+  // After a failed merge, the log size at which the next one is tried.
+  std::int64_t merge_retry_rows_ = 0;
   // A batch whose transaction ran: it is published and its callers answered once commit
   // `commit_number` is durable. `error`: the failure that stopped the whole transaction.
   struct committed_batch {
@@ -375,6 +381,9 @@ class stream_engine {
   void run_wake_rounds(std::vector<std::shared_ptr<stream_record>> records);
   void run_maintenance();
   bool run_purge_step();
+  // Moves the append log into the per-stream table in one transaction once it is over
+  // log_merge_rows or log_merge_bytes (`all`: whatever it holds, and waits for the flush).
+  void merge_log(bool all);
 
   using record_map = std::unordered_map<std::int64_t, std::shared_ptr<stream_record>>;
   using path_map = std::unordered_map<std::string, std::shared_ptr<stream_record>>;

@@ -16,6 +16,11 @@
 namespace ordo {
 namespace {
 
+// Every stored message: moved into the stream table, or still in the append log.
+const std::string k_all_messages =
+    "(SELECT stream_id, seq, data FROM messages UNION ALL "
+    "SELECT stream_id, seq, data FROM recent_messages)";
+
 namespace fs = std::filesystem;
 
 std::int64_t wall_ms() {
@@ -142,11 +147,13 @@ class stream_engine_test : public ::testing::Test {
   }
 
   // Everything readable at `path`, through the engine's read path (cache or reader pool).
-  std::string read_all(const std::string& path) {
+  std::string read_all(const std::string& path) { return read_from(path, 0); }
+
+  // The messages after `position`, following chunks to the tail.
+  std::string read_from(const std::string& path, std::uint64_t position) {
     auto record = engine_->find(path);
     if (!record) return "<missing>";
     std::string out;
-    std::uint64_t position = 0;
     while (position < record->state().tail) {
       std::promise<read_result> p;
       engine_->read(record, position, [&](read_result r) { p.set_value(std::move(r)); });
@@ -262,7 +269,8 @@ TEST_F(stream_engine_test, a_failing_job_fails_alone_and_its_writes_are_rolled_b
   EXPECT_EQ(l.tail, 3u);  // dense: the failed job took no position
   EXPECT_EQ(read_all("a"), "0AC");
   EXPECT_EQ(engine_->find("b")->state().tail, 0u);
-  EXPECT_EQ(count_rows("SELECT COUNT(*) FROM messages m JOIN streams s ON s.id = m.stream_id "
+  EXPECT_EQ(count_rows("SELECT COUNT(*) FROM " + k_all_messages +
+                       " m JOIN streams s ON s.id = m.stream_id "
                        "WHERE s.path = 'b'"),
             0);
   // The failed job's producer state was rolled back with its data: the retry is new, not a dup.
@@ -306,6 +314,76 @@ TEST_F(stream_engine_test, a_commit_of_unknown_outcome_refuses_all_later_writes)
   EXPECT_EQ(read_all("s"), "");
 }
 
+// ---- the append log --------------------------------------------------------------------------
+
+TEST_F(stream_engine_test, messages_read_the_same_from_the_append_log_the_stream_table_or_both) {
+  open([](stream_engine_options& o) {
+    o.tail_cache_bytes = 0;  // every read goes to SQLite
+    o.log_merge_rows = 4;
+  });
+  ASSERT_EQ(create("a").status, create_status::created);
+  ASSERT_EQ(create("b").status, create_status::created);
+  std::string a, b;
+  for (int i = 1; i <= 11; ++i) {
+    a += "a" + std::to_string(i);
+    b += "b" + std::to_string(i);
+    ASSERT_EQ(append("a", "a" + std::to_string(i)).tail, static_cast<std::uint64_t>(i));
+    ASSERT_EQ(append("b", "b" + std::to_string(i)).tail, static_cast<std::uint64_t>(i));
+  }
+  // Moved after every batch that left 4 or more in the log: 20 moved, 2 still logged.
+  EXPECT_EQ(count_rows("SELECT COUNT(*) FROM messages"), 20);
+  EXPECT_EQ(count_rows("SELECT COUNT(*) FROM recent_messages"), 2);
+  EXPECT_EQ(read_all("a"), a);  // one chunk from both tables
+  EXPECT_EQ(read_all("b"), b);
+  EXPECT_EQ(read_from("a", 10), "a11");  // the log only
+  EXPECT_EQ(read_from("a", 3), a.substr(6));
+  // A stop moves what is left: a stopped file has everything in the stream table.
+  engine_.reset();
+  EXPECT_EQ(count_rows("SELECT COUNT(*) FROM recent_messages"), 0);
+  EXPECT_EQ(count_rows("SELECT COUNT(*) FROM messages"), 22);
+}
+
+TEST_F(stream_engine_test, a_start_after_a_crash_finds_tails_and_messages_in_the_append_log) {
+  open([](stream_engine_options& o) { o.tail_cache_bytes = 0; });
+  ASSERT_EQ(create("s").status, create_status::created);
+  append("s", "a");
+  append("s", "b");
+  append("s", "c");
+  ASSERT_EQ(count_rows("SELECT COUNT(*) FROM recent_messages"), 3);
+  // The file as a crash would leave it: everything still in the log (a stop would move it).
+  fs::path crashed = dir_ / "crashed";
+  fs::create_directories(crashed);
+  {
+    sqlite3* db = nullptr;
+    sqlite3_open_v2((dir_ / "ordo.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+    std::string sql = "VACUUM INTO '" + (crashed / "ordo.db").string() + "'";
+    ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  }
+  engine_.reset();
+  fs::remove(dir_ / "ordo.db");
+  fs::rename(crashed / "ordo.db", dir_ / "ordo.db");
+  open([](stream_engine_options& o) { o.tail_cache_bytes = 0; });
+  ASSERT_EQ(count_rows("SELECT COUNT(*) FROM recent_messages"), 3);
+  EXPECT_EQ(engine_->find("s")->state().tail, 3u);
+  EXPECT_EQ(read_all("s"), "abc");
+  EXPECT_EQ(append("s", "d").tail, 4u);  // the next position, not one the log already holds
+  EXPECT_EQ(read_all("s"), "abcd");
+}
+
+TEST_F(stream_engine_test, a_deleted_stream_leaves_nothing_in_the_append_log) {
+  ASSERT_EQ(create("gone").status, create_status::created);
+  ASSERT_EQ(create("kept").status, create_status::created);
+  append("gone", "x");
+  append("kept", "y");
+  append("gone", "z");
+  ASSERT_EQ(count_rows("SELECT COUNT(*) FROM recent_messages"), 3);
+  ASSERT_EQ(remove("gone").status, delete_status::deleted);
+  EXPECT_EQ(count_rows("SELECT COUNT(*) FROM recent_messages"), 1);
+  engine_.reset();  // the stop moves the rest
+  EXPECT_EQ(count_rows("SELECT COUNT(*) FROM messages"), 1);
+}
+
 // ---- the pipelined flush (wal_syncer) --------------------------------------------------------
 
 TEST_F(stream_engine_test, an_append_is_acknowledged_and_published_only_after_its_flush) {
@@ -318,7 +396,8 @@ TEST_F(stream_engine_test, an_append_is_acknowledged_and_published_only_after_it
   // The next transaction runs and commits while the disk flushes the first: both are in the
   // file, neither is acknowledged or visible to readers.
   auto second = append_async(data_request("s", "b"));
-  EXPECT_TRUE(eventually([&] { return count_rows("SELECT count(*) FROM messages") == 2; }));
+  EXPECT_TRUE(
+      eventually([&] { return count_rows("SELECT count(*) FROM " + k_all_messages) == 2; }));
   EXPECT_EQ(first.wait_for(std::chrono::milliseconds(50)), std::future_status::timeout);
   EXPECT_EQ(second.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout);
   EXPECT_EQ(engine_->find("s")->state().tail, 0u);
@@ -373,7 +452,7 @@ TEST_F(stream_engine_test, a_read_answers_only_once_what_it_saw_is_on_disk) {
   std::promise<std::int64_t> seen;
   ASSERT_TRUE(engine_->read_with(
       [&](sqlite::read_context& ctx) {
-        auto n = ctx.db.query_int64("SELECT count(*) FROM messages");
+        auto n = ctx.db.query_int64("SELECT count(*) FROM " + k_all_messages);
         ASSERT_TRUE(n);
         EXPECT_TRUE(engine_->await_durable());
         seen.set_value(n->value_or(-1));
@@ -611,7 +690,8 @@ TEST_F(stream_engine_test, deleting_a_source_with_forks_soft_deletes_it_until_th
   EXPECT_EQ(engine_->find("src"), nullptr);
   EXPECT_EQ(engine_->find("fork"), nullptr);
   // The janitor removes the data of both in the background.
-  EXPECT_TRUE(eventually([&] { return count_rows("SELECT COUNT(*) FROM messages") == 0; }));
+  EXPECT_TRUE(
+      eventually([&] { return count_rows("SELECT COUNT(*) FROM " + k_all_messages) == 0; }));
   EXPECT_TRUE(eventually([&] { return count_rows("SELECT COUNT(*) FROM streams") == 0; }));
   EXPECT_EQ(create("src").status, create_status::created);
 }
@@ -626,7 +706,8 @@ TEST_F(stream_engine_test, an_expired_stream_is_removed_and_its_path_reused) {
   EXPECT_TRUE(engine_->find("short")->expired_at(wall_ms()));
   engine_->expire_soon(engine_->find("short"));
   EXPECT_TRUE(eventually([&] { return engine_->find("short") == nullptr; }));
-  EXPECT_TRUE(eventually([&] { return count_rows("SELECT COUNT(*) FROM messages") == 0; }));
+  EXPECT_TRUE(
+      eventually([&] { return count_rows("SELECT COUNT(*) FROM " + k_all_messages) == 0; }));
   EXPECT_EQ(create("short").status, create_status::created);
   EXPECT_EQ(read_all("short"), "");
 }
@@ -818,7 +899,7 @@ TEST_F(stream_engine_test, a_failed_create_leaves_nothing_behind) {
   EXPECT_EQ(create(c).status, create_status::failed);
   EXPECT_EQ(engine_->find("s"), nullptr);
   EXPECT_EQ(count_rows("SELECT COUNT(*) FROM streams"), 0);
-  EXPECT_EQ(count_rows("SELECT COUNT(*) FROM messages"), 0);
+  EXPECT_EQ(count_rows("SELECT COUNT(*) FROM " + k_all_messages), 0);
 }
 
 }  // namespace
@@ -841,7 +922,7 @@ TEST_F(stream_engine_test, positions_are_never_reused_after_retention_removed_ev
   ASSERT_TRUE(engine_->submit(std::move(job)));
   ASSERT_FALSE(pruned.get_future().get());
   EXPECT_EQ(engine_->find("feed")->state().pruned_upto, 2u);
-  EXPECT_EQ(count_rows("SELECT COUNT(*) FROM messages"), 0);
+  EXPECT_EQ(count_rows("SELECT COUNT(*) FROM " + k_all_messages), 0);
   EXPECT_EQ(append("feed", "c").tail, 3u);
   open();
   EXPECT_EQ(engine_->find("feed")->state().pruned_upto, 2u);

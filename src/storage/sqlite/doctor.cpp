@@ -16,7 +16,8 @@ constexpr std::string_view k_broken_streams = R"sql(
 SELECT s.id, COALESCE(s.path, '(purging)'), MAX(s.base_seq, s.pruned_upto) AS low,
        COUNT(m.seq), MIN(m.seq), MAX(m.seq),
        SUM(CASE WHEN m.seq <= MAX(s.base_seq, s.pruned_upto) THEN 1 ELSE 0 END)
-FROM streams s JOIN messages m ON m.stream_id = s.id
+FROM streams s JOIN (SELECT stream_id, seq FROM messages
+                     UNION ALL SELECT stream_id, seq FROM recent_messages) m ON m.stream_id = s.id
 WHERE s.state IN (0, 1)
 GROUP BY s.id
 HAVING MIN(m.seq) <> low + 1 OR MAX(m.seq) <> low + COUNT(m.seq)
@@ -79,8 +80,9 @@ status check_streams(connection& db, std::vector<finding>& out) {
   if (!s) return s;
   s = for_each_row(
       db,
-      "SELECT stream_id, COUNT(*) FROM messages WHERE stream_id NOT IN (SELECT id FROM "
-      "streams) GROUP BY stream_id",
+      "SELECT stream_id, COUNT(*) FROM (SELECT stream_id FROM messages UNION ALL SELECT "
+      "stream_id FROM recent_messages) WHERE stream_id NOT IN (SELECT id FROM streams) "
+      "GROUP BY stream_id",
       [&](statement& r) {
         out.push_back({"orphan_messages", "stream id " + text(r, 0),
                        std::to_string(r.column_int64(1)) + " stored appends belong to no stream",
@@ -173,6 +175,14 @@ status renumber(connection& db, std::string_view table, std::string_view scope_c
 }
 
 status repair_all(connection& db, doctor_report& report) {
+  // The append log first goes where the writer would have moved it, so positions are
+  // renumbered in one table. Two copies of one position fail here, and nothing is repaired.
+  if (auto st = db.exec("INSERT INTO messages (stream_id, seq, data) SELECT stream_id, seq, "
+                        "data FROM recent_messages ORDER BY stream_id, seq; "
+                        "DELETE FROM recent_messages");
+      !st) {
+    return st;
+  }
   // Streams: own positions renumbered from their low mark.
   std::vector<std::tuple<std::string, std::string, std::int64_t>> streams;
   auto s = for_each_row(db, k_broken_streams, [&](statement& r) {

@@ -107,6 +107,20 @@ TEST_F(doctor_test, a_gap_in_a_stream_is_found_and_renumbered_in_order_with_a_ne
             (std::vector<std::string>{"1a", "2c"}));
 }
 
+TEST_F(doctor_test, messages_still_in_the_append_log_count_and_are_moved_by_a_repair) {
+  sql("INSERT INTO recent_messages (stream_id, seq, data) VALUES (1, 4, 'd'), (1, 5, 'e')");
+  EXPECT_TRUE(diagnosis().empty());  // dense across both tables
+  sql("INSERT INTO recent_messages (stream_id, seq, data) VALUES (1, 7, 'g')");
+  auto found = diagnosis();
+  ASSERT_TRUE(has(found, "stream_offsets", "chat"));
+  auto r = repair(db_);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_TRUE(r->findings.empty());
+  EXPECT_EQ(column("SELECT seq || data FROM messages WHERE stream_id = 1 ORDER BY seq"),
+            (std::vector<std::string>{"1a", "2b", "3c", "4d", "5e", "6g"}));
+  EXPECT_EQ(column("SELECT COUNT(*) FROM recent_messages"), (std::vector<std::string>{"0"}));
+}
+
 TEST_F(doctor_test, a_gap_in_the_change_feed_after_its_pruning_point_is_found_and_closed) {
   sql("INSERT INTO messages VALUES (2, 15, '{}')");  // 11, 12, 15
   auto found = diagnosis();
@@ -164,18 +178,21 @@ TEST_F(doctor_test, a_counter_behind_its_rows_is_found_even_when_the_rows_are_de
 
 TEST_F(doctor_test, orphan_messages_and_producers_are_removed) {
   sql("INSERT INTO messages VALUES (99, 1, 'x');"
+      "INSERT INTO recent_messages (stream_id, seq, data) VALUES (98, 1, 'y');"
       "INSERT INTO producers VALUES (99, 'p', 0, 1, 0);"
       "UPDATE streams SET closed_by_producer = 'p', closed_by_epoch = 0, closed_by_seq = 1 "
       "WHERE id = 1;");
   auto found = diagnosis();
   EXPECT_TRUE(has(found, "orphan_messages", "stream id 99"));
+  EXPECT_TRUE(has(found, "orphan_messages", "stream id 98"));  // in the append log
   EXPECT_TRUE(has(found, "producers", "stream id 99"));
   EXPECT_TRUE(has(found, "producers", "chat"));
   auto r = repair(db_);
   ASSERT_TRUE(r);
   EXPECT_TRUE(r->findings.empty());
-  EXPECT_EQ(column("SELECT COUNT(*) FROM messages WHERE stream_id = 99"),
+  EXPECT_EQ(column("SELECT COUNT(*) FROM messages WHERE stream_id IN (98, 99)"),
             (std::vector<std::string>{"0"}));
+  EXPECT_EQ(column("SELECT COUNT(*) FROM recent_messages"), (std::vector<std::string>{"0"}));
 }
 
 TEST_F(doctor_test, a_dangling_foreign_key_is_found_and_not_repairable) {

@@ -269,10 +269,26 @@ CREATE TABLE pr_comments (
 ALTER TABLE streams ADD COLUMN pruned_upto INTEGER NOT NULL DEFAULT 0;
 )sql";
 
+// The append log: every message is written here first, in arrival order, and moved into
+// `messages` in bulk by the writer (stream_tables::merge_recent). An append then dirties the
+// log's last page, shared by every stream, instead of its own stream's last leaf in `messages`:
+// with appends spread over many streams, the latter is one page written to the WAL per append.
+// A message is in exactly one of the two tables; for each stream, every seq in the log is above
+// every seq in `messages`.
+constexpr std::string_view k_v4_append_log = R"sql(
+CREATE TABLE recent_messages (
+  pos       INTEGER PRIMARY KEY,
+  stream_id INTEGER NOT NULL,
+  seq       INTEGER NOT NULL CHECK (seq > 0),
+  data      BLOB NOT NULL
+);
+)sql";
+
 constexpr std::array k_migrations{
     migration{1, "streams core", k_v1_streams_core},
     migration{2, "sessions", k_v2_sessions},
     migration{3, "pull requests and retention", k_v3_pull_requests},
+    migration{4, "append log", k_v4_append_log},
 };
 
 constexpr std::string_view k_create_migrations_table = R"sql(

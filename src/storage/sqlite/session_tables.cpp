@@ -698,6 +698,7 @@ result<std::int64_t> session_tables::stream_tail(std::int64_t stream_id) {
   // Never below base_seq or pruned_upto: see stream_tables::tail.
   ORDO_PREPARE(s,
                "SELECT MAX(COALESCE((SELECT MAX(seq) FROM messages WHERE stream_id = ?1), 0), "
+               "COALESCE((SELECT MAX(seq) FROM recent_messages WHERE stream_id = ?1), 0), "
                "base_seq, pruned_upto) FROM streams WHERE id = ?1");
   s->bind_int64(1, stream_id);
   auto v = one<std::int64_t>(s, [](const statement& st) { return st.column_int64(0); });

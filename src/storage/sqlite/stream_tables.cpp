@@ -1,11 +1,25 @@
 #include "storage/sqlite/stream_tables.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <random>
+
+#include <spdlog/spdlog.h>
 
 namespace ordo::sqlite {
 
 namespace {
+
+// A stream's messages after ?2 up to ?3 in seq order: first those already moved into
+// `messages`, then those still in the append log. One statement, so one snapshot: a merge
+// between two statements could move a message out of the second's sight. For one stream the
+// log is in seq order, and all of it is above what `messages` holds, so the concatenation is in
+// order (read_range checks). The log is scanned only when `messages` ran out before the range
+// or the byte limit did.
+constexpr std::string_view k_read_messages =
+    "SELECT seq, data FROM messages WHERE stream_id = ?1 AND seq > ?2 AND seq <= ?3 "
+    "UNION ALL "
+    "SELECT seq, data FROM recent_messages WHERE stream_id = ?1 AND seq > ?2 AND seq <= ?3";
 
 constexpr std::string_view k_stream_columns =
     "id, path, state, content_type, incarnation, created_at_ms, ttl_seconds, expires_at_ms, "
@@ -67,6 +81,13 @@ result<std::vector<message_row>> read_range(statement& s, std::int64_t stream_id
     }
     if (!*row) break;
     message_row m{s.column_int64(0), std::string(s.column_blob(1))};
+    if (!out.empty() && m.seq <= out.back().seq) {
+      s.reset();
+      return make_failure(failure_kind::internal, "stream_data_out_of_order",
+                          "stream " + std::to_string(stream_id) + " has position " +
+                              std::to_string(m.seq) + " stored after position " +
+                              std::to_string(out.back().seq));
+    }
     bytes += m.data.size();
     out.push_back(std::move(m));
     // Always return at least one message, even one larger than max_bytes.
@@ -136,6 +157,10 @@ result<std::vector<loaded_stream>> load_streams(connection& db) {
   if (!select) return std::move(select).error();
   auto tail = db.prepare("SELECT MAX(seq) FROM messages WHERE stream_id = ?");
   if (!tail) return std::move(tail).error();
+  std::unordered_map<std::int64_t, std::int64_t> logged;  // the append log's tails
+  auto log = for_each_row(db, "SELECT stream_id, MAX(seq) FROM recent_messages GROUP BY stream_id",
+                          [&](statement& r) { logged[r.column_int64(0)] = r.column_int64(1); });
+  if (!log) return std::move(log).error();
   std::vector<loaded_stream> out;
   for (;;) {
     auto row = select->step();
@@ -148,6 +173,7 @@ result<std::vector<loaded_stream>> load_streams(connection& db) {
     s.tail = std::max(s.row.base_seq, s.row.pruned_upto);
     if (!tail->column_is_null(0)) s.tail = std::max(s.tail, tail->column_int64(0));
     tail->reset();
+    if (auto it = logged.find(s.row.id); it != logged.end()) s.tail = std::max(s.tail, it->second);
     out.push_back(std::move(s));
   }
   return out;
@@ -176,10 +202,19 @@ result<stream_tables> stream_tables::prepare(connection& db) {
        "expires_at_ms, last_access_ms, closed, closed_by_producer, closed_by_epoch, "
        "closed_by_seq, last_stream_seq, fork_source_id, base_seq, fork_sub_offset) "
        "VALUES (?, 0, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?, ?, ?)"},
-      {&t.insert_message_, "INSERT INTO messages (stream_id, seq, data) VALUES (?, ?, ?)"},
-      {&t.read_messages_,
-       "SELECT seq, data FROM messages WHERE stream_id = ? AND seq > ? AND seq <= ? "
-       "ORDER BY seq"},
+      {&t.insert_message_, "INSERT INTO recent_messages (stream_id, seq, data) VALUES (?, ?, ?)"},
+      {&t.read_messages_, std::string(k_read_messages)},
+      {&t.logged_tails_,
+       "SELECT stream_id, MAX(seq), COUNT(*), SUM(LENGTH(data)) FROM recent_messages "
+       "GROUP BY stream_id"},
+      {&t.logged_tail_, "SELECT MAX(seq) FROM recent_messages WHERE stream_id = ?"},
+      // In the order of `messages`' key: each stream's last leaf is written once per merge.
+      // A prune or purge deletes from the log what it deletes from `messages`.
+      {&t.merge_insert_,
+       "INSERT INTO messages (stream_id, seq, data) "
+       "SELECT stream_id, seq, data FROM recent_messages ORDER BY stream_id, seq"},
+      {&t.merge_delete_, "DELETE FROM recent_messages"},
+      {&t.prune_logged_, "DELETE FROM recent_messages WHERE stream_id = ? AND seq <= ?"},
       {&t.find_producer_,
        "SELECT epoch, last_seq FROM producers WHERE stream_id = ? AND producer_id = ?"},
       {&t.upsert_producer_,
@@ -211,7 +246,46 @@ result<stream_tables> stream_tables::prepare(connection& db) {
     if (!s) return std::move(s).error();
     *e.target = std::move(*s);
   }
+  if (auto s = t.reload_log(); !s) return std::move(s).error();
   return t;
+}
+
+status stream_tables::reload_log() {
+  log_known_ = false;
+  log_tails_.clear();
+  log_rows_ = 0;
+  log_bytes_ = 0;
+  for (;;) {
+    auto row = logged_tails_.step();
+    if (!row) {
+      logged_tails_.reset();
+      return std::move(row).error();
+    }
+    if (!*row) break;
+    log_tails_[logged_tails_.column_int64(0)] = logged_tails_.column_int64(1);
+    log_rows_ += logged_tails_.column_int64(2);
+    log_bytes_ += static_cast<std::size_t>(logged_tails_.column_int64(3));
+  }
+  logged_tails_.reset();
+  log_known_ = true;
+  return ok_v;
+}
+
+void stream_tables::after_rollback() {
+  // What the log holds is whatever the rollback left: ask the file. Until that works, tail()
+  // asks it for every stream.
+  if (auto s = reload_log(); !s)
+    spdlog::warn("could not read the append log: {}", s.error().message);
+}
+
+status stream_tables::merge_log() {
+  if (auto s = run_and_reset(merge_insert_); !s) return s;
+  if (auto s = run_and_reset(merge_delete_); !s) return s;
+  log_tails_.clear();
+  log_rows_ = 0;
+  log_bytes_ = 0;
+  log_known_ = true;
+  return ok_v;
 }
 
 status stream_tables::begin_immediate() {
@@ -221,7 +295,9 @@ status stream_tables::commit() {
   return run_and_reset(commit_);
 }
 status stream_tables::rollback() {
-  return run_and_reset(rollback_);
+  auto s = run_and_reset(rollback_);
+  after_rollback();
+  return s;
 }
 status stream_tables::savepoint() {
   return run_and_reset(savepoint_);
@@ -230,7 +306,9 @@ status stream_tables::release_savepoint() {
   return run_and_reset(release_);
 }
 status stream_tables::rollback_to_savepoint() {
-  return run_and_reset(rollback_to_);
+  auto s = run_and_reset(rollback_to_);
+  after_rollback();
+  return s;
 }
 
 result<std::optional<stream_row>> stream_tables::find_by_path(std::string_view path) {
@@ -250,6 +328,18 @@ result<std::int64_t> stream_tables::tail(const stream_row& stream) {
   if (row && *row && !tail_.column_is_null(0)) out = std::max(out, tail_.column_int64(0));
   tail_.reset();
   if (!row) return std::move(row).error();
+  if (log_known_) {
+    if (auto it = log_tails_.find(stream.id); it != log_tails_.end())
+      out = std::max(out, it->second);
+    return out;
+  }
+  logged_tail_.bind_int64(1, stream.id);
+  auto logged = logged_tail_.step();
+  if (logged && *logged && !logged_tail_.column_is_null(0)) {
+    out = std::max(out, logged_tail_.column_int64(0));
+  }
+  logged_tail_.reset();
+  if (!logged) return std::move(logged).error();
   return out;
 }
 
@@ -275,7 +365,12 @@ status stream_tables::insert_message(std::int64_t stream_id, std::int64_t seq,
   insert_message_.bind_int64(1, stream_id);
   insert_message_.bind_int64(2, seq);
   insert_message_.bind_blob(3, data);
-  return run_and_reset(insert_message_);
+  if (auto s = run_and_reset(insert_message_); !s) return s;
+  std::int64_t& logged = log_tails_[stream_id];
+  logged = std::max(logged, seq);
+  ++log_rows_;
+  log_bytes_ += data.size();
+  return ok_v;
 }
 
 result<std::vector<message_row>> stream_tables::read_messages(std::int64_t stream_id,
@@ -341,7 +436,18 @@ status stream_tables::set_soft_deleted(std::int64_t stream_id) {
 
 status stream_tables::mark_purging(std::int64_t stream_id) {
   mark_purging_.bind_int64(1, stream_id);
-  return run_and_reset(mark_purging_);
+  if (auto s = run_and_reset(mark_purging_); !s) return s;
+  return delete_logged(stream_id, std::numeric_limits<std::int64_t>::max());
+}
+
+status stream_tables::delete_logged(std::int64_t stream_id, std::int64_t upto) {
+  if (log_known_ && !log_tails_.contains(stream_id)) return ok_v;
+  // Scans the log (it has no index), which holds at most one merge's worth of rows.
+  prune_logged_.bind_int64(1, stream_id);
+  prune_logged_.bind_int64(2, upto);
+  if (auto s = run_and_reset(prune_logged_); !s) return s;
+  log_rows_ -= db_->changes();
+  return ok_v;
 }
 
 result<bool> stream_tables::has_children(std::int64_t stream_id) {
@@ -361,6 +467,7 @@ result<int> stream_tables::purge_messages(std::int64_t stream_id, int limit) {
 }
 
 status stream_tables::delete_stream(std::int64_t stream_id) {
+  if (auto s = delete_logged(stream_id, std::numeric_limits<std::int64_t>::max()); !s) return s;
   delete_producers_.bind_int64(1, stream_id);
   if (auto s = run_and_reset(delete_producers_); !s) return s;
   delete_stream_.bind_int64(1, stream_id);
@@ -386,14 +493,14 @@ status stream_tables::prune_upto(std::int64_t stream_id, std::int64_t upto) {
   prune_messages_.bind_int64(1, stream_id);
   prune_messages_.bind_int64(2, upto);
   if (auto s = run_and_reset(prune_messages_); !s) return s;
+  if (auto s = delete_logged(stream_id, upto); !s) return s;
   set_pruned_.bind_int64(1, upto);
   set_pruned_.bind_int64(2, stream_id);
   return run_and_reset(set_pruned_);
 }
 
 result<message_reader> message_reader::prepare(connection& db) {
-  auto s = db.prepare(
-      "SELECT seq, data FROM messages WHERE stream_id = ? AND seq > ? AND seq <= ? ORDER BY seq");
+  auto s = db.prepare(std::string(k_read_messages));
   if (!s) return std::move(s).error();
   auto pruned = db.prepare("SELECT pruned_upto FROM streams WHERE id = ?");
   if (!pruned) return std::move(pruned).error();

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "base/result.hpp"
@@ -114,11 +115,19 @@ class stream_tables {
   result<bool> has_children(std::int64_t stream_id);
   // Deletes up to `limit` of the stream's messages; returns how many were deleted.
   result<int> purge_messages(std::int64_t stream_id, int limit);
-  // Deletes the stream's producers and its row (its messages must be gone).
+  // Deletes the stream's producers, what the append log still holds of it, and its row (its
+  // messages in `messages` must be gone).
   status delete_stream(std::int64_t stream_id);
   result<std::vector<std::int64_t>> purging_streams();
   // Retention: removes the messages at positions <= upto and records that they are gone.
   status prune_upto(std::int64_t stream_id, std::int64_t upto);
+
+  // The append log (migration 4): insert_message() writes there. merge_log() moves all of it
+  // into `messages` inside the caller's transaction; the writer calls it once the log holds
+  // log_rows() rows or log_bytes() bytes over its limits.
+  status merge_log();
+  std::int64_t log_rows() const { return log_rows_; }
+  std::size_t log_bytes() const { return log_bytes_; }
 
  private:
   connection* db_ = nullptr;
@@ -127,6 +136,21 @@ class stream_tables {
   statement find_producer_, upsert_producer_, set_closed_, set_last_stream_seq_, set_last_access_;
   statement set_soft_deleted_, mark_purging_, has_children_, purge_messages_, delete_producers_;
   statement delete_stream_, purging_streams_, prune_messages_, set_pruned_;
+  statement logged_tails_, logged_tail_, merge_insert_, merge_delete_, prune_logged_;
+
+  status reload_log();
+  // Deletes the stream's logged messages at positions <= upto.
+  status delete_logged(std::int64_t stream_id, std::int64_t upto);
+  void after_rollback();
+
+  // What the append log holds, as of the writer's open transaction: each stream's highest seq
+  // there (so tail() needs no scan of the unindexed log), its rows and payload bytes. Inserts
+  // add to it; a rollback reloads it from the file; !log_known_ (a reload failed) makes tail()
+  // ask the file.
+  std::unordered_map<std::int64_t, std::int64_t> log_tails_;
+  std::int64_t log_rows_ = 0;
+  std::size_t log_bytes_ = 0;
+  bool log_known_ = false;
 };
 
 // Read side: one per reader connection (reader threads only).
