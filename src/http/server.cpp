@@ -1,15 +1,16 @@
 // The only translation unit that includes Beast (it takes ~25 s to compile: keep it alone).
 //
-// One coroutine per connection on its own strand (Beast's server-flex-awaitable example):
-// read a request with a header limit, a body limit and a timeout; route it; write the answer;
-// repeat while keep-alive. Expected failures (EOF, timeouts, resets) end only that connection.
-// Long-polls wait on the stream record's one-shot waiters with a timer on the connection's
-// strand; the wake-up posts a timer cancel to that strand. Caught-up SSE readers park instead:
-// the task that wakes the stream's readers writes to their sockets itself ("parked SSE
-// readers" below).
+// One coroutine per connection, on the io_context of the network thread it was given at accept
+// (each thread runs its own io_context, so a connection's handlers run in order without a
+// strand and the threads share no scheduler lock): read a request with a header limit, a body limit
+// and a timeout; route it; write the answer; repeat while keep-alive. Expected failures (EOF,
+// timeouts, resets) end only that connection. Long-polls wait on the stream record's one-shot
+// waiters with a timer on the connection's thread; the wake-up posts a timer cancel to that thread.
+// Caught-up SSE readers park instead: the task that wakes the stream's readers writes to their
+// sockets itself ("parked SSE readers" below).
 //
 // Shutdown (stop()) is polite cancel, a deadline, then forced cancel: the acceptor closes; each
-// open connection gets, on its strand, its idle header read cancelled or its live wait woken;
+// open connection gets, on its thread, its idle header read cancelled or its live wait woken;
 // long-polls then answer 204 and SSE readers get a last control event; requests in flight are
 // answered with Connection: close. Whatever is still open at options.shutdown_timeout is cut.
 //
@@ -20,8 +21,8 @@
 //     enough to answer /health and /ready, so probes work while the server is full;
 //   - catch-up reads: those the tail cache cannot serve pass catch_up_admission (at most
 //     max_catch_up_reads on the reader pool at once; the rest wait in line, bounded in time),
-//     so a reconnect storm queues cheaply on its own strands while live readers, served from
-//     memory, go on;
+//     so a reconnect storm queues cheaply on its connections' threads while live readers, served
+//     from memory, go on;
 //   - SSE writes: pull, not push. An SSE connection reads its next chunk only once the socket
 //     took the previous one, so it holds at most one event (one chunk, or one commit shared with
 //     every other reader) and a slow reader only lags. One whose socket accepts no byte for
@@ -327,7 +328,7 @@ struct live_parking {
 };
 
 // One open connection, as a shutdown sees it. Shared by its session coroutine and the server's
-// registry of connections; its members are used only on the connection's strand, except
+// registry of connections; its members are used only on the connection's thread, except
 // `live`, which the wake task uses under live_mu.
 struct connection : live_subscriber, std::enable_shared_from_this<connection> {
   explicit connection(tcp::socket socket) : stream(std::move(socket)) {}
@@ -346,7 +347,7 @@ enum class wait_outcome { changed, timed_out, stopping };
 enum class admission_outcome { admitted, timed_out, stopping };
 
 // Waits until the stream's state changes (new data, closure, deletion), the timeout passes or
-// the server stops (`stopping` is set before the shutdown cancels conn.wait on this strand).
+// the server stops (`stopping` is set before the shutdown cancels conn.wait on this thread).
 awaitable<wait_outcome> wait_for_change(connection& conn, const std::atomic<bool>& stopping,
                                         stream_record& stream, std::uint64_t position,
                                         std::chrono::milliseconds timeout) {
@@ -370,7 +371,7 @@ awaitable<wait_outcome> wait_for_change(connection& conn, const std::atomic<bool
     ~waiter_guard() { stream.remove_waiter(id); }
   } guard{stream, id};
   // Re-check after registering: a change published before the registration is seen here, one
-  // published after it wakes the timer (both run on this strand, in order).
+  // published after it wakes the timer (both run on this thread, in order).
   published_state st = stream.state();
   if (st.tail > position || st.closed || st.lifecycle != stream_lifecycle::live) {
     co_return wait_outcome::changed;
@@ -403,7 +404,7 @@ std::string sse_control_frame(const stream_config& c,
 // ---- parked SSE readers ----------------------------------------------------------------------
 //
 // Fan-out to thousands of caught-up SSE readers of one stream (issue 7, target (d)): waking each
-// reader's coroutine for every commit costs a strand hop, a timer cancel, a coroutine resume and
+// reader's coroutine for every commit costs a thread hop, a timer cancel, a coroutine resume and
 // a new timer and waiter per reader, more than the write itself. So a caught-up reader parks:
 // its coroutine waits on its heartbeat timer, and the task that wakes the stream's readers after
 // a commit (on a network thread, see server::run) writes the new data event and control event
@@ -567,7 +568,15 @@ struct server::impl {
         engine(e),
         sessions(s),
         admission(std::max<std::size_t>(1, options.max_catch_up_reads)),
-        acceptor(ioc) {}
+        iocs(make_iocs(options.threads)),
+        acceptor(*iocs.front()) {}
+
+  static std::vector<std::unique_ptr<asio::io_context>> make_iocs(int threads) {
+    std::vector<std::unique_ptr<asio::io_context>> out;
+    for (int i = 0; i < std::max(1, threads); ++i)
+      out.push_back(std::make_unique<asio::io_context>(1));
+    return out;
+  }
 
   server_options options;
   stream_engine& engine;
@@ -583,7 +592,18 @@ struct server::impl {
   std::atomic<std::size_t> overflow_connections{0};
   // Declared before ioc, like connections: frames destroyed with it withdraw their tickets.
   catch_up_admission admission;
-  asio::io_context ioc;
+  // One io_context per network thread, each run by its thread alone: a connection lives on one
+  // of them (given in turn at accept), so its handlers need no strand and the threads share no
+  // scheduler lock. iocs.front() also runs the acceptor and the shutdown.
+  std::vector<std::unique_ptr<asio::io_context>> iocs;
+  std::atomic<std::size_t> next_ioc{0};
+  // The wake tasks (live readers woken after a commit) run on a thread of their own: a round
+  // over 10,000 parked SSE readers takes tens of milliseconds, and on a connection's thread it
+  // would hold up every other connection of that thread (the OS shares the cores instead).
+  asio::io_context wake_ioc{1};
+  // Keep each thread's run() going while its io_context has no work; released by the shutdown.
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running;
+  std::mutex keep_running_mu;
   tcp::acceptor acceptor;
   std::atomic<bool> stopping{false};
 
@@ -592,6 +612,12 @@ struct server::impl {
   std::size_t dropped_since_log = 0;
   std::chrono::steady_clock::time_point last_refusal_log{};
 
+  asio::io_context& next_context() { return *iocs[next_ioc++ % iocs.size()]; }
+  // Lets each thread's run() return once its io_context has no more work.
+  void release_threads() {
+    std::lock_guard lock(keep_running_mu);
+    keep_running.clear();
+  }
   awaitable<void> listen();
   awaitable<void> session(tcp::socket socket);
   // A connection past max_connections: into the reserve, or closed at once.
@@ -656,8 +682,8 @@ void log_connection_exception(std::exception_ptr e) {
 awaitable<void> server::impl::listen() {
   asio::steady_timer retry(co_await asio::this_coro::executor);
   for (;;) {
-    auto strand = asio::make_strand(ioc);
-    auto [ec, socket] = co_await acceptor.async_accept(strand, tuple_awaitable);
+    auto [ec, socket] =
+        co_await acceptor.async_accept(next_context().get_executor(), tuple_awaitable);
     if (ec) {
       if (stopping || ec == asio::error::operation_aborted) co_return;
       spdlog::warn("accept failed: {}; retrying in {} ms", ec.message(),
@@ -780,8 +806,8 @@ awaitable<void> server::impl::session(tcp::socket socket) {
   beast::tcp_stream& stream = conn->stream;
   beast::flat_buffer buffer;
   for (;;) {
-    // Checked on the strand right before the read starts: a shutdown that began earlier ends
-    // the connection here, one that begins later cancels the read (drain()).
+    // Checked on the connection's thread right before the read starts: a shutdown that began
+    // earlier ends the connection here, one that begins later cancels the read (drain()).
     if (stopping) break;
     conn->idle = true;
     bhttp::request_parser<bhttp::string_body> parser;
@@ -1730,20 +1756,27 @@ std::uint16_t server::port() const {
 }
 
 void server::run() {
-  asio::co_spawn(impl_->ioc, impl_->listen(), asio::detached);
+  auto& iocs = impl_->iocs;
+  {
+    std::lock_guard lock(impl_->keep_running_mu);
+    for (auto& ioc : iocs)
+      impl_->keep_running.push_back(asio::make_work_guard(*ioc));
+    impl_->keep_running.push_back(asio::make_work_guard(impl_->wake_ioc));
+  }
+  asio::co_spawn(*iocs.front(), impl_->listen(), asio::detached);
   // Live readers are woken on the network threads, not on the writer's; there the wake task
   // writes to parked SSE readers itself.
   impl_->engine.set_wake_executor([p = impl_.get()](std::function<void()> wake) {
-    asio::post(p->ioc, [wake = std::move(wake)] {
+    asio::post(p->wake_ioc, [wake = std::move(wake)] {
       wake_task_scope scope;
       wake();
     });
   });
   std::vector<std::thread> threads;
-  int n = std::max(1, impl_->options.threads);
-  for (int i = 1; i < n; ++i)
-    threads.emplace_back([this] { impl_->ioc.run(); });
-  impl_->ioc.run();
+  for (std::size_t i = 1; i < iocs.size(); ++i)
+    threads.emplace_back([ioc = iocs[i].get()] { ioc->run(); });
+  threads.emplace_back([p = impl_.get()] { p->wake_ioc.run(); });
+  iocs.front()->run();
   for (auto& t : threads)
     t.join();
   impl_->engine.set_wake_executor({});
@@ -1751,7 +1784,9 @@ void server::run() {
 
 void server::stop() {
   if (!impl_ || impl_->stopping.exchange(true)) return;
-  asio::post(impl_->ioc, [p = impl_.get()] { asio::co_spawn(p->ioc, p->drain(), asio::detached); });
+  asio::io_context& first = *impl_->iocs.front();
+  asio::post(first,
+             [p = impl_.get(), &first] { asio::co_spawn(first, p->drain(), asio::detached); });
 }
 
 std::size_t server::impl::open_connections() {
@@ -1784,7 +1819,7 @@ awaitable<void> server::impl::drain() {
   spdlog::info("shutting down: {} open connections, waiting up to {} ms for them to end",
                open.size(), options.shutdown_timeout.count());
   // `stopping` is already set: each connection sees it at its next step, or here, on its own
-  // strand, if it is waiting for a request or for a change.
+  // thread, if it is waiting for a request or for a change.
   for (auto& conn : open) {
     asio::post(conn->stream.get_executor(), [conn] {
       if (conn->idle) conn->stream.cancel();
@@ -1798,7 +1833,10 @@ awaitable<void> server::impl::drain() {
     std::lock_guard lock(connections_mu);
     open.assign(connections.begin(), connections.end());
   }
-  if (open.empty()) co_return;  // with the acceptor closed, run() returns once this ends
+  if (open.empty()) {
+    release_threads();  // with the acceptor closed, run() returns once this ends
+    co_return;
+  }
   spdlog::warn("shutdown timeout of {} ms passed: cutting {} connections still open",
                options.shutdown_timeout.count(), open.size());
   for (auto& conn : open) {
@@ -1816,7 +1854,10 @@ awaitable<void> server::impl::drain() {
   if (std::size_t left = open_connections(); left > 0) {
     spdlog::warn("{} connections did not end after being cut; stopping without them", left);
   }
-  ioc.stop();
+  release_threads();
+  for (auto& ioc : iocs)
+    ioc->stop();
+  wake_ioc.stop();
 }
 
 }  // namespace ordo::http

@@ -6,7 +6,7 @@
 // reconnect storm fills the reader pool's queue, every later read (a session snapshot, a live
 // reader whose offset fell out of the tail cache) waits behind all of it, and past the queue's
 // bound readers are refused and reconnect at once. Here a storm waits in line cheaply (a
-// waiter is a callback; the connection's coroutine sleeps on its own strand), the reader pool
+// waiter is a callback; the connection's coroutine sleeps on its network thread), the reader pool
 // keeps room for other reads, and the caller bounds how long one waits. Reads the tail cache
 // serves never come here.
 //
