@@ -1345,8 +1345,20 @@ awaitable<bool> server::impl::handle_get(request& req, connection& conn, const s
     st = record->state();
   } else if (query->live == live_mode::long_poll && position >= st.tail) {
     if (!st.closed) {
-      // A shutdown ends the wait early; the answer is then the timeout's 204.
-      co_await wait_for_change(conn, stopping, *record, position, options.long_poll_timeout);
+      // A shutdown ends the wait early; the answer is then the timeout's 204. A wake-up with
+      // nothing new (the round of a commit published before this wait began, delivered after
+      // it) waits on: an early 204 would only send the client straight back.
+      auto deadline = std::chrono::steady_clock::now() + options.long_poll_timeout;
+      for (;;) {
+        auto now = std::chrono::steady_clock::now();
+        if (now >= deadline) break;
+        auto waited = co_await wait_for_change(
+            conn, stopping, *record, position,
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now));
+        if (waited != wait_outcome::changed) break;
+        st = record->state();
+        if (st.tail > position || st.closed || st.lifecycle != stream_lifecycle::live) break;
+      }
       st = record->state();
       if (st.lifecycle == stream_lifecycle::removed) {
         res = error_response(req, stream_not_found());

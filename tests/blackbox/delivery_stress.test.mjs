@@ -420,6 +420,61 @@ describe("delivery under stress", () => {
     }
   }, 60000)
 
+  test("a long-poll sent right after an append waits its whole timeout, though that append's wake-up comes after it began", async () => {
+    // The wake-up of an append's readers runs after its writer was answered, on one wake thread.
+    // Behind the rounds of a stream with 3,000 SSE readers it comes after the client's next
+    // long-poll has begun waiting; with nothing new for that poll, it must wait on, not answer
+    // an early 204 that only sends the client straight back.
+    const server = await startOrdo({ args: ["--long-poll-timeout", "1s"] })
+    const sockets = []
+    let writing = true
+    try {
+      const busyTail = await createJsonStream(server.url, "busy")
+      await createJsonStream(server.url, "quiet")
+      const readers = 3000
+      let upToDate = 0
+      for (let k = 0; k < readers; k++) {
+        const s = net.connect(server.port, "127.0.0.1")
+        sockets.push(s)
+        let seen = false
+        s.on("data", (d) => {
+          if (!seen && d.toString("latin1").includes("upToDate")) {
+            seen = true
+            upToDate++
+          }
+        })
+        s.on("error", () => {})
+        s.write(`GET /v1/stream/busy?offset=${encodeURIComponent(busyTail)}&live=sse HTTP/1.1\r\nHost: t\r\n\r\n`)
+      }
+      const deadline = Date.now() + 30000
+      while (upToDate < readers && Date.now() < deadline) await sleep(50)
+      expect(upToDate).toBe(readers)
+      const writer = (async () => {
+        while (writing) {
+          const res = await request(server.url, "POST", "/v1/stream/busy", { body: JSON.stringify({ i: 1 }) })
+          expect(res.status, ctx(res)).toBe(204)
+        }
+      })()
+      for (let k = 0; k < 5; k++) {
+        const appended = await request(server.url, "POST", "/v1/stream/quiet", { body: JSON.stringify({ k }) })
+        expect(appended.status, ctx(appended)).toBe(204)
+        const tail = appended.headers.get("Stream-Next-Offset")
+        const started = performance.now()
+        const poll = await request(server.url, "GET", `/v1/stream/quiet?offset=${encodeURIComponent(tail)}&live=long-poll`)
+        const elapsed = performance.now() - started
+        expect(poll.status, ctx(poll)).toBe(204)
+        expect(poll.headers.get("Stream-Next-Offset")).toBe(tail)
+        expect(elapsed, `poll ${k} answered after ${Math.round(elapsed)} ms`).toBeGreaterThanOrEqual(900)
+      }
+      writing = false
+      await writer
+    } finally {
+      writing = false
+      for (const s of sockets) s.destroy()
+      await server.stop()
+    }
+  }, 90000)
+
   test("a catch-up answer larger than the socket takes at once reaches a reader that pauses, whole", async () => {
     // Answers are written at once while the socket takes them; the rest waits for the socket.
     const server = await startOrdo({ args: ["--read-chunk-bytes", "16777216", "--max-body-bytes", "2000000"] })
