@@ -343,6 +343,25 @@ TEST_F(stream_engine_test, messages_read_the_same_from_the_append_log_the_stream
   EXPECT_EQ(count_rows("SELECT COUNT(*) FROM messages"), 22);
 }
 
+TEST_F(stream_engine_test, a_large_message_skips_the_append_log_unless_its_stream_is_in_it) {
+  open([](stream_engine_options& o) { o.tail_cache_bytes = 0; });
+  ASSERT_EQ(create("s").status, create_status::created);
+  const std::string large(sqlite::stream_tables::k_direct_message_bytes, 'L');
+  append("s", large);
+  EXPECT_EQ(count_rows("SELECT COUNT(*) FROM messages"), 1);
+  EXPECT_EQ(count_rows("SELECT COUNT(*) FROM recent_messages"), 0);
+  append("s", "small");
+  append("s", large);  // behind the logged one: into the log too, to keep the order
+  EXPECT_EQ(count_rows("SELECT COUNT(*) FROM messages"), 1);
+  EXPECT_EQ(count_rows("SELECT COUNT(*) FROM recent_messages"), 2);
+  EXPECT_EQ(read_all("s"), large + "small" + large);
+  engine_.reset();  // the stop moves the log
+  open([](stream_engine_options& o) { o.tail_cache_bytes = 0; });
+  append("s", large);  // the log holds nothing of the stream again
+  EXPECT_EQ(count_rows("SELECT COUNT(*) FROM messages"), 4);
+  EXPECT_EQ(read_all("s"), large + "small" + large + large);
+}
+
 TEST_F(stream_engine_test, a_start_after_a_crash_finds_tails_and_messages_in_the_append_log) {
   open([](stream_engine_options& o) { o.tail_cache_bytes = 0; });
   ASSERT_EQ(create("s").status, create_status::created);

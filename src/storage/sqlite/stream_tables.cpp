@@ -203,6 +203,7 @@ result<stream_tables> stream_tables::prepare(connection& db) {
        "closed_by_seq, last_stream_seq, fork_source_id, base_seq, fork_sub_offset) "
        "VALUES (?, 0, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?, ?, ?)"},
       {&t.insert_message_, "INSERT INTO recent_messages (stream_id, seq, data) VALUES (?, ?, ?)"},
+      {&t.insert_direct_, "INSERT INTO messages (stream_id, seq, data) VALUES (?, ?, ?)"},
       {&t.read_messages_, std::string(k_read_messages)},
       {&t.logged_tails_,
        "SELECT stream_id, MAX(seq), COUNT(*), SUM(LENGTH(data)) FROM recent_messages "
@@ -362,10 +363,17 @@ result<std::int64_t> stream_tables::insert_stream(const stream_row& r) {
 
 status stream_tables::insert_message(std::int64_t stream_id, std::int64_t seq,
                                      std::string_view data) {
-  insert_message_.bind_int64(1, stream_id);
-  insert_message_.bind_int64(2, seq);
-  insert_message_.bind_blob(3, data);
-  if (auto s = run_and_reset(insert_message_); !s) return s;
+  // A message of half a page or more writes pages of its own wherever it goes, and moving it
+  // later would write it twice: it goes straight into `messages`, unless the log still holds
+  // some of its stream (the log's part of a stream must stay above the table's).
+  bool direct =
+      data.size() >= k_direct_message_bytes && log_known_ && !log_tails_.contains(stream_id);
+  statement& insert = direct ? insert_direct_ : insert_message_;
+  insert.bind_int64(1, stream_id);
+  insert.bind_int64(2, seq);
+  insert.bind_blob(3, data);
+  if (auto s = run_and_reset(insert); !s) return s;
+  if (direct) return ok_v;
   std::int64_t& logged = log_tails_[stream_id];
   logged = std::max(logged, seq);
   ++log_rows_;

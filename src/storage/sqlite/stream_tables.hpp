@@ -82,6 +82,8 @@ result<std::vector<loaded_stream>> load_streams(connection& db);
 
 class stream_tables {
  public:
+  static constexpr std::size_t k_direct_message_bytes = 2048;
+
   static result<stream_tables> prepare(connection& db);
 
   status begin_immediate();
@@ -122,8 +124,9 @@ class stream_tables {
   // Retention: removes the messages at positions <= upto and records that they are gone.
   status prune_upto(std::int64_t stream_id, std::int64_t upto);
 
-  // The append log (migration 4): insert_message() writes there. merge_log() moves all of it
-  // into `messages` inside the caller's transaction; the writer calls it once the log holds
+  // The append log (migration 4): insert_message() writes there, except a message of
+  // k_direct_message_bytes or more to a stream the log holds nothing of. merge_log() moves all of
+  // it into `messages` inside the caller's transaction; the writer calls it once the log holds
   // log_rows() rows or log_bytes() bytes over its limits.
   status merge_log();
   std::int64_t log_rows() const { return log_rows_; }
@@ -137,6 +140,7 @@ class stream_tables {
   statement set_soft_deleted_, mark_purging_, has_children_, purge_messages_, delete_producers_;
   statement delete_stream_, purging_streams_, prune_messages_, set_pruned_;
   statement logged_tails_, logged_tail_, merge_insert_, merge_delete_, prune_logged_;
+  statement insert_direct_;
 
   status reload_log();
   // Deletes the stream's logged messages at positions <= upto.
