@@ -343,6 +343,17 @@ TEST_F(stream_engine_test, messages_read_the_same_from_the_append_log_the_stream
   EXPECT_EQ(count_rows("SELECT COUNT(*) FROM messages"), 22);
 }
 
+TEST_F(stream_engine_test, the_append_log_is_also_moved_once_it_holds_log_merge_bytes) {
+  open([](stream_engine_options& o) { o.log_merge_bytes = 10; });
+  ASSERT_EQ(create("s").status, create_status::created);
+  append("s", "123456");
+  EXPECT_EQ(count_rows("SELECT COUNT(*) FROM recent_messages"), 1);  // 6 bytes
+  append("s", "123456");
+  EXPECT_EQ(count_rows("SELECT COUNT(*) FROM recent_messages"), 0);  // 12: moved
+  EXPECT_EQ(count_rows("SELECT COUNT(*) FROM messages"), 2);
+  EXPECT_EQ(read_all("s"), "123456123456");
+}
+
 TEST_F(stream_engine_test, a_large_message_skips_the_append_log_unless_its_stream_is_in_it) {
   open([](stream_engine_options& o) { o.tail_cache_bytes = 0; });
   ASSERT_EQ(create("s").status, create_status::created);

@@ -35,6 +35,9 @@ const OPTIONS = [
   ["--sse-write-timeout", "ORDO_SSE_WRITE_TIMEOUT"],
   ["--max-catch-up-reads", "ORDO_MAX_CATCH_UP_READS"],
   ["--catch-up-wait-timeout", "ORDO_CATCH_UP_WAIT_TIMEOUT"],
+  ["--tail-cache-bytes", "ORDO_TAIL_CACHE_BYTES"],
+  ["--log-merge-rows", "ORDO_LOG_MERGE_ROWS"],
+  ["--log-merge-bytes", "ORDO_LOG_MERGE_BYTES"],
 ]
 
 describe("ordo serve", () => {
@@ -78,6 +81,32 @@ describe("ordo serve", () => {
       expect(r.status).toBe(204)
     } finally {
       await server.stop()
+      server.cleanup()
+    }
+  })
+
+  test("--log-merge-rows moves the append log into the stream table at that size, and a stop moves the rest", async () => {
+    const server = await startOrdo({ args: ["--log-merge-rows", "2"] })
+    const db = join(server.dataDir, "ordo.db")
+    const count = (table) => Number(sqlite(db, `SELECT COUNT(*) FROM ${table}`))
+    try {
+      const s = `${server.url}/v1/stream/merged`
+      expect((await fetch(s, { method: "PUT", headers: { "Content-Type": "text/plain" } })).status).toBe(201)
+      for (const m of ["a;", "b;", "c;", "d;", "e;"]) {
+        const r = await fetch(s, { method: "POST", headers: { "Content-Type": "text/plain" }, body: m })
+        expect(r.status).toBe(204)
+      }
+      // One append per transaction: moved after the 2nd and the 4th.
+      expect(count("messages")).toBe(4)
+      expect(count("recent_messages")).toBe(1)
+      expect(await (await fetch(`${s}?offset=-1`)).text()).toBe("a;b;c;d;e;")
+    } finally {
+      expect(await server.stop()).toBe(0)
+    }
+    try {
+      expect(count("recent_messages")).toBe(0)
+      expect(count("messages")).toBe(5)
+    } finally {
       server.cleanup()
     }
   })
@@ -131,6 +160,8 @@ describe("ordo serve", () => {
       [["--host", "not-an-address"], "--host"],
       [["--journal", "memory"], "--journal"],
       [["--busy-timeout", "soon"], "duration"],
+      [["--log-merge-rows", "0"], "--log-merge-rows"],
+      [["--log-merge-bytes", "0"], "--log-merge-bytes"],
       [["--bogus"], "bogus"],
     ]) {
       test(`${args.join(" ")} exits non-zero and says what is wrong`, () => {
