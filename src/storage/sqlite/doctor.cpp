@@ -65,7 +65,24 @@ status check_sqlite(connection& db, std::vector<finding>& out) {
 }
 
 status check_streams(connection& db, std::vector<finding>& out) {
-  auto s = for_each_row(db, k_broken_streams, [&](statement& r) {
+  // Reads take a stream's messages from `messages`, then from the append log: the log's part
+  // must lie above the table's (ordo moves the log oldest first and never writes below it).
+  auto s = for_each_row(
+      db,
+      "SELECT COALESCE(s.path, '(purging)'), l.low, m.high FROM streams s "
+      "JOIN (SELECT stream_id, MIN(seq) AS low FROM recent_messages GROUP BY stream_id) l "
+      "ON l.stream_id = s.id "
+      "JOIN (SELECT stream_id, MAX(seq) AS high FROM messages GROUP BY stream_id) m "
+      "ON m.stream_id = s.id WHERE l.low <= m.high",
+      [&](statement& r) {
+        out.push_back({"append_log_order", text(r, 0),
+                       "the append log holds position " + std::to_string(r.column_int64(1)) +
+                           ", not above position " + std::to_string(r.column_int64(2)) +
+                           " in the stream table: reads would return them out of order",
+                       true});
+      });
+  if (!s) return s;
+  s = for_each_row(db, k_broken_streams, [&](statement& r) {
     const std::string path = text(r, 1);
     const bool feed = path == "__ordo/changes";
     out.push_back({"stream_offsets", path,

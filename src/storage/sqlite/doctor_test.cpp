@@ -121,6 +121,20 @@ TEST_F(doctor_test, messages_still_in_the_append_log_count_and_are_moved_by_a_re
   EXPECT_EQ(column("SELECT COUNT(*) FROM recent_messages"), (std::vector<std::string>{"0"}));
 }
 
+TEST_F(doctor_test, an_append_log_below_the_stream_table_is_found_and_moved_in_order) {
+  // Positions 1..4 are dense, but a read would give 1, 2, 4 from the table, then 3 from the log.
+  sql("DELETE FROM messages WHERE stream_id = 1 AND seq = 3;"
+      "INSERT INTO messages VALUES (1, 4, 'd');"
+      "INSERT INTO recent_messages (stream_id, seq, data) VALUES (1, 3, 'c')");
+  auto found = diagnosis();
+  ASSERT_TRUE(has(found, "append_log_order", "chat"));
+  auto r = repair(db_);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_TRUE(r->findings.empty());
+  EXPECT_EQ(column("SELECT seq || data FROM messages WHERE stream_id = 1 ORDER BY seq"),
+            (std::vector<std::string>{"1a", "2b", "3c", "4d"}));
+}
+
 TEST_F(doctor_test, a_gap_in_the_change_feed_after_its_pruning_point_is_found_and_closed) {
   sql("INSERT INTO messages VALUES (2, 15, '{}')");  // 11, 12, 15
   auto found = diagnosis();
