@@ -58,6 +58,7 @@ struct serve_flags {
   std::string catch_up_wait_timeout = "30s";
   std::size_t read_chunk_bytes = 1 << 20;
   std::size_t tail_cache_bytes = 256 << 10;
+  std::size_t tail_cache_total_bytes = 256 << 20;
   std::size_t log_merge_rows = 8192;
   std::size_t log_merge_bytes = 8 << 20;
   std::size_t max_write_queue_bytes = 256 << 20;
@@ -96,6 +97,7 @@ int serve(const serve_flags& f) {
   eo.reader_threads = f.reader_threads;
   eo.read_chunk_bytes = f.read_chunk_bytes;
   eo.tail_cache_bytes = f.tail_cache_bytes;
+  eo.tail_cache_total_bytes = f.tail_cache_total_bytes;
   eo.log_merge_rows = f.log_merge_rows;
   eo.log_merge_bytes = f.log_merge_bytes;
   eo.max_write_queue_bytes = f.max_write_queue_bytes;
@@ -389,6 +391,12 @@ int main(int argc, char** argv) {
       ->add_option("--tail-cache-bytes", f.tail_cache_bytes,
                    "Recent messages kept in memory per stream for live readers")
       ->envname("ORDO_TAIL_CACHE_BYTES")
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--tail-cache-total-bytes", f.tail_cache_total_bytes,
+                   "Recent messages kept in memory for all streams together; past it the caches of "
+                   "the streams appended to least recently are emptied (checked twice a second)")
+      ->envname("ORDO_TAIL_CACHE_TOTAL_BYTES")
       ->capture_default_str();
   serve_cmd
       ->add_option("--log-merge-rows", f.log_merge_rows,

@@ -1585,6 +1585,7 @@ void stream_engine::run_maintenance() {
     for (const auto& [id, r] : by_id_)
       records.push_back(r);
   }
+  enforce_cache_budget(records);
   std::int64_t now = wall_ms();
   std::vector<std::pair<std::int64_t, std::int64_t>> accessed;
   std::vector<std::int64_t> expired;
@@ -1630,6 +1631,31 @@ void stream_engine::run_maintenance() {
   }
   if (!expired.empty()) spdlog::info("expired {} streams", expired.size());
   publish_removals(removals);
+}
+
+void stream_engine::enforce_cache_budget(
+    const std::vector<std::shared_ptr<stream_record>>& records) {
+  std::vector<std::pair<std::int64_t, stream_record*>> cached;  // (last append, record)
+  std::size_t total = 0;
+  for (const auto& r : records) {
+    if (std::size_t bytes = r->cache_bytes(); bytes > 0) {
+      total += bytes;
+      cached.emplace_back(r->cache_last_used(), r.get());
+    }
+  }
+  if (total <= options_.tail_cache_total_bytes) return;
+  std::sort(cached.begin(), cached.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::size_t dropped = 0, streams = 0;
+  for (const auto& [access, record] : cached) {
+    if (total <= options_.tail_cache_total_bytes) break;
+    std::size_t freed = record->drop_cache();
+    total -= std::min(total, freed);
+    dropped += freed;
+    ++streams;
+  }
+  spdlog::debug("tail caches over --tail-cache-total-bytes: emptied {} streams' ({} bytes)",
+                streams, dropped);
 }
 
 bool stream_engine::run_purge_step() {

@@ -57,13 +57,16 @@ struct removal;
 struct stream_engine_options {
   sqlite::database_options database;
   int reader_threads = 2;
-  std::size_t max_read_queue = 4096;              // catch-up reads waiting for a reader thread
-  std::size_t read_chunk_bytes = 1 << 20;         // most bytes in one catch-up response
-  std::size_t tail_cache_bytes = 256 << 10;       // per stream
-  std::size_t max_write_queue_bytes = 256 << 20;  // queued append bytes before 503
-  std::size_t max_write_queue_jobs = 100'000;     // queued jobs of any size before 503
-  std::size_t max_batch_bytes = 64 << 20;         // most payload bytes in one transaction
-  std::size_t max_batch_jobs = 4096;              // most jobs in one transaction
+  std::size_t max_read_queue = 4096;         // catch-up reads waiting for a reader thread
+  std::size_t read_chunk_bytes = 1 << 20;    // most bytes in one catch-up response
+  std::size_t tail_cache_bytes = 256 << 10;  // per stream
+  // All streams' tail caches together: each maintenance pass empties the caches of the streams
+  // appended to least recently until they fit.
+  std::size_t tail_cache_total_bytes = 256 << 20;
+  std::size_t max_write_queue_bytes = 256 << 20;        // queued append bytes before 503
+  std::size_t max_write_queue_jobs = 100'000;           // queued jobs of any size before 503
+  std::size_t max_batch_bytes = 64 << 20;               // most payload bytes in one transaction
+  std::size_t max_batch_jobs = 4096;                    // most jobs in one transaction
   std::chrono::milliseconds maintenance_interval{500};  // expiry sweep, TTL flush, purge
   int purge_batch_messages = 10000;                     // messages deleted per janitor transaction
   // The append log is moved into the per-stream table once it holds this many messages or
@@ -380,6 +383,9 @@ class stream_engine {
   void defer_wake(std::shared_ptr<stream_record> record);
   void run_wake_rounds(std::vector<std::shared_ptr<stream_record>> records);
   void run_maintenance();
+  // Empties the tail caches of the streams appended to least recently until all of them
+  // together hold at most options_.tail_cache_total_bytes.
+  void enforce_cache_budget(const std::vector<std::shared_ptr<stream_record>>& records);
   bool run_purge_step();
   // Moves the append log into the per-stream table in one transaction once it is over
   // log_merge_rows or log_merge_bytes (`all`: whatever it holds, and waits for the flush).

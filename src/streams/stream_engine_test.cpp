@@ -314,6 +314,28 @@ TEST_F(stream_engine_test, a_commit_of_unknown_outcome_refuses_all_later_writes)
   EXPECT_EQ(read_all("s"), "");
 }
 
+// ---- the tail caches' global budget ---------------------------------------------------------
+
+TEST_F(stream_engine_test, past_the_total_cache_budget_the_least_recently_used_caches_are_emptied) {
+  open([](stream_engine_options& o) { o.tail_cache_total_bytes = 100; });
+  ASSERT_EQ(create("old").status, create_status::created);
+  ASSERT_EQ(create("new").status, create_status::created);
+  const std::string sixty(60, 'x');
+  append("old", sixty);
+  append("new", sixty);
+  auto old = engine_->find("old");
+  auto recent = engine_->find("new");
+  // 120 bytes cached against a budget of 100: the next maintenance pass empties the cache of
+  // the stream appended to least recently, and only that one.
+  ASSERT_TRUE(eventually([&] { return old->cache_bytes() == 0; }));
+  EXPECT_FALSE(old->read_cached(0, 1, 1 << 20));
+  EXPECT_EQ(recent->cache_bytes(), 60u);
+  EXPECT_TRUE(recent->read_cached(0, 1, 1 << 20));
+  EXPECT_EQ(read_all("old"), sixty);  // from the database
+  append("old", "y");                 // the cache fills again from the next commit
+  EXPECT_TRUE(old->read_cached(1, 2, 1 << 20));
+}
+
 // ---- the append log --------------------------------------------------------------------------
 
 TEST_F(stream_engine_test, messages_read_the_same_from_the_append_log_the_stream_table_or_both) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <chrono>
 #include <utility>
 
 #include "streams/sse_encoding.hpp"
@@ -145,6 +146,8 @@ void stream_record::publish_append(std::uint64_t after, std::vector<message_ptr>
     }
     cache_.push_back(std::move(batch));
     cache_bytes_ += batch_bytes;
+    cache_used_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
+                      std::memory_order_relaxed);
     while (cache_.size() > 1 && cache_bytes_ > cache_limit_bytes_) {
       for (const auto& m : cache_.front()->messages())
         cache_bytes_ -= m->size();
@@ -157,6 +160,17 @@ void stream_record::publish_append(std::uint64_t after, std::vector<message_ptr>
     state_.tail = upto;
     state_.closed = state_.closed || closed;
   }
+}
+
+std::size_t stream_record::cache_bytes() const {
+  std::lock_guard lock(cache_mu_);
+  return cache_bytes_;
+}
+
+std::size_t stream_record::drop_cache() {
+  std::lock_guard lock(cache_mu_);
+  cache_.clear();
+  return std::exchange(cache_bytes_, 0);
 }
 
 void stream_record::publish_pruned(std::uint64_t upto) {

@@ -132,6 +132,17 @@ class stream_record {
   std::optional<read_chunk> read_cached(std::uint64_t after, std::uint64_t upto,
                                         std::size_t max_bytes) const;
 
+  // The payload bytes the tail cache holds.
+  std::size_t cache_bytes() const;
+  // When the tail cache last took a commit (steady clock ticks): the global budget empties the
+  // caches of the streams appended to least recently first. (Not reads: a parked-reader round
+  // reads the cache once per reader, and the ones that matter are those still appended to.)
+  std::int64_t cache_last_used() const { return cache_used_.load(std::memory_order_relaxed); }
+  // Empties the tail cache (the global budget, stream_engine_options::tail_cache_total_bytes):
+  // reads it served go to the database until the next commit fills it again. Returns the bytes
+  // freed.
+  std::size_t drop_cache();
+
   // Writer thread, after commit. Wakes no one: the caller wakes the readers (wake_waiters() or
   // wake_round()) once it has answered the writers, so their answers do not queue behind the
   // wake-ups of thousands of live readers.
@@ -173,6 +184,7 @@ class stream_record {
   mutable std::mutex cache_mu_;
   std::deque<std::shared_ptr<const published_batch>> cache_;  // guarded by cache_mu_
   std::size_t cache_bytes_ = 0;                               // guarded by cache_mu_
+  mutable std::atomic<std::int64_t> cache_used_{0};
 
   mutable std::mutex waiters_mu_;
   std::uint64_t next_waiter_id_ = 1;  // guarded by waiters_mu_

@@ -36,6 +36,7 @@ const OPTIONS = [
   ["--max-catch-up-reads", "ORDO_MAX_CATCH_UP_READS"],
   ["--catch-up-wait-timeout", "ORDO_CATCH_UP_WAIT_TIMEOUT"],
   ["--tail-cache-bytes", "ORDO_TAIL_CACHE_BYTES"],
+  ["--tail-cache-total-bytes", "ORDO_TAIL_CACHE_TOTAL_BYTES"],
   ["--log-merge-rows", "ORDO_LOG_MERGE_ROWS"],
   ["--log-merge-bytes", "ORDO_LOG_MERGE_BYTES"],
 ]
