@@ -243,6 +243,7 @@ class connection {
 
   asio::awaitable<http_result> request(bhttp::verb method, std::string target,
                                        std::string content_type, std::string body) {
+    if (auto ec = co_await reopen_if_closed(); ec) co_return http_result{ec};
     bhttp::request<bhttp::string_body> req{method, target, 11};
     req.set(bhttp::field::host, o_.host);
     if (!content_type.empty()) req.set(bhttp::field::content_type, content_type);
@@ -264,6 +265,7 @@ class connection {
       co_return r;
     }
     auto& res = parser.get();
+    closed_ = !res.keep_alive();
     r.status = static_cast<int>(res.result_int());
     r.body = std::move(res.body());
     r.next_offset = std::string(res["Stream-Next-Offset"]);
@@ -273,11 +275,13 @@ class connection {
   }
 
   // A POST, written from a request head built by hand and its answer read by a minimal parser
-  // (status, Content-Length or chunked body, keep-alive assumed): the appending scenarios run
-  // on the same two cores as the server, and Beast's serializer and parser per request cost the
-  // generator about 10 µs per append, a quarter of the whole machine's work per append.
+  // (status, Content-Length, chunked or read-to-close body, Connection: close): the appending
+  // scenarios run on the same two cores as the server, and Beast's serializer and parser per
+  // request cost the generator about 10 µs per append, a quarter of the whole machine's work
+  // per append.
   asio::awaitable<http_result> post(const std::string& target, std::string_view content_type,
                                     const std::string& body) {
+    if (auto ec = co_await reopen_if_closed(); ec) co_return http_result{ec};
     http_result r;
     head_.clear();
     head_.append("POST ").append(target).append(" HTTP/1.1\r\nHost: ").append(o_.host);
@@ -315,12 +319,31 @@ class connection {
     for (char& ch : head)
       ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     bool chunked = head.find("\r\ntransfer-encoding: chunked") != std::string::npos;
+    closed_ = head.find("\r\nconnection: close") != std::string::npos;
     std::size_t length = 0;
+    bool has_length = false;
     if (auto at = head.find("\r\ncontent-length:"); at != std::string::npos) {
       length = static_cast<std::size_t>(std::strtoull(head.c_str() + at + 17, nullptr, 10));
+      has_length = true;
     }
     bool no_body = r.status == 204 || r.status == 304 || (r.status >= 100 && r.status < 200);
-    if (no_body || (!chunked && length == 0)) co_return r;
+    if (no_body || (!chunked && has_length && length == 0)) co_return r;
+    if (!chunked && !has_length) {
+      // Neither a length nor chunks: the body ends when the server closes the connection.
+      closed_ = true;
+      for (;;) {
+        auto data = buffer_.data();
+        r.body.append(static_cast<const char*>(data.data()), data.size());
+        buffer_.consume(data.size());
+        auto [rec, n] = co_await stream_.async_read_some(buffer_.prepare(4096), tuple_awaitable);
+        if (rec == asio::error::eof) co_return r;
+        if (rec) {
+          r.ec = rec;
+          co_return r;
+        }
+        buffer_.commit(n);
+      }
+    }
     // The body: Content-Length bytes, or chunks up to the last one.
     chunk_decoder chunks;
     chunks.chunked = chunked;
@@ -358,9 +381,21 @@ class connection {
   beast::flat_buffer& buffer() { return buffer_; }
 
  private:
+  // After an answer that closed the connection (Connection: close, or a body read to its
+  // close), the next request goes on a new one.
+  asio::awaitable<beast::error_code> reopen_if_closed() {
+    if (!closed_) co_return beast::error_code{};
+    closed_ = false;
+    beast::error_code ignored;
+    stream_.socket().close(ignored);
+    buffer_.consume(buffer_.size());
+    co_return co_await connect();
+  }
+
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   std::string head_;
+  bool closed_ = false;
   const options& o_;
 };
 

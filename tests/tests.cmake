@@ -69,6 +69,9 @@ ordo_vitest(cli_client blackbox/cli_client.test.mjs)
 # once and in order; SSE and long-poll readers through the same proxy see each once.
 ordo_vitest(fault_proxy blackbox/fault_proxy.test.mjs)
 
+# The load generator against a server that closes every connection after its answer.
+ordo_vitest(ordo_bench blackbox/ordo_bench.test.mjs)
+
 # The benchmark harness, briefly (bench/run.mjs --quick): checks that it runs against ordo and
 # the reference server and writes its report, not how fast anything is.
 add_test(NAME bench_smoke
