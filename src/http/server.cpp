@@ -407,13 +407,13 @@ std::string sse_control_frame(const stream_config& c,
 // reader's coroutine for every commit costs a thread hop, a timer cancel, a coroutine resume and
 // a new timer and waiter per reader, more than the write itself. So a caught-up reader parks:
 // its coroutine waits on its heartbeat timer, and the task that wakes the stream's readers after
-// a commit (on a network thread, see server::run) writes the new data event and control event
-// straight to each parked reader's socket, without blocking. The coroutine is woken only for
+// a commit (on the server's wake thread, see server::run) writes the new data event and control
+// event straight to each parked reader's socket, without blocking. The coroutine is woken only for
 // what that task does not do: a socket that does not take the whole chunk (the rest is left in
 // live_parking::unsent), a closed, deleted or replaced stream, an offset the tail cache no longer
 // holds, a filtered change feed, the heartbeat, the shutdown.
 
-// Set while a network thread runs the engine's wake task; elsewhere (the writer thread, tests
+// Set while the wake thread runs the engine's wake task; elsewhere (the writer thread, tests
 // without a server) a wake-up only wakes the coroutine.
 thread_local bool t_wake_task = false;
 
@@ -1776,8 +1776,8 @@ void server::run() {
     impl_->keep_running.push_back(asio::make_work_guard(impl_->wake_ioc));
   }
   asio::co_spawn(*iocs.front(), impl_->listen(), asio::detached);
-  // Live readers are woken on the network threads, not on the writer's; there the wake task
-  // writes to parked SSE readers itself.
+  // Live readers are woken on the wake thread, not on the writer's; there the wake task writes
+  // to parked SSE readers itself.
   impl_->engine.set_wake_executor([p = impl_.get()](std::function<void()> wake) {
     asio::post(p->wake_ioc, [wake = std::move(wake)] {
       wake_task_scope scope;

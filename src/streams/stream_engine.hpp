@@ -303,7 +303,7 @@ class stream_engine {
   // stream's tail cache holds; nullopt when only a reader thread can serve `after`.
   std::optional<read_chunk> read_in_memory(const stream_record& stream, std::uint64_t after) const;
   // Where the readers of a committed batch are woken: `run` posts the work to the server's
-  // network threads, so the writer thread goes back to writing instead of queueing one
+  // wake thread, so the writer thread goes back to writing instead of queueing one
   // wake-up per live reader (ten thousand for a stream with ten thousand SSE readers).
   // Unset (the default, and after set_wake_executor({})): on the writer thread.
   using wake_executor = std::function<void(std::function<void()>)>;

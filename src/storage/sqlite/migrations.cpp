@@ -269,8 +269,9 @@ CREATE TABLE pr_comments (
 ALTER TABLE streams ADD COLUMN pruned_upto INTEGER NOT NULL DEFAULT 0;
 )sql";
 
-// The append log: every message is written here first, in arrival order, and moved into
-// `messages` in bulk by the writer (stream_tables::merge_recent). An append then dirties the
+// The append log: every message under stream_tables::k_direct_message_bytes is written here
+// first, in arrival order, and moved into `messages` in bulk by the writer
+// (stream_tables::merge_log). An append then dirties the
 // log's last page, shared by every stream, instead of its own stream's last leaf in `messages`:
 // with appends spread over many streams, the latter is one page written to the WAL per append.
 // A message is in exactly one of the two tables; for each stream, every seq in the log is above
