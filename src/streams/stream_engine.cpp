@@ -845,6 +845,7 @@ void stream_engine::merge_log(bool all) {
     if (!full || rows < merge_retry_rows_) return;
   }
   status s = tables_->begin_immediate();
+  if (s) s = inject("merge", "");
   if (s) s = tables_->merge_log();
   if (s) {
     // Nothing waits for this commit: a later flush covers it, as the flush at stop does.
@@ -971,13 +972,7 @@ void stream_engine::run_batch(std::vector<job>& batch) {
       if (s) s = commit_transaction(b.commit_number);
       if (!s) {
         batch_failure = std::move(s).error();
-        if (batch_failure->code == sqlite::k_storage_io_error) {
-          poisoned_ = true;
-          spdlog::critical(
-              "commit failed with an unknown outcome ({}); refusing all writes "
-              "until restart",
-              batch_failure->message);
-        }
+        poison_if_unknown(*batch_failure);  // an injected failure too
       }
     }
     if (batch_failure) (void)tables_->rollback();
@@ -1087,7 +1082,14 @@ status stream_engine::commit_transaction(std::uint64_t& number) {
   number = syncer_->begin_commit();
   status s = tables_->commit();
   syncer_->request(number);  // whatever the outcome: readers waiting for it must not hang
+  if (!s) poison_if_unknown(s.error());
   return s;
+}
+
+void stream_engine::poison_if_unknown(const failure& f) {
+  if (f.code != sqlite::k_storage_io_error || poisoned_.exchange(true)) return;
+  spdlog::critical("commit failed with an unknown outcome ({}); refusing all writes until restart",
+                   f.message);
 }
 
 status stream_engine::await_flush(std::uint64_t number) {

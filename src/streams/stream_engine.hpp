@@ -75,9 +75,10 @@ struct stream_engine_options {
   std::size_t log_merge_bytes = 8 << 20;
 
   // Fault injection for tests: called by the writer at named points ("batch.begin",
-  // "append.after_insert", "create.after_insert", "commit") with the job's stream path (empty
-  // for batch-wide points), and by the syncer thread before each flush of the -wal ("flush").
-  // A failure is treated exactly like a storage failure at that point. Unset in production.
+  // "append.after_insert", "create.after_insert", "commit", "merge": inside the transaction
+  // that moves the append log) with the job's stream path (empty for batch-wide points), and by the
+  // syncer thread before each flush of the -wal ("flush"). A failure is treated exactly like a
+  // storage failure at that point. Unset in production.
   std::function<status(std::string_view point, std::string_view path)> fault_injector;
 };
 
@@ -344,8 +345,6 @@ class stream_engine {
   void writer_loop();
   // On the writer thread after the last write at stop: moves the WAL into the database file.
   void checkpoint_wal();
-  // After a failed merge, the log size at which the next one is tried.
-  std::int64_t merge_retry_rows_ = 0;
   // A batch whose transaction ran: it is published and its callers answered once commit
   // `commit_number` is durable. `error`: the failure that stopped the whole transaction.
   struct committed_batch {
@@ -364,8 +363,13 @@ class stream_engine {
   // going idle).
   void complete_pending();
   void complete_batch(committed_batch& batch);
-  // Commits the open transaction as commit `number` and asks the syncer to flush it.
+  // Commits the open transaction as commit `number` and asks the syncer to flush it. A commit
+  // that fails with an I/O error poisons the writer, whichever transaction it was (a batch,
+  // maintenance, a purge, a move of the append log).
   status commit_transaction(std::uint64_t& number);
+  // A commit that failed with an I/O error has an unknown outcome: writes are refused until
+  // restart. Other failures (the transaction was rolled back) change nothing.
+  void poison_if_unknown(const failure& f);
   // Waits until commit `number` is on disk; a failed flush poisons the writer.
   status await_flush(std::uint64_t number);
   // Commits the open transaction and waits until it is durable (maintenance, purge).
@@ -468,6 +472,9 @@ class stream_engine {
   std::function<void()> adopted_hook_;           // guarded by registry_mu_
 
   std::atomic<bool> poisoned_{false};
+  // After a failed move of the append log, the log size at which the next one is tried
+  // (writer thread only).
+  std::int64_t merge_retry_rows_ = 0;
   std::atomic<std::uint64_t> transactions_committed_{0};
   std::atomic<std::uint64_t> jobs_committed_{0};
   std::atomic<std::uint64_t> transactions_failed_{0};

@@ -365,6 +365,35 @@ TEST_F(stream_engine_test, messages_read_the_same_from_the_append_log_the_stream
   EXPECT_EQ(count_rows("SELECT COUNT(*) FROM messages"), 22);
 }
 
+TEST_F(stream_engine_test, a_failed_move_of_the_append_log_keeps_it_and_is_tried_again_later) {
+  open([](stream_engine_options& o) {
+    o.tail_cache_bytes = 0;  // every read goes to SQLite
+    o.log_merge_rows = 2;
+  });
+  std::atomic<bool> failing{true};
+  fault_ = [&](std::string_view point, std::string_view) -> status {
+    if (point == "merge" && failing) {
+      return make_failure(failure_kind::insufficient_storage, "storage_full", "injected");
+    }
+    return ok_v;
+  };
+  ASSERT_EQ(create("s").status, create_status::created);
+  append("s", "a");
+  append("s", "b");  // the move fails: rolled back, the log kept whole
+  EXPECT_EQ(count_rows("SELECT COUNT(*) FROM recent_messages"), 2);
+  EXPECT_EQ(count_rows("SELECT COUNT(*) FROM messages"), 0);
+  EXPECT_TRUE(engine_->writable());      // not an unknown outcome: writes go on
+  EXPECT_EQ(append("s", "c").tail, 3u);  // the tail still counts what the log holds
+  EXPECT_EQ(read_all("s"), "abc");
+  failing = false;
+  // Not at every batch after a failure: once the log has grown by log_merge_rows more.
+  EXPECT_EQ(count_rows("SELECT COUNT(*) FROM recent_messages"), 3);
+  append("s", "d");
+  EXPECT_EQ(count_rows("SELECT COUNT(*) FROM recent_messages"), 0);
+  EXPECT_EQ(count_rows("SELECT COUNT(*) FROM messages"), 4);
+  EXPECT_EQ(read_all("s"), "abcd");
+}
+
 TEST_F(stream_engine_test, the_append_log_is_also_moved_once_it_holds_log_merge_bytes) {
   open([](stream_engine_options& o) { o.log_merge_bytes = 10; });
   ASSERT_EQ(create("s").status, create_status::created);

@@ -184,7 +184,7 @@ class stream_record {
   mutable std::mutex cache_mu_;
   std::deque<std::shared_ptr<const published_batch>> cache_;  // guarded by cache_mu_
   std::size_t cache_bytes_ = 0;                               // guarded by cache_mu_
-  mutable std::atomic<std::int64_t> cache_used_{0};
+  std::atomic<std::int64_t> cache_used_{0};                   // see cache_last_used()
 
   mutable std::mutex waiters_mu_;
   std::uint64_t next_waiter_id_ = 1;  // guarded by waiters_mu_
