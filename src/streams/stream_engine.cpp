@@ -387,7 +387,7 @@ status stream_engine::attach_database(std::optional<file_identity> adopting) {
   if (!epoch) return std::move(epoch).error();
   auto tables = sqlite::stream_tables::prepare(*db);
   if (!tables) return std::move(tables).error();
-  auto streams = sqlite::load_streams(*db);
+  auto streams = tables->load_streams();
   if (!streams) return std::move(streams).error();
   // --sync full in WAL mode: commits return unflushed and the syncer flushes the -wal behind
   // them (wal_syncer.hpp); migrations and the epoch above were committed with a full sync.

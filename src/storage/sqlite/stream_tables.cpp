@@ -151,34 +151,6 @@ result<std::optional<std::string>> renew_epoch_if_restored(connection& db) {
   return *marker;
 }
 
-result<std::vector<loaded_stream>> load_streams(connection& db) {
-  auto select = db.prepare("SELECT " + std::string(k_stream_columns) +
-                           " FROM streams WHERE state IN (0, 1) ORDER BY id");
-  if (!select) return std::move(select).error();
-  auto tail = db.prepare("SELECT MAX(seq) FROM messages WHERE stream_id = ?");
-  if (!tail) return std::move(tail).error();
-  std::unordered_map<std::int64_t, std::int64_t> logged;  // the append log's tails
-  auto log = for_each_row(db, "SELECT stream_id, MAX(seq) FROM recent_messages GROUP BY stream_id",
-                          [&](statement& r) { logged[r.column_int64(0)] = r.column_int64(1); });
-  if (!log) return std::move(log).error();
-  std::vector<loaded_stream> out;
-  for (;;) {
-    auto row = select->step();
-    if (!row) return std::move(row).error();
-    if (!*row) break;
-    loaded_stream s{read_stream_row(*select), 0};
-    tail->bind_int64(1, s.row.id);
-    auto t = tail->step();
-    if (!t) return std::move(t).error();
-    s.tail = std::max(s.row.base_seq, s.row.pruned_upto);
-    if (!tail->column_is_null(0)) s.tail = std::max(s.tail, tail->column_int64(0));
-    tail->reset();
-    if (auto it = logged.find(s.row.id); it != logged.end()) s.tail = std::max(s.tail, it->second);
-    out.push_back(std::move(s));
-  }
-  return out;
-}
-
 result<stream_tables> stream_tables::prepare(connection& db) {
   stream_tables t;
   t.db_ = &db;
@@ -287,6 +259,24 @@ status stream_tables::merge_log() {
   log_bytes_ = 0;
   log_known_ = true;
   return ok_v;
+}
+
+result<std::vector<loaded_stream>> stream_tables::load_streams() {
+  auto select = db_->prepare("SELECT " + std::string(k_stream_columns) +
+                             " FROM streams WHERE state IN (0, 1) ORDER BY id");
+  if (!select) return std::move(select).error();
+  std::vector<loaded_stream> out;
+  for (;;) {
+    auto row = select->step();
+    if (!row) return std::move(row).error();
+    if (!*row) break;
+    loaded_stream s{read_stream_row(*select), 0};
+    auto t = tail(s.row);
+    if (!t) return std::move(t).error();
+    s.tail = *t;
+    out.push_back(std::move(s));
+  }
+  return out;
 }
 
 status stream_tables::begin_immediate() {

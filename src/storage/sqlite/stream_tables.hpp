@@ -73,18 +73,20 @@ status renew_database_epoch(connection& db);
 // marker's value when it did, nullopt for a database that was not restored.
 result<std::optional<std::string>> renew_epoch_if_restored(connection& db);
 
-// Every stream that is live or soft-deleted, with its tail, for the registry at startup.
+// A stream that is live or soft-deleted, with its tail, for the registry at startup.
 struct loaded_stream {
   stream_row row;
   std::int64_t tail = 0;
 };
-result<std::vector<loaded_stream>> load_streams(connection& db);
 
 class stream_tables {
  public:
   static constexpr std::size_t k_direct_message_bytes = 2048;
 
   static result<stream_tables> prepare(connection& db);
+
+  // Every stream that is live or soft-deleted, with its tail (as tail() counts it).
+  result<std::vector<loaded_stream>> load_streams();
 
   status begin_immediate();
   status commit();
