@@ -405,6 +405,20 @@ TEST_F(stream_engine_test, the_append_log_is_also_moved_once_it_holds_log_merge_
   EXPECT_EQ(read_all("s"), "123456123456");
 }
 
+TEST_F(stream_engine_test, what_a_delete_takes_from_the_append_log_no_longer_counts_to_its_limit) {
+  open([](stream_engine_options& o) { o.log_merge_bytes = 10; });
+  ASSERT_EQ(create("gone").status, create_status::created);
+  ASSERT_EQ(create("kept").status, create_status::created);
+  append("gone", "123456");
+  ASSERT_EQ(remove("gone").status, delete_status::deleted);
+  EXPECT_EQ(count_rows("SELECT COUNT(*) FROM recent_messages"), 0);
+  append("kept", "123456");  // 6 bytes logged, not 12: no move yet
+  EXPECT_EQ(count_rows("SELECT COUNT(*) FROM recent_messages"), 1);
+  append("kept", "123456");  // 12: moved
+  EXPECT_EQ(count_rows("SELECT COUNT(*) FROM recent_messages"), 0);
+  EXPECT_EQ(read_all("kept"), "123456123456");
+}
+
 TEST_F(stream_engine_test, a_large_message_skips_the_append_log_unless_its_stream_is_in_it) {
   open([](stream_engine_options& o) { o.tail_cache_bytes = 0; });
   ASSERT_EQ(create("s").status, create_status::created);

@@ -187,7 +187,8 @@ result<stream_tables> stream_tables::prepare(connection& db) {
        "INSERT INTO messages (stream_id, seq, data) "
        "SELECT stream_id, seq, data FROM recent_messages ORDER BY stream_id, seq"},
       {&t.merge_delete_, "DELETE FROM recent_messages"},
-      {&t.prune_logged_, "DELETE FROM recent_messages WHERE stream_id = ? AND seq <= ?"},
+      {&t.prune_logged_,
+       "DELETE FROM recent_messages WHERE stream_id = ? AND seq <= ? RETURNING LENGTH(data)"},
       {&t.find_producer_,
        "SELECT epoch, last_seq FROM producers WHERE stream_id = ? AND producer_id = ?"},
       {&t.upsert_producer_,
@@ -443,8 +444,21 @@ status stream_tables::delete_logged(std::int64_t stream_id, std::int64_t upto) {
   // Scans the log (it has no index), which holds at most one merge's worth of rows.
   prune_logged_.bind_int64(1, stream_id);
   prune_logged_.bind_int64(2, upto);
-  if (auto s = run_and_reset(prune_logged_); !s) return s;
-  log_rows_ -= db_->changes();
+  std::int64_t rows = 0;
+  std::size_t bytes = 0;
+  for (;;) {
+    auto row = prune_logged_.step();
+    if (!row) {
+      prune_logged_.reset();
+      return std::move(row).error();
+    }
+    if (!*row) break;
+    ++rows;
+    bytes += static_cast<std::size_t>(prune_logged_.column_int64(0));
+  }
+  prune_logged_.reset();
+  log_rows_ -= rows;
+  log_bytes_ -= std::min(log_bytes_, bytes);
   return ok_v;
 }
 
