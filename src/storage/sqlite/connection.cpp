@@ -290,11 +290,18 @@ status for_each_row(connection& db, std::string_view sql,
                     const std::function<void(statement&)>& row) {
   auto st = db.prepare(sql);
   if (!st) return std::move(st).error();
+  return for_each_row(*st, row);
+}
+
+status for_each_row(statement& s, const std::function<void(statement&)>& row) {
   for (;;) {
-    auto more = st->step();
-    if (!more) return std::move(more).error();
-    if (!*more) return ok_v;
-    row(*st);
+    auto more = s.step();
+    if (!more || !*more) {
+      s.reset();
+      if (!more) return std::move(more).error();
+      return ok_v;
+    }
+    row(s);
   }
 }
 

@@ -112,6 +112,9 @@ class connection {
 // Runs `sql` and calls `row` for each result row.
 status for_each_row(connection& db, std::string_view sql,
                     const std::function<void(statement&)>& row);
+// Runs the prepared statement `s` (with its parameters bound) to its end, calling `row` for each
+// result row, and resets it for its next use whatever the outcome.
+status for_each_row(statement& s, const std::function<void(statement&)>& row);
 
 // A read transaction for the scope: everything read through `db` meanwhile is one consistent
 // state of the database (in WAL mode, without blocking the writer). Ends with COMMIT.

@@ -229,18 +229,12 @@ status stream_tables::reload_log() {
   log_tails_.clear();
   log_rows_ = 0;
   log_bytes_ = 0;
-  for (;;) {
-    auto row = logged_tails_.step();
-    if (!row) {
-      logged_tails_.reset();
-      return std::move(row).error();
-    }
-    if (!*row) break;
-    log_tails_[logged_tails_.column_int64(0)] = logged_tails_.column_int64(1);
-    log_rows_ += logged_tails_.column_int64(2);
-    log_bytes_ += static_cast<std::size_t>(logged_tails_.column_int64(3));
-  }
-  logged_tails_.reset();
+  auto read = for_each_row(logged_tails_, [&](statement& r) {
+    log_tails_[r.column_int64(0)] = r.column_int64(1);
+    log_rows_ += r.column_int64(2);
+    log_bytes_ += static_cast<std::size_t>(r.column_int64(3));
+  });
+  if (!read) return read;
   log_known_ = true;
   return ok_v;
 }
@@ -446,17 +440,11 @@ status stream_tables::delete_logged(std::int64_t stream_id, std::int64_t upto) {
   prune_logged_.bind_int64(2, upto);
   std::int64_t rows = 0;
   std::size_t bytes = 0;
-  for (;;) {
-    auto row = prune_logged_.step();
-    if (!row) {
-      prune_logged_.reset();
-      return std::move(row).error();
-    }
-    if (!*row) break;
+  auto deleted = for_each_row(prune_logged_, [&](statement& r) {
     ++rows;
-    bytes += static_cast<std::size_t>(prune_logged_.column_int64(0));
-  }
-  prune_logged_.reset();
+    bytes += static_cast<std::size_t>(r.column_int64(0));
+  });
+  if (!deleted) return deleted;
   log_rows_ -= rows;
   log_bytes_ -= std::min(log_bytes_, bytes);
   return ok_v;
@@ -488,16 +476,9 @@ status stream_tables::delete_stream(std::int64_t stream_id) {
 
 result<std::vector<std::int64_t>> stream_tables::purging_streams() {
   std::vector<std::int64_t> out;
-  for (;;) {
-    auto row = purging_streams_.step();
-    if (!row) {
-      purging_streams_.reset();
-      return std::move(row).error();
-    }
-    if (!*row) break;
-    out.push_back(purging_streams_.column_int64(0));
-  }
-  purging_streams_.reset();
+  auto read =
+      for_each_row(purging_streams_, [&](statement& r) { out.push_back(r.column_int64(0)); });
+  if (!read) return std::move(read).error();
   return out;
 }
 
