@@ -1,24 +1,34 @@
 # ordo — common tasks. `make run` and `make test` are the two set-up commands (see README).
-.PHONY: bootstrap build build-asan run test test-unit bench fmt clean
+.PHONY: bootstrap bootstrap-test build build-server build-asan run test test-unit bench fmt clean
 
 JOBS ?= $(shell nproc)
 HOST ?= 127.0.0.1
 PORT ?= 4437
 DATA_DIR ?= ./data
 
+# What building and serving need; bootstrap-test adds what the test suites need.
 bootstrap:
 	@scripts/bootstrap
 
-build: bootstrap
+bootstrap-test:
+	@scripts/bootstrap --test
+
+# The server alone: what `make run` needs (no GoogleTest, Node.js or browser).
+build-server: bootstrap
 	@cmake --preset release >/dev/null
+	@cmake --build --preset release -j $(JOBS) --target ordo
+
+# Everything, tests included.
+build: bootstrap-test
+	@cmake --preset release -DORDO_BUILD_TESTS=ON >/dev/null
 	@cmake --build --preset release -j $(JOBS)
 
 # Unit tests only, under AddressSanitizer + UndefinedBehaviorSanitizer (no server build).
-build-asan: bootstrap
-	@cmake --preset asan -DORDO_BUILD_SERVER=OFF >/dev/null
+build-asan: bootstrap-test
+	@cmake --preset asan -DORDO_BUILD_SERVER=OFF -DORDO_BUILD_TESTS=ON >/dev/null
 	@cmake --build --preset asan -j $(JOBS) --target ordo_unit_tests
 
-run: build
+run: build-server
 	./build/release/ordo serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
 test: build build-asan
