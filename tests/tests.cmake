@@ -91,3 +91,11 @@ ordo_vitest(dashboard_assets blackbox/dashboard_assets.test.mjs)
 ordo_vitest(demo blackbox/demo.test.mjs)
 ordo_vitest(dashboard_browser browser/dashboard.test.mjs
             ENV ORDO_TEST_OUTPUT=${CMAKE_BINARY_DIR}/test-output)
+
+# /metrics (issue 15): promtool accepts the exposition, each metric moves with what it counts, and
+# a real Prometheus scrapes ordo under load and answers the append rate and the fsync p99.
+ordo_vitest(metrics blackbox/metrics.test.mjs)
+
+# The front door (issue 15): what each set-up command installs, and the npm lock accepted by
+# `npm ci` with an empty cache.
+ordo_vitest(setup blackbox/setup.test.mjs)

@@ -46,6 +46,7 @@
 #include "base/rfc3339.hpp"
 #include "http/change_filter.hpp"
 #include "http/dashboard.hpp"
+#include "http/server_metrics.hpp"
 #include "http/session_api.hpp"
 #include "http/stream_protocol.hpp"
 #include "streams/catch_up_admission.hpp"
@@ -341,6 +342,8 @@ struct connection : live_subscriber, std::enable_shared_from_this<connection> {
   std::weak_ptr<asio::steady_timer> wait;
   std::mutex live_mu;
   live_parking live;  // guarded by live_mu
+  // What the request being served is for (/metrics counts its answer by it).
+  route_class route = route_class::other;
 };
 
 enum class wait_outcome { changed, timed_out, stopping };
@@ -606,6 +609,7 @@ struct server::impl {
   std::mutex keep_running_mu;
   tcp::acceptor acceptor;
   std::atomic<bool> stopping{false};
+  server_metrics metrics;
 
   // Refusal counts since the last log line; used by the accept loop only.
   std::size_t refused_since_log = 0;
@@ -632,8 +636,15 @@ struct server::impl {
   // Until no connection is open or the deadline passes.
   awaitable<void> wait_for_connections(std::chrono::steady_clock::time_point deadline);
   awaitable<bool> dispatch(request& req, connection& conn);
-  awaitable<bool> dispatch_session_api(request& req, beast::tcp_stream& stream,
-                                       const std::string& path, const boost::urls::url_view& url);
+  awaitable<bool> dispatch_session_api(request& req, connection& conn, const std::string& path,
+                                       const boost::urls::url_view& url);
+  // Counts the answer for /metrics (by conn.route) and writes it.
+  awaitable<bool> respond(connection& conn, string_response& res) {
+    metrics.count_response(conn.route, res.result_int());
+    return write_response(conn.stream, res, stopping);
+  }
+  // GET /metrics: the Prometheus text exposition.
+  awaitable<string_response> metrics_response(const request& req);
 
   awaitable<string_response> handle_put(request& req, const std::string& path);
   awaitable<string_response> handle_post(request& req, const std::string& path);
@@ -770,6 +781,7 @@ awaitable<void> server::impl::answer_over_limit(tcp::socket socket) {
                                                    "after Retry-After"));
   res.keep_alive(false);
   stream.expires_after(k_overflow_timeout);
+  metrics.count_response(probe ? route_class::health : classify_route(target), res.result_int());
   auto [wec, wn] = co_await bhttp::async_write(stream, res, tuple_awaitable);
   if (wec) co_return;
   // A lingering close: closing with the rest of the request unread would reset the connection,
@@ -828,6 +840,7 @@ awaitable<void> server::impl::session(tcp::socket socket) {
                                                  " bytes (--max-body-bytes)"));
       res.keep_alive(false);
       stream.expires_after(k_write_timeout);
+      metrics.count_response(route_class::other, res.result_int());
       co_await bhttp::async_write(stream, res, tuple_awaitable);
       break;
     }
@@ -842,6 +855,7 @@ awaitable<void> server::impl::session(tcp::socket socket) {
         res.result(bhttp::status::request_header_fields_too_large);
         res.keep_alive(false);
         stream.expires_after(k_write_timeout);
+        metrics.count_response(route_class::other, res.result_int());
         co_await bhttp::async_write(stream, res, tuple_awaitable);
       } else if (ec != bhttp::error::end_of_stream && ec != asio::error::eof &&
                  ec != beast::error::timeout && ec != asio::error::connection_reset &&
@@ -853,6 +867,7 @@ awaitable<void> server::impl::session(tcp::socket socket) {
                                                "the HTTP request is malformed: " + ec.message()));
         res.keep_alive(false);
         stream.expires_after(k_write_timeout);
+        metrics.count_response(route_class::other, res.result_int());
         co_await bhttp::async_write(stream, res, tuple_awaitable);
       }
       break;
@@ -886,6 +901,7 @@ awaitable<void> server::impl::session(tcp::socket socket) {
                                                          " bytes (--max-body-bytes)"));
         res.keep_alive(false);
         stream.expires_after(k_write_timeout);
+        metrics.count_response(route_class::other, res.result_int());
         co_await bhttp::async_write(stream, res, tuple_awaitable);
       } else if (rec != asio::error::eof && rec != bhttp::error::end_of_stream &&
                  rec != beast::error::timeout && rec != asio::error::connection_reset &&
@@ -895,6 +911,7 @@ awaitable<void> server::impl::session(tcp::socket socket) {
                                "the HTTP request body is malformed: " + rec.message()));
         res.keep_alive(false);
         stream.expires_after(k_write_timeout);
+        metrics.count_response(route_class::other, res.result_int());
         co_await bhttp::async_write(stream, res, tuple_awaitable);
       }
       break;
@@ -908,15 +925,15 @@ awaitable<void> server::impl::session(tcp::socket socket) {
 }
 
 awaitable<bool> server::impl::dispatch(request& req, connection& conn) {
-  beast::tcp_stream& stream = conn.stream;
   string_response res;
   auto url = boost::urls::parse_origin_form(req.target());
   if (!url) {
     res = error_response(req, make_failure(failure_kind::invalid, "invalid_target",
                                            "the request target is not a valid URL path and query"));
-    co_return co_await write_response(stream, res, stopping);
+    co_return co_await respond(conn, res);
   }
   std::string path = url->path();
+  conn.route = classify_route(path);
 
   if (req.method() == bhttp::verb::options) {
     res = make_response(req, bhttp::status::no_content);
@@ -924,7 +941,7 @@ awaitable<bool> server::impl::dispatch(request& req, connection& conn) {
     res.set(bhttp::field::access_control_allow_headers, k_allow_headers);
     res.set(bhttp::field::access_control_max_age, "86400");
     finish(res, true);
-    co_return co_await write_response(stream, res, stopping);
+    co_return co_await respond(conn, res);
   }
   bool head = req.method() == bhttp::verb::head;
   if (path == "/health" || path == "/ready") {
@@ -934,10 +951,21 @@ awaitable<bool> server::impl::dispatch(request& req, connection& conn) {
           req, make_failure(failure_kind::invalid, "method_not_allowed", "use GET on " + path));
       res.result(bhttp::status::method_not_allowed);
       res.set(bhttp::field::allow, "GET, HEAD");
-      co_return co_await write_response(stream, res, stopping);
+      co_return co_await respond(conn, res);
     }
     res = health_response(req, path);
-    co_return co_await write_response(stream, res, stopping);
+    co_return co_await respond(conn, res);
+  }
+  if (path == "/metrics") {
+    if (req.method() != bhttp::verb::get && !head) {
+      res = error_response(
+          req, make_failure(failure_kind::invalid, "method_not_allowed", "use GET on /metrics"));
+      res.result(bhttp::status::method_not_allowed);
+      res.set(bhttp::field::allow, "GET, HEAD");
+      co_return co_await respond(conn, res);
+    }
+    res = co_await metrics_response(req);
+    co_return co_await respond(conn, res);
   }
   if (is_dashboard_path(path) || path == k_streams_list_path) {
     // The dashboard's page and files, and the stream list its stream browser reads.
@@ -953,7 +981,7 @@ awaitable<bool> server::impl::dispatch(request& req, connection& conn) {
       res.set(name, value);
     res.body() = std::move(answer.body);
     finish(res, head);
-    co_return co_await write_response(stream, res, stopping);
+    co_return co_await respond(conn, res);
   }
   if (auto events = session_events_stream(path)) {
     // A session's event stream: readable with every read mode, written only by ordo.
@@ -961,17 +989,17 @@ awaitable<bool> server::impl::dispatch(request& req, connection& conn) {
       res = error_response(req,
                            make_failure(failure_kind::not_found, "session_not_found",
                                         "no session '" + path.substr(13, path.size() - 20) + "'"));
-      co_return co_await write_response(stream, res, stopping);
+      co_return co_await respond(conn, res);
     }
     if (req.method() == bhttp::verb::get) co_return co_await handle_get(req, conn, *events, *url);
     if (head) {
       res = handle_head(req, *events);
-      co_return co_await write_response(stream, res, stopping);
+      co_return co_await respond(conn, res);
     }
     res = error_response(req, make_failure(failure_kind::forbidden, "managed_stream",
                                            "a session's event stream is written by ordo as the "
                                            "session changes; read it with GET"));
-    co_return co_await write_response(stream, res, stopping);
+    co_return co_await respond(conn, res);
   }
   if (path == "/v1/changes") {
     // The change feed: readable with every read mode and filters, written only by ordo.
@@ -983,43 +1011,43 @@ awaitable<bool> server::impl::dispatch(request& req, connection& conn) {
       auto filter = change_filter_from_query(params);
       if (!filter) {
         res = error_response(req, filter.error());
-        co_return co_await write_response(stream, res, stopping);
+        co_return co_await respond(conn, res);
       }
       co_return co_await handle_get(req, conn, feed, *url, &*filter);
     }
     if (head) {
       res = handle_head(req, feed);
-      co_return co_await write_response(stream, res, stopping);
+      co_return co_await respond(conn, res);
     }
     res = error_response(req, make_failure(failure_kind::forbidden, "managed_stream",
                                            "the change feed is written by ordo; read it with GET"));
-    co_return co_await write_response(stream, res, stopping);
+    co_return co_await respond(conn, res);
   }
-  if (is_session_api_path(path)) co_return co_await dispatch_session_api(req, stream, path, *url);
+  if (is_session_api_path(path)) co_return co_await dispatch_session_api(req, conn, path, *url);
   if (path.rfind(k_stream_route_prefix, 0) != 0) {
     res = error_response(req, make_failure(failure_kind::not_found, "route_not_found",
                                            "no resource at '" + path + "'; streams live under " +
                                                std::string(k_stream_route_prefix)));
-    co_return co_await write_response(stream, res, stopping);
+    co_return co_await respond(conn, res);
   }
   std::string stream_path = path.substr(k_stream_route_prefix.size());
   if (auto s = validate_stream_path(stream_path); !s) {
     res = error_response(req, s.error());
-    co_return co_await write_response(stream, res, stopping);
+    co_return co_await respond(conn, res);
   }
   switch (req.method()) {
     case bhttp::verb::put:
       res = co_await handle_put(req, stream_path);
-      co_return co_await write_response(stream, res, stopping);
+      co_return co_await respond(conn, res);
     case bhttp::verb::post:
       res = co_await handle_post(req, stream_path);
-      co_return co_await write_response(stream, res, stopping);
+      co_return co_await respond(conn, res);
     case bhttp::verb::delete_:
       res = co_await handle_delete(req, stream_path);
-      co_return co_await write_response(stream, res, stopping);
+      co_return co_await respond(conn, res);
     case bhttp::verb::head:
       res = handle_head(req, stream_path);
-      co_return co_await write_response(stream, res, stopping);
+      co_return co_await respond(conn, res);
     case bhttp::verb::get:
       co_return co_await handle_get(req, conn, stream_path, *url);
     default: {
@@ -1027,7 +1055,7 @@ awaitable<bool> server::impl::dispatch(request& req, connection& conn) {
                                              "streams accept " + std::string(k_stream_methods)));
       res.result(bhttp::status::method_not_allowed);
       res.set(bhttp::field::allow, k_stream_methods);
-      co_return co_await write_response(stream, res, stopping);
+      co_return co_await respond(conn, res);
     }
   }
 }
@@ -1048,7 +1076,25 @@ string_response server::impl::health_response(const request& req, std::string_vi
   return res;
 }
 
-awaitable<bool> server::impl::dispatch_session_api(request& req, beast::tcp_stream& stream,
+awaitable<string_response> server::impl::metrics_response(const request& req) {
+  auto op = await_engine<result<sessions::session_counts>>(
+      [this](auto done) { sessions.counts(std::move(done)); });
+  result<sessions::session_counts> counts = co_await std::move(op);
+  if (!counts) spdlog::warn("/metrics: counting sessions failed: {}", counts.error().message);
+  metrics_scrape scrape{engine, metrics};
+  scrape.open_connections = served_connections.load();
+  scrape.catch_up_active = admission.active();
+  scrape.catch_up_waiting = admission.waiting();
+  if (counts) scrape.sessions = std::move(*counts);
+  auto res = make_response(req, bhttp::status::ok);
+  res.set(bhttp::field::content_type, k_metrics_content_type);
+  res.set(bhttp::field::cache_control, "no-store");
+  res.body() = render_metrics(scrape);
+  finish(res, req.method() == bhttp::verb::head);
+  co_return res;
+}
+
+awaitable<bool> server::impl::dispatch_session_api(request& req, connection& conn,
                                                    const std::string& path,
                                                    const boost::urls::url_view& url) {
   auto api = std::make_shared<api_request>();
@@ -1066,7 +1112,7 @@ awaitable<bool> server::impl::dispatch_session_api(request& req, beast::tcp_stre
     res.set(name, value);
   res.body() = std::move(answer.body);
   finish(res, req.method() == bhttp::verb::head);
-  co_return co_await write_response(stream, res, stopping);
+  co_return co_await respond(conn, res);
 }
 
 result<std::shared_ptr<stream_record>> server::impl::live_stream(const std::string& path) {
@@ -1213,12 +1259,11 @@ string_response server::impl::handle_head(request& req, const std::string& path)
 awaitable<bool> server::impl::handle_get(request& req, connection& conn, const std::string& path,
                                          const boost::urls::url_view& url,
                                          const change_filter* filter) {
-  beast::tcp_stream& stream = conn.stream;
   string_response res;
   auto record_result = live_stream(path);
   if (!record_result) {
     res = error_response(req, record_result.error());
-    co_return co_await write_response(stream, res, stopping);
+    co_return co_await respond(conn, res);
   }
   std::shared_ptr<stream_record> record = *record_result;
 
@@ -1228,7 +1273,7 @@ awaitable<bool> server::impl::handle_get(request& req, connection& conn, const s
   auto query = parse_read_query(params);
   if (!query) {
     res = error_response(req, query.error());
-    co_return co_await write_response(stream, res, stopping);
+    co_return co_await respond(conn, res);
   }
 
   const stream_config& c = record->config();
@@ -1258,7 +1303,7 @@ awaitable<bool> server::impl::handle_get(request& req, connection& conn, const s
         // The grace was cut short by a shutdown: the offset may well be valid, so not 410.
         res = error_response(req, make_failure(failure_kind::unavailable, "server_stopping",
                                                "the server is shutting down; retry the read"));
-        co_return co_await write_response(stream, res, stopping);
+        co_return co_await respond(conn, res);
       }
     }
     if (at.prefix != c.offset_prefix || at.position > st.tail) {
@@ -1273,7 +1318,7 @@ awaitable<bool> server::impl::handle_get(request& req, connection& conn, const s
                                          : "this offset is beyond the stream's tail (the "
                                            "database was restored from an older copy)") +
                          "; re-read the stream from offset -1"));
-        co_return co_await write_response(stream, res, stopping);
+        co_return co_await respond(conn, res);
       }
     }
     position = at.position;
@@ -1291,7 +1336,7 @@ awaitable<bool> server::impl::handle_get(request& req, connection& conn, const s
     f.with("oldest_offset", "\"" + format_offset({c.offset_prefix, st.pruned_upto}) + "\"");
     if (feed) f.with("snapshot", "\"/v1/changes/snapshot\"");
     res = error_response(req, f);
-    co_return co_await write_response(stream, res, stopping);
+    co_return co_await respond(conn, res);
   }
 
   std::optional<std::string> cursor;
@@ -1313,9 +1358,11 @@ awaitable<bool> server::impl::handle_get(request& req, connection& conn, const s
     res.set(bhttp::field::cache_control, "no-store");
     res.body() = c.payload == payload_mode::json ? "[]" : "";
     finish(res, false);
-    co_return co_await write_response(stream, res, stopping);
+    co_return co_await respond(conn, res);
   }
 
+  std::optional<gauge_hold> long_poll_gauge;
+  if (query->live == live_mode::long_poll) long_poll_gauge.emplace(metrics.long_poll_readers);
   if (query->live == live_mode::long_poll && filter && filter->active()) {
     // Scan forward over events the filter drops, waiting at the tail, until one matches, the
     // stream closes or the timeout passes. The answer's offset covers everything scanned.
@@ -1362,11 +1409,11 @@ awaitable<bool> server::impl::handle_get(request& req, connection& conn, const s
       st = record->state();
       if (st.lifecycle == stream_lifecycle::removed) {
         res = error_response(req, stream_not_found());
-        co_return co_await write_response(stream, res, stopping);
+        co_return co_await respond(conn, res);
       }
       if (st.lifecycle == stream_lifecycle::soft_deleted) {
         res = error_response(req, stream_gone());
-        co_return co_await write_response(stream, res, stopping);
+        co_return co_await respond(conn, res);
       }
     }
     if (position >= st.tail) {
@@ -1380,7 +1427,7 @@ awaitable<bool> server::impl::handle_get(request& req, connection& conn, const s
       }
       res.set(bhttp::field::cache_control, "no-store");
       finish(res, true);
-      co_return co_await write_response(stream, res, stopping);
+      co_return co_await respond(conn, res);
     }
   }
   if (query->live == live_mode::long_poll && position >= st.tail) {
@@ -1394,10 +1441,10 @@ awaitable<bool> server::impl::handle_get(request& req, connection& conn, const s
     }
     res.set(bhttp::field::cache_control, "no-store");
     finish(res, true);
-    co_return co_await write_response(stream, res, stopping);
+    co_return co_await respond(conn, res);
   }
   res = co_await catch_up_response(req, conn, record, position, cursor, filter);
-  co_return co_await write_response(stream, res, stopping);
+  co_return co_await respond(conn, res);
 }
 
 awaitable<string_response> server::impl::catch_up_response(
@@ -1472,6 +1519,7 @@ awaitable<admission_outcome> server::impl::admit(connection& conn) {
     });
   });
   if (!ticket) co_return admission_outcome::admitted;
+  metrics.catch_up_waits.add();
   // Settles the ticket on every exit, including destruction of this frame when the server stops:
   // withdrawn if still waiting, else the slot it was given goes back.
   struct ticket_guard {
@@ -1503,6 +1551,7 @@ awaitable<read_result> server::impl::read_admitted(connection& conn,
                                        "the server is shutting down; retry the read")};
   }
   if (admitted == admission_outcome::timed_out) {
+    metrics.catch_up_refusals.add();
     co_return read_result{
         std::nullopt,
         make_failure(failure_kind::unavailable, "catch_up_busy",
@@ -1536,7 +1585,7 @@ awaitable<bool> server::impl::serve_sse(request& req, connection& conn,
     read_result first = co_await read_admitted(conn, record, position);
     if (!first.chunk) {
       string_response res = error_response(req, first.error);
-      co_return co_await write_response(stream, res, stopping);
+      co_return co_await respond(conn, res);
     }
     pending = std::move(first.chunk);
   }
@@ -1561,8 +1610,10 @@ awaitable<bool> server::impl::serve_sse(request& req, connection& conn,
     bhttp::response_serializer<bhttp::empty_body> serializer{head};
     stream.expires_after(options.sse_write_timeout);
     auto [ec, n] = co_await bhttp::async_write_header(stream, serializer, tuple_awaitable);
+    metrics.count_response(conn.route, 200);
     if (ec) co_return false;
   }
+  gauge_hold reader_gauge(metrics.sse_readers);
 
   // The offset of the last control event written whole: where the client resumes.
   std::uint64_t delivered = position;
@@ -1570,6 +1621,7 @@ awaitable<bool> server::impl::serve_sse(request& req, connection& conn,
   // Logs a reader cut off for not draining; true when the write went out whole.
   auto note_stall = [&](write_outcome w) {
     if (w == write_outcome::stalled) {
+      metrics.slow_readers_reset.add();
       spdlog::warn(
           "sse reader stalled: its socket took no byte for {} ms (--sse-write-timeout); "
           "connection reset, it resumes from its last control event, offset {} (stream {}, "

@@ -567,6 +567,36 @@ bool session_service::submit_change_feed_job(std::function<void()> then) {
   return engine_.submit(std::move(job));
 }
 
+void session_service::counts(std::function<void(result<session_counts>)> done) {
+  auto shared_done = std::make_shared<std::function<void(result<session_counts>)>>(std::move(done));
+  // Metrics may show a commit whose flush is still running: nothing is answered from them that
+  // a client could act on, so this read does not wait for durability.
+  bool queued = engine_.read_with(
+      [shared_done](sqlite::read_context& ctx) {
+        session_tables t(ctx.statements);
+        auto states = t.sessions_by_state();
+        if (!states) return (*shared_done)(std::move(states).error());
+        auto statuses = t.commands_by_status();
+        if (!statuses) return (*shared_done)(std::move(statuses).error());
+        auto count_of = [](const auto& rows, std::string_view name) -> std::int64_t {
+          for (const auto& [key, n] : rows)
+            if (key == name) return n;
+          return 0;
+        };
+        session_counts out;
+        for (std::string_view state : all_state_names())
+          out.sessions_by_state.emplace_back(std::string(state), count_of(*states, state));
+        for (std::string_view status : k_command_statuses)
+          out.commands_by_status.emplace_back(std::string(status), count_of(*statuses, status));
+        (*shared_done)(std::move(out));
+      },
+      [shared_done](const failure& f) { (*shared_done)(f); });
+  if (!queued) {
+    (*shared_done)(make_failure(failure_kind::unavailable, "read_queue_full",
+                                "too many reads are waiting; retry shortly"));
+  }
+}
+
 void session_service::changes_snapshot(reply_callback done) {
   run_read(
       engine_,

@@ -20,6 +20,8 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "base/result.hpp"
 #include "streams/stream_engine.hpp"
@@ -79,6 +81,16 @@ struct row_list_query {
   std::optional<int> limit;
 };
 
+// How many sessions are in each state and commands in each status, for /metrics: every state
+// and status is listed, with 0 where there is none.
+struct session_counts {
+  std::vector<std::pair<std::string, std::int64_t>> sessions_by_state;
+  std::vector<std::pair<std::string, std::int64_t>> commands_by_status;
+};
+// Every status a command can have (the commands table's CHECK constraint).
+inline constexpr std::string_view k_command_statuses[] = {"accepted", "delivered", "done", "failed",
+                                                          "interrupted"};
+
 class session_service {
  public:
   session_service(stream_engine& engine, session_service_options options);
@@ -115,6 +127,8 @@ class session_service {
   // ---- the change feed
   // Every live project and session, and the feed offset they are consistent at.
   void changes_snapshot(reply_callback done);
+  // Counts sessions by state and commands by status on a reader thread (two GROUP BY scans).
+  void counts(std::function<void(result<session_counts>)> done);
 
   // ---- pull requests
   // Records what an SCM poller saw of one PR (facts, checks, the comment set) in one

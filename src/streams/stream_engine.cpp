@@ -207,6 +207,33 @@ void stream_engine::stop() {
   if (readers_) readers_->stop();
 }
 
+std::string_view to_string(storage_state s) {
+  switch (s) {
+    case storage_state::ok:
+      return "ok";
+    case storage_state::busy:
+      return "busy";
+    case storage_state::full:
+      return "full";
+    case storage_state::replaced:
+      return "replaced";
+    case storage_state::poisoned:
+      return "poisoned";
+  }
+  return "ok";
+}
+
+storage_state stream_engine::current_storage_state() const {
+  if (poisoned_) return storage_state::poisoned;
+  if (file_lost_) return storage_state::replaced;
+  return last_batch_state_.load();
+}
+
+std::pair<std::size_t, std::size_t> stream_engine::write_queue_depth() const {
+  std::lock_guard lock(queue_mu_);
+  return {queue_.size(), queued_bytes_};
+}
+
 bool stream_engine::writable() const {
   return !poisoned_.load() && !file_lost_.load();
 }
@@ -1005,10 +1032,17 @@ void stream_engine::complete_batch(committed_batch& b) {
   }
   if (batch_failure) {
     ++transactions_failed_;
+    if (batch_failure->code == sqlite::k_storage_busy) {
+      last_batch_state_ = storage_state::busy;
+    } else if (batch_failure->code == sqlite::k_storage_full) {
+      last_batch_state_ = storage_state::full;
+    }
     spdlog::error("write batch of {} jobs failed: {}", b.jobs.size(), batch_failure->message);
   } else {
     ++transactions_committed_;
     jobs_committed_ += b.jobs.size();
+    last_batch_state_ = storage_state::ok;
+    metrics_.batch_jobs.observe(b.jobs.size());
   }
   for (std::size_t i = 0; i < b.jobs.size(); ++i) {
     std::visit(
@@ -1080,7 +1114,12 @@ void stream_engine::set_wake_executor(wake_executor run) {
 
 status stream_engine::commit_transaction(std::uint64_t& number) {
   number = syncer_->begin_commit();
+  auto started = std::chrono::steady_clock::now();
   status s = tables_->commit();
+  metrics_.commit_durations.observe(
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::steady_clock::now() - started)
+                                     .count()));
   syncer_->request(number);  // whatever the outcome: readers waiting for it must not hang
   if (!s) poison_if_unknown(s.error());
   return s;
@@ -1137,6 +1176,8 @@ void stream_engine::publish_effects(const std::vector<stream_effect>& effects) {
     auto record = find_by_id(e.stream_id);
     if (!record) continue;
     if (e.what == stream_effect::kind::append) {
+      metrics_.appended_messages.add();
+      metrics_.appended_bytes.add(e.message->size());
       record->publish_append(e.after, {e.message}, false);
       defer_wake(std::move(record));
     } else if (e.what == stream_effect::kind::prune) {
@@ -1376,8 +1417,11 @@ void stream_engine::publish_create(create_job& j) {
     by_path_[row.path] = record;
   }
   std::vector<message_ptr> messages;
-  for (auto& [position, data] : j.messages)
+  for (auto& [position, data] : j.messages) {
+    metrics_.appended_messages.add();
+    metrics_.appended_bytes.add(data->size());
     messages.push_back(data);
+  }
   record->publish_append(base, std::move(messages), row.closed);
   // A reader may have found the record in the registry above before its first messages.
   defer_wake(std::move(record));
@@ -1529,7 +1573,12 @@ void stream_engine::publish_append(append_job& j) {
   auto record = find_by_id(j.stream_id);
   if (!record) return;
   std::vector<message_ptr> messages;
-  if (j.message) messages.push_back(j.message);
+  if (j.message) {
+    metrics_.appends.add();
+    metrics_.appended_messages.add();
+    metrics_.appended_bytes.add(j.message->size());
+    messages.push_back(j.message);
+  }
   record->touch(j.req.now_ms);
   record->publish_append(j.after, std::move(messages), j.closes);
   defer_wake(std::move(record));
@@ -1645,6 +1694,7 @@ void stream_engine::enforce_cache_budget(
       cached.emplace_back(r->cache_last_used(), r.get());
     }
   }
+  tail_cache_bytes_ = total;
   if (total <= options_.tail_cache_total_bytes) return;
   std::sort(cached.begin(), cached.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -1656,6 +1706,7 @@ void stream_engine::enforce_cache_budget(
     dropped += freed;
     ++streams;
   }
+  tail_cache_bytes_ = total;
   spdlog::debug("tail caches over --tail-cache-total-bytes: emptied {} streams' ({} bytes)",
                 streams, dropped);
 }

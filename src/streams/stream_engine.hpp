@@ -42,6 +42,7 @@
 #include <variant>
 #include <vector>
 
+#include "base/metrics.hpp"
 #include "base/result.hpp"
 #include "storage/sqlite/database.hpp"
 #include "storage/sqlite/read_pool.hpp"
@@ -88,6 +89,31 @@ struct writer_stats {
   std::uint64_t jobs_committed = 0;
   std::uint64_t transactions_failed = 0;
 };
+
+// What the writer did, for /metrics (docs/OPERATIONS.md explains each metric). Written on the
+// writer thread, read by scrapes on any thread.
+struct engine_metrics {
+  metrics::counter appends;            // client appends that stored a message
+  metrics::counter appended_messages;  // messages stored by any write: appends, creates with
+                                       // data, session events, the change feed
+  metrics::counter appended_bytes;     // those messages' payload bytes
+  // Jobs per committed write batch (one transaction, one flush).
+  metrics::histogram batch_jobs{{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096}, 1};
+  // How long each COMMIT statement took (every transaction of the writer: batches, moves of the
+  // append log, maintenance).
+  metrics::histogram commit_durations{metrics::latency_bounds_ns(),
+                                      metrics::k_nanoseconds_per_second};
+};
+
+// Whether the storage takes writes, most serious first in the order below: a commit of unknown
+// outcome (poisoned, until restart); the file replaced, moved or deleted under the server
+// (until a valid file is adopted); the last write batch failed because the disk is full, or
+// because another process held a lock past --busy-timeout (until a batch commits again).
+enum class storage_state { ok, busy, full, replaced, poisoned };
+std::string_view to_string(storage_state s);
+inline constexpr storage_state k_storage_states[] = {storage_state::ok, storage_state::busy,
+                                                     storage_state::full, storage_state::replaced,
+                                                     storage_state::poisoned};
 
 struct producer_claim {
   std::string id;
@@ -331,6 +357,14 @@ class stream_engine {
   std::vector<std::shared_ptr<stream_record>> client_streams() const;
   writer_stats stats() const;
   const stream_engine_options& options() const { return options_; }
+  const engine_metrics& metrics() const { return metrics_; }
+  // How long each flush of the -wal took (empty unless --sync full in WAL mode).
+  const metrics::histogram& flush_durations() const { return syncer_->flush_durations(); }
+  storage_state current_storage_state() const;
+  // Jobs and payload bytes waiting for the writer.
+  std::pair<std::size_t, std::size_t> write_queue_depth() const;
+  // What all tail caches held after the last maintenance pass (twice a second).
+  std::size_t tail_cache_bytes() const { return tail_cache_bytes_.load(); }
 
  private:
   struct create_job;
@@ -421,7 +455,7 @@ class stream_engine {
   path_map by_path_;  // registry_mu_
   record_map by_id_;  // registry_mu_
 
-  std::mutex queue_mu_;
+  mutable std::mutex queue_mu_;
   std::condition_variable queue_cv_;
   std::deque<std::pair<job, std::size_t>> queue_;  // guarded by queue_mu_
   std::size_t queued_bytes_ = 0;                   // guarded by queue_mu_
@@ -472,6 +506,10 @@ class stream_engine {
   std::function<void()> adopted_hook_;           // guarded by registry_mu_
 
   std::atomic<bool> poisoned_{false};
+  // ok, busy or full: how the last write batch ended (current_storage_state()).
+  std::atomic<storage_state> last_batch_state_{storage_state::ok};
+  std::atomic<std::size_t> tail_cache_bytes_{0};
+  engine_metrics metrics_;
   // After a failed move of the append log, the log size at which the next one is tried
   // (writer thread only).
   std::int64_t merge_retry_rows_ = 0;

@@ -286,6 +286,26 @@ result<std::optional<std::int64_t>> session_tables::stream_by_path(std::string_v
   return one<std::int64_t>(s, [](const statement& st) { return st.column_int64(0); });
 }
 
+namespace {
+
+result<std::vector<std::pair<std::string, std::int64_t>>> counts(statement* s) {
+  return all<std::pair<std::string, std::int64_t>>(s, [](const statement& st) {
+    return std::pair{std::string(st.column_text(0)), st.column_int64(1)};
+  });
+}
+
+}  // namespace
+
+result<std::vector<std::pair<std::string, std::int64_t>>> session_tables::sessions_by_state() {
+  ORDO_PREPARE(s, "SELECT state, COUNT(*) FROM sessions GROUP BY state");
+  return counts(s);
+}
+
+result<std::vector<std::pair<std::string, std::int64_t>>> session_tables::commands_by_status() {
+  ORDO_PREPARE(s, "SELECT status, COUNT(*) FROM commands GROUP BY status");
+  return counts(s);
+}
+
 result<std::vector<std::string>> session_tables::sessions_with_heartbeat_before(
     const std::vector<std::string>& states, std::int64_t before_ms) {
   std::string sql = "SELECT id FROM sessions WHERE state IN (";

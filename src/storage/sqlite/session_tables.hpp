@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/result.hpp"
@@ -164,6 +165,10 @@ class session_tables {
   result<std::vector<session_row>> live_sessions();
   // The id of the stream at `path` (live), for reads that need a managed stream's tail.
   result<std::optional<std::int64_t>> stream_by_path(std::string_view path);
+  // How many sessions are in each state, and commands in each status (states with none are
+  // left out): what /metrics reports.
+  result<std::vector<std::pair<std::string, std::int64_t>>> sessions_by_state();
+  result<std::vector<std::pair<std::string, std::int64_t>>> commands_by_status();
   // Sessions in `states` whose last heartbeat is older than `before_ms`.
   result<std::vector<std::string>> sessions_with_heartbeat_before(
       const std::vector<std::string>& states, std::int64_t before_ms);

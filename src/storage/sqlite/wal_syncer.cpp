@@ -1,5 +1,7 @@
 #include "storage/sqlite/wal_syncer.hpp"
 
+#include <chrono>
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -117,8 +119,16 @@ void wal_syncer::run() {
         if (dir_fd >= 0) ::close(dir_fd);
       }
     }
-    if (flushed && ::fdatasync(fd_) != 0) {
-      flushed = flush_failure("flushing the write-ahead log", path, errno);
+    if (flushed) {
+      auto started = std::chrono::steady_clock::now();
+      if (::fdatasync(fd_) != 0) {
+        flushed = flush_failure("flushing the write-ahead log", path, errno);
+      } else {
+        flush_durations_.observe(
+            static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                           std::chrono::steady_clock::now() - started)
+                                           .count()));
+      }
     }
     lock.lock();
     flushing_ = false;

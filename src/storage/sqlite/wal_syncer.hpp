@@ -36,6 +36,7 @@
 #include <string>
 #include <thread>
 
+#include "base/metrics.hpp"
 #include "base/result.hpp"
 
 namespace ordo::sqlite {
@@ -70,6 +71,8 @@ class wal_syncer {
   bool settled(std::uint64_t number) const;
   // Waits until every commit begun before the call is durable.
   status wait_for_begun();
+  // How long each fdatasync of the -wal took (/metrics: ordo_fsync_duration_seconds).
+  const metrics::histogram& flush_durations() const { return flush_durations_; }
 
  private:
   void run();
@@ -87,6 +90,8 @@ class wal_syncer {
   std::uint64_t flushed_ = 0;     // mu_
   std::optional<failure> error_;  // mu_
   bool stopping_ = false;         // mu_
+  metrics::histogram flush_durations_{metrics::latency_bounds_ns(),
+                                      metrics::k_nanoseconds_per_second};
   std::thread thread_;
 };
 
