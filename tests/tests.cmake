@@ -30,6 +30,11 @@ ordo_vitest(bad_input blackbox/bad_input.test.mjs)
 # The command line: --help, ORDO_* variables, refused flags, SIGTERM, restarts.
 ordo_vitest(serve_cli blackbox/serve_cli.test.mjs)
 
+# The config file (ordo serve --config, ORDO_CONFIG): flag over variable over file over default,
+# refused files (unknown key, bad value, bad syntax, missing) exit 2 naming the key, and
+# packaging/ordo.toml names every serve option and starts a server.
+ordo_vitest(config_file blackbox/config_file.test.mjs)
+
 # Graceful shutdown: SSE readers get a last control event to resume from, long-polls are
 # answered, in-flight writes are kept or refused, 1,000 readers, --shutdown-timeout, a second
 # signal, the WAL checkpoint.
