@@ -99,7 +99,10 @@ std::vector<CLI::ConfigItem> config_file_format::from_config(std::istream& input
       throw at("'" + key + "' is not a key (keys are option names such as port or data-dir)");
     }
     const CLI::Option* option = command_.get_option_no_throw("--" + key);
-    if (option == nullptr) throw at("unknown key '" + key + "'");
+    // --help is an option too, but not a setting.
+    if (option == nullptr || option == command_.get_help_ptr()) {
+      throw at("unknown key '" + key + "'");
+    }
     if (!option->get_configurable()) throw at("'" + key + "' cannot be set in a config file");
     if (auto [it, inserted] = line_of_key.emplace(key, number); !inserted) {
       throw at("'" + key + "' is set twice (first on line " + std::to_string(it->second) + ")");

@@ -161,6 +161,7 @@ describe("a file ordo refuses stops start-up with exit code 2 and names the key"
     ["a table", "[serve]\nport = 1\n", ["tables"]],
     ["a key set twice", "threads = 2\nthreads = 3\n", ["'threads' is set twice", "line 2"]],
     ["two values", "threads = 2 3\n", ["'threads' has more than one value"]],
+    ["help, which is not a setting", "help = true\n", ["unknown key 'help'"]],
     ["the config key itself", 'config = "/etc/ordo/ordo.toml"\n', ["'config' cannot be set"]],
   ]) {
     test(what, () => {
