@@ -73,8 +73,7 @@ std::size_t value_end(std::string_view text, std::string& problem) {
 
 }  // namespace
 
-config_file_format::config_file_format(const CLI::App& command, std::string path)
-    : command_(command), path_(std::move(path)) {}
+config_file_format::config_file_format(const CLI::App& command) : command_(command) {}
 
 std::vector<CLI::ConfigItem> config_file_format::from_config(std::istream& input) const {
   std::string text;
@@ -129,7 +128,7 @@ void apply_config_file(CLI::App& command, const std::string& path) {
   if (!input) {
     throw CLI::FileError(prefix + "cannot open it: " + std::string(std::strerror(errno)));
   }
-  command.config_formatter(std::make_shared<config_file_format>(command, path));
+  command.config_formatter(std::make_shared<config_file_format>(command));
   command.allow_config_extras(CLI::config_extras_mode::error);
   try {
     command.parse_from_stream(input);

@@ -18,13 +18,12 @@ namespace ordo::cli {
 class config_file_format : public CLI::ConfigTOML {
  public:
   // `command` is the subcommand whose options the keys name; it must outlive this object.
-  config_file_format(const CLI::App& command, std::string path);
+  explicit config_file_format(const CLI::App& command);
 
   std::vector<CLI::ConfigItem> from_config(std::istream& input) const override;
 
  private:
   const CLI::App& command_;
-  std::string path_;
 };
 
 // Reads `path` into the options of `command` that neither the command line nor their
