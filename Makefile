@@ -1,10 +1,12 @@
 # ordo — common tasks. `make run` and `make test` are the two set-up commands (see README).
-.PHONY: bootstrap bootstrap-test build build-server build-asan run test test-unit bench fmt clean
+.PHONY: bootstrap bootstrap-test build build-server build-asan run test test-unit bench fmt clean \
+	install package
 
 JOBS ?= $(shell nproc)
 HOST ?= 127.0.0.1
 PORT ?= 4437
 DATA_DIR ?= ./data
+PREFIX ?= /usr/local
 
 # What building and serving need; bootstrap-test adds what the test suites need.
 bootstrap:
@@ -30,6 +32,19 @@ build-asan: bootstrap-test
 
 run: build-server
 	./build/release/ordo serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
+
+# The server (stripped), its systemd unit and config file, and the client library, under PREFIX;
+# the config file goes to /etc/ordo when PREFIX is /usr (docs/OPERATIONS.md, "Installing as a
+# service"). DESTDIR=dir stages the install under dir.
+install: build-server
+	DESTDIR=$(DESTDIR) cmake --install build/release --prefix $(PREFIX)
+
+# The Debian package of the server, from the release build; prints its path
+# (build/release/ordo_<version>_<arch>.deb).
+package: build-server
+	@scripts/bootstrap --package
+	@cd build/release && cpack -G DEB >cpack.log 2>&1 || { cat cpack.log; exit 1; }
+	@sed -n 's/^CPack: - package: \(.*\) generated\.$$/\1/p' build/release/cpack.log
 
 test: build build-asan
 	ctest --preset asan

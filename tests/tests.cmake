@@ -30,6 +30,20 @@ ordo_vitest(bad_input blackbox/bad_input.test.mjs)
 # The command line: --help, ORDO_* variables, refused flags, SIGTERM, restarts.
 ordo_vitest(serve_cli blackbox/serve_cli.test.mjs)
 
+# The config file (ordo serve --config, ORDO_CONFIG): flag over variable over file over default,
+# refused files (unknown key, bad value, bad syntax, missing) exit 2 naming the key, and
+# packaging/ordo.toml names every serve option and starts a server.
+ordo_vitest(config_file blackbox/config_file.test.mjs)
+
+# Installing (cmake --install / make install: layout, stripped binary, the unit's paths, the
+# config file kept, nothing in the real /etc) and the Debian package (cpack; control fields,
+# conffile, maintainer scripts, systemd-analyze verify and security, the unpacked binary serving).
+add_test(NAME install_layout
+         COMMAND sh ${ORDO_TESTS_DIR}/package/install_layout.sh ${CMAKE_BINARY_DIR} ${CMAKE_SOURCE_DIR})
+add_test(NAME deb_package
+         COMMAND sh ${ORDO_TESTS_DIR}/package/deb_package.sh ${CMAKE_BINARY_DIR} ${CMAKE_SOURCE_DIR})
+set_tests_properties(install_layout deb_package PROPERTIES TIMEOUT 180)
+
 # Graceful shutdown: SSE readers get a last control event to resume from, long-polls are
 # answered, in-flight writes are kept or refused, 1,000 readers, --shutdown-timeout, a second
 # signal, the WAL checkpoint.

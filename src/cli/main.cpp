@@ -1,5 +1,6 @@
 // The `ordo` command. `ordo serve` runs the server; every option also reads an ORDO_*
-// environment variable (the flag wins).
+// environment variable and a key of the --config file (cli/config_file.hpp): a flag wins over
+// its variable, which wins over the file, which wins over the default.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -13,6 +14,7 @@
 
 #include "base/duration.hpp"
 #include "cli/client_commands.hpp"
+#include "cli/config_file.hpp"
 #include "cli/demo.hpp"
 #include "cli/doctor.hpp"
 #include "cli/inspect.hpp"
@@ -41,6 +43,7 @@ std::chrono::milliseconds duration_of(const std::string& text) {
 }
 
 struct serve_flags {
+  std::string config_file;
   std::string host = "127.0.0.1";
   std::uint16_t port = 4437;
   std::string data_dir = "./data";
@@ -73,6 +76,186 @@ struct serve_flags {
   std::string busy_timeout = "5s";
   std::string log_level = "info";
 };
+
+// The options of `ordo serve`, on `cmd`, writing into `f`. Also used for a scratch command that
+// checks a whole config file (see main).
+void add_serve_options(CLI::App& cmd, serve_flags& f) {
+  duration_validator duration;
+  cmd.add_option("--config", f.config_file,
+                 "TOML file setting any of these options by name without the dashes "
+                 "(port = 4437); a flag or variable wins over it")
+      ->envname("ORDO_CONFIG")
+      ->configurable(false)
+      ->type_name("FILE");
+  cmd.add_option("--host", f.host, "Address to listen on")
+      ->envname("ORDO_HOST")
+      ->capture_default_str();
+  cmd.add_option("--port", f.port, "TCP port (0 picks a free one)")
+      ->envname("ORDO_PORT")
+      ->capture_default_str();
+  cmd.add_option("--data-dir", f.data_dir, "Directory holding the database (ordo.db)")
+      ->envname("ORDO_DATA_DIR")
+      ->capture_default_str();
+  cmd.add_option("--sync", f.sync,
+                 "full: fsync every commit before acknowledging writers; normal: survive a "
+                 "crash of ordo but not of the machine")
+      ->envname("ORDO_SYNC")
+      ->check(CLI::IsMember({"full", "normal"}))
+      ->capture_default_str();
+  cmd.add_option("--threads", f.threads, "Network threads")
+      ->envname("ORDO_THREADS")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  cmd.add_option("--long-poll-timeout", f.long_poll_timeout,
+                 "How long a long-poll read waits for data before answering 204")
+      ->envname("ORDO_LONG_POLL_TIMEOUT")
+      ->check(duration)
+      ->type_name("DURATION")
+      ->capture_default_str();
+  cmd.add_option("--max-body-bytes", f.max_body_bytes,
+                 "Largest request body accepted; larger ones get 413")
+      ->envname("ORDO_MAX_BODY_BYTES")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 31))
+      ->capture_default_str();
+  cmd.add_option("--sse-heartbeat", f.sse_heartbeat,
+                 "Interval of keep-alive comments on idle SSE connections")
+      ->envname("ORDO_SSE_HEARTBEAT")
+      ->check(duration)
+      ->type_name("DURATION")
+      ->capture_default_str();
+  cmd.add_option("--sse-max-duration", f.sse_max_duration,
+                 "SSE connections are closed after this long; clients resume from their "
+                 "last offset (lets caches collapse readers)")
+      ->envname("ORDO_SSE_MAX_DURATION")
+      ->check(duration)
+      ->type_name("DURATION")
+      ->capture_default_str();
+  cmd.add_option("--idle-timeout", f.idle_timeout,
+                 "Keep-alive connections with no request for this long are closed")
+      ->envname("ORDO_IDLE_TIMEOUT")
+      ->check(duration)
+      ->type_name("DURATION")
+      ->capture_default_str();
+  cmd.add_option("--shutdown-timeout", f.shutdown_timeout,
+                 "On SIGTERM/SIGINT, how long open connections get to finish before they are "
+                 "cut")
+      ->envname("ORDO_SHUTDOWN_TIMEOUT")
+      ->check(duration)
+      ->type_name("DURATION")
+      ->capture_default_str();
+  cmd.add_option("--max-connections", f.max_connections,
+                 "Connections served at once; beyond it new ones get 503 too_many_connections "
+                 "(a small reserve still answers /health and /ready)")
+      ->envname("ORDO_MAX_CONNECTIONS")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{10'000'000}))
+      ->capture_default_str();
+  cmd.add_option("--sse-write-timeout", f.sse_write_timeout,
+                 "An SSE reader whose socket accepts no byte for this long is disconnected; it "
+                 "resumes from the last control event it received")
+      ->envname("ORDO_SSE_WRITE_TIMEOUT")
+      ->check(duration)
+      ->type_name("DURATION")
+      ->capture_default_str();
+  cmd.add_option("--max-catch-up-reads", f.max_catch_up_reads,
+                 "Catch-up reads from disk in progress at once; more wait in line (live "
+                 "readers served from memory never wait)")
+      ->envname("ORDO_MAX_CATCH_UP_READS")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{4096}))
+      ->capture_default_str();
+  cmd.add_option("--catch-up-wait-timeout", f.catch_up_wait_timeout,
+                 "How long a catch-up read waits in line before 503 catch_up_busy")
+      ->envname("ORDO_CATCH_UP_WAIT_TIMEOUT")
+      ->check(duration)
+      ->type_name("DURATION")
+      ->capture_default_str();
+  cmd.add_option("--read-chunk-bytes", f.read_chunk_bytes,
+                 "Most payload bytes in one catch-up response or SSE event")
+      ->envname("ORDO_READ_CHUNK_BYTES")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 30))
+      ->capture_default_str();
+  cmd.add_option("--tail-cache-bytes", f.tail_cache_bytes,
+                 "Recent messages kept in memory per stream for live readers")
+      ->envname("ORDO_TAIL_CACHE_BYTES")
+      ->capture_default_str();
+  cmd.add_option("--tail-cache-total-bytes", f.tail_cache_total_bytes,
+                 "Recent messages kept in memory for all streams together; past it the caches of "
+                 "the streams appended to least recently are emptied (checked twice a second)")
+      ->envname("ORDO_TAIL_CACHE_TOTAL_BYTES")
+      ->capture_default_str();
+  cmd.add_option("--log-merge-rows", f.log_merge_rows,
+                 "Appended messages the append log holds before they are moved into the "
+                 "per-stream table")
+      ->envname("ORDO_LOG_MERGE_ROWS")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 30))
+      ->capture_default_str();
+  cmd.add_option("--log-merge-bytes", f.log_merge_bytes,
+                 "Payload bytes the append log holds before they are moved into the "
+                 "per-stream table")
+      ->envname("ORDO_LOG_MERGE_BYTES")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 40))
+      ->capture_default_str();
+  cmd.add_option("--max-write-queue-bytes", f.max_write_queue_bytes,
+                 "Payload bytes waiting for the writer before appends get 503")
+      ->envname("ORDO_MAX_WRITE_QUEUE_BYTES")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 40))
+      ->capture_default_str();
+  cmd.add_option("--max-write-queue-jobs", f.max_write_queue_jobs,
+                 "Requests waiting for the writer before further writes get 503")
+      ->envname("ORDO_MAX_WRITE_QUEUE_JOBS")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100'000'000}))
+      ->capture_default_str();
+  cmd.add_option("--reader-threads", f.reader_threads, "Threads serving catch-up reads")
+      ->envname("ORDO_READER_THREADS")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  cmd.add_option("--heartbeat-timeout", f.heartbeat_timeout,
+                 "A starting or active session without a heartbeat for this long becomes "
+                 "detached (its execution is lost, its pending commands interrupted)")
+      ->envname("ORDO_HEARTBEAT_TIMEOUT")
+      ->check(duration)
+      ->type_name("DURATION")
+      ->capture_default_str();
+  cmd.add_option("--detach-timeout", f.detach_timeout,
+                 "A detached session without a heartbeat for this long ends (reason reaped)")
+      ->envname("ORDO_DETACH_TIMEOUT")
+      ->check(duration)
+      ->type_name("DURATION")
+      ->capture_default_str();
+  cmd.add_option("--changes-retention", f.changes_retention,
+                 "Change-feed events older than this are pruned; readers behind get 410")
+      ->envname("ORDO_CHANGES_RETENTION")
+      ->check(duration)
+      ->type_name("DURATION")
+      ->capture_default_str();
+  cmd.add_option("--end-on-merge", f.end_on_merge,
+                 "End a session (reason pr_merged) when a PR observation says its PR merged")
+      ->envname("ORDO_END_ON_MERGE")
+      ->capture_default_str();
+  cmd.add_option("--ci-brake-commits", f.ci_brake_commits,
+                 "The CI-fix-loop brake trips when one check failed on this many latest "
+                 "distinct commits of a PR")
+      ->envname("ORDO_CI_BRAKE_COMMITS")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  cmd.add_option("--journal", f.journal,
+                 "auto: write-ahead logging, or a rollback journal (with a warning) on network "
+                 "filesystems and where WAL cannot work; wal: require WAL; delete: rollback "
+                 "journal")
+      ->envname("ORDO_JOURNAL")
+      ->check(CLI::IsMember({"auto", "wal", "delete"}))
+      ->capture_default_str();
+  cmd.add_option("--busy-timeout", f.busy_timeout,
+                 "How long a write waits for a lock another process holds on the database "
+                 "(a sqlite3 shell, a backup tool) before answering 503 storage_busy")
+      ->envname("ORDO_BUSY_TIMEOUT")
+      ->check(duration)
+      ->type_name("DURATION")
+      ->capture_default_str();
+  cmd.add_option("--log-level", f.log_level, "How much to log")
+      ->envname("ORDO_LOG_LEVEL")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
+      ->capture_default_str();
+}
 
 ordo::http::server* g_server = nullptr;
 
@@ -287,201 +470,8 @@ int main(int argc, char** argv) {
   CLI::App app{"ordo: durable, ordered event streams for AI-agent sessions"};
   app.require_subcommand(1);
   serve_flags f;
-  duration_validator duration;
   auto* serve_cmd = app.add_subcommand("serve", "Serve the HTTP API (Durable Streams protocol)");
-  serve_cmd->add_option("--host", f.host, "Address to listen on")
-      ->envname("ORDO_HOST")
-      ->capture_default_str();
-  serve_cmd->add_option("--port", f.port, "TCP port (0 picks a free one)")
-      ->envname("ORDO_PORT")
-      ->capture_default_str();
-  serve_cmd->add_option("--data-dir", f.data_dir, "Directory holding the database (ordo.db)")
-      ->envname("ORDO_DATA_DIR")
-      ->capture_default_str();
-  serve_cmd
-      ->add_option("--sync", f.sync,
-                   "full: fsync every commit before acknowledging writers; normal: survive a "
-                   "crash of ordo but not of the machine")
-      ->envname("ORDO_SYNC")
-      ->check(CLI::IsMember({"full", "normal"}))
-      ->capture_default_str();
-  serve_cmd->add_option("--threads", f.threads, "Network threads")
-      ->envname("ORDO_THREADS")
-      ->check(CLI::Range(1, 256))
-      ->capture_default_str();
-  serve_cmd
-      ->add_option("--long-poll-timeout", f.long_poll_timeout,
-                   "How long a long-poll read waits for data before answering 204")
-      ->envname("ORDO_LONG_POLL_TIMEOUT")
-      ->check(duration)
-      ->type_name("DURATION")
-      ->capture_default_str();
-  serve_cmd
-      ->add_option("--max-body-bytes", f.max_body_bytes,
-                   "Largest request body accepted; larger ones get 413")
-      ->envname("ORDO_MAX_BODY_BYTES")
-      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 31))
-      ->capture_default_str();
-  serve_cmd
-      ->add_option("--sse-heartbeat", f.sse_heartbeat,
-                   "Interval of keep-alive comments on idle SSE connections")
-      ->envname("ORDO_SSE_HEARTBEAT")
-      ->check(duration)
-      ->type_name("DURATION")
-      ->capture_default_str();
-  serve_cmd
-      ->add_option("--sse-max-duration", f.sse_max_duration,
-                   "SSE connections are closed after this long; clients resume from their "
-                   "last offset (lets caches collapse readers)")
-      ->envname("ORDO_SSE_MAX_DURATION")
-      ->check(duration)
-      ->type_name("DURATION")
-      ->capture_default_str();
-  serve_cmd
-      ->add_option("--idle-timeout", f.idle_timeout,
-                   "Keep-alive connections with no request for this long are closed")
-      ->envname("ORDO_IDLE_TIMEOUT")
-      ->check(duration)
-      ->type_name("DURATION")
-      ->capture_default_str();
-  serve_cmd
-      ->add_option("--shutdown-timeout", f.shutdown_timeout,
-                   "On SIGTERM/SIGINT, how long open connections get to finish before they are "
-                   "cut")
-      ->envname("ORDO_SHUTDOWN_TIMEOUT")
-      ->check(duration)
-      ->type_name("DURATION")
-      ->capture_default_str();
-  serve_cmd
-      ->add_option("--max-connections", f.max_connections,
-                   "Connections served at once; beyond it new ones get 503 too_many_connections "
-                   "(a small reserve still answers /health and /ready)")
-      ->envname("ORDO_MAX_CONNECTIONS")
-      ->check(CLI::Range(std::size_t{1}, std::size_t{10'000'000}))
-      ->capture_default_str();
-  serve_cmd
-      ->add_option("--sse-write-timeout", f.sse_write_timeout,
-                   "An SSE reader whose socket accepts no byte for this long is disconnected; it "
-                   "resumes from the last control event it received")
-      ->envname("ORDO_SSE_WRITE_TIMEOUT")
-      ->check(duration)
-      ->type_name("DURATION")
-      ->capture_default_str();
-  serve_cmd
-      ->add_option("--max-catch-up-reads", f.max_catch_up_reads,
-                   "Catch-up reads from disk in progress at once; more wait in line (live "
-                   "readers served from memory never wait)")
-      ->envname("ORDO_MAX_CATCH_UP_READS")
-      ->check(CLI::Range(std::size_t{1}, std::size_t{4096}))
-      ->capture_default_str();
-  serve_cmd
-      ->add_option("--catch-up-wait-timeout", f.catch_up_wait_timeout,
-                   "How long a catch-up read waits in line before 503 catch_up_busy")
-      ->envname("ORDO_CATCH_UP_WAIT_TIMEOUT")
-      ->check(duration)
-      ->type_name("DURATION")
-      ->capture_default_str();
-  serve_cmd
-      ->add_option("--read-chunk-bytes", f.read_chunk_bytes,
-                   "Most payload bytes in one catch-up response or SSE event")
-      ->envname("ORDO_READ_CHUNK_BYTES")
-      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 30))
-      ->capture_default_str();
-  serve_cmd
-      ->add_option("--tail-cache-bytes", f.tail_cache_bytes,
-                   "Recent messages kept in memory per stream for live readers")
-      ->envname("ORDO_TAIL_CACHE_BYTES")
-      ->capture_default_str();
-  serve_cmd
-      ->add_option("--tail-cache-total-bytes", f.tail_cache_total_bytes,
-                   "Recent messages kept in memory for all streams together; past it the caches of "
-                   "the streams appended to least recently are emptied (checked twice a second)")
-      ->envname("ORDO_TAIL_CACHE_TOTAL_BYTES")
-      ->capture_default_str();
-  serve_cmd
-      ->add_option("--log-merge-rows", f.log_merge_rows,
-                   "Appended messages the append log holds before they are moved into the "
-                   "per-stream table")
-      ->envname("ORDO_LOG_MERGE_ROWS")
-      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 30))
-      ->capture_default_str();
-  serve_cmd
-      ->add_option("--log-merge-bytes", f.log_merge_bytes,
-                   "Payload bytes the append log holds before they are moved into the "
-                   "per-stream table")
-      ->envname("ORDO_LOG_MERGE_BYTES")
-      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 40))
-      ->capture_default_str();
-  serve_cmd
-      ->add_option("--max-write-queue-bytes", f.max_write_queue_bytes,
-                   "Payload bytes waiting for the writer before appends get 503")
-      ->envname("ORDO_MAX_WRITE_QUEUE_BYTES")
-      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 40))
-      ->capture_default_str();
-  serve_cmd
-      ->add_option("--max-write-queue-jobs", f.max_write_queue_jobs,
-                   "Requests waiting for the writer before further writes get 503")
-      ->envname("ORDO_MAX_WRITE_QUEUE_JOBS")
-      ->check(CLI::Range(std::size_t{1}, std::size_t{100'000'000}))
-      ->capture_default_str();
-  serve_cmd->add_option("--reader-threads", f.reader_threads, "Threads serving catch-up reads")
-      ->envname("ORDO_READER_THREADS")
-      ->check(CLI::Range(1, 64))
-      ->capture_default_str();
-  serve_cmd
-      ->add_option("--heartbeat-timeout", f.heartbeat_timeout,
-                   "A starting or active session without a heartbeat for this long becomes "
-                   "detached (its execution is lost, its pending commands interrupted)")
-      ->envname("ORDO_HEARTBEAT_TIMEOUT")
-      ->check(duration)
-      ->type_name("DURATION")
-      ->capture_default_str();
-  serve_cmd
-      ->add_option("--detach-timeout", f.detach_timeout,
-                   "A detached session without a heartbeat for this long ends (reason reaped)")
-      ->envname("ORDO_DETACH_TIMEOUT")
-      ->check(duration)
-      ->type_name("DURATION")
-      ->capture_default_str();
-  serve_cmd
-      ->add_option("--changes-retention", f.changes_retention,
-                   "Change-feed events older than this are pruned; readers behind get 410")
-      ->envname("ORDO_CHANGES_RETENTION")
-      ->check(duration)
-      ->type_name("DURATION")
-      ->capture_default_str();
-  serve_cmd
-      ->add_option("--end-on-merge", f.end_on_merge,
-                   "End a session (reason pr_merged) when a PR observation says its PR merged")
-      ->envname("ORDO_END_ON_MERGE")
-      ->capture_default_str();
-  serve_cmd
-      ->add_option("--ci-brake-commits", f.ci_brake_commits,
-                   "The CI-fix-loop brake trips when one check failed on this many latest "
-                   "distinct commits of a PR")
-      ->envname("ORDO_CI_BRAKE_COMMITS")
-      ->check(CLI::Range(1, 100))
-      ->capture_default_str();
-  serve_cmd
-      ->add_option("--journal", f.journal,
-                   "auto: write-ahead logging, or a rollback journal (with a warning) on network "
-                   "filesystems and where WAL cannot work; wal: require WAL; delete: rollback "
-                   "journal")
-      ->envname("ORDO_JOURNAL")
-      ->check(CLI::IsMember({"auto", "wal", "delete"}))
-      ->capture_default_str();
-  serve_cmd
-      ->add_option("--busy-timeout", f.busy_timeout,
-                   "How long a write waits for a lock another process holds on the database "
-                   "(a sqlite3 shell, a backup tool) before answering 503 storage_busy")
-      ->envname("ORDO_BUSY_TIMEOUT")
-      ->check(duration)
-      ->type_name("DURATION")
-      ->capture_default_str();
-  serve_cmd->add_option("--log-level", f.log_level, "How much to log")
-      ->envname("ORDO_LOG_LEVEL")
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
-      ->capture_default_str();
+  add_serve_options(*serve_cmd, f);
 
   migrate_flags mf;
   auto* migrate_cmd = app.add_subcommand(
@@ -550,6 +540,17 @@ int main(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
+    if (serve_cmd->parsed() && !f.config_file.empty()) {
+      // The file is read twice: first into a scratch command with the same options, none of
+      // them set, so that every key and value is checked, also one a flag or variable
+      // overrides (CLI11 skips those); then into serve's options, filling only what the
+      // command line and the environment left empty.
+      CLI::App scratch_cmd;
+      serve_flags scratch;
+      add_serve_options(scratch_cmd, scratch);
+      ordo::cli::apply_config_file(scratch_cmd, f.config_file);
+      ordo::cli::apply_config_file(*serve_cmd, f.config_file);
+    }
   } catch (const CLI::ParseError& e) {
     // --help and --version exit 0; every usage error exits 2 (docs/CLI.md).
     return app.exit(e) == 0 ? 0 : 2;
