@@ -102,6 +102,9 @@ set_tests_properties(bench_smoke PROPERTIES
 # updates, a server restart with no duplicate, a double-clicked Send making one command).
 # Screenshots go to test-output/dashboard in the build directory.
 ordo_vitest(dashboard_assets blackbox/dashboard_assets.test.mjs)
+# The Server view's arithmetic (web/js/metrics.js) in node: the Prometheus text format, counter
+# rates across restarts, quantiles from histogram buckets as histogram_quantile() computes them.
+ordo_vitest(dashboard_metrics blackbox/dashboard_metrics.test.mjs)
 ordo_vitest(demo blackbox/demo.test.mjs)
 ordo_vitest(dashboard_browser browser/dashboard.test.mjs
             ENV ORDO_TEST_OUTPUT=${CMAKE_BINARY_DIR}/test-output)
