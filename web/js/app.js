@@ -5,11 +5,13 @@
 //   #/session/{id}         one session: transcript, timeline, commands, PRs and CI
 //   #/changes              the change feed, filterable
 //   #/streams[/{path}]     the streams clients created; one stream's metadata and tail
+//   #/server               the server's own metrics (GET /metrics), charted live
 import { h, clear } from "./dom.js"
 import { overviewView } from "./overview.js"
 import { sessionView } from "./session.js"
 import { changesView } from "./changes.js"
 import { streamsView, streamView } from "./streams.js"
+import { serverView } from "./server.js"
 
 const routes = [
   [/^\/?$/, () => overviewView(), "overview"],
@@ -17,6 +19,7 @@ const routes = [
   [/^\/changes$/, () => changesView(), "changes"],
   [/^\/streams$/, () => streamsView(), "streams"],
   [/^\/streams\/(.+)$/, (m) => streamView(decodeURIComponent(m[1])), "streams"],
+  [/^\/server$/, () => serverView(), "server"],
 ]
 
 let current = null
