@@ -3,8 +3,8 @@
 // series and a legend with each series' latest value. No library: the page loads nothing but ordo.
 //
 // The <svg> carries what a test (or a curious reader of the DOM) needs without reading pixels:
-// data-points, the number of points with a value of the main (first) series, and data-last, its
-// latest value ("" when the latest interval had none).
+// data-points, the number of points with a value of the main (first) series; data-last, its
+// latest value ("" when the latest interval had none); data-min, its lowest value shown.
 import { h } from "./dom.js"
 
 const k_svg = "http://www.w3.org/2000/svg"
@@ -87,7 +87,7 @@ export function lineChart({ id, title, unit, windowMs, intervalMs, series, idle 
   const message = svg("text", { class: "chart-message", x: k_margin.left + plotW / 2, y: k_margin.top + plotH / 2, "text-anchor": "middle" })
   const chart = svg(
     "svg",
-    { id, class: "chart", viewBox: `0 0 ${k_width} ${k_height}`, role: "img", "aria-label": title, "data-points": 0, "data-last": "" },
+    { id, class: "chart", viewBox: `0 0 ${k_width} ${k_height}`, role: "img", "aria-label": title, "data-points": 0, "data-last": "", "data-min": "" },
     grid,
     lines,
     message,
@@ -146,9 +146,10 @@ export function lineChart({ id, title, unit, windowMs, intervalMs, series, idle 
     })
 
     const main = series[0].key
-    const shown = points.filter((p) => Number.isFinite(p[main])).length
+    const shown = points.map((p) => p[main]).filter(Number.isFinite)
     const last = points.at(-1)
-    chart.dataset.points = String(shown)
+    chart.dataset.points = String(shown.length)
+    chart.dataset.min = shown.length ? String(Math.min(...shown)) : ""
     chart.dataset.last = last && Number.isFinite(last[main]) ? String(last[main]) : ""
     series.forEach((s, i) => {
       values[i].textContent = !last ? "—" : Number.isFinite(last[s.key]) ? formatValue(last[s.key], unit) : idle
