@@ -108,6 +108,11 @@ ordo_vitest(dashboard_metrics blackbox/dashboard_metrics.test.mjs)
 ordo_vitest(demo blackbox/demo.test.mjs)
 ordo_vitest(dashboard_browser browser/dashboard.test.mjs
             ENV ORDO_TEST_OUTPUT=${CMAKE_BINARY_DIR}/test-output)
+# The Server view (issue 15) in Chromium: appends move the throughput chart, the table shows the
+# server's values, leaving the view stops reading /metrics, a server away says so and a restart
+# (counters from zero) draws no negative rate.
+ordo_vitest(dashboard_server_page browser/server_page.test.mjs
+            ENV ORDO_TEST_OUTPUT=${CMAKE_BINARY_DIR}/test-output)
 
 # /metrics (issue 15): promtool accepts the exposition, each metric moves with what it counts, and
 # a real Prometheus scrapes ordo under load and answers the append rate and the fsync p99.
