@@ -95,7 +95,7 @@ export function lineChart({ id, title, unit, windowMs, intervalMs, series, idle 
   const values = series.map((s, i) => h("span", { class: "legend-value", dataset: { series: s.key } }, "—"))
   const legend = h(
     "ul",
-    { class: "legend" },
+    { class: "legend", id: `${id}-legend` },
     series.map((s, i) => h("li", {}, h("span", { class: `swatch series-${i}` }), s.label, " ", values[i])),
   )
   const el = h("figure", { class: "panel chart-panel" }, h("figcaption", {}, h("h3", {}, title), legend), chart)

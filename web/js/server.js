@@ -29,7 +29,8 @@ function pointFrom(prev, cur) {
   if (!prev) return p
   const seconds = (cur.t - prev.t) / 1000
   const start = (r) => r.scrape.value("process_start_time_seconds")
-  const restarted = start(prev) !== undefined && start(cur) !== undefined && start(prev) !== start(cur)
+  // The start time is computed from clock ticks: only a move of more than a second is a new process.
+  const restarted = Math.abs(start(cur) - start(prev)) > 1
   const rate = (name) => counterRate(prev.scrape.value(name), g(name), seconds, restarted)
   p.appends = rate("ordo_appends_total")
   p.bytes = rate("ordo_appended_bytes_total")
