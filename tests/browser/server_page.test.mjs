@@ -1,9 +1,10 @@
 // The dashboard's Server view (#/server) in Debian's Chromium against a real `ordo serve`: it
 // reads GET /metrics once a second and charts it. Appends made by this test move the throughput
-// chart; the connections chart and the table show the server's values; leaving the view stops
-// the reads; a server that goes away shows "metrics unavailable", and after its restart (counters
-// from zero) the charts go on with no negative rate. Screenshots go to
-// $ORDO_TEST_OUTPUT/dashboard (CTest: build/release/test-output), never into the tree.
+// chart; the connections chart and the table show the server's values; with --sync normal the
+// fsync chart says "no fsync"; leaving the view stops the reads; a server that goes away shows
+// "metrics unavailable", and after its restart (counters from zero) the charts go on with no
+// negative rate. Screenshots go to $ORDO_TEST_OUTPUT/dashboard (CTest:
+// build/release/test-output), never into the tree.
 import { afterAll, beforeAll, describe, expect, test } from "vitest"
 import { mkdirSync } from "node:fs"
 import { join, resolve } from "node:path"
@@ -91,8 +92,10 @@ describe("the Server view in Chromium", () => {
     // The page's own request is on an open connection when the server counts them.
     expect((await chart("chart-connections")).last).toBeGreaterThanOrEqual(1)
     expect(await page.locator("#chart-connections polyline, #chart-connections circle").count()).toBeGreaterThan(0)
-    // Each commit is timed: the commit latency chart has had points while appends ran.
+    // Each commit is timed, and with --sync full (the default) each is flushed: both latency
+    // charts have had points while appends ran.
     expect((await chart("chart-commit")).points).toBeGreaterThan(0)
+    expect((await chart("chart-fsync")).points).toBeGreaterThan(0)
 
     expect(await page.getAttribute("#storage-state", "data-state")).toBe("ok")
     expect(await page.textContent("#storage-state")).toBe("Storage: ok")
@@ -105,6 +108,29 @@ describe("the Server view in Chromium", () => {
     // Without appends the rate falls to zero and the window keeps growing.
     await expect.poll(async () => (await chart("chart-appends")).last, { timeout: SHOW_TIMEOUT_MS }).toBe(0)
     expect((await chart("chart-appends")).points).toBeGreaterThan(during.points)
+  }, 60000)
+
+  test("with --sync normal nothing is flushed per commit: the fsync chart says no fsync, not zero", async () => {
+    const normal = await startOrdo({ env: { ORDO_SYNC: "normal" } })
+    try {
+      expect((await request(normal.url, "PUT", STREAM, { body: [], headers: { "Content-Type": "application/json" } })).status).toBe(201)
+      await page.goto(`${normal.url}/#/server`)
+      await page.locator('#server-view[data-state="live"]').waitFor({ timeout: SHOW_TIMEOUT_MS })
+      for (let i = 0; i < 20; i++) {
+        const res = await request(normal.url, "POST", STREAM, { body: [{ i }], headers: { "Content-Type": "application/json" } })
+        expect(res.status).toBe(204)
+        await new Promise((r) => setTimeout(r, 100))
+      }
+      await expect.poll(async () => (await chart("chart-commit")).points, { timeout: SHOW_TIMEOUT_MS }).toBeGreaterThan(0)
+      expect(await chart("chart-fsync")).toEqual({ points: 0, last: null, min: null })
+      expect(await page.textContent('#chart-fsync-legend [data-series="fsyncP50"]')).toBe("no fsync")
+      expect(await page.textContent("#chart-fsync .chart-message")).toBe("no fsync")
+      await shot("server-2-no-fsync")
+    } finally {
+      await page.goto("about:blank")
+      await normal.stop()
+      normal.cleanup()
+    }
   }, 60000)
 
   test("leaving the view stops reading /metrics", async () => {
@@ -133,7 +159,7 @@ describe("the Server view in Chromium", () => {
     expect(await page.isVisible("#metrics-notice")).toBe(true)
     expect(await page.textContent("#metrics-notice")).toContain("Metrics unavailable")
     expect(await page.textContent("#connection")).toBe("reconnecting")
-    await shot("server-2-unavailable")
+    await shot("server-3-unavailable")
 
     // The restarted server counts from zero: fewer appends than before, so the counter went down.
     server = await startOrdo({ port, dataDir })
@@ -142,7 +168,7 @@ describe("the Server view in Chromium", () => {
     await appendFor(40, 1500)
     await expect.poll(async () => (await chart("chart-appends")).last, { timeout: SHOW_TIMEOUT_MS }).toBeGreaterThan(0)
     for (const id of ["chart-appends", "chart-bytes"]) expect((await chart(id)).min, id).toBeGreaterThanOrEqual(0)
-    await shot("server-3-after-restart")
+    await shot("server-4-after-restart")
   }, 60000)
 
   test("the page raised no script error", () => {
