@@ -193,7 +193,8 @@ export function serverView() {
       timer = setTimeout(poll, k_poll_interval_ms)
     } catch (e) {
       if (stopped) return
-      const why = e.name === "AbortError" ? "no answer in time" : e.message
+      // fetch rejects with a TypeError when no answer came at all (refused, reset, offline).
+      const why = e.name === "AbortError" ? "no answer in time" : e instanceof TypeError ? "the server did not answer" : e.message
       notice.hidden = false
       notice.textContent = `Metrics unavailable (${why}); trying again in ${Math.round(retryMs / 1000)} s.`
       el.dataset.state = "unavailable"
