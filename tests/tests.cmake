@@ -121,3 +121,8 @@ ordo_vitest(metrics blackbox/metrics.test.mjs)
 # The front door (issue 15): what each set-up command installs, and the npm lock accepted by
 # `npm ci` with an empty cache.
 ordo_vitest(setup blackbox/setup.test.mjs)
+
+# The hostile-input probe's defects, one regression test each (issue 16): request smuggling
+# through Transfer-Encoding, Host missing or not an authority, bytes that are not UTF-8 in names
+# and in echoed errors, and Stream-Forked-From percent-decoded.
+ordo_vitest(hostile_input blackbox/hostile_input.test.mjs)

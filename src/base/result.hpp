@@ -24,6 +24,7 @@ enum class failure_kind {
   too_large,             // send less (413)
   unavailable,           // retry the same call later (503)
   insufficient_storage,  // retry when the operator has freed space (507)
+  not_implemented,       // the server does not support what the request needs (501)
   internal,              // a bug or an unexpected failure (500)
 };
 

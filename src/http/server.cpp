@@ -46,6 +46,7 @@
 #include "base/rfc3339.hpp"
 #include "http/change_filter.hpp"
 #include "http/dashboard.hpp"
+#include "http/request_head.hpp"
 #include "http/server_metrics.hpp"
 #include "http/session_api.hpp"
 #include "http/stream_protocol.hpp"
@@ -279,6 +280,17 @@ std::string peer_of(const beast::tcp_stream& stream) {
   auto endpoint = stream.socket().remote_endpoint(ec);
   if (ec) return "unknown";
   return endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+}
+
+// The fields check_request_head() judges (views into `req`, valid while it lives).
+http::request_head head_of(const request& req) {
+  http::request_head h;
+  h.version = req.version();
+  for (auto [it, end] = req.equal_range(bhttp::field::transfer_encoding); it != end; ++it)
+    h.transfer_encodings.push_back(it->value());
+  for (auto [it, end] = req.equal_range(bhttp::field::host); it != end; ++it)
+    h.hosts.push_back(it->value());
+  return h;
 }
 
 // Every connection is a file descriptor: lets the process open as many as max_connections and
@@ -873,6 +885,15 @@ awaitable<void> server::impl::session(tcp::socket socket) {
       break;
     }
     request& head = parser.get();
+    if (auto refused = check_request_head(head_of(head))) {
+      // Its body's length is unknown, or its Host cannot be trusted: nothing more is read.
+      auto res = error_response(head, *refused);
+      res.keep_alive(false);
+      metrics.count_response(route_class::other, res.result_int());
+      stream.expires_after(k_write_timeout);
+      co_await bhttp::async_write(stream, res, tuple_awaitable);
+      break;
+    }
     if (beast::iequals(head[bhttp::field::expect], "100-continue")) {
       bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, head.version()};
       stream.expires_after(k_write_timeout);

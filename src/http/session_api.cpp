@@ -1,9 +1,11 @@
 #include "http/session_api.hpp"
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <map>
 
 #include "base/strict_integer.hpp"
+#include "base/utf8.hpp"
 
 namespace ordo::http {
 
@@ -95,6 +97,19 @@ void fail(api_callback& done, failure f) {
 
 failure invalid(std::string code, std::string message) {
   return make_failure(failure_kind::invalid, std::move(code), std::move(message));
+}
+
+// An Idempotency-Key is stored with its command or row and echoed in JSON: 1-128 bytes of
+// UTF-8 without control characters.
+bool valid_idempotency_key(std::string_view key) {
+  if (key.empty() || key.size() > sessions::k_max_id_bytes || !is_valid_utf8(key)) return false;
+  return std::none_of(key.begin(), key.end(),
+                      [](unsigned char c) { return c < 0x20 || c == 0x7f; });
+}
+
+failure invalid_idempotency_key() {
+  return invalid("invalid_idempotency_key",
+                 "Idempotency-Key must be 1-128 bytes of UTF-8 without control characters");
 }
 
 // The request body as JSON; an empty body is `null` (for endpoints whose body is optional).
@@ -305,10 +320,7 @@ const std::vector<route>& routes() {
                                      "send an Idempotency-Key header (1-128 characters) naming "
                                      "this command, so a retry is never executed twice"));
          }
-         if (key->empty() || key->size() > sessions::k_max_id_bytes) {
-           return fail(done, invalid("invalid_idempotency_key",
-                                     "Idempotency-Key must be 1-128 characters"));
-         }
+         if (!valid_idempotency_key(*key)) return fail(done, invalid_idempotency_key());
          with_body_and_match(req, done, [&](json::value body, std::optional<std::int64_t> m) {
            s.send_command(p.at("session"), m, *key, std::move(body), answer(std::move(done)));
          });
@@ -337,10 +349,7 @@ const std::vector<route>& routes() {
       {{"POST", "/v1/sessions/{session}/rows"},
        [](session_service& s, const params& p, api_request& req, api_callback done) {
          auto key = req.header("Idempotency-Key");
-         if (key && (key->empty() || key->size() > sessions::k_max_id_bytes)) {
-           return fail(done, invalid("invalid_idempotency_key",
-                                     "Idempotency-Key must be 1-128 characters"));
-         }
+         if (key && !valid_idempotency_key(*key)) return fail(done, invalid_idempotency_key());
          with_body_and_match(req, done, [&](json::value body, std::optional<std::int64_t> m) {
            s.append_row(p.at("session"), m, key, std::move(body), answer(std::move(done)));
          });

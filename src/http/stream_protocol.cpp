@@ -1,6 +1,9 @@
 #include "http/stream_protocol.hpp"
 
+#include "base/utf8.hpp"
+
 #include <boost/json.hpp>
+#include <boost/url/parse.hpp>
 
 #include "base/rfc3339.hpp"
 #include "base/strict_integer.hpp"
@@ -94,6 +97,12 @@ status validate_stream_path(std::string_view path) {
       return invalid("invalid_stream_path", "the stream path contains a control character");
     }
   }
+  // Paths are listed in JSON (/v1/streams) and quoted in errors that every client may read.
+  if (!is_valid_utf8(path)) {
+    return invalid("invalid_stream_path",
+                   "the stream path is not valid UTF-8 once percent-decoded (e.g. %ff, an "
+                   "overlong %c0%ae or a surrogate %ed%a0%80); encode names as UTF-8");
+  }
   return ok_v;
 }
 
@@ -138,7 +147,16 @@ result<create_request> parse_create(const protocol_headers& h, std::string body,
   }
   std::string effective_type = req.content_type;
   if (h.forked_from) {
-    std::string_view source = *h.forked_from;
+    // The path component of the source's URL, percent-decoded like a request's path (§4.2):
+    // the Location a create answered names its stream here too.
+    auto url = boost::urls::parse_origin_form(*h.forked_from);
+    if (!url || url->has_query() || url->has_fragment()) {
+      return invalid("invalid_fork_source",
+                     "Stream-Forked-From must be the URL path of a stream, such as " +
+                         std::string(k_stream_route_prefix) + "name (percent-encoded)");
+    }
+    std::string decoded = url->path();
+    std::string_view source = decoded;
     if (source.substr(0, k_stream_route_prefix.size()) != k_stream_route_prefix) {
       return invalid("invalid_fork_source", "Stream-Forked-From must be a stream path such as " +
                                                 std::string(k_stream_route_prefix) + "name");
@@ -283,6 +301,8 @@ unsigned http_status_for(failure_kind kind) {
       return 503;
     case failure_kind::insufficient_storage:
       return 507;
+    case failure_kind::not_implemented:
+      return 501;
     case failure_kind::internal:
       return 500;
   }
@@ -291,8 +311,10 @@ unsigned http_status_for(failure_kind kind) {
 
 std::string error_body(const failure& f) {
   boost::json::object error;
-  error["code"] = f.code;
-  error["message"] = f.message;
+  // Messages quote what the client sent (a path, an offset): whatever its bytes, the JSON stays
+  // valid UTF-8.
+  error["code"] = to_valid_utf8(f.code);
+  error["message"] = to_valid_utf8(f.message);
   for (const auto& [key, json_text] : f.details) {
     boost::system::error_code ec;
     auto value = boost::json::parse(json_text, ec);

@@ -6,6 +6,7 @@
 #include <future>
 
 #include "base/rfc3339.hpp"
+#include "base/utf8.hpp"
 #include "sessions/lifecycle.hpp"
 #include "storage/sqlite/session_tables.hpp"
 #include "streams/offset.hpp"
@@ -1420,7 +1421,8 @@ bool valid_row_id(std::string_view id) {
   for (unsigned char c : id) {
     if (c <= 0x20 || c == '/' || c == '?' || c == '#' || c == '%' || c == 0x7f) return false;
   }
-  return true;
+  // Row ids are echoed in JSON (rows, events): a percent-decoded path may hold any byte.
+  return is_valid_utf8(id);
 }
 
 }  // namespace
@@ -1440,7 +1442,7 @@ void session_service::append_row(std::string id, std::optional<std::int64_t> if_
         if (!f->body) return invalid("missing_field", "field 'body' is required");
         if (f->row_id && !valid_row_id(*f->row_id)) {
           return invalid("invalid_row_id",
-                         "row_id must be 1-128 printable characters without "
+                         "row_id must be 1-128 bytes of printable UTF-8 without "
                          "spaces, '/', '?', '#' or '%'");
         }
         if (f->row_id && is_generated_row_id(*f->row_id)) {
@@ -1507,7 +1509,7 @@ void session_service::upsert_row(std::string id, std::string row_id,
           write_context& ctx, session_tables& t) -> result<reply> {
         if (!valid_row_id(row_id)) {
           return invalid("invalid_row_id",
-                         "row_id must be 1-128 printable characters without "
+                         "row_id must be 1-128 bytes of printable UTF-8 without "
                          "spaces, '/', '?', '#' or '%'");
         }
         auto f = read_row_fields(body, false);
