@@ -32,9 +32,9 @@ class doctor_test : public ::testing::Test {
     sql("INSERT INTO streams (id, path, content_type, incarnation, created_at_ms, "
         "last_access_ms) VALUES (1, 'chat', 'text/plain', 7, 0, 0), "
         "(2, '__ordo/changes', 'application/json', 8, 0, 0);"
-        "INSERT INTO messages VALUES (1, 1, 'a'), (1, 2, 'b'), (1, 3, 'c');"
+        "INSERT INTO messages (stream_id, seq, data) VALUES (1, 1, 'a'), (1, 2, 'b'), (1, 3, 'c');"
         "UPDATE streams SET pruned_upto = 10 WHERE id = 2;"
-        "INSERT INTO messages VALUES (2, 11, '{}'), (2, 12, '{}');"
+        "INSERT INTO messages (stream_id, seq, data) VALUES (2, 11, '{}'), (2, 12, '{}');"
         "INSERT INTO projects (id, name, created_at_ms, updated_at_ms, next_session_number) "
         "VALUES ('web', 'Web', 0, 0, 2);"
         "INSERT INTO streams (id, path, content_type, incarnation, created_at_ms, "
@@ -124,7 +124,7 @@ TEST_F(doctor_test, messages_still_in_the_append_log_count_and_are_moved_by_a_re
 TEST_F(doctor_test, an_append_log_below_the_stream_table_is_found_and_moved_in_order) {
   // Positions 1..4 are dense, but a read would give 1, 2, 4 from the table, then 3 from the log.
   sql("DELETE FROM messages WHERE stream_id = 1 AND seq = 3;"
-      "INSERT INTO messages VALUES (1, 4, 'd');"
+      "INSERT INTO messages (stream_id, seq, data) VALUES (1, 4, 'd');"
       "INSERT INTO recent_messages (stream_id, seq, data) VALUES (1, 3, 'c')");
   auto found = diagnosis();
   ASSERT_TRUE(has(found, "append_log_order", "chat"));
@@ -136,7 +136,7 @@ TEST_F(doctor_test, an_append_log_below_the_stream_table_is_found_and_moved_in_o
 }
 
 TEST_F(doctor_test, a_gap_in_the_change_feed_after_its_pruning_point_is_found_and_closed) {
-  sql("INSERT INTO messages VALUES (2, 15, '{}')");  // 11, 12, 15
+  sql("INSERT INTO messages (stream_id, seq, data) VALUES (2, 15, '{}')");  // 11, 12, 15
   auto found = diagnosis();
   ASSERT_TRUE(has(found, "stream_offsets", "__ordo/changes"));
   EXPECT_NE(found[0].message.find("change feed"), std::string::npos) << found[0].message;
@@ -191,7 +191,7 @@ TEST_F(doctor_test, a_counter_behind_its_rows_is_found_even_when_the_rows_are_de
 }
 
 TEST_F(doctor_test, orphan_messages_and_producers_are_removed) {
-  sql("INSERT INTO messages VALUES (99, 1, 'x');"
+  sql("INSERT INTO messages (stream_id, seq, data) VALUES (99, 1, 'x');"
       "INSERT INTO recent_messages (stream_id, seq, data) VALUES (98, 1, 'y');"
       "INSERT INTO producers VALUES (99, 'p', 0, 1, 0);"
       "UPDATE streams SET closed_by_producer = 'p', closed_by_epoch = 0, closed_by_seq = 1 "

@@ -30,7 +30,7 @@
 //   a PUT). seq is dense per stream and assigned by the writer inside the committing
 //   transaction: seq = tail + 1. data is the raw bytes, or for application/json streams the
 //   minified values of the append joined by ',' (so a read is '[' + rows joined by ',' + ']').
-//   WITHOUT ROWID: rows are small and always read by (stream_id, seq) ranges.
+//   Version 5 makes it a rowid table with a unique index on (stream_id, seq); see there.
 //
 // producers(stream_id, producer_id, epoch, last_seq): idempotent-producer state, written in the
 //   same transaction as the messages it admits, so a retry after a crash is recognised.
@@ -285,11 +285,36 @@ CREATE TABLE recent_messages (
 );
 )sql";
 
+// Messages apart from their key (version 5). Until version 4 `messages` was WITHOUT ROWID, keyed
+// by (stream_id, seq), so each message's data sat in its b-tree entry, and the interior pages
+// held copies of whole entries. A message may be as large as --max-body-bytes: every seek that
+// reached a large one (the writer's tail lookup of any stream, a read of any stream beside it)
+// loaded all of it, overflow pages included, and one 10 MiB message made every append to every
+// stream 14-21 times slower. Now the table is keyed by a rowid, so its interior pages hold
+// integers, and the unique index messages_by_position holds (stream_id, seq, id) alone: a tail
+// lookup reads the index only (covering), a range read walks the index and fetches each row by
+// id, and no message's size reaches another stream's lookups. The append log writes rows in
+// stream order at each merge, so a stream's rows stay close together.
+constexpr std::string_view k_v5_messages_apart = R"sql(
+CREATE TABLE messages_v5 (
+  id        INTEGER PRIMARY KEY,
+  stream_id INTEGER NOT NULL,
+  seq       INTEGER NOT NULL CHECK (seq > 0),
+  data      BLOB NOT NULL
+);
+INSERT INTO messages_v5 (stream_id, seq, data)
+  SELECT stream_id, seq, data FROM messages ORDER BY stream_id, seq;
+DROP TABLE messages;
+ALTER TABLE messages_v5 RENAME TO messages;
+CREATE UNIQUE INDEX messages_by_position ON messages(stream_id, seq);
+)sql";
+
 constexpr std::array k_migrations{
     migration{1, "streams core", k_v1_streams_core},
     migration{2, "sessions", k_v2_sessions},
     migration{3, "pull requests and retention", k_v3_pull_requests},
     migration{4, "append log", k_v4_append_log},
+    migration{5, "messages apart from their key", k_v5_messages_apart},
 };
 
 constexpr std::string_view k_create_migrations_table = R"sql(

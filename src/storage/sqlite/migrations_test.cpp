@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <sqlite3.h>
+
+#include <cstdio>
 #include <set>
 
 namespace ordo::sqlite {
@@ -154,6 +157,95 @@ TEST(migrations, the_schema_probe_names_a_column_whose_type_changed) {
   ASSERT_FALSE(s);
   EXPECT_NE(s.error().message.find("column meta.value is 'value BLOB"), std::string::npos)
       << s.error().message;
+}
+
+// ---- version 5: messages apart from their key (issue 16) -------------------------------------
+
+std::span<const migration> migrations_upto(std::int64_t version) {
+  auto all = all_migrations();
+  std::size_t n = 0;
+  while (n < all.size() && all[n].version <= version)
+    ++n;
+  return all.subspan(0, n);
+}
+
+constexpr std::int64_t k_big_message_bytes = 64LL << 20;
+
+// A database file at `version` with a 64 MiB message in stream 1 between the small messages of
+// streams 0 and 2 (the big one is every other stream's neighbour in the key order).
+std::string database_with_big_message(const std::string& name, std::int64_t version) {
+  std::string path = testing::TempDir() + name;
+  std::remove(path.c_str());
+  auto db = connection::open(path, open_mode::read_write_create, std::chrono::seconds(1));
+  EXPECT_TRUE(db);
+  EXPECT_TRUE(apply_migrations(*db, migrations_upto(version)));
+  EXPECT_TRUE(db->exec("BEGIN"));
+  for (int stream : {0, 2})
+    for (int seq = 1; seq <= 200; ++seq)
+      EXPECT_TRUE(db->exec("INSERT INTO messages (stream_id, seq, data) VALUES (" +
+                           std::to_string(stream) + ", " + std::to_string(seq) + ", 'small')"));
+  EXPECT_TRUE(db->exec("INSERT INTO messages (stream_id, seq, data) VALUES (1, 1, zeroblob(" +
+                       std::to_string(k_big_message_bytes) + "))"));
+  EXPECT_TRUE(db->exec("COMMIT"));
+  return path;
+}
+
+// Pages a fresh connection to `path` reads from the file for a tail lookup of stream 2 and a
+// read of stream 0's messages: what the writer and a reader do beside the big message.
+int pages_read_beside_big_message(const std::string& path) {
+  auto db = connection::open(path, open_mode::read_write_create, std::chrono::seconds(1));
+  EXPECT_TRUE(db);
+  int current = 0, high = 0;
+  sqlite3_db_status(db->handle(), SQLITE_DBSTATUS_CACHE_MISS, &current, &high, 1);
+  auto tail = db->query_int64("SELECT MAX(seq) FROM messages WHERE stream_id = 2");
+  EXPECT_EQ(tail->value_or(0), 200);
+  auto count = db->query_int64(
+      "SELECT COUNT(*) FROM (SELECT seq, data FROM messages WHERE stream_id = 0 AND seq > 150 "
+      "ORDER BY seq)");
+  EXPECT_EQ(count->value_or(0), 50);
+  sqlite3_db_status(db->handle(), SQLITE_DBSTATUS_CACHE_MISS, &current, &high, 0);
+  return current;
+}
+
+TEST(migrations, no_message_size_reaches_another_streams_tail_lookup_or_read) {
+  // The layout before version 5, as the control: its seeks load the whole 64 MiB entry.
+  std::string before = database_with_big_message("ordo_v4_big.db", 4);
+  EXPECT_GT(pages_read_beside_big_message(before), 10'000);
+  std::string after = database_with_big_message("ordo_v5_big.db", latest_schema_version());
+  EXPECT_LT(pages_read_beside_big_message(after), 50);
+  // The writer's tail lookup is answered from the index alone.
+  auto db = connection::open(after, open_mode::read_write_create, std::chrono::seconds(1));
+  auto plan = db->prepare("EXPLAIN QUERY PLAN SELECT MAX(seq) FROM messages WHERE stream_id = ?");
+  ASSERT_TRUE(plan);
+  ASSERT_TRUE(*plan->step());
+  EXPECT_NE(std::string(plan->column_text(3)).find("COVERING INDEX messages_by_position"),
+            std::string::npos)
+      << plan->column_text(3);
+  std::remove(before.c_str());
+  std::remove(after.c_str());
+}
+
+TEST(migrations, version_5_moves_every_message_into_the_new_layout_unchanged) {
+  connection db = memory_db();
+  ASSERT_TRUE(apply_migrations(db, migrations_upto(4)));
+  ASSERT_TRUE(
+      db.exec("INSERT INTO messages (stream_id, seq, data) VALUES (2, 1, 'a'), (1, 2, x'00ff'), "
+              "(1, 1, 'first'), (2, 2, 'b')"));
+  ASSERT_TRUE(migrate(db));
+  EXPECT_TRUE(verify_schema(db));
+  auto rows = db.prepare("SELECT stream_id, seq, hex(data) FROM messages ORDER BY id");
+  ASSERT_TRUE(rows);
+  std::vector<std::string> seen;
+  while (*rows->step())
+    seen.push_back(std::to_string(rows->column_int64(0)) + "/" +
+                   std::to_string(rows->column_int64(1)) + "/" + std::string(rows->column_text(2)));
+  // In key order, so each stream's rows are together.
+  EXPECT_EQ(seen, (std::vector<std::string>{"1/1/6669727374", "1/2/00FF", "2/1/61", "2/2/62"}));
+  EXPECT_FALSE(db.exec("INSERT INTO messages (stream_id, seq, data) VALUES (1, 2, 'again')"))
+      << "(stream_id, seq) stays unique";
+  auto without_rowid = db.query_int64(
+      "SELECT COUNT(*) FROM sqlite_master WHERE name = 'messages' AND sql LIKE '%WITHOUT ROWID%'");
+  EXPECT_EQ(without_rowid->value_or(1), 0);
 }
 
 }  // namespace
