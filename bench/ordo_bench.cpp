@@ -71,6 +71,9 @@ struct options {
   int writers = 0;         // delivery/fanout: 0 picks enough for the rate
   int reader_threads = 0;  // delivery/fanout: 0 is 1 for delivery, every core for fanout
   long long messages = 1'000'000;
+  // append: before measuring, one message of this many bytes into a stream of its own (the
+  // noisy neighbour, scenario (i)); 0: none.
+  long long neighbour_bytes = 0;
   std::string run_id;
 };
 
@@ -467,6 +470,24 @@ asio::awaitable<void> create_stream(run_state* st, std::string name, std::string
   }
 }
 
+// The noisy neighbour: one stream holding one message of `bytes` bytes, written before the
+// measured appends start.
+asio::awaitable<void> store_neighbour(run_state* st, long long bytes) {
+  co_await create_stream(st, "neighbour", "application/octet-stream");
+  connection c(st->ioc, st->o);
+  if (auto ec = co_await c.connect(); ec) {
+    st->error("connect: " + ec.message());
+    co_return;
+  }
+  std::string body(static_cast<std::size_t>(bytes), 'n');
+  auto r = co_await c.request(bhttp::verb::post, stream_target(st->o, "neighbour"),
+                              "application/octet-stream", body);
+  if (r.ec || (r.status != 204 && r.status != 200)) {
+    st->error("neighbour append of " + std::to_string(bytes) +
+              " bytes: " + std::to_string(r.status) + " " + r.ec.message());
+  }
+}
+
 // One connection appending until the deadline: `batch` values per POST (1: a single message).
 asio::awaitable<void> appender(run_state* st, int id, int batch, clock_type::time_point until) {
   connection c(st->ioc, st->o);
@@ -787,6 +808,11 @@ int main(int argc, char** argv) {
                  "delivery, fanout: threads the SSE readers are spread over (default: 1 for "
                  "delivery, one per core for fanout)")
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--neighbour-bytes", o.neighbour_bytes,
+                 "append: first store one message this large in a stream of its own (the noisy "
+                 "neighbour)")
+      ->check(CLI::Range(0LL, 1LL << 31))
+      ->capture_default_str();
   app.add_option("--messages", o.messages, "catchup, prefill: messages written first")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
@@ -824,6 +850,12 @@ int main(int argc, char** argv) {
     params["batch"] = batch;
     params["duration_s"] = o.duration_s;
     create_streams(st, o.streams);
+    if (o.neighbour_bytes > 0) {
+      params["neighbour_bytes"] = o.neighbour_bytes;
+      run_all(st, [&] {
+        asio::co_spawn(st.ioc, store_neighbour(&st, o.neighbour_bytes), asio::detached);
+      });
+    }
     before = sample_process(o.server_pid);
     started = clock_type::now();
     auto until = started + std::chrono::milliseconds(static_cast<long long>(o.duration_s * 1000));
