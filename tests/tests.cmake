@@ -17,8 +17,8 @@ function(ordo_vitest name file)
 endfunction()
 
 # The official Durable Streams conformance suite, with both durability settings.
-ordo_vitest(conformance_sync_full conformance/conformance.test.mjs ENV ORDO_SYNC=full)
-ordo_vitest(conformance_sync_normal conformance/conformance.test.mjs ENV ORDO_SYNC=normal)
+ordo_vitest(conformance_sync_full conformance/conformance.test.mjs ENV ORDO_SYNC=full TIMEOUT 900)
+ordo_vitest(conformance_sync_normal conformance/conformance.test.mjs ENV ORDO_SYNC=normal TIMEOUT 900)
 
 # kill -9 at random moments under eight concurrent idempotent producers, five rounds.
 ordo_vitest(crash_sigkill blackbox/crash.test.mjs)

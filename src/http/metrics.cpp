@@ -211,6 +211,18 @@ std::string render_metrics(const metrics_scrape& in) {
     out.sample("ordo_change_events_pruned_total", 0);
   }
 
+  if (in.background) {
+    out.family("ordo_background_job_failures_total", "counter",
+               "Failed passes of the background jobs: the session reaper, creating the change "
+               "feed, change-feed retention (each is also logged).");
+    out.sample("ordo_background_job_failures_total", {{"job", "reaper"}},
+               static_cast<double>(in.background->reaper_failures.value()));
+    out.sample("ordo_background_job_failures_total", {{"job", "change_feed"}},
+               static_cast<double>(in.background->change_feed_failures.value()));
+    out.sample("ordo_background_job_failures_total", {{"job", "retention"}},
+               static_cast<double>(in.background->retention_failures.value()));
+  }
+
   // ---- HTTP
   out.family("ordo_http_responses_total", "counter",
              "HTTP responses by route class (streams, sessions, changes, dashboard, health, "

@@ -1107,6 +1107,7 @@ awaitable<string_response> server::impl::metrics_response(const request& req) {
   scrape.catch_up_active = admission.active();
   scrape.catch_up_waiting = admission.waiting();
   if (counts) scrape.sessions = std::move(*counts);
+  scrape.background = &sessions.background();
   auto res = make_response(req, bhttp::status::ok);
   res.set(bhttp::field::content_type, k_metrics_content_type);
   res.set(bhttp::field::cache_control, "no-store");

@@ -68,6 +68,7 @@ struct metrics_scrape {
   std::size_t catch_up_waiting = 0;
   // nullopt when the database could not be read (the scrape still answers, without them).
   std::optional<sessions::session_counts> sessions;
+  const sessions::background_metrics* background = nullptr;
 };
 
 // The Prometheus text exposition (format 0.0.4) of every ordo metric, plus the standard

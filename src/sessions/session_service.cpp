@@ -473,10 +473,11 @@ void run_write(stream_engine& engine, write_fn fn, reply_callback done, std::siz
   auto outcome = std::make_shared<std::optional<result<reply>>>();
   write_job job;
   job.bytes = bytes;
-  job.run = [fn = std::move(fn), outcome](write_context& ctx) -> bool {
+  job.run = [fn = std::move(fn), outcome](write_context& ctx) -> status {
     session_tables t(ctx.statements());
     outcome->emplace(fn(ctx, t));
-    return (*outcome)->ok();
+    if (**outcome) return ok_v;
+    return (*outcome)->error();
   };
   auto shared_done = std::make_shared<reply_callback>(std::move(done));
   job.done = [outcome, shared_done](const std::optional<failure>& f) {
@@ -554,15 +555,20 @@ void session_service::ensure_change_feed() {
 
 bool session_service::submit_change_feed_job(std::function<void()> then) {
   write_job job;
-  job.run = [](write_context& ctx) -> bool {
+  job.run = [](write_context& ctx) -> status {
     auto feed = ctx.find_stream(k_changes_stream_path);
-    if (!feed) return false;
-    if (*feed) return true;
-    return ctx.create_stream(std::string(k_changes_stream_path), std::string(k_events_content_type))
-        .ok();
+    if (!feed) return std::move(feed).error();
+    if (*feed) return ok_v;
+    auto created =
+        ctx.create_stream(std::string(k_changes_stream_path), std::string(k_events_content_type));
+    if (!created) return std::move(created).error();
+    return ok_v;
   };
-  job.done = [then = std::move(then)](const std::optional<failure>& f) {
-    if (f) spdlog::error("cannot create the change feed: {}", f->message);
+  job.done = [this, then = std::move(then)](const std::optional<failure>& f) {
+    if (f) {
+      background_.change_feed_failures.add();
+      spdlog::error("cannot create the change feed: {}", f->message);
+    }
     if (then) then();
   };
   return engine_.submit(std::move(job));
@@ -2125,41 +2131,48 @@ void session_service::reap_once() {
   auto finished = std::make_shared<std::promise<void>>();
   auto future = finished->get_future();
   write_job job;
-  job.run = [heartbeat_timeout, detach_timeout](write_context& ctx) -> bool {
+  job.run = [heartbeat_timeout, detach_timeout](write_context& ctx) -> status {
     session_tables t(ctx.statements());
     // Detach sessions whose agent stopped heartbeating; end those detached for too long. Every
     // change goes through the lifecycle functions, like an API call.
     auto lost =
         t.sessions_with_heartbeat_before({"starting", "active"}, ctx.now_ms() - heartbeat_timeout);
-    if (!lost) return false;
+    if (!lost) return std::move(lost).error();
     for (const auto& id : *lost) {
       auto s = t.session(id);
-      if (!s || !*s) return false;
+      if (!s) return std::move(s).error();
+      if (!*s) return not_found("session", id);
       std::vector<event> events;
-      if (!apply_transition(ctx, t, **s, session_state::detached, "heartbeat_lost", events) ||
-          !commit_session_change(ctx, t, **s, events)) {
-        return false;
+      if (auto st =
+              apply_transition(ctx, t, **s, session_state::detached, "heartbeat_lost", events);
+          !st) {
+        return st;
       }
+      if (auto st = commit_session_change(ctx, t, **s, events); !st) return st;
       spdlog::info("session detached id={} cause=heartbeat_lost", id);
     }
     // Looked up after detaching: a session silent for longer than both timeouts (e.g. while
     // ordo was down) is detached and ended in the same pass.
     auto abandoned = t.sessions_with_heartbeat_before({"detached"}, ctx.now_ms() - detach_timeout);
-    if (!abandoned) return false;
+    if (!abandoned) return std::move(abandoned).error();
     for (const auto& id : *abandoned) {
       auto s = t.session(id);
-      if (!s || !*s) return false;
+      if (!s) return std::move(s).error();
+      if (!*s) return not_found("session", id);
       std::vector<event> events;
-      if (!apply_end(ctx, t, **s, end_reason::reaped, "detach_timeout", events) ||
-          !commit_session_change(ctx, t, **s, events)) {
-        return false;
+      if (auto st = apply_end(ctx, t, **s, end_reason::reaped, "detach_timeout", events); !st) {
+        return st;
       }
+      if (auto st = commit_session_change(ctx, t, **s, events); !st) return st;
       spdlog::info("session ended id={} reason=reaped", id);
     }
-    return true;
+    return ok_v;
   };
-  job.done = [finished](const std::optional<failure>& f) {
-    if (f) spdlog::warn("reaper pass failed: {}", f->message);
+  job.done = [this, finished](const std::optional<failure>& f) {
+    if (f) {
+      background_.reaper_failures.add();
+      spdlog::warn("reaper pass failed: {}", f->message);
+    }
     finished->set_value();
   };
   if (engine_.submit(std::move(job))) future.wait();
@@ -2170,11 +2183,12 @@ bool session_service::prune_changes_once() {
   auto finished = std::make_shared<std::promise<void>>();
   auto future = finished->get_future();
   write_job job;
-  job.run = [retention = options_.changes_retention.count(), more](write_context& ctx) -> bool {
+  job.run = [retention = options_.changes_retention.count(), more](write_context& ctx) -> status {
     auto feed = ctx.find_stream(k_changes_stream_path);
-    if (!feed || !*feed) return feed.ok();
+    if (!feed) return std::move(feed).error();
+    if (!*feed) return ok_v;
     auto oldest = ctx.oldest_messages(**feed, k_prune_batch);
-    if (!oldest) return false;
+    if (!oldest) return std::move(oldest).error();
     std::int64_t cutoff = ctx.now_ms() - retention;
     std::optional<std::int64_t> upto;
     for (const auto& m : *oldest) {
@@ -2185,12 +2199,15 @@ bool session_service::prune_changes_once() {
       if (!at || *at >= cutoff) break;
       upto = m.seq;
     }
-    if (!upto) return true;
+    if (!upto) return ok_v;
     more->store(static_cast<std::size_t>(*upto - oldest->front().seq + 1) == k_prune_batch);
-    return ctx.prune(**feed, static_cast<std::uint64_t>(*upto)).ok();
+    return ctx.prune(**feed, static_cast<std::uint64_t>(*upto));
   };
-  job.done = [finished](const std::optional<failure>& f) {
-    if (f) spdlog::warn("change-feed retention pass failed: {}", f->message);
+  job.done = [this, finished](const std::optional<failure>& f) {
+    if (f) {
+      background_.retention_failures.add();
+      spdlog::warn("change-feed retention pass failed: {}", f->message);
+    }
     finished->set_value();
   };
   if (!engine_.submit(std::move(job))) return false;

@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/metrics.hpp"
 #include "base/result.hpp"
 #include "streams/stream_engine.hpp"
 
@@ -91,6 +92,13 @@ struct session_counts {
 inline constexpr std::string_view k_command_statuses[] = {"accepted", "delivered", "done", "failed",
                                                           "interrupted"};
 
+// Failed passes of the background jobs, for /metrics (each is also logged).
+struct background_metrics {
+  metrics::counter reaper_failures;
+  metrics::counter change_feed_failures;  // creating the change feed
+  metrics::counter retention_failures;    // pruning the change feed
+};
+
 class session_service {
  public:
   session_service(stream_engine& engine, session_service_options options);
@@ -129,6 +137,7 @@ class session_service {
   void changes_snapshot(reply_callback done);
   // Counts sessions by state and commands by status on a reader thread (two GROUP BY scans).
   void counts(std::function<void(result<session_counts>)> done);
+  const background_metrics& background() const { return background_; }
 
   // ---- pull requests
   // Records what an SCM poller saw of one PR (facts, checks, the comment set) in one
@@ -177,6 +186,7 @@ class session_service {
 
   stream_engine& engine_;
   session_service_options options_;
+  background_metrics background_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;  // guarded by mu_

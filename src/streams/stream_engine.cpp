@@ -80,6 +80,7 @@ struct stream_engine::delete_job {
 struct stream_engine::custom_job {
   write_job job;
   std::vector<stream_effect> effects;
+  std::optional<failure> refused;  // what run() failed with
 };
 
 // ---- write_context ---------------------------------------------------------------------------
@@ -981,9 +982,11 @@ void stream_engine::run_batch(std::vector<job>& batch) {
             } else {
               write_context ctx(*this, *write_db_, *write_statements_, *tables_, database_epoch_,
                                 wall_ms(), j->effects);
-              bool kept = j->job.run(ctx);
-              if (!kept) j->effects.clear();
-              return kept;
+              status kept = j->job.run(ctx);
+              if (kept) return true;
+              j->refused = std::move(kept).error();
+              j->effects.clear();
+              return false;
             }
           },
           b.jobs[i]);
@@ -1074,7 +1077,7 @@ void stream_engine::complete_batch(committed_batch& b) {
             j->done(std::move(j->res));
           } else {
             if (!batch_failure && b.ok[i]) publish_effects(j->effects);
-            j->job.done(batch_failure);
+            j->job.done(batch_failure ? batch_failure : j->refused);
           }
           delete j;
         },

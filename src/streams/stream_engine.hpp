@@ -284,10 +284,12 @@ class write_context {
 
 // A unit of work for the writer, submitted by other modules (sessions, change feed).
 struct write_job {
-  // Runs inside a savepoint. false: roll the job back (it decided to refuse; nothing is kept).
-  std::function<bool(write_context&)> run;
-  // Called once on the writer thread: with nullopt after the transaction committed (or after
-  // run() returned false), or with the failure that stopped the whole transaction.
+  // Runs inside a savepoint. A failure rolls the job back (nothing of it is kept) and is what
+  // `done` receives: a refusal the job decided on, or a storage error it met.
+  std::function<status(write_context&)> run;
+  // Called once on the writer thread: with nullopt after the transaction committed with the
+  // job in it; with run()'s failure (the rest of the batch committed without it); or with the
+  // failure that stopped the whole transaction.
   std::function<void(const std::optional<failure>&)> done;
   std::size_t bytes = 0;  // payload size, for the write queue's byte bound
 };

@@ -547,10 +547,11 @@ TEST_F(stream_engine_test, a_read_answers_only_once_what_it_saw_is_on_disk) {
   std::promise<std::int64_t> seen;
   ASSERT_TRUE(engine_->read_with(
       [&](sqlite::read_context& ctx) {
+        // No ASSERT on the reader thread: it would return without answering and hang the test.
         auto n = ctx.db.query_int64("SELECT count(*) FROM " + k_all_messages);
-        ASSERT_TRUE(n);
+        EXPECT_TRUE(n);
         EXPECT_TRUE(engine_->await_durable());
-        seen.set_value(n->value_or(-1));
+        seen.set_value(n ? n->value_or(-1) : -2);
       },
       [](const failure&) {}));
   auto answer = seen.get_future();
@@ -578,6 +579,8 @@ TEST_F(stream_engine_test, a_failed_flush_fails_its_writers_and_refuses_all_late
 }
 
 TEST_F(stream_engine_test, a_failed_flush_of_a_maintenance_commit_publishes_nothing_and_poisons) {
+  // A stream that exists, so the append below is refused for the poison alone.
+  ASSERT_EQ(create("s").status, create_status::created);
   create_request c;
   c.path = "short";
   c.content_type = "text/plain";
@@ -1012,7 +1015,7 @@ TEST_F(stream_engine_test, positions_are_never_reused_after_retention_removed_ev
   std::int64_t id = engine_->find("feed")->config().id;
   std::promise<std::optional<failure>> pruned;
   write_job job;
-  job.run = [id](write_context& ctx) { return ctx.prune(id, 2).ok(); };
+  job.run = [id](write_context& ctx) { return ctx.prune(id, 2); };
   job.done = [&](const std::optional<failure>& f) { pruned.set_value(f); };
   ASSERT_TRUE(engine_->submit(std::move(job)));
   ASSERT_FALSE(pruned.get_future().get());
@@ -1023,6 +1026,27 @@ TEST_F(stream_engine_test, positions_are_never_reused_after_retention_removed_ev
   EXPECT_EQ(engine_->find("feed")->state().pruned_upto, 2u);
   EXPECT_EQ(engine_->find("feed")->state().tail, 3u);
   EXPECT_EQ(append("feed", "d").tail, 4u);
+}
+
+// Regression: a write job that failed returned a bare false, and `done` was told "no failure",
+// so background jobs (the reaper, change-feed retention) lost their errors without a log line.
+TEST_F(stream_engine_test, a_write_job_that_fails_gets_its_failure_and_keeps_nothing) {
+  ASSERT_EQ(create("s").status, create_status::created);
+  std::int64_t id = engine_->find("s")->config().id;
+  std::promise<std::optional<failure>> refused;
+  write_job job;
+  job.run = [id](write_context& ctx) -> status {
+    if (auto appended = ctx.append(id, "half-done"); !appended) return std::move(appended).error();
+    return make_failure(failure_kind::conflict, "refused_on_purpose", "the job said no");
+  };
+  job.done = [&](const std::optional<failure>& f) { refused.set_value(f); };
+  ASSERT_TRUE(engine_->submit(std::move(job)));
+  std::optional<failure> f = refused.get_future().get();
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->code, "refused_on_purpose");
+  EXPECT_EQ(engine_->find("s")->state().tail, 0u);  // its append was rolled back and not shown
+  EXPECT_EQ(append("s", "after").tail, 1u);         // the position was not used up
+  EXPECT_EQ(read_all("s"), "after");
 }
 
 TEST_F(stream_engine_test, a_read_meeting_a_prune_committed_but_not_yet_published_says_pruned) {
@@ -1038,7 +1062,7 @@ TEST_F(stream_engine_test, a_read_meeting_a_prune_committed_but_not_yet_publishe
   flush.arm();
   std::promise<std::optional<failure>> pruned;
   write_job job;
-  job.run = [id](write_context& ctx) { return ctx.prune(id, 2).ok(); };
+  job.run = [id](write_context& ctx) { return ctx.prune(id, 2); };
   job.done = [&](const std::optional<failure>& f) { pruned.set_value(f); };
   ASSERT_TRUE(engine_->submit(std::move(job)));
   flush.wait_until_held();  // committed: readers see the rows gone; published only after this

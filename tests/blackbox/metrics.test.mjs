@@ -81,7 +81,7 @@ describe("the exposition", () => {
       "ordo_connections_open", "ordo_sse_readers", "ordo_long_poll_readers", "ordo_slow_readers_reset_total",
       "ordo_catch_up_reads_active", "ordo_catch_up_reads_waiting", "ordo_catch_up_waits_total",
       "ordo_catch_up_refusals_total", "ordo_sessions", "ordo_commands", "ordo_change_events_total",
-      "ordo_change_events_pruned_total", "ordo_http_responses_total", "process_cpu_seconds_total",
+      "ordo_change_events_pruned_total", "ordo_background_job_failures_total", "ordo_http_responses_total", "process_cpu_seconds_total",
       "process_resident_memory_bytes", "process_open_fds", "process_start_time_seconds",
     ]) {
       expect(res.text, family).toContain(`# TYPE ${family} `)
