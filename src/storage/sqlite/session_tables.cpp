@@ -1,5 +1,7 @@
 #include "storage/sqlite/session_tables.hpp"
 
+#include "storage/sqlite/stream_tables.hpp"
+
 namespace ordo::sqlite {
 
 namespace {
@@ -715,15 +717,7 @@ status session_tables::delete_comment(std::string_view pr_url, std::string_view 
 // ---- event stream ----------------------------------------------------------------------------
 
 result<std::int64_t> session_tables::stream_tail(std::int64_t stream_id) {
-  // Never below base_seq or pruned_upto: see stream_tables::tail.
-  ORDO_PREPARE(s,
-               "SELECT MAX(COALESCE((SELECT MAX(seq) FROM messages WHERE stream_id = ?1), 0), "
-               "COALESCE((SELECT MAX(seq) FROM recent_messages WHERE stream_id = ?1), 0), "
-               "base_seq, pruned_upto) FROM streams WHERE id = ?1");
-  s->bind_int64(1, stream_id);
-  auto v = one<std::int64_t>(s, [](const statement& st) { return st.column_int64(0); });
-  if (!v) return std::move(v).error();
-  return v->value_or(0);
+  return sqlite::stream_tail(statements_, stream_id);
 }
 
 result<std::int64_t> session_tables::stream_incarnation(std::int64_t stream_id) {

@@ -307,6 +307,19 @@ result<std::optional<stream_row>> stream_tables::find_by_id(std::int64_t id) {
   return one_stream(find_by_id_);
 }
 
+result<std::int64_t> stream_tail(statement_cache& statements, std::int64_t stream_id) {
+  auto s = statements.get(
+      "SELECT MAX(COALESCE((SELECT MAX(seq) FROM messages WHERE stream_id = ?1), 0), "
+      "COALESCE((SELECT MAX(seq) FROM recent_messages WHERE stream_id = ?1), 0), "
+      "base_seq, pruned_upto) FROM streams WHERE id = ?1");
+  if (!s) return std::move(s).error();
+  statement_use use(*s);
+  use->bind_int64(1, stream_id);
+  auto row = use->step();
+  if (!row) return std::move(row).error();
+  return *row ? use->column_int64(0) : 0;
+}
+
 result<std::int64_t> stream_tables::tail(const stream_row& stream) {
   tail_.bind_int64(1, stream.id);
   auto row = tail_.step();

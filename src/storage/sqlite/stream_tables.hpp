@@ -73,6 +73,13 @@ status renew_database_epoch(connection& db);
 // marker's value when it did, nullopt for a database that was not restored.
 result<std::optional<std::string>> renew_epoch_if_restored(connection& db);
 
+// A stream's tail as the database file says it, from any connection (a reader's snapshot
+// included): the highest position of its own messages in `messages` or the append log, never
+// below base_seq nor pruned_upto; 0 for a stream that does not exist. The one definition of a
+// tail outside the writer, whose stream_tables::tail() gives the same answer from its cached
+// log tails.
+result<std::int64_t> stream_tail(statement_cache& statements, std::int64_t stream_id);
+
 // A stream that is live or soft-deleted, with its tail, for the registry at startup.
 struct loaded_stream {
   stream_row row;
