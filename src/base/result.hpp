@@ -25,6 +25,8 @@ enum class failure_kind {
   unavailable,           // retry the same call later (503)
   insufficient_storage,  // retry when the operator has freed space (507)
   not_implemented,       // the server does not support what the request needs (501)
+  method_not_allowed,    // use another method (405; the failure's "allow" detail lists them)
+  headers_too_large,     // send smaller headers (431)
   internal,              // a bug or an unexpected failure (500)
 };
 

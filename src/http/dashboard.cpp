@@ -4,6 +4,7 @@
 
 #include "base/rfc3339.hpp"
 #include "http/dashboard_assets.hpp"
+#include "http/error_response.hpp"
 #include "streams/offset.hpp"
 
 namespace ordo::http {
@@ -19,21 +20,14 @@ constexpr std::string_view k_content_security_policy =
     "default-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; "
     "base-uri 'none'; form-action 'none'";
 
-api_response error_answer(const failure& f) {
-  api_response r;
-  r.status = http_status_for(f.kind);
-  r.headers.emplace_back("Content-Type", "application/json");
-  r.headers.emplace_back("Cache-Control", "no-store");
-  r.body = error_body(f);
-  return r;
+api_response failure_answer(const failure& f) {
+  http::error_answer a = error_answer_for(f);
+  return api_response{a.status, std::move(a.headers), std::move(a.body)};
 }
 
 api_response method_not_allowed(std::string_view path) {
-  api_response r = error_answer(make_failure(failure_kind::invalid, "method_not_allowed",
-                                             "use GET or HEAD on " + std::string(path)));
-  r.status = 405;
-  r.headers.emplace_back("Allow", std::string(k_read_methods));
-  return r;
+  return failure_answer(
+      http::method_not_allowed(k_read_methods, "use GET or HEAD on " + std::string(path)));
 }
 
 bool is_read_method(std::string_view method) {
@@ -53,7 +47,7 @@ api_response dashboard_response(std::string_view method, std::string_view path,
     if (asset.url_path == path) found = &asset;
   }
   if (!found) {
-    return error_answer(make_failure(failure_kind::not_found, "route_not_found",
+    return failure_answer(make_failure(failure_kind::not_found, "route_not_found",
                                      "the dashboard has no file at '" + std::string(path) + "'"));
   }
   if (!is_read_method(method)) return method_not_allowed(path);

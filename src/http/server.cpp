@@ -130,14 +130,17 @@ string_response make_response(const request& req, bhttp::status status) {
   return res;
 }
 
+// A failure's answer as error_answer_for() maps it (http/error_response.hpp); HEAD without
+// the body and its Content-Type.
 string_response error_response(const request& req, const failure& f) {
-  auto res = make_response(req, static_cast<bhttp::status>(http_status_for(f.kind)));
-  res.set(bhttp::field::cache_control, "no-store");
-  if (f.kind == failure_kind::unavailable) res.set(bhttp::field::retry_after, "1");
-  if (req.method() != bhttp::verb::head) {
-    res.set(bhttp::field::content_type, "application/json");
-    res.body() = error_body(f);
+  error_answer answer = error_answer_for(f);
+  auto res = make_response(req, static_cast<bhttp::status>(answer.status));
+  bool head = req.method() == bhttp::verb::head;
+  for (auto& [name, value] : answer.headers) {
+    if (head && name == "Content-Type") continue;
+    res.set(name, value);
   }
+  if (!head) res.body() = std::move(answer.body);
   res.content_length(res.body().size());
   return res;
 }
@@ -861,10 +864,9 @@ awaitable<void> server::impl::session(tcp::socket socket) {
         request dummy;
         dummy.version(11);
         auto res = error_response(
-            dummy, make_failure(failure_kind::invalid, "headers_too_large",
+            dummy, make_failure(failure_kind::headers_too_large, "headers_too_large",
                                 "request headers exceed " +
                                     std::to_string(options.max_header_bytes) + " bytes"));
-        res.result(bhttp::status::request_header_fields_too_large);
         res.keep_alive(false);
         stream.expires_after(k_write_timeout);
         metrics.count_response(route_class::other, res.result_int());
@@ -968,10 +970,7 @@ awaitable<bool> server::impl::dispatch(request& req, connection& conn) {
   if (path == "/health" || path == "/ready") {
     bool get = req.method() == bhttp::verb::get || head;
     if (!get) {
-      res = error_response(
-          req, make_failure(failure_kind::invalid, "method_not_allowed", "use GET on " + path));
-      res.result(bhttp::status::method_not_allowed);
-      res.set(bhttp::field::allow, "GET, HEAD");
+      res = error_response(req, method_not_allowed("GET, HEAD", "use GET on " + path));
       co_return co_await respond(conn, res);
     }
     res = health_response(req, path);
@@ -979,10 +978,7 @@ awaitable<bool> server::impl::dispatch(request& req, connection& conn) {
   }
   if (path == "/metrics") {
     if (req.method() != bhttp::verb::get && !head) {
-      res = error_response(
-          req, make_failure(failure_kind::invalid, "method_not_allowed", "use GET on /metrics"));
-      res.result(bhttp::status::method_not_allowed);
-      res.set(bhttp::field::allow, "GET, HEAD");
+      res = error_response(req, method_not_allowed("GET, HEAD", "use GET on /metrics"));
       co_return co_await respond(conn, res);
     }
     res = co_await metrics_response(req);
@@ -1072,10 +1068,9 @@ awaitable<bool> server::impl::dispatch(request& req, connection& conn) {
     case bhttp::verb::get:
       co_return co_await handle_get(req, conn, stream_path, *url);
     default: {
-      res = error_response(req, make_failure(failure_kind::invalid, "method_not_allowed",
-                                             "streams accept " + std::string(k_stream_methods)));
-      res.result(bhttp::status::method_not_allowed);
-      res.set(bhttp::field::allow, k_stream_methods);
+      res = error_response(
+          req,
+          method_not_allowed(k_stream_methods, "streams accept " + std::string(k_stream_methods)));
       co_return co_await respond(conn, res);
     }
   }

@@ -6,6 +6,7 @@
 
 #include "base/strict_integer.hpp"
 #include "base/utf8.hpp"
+#include "http/error_response.hpp"
 
 namespace ordo::http {
 
@@ -62,16 +63,8 @@ api_response json_response(unsigned status, const json::value& body) {
 }
 
 api_response failure_response(const failure& f) {
-  api_response r;
-  r.status = http_status_for(f.kind);
-  r.headers.emplace_back("Content-Type", "application/json");
-  r.headers.emplace_back("Cache-Control", "no-store");
-  if (f.kind == failure_kind::unavailable) r.headers.emplace_back("Retry-After", "1");
-  for (const auto& [key, value] : f.details) {
-    if (key == "current_revision") r.headers.emplace_back("ETag", "\"" + value + "\"");
-  }
-  r.body = error_body(f);
-  return r;
+  error_answer a = error_answer_for(f);
+  return api_response{a.status, std::move(a.headers), std::move(a.body)};
 }
 
 // Adapts a service reply to an HTTP answer.
@@ -414,12 +407,8 @@ void handle_session_api(session_service& service, api_request request, api_callb
     return;
   }
   if (!allowed.empty()) {
-    api_response res = failure_response(
-        make_failure(failure_kind::invalid, "method_not_allowed",
-                     request.method + " is not supported on " + request.path + "; use " + allowed));
-    res.status = 405;
-    res.headers.emplace_back("Allow", allowed);
-    done(std::move(res));
+    done(failure_response(method_not_allowed(
+        allowed, request.method + " is not supported on " + request.path + "; use " + allowed)));
     return;
   }
   done(failure_response(make_failure(failure_kind::not_found, "route_not_found",

@@ -281,50 +281,6 @@ result<read_query> parse_read_query(const std::vector<query_param>& params) {
   return q;
 }
 
-unsigned http_status_for(failure_kind kind) {
-  switch (kind) {
-    case failure_kind::invalid:
-      return 400;
-    case failure_kind::not_found:
-      return 404;
-    case failure_kind::gone:
-      return 410;
-    case failure_kind::conflict:
-      return 409;
-    case failure_kind::forbidden:
-      return 403;
-    case failure_kind::precondition_failed:
-      return 412;
-    case failure_kind::too_large:
-      return 413;
-    case failure_kind::unavailable:
-      return 503;
-    case failure_kind::insufficient_storage:
-      return 507;
-    case failure_kind::not_implemented:
-      return 501;
-    case failure_kind::internal:
-      return 500;
-  }
-  return 500;
-}
-
-std::string error_body(const failure& f) {
-  boost::json::object error;
-  // Messages quote what the client sent (a path, an offset): whatever its bytes, the JSON stays
-  // valid UTF-8.
-  error["code"] = to_valid_utf8(f.code);
-  error["message"] = to_valid_utf8(f.message);
-  for (const auto& [key, json_text] : f.details) {
-    boost::system::error_code ec;
-    auto value = boost::json::parse(json_text, ec);
-    error[key] = ec ? boost::json::value(json_text) : std::move(value);
-  }
-  boost::json::object body;
-  body["error"] = std::move(error);
-  return boost::json::serialize(body);
-}
-
 bool if_none_match_matches(std::string_view header, std::string_view etag) {
   std::size_t start = 0;
   while (start < header.size()) {

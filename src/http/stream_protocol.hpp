@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "base/result.hpp"
+#include "http/error_response.hpp"
 #include "streams/offset.hpp"
 #include "streams/stream_engine.hpp"
 
@@ -60,12 +61,6 @@ struct read_query {
 };
 
 result<read_query> parse_read_query(const std::vector<query_param>& params);
-
-// The HTTP status for a failure kind.
-unsigned http_status_for(failure_kind kind);
-
-// {"error":{"code":...,"message":...}}
-std::string error_body(const failure& f);
 
 // Whether an If-None-Match header value matches an entity tag.
 bool if_none_match_matches(std::string_view header_value, std::string_view etag);
