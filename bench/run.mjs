@@ -362,6 +362,7 @@ log(`wrote ${relative(process.cwd(), out)}`)
 const missing = allScenarios.flatMap((sc) =>
   serverNames
     .filter((n) => sc.id !== "g" || servers[n].persistent)
+    .filter((n) => !sc.only || sc.only.includes(n))
     .filter((n) => !results.some((r) => r.scenario === sc.id && r.server === n && Number.isFinite(r.value)))
     .map((n) => `${sc.id}/${n}`),
 )
