@@ -55,21 +55,23 @@ void session_service::send_command(std::string id, std::optional<std::int64_t> i
           }
           return reply{reply_kind::accepted, command_json(**existing), (*s)->revision, true};
         }
-        auto row = load_for_change(t, id, if_match);
-        if (!row) return std::move(row).error();
-        if (row->state == to_string(session_state::ended)) return session_ended(*row);
-        sqlite::command_row c{id,         row->next_command_seq, key,          canonical,
-                              "accepted", std::nullopt,          ctx.now_ms(), ctx.now_ms()};
-        row->next_command_seq += 1;
-        if (auto st = t.insert_command(c); !st) return std::move(st).error();
-        std::vector<event> events;
-        json::object d;
-        d["command"] = command_json(c);
-        events.push_back({"command.accepted", std::move(d)});
-        if (auto st = commit_session_change(ctx, t, *row, events); !st) {
-          return std::move(st).error();
-        }
-        return reply{reply_kind::accepted, command_json(c), row->revision, false};
+        std::optional<sqlite::command_row> accepted;
+        return mutate_session(
+            ctx, t, id, if_match, when_ended::refuse,
+            [&](sqlite::session_row& row, std::vector<event>& events) -> mutation_result {
+              accepted =
+                  sqlite::command_row{id,         row.next_command_seq, key,          canonical,
+                                      "accepted", std::nullopt,         ctx.now_ms(), ctx.now_ms()};
+              row.next_command_seq += 1;
+              if (auto st = t.insert_command(*accepted); !st) return std::move(st).error();
+              json::object d;
+              d["command"] = command_json(*accepted);
+              events.push_back({"command.accepted", std::move(d)});
+              return commit_events();
+            },
+            [&](const sqlite::session_row& row) -> result<reply> {
+              return reply{reply_kind::accepted, command_json(*accepted), row.revision, false};
+            });
       },
       std::move(done), bytes);
 }
@@ -95,41 +97,44 @@ void session_service::update_command(std::string id, std::string command,
         if (const json::value* v = r->raw("result")) result_json = json::serialize(*v);
         auto seq = parse_command_seq(id, command);
         if (!seq) return std::move(seq).error();
-        auto s = load_for_change(t, id, if_match);
-        if (!s) return std::move(s).error();
-        auto c = t.command(id, *seq);
-        if (!c) return std::move(c).error();
-        if (!*c) return not_found("command", command);
-        const std::string from = (*c)->status;
-        // A repeated acknowledgement is a retry, even after the session ended.
-        if (from == to) {
-          return reply{reply_kind::ok, command_json(**c), s->revision, true};
-        }
-        if (s->state == to_string(session_state::ended)) return session_ended(*s);
-        // accepted -> delivered -> done | failed; accepted -> done | failed. Terminal states and
-        // interrupted commands never run again.
-        bool allowed = (from == "accepted") || (from == "delivered" && to != "delivered");
-        if (!allowed) {
-          failure f =
-              make_failure(failure_kind::conflict, "illegal_command_transition",
-                           "command " + command + " is " + from + " and cannot become " + to);
-          f.with("from", "\"" + from + "\"");
-          f.with("to", "\"" + to + "\"");
-          return f;
-        }
-        if (auto st = t.update_command_status(id, *seq, to, result_json, ctx.now_ms()); !st) {
-          return std::move(st).error();
-        }
-        auto updated = t.command(id, *seq);
-        if (!updated) return std::move(updated).error();
-        std::vector<event> events;
-        json::object d;
-        d["command"] = command_json(**updated);
-        events.push_back({"command.updated", std::move(d)});
-        if (auto st = commit_session_change(ctx, t, *s, events); !st) {
-          return std::move(st).error();
-        }
-        return reply{reply_kind::ok, command_json(**updated), s->revision, false};
+        std::optional<sqlite::command_row> updated;
+        return mutate_session(
+            ctx, t, id, if_match, when_ended::mutation_decides,
+            [&](sqlite::session_row& s, std::vector<event>& events) -> mutation_result {
+              auto c = t.command(id, *seq);
+              if (!c) return std::move(c).error();
+              if (!*c) return not_found("command", command);
+              const std::string from = (*c)->status;
+              // A repeated acknowledgement is a retry, even after the session ended.
+              if (from == to) {
+                return answer_now(reply{reply_kind::ok, command_json(**c), s.revision, true});
+              }
+              if (s.state == to_string(session_state::ended)) return session_ended(s);
+              // accepted -> delivered -> done | failed; accepted -> done | failed. Terminal
+              // states and interrupted commands never run again.
+              bool allowed = (from == "accepted") || (from == "delivered" && to != "delivered");
+              if (!allowed) {
+                failure f =
+                    make_failure(failure_kind::conflict, "illegal_command_transition",
+                                 "command " + command + " is " + from + " and cannot become " + to);
+                f.with("from", "\"" + from + "\"");
+                f.with("to", "\"" + to + "\"");
+                return f;
+              }
+              if (auto st = t.update_command_status(id, *seq, to, result_json, ctx.now_ms()); !st) {
+                return std::move(st).error();
+              }
+              auto stored = t.command(id, *seq);
+              if (!stored) return std::move(stored).error();
+              updated = **stored;
+              json::object d;
+              d["command"] = command_json(*updated);
+              events.push_back({"command.updated", std::move(d)});
+              return commit_events();
+            },
+            [&](const sqlite::session_row& s) -> result<reply> {
+              return reply{reply_kind::ok, command_json(*updated), s.revision, false};
+            });
       },
       std::move(done));
 }

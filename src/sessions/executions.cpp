@@ -17,32 +17,33 @@ void session_service::start_execution(std::string id, std::optional<std::int64_t
   run_write(
       engine_,
       [id = std::move(id), if_match](write_context& ctx, session_tables& t) -> result<reply> {
-        auto s = load_for_change(t, id, if_match);
-        if (!s) return std::move(s).error();
-        if (s->state == to_string(session_state::ended)) return session_ended(*s);
-        if (s->state == to_string(session_state::closing)) {
-          return make_failure(failure_kind::conflict, "session_closing",
-                              "session '" + id + "' is closing; no new executions start");
-        }
-        if (s->active_generation) {
-          failure f = make_failure(failure_kind::conflict, "execution_active",
-                                   "execution " + std::to_string(*s->active_generation) +
-                                       " is still active; finish or abort it first");
-          f.with("active_generation", std::to_string(*s->active_generation));
-          return f;
-        }
-        sqlite::execution_row e{id, s->next_generation, ctx.now_ms(), std::nullopt, std::nullopt};
-        s->next_generation += 1;
-        if (auto st = t.insert_execution(e); !st) return std::move(st).error();
-        std::vector<event> events;
-        json::object d;
-        d["generation"] = e.generation;
-        events.push_back({"execution.started", std::move(d)});
-        if (auto st = commit_session_change(ctx, t, *s, events); !st) {
-          return std::move(st).error();
-        }
-        json::object body = execution_json(e);
-        return reply{reply_kind::created, std::move(body), s->revision, false};
+        std::optional<sqlite::execution_row> started;
+        return mutate_session(
+            ctx, t, id, if_match, when_ended::refuse,
+            [&](sqlite::session_row& s, std::vector<event>& events) -> mutation_result {
+              if (s.state == to_string(session_state::closing)) {
+                return make_failure(failure_kind::conflict, "session_closing",
+                                    "session '" + id + "' is closing; no new executions start");
+              }
+              if (s.active_generation) {
+                failure f = make_failure(failure_kind::conflict, "execution_active",
+                                         "execution " + std::to_string(*s.active_generation) +
+                                             " is still active; finish or abort it first");
+                f.with("active_generation", std::to_string(*s.active_generation));
+                return f;
+              }
+              started = sqlite::execution_row{id, s.next_generation, ctx.now_ms(), std::nullopt,
+                                              std::nullopt};
+              s.next_generation += 1;
+              if (auto st = t.insert_execution(*started); !st) return std::move(st).error();
+              json::object d;
+              d["generation"] = started->generation;
+              events.push_back({"execution.started", std::move(d)});
+              return commit_events();
+            },
+            [&](const sqlite::session_row& s) -> result<reply> {
+              return reply{reply_kind::created, execution_json(*started), s.revision, false};
+            });
       },
       std::move(done));
 }
@@ -69,37 +70,38 @@ void session_service::finish_execution(std::string id, std::int64_t generation, 
             }
           }
         }
-        auto s = load_for_change(t, id, if_match);
-        if (!s) return std::move(s).error();
-        if (s->state == to_string(session_state::ended)) return session_ended(*s);
-        auto e = t.execution(id, generation);
-        if (!e) return std::move(e).error();
-        if (!*e || (*e)->finished_at_ms) {
-          failure f = make_failure(
-              failure_kind::conflict, "stale_generation",
-              "execution " + std::to_string(generation) +
-                  (*e ? " has already finished" : " does not exist") +
-                  (s->active_generation
-                       ? "; the active execution is " + std::to_string(*s->active_generation)
-                       : "; no execution is active"));
-          f.with("active_generation", s->active_generation ? std::to_string(*s->active_generation)
-                                                           : std::string("null"));
-          return f;
-        }
-        if (auto st = t.finish_execution(id, generation, ctx.now_ms(), reason); !st) {
-          return std::move(st).error();
-        }
-        std::vector<event> events;
-        json::object d;
-        d["generation"] = generation;
-        d["reason"] = reason;
-        events.push_back({"execution.finished", std::move(d)});
-        if (auto st = commit_session_change(ctx, t, *s, events); !st) {
-          return std::move(st).error();
-        }
-        auto finished = t.execution(id, generation);
-        if (!finished) return std::move(finished).error();
-        return reply{reply_kind::ok, execution_json(**finished), s->revision, false};
+        return mutate_session(
+            ctx, t, id, if_match, when_ended::refuse,
+            [&](sqlite::session_row& s, std::vector<event>& events) -> mutation_result {
+              auto e = t.execution(id, generation);
+              if (!e) return std::move(e).error();
+              if (!*e || (*e)->finished_at_ms) {
+                failure f = make_failure(
+                    failure_kind::conflict, "stale_generation",
+                    "execution " + std::to_string(generation) +
+                        (*e ? " has already finished" : " does not exist") +
+                        (s.active_generation
+                             ? "; the active execution is " + std::to_string(*s.active_generation)
+                             : "; no execution is active"));
+                f.with("active_generation", s.active_generation
+                                                ? std::to_string(*s.active_generation)
+                                                : std::string("null"));
+                return f;
+              }
+              if (auto st = t.finish_execution(id, generation, ctx.now_ms(), reason); !st) {
+                return std::move(st).error();
+              }
+              json::object d;
+              d["generation"] = generation;
+              d["reason"] = reason;
+              events.push_back({"execution.finished", std::move(d)});
+              return commit_events();
+            },
+            [&](const sqlite::session_row& s) -> result<reply> {
+              auto finished = t.execution(id, generation);
+              if (!finished) return std::move(finished).error();
+              return reply{reply_kind::ok, execution_json(**finished), s.revision, false};
+            });
       },
       std::move(done));
 }

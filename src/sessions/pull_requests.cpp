@@ -206,162 +206,174 @@ void session_service::observe_pr(std::string id, std::optional<std::int64_t> if_
           write_context& ctx, session_tables& t) -> result<reply> {
         auto o = parse_observation(body);
         if (!o) return std::move(o).error();
-        auto s = load_for_change(t, id, if_match);
-        if (!s) return std::move(s).error();
-        // An ended session takes no change, but a poller re-sending what it saw (say the
-        // observation that merged the PR, whose answer was lost) is answered as a replay.
-        const bool was_ended = s->state == to_string(session_state::ended);
-        std::vector<event> events;
+        // For the reply: whether the PR was tracked before, and whether anything changed.
+        std::string url = o->pr.url;
+        bool tracked = false;
+        bool unchanged = false;
+        return mutate_session(
+            ctx, t, id, if_match, when_ended::mutation_decides,
+            [&](sqlite::session_row& s, std::vector<event>& events) -> mutation_result {
+              // An ended session takes no change, but a poller re-sending what it saw (say the
+              // observation that merged the PR, whose answer was lost) is answered as a replay.
+              const bool was_ended = s.state == to_string(session_state::ended);
 
-        // The PR's facts, upserted by URL.
-        auto existing = t.pr(o->pr.url);
-        if (!existing) return std::move(existing).error();
-        sqlite::pr_row pr;
-        bool merged_now = false;
-        if (*existing) {
-          pr = **existing;
-          if (pr.session_id != id) {
-            if (was_ended) return session_ended(*s);
-            return make_failure(failure_kind::conflict, "pr_belongs_to_another_session",
-                                "PR " + pr.url + " is tracked by session " + pr.session_id);
-          }
-          json::object changes;
-          auto update = [&](auto& field, const auto& value, const char* name, json::value v) {
-            if (field != value) {
-              field = value;
-              changes[name] = std::move(v);
-            }
-          };
-          const sqlite::pr_row& n = o->pr;
-          update(pr.number, n.number, "number", n.number ? json::value(*n.number) : nullptr);
-          update(pr.title, n.title, "title", optional_text(n.title));
-          merged_now = pr.state != "merged" && n.state == "merged";
-          update(pr.state, n.state, "state", json::value(n.state));
-          update(pr.review_decision, n.review_decision, "review_decision",
-                 json::value(n.review_decision));
-          update(pr.mergeability, n.mergeability, "mergeability", json::value(n.mergeability));
-          update(pr.ci_state, n.ci_state, "ci_state", json::value(n.ci_state));
-          update(pr.head_commit, n.head_commit, "head_commit", optional_text(n.head_commit));
-          if (!changes.empty()) {
-            pr.revision += 1;
-            pr.updated_at_ms = ctx.now_ms();
-            json::object d;
-            d["pr"] = pr_json(pr);
-            d["changes"] = std::move(changes);
-            events.push_back({"pr.updated", std::move(d)});
-          }
-        } else {
-          pr = o->pr;
-          pr.session_id = id;
-          pr.created_at_ms = pr.updated_at_ms = ctx.now_ms();
-          merged_now = pr.state == "merged";
-          if (auto st = t.insert_pr(pr); !st) return std::move(st).error();
-          json::object d;
-          d["pr"] = pr_json(pr);
-          events.push_back({"pr.created", std::move(d)});
-        }
+              // The PR's facts, upserted by URL.
+              auto existing = t.pr(o->pr.url);
+              if (!existing) return std::move(existing).error();
+              tracked = existing->has_value();
+              sqlite::pr_row pr;
+              bool merged_now = false;
+              if (*existing) {
+                pr = **existing;
+                if (pr.session_id != id) {
+                  if (was_ended) return session_ended(s);
+                  return make_failure(failure_kind::conflict, "pr_belongs_to_another_session",
+                                      "PR " + pr.url + " is tracked by session " + pr.session_id);
+                }
+                json::object changes;
+                auto update = [&](auto& field, const auto& value, const char* name, json::value v) {
+                  if (field != value) {
+                    field = value;
+                    changes[name] = std::move(v);
+                  }
+                };
+                const sqlite::pr_row& n = o->pr;
+                update(pr.number, n.number, "number", n.number ? json::value(*n.number) : nullptr);
+                update(pr.title, n.title, "title", optional_text(n.title));
+                merged_now = pr.state != "merged" && n.state == "merged";
+                update(pr.state, n.state, "state", json::value(n.state));
+                update(pr.review_decision, n.review_decision, "review_decision",
+                       json::value(n.review_decision));
+                update(pr.mergeability, n.mergeability, "mergeability",
+                       json::value(n.mergeability));
+                update(pr.ci_state, n.ci_state, "ci_state", json::value(n.ci_state));
+                update(pr.head_commit, n.head_commit, "head_commit", optional_text(n.head_commit));
+                if (!changes.empty()) {
+                  pr.revision += 1;
+                  pr.updated_at_ms = ctx.now_ms();
+                  json::object d;
+                  d["pr"] = pr_json(pr);
+                  d["changes"] = std::move(changes);
+                  events.push_back({"pr.updated", std::move(d)});
+                }
+              } else {
+                pr = o->pr;
+                pr.session_id = id;
+                pr.created_at_ms = pr.updated_at_ms = ctx.now_ms();
+                merged_now = pr.state == "merged";
+                if (auto st = t.insert_pr(pr); !st) return std::move(st).error();
+                json::object d;
+                d["pr"] = pr_json(pr);
+                events.push_back({"pr.created", std::move(d)});
+              }
 
-        // Checks: history, one row per check per commit; a change on the same commit updates it.
-        for (auto& c : o->checks) {
-          auto known = t.check(pr.url, c.name, c.commit_sha);
-          if (!known) return std::move(known).error();
-          if (!*known) {
-            c.seq = pr.next_check_seq++;
-            c.created_at_ms = c.updated_at_ms = ctx.now_ms();
-            if (auto st = t.insert_check(c); !st) return std::move(st).error();
-            json::object d;
-            d["check"] = check_json(c);
-            events.push_back({"check.created", std::move(d)});
-            continue;
-          }
-          sqlite::check_row k = **known;
-          if (k.status == c.status && k.url == c.url && k.started_at_ms == c.started_at_ms &&
-              k.completed_at_ms == c.completed_at_ms) {
-            continue;  // seen before, unchanged
-          }
-          std::string previous = k.status;
-          k.status = c.status;
-          k.url = c.url;
-          k.started_at_ms = c.started_at_ms;
-          k.completed_at_ms = c.completed_at_ms;
-          k.updated_at_ms = ctx.now_ms();
-          if (auto st = t.update_check(k); !st) return std::move(st).error();
-          json::object d;
-          d["check"] = check_json(k);
-          d["previous_status"] = previous;
-          events.push_back({"check.updated", std::move(d)});
-        }
-        if (auto st = ctx.checkpoint("pr.observation.checks_written"); !st) {
-          return std::move(st).error();
-        }
+              // Checks: history, one row per check per commit; a change on the same commit
+              // updates its row.
+              for (auto& c : o->checks) {
+                auto known = t.check(pr.url, c.name, c.commit_sha);
+                if (!known) return std::move(known).error();
+                if (!*known) {
+                  c.seq = pr.next_check_seq++;
+                  c.created_at_ms = c.updated_at_ms = ctx.now_ms();
+                  if (auto st = t.insert_check(c); !st) return std::move(st).error();
+                  json::object d;
+                  d["check"] = check_json(c);
+                  events.push_back({"check.created", std::move(d)});
+                  continue;
+                }
+                sqlite::check_row k = **known;
+                if (k.status == c.status && k.url == c.url && k.started_at_ms == c.started_at_ms &&
+                    k.completed_at_ms == c.completed_at_ms) {
+                  continue;  // seen before, unchanged
+                }
+                std::string previous = k.status;
+                k.status = c.status;
+                k.url = c.url;
+                k.started_at_ms = c.started_at_ms;
+                k.completed_at_ms = c.completed_at_ms;
+                k.updated_at_ms = ctx.now_ms();
+                if (auto st = t.update_check(k); !st) return std::move(st).error();
+                json::object d;
+                d["check"] = check_json(k);
+                d["previous_status"] = previous;
+                events.push_back({"check.updated", std::move(d)});
+              }
+              if (auto st = ctx.checkpoint("pr.observation.checks_written"); !st) {
+                return std::move(st).error();
+              }
 
-        // Comments: reconciled as a set.
-        if (o->comments) {
-          auto current = t.comments_of_pr(pr.url);
-          if (!current) return std::move(current).error();
-          for (auto& c : *o->comments) {
-            auto it = std::find_if(current->begin(), current->end(),
-                                   [&](const auto& x) { return x.comment_id == c.comment_id; });
-            if (it == current->end()) {
-              c.created_at_ms = c.updated_at_ms = ctx.now_ms();
-              if (auto st = t.insert_comment(c); !st) return std::move(st).error();
-              json::object d;
-              d["comment"] = comment_json(c);
-              events.push_back({"comment.created", std::move(d)});
-              continue;
-            }
-            bool content_changed = it->author != c.author || it->body != c.body ||
-                                   it->path != c.path || it->line != c.line;
-            bool resolved_now = !it->resolved && c.resolved;
-            if (!content_changed && it->resolved == c.resolved) continue;
-            c.created_at_ms = it->created_at_ms;
-            c.updated_at_ms = ctx.now_ms();
-            if (auto st = t.update_comment(c); !st) return std::move(st).error();
-            json::object d;
-            d["comment"] = comment_json(c);
-            events.push_back(
-                {!content_changed && resolved_now ? "comment.resolved" : "comment.updated",
-                 std::move(d)});
-          }
-          for (const auto& old : *current) {
-            bool still = std::any_of(o->comments->begin(), o->comments->end(),
-                                     [&](const auto& x) { return x.comment_id == old.comment_id; });
-            if (still) continue;
-            if (auto st = t.delete_comment(pr.url, old.comment_id); !st) {
-              return std::move(st).error();
-            }
-            json::object d;
-            d["comment"] = comment_json(old);
-            events.push_back({"comment.removed", std::move(d)});
-          }
-        }
-        // The PR row carries the check counter even when its facts did not change.
-        if (*existing || !o->checks.empty()) {
-          if (auto st = t.update_pr(pr); !st) return std::move(st).error();
-        }
+              // Comments: reconciled as a set.
+              if (o->comments) {
+                auto current = t.comments_of_pr(pr.url);
+                if (!current) return std::move(current).error();
+                for (auto& c : *o->comments) {
+                  auto it = std::find_if(current->begin(), current->end(), [&](const auto& x) {
+                    return x.comment_id == c.comment_id;
+                  });
+                  if (it == current->end()) {
+                    c.created_at_ms = c.updated_at_ms = ctx.now_ms();
+                    if (auto st = t.insert_comment(c); !st) return std::move(st).error();
+                    json::object d;
+                    d["comment"] = comment_json(c);
+                    events.push_back({"comment.created", std::move(d)});
+                    continue;
+                  }
+                  bool content_changed = it->author != c.author || it->body != c.body ||
+                                         it->path != c.path || it->line != c.line;
+                  bool resolved_now = !it->resolved && c.resolved;
+                  if (!content_changed && it->resolved == c.resolved) continue;
+                  c.created_at_ms = it->created_at_ms;
+                  c.updated_at_ms = ctx.now_ms();
+                  if (auto st = t.update_comment(c); !st) return std::move(st).error();
+                  json::object d;
+                  d["comment"] = comment_json(c);
+                  events.push_back(
+                      {!content_changed && resolved_now ? "comment.resolved" : "comment.updated",
+                       std::move(d)});
+                }
+                for (const auto& old : *current) {
+                  bool still =
+                      std::any_of(o->comments->begin(), o->comments->end(),
+                                  [&](const auto& x) { return x.comment_id == old.comment_id; });
+                  if (still) continue;
+                  if (auto st = t.delete_comment(pr.url, old.comment_id); !st) {
+                    return std::move(st).error();
+                  }
+                  json::object d;
+                  d["comment"] = comment_json(old);
+                  events.push_back({"comment.removed", std::move(d)});
+                }
+              }
+              // The PR row carries the check counter even when its facts did not change.
+              if (*existing || !o->checks.empty()) {
+                if (auto st = t.update_pr(pr); !st) return std::move(st).error();
+              }
 
-        if (was_ended) {
-          if (!events.empty()) return session_ended(*s);  // rolls back everything above
-          auto stored = t.pr(pr.url);
-          if (!stored) return std::move(stored).error();
-          auto view = pr_view(t, **stored);
-          if (!view) return std::move(view).error();
-          return reply{reply_kind::ok, std::move(*view), s->revision, true};
-        }
-        if (merged_now && end_on_merge) {
-          if (auto st = apply_end(ctx, t, *s, end_reason::pr_merged, "pr_merged", events); !st) {
-            return std::move(st).error();
-          }
-        }
-        if (auto st = commit_session_change(ctx, t, *s, events); !st) {
-          return std::move(st).error();
-        }
-        auto fresh = t.pr(pr.url);
-        if (!fresh) return std::move(fresh).error();
-        auto view = pr_view(t, **fresh);
-        if (!view) return std::move(view).error();
-        return reply{*existing ? reply_kind::ok : reply_kind::created, std::move(*view),
-                     s->revision, events.empty()};
+              if (was_ended) {
+                if (!events.empty()) return session_ended(s);  // rolls back everything above
+                auto stored = t.pr(pr.url);
+                if (!stored) return std::move(stored).error();
+                auto view = pr_view(t, **stored);
+                if (!view) return std::move(view).error();
+                return answer_now(reply{reply_kind::ok, std::move(*view), s.revision, true});
+              }
+              if (merged_now && end_on_merge) {
+                if (auto st = apply_end(ctx, t, s, end_reason::pr_merged, "pr_merged", events);
+                    !st) {
+                  return std::move(st).error();
+                }
+              }
+              unchanged = events.empty();
+              return commit_events();
+            },
+            [&](const sqlite::session_row& s) -> result<reply> {
+              auto fresh = t.pr(url);
+              if (!fresh) return std::move(fresh).error();
+              auto view = pr_view(t, **fresh);
+              if (!view) return std::move(view).error();
+              return reply{tracked ? reply_kind::ok : reply_kind::created, std::move(*view),
+                           s.revision, unchanged};
+            });
       },
       std::move(done), bytes);
 }

@@ -3,6 +3,7 @@
 // a session change.
 #include "sessions/session_jobs.hpp"
 
+#include <cassert>
 #include <memory>
 #include <utility>
 
@@ -183,6 +184,29 @@ result<reply> session_reply(session_tables& t, std::string_view id, reply_kind k
   if (!s) return std::move(s).error();
   if (!*s) return not_found("session", id);
   return reply{kind, session_json(**s), (*s)->revision, false};
+}
+
+result<reply> mutate_session(write_context& ctx, session_tables& t, std::string_view id,
+                             std::optional<std::int64_t> if_match, when_ended ended,
+                             const mutation& mutate, const answer& respond) {
+  auto s = load_for_change(t, id, if_match);
+  if (!s) return std::move(s).error();
+  if (ended == when_ended::refuse && s->state == to_string(session_state::ended)) {
+    return session_ended(*s);
+  }
+  std::vector<event> events;
+  auto outcome = mutate(*s, events);
+  if (!outcome) return std::move(outcome).error();
+  if (*outcome) {
+    assert(events.empty() && "a mutation answering at once must have changed nothing");
+    return std::move(**outcome);
+  }
+  if (auto st = commit_session_change(ctx, t, *s, events); !st) return std::move(st).error();
+  return respond(*s);
+}
+
+answer session_answer(session_tables& t, reply_kind kind) {
+  return [&t, kind](const sqlite::session_row& s) { return session_reply(t, s.id, kind); };
 }
 
 // ---- plumbing --------------------------------------------------------------------------------

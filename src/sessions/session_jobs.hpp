@@ -95,4 +95,35 @@ result<sqlite::session_row> load_for_change(session_tables& t, std::string_view 
 // The session as stored, as a reply of `kind` carrying its revision.
 result<reply> session_reply(session_tables& t, std::string_view id, reply_kind kind);
 
+// ---- the mutation skeleton (writer thread)
+
+// Whether mutate_session() refuses an ended session (409 session_ended) before the mutation
+// runs, or leaves that to the mutation (which may first answer a retry, or refuse later).
+enum class when_ended { refuse, mutation_decides };
+
+// What a mutation returns: commit_events() to commit the events it collected and answer, or
+// answer_now(r) to answer without committing (an idempotent retry answered from what is
+// stored; it has collected no events). A failure rolls back everything the job did.
+using mutation_result = result<std::optional<reply>>;
+inline mutation_result commit_events() {
+  return std::optional<reply>();
+}
+inline mutation_result answer_now(reply r) {
+  return std::optional<reply>(std::move(r));
+}
+using mutation = std::function<mutation_result(sqlite::session_row&, std::vector<event>&)>;
+// Builds the reply once the change is committed, from the session as committed.
+using answer = std::function<result<reply>(const sqlite::session_row&)>;
+
+// The skeleton every session mutation shares: loads the session (404 session_not_found),
+// checks If-Match (412 revision_mismatch with current_revision), refuses an ended session
+// (409 session_ended) when `ended` says so, runs `mutate`, commits the session change with the
+// events it collected (commit_session_change) and answers with `respond`.
+result<reply> mutate_session(write_context& ctx, session_tables& t, std::string_view id,
+                             std::optional<std::int64_t> if_match, when_ended ended,
+                             const mutation& mutate, const answer& respond);
+
+// The answer of most session mutations: the session as stored after the change.
+answer session_answer(session_tables& t, reply_kind kind);
+
 }  // namespace ordo::sessions

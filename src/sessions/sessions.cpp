@@ -182,21 +182,21 @@ void session_service::update_session(std::string id, std::optional<std::int64_t>
                                                              session_tables& t) -> result<reply> {
         auto r = body_reader::of(body, k_session_fields);
         if (!r) return std::move(r).error();
-        auto s = load_for_change(t, id, if_match);
-        if (!s) return std::move(s).error();
-        if (s->state == to_string(session_state::ended)) return session_ended(*s);
-        json::object changes;
-        if (auto st = apply_session_fields(*r, *s, changes); !st) return std::move(st).error();
-        std::vector<event> events;
-        if (!changes.empty()) {
-          json::object d;
-          d["changes"] = std::move(changes);
-          events.push_back({"session.updated", std::move(d)});
-        }
-        if (auto st = commit_session_change(ctx, t, *s, events); !st) {
-          return std::move(st).error();
-        }
-        return session_reply(t, id, reply_kind::ok);
+        return mutate_session(
+            ctx, t, id, if_match, when_ended::refuse,
+            [&](sqlite::session_row& s, std::vector<event>& events) -> mutation_result {
+              json::object changes;
+              if (auto st = apply_session_fields(*r, s, changes); !st) {
+                return std::move(st).error();
+              }
+              if (!changes.empty()) {
+                json::object d;
+                d["changes"] = std::move(changes);
+                events.push_back({"session.updated", std::move(d)});
+              }
+              return commit_events();
+            },
+            session_answer(t, reply_kind::ok));
       },
       std::move(done));
 }
@@ -219,17 +219,15 @@ void session_service::transition(std::string id, std::optional<std::int64_t> if_
         if (*to == session_state::ended) {
           return invalid("use_end", "to end a session, POST /v1/sessions/{id}/end with a reason");
         }
-        auto s = load_for_change(t, id, if_match);
-        if (!s) return std::move(s).error();
-        if (s->state == to_string(session_state::ended)) return session_ended(*s);
-        std::vector<event> events;
-        if (auto st = apply_transition(ctx, t, *s, *to, "api", events); !st) {
-          return std::move(st).error();
-        }
-        if (auto st = commit_session_change(ctx, t, *s, events); !st) {
-          return std::move(st).error();
-        }
-        return session_reply(t, id, reply_kind::ok);
+        return mutate_session(
+            ctx, t, id, if_match, when_ended::refuse,
+            [&](sqlite::session_row& s, std::vector<event>& events) -> mutation_result {
+              if (auto st = apply_transition(ctx, t, s, *to, "api", events); !st) {
+                return std::move(st).error();
+              }
+              return commit_events();
+            },
+            session_answer(t, reply_kind::ok));
       },
       std::move(done));
 }
@@ -260,16 +258,16 @@ void session_service::end(std::string id, std::optional<std::int64_t> if_match, 
           if (reply_value) reply_value->replayed = true;
           return reply_value;
         }
-        auto s = load_for_change(t, id, if_match);
-        if (!s) return std::move(s).error();
-        std::vector<event> events;
-        if (auto st = apply_end(ctx, t, *s, *reason, "api", events); !st) {
-          return std::move(st).error();
-        }
-        if (auto st = commit_session_change(ctx, t, *s, events); !st) {
-          return std::move(st).error();
-        }
-        return session_reply(t, id, reply_kind::ok);
+        // An ended session was answered above.
+        return mutate_session(
+            ctx, t, id, if_match, when_ended::mutation_decides,
+            [&](sqlite::session_row& s, std::vector<event>& events) -> mutation_result {
+              if (auto st = apply_end(ctx, t, s, *reason, "api", events); !st) {
+                return std::move(st).error();
+              }
+              return commit_events();
+            },
+            session_answer(t, reply_kind::ok));
       },
       std::move(done));
 }
@@ -278,25 +276,26 @@ void session_service::heartbeat(std::string id, reply_callback done) {
   run_write(
       engine_,
       [id = std::move(id)](write_context& ctx, session_tables& t) -> result<reply> {
-        auto s = load_for_change(t, id, std::nullopt);
-        if (!s) return std::move(s).error();
-        if (s->state == to_string(session_state::ended)) return session_ended(*s);
-        // A heartbeat is a liveness signal, not a change: it bumps no revision and emits no
-        // event, unless it brings a detached session back.
-        s->last_heartbeat_ms = ctx.now_ms();
-        std::vector<event> events;
-        if (s->state == to_string(session_state::detached)) {
-          if (auto st = apply_transition(ctx, t, *s, session_state::active, "heartbeat", events);
-              !st) {
-            return std::move(st).error();
-          }
-        }
-        if (events.empty()) {
-          if (auto st = t.update_session(*s); !st) return std::move(st).error();
-        } else if (auto st = commit_session_change(ctx, t, *s, events); !st) {
-          return std::move(st).error();
-        }
-        return session_reply(t, id, reply_kind::ok);
+        return mutate_session(
+            ctx, t, id, std::nullopt, when_ended::refuse,
+            [&](sqlite::session_row& s, std::vector<event>& events) -> mutation_result {
+              // A heartbeat is a liveness signal, not a change: it bumps no revision and emits
+              // no event, unless it brings a detached session back.
+              s.last_heartbeat_ms = ctx.now_ms();
+              if (s.state == to_string(session_state::detached)) {
+                if (auto st =
+                        apply_transition(ctx, t, s, session_state::active, "heartbeat", events);
+                    !st) {
+                  return std::move(st).error();
+                }
+              }
+              // Without events the commit stores nothing: store the heartbeat alone.
+              if (events.empty()) {
+                if (auto st = t.update_session(s); !st) return std::move(st).error();
+              }
+              return commit_events();
+            },
+            session_answer(t, reply_kind::ok));
       },
       std::move(done));
 }

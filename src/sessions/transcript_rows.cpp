@@ -126,36 +126,36 @@ void session_service::append_row(std::string id, std::optional<std::int64_t> if_
             return reply{reply_kind::created, row_json(**existing), (*s)->revision, true};
           }
         }
-        auto row = load_for_change(t, id, if_match);
-        if (!row) return std::move(row).error();
-        if (row->state == to_string(session_state::ended)) return session_ended(*row);
         sqlite::transcript_row r;
-        r.session_id = id;
-        r.seq = row->next_row_seq;
-        row->next_row_seq += 1;
-        r.row_id = f->row_id ? *f->row_id : generated_row_id(r.seq);
-        auto clash = t.row_by_id(id, r.row_id);
-        if (!clash) return std::move(clash).error();
-        if (*clash) {
-          return make_failure(failure_kind::conflict, "row_exists",
-                              "row '" + r.row_id + "' already exists; PUT /rows/" + r.row_id +
-                                  " updates it in place");
-        }
-        r.kind = *f->kind;
-        r.status = f->status.value_or("complete");
-        r.body = *f->body;
-        r.request_id = key;
-        if (key) r.request_body = canonical;
-        r.created_at_ms = r.updated_at_ms = ctx.now_ms();
-        if (auto st = t.insert_row(r); !st) return std::move(st).error();
-        std::vector<event> events;
-        json::object d;
-        d["row"] = row_json(r);
-        events.push_back({"row.appended", std::move(d)});
-        if (auto st = commit_session_change(ctx, t, *row, events); !st) {
-          return std::move(st).error();
-        }
-        return reply{reply_kind::created, row_json(r), row->revision, false};
+        return mutate_session(
+            ctx, t, id, if_match, when_ended::refuse,
+            [&](sqlite::session_row& row, std::vector<event>& events) -> mutation_result {
+              r.session_id = id;
+              r.seq = row.next_row_seq;
+              row.next_row_seq += 1;
+              r.row_id = f->row_id ? *f->row_id : generated_row_id(r.seq);
+              auto clash = t.row_by_id(id, r.row_id);
+              if (!clash) return std::move(clash).error();
+              if (*clash) {
+                return make_failure(failure_kind::conflict, "row_exists",
+                                    "row '" + r.row_id + "' already exists; PUT /rows/" + r.row_id +
+                                        " updates it in place");
+              }
+              r.kind = *f->kind;
+              r.status = f->status.value_or("complete");
+              r.body = *f->body;
+              r.request_id = key;
+              if (key) r.request_body = canonical;
+              r.created_at_ms = r.updated_at_ms = ctx.now_ms();
+              if (auto st = t.insert_row(r); !st) return std::move(st).error();
+              json::object d;
+              d["row"] = row_json(r);
+              events.push_back({"row.appended", std::move(d)});
+              return commit_events();
+            },
+            [&](const sqlite::session_row& row) -> result<reply> {
+              return reply{reply_kind::created, row_json(r), row.revision, false};
+            });
       },
       std::move(done), bytes);
 }
@@ -175,57 +175,63 @@ void session_service::upsert_row(std::string id, std::string row_id,
         }
         auto f = read_row_fields(body, false);
         if (!f) return std::move(f).error();
-        auto s = load_for_change(t, id, if_match);
-        if (!s) return std::move(s).error();
-        if (s->state == to_string(session_state::ended)) return session_ended(*s);
-        auto existing = t.row_by_id(id, row_id);
-        if (!existing) return std::move(existing).error();
-        std::vector<event> events;
         sqlite::transcript_row r;
         reply_kind kind = reply_kind::ok;
-        if (*existing) {
-          r = **existing;
-          bool changed = false;
-          if (f->kind && *f->kind != r.kind) r.kind = *f->kind, changed = true;
-          if (f->status && *f->status != r.status) r.status = *f->status, changed = true;
-          // Member order and formatting are not a change.
-          if (f->body && *f->body_canonical != canonical_json(parse_stored(r.body))) {
-            r.body = *f->body;
-            changed = true;
-          }
-          if (!changed) return reply{reply_kind::ok, row_json(r), s->revision, true};
-          r.revision += 1;  // the sequence of the first insert is kept
-          r.updated_at_ms = ctx.now_ms();
-          if (auto st = t.update_row(r); !st) return std::move(st).error();
-          json::object d;
-          d["row"] = row_json(r);
-          events.push_back({"row.updated", std::move(d)});
-        } else {
-          if (is_generated_row_id(row_id)) {
-            return invalid("invalid_row_id",
-                           "row ids of the form seq-{number} are reserved for rows appended "
-                           "without a row_id");
-          }
-          if (!f->kind) return invalid("missing_field", "field 'kind' is required for a new row");
-          if (!f->body) return invalid("missing_field", "field 'body' is required for a new row");
-          r.session_id = id;
-          r.seq = s->next_row_seq;
-          s->next_row_seq += 1;
-          r.row_id = row_id;
-          r.kind = *f->kind;
-          r.status = f->status.value_or("complete");
-          r.body = *f->body;
-          r.created_at_ms = r.updated_at_ms = ctx.now_ms();
-          if (auto st = t.insert_row(r); !st) return std::move(st).error();
-          json::object d;
-          d["row"] = row_json(r);
-          events.push_back({"row.appended", std::move(d)});
-          kind = reply_kind::created;
-        }
-        if (auto st = commit_session_change(ctx, t, *s, events); !st) {
-          return std::move(st).error();
-        }
-        return reply{kind, row_json(r), s->revision, false};
+        return mutate_session(
+            ctx, t, id, if_match, when_ended::refuse,
+            [&](sqlite::session_row& s, std::vector<event>& events) -> mutation_result {
+              auto existing = t.row_by_id(id, row_id);
+              if (!existing) return std::move(existing).error();
+              if (*existing) {
+                r = **existing;
+                bool changed = false;
+                if (f->kind && *f->kind != r.kind) r.kind = *f->kind, changed = true;
+                if (f->status && *f->status != r.status) r.status = *f->status, changed = true;
+                // Member order and formatting are not a change.
+                if (f->body && *f->body_canonical != canonical_json(parse_stored(r.body))) {
+                  r.body = *f->body;
+                  changed = true;
+                }
+                if (!changed) {
+                  return answer_now(reply{reply_kind::ok, row_json(r), s.revision, true});
+                }
+                r.revision += 1;  // the sequence of the first insert is kept
+                r.updated_at_ms = ctx.now_ms();
+                if (auto st = t.update_row(r); !st) return std::move(st).error();
+                json::object d;
+                d["row"] = row_json(r);
+                events.push_back({"row.updated", std::move(d)});
+              } else {
+                if (is_generated_row_id(row_id)) {
+                  return invalid("invalid_row_id",
+                                 "row ids of the form seq-{number} are reserved for rows appended "
+                                 "without a row_id");
+                }
+                if (!f->kind) {
+                  return invalid("missing_field", "field 'kind' is required for a new row");
+                }
+                if (!f->body) {
+                  return invalid("missing_field", "field 'body' is required for a new row");
+                }
+                r.session_id = id;
+                r.seq = s.next_row_seq;
+                s.next_row_seq += 1;
+                r.row_id = row_id;
+                r.kind = *f->kind;
+                r.status = f->status.value_or("complete");
+                r.body = *f->body;
+                r.created_at_ms = r.updated_at_ms = ctx.now_ms();
+                if (auto st = t.insert_row(r); !st) return std::move(st).error();
+                json::object d;
+                d["row"] = row_json(r);
+                events.push_back({"row.appended", std::move(d)});
+                kind = reply_kind::created;
+              }
+              return commit_events();
+            },
+            [&](const sqlite::session_row& s) -> result<reply> {
+              return reply{kind, row_json(r), s.revision, false};
+            });
       },
       std::move(done), bytes);
 }
