@@ -1,6 +1,9 @@
 // The change feed's stream (created at start and on an adopted database) and its snapshot:
 // every live project, session and PR with the feed offset they are consistent at.
+#include "sessions/session_service.hpp"
+
 #include <spdlog/spdlog.h>
+
 #include <boost/json.hpp>
 #include <future>
 #include <memory>
@@ -8,7 +11,6 @@
 
 #include "sessions/api_json.hpp"
 #include "sessions/session_jobs.hpp"
-#include "sessions/session_service.hpp"
 #include "streams/offset.hpp"
 
 namespace ordo::sessions {

@@ -1,5 +1,7 @@
 // Commands: what a client asks the agent to do, accepted once per Idempotency-Key with a
 // sequence from the session row's counter; the agent's acknowledgements move them on.
+#include "sessions/session_service.hpp"
+
 #include <boost/json.hpp>
 #include <string>
 #include <utility>
@@ -8,7 +10,6 @@
 #include "sessions/api_json.hpp"
 #include "sessions/lifecycle.hpp"
 #include "sessions/session_jobs.hpp"
-#include "sessions/session_service.hpp"
 
 namespace ordo::sessions {
 

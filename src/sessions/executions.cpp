@@ -1,5 +1,7 @@
 // Executions: the agent's runs within a session, one active at a time, each with a
 // generation from the session row's counter; starting, finishing (or aborting), listing.
+#include "sessions/session_service.hpp"
+
 #include <boost/json.hpp>
 #include <string>
 #include <utility>
@@ -8,7 +10,6 @@
 #include "sessions/api_json.hpp"
 #include "sessions/lifecycle.hpp"
 #include "sessions/session_jobs.hpp"
-#include "sessions/session_service.hpp"
 
 namespace ordo::sessions {
 

@@ -1,5 +1,7 @@
 // Projects: creating one (its id a slug, given or derived from the name), listing, reading
 // and archiving them. A project's changes go to the change feed only: it has no event stream.
+#include "sessions/session_service.hpp"
+
 #include <boost/json.hpp>
 #include <string>
 #include <string_view>
@@ -7,7 +9,6 @@
 
 #include "sessions/api_json.hpp"
 #include "sessions/session_jobs.hpp"
-#include "sessions/session_service.hpp"
 
 namespace ordo::sessions {
 

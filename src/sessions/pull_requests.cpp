@@ -1,6 +1,8 @@
 // Pull requests: what an SCM poller observed of a session's PRs (facts, checks per commit,
 // the comment set) recorded in one transaction; a merge can end the session; the CI brake
 // reads the checks for a check failing on every latest commit.
+#include "sessions/session_service.hpp"
+
 #include <algorithm>
 #include <boost/json.hpp>
 #include <string>
@@ -12,7 +14,6 @@
 #include "sessions/api_json.hpp"
 #include "sessions/lifecycle.hpp"
 #include "sessions/session_jobs.hpp"
-#include "sessions/session_service.hpp"
 
 namespace ordo::sessions {
 

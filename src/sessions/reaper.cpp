@@ -1,7 +1,10 @@
 // The reaper (sessions without heartbeats are detached, then ended) and the change feed's
 // retention (events older than it pruned in bounded batches), run periodically on their own
 // thread, each pass one job of the writer.
+#include "sessions/session_service.hpp"
+
 #include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <atomic>
 #include <boost/json.hpp>
@@ -13,7 +16,6 @@
 #include "sessions/api_json.hpp"
 #include "sessions/lifecycle.hpp"
 #include "sessions/session_jobs.hpp"
-#include "sessions/session_service.hpp"
 
 namespace ordo::sessions {
 

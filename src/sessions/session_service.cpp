@@ -1,5 +1,7 @@
 // The session service's life (construction, start, stop) and its counts for /metrics. Each
 // entity's operations are defined in the file named after it (see session_jobs.hpp).
+#include "sessions/session_service.hpp"
+
 #include <boost/json.hpp>
 #include <memory>
 #include <mutex>
@@ -9,7 +11,6 @@
 #include "sessions/api_json.hpp"
 #include "sessions/lifecycle.hpp"
 #include "sessions/session_jobs.hpp"
-#include "sessions/session_service.hpp"
 
 namespace ordo::sessions {
 

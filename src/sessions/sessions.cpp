@@ -1,5 +1,7 @@
 // Sessions: creating, listing and reading them, their typed fields, the lifecycle moves
 // (transition, end), the heartbeat, and the snapshot a client starts from.
+#include "sessions/session_service.hpp"
+
 #include <boost/json.hpp>
 #include <stdexcept>
 #include <string>
@@ -9,7 +11,6 @@
 #include "sessions/api_json.hpp"
 #include "sessions/lifecycle.hpp"
 #include "sessions/session_jobs.hpp"
-#include "sessions/session_service.hpp"
 #include "streams/offset.hpp"
 
 namespace ordo::sessions {

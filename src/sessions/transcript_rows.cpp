@@ -1,6 +1,8 @@
 // Transcript rows: the ordered record of a session (messages, tool calls, approvals), each
 // with a sequence from the session row's counter; appended once per Idempotency-Key, or
 // upserted by row id.
+#include "sessions/session_service.hpp"
+
 #include <algorithm>
 #include <boost/json.hpp>
 #include <string>
@@ -11,7 +13,6 @@
 #include "sessions/api_json.hpp"
 #include "sessions/lifecycle.hpp"
 #include "sessions/session_jobs.hpp"
-#include "sessions/session_service.hpp"
 
 namespace ordo::sessions {
 
