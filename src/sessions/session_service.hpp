@@ -9,6 +9,10 @@
 //
 // Thread safety: every public function may be called from any thread; callbacks run on the
 // writer thread or a reader thread and must only hand the reply to the caller's executor.
+//
+// The members are defined in the file of their entity (projects.cpp, sessions.cpp,
+// executions.cpp, commands.cpp, transcript_rows.cpp, pull_requests.cpp, change_feed.cpp,
+// reaper.cpp); what those share, mutate_session() among it, is in session_jobs.hpp.
 #pragma once
 
 #include <boost/json/value.hpp>

@@ -1,0 +1,96 @@
+// The change feed's stream (created at start and on an adopted database) and its snapshot:
+// every live project, session and PR with the feed offset they are consistent at.
+#include "sessions/session_service.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/json.hpp>
+#include <future>
+#include <memory>
+#include <utility>
+
+#include "sessions/api_json.hpp"
+#include "sessions/session_jobs.hpp"
+#include "streams/offset.hpp"
+
+namespace ordo::sessions {
+
+void session_service::ensure_change_feed() {
+  auto finished = std::make_shared<std::promise<void>>();
+  auto future = finished->get_future();
+  if (submit_change_feed_job([finished] { finished->set_value(); })) future.wait();
+}
+
+bool session_service::submit_change_feed_job(std::function<void()> then) {
+  write_job job;
+  job.run = [](write_context& ctx) -> status {
+    auto feed = ctx.find_stream(k_changes_stream_path);
+    if (!feed) return std::move(feed).error();
+    if (*feed) return ok_v;
+    auto created =
+        ctx.create_stream(std::string(k_changes_stream_path), std::string(k_events_content_type));
+    if (!created) return std::move(created).error();
+    return ok_v;
+  };
+  job.done = [this, then = std::move(then)](const std::optional<failure>& f) {
+    if (f) {
+      background_.change_feed_failures.add();
+      spdlog::error("cannot create the change feed: {}", f->message);
+    }
+    if (then) then();
+  };
+  return engine_.submit(std::move(job));
+}
+
+void session_service::changes_snapshot(reply_callback done) {
+  run_read(
+      engine_,
+      [](sqlite::read_context& ctx, session_tables& t) -> result<reply> {
+        std::uint64_t epoch = ctx.database_epoch;
+        // One read transaction: the entities and the feed offset agree.
+        auto read = sqlite::read_transaction::begin(ctx.db);
+        if (!read) return std::move(read).error();
+        // Live (not archived) projects; a live session may belong to an archived project,
+        // which GET /v1/projects/{id} still resolves.
+        auto projects = t.projects(false);
+        if (!projects) return std::move(projects).error();
+        auto sessions = t.live_sessions();
+        if (!sessions) return std::move(sessions).error();
+
+        auto feed = t.stream_by_path(k_changes_stream_path);
+        if (!feed) return std::move(feed).error();
+        std::int64_t tail = 0, incarnation = 0;
+        if (*feed) {
+          auto tl = t.stream_tail(**feed);
+          if (!tl) return std::move(tl).error();
+          auto inc = t.stream_incarnation(**feed);
+          if (!inc) return std::move(inc).error();
+          tail = *tl;
+          incarnation = *inc;
+        }
+        json::array project_array, session_array, pr_array;
+        for (const auto& p : *projects)
+          project_array.push_back(project_json(p));
+        for (const auto& s : *sessions) {
+          session_array.push_back(session_json(s));
+          auto prs = t.prs_of_session(s.id);
+          if (!prs) return std::move(prs).error();
+          for (const auto& pr : *prs) {
+            auto view = pr_view(t, pr);
+            if (!view) return std::move(view).error();
+            pr_array.push_back(std::move(*view));
+          }
+        }
+        json::object o;
+        o["projects"] = std::move(project_array);
+        o["sessions"] = std::move(session_array);
+        o["prs"] = std::move(pr_array);
+        o["offset"] =
+            format_offset({offset_prefix_for(epoch, static_cast<std::uint64_t>(incarnation)),
+                           static_cast<std::uint64_t>(tail)});
+        return reply{reply_kind::ok, std::move(o), std::nullopt, false};
+      },
+      std::move(done));
+}
+
+}  // namespace ordo::sessions

@@ -1,0 +1,127 @@
+// The reaper (sessions without heartbeats are detached, then ended) and the change feed's
+// retention (events older than it pruned in bounded batches), run periodically on their own
+// thread, each pass one job of the writer.
+#include "sessions/session_service.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <boost/json.hpp>
+#include <chrono>
+#include <future>
+#include <memory>
+
+#include "base/rfc3339.hpp"
+#include "sessions/api_json.hpp"
+#include "sessions/lifecycle.hpp"
+#include "sessions/session_jobs.hpp"
+
+namespace ordo::sessions {
+
+void session_service::reap_once() {
+  auto heartbeat_timeout = options_.heartbeat_timeout.count();
+  auto detach_timeout = options_.detach_timeout.count();
+  auto finished = std::make_shared<std::promise<void>>();
+  auto future = finished->get_future();
+  write_job job;
+  job.run = [heartbeat_timeout, detach_timeout](write_context& ctx) -> status {
+    session_tables t(ctx.statements());
+    // Detach sessions whose agent stopped heartbeating; end those detached for too long. Every
+    // change goes through the lifecycle functions, like an API call.
+    auto lost =
+        t.sessions_with_heartbeat_before({"starting", "active"}, ctx.now_ms() - heartbeat_timeout);
+    if (!lost) return std::move(lost).error();
+    for (const auto& id : *lost) {
+      auto s = t.session(id);
+      if (!s) return std::move(s).error();
+      if (!*s) return not_found("session", id);
+      std::vector<event> events;
+      if (auto st =
+              apply_transition(ctx, t, **s, session_state::detached, "heartbeat_lost", events);
+          !st) {
+        return st;
+      }
+      if (auto st = commit_session_change(ctx, t, **s, events); !st) return st;
+      spdlog::info("session detached id={} cause=heartbeat_lost", id);
+    }
+    // Looked up after detaching: a session silent for longer than both timeouts (e.g. while
+    // ordo was down) is detached and ended in the same pass.
+    auto abandoned = t.sessions_with_heartbeat_before({"detached"}, ctx.now_ms() - detach_timeout);
+    if (!abandoned) return std::move(abandoned).error();
+    for (const auto& id : *abandoned) {
+      auto s = t.session(id);
+      if (!s) return std::move(s).error();
+      if (!*s) return not_found("session", id);
+      std::vector<event> events;
+      if (auto st = apply_end(ctx, t, **s, end_reason::reaped, "detach_timeout", events); !st) {
+        return st;
+      }
+      if (auto st = commit_session_change(ctx, t, **s, events); !st) return st;
+      spdlog::info("session ended id={} reason=reaped", id);
+    }
+    return ok_v;
+  };
+  job.done = [this, finished](const std::optional<failure>& f) {
+    if (f) {
+      background_.reaper_failures.add();
+      spdlog::warn("reaper pass failed: {}", f->message);
+    }
+    finished->set_value();
+  };
+  if (engine_.submit(std::move(job))) future.wait();
+}
+
+bool session_service::prune_changes_once() {
+  auto more = std::make_shared<std::atomic<bool>>(false);
+  auto finished = std::make_shared<std::promise<void>>();
+  auto future = finished->get_future();
+  write_job job;
+  job.run = [retention = options_.changes_retention.count(), more](write_context& ctx) -> status {
+    auto feed = ctx.find_stream(k_changes_stream_path);
+    if (!feed) return std::move(feed).error();
+    if (!*feed) return ok_v;
+    auto oldest = ctx.oldest_messages(**feed, k_prune_batch);
+    if (!oldest) return std::move(oldest).error();
+    std::int64_t cutoff = ctx.now_ms() - retention;
+    std::optional<std::int64_t> upto;
+    for (const auto& m : *oldest) {
+      boost::system::error_code ec;
+      json::value v = json::parse(m.data, ec);
+      if (ec || !v.is_object() || !v.as_object().contains("at")) break;
+      auto at = parse_rfc3339_ms(json::value_to<std::string>(v.as_object().at("at")));
+      if (!at || *at >= cutoff) break;
+      upto = m.seq;
+    }
+    if (!upto) return ok_v;
+    more->store(static_cast<std::size_t>(*upto - oldest->front().seq + 1) == k_prune_batch);
+    return ctx.prune(**feed, static_cast<std::uint64_t>(*upto));
+  };
+  job.done = [this, finished](const std::optional<failure>& f) {
+    if (f) {
+      background_.retention_failures.add();
+      spdlog::warn("change-feed retention pass failed: {}", f->message);
+    }
+    finished->set_value();
+  };
+  if (!engine_.submit(std::move(job))) return false;
+  future.wait();
+  return more->load();
+}
+
+void session_service::reaper_loop() {
+  // Often enough that a session is detached within a quarter of its timeout after it is due.
+  auto interval = std::clamp(std::min(options_.heartbeat_timeout, options_.detach_timeout) / 4,
+                             std::chrono::milliseconds(20), std::chrono::milliseconds(1000));
+  std::unique_lock lock(mu_);
+  while (!cv_.wait_for(lock, interval, [&] { return stopping_; })) {
+    lock.unlock();
+    reap_once();
+    // A few retention batches per tick at most: the rest waits for the next tick.
+    for (int i = 0; i < 4 && prune_changes_once(); ++i) {
+    }
+    lock.lock();
+  }
+}
+
+}  // namespace ordo::sessions
