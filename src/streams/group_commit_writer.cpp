@@ -11,7 +11,8 @@
 // Invariants: (1) published <= flushed <= committed: no batch is published or answered before
 //                 its commit is on disk;
 //             (2) batches are published and answered in commit order (at most one waits in
-//                 pending_, and it is completed before any later batch);
+//                 pending_, and it is completed before any later batch); advance_published()
+//                 checks (1) and (2) for every batch and poisons the writer if either breaks;
 //             (3) every job's callback is called exactly once, after its batch completed;
 //             (4) once poisoned, no batch is begun until restart.
 #include "streams/stream_engine.hpp"
@@ -19,6 +20,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cassert>
+#include <string>
 
 #include "streams/stream_engine_internal.hpp"
 
@@ -192,7 +195,11 @@ void stream_engine::complete_pending() {
 void stream_engine::complete_batch(committed_batch& b) {
   std::optional<failure>& batch_failure = b.error;
   if (!batch_failure && b.commit_number != 0) {
-    if (auto s = await_flush(b.commit_number); !s) batch_failure = std::move(s).error();
+    if (auto s = await_flush(b.commit_number); !s) {
+      batch_failure = std::move(s).error();
+    } else if (auto p = advance_published(b.commit_number); !p) {
+      batch_failure = std::move(p).error();
+    }
   }
   if (batch_failure) {
     ++transactions_failed_;
@@ -276,8 +283,22 @@ void stream_engine::set_wake_executor(wake_executor run) {
   wake_executor_ = std::move(run);
 }
 
+status stream_engine::advance_published(std::uint64_t number) {
+  if (number > published_commit_ && number <= last_commit_ && syncer_->settled(number)) {
+    published_commit_ = number;
+    return ok_v;
+  }
+  std::string why = "publishing commit " + std::to_string(number) + " would break the writer's " +
+                    "order (last published " + std::to_string(published_commit_) +
+                    ", last committed " + std::to_string(last_commit_) + ")";
+  if (!poisoned_.exchange(true)) spdlog::critical("{}; refusing all writes until restart", why);
+  return make_failure(failure_kind::internal, "publish_order_violated", why);
+}
+
 status stream_engine::commit_transaction(std::uint64_t& number) {
   number = syncer_->begin_commit();
+  assert(number > last_commit_);  // the syncer numbers commits in the order they begin
+  last_commit_ = number;
   auto started = std::chrono::steady_clock::now();
   status s = tables_->commit();
   metrics_.commit_durations.observe(

@@ -399,6 +399,10 @@ class stream_engine {
   // going idle).
   void complete_pending();
   void complete_batch(committed_batch& batch);
+  // The one place the published position advances, to commit `number` once its flush is done:
+  // checks published <= flushed <= committed and that batches are published in commit order.
+  // A violation logs, poisons the writer and is the batch's failure (nothing is published).
+  status advance_published(std::uint64_t number);
   // Commits the open transaction as commit `number` and asks the syncer to flush it. A commit
   // that fails with an I/O error poisons the writer, whichever transaction it was (a batch,
   // maintenance, a purge, a move of the append log).
@@ -525,6 +529,10 @@ class stream_engine {
   std::vector<std::shared_ptr<stream_record>> deferred_wakes_;  // writer thread only
   std::mutex wake_executor_mu_;
   wake_executor wake_executor_;  // guarded by wake_executor_mu_
+  // The writer's positions, as commit numbers (writer thread only): the last commit begun, and
+  // the commit of the last batch published. published_commit_ <= flushed <= last_commit_.
+  std::uint64_t last_commit_ = 0;
+  std::uint64_t published_commit_ = 0;
 };
 
 }  // namespace ordo
