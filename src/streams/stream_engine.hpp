@@ -74,6 +74,10 @@ struct stream_engine_options {
   // payload bytes (stream_tables::merge_log).
   std::size_t log_merge_rows = 8192;
   std::size_t log_merge_bytes = 8 << 20;
+  // Paths of managed streams (session events, the change feed) start with this: they are kept
+  // like any stream but not counted or listed as clients' streams (stream_count(),
+  // client_streams()).
+  std::string managed_stream_prefix = "__";
 
   // Fault injection for tests: called by the writer at named points ("batch.begin",
   // "append.after_insert", "create.after_insert", "commit", "merge": inside the transaction
@@ -444,6 +448,8 @@ class stream_engine {
   std::vector<read_segment> inherited_segments(const sqlite::stream_row& row,
                                                std::uint64_t base_seq,
                                                const record_map* building = nullptr) const;
+  // Whether `path` names a managed stream (options_.managed_stream_prefix).
+  bool is_managed_path(std::string_view path) const;
   // The registry of the streams load_streams() found, keyed by id and by path.
   std::pair<record_map, path_map> build_registry(const std::vector<sqlite::loaded_stream>& streams);
 

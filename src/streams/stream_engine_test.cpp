@@ -224,6 +224,16 @@ TEST_F(stream_engine_test, client_streams_lists_created_streams_by_path_without_
   EXPECT_EQ(engine_->stream_count(), listed.size());
 }
 
+TEST_F(stream_engine_test, managed_stream_prefix_option_decides_which_streams_are_clients) {
+  open([](stream_engine_options& o) { o.managed_stream_prefix = "_sys/"; });
+  ASSERT_EQ(create("_sys/feed").status, create_status::created);
+  ASSERT_EQ(create("__ordo/x").status, create_status::created);  // a client's under this prefix
+  auto listed = engine_->client_streams();
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0]->config().path, "__ordo/x");
+  EXPECT_EQ(engine_->stream_count(), 1u);
+}
+
 TEST_F(stream_engine_test, everything_queued_is_committed_in_one_transaction) {
   ASSERT_EQ(create("s").status, create_status::created);
   std::uint64_t before = engine_->stats().transactions_committed;

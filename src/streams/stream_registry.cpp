@@ -11,8 +11,8 @@
 //                 stream is durable;
 //             (3) a fork's source is registered before the fork (ids ascend), so its read plan
 //                 can be built from the source's record;
-//             (4) managed streams (reserved "__" paths) are in the registry but not counted or
-//                 listed as clients' streams.
+//             (4) managed streams (paths under options_.managed_stream_prefix) are in the
+//                 registry but not counted or listed as clients' streams.
 #include "streams/stream_engine.hpp"
 
 #include <algorithm>
@@ -39,11 +39,15 @@ std::pair<stream_engine::record_map, stream_engine::path_map> stream_engine::bui
   return std::pair{std::move(by_id), std::move(by_path)};
 }
 
+bool stream_engine::is_managed_path(std::string_view path) const {
+  return path.starts_with(options_.managed_stream_prefix);
+}
+
 std::size_t stream_engine::stream_count() const {
   std::lock_guard lock(registry_mu_);
-  // Managed streams (session events, the change feed) live under reserved "__" paths.
-  return static_cast<std::size_t>(std::count_if(
-      by_path_.begin(), by_path_.end(), [](const auto& e) { return e.first.rfind("__", 0) != 0; }));
+  return static_cast<std::size_t>(
+      std::count_if(by_path_.begin(), by_path_.end(),
+                    [this](const auto& e) { return !is_managed_path(e.first); }));
 }
 
 std::vector<std::shared_ptr<stream_record>> stream_engine::client_streams() const {
@@ -52,7 +56,7 @@ std::vector<std::shared_ptr<stream_record>> stream_engine::client_streams() cons
     std::lock_guard lock(registry_mu_);
     out.reserve(by_path_.size());
     for (const auto& [path, record] : by_path_) {
-      if (path.rfind("__", 0) != 0) out.push_back(record);
+      if (!is_managed_path(path)) out.push_back(record);
     }
   }
   std::sort(out.begin(), out.end(),
