@@ -4,8 +4,9 @@
 // after the batch's flush and makes the effects visible: records, tail caches, wake-ups.
 //
 // Thread safety: the writer thread only.
-// Invariants: (1) a message's position is the stream's committed tail + 1, assigned in run_*()
-//                 inside the committing transaction and nowhere else;
+// Invariants: (1) a message's position is the stream's tail + 1 as the writer's transaction
+//                 sees it (earlier jobs of the batch included), assigned in run_*() inside the
+//                 transaction that commits it;
 //             (2) run_*() returns true only if something it wrote must be kept; false rolls its
 //                 savepoint back (a refusal, an idempotent answer, or a storage failure);
 //             (3) publish_*() runs only for jobs whose transaction is durable, in job order;

@@ -6,8 +6,8 @@
 //                 with the job;
 //             (2) every stream change is also recorded as a stream_effect, which the writer
 //                 publishes only after the commit is durable (and discards if the job fails);
-//             (3) a message's position is the stream's committed tail + 1, assigned here and
-//                 nowhere else for custom jobs.
+//             (3) a message's position is the stream's tail + 1 as the writer's transaction
+//                 sees it, assigned here and nowhere else for custom jobs.
 #include "streams/stream_engine.hpp"
 
 #include <algorithm>
