@@ -74,6 +74,10 @@ struct stream_engine_options {
   // payload bytes (stream_tables::merge_log).
   std::size_t log_merge_rows = 8192;
   std::size_t log_merge_bytes = 8 << 20;
+  // Paths of managed streams (session events, the change feed) start with this: they are kept
+  // like any stream but not counted or listed as clients' streams (stream_count(),
+  // client_streams()).
+  std::string managed_stream_prefix = "__";
 
   // Fault injection for tests: called by the writer at named points ("batch.begin",
   // "append.after_insert", "create.after_insert", "commit", "merge": inside the transaction
@@ -399,6 +403,10 @@ class stream_engine {
   // going idle).
   void complete_pending();
   void complete_batch(committed_batch& batch);
+  // The one place the published position advances, to commit `number` once its flush is done:
+  // checks published <= flushed <= committed and that batches are published in commit order.
+  // A violation logs, poisons the writer and is the batch's failure (nothing is published).
+  status advance_published(std::uint64_t number);
   // Commits the open transaction as commit `number` and asks the syncer to flush it. A commit
   // that fails with an I/O error poisons the writer, whichever transaction it was (a batch,
   // maintenance, a purge, a move of the append log).
@@ -440,6 +448,8 @@ class stream_engine {
   std::vector<read_segment> inherited_segments(const sqlite::stream_row& row,
                                                std::uint64_t base_seq,
                                                const record_map* building = nullptr) const;
+  // Whether `path` names a managed stream (options_.managed_stream_prefix).
+  bool is_managed_path(std::string_view path) const;
   // The registry of the streams load_streams() found, keyed by id and by path.
   std::pair<record_map, path_map> build_registry(const std::vector<sqlite::loaded_stream>& streams);
 
@@ -525,6 +535,10 @@ class stream_engine {
   std::vector<std::shared_ptr<stream_record>> deferred_wakes_;  // writer thread only
   std::mutex wake_executor_mu_;
   wake_executor wake_executor_;  // guarded by wake_executor_mu_
+  // The writer's positions, as commit numbers (writer thread only): the last commit begun, and
+  // the commit of the last batch published. published_commit_ <= flushed <= last_commit_.
+  std::uint64_t last_commit_ = 0;
+  std::uint64_t published_commit_ = 0;
 };
 
 }  // namespace ordo

@@ -1,0 +1,339 @@
+// The group-commit writer: one thread takes everything queued, runs it as one transaction with
+// a SAVEPOINT per job (a failing job fails alone), commits it, and asks the WAL syncer to flush
+// the commit (storage/sqlite/wal_syncer.hpp). While that flush runs, the next batch's
+// transaction runs; a batch is published (tail caches, registry) and its callers answered once
+// its flush is done, and the readers it wakes are woken last, on the wake executor. A commit or
+// flush of unknown outcome poisons the writer: every later write fails until restart.
+//
+// Thread safety: the writer thread only, except set_wake_executor() (any thread, under
+// wake_executor_mu_) and the wake rounds (on the wake executor). The queue is shared with the
+// submitting threads under queue_mu_; pending_ and deferred_wakes_ are the writer's alone.
+// Invariants: (1) published <= flushed <= committed: no batch is published or answered before
+//                 its commit is on disk;
+//             (2) batches are published and answered in commit order (at most one waits in
+//                 pending_, and it is completed before any later batch); advance_published()
+//                 checks (1) and (2) for every batch and poisons the writer if either breaks;
+//             (3) every job's callback is called exactly once, after its batch completed;
+//             (4) once poisoned, no batch is begun until restart.
+#include "streams/stream_engine.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cassert>
+#include <string>
+
+#include "streams/stream_engine_internal.hpp"
+
+namespace ordo {
+
+using engine_internal::wall_ms;
+
+// ---- the writer ------------------------------------------------------------------------------
+
+// How often the idle writer checks that the database file is still the one it opened (it also
+// checks before every batch); /ready reports a lost file within this, well under a second.
+constexpr std::chrono::milliseconds k_file_check_interval{250};
+
+void stream_engine::writer_loop() {
+  using clock = std::chrono::steady_clock;
+  auto next_maintenance = clock::now() + options_.maintenance_interval;
+  auto next_file_check = clock::now();
+  for (;;) {
+    std::vector<job> batch;
+    bool maintenance_requested = false;
+    bool stopping = false;
+    if (clock::now() >= next_file_check) {
+      // Also while idle, so /ready reports a lost file within a second, before any write.
+      (void)check_database_file();
+      next_file_check = clock::now() + k_file_check_interval;
+    }
+    {
+      std::unique_lock lock(queue_mu_);
+      // With a batch waiting for its flush, new work runs while the disk flushes; the batch
+      // is completed as soon as its flush is done, or after the new work's transaction.
+      queue_cv_.wait_until(lock, std::min(next_maintenance, next_file_check), [&] {
+        return stopping_ || maintenance_requested_ || !queue_.empty() ||
+               (pending_ && syncer_->settled(pending_->commit_number));
+      });
+      stopping = stopping_;
+      maintenance_requested = std::exchange(maintenance_requested_, false);
+      std::size_t bytes = 0;
+      while (!queue_.empty() && batch.size() < options_.max_batch_jobs) {
+        auto& [j, b] = queue_.front();
+        if (!batch.empty() && bytes + b > options_.max_batch_bytes) break;
+        bytes += b;
+        queued_bytes_ -= b;
+        batch.push_back(j);
+        queue_.pop_front();
+      }
+    }
+    if (!batch.empty()) {
+      run_batch(batch);
+      merge_log(false);
+    } else {
+      complete_pending();
+    }
+    auto now = clock::now();
+    if (maintenance_requested || now >= next_maintenance || stopping) {
+      run_maintenance();
+      next_maintenance = now + options_.maintenance_interval;
+    }
+    if (stopping) {
+      complete_pending();
+      std::lock_guard lock(queue_mu_);
+      if (queue_.empty()) break;
+      continue;
+    }
+    if (purge_pending_) {
+      std::lock_guard lock(queue_mu_);
+      if (!queue_.empty()) continue;
+    }
+    if (purge_pending_) purge_pending_ = run_purge_step();
+  }
+  merge_log(true);
+  checkpoint_wal();
+}
+
+void stream_engine::checkpoint_wal() {
+  // After a commit of unknown outcome the WAL is left to the recovery of the next open.
+  if (poisoned_ || !write_db_) return;
+  // TRUNCATE copies every committed page into ordo.db and empties ordo.db-wal, so a stopped
+  // server leaves one self-contained file (a plain copy of it is a complete backup).
+  auto busy = write_db_->query_int64("PRAGMA wal_checkpoint(TRUNCATE)");
+  if (!busy) {
+    spdlog::warn("WAL checkpoint at stop failed: {}", busy.error().message);
+  } else if (busy->value_or(0) != 0) {
+    spdlog::warn("WAL checkpoint at stop was incomplete: another connection is still reading");
+  }
+}
+
+void stream_engine::run_batch(std::vector<job>& batch) {
+  std::vector<bool> ok(batch.size(), false);
+  committed_batch b{std::move(batch), std::move(ok), std::nullopt, 0};
+  std::optional<failure>& batch_failure = b.error;
+  if (auto s = inject("batch.begin", ""); !s) {
+    batch_failure = std::move(s).error();
+  } else if (poisoned_) {
+    batch_failure = make_failure(
+        failure_kind::unavailable, "storage_poisoned",
+        "an earlier commit failed with an unknown outcome; writes are refused until ordo is "
+        "restarted and the database is checked");
+  } else if (auto s = check_database_file(); !s) {
+    batch_failure = std::move(s).error();
+  } else if (auto s = tables_->begin_immediate(); !s) {
+    batch_failure = std::move(s).error();
+  }
+
+  if (!batch_failure) {
+    for (std::size_t i = 0; i < b.jobs.size(); ++i) {
+      // The batch before this one is answered as soon as its flush is done, not only after
+      // this one commits: its writers wait no longer than the disk.
+      complete_pending_if_flushed();
+      if (auto s = tables_->savepoint(); !s) {
+        batch_failure = std::move(s).error();
+        break;
+      }
+      b.ok[i] = std::visit(
+          [&](auto* j) -> bool {
+            using T = std::remove_pointer_t<decltype(j)>;
+            if constexpr (std::is_same_v<T, create_job>) {
+              return run_create(*j);
+            } else if constexpr (std::is_same_v<T, append_job>) {
+              return run_append(*j);
+            } else if constexpr (std::is_same_v<T, delete_job>) {
+              return run_delete(*j);
+            } else {
+              write_context ctx(*this, *write_db_, *write_statements_, *tables_, database_epoch_,
+                                wall_ms(), j->effects);
+              status kept = j->job.run(ctx);
+              if (kept) return true;
+              j->refused = std::move(kept).error();
+              j->effects.clear();
+              return false;
+            }
+          },
+          b.jobs[i]);
+      auto s = b.ok[i] ? tables_->release_savepoint() : tables_->rollback_to_savepoint();
+      if (!b.ok[i] && s) s = tables_->release_savepoint();
+      if (!s) {
+        batch_failure = std::move(s).error();
+        break;
+      }
+    }
+    if (!batch_failure) {
+      status s = inject("commit", "");
+      if (s) s = commit_transaction(b.commit_number);
+      if (!s) {
+        batch_failure = std::move(s).error();
+        poison_if_unknown(*batch_failure);  // an injected failure too
+      }
+    }
+    if (batch_failure) (void)tables_->rollback();
+  }
+
+  // The batch before this one was flushed while this one ran: it goes first, in order.
+  complete_pending();
+  if (batch_failure || !syncer_->attached()) {
+    complete_batch(b);
+  } else {
+    pending_ = std::move(b);
+  }
+}
+
+void stream_engine::complete_pending_if_flushed() {
+  if (pending_ && syncer_->settled(pending_->commit_number)) complete_pending();
+}
+
+void stream_engine::complete_pending() {
+  if (!pending_) return;
+  committed_batch b = std::move(*pending_);
+  pending_.reset();
+  complete_batch(b);
+}
+
+void stream_engine::complete_batch(committed_batch& b) {
+  std::optional<failure>& batch_failure = b.error;
+  if (!batch_failure && b.commit_number != 0) {
+    if (auto s = await_flush(b.commit_number); !s) {
+      batch_failure = std::move(s).error();
+    } else if (auto p = advance_published(b.commit_number); !p) {
+      batch_failure = std::move(p).error();
+    }
+  }
+  if (batch_failure) {
+    ++transactions_failed_;
+    if (batch_failure->code == sqlite::k_storage_busy) {
+      last_batch_state_ = storage_state::busy;
+    } else if (batch_failure->code == sqlite::k_storage_full) {
+      last_batch_state_ = storage_state::full;
+    }
+    spdlog::error("write batch of {} jobs failed: {}", b.jobs.size(), batch_failure->message);
+  } else {
+    ++transactions_committed_;
+    jobs_committed_ += b.jobs.size();
+    last_batch_state_ = storage_state::ok;
+    metrics_.batch_jobs.observe(b.jobs.size());
+  }
+  for (std::size_t i = 0; i < b.jobs.size(); ++i) {
+    std::visit(
+        [&](auto* j) {
+          using T = std::remove_pointer_t<decltype(j)>;
+          if constexpr (std::is_same_v<T, create_job>) {
+            if (batch_failure) {
+              j->res.status = create_status::failed;
+              j->res.error = *batch_failure;
+            } else if (b.ok[i]) {
+              publish_create(*j);
+            }
+            j->done(std::move(j->res));
+          } else if constexpr (std::is_same_v<T, append_job>) {
+            if (batch_failure) {
+              j->res.status = append_status::failed;
+              j->res.error = *batch_failure;
+            } else if (b.ok[i] && j->wrote) {
+              publish_append(*j);
+            }
+            j->done(std::move(j->res));
+          } else if constexpr (std::is_same_v<T, delete_job>) {
+            if (batch_failure) {
+              j->res.status = delete_status::failed;
+              j->res.error = *batch_failure;
+            } else if (b.ok[i]) {
+              publish_removals(j->removals);
+            }
+            j->done(std::move(j->res));
+          } else {
+            if (!batch_failure && b.ok[i]) publish_effects(j->effects);
+            j->job.done(batch_failure ? batch_failure : j->refused);
+          }
+          delete j;
+        },
+        b.jobs[i]);
+  }
+  // Readers last: the writers' answers are already on their way, and a stream's readers are
+  // woken once per batch however many of its jobs it held.
+  if (deferred_wakes_.empty()) return;
+  std::vector<std::shared_ptr<stream_record>> woken;
+  woken.swap(deferred_wakes_);
+  run_wake_rounds(std::move(woken));
+}
+
+// One wake round per record; records whose state changed again meanwhile get their next round
+// in a new task, queued behind whatever else the executor has to do.
+void stream_engine::run_wake_rounds(std::vector<std::shared_ptr<stream_record>> records) {
+  auto wake = [this, records = std::move(records)] {
+    std::vector<std::shared_ptr<stream_record>> again;
+    for (const auto& record : records) {
+      if (record->wake_round()) again.push_back(record);
+    }
+    if (!again.empty()) run_wake_rounds(std::move(again));
+  };
+  std::unique_lock lock(wake_executor_mu_);
+  if (wake_executor_) {
+    wake_executor_(std::move(wake));
+    return;
+  }
+  lock.unlock();
+  wake();
+}
+
+void stream_engine::set_wake_executor(wake_executor run) {
+  std::lock_guard lock(wake_executor_mu_);
+  wake_executor_ = std::move(run);
+}
+
+status stream_engine::advance_published(std::uint64_t number) {
+  if (number > published_commit_ && number <= last_commit_ && syncer_->settled(number)) {
+    published_commit_ = number;
+    return ok_v;
+  }
+  std::string why = "publishing commit " + std::to_string(number) + " would break the writer's " +
+                    "order (last published " + std::to_string(published_commit_) +
+                    ", last committed " + std::to_string(last_commit_) + ")";
+  if (!poisoned_.exchange(true)) spdlog::critical("{}; refusing all writes until restart", why);
+  return make_failure(failure_kind::internal, "publish_order_violated", why);
+}
+
+status stream_engine::commit_transaction(std::uint64_t& number) {
+  number = syncer_->begin_commit();
+  assert(number > last_commit_);  // the syncer numbers commits in the order they begin
+  last_commit_ = number;
+  auto started = std::chrono::steady_clock::now();
+  status s = tables_->commit();
+  metrics_.commit_durations.observe(
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::steady_clock::now() - started)
+                                     .count()));
+  syncer_->request(number);  // whatever the outcome: readers waiting for it must not hang
+  if (!s) poison_if_unknown(s.error());
+  return s;
+}
+
+void stream_engine::poison_if_unknown(const failure& f) {
+  if (f.code != sqlite::k_storage_io_error || poisoned_.exchange(true)) return;
+  spdlog::critical("commit failed with an unknown outcome ({}); refusing all writes until restart",
+                   f.message);
+}
+
+status stream_engine::await_flush(std::uint64_t number) {
+  status flushed = syncer_->wait(number);
+  if (!flushed && !poisoned_.exchange(true)) {
+    spdlog::critical("{}; refusing all writes until restart", flushed.error().message);
+  }
+  return flushed;
+}
+
+status stream_engine::commit_now() {
+  std::uint64_t number = 0;
+  if (auto s = commit_transaction(number); !s) return s;
+  return await_flush(number);
+}
+
+void stream_engine::defer_wake(std::shared_ptr<stream_record> record) {
+  // Consecutive jobs on one stream wake its readers once.
+  if (!deferred_wakes_.empty() && deferred_wakes_.back() == record) return;
+  deferred_wakes_.push_back(std::move(record));
+}
+
+}  // namespace ordo

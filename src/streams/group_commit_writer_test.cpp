@@ -1,0 +1,140 @@
+// The writer's pipelined flush (wal_syncer): writers are answered and effects published only
+// once their commit is on disk, and a failed flush refuses every later write.
+#include "streams/stream_engine_test_fixture.hpp"
+
+namespace ordo::engine_test {
+namespace {
+
+// ---- the pipelined flush (wal_syncer) --------------------------------------------------------
+
+TEST_F(stream_engine_test, an_append_is_acknowledged_and_published_only_after_its_flush) {
+  ASSERT_EQ(create("s").status, create_status::created);
+  one_shot_gate flush;
+  set_flush_fault([&] { return flush.hold(); });
+  flush.arm();
+  auto first = append_async(data_request("s", "a"));
+  flush.wait_until_held();
+  // The next transaction runs and commits while the disk flushes the first: both are in the
+  // file, neither is acknowledged or visible to readers.
+  auto second = append_async(data_request("s", "b"));
+  EXPECT_TRUE(
+      eventually([&] { return count_rows("SELECT count(*) FROM " + k_all_messages) == 2; }));
+  EXPECT_EQ(first.wait_for(std::chrono::milliseconds(50)), std::future_status::timeout);
+  EXPECT_EQ(second.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout);
+  EXPECT_EQ(engine_->find("s")->state().tail, 0u);
+  flush.release();
+  EXPECT_EQ(first.get().tail, 1u);
+  EXPECT_EQ(second.get().tail, 2u);
+  EXPECT_EQ(read_all("s"), "ab");
+}
+
+TEST_F(stream_engine_test, a_batch_is_answered_once_flushed_without_waiting_for_the_next_commit) {
+  ASSERT_EQ(create("s").status, create_status::created);
+  ASSERT_EQ(create("s2").status, create_status::created);
+  one_shot_gate flush, insert, commit;
+  set_flush_fault([&] { return flush.hold(); });
+  fault_ = [&](std::string_view point, std::string_view path) -> status {
+    if (point == "append.after_insert" && path == "s2") return insert.hold();
+    if (point == "commit") return commit.hold();
+    return ok_v;
+  };
+  // Batch 1 = {a}, held at its start while b and c queue up behind it as batch 2.
+  flush.arm();
+  gate_.arm();
+  auto first = append_async(data_request("s", "a"));
+  gate_.wait_until_held();
+  insert.arm();
+  auto second = append_async(data_request("s2", "b"));
+  auto third = append_async(data_request("s", "c"));
+  gate_.release();
+  flush.wait_until_held();   // batch 1 committed, its flush held
+  insert.wait_until_held();  // batch 2 runs: held inside b
+  commit.arm();
+  flush.release();
+  EXPECT_TRUE(engine_->await_durable());  // batch 1's flush is done; batch 2 has not committed
+  insert.release();
+  commit.wait_until_held();  // batch 2 about to commit
+  // Batch 1 was answered before c ran, once its flush was done.
+  EXPECT_EQ(first.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_EQ(second.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout);
+  commit.release();
+  EXPECT_EQ(first.get().tail, 1u);
+  EXPECT_EQ(second.get().tail, 1u);
+  EXPECT_EQ(third.get().tail, 2u);
+}
+
+TEST_F(stream_engine_test, a_read_answers_only_once_what_it_saw_is_on_disk) {
+  ASSERT_EQ(create("s").status, create_status::created);
+  one_shot_gate flush;
+  set_flush_fault([&] { return flush.hold(); });
+  flush.arm();
+  auto appended = append_async(data_request("s", "a"));
+  flush.wait_until_held();
+  std::promise<std::int64_t> seen;
+  ASSERT_TRUE(engine_->read_with(
+      [&](sqlite::read_context& ctx) {
+        // No ASSERT on the reader thread: it would return without answering and hang the test.
+        auto n = ctx.db.query_int64("SELECT count(*) FROM " + k_all_messages);
+        EXPECT_TRUE(n);
+        EXPECT_TRUE(engine_->await_durable());
+        seen.set_value(n ? n->value_or(-1) : -2);
+      },
+      [](const failure&) {}));
+  auto answer = seen.get_future();
+  EXPECT_EQ(answer.wait_for(std::chrono::milliseconds(100)), std::future_status::timeout);
+  flush.release();
+  EXPECT_EQ(answer.get(), 1);
+  EXPECT_EQ(appended.get().status, append_status::appended);
+}
+
+TEST_F(stream_engine_test, a_failed_flush_fails_its_writers_and_refuses_all_later_writes) {
+  ASSERT_EQ(create("s").status, create_status::created);
+  set_flush_fault([] {
+    return make_failure(failure_kind::unavailable, "storage_io_error", "injected fdatasync error");
+  });
+  append_result r = append("s", "x");
+  EXPECT_EQ(r.status, append_status::failed);
+  EXPECT_EQ(r.error.code, "storage_io_error");
+  EXPECT_EQ(engine_->find("s")->state().tail, 0u);  // never shown to readers
+  EXPECT_FALSE(engine_->writable());
+  EXPECT_FALSE(engine_->await_durable());
+  set_flush_fault(nullptr);
+  append_result later = append("s", "y");
+  EXPECT_EQ(later.status, append_status::failed);
+  EXPECT_EQ(later.error.code, "storage_poisoned");
+}
+
+TEST_F(stream_engine_test, a_failed_flush_of_a_maintenance_commit_publishes_nothing_and_poisons) {
+  // A stream that exists, so the append below is refused for the poison alone.
+  ASSERT_EQ(create("s").status, create_status::created);
+  create_request c;
+  c.path = "short";
+  c.content_type = "text/plain";
+  c.ttl_seconds = 0;  // expires as soon as it is idle
+  ASSERT_EQ(create(c).status, create_status::created);
+  set_flush_fault([] {
+    return make_failure(failure_kind::unavailable, "storage_io_error", "injected fdatasync error");
+  });
+  engine_->expire_soon(engine_->find("short"));
+  EXPECT_TRUE(eventually([&] { return !engine_->writable(); }));
+  // The expiry's removal was never shown: the stream is still there to readers.
+  ASSERT_NE(engine_->find("short"), nullptr);
+  EXPECT_EQ(engine_->find("short")->state().lifecycle, stream_lifecycle::live);
+  set_flush_fault(nullptr);
+  EXPECT_EQ(append("s", "x").error.code, "storage_poisoned");
+}
+
+TEST_F(stream_engine_test, with_sync_normal_nothing_is_flushed_by_ordo) {
+  open([](stream_engine_options& o) { o.database.sync = sqlite::sync_mode::normal; });
+  std::atomic<int> flushes{0};
+  set_flush_fault([&]() -> status {
+    ++flushes;
+    return ok_v;
+  });
+  ASSERT_EQ(create("s").status, create_status::created);
+  EXPECT_EQ(append("s", "x").tail, 1u);
+  EXPECT_EQ(flushes, 0);
+}
+
+}  // namespace
+}  // namespace ordo::engine_test

@@ -1,0 +1,163 @@
+// The janitor: the writer's background work between user batches. merge_log() moves the append
+// log into the per-stream table once it is over --log-merge-rows or --log-merge-bytes (and all of
+// it at stop); run_maintenance() writes sliding-TTL access times, expires streams and keeps the
+// tail caches within --tail-cache-total-bytes; run_purge_step() deletes removed streams' data in
+// bounded transactions.
+//
+// Thread safety: the writer thread only.
+// Invariants: (1) nothing here writes while the writer is poisoned or the file is lost;
+//             (2) maintenance completes the pending batch first, so its removals are published
+//                 after every earlier batch's effects;
+//             (3) a purge transaction deletes at most purge_batch_messages messages, forks before
+//                 their sources (the foreign key);
+//             (4) a failed merge or purge is rolled back and retried later; it fails no client.
+#include "streams/stream_engine.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "streams/stream_engine_internal.hpp"
+
+namespace ordo {
+
+using engine_internal::remove_stream_tx;
+using engine_internal::wall_ms;
+
+void stream_engine::merge_log(bool all) {
+  if (!tables_ || poisoned_ || file_lost_) return;  // detached, or writes are refused
+  std::int64_t rows = tables_->log_rows();
+  if (rows == 0) return;
+  if (!all) {
+    bool full = rows >= static_cast<std::int64_t>(options_.log_merge_rows) ||
+                tables_->log_bytes() >= options_.log_merge_bytes;
+    if (!full || rows < merge_retry_rows_) return;
+  }
+  status s = tables_->begin_immediate();
+  if (s) s = inject("merge", "");
+  if (s) s = tables_->merge_log();
+  if (s) {
+    // Nothing waits for this commit: a later flush covers it, as the flush at stop does.
+    std::uint64_t number = 0;
+    s = all ? commit_now() : commit_transaction(number);
+  }
+  if (!s) {
+    (void)tables_->rollback();
+    merge_retry_rows_ = rows + static_cast<std::int64_t>(options_.log_merge_rows);
+    spdlog::warn("moving the append log ({} messages) into the stream table failed: {}", rows,
+                 s.error().message);
+    return;
+  }
+  merge_retry_rows_ = 0;
+}
+
+// ---- maintenance: TTL flush, expiry, purge ---------------------------------------------------
+
+void stream_engine::run_maintenance() {
+  complete_pending();  // its removals are published after every earlier batch
+  if (poisoned_ || file_lost_) return;
+  std::vector<std::shared_ptr<stream_record>> records;
+  {
+    std::lock_guard lock(registry_mu_);
+    records.reserve(by_id_.size());
+    for (const auto& [id, r] : by_id_)
+      records.push_back(r);
+  }
+  enforce_cache_budget(records);
+  std::int64_t now = wall_ms();
+  std::vector<std::pair<std::int64_t, std::int64_t>> accessed;
+  std::vector<std::int64_t> expired;
+  for (const auto& r : records) {
+    if (auto t = r->take_dirty_access()) accessed.emplace_back(r->config().id, *t);
+    if (r->state().lifecycle == stream_lifecycle::live && r->expired_at(now)) {
+      expired.push_back(r->config().id);
+    }
+  }
+  if (accessed.empty() && expired.empty()) return;
+
+  if (auto s = tables_->begin_immediate(); !s) {
+    spdlog::warn("maintenance could not start a transaction: {}", s.error().message);
+    return;
+  }
+  std::vector<removal> removals;
+  std::optional<failure> error;
+  for (const auto& [id, ms] : accessed) {
+    if (auto s = tables_->set_last_access(id, ms); !s) error = std::move(s).error();
+  }
+  for (std::int64_t id : expired) {
+    if (error) break;
+    auto row = tables_->find_by_id(id);
+    if (!row) {
+      error = std::move(row).error();
+      break;
+    }
+    if (!*row || (*row)->state != sqlite::stream_row_state::live) continue;
+    auto removed = remove_stream_tx(*tables_, **row);
+    if (!removed) {
+      error = std::move(removed).error();
+      break;
+    }
+    removals.insert(removals.end(), removed->begin(), removed->end());
+  }
+  if (!error) {
+    if (auto s = commit_now(); !s) error = std::move(s).error();
+  }
+  if (error) {
+    (void)tables_->rollback();
+    spdlog::warn("maintenance pass failed: {}", error->message);
+    return;
+  }
+  if (!expired.empty()) spdlog::info("expired {} streams", expired.size());
+  publish_removals(removals);
+}
+
+void stream_engine::enforce_cache_budget(
+    const std::vector<std::shared_ptr<stream_record>>& records) {
+  std::vector<std::pair<std::int64_t, stream_record*>> cached;  // (last append, record)
+  std::size_t total = 0;
+  for (const auto& r : records) {
+    if (std::size_t bytes = r->cache_bytes(); bytes > 0) {
+      total += bytes;
+      cached.emplace_back(r->cache_last_used(), r.get());
+    }
+  }
+  tail_cache_bytes_ = total;
+  if (total <= options_.tail_cache_total_bytes) return;
+  std::sort(cached.begin(), cached.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::size_t dropped = 0, streams = 0;
+  for (const auto& [access, record] : cached) {
+    if (total <= options_.tail_cache_total_bytes) break;
+    std::size_t freed = record->drop_cache();
+    total -= std::min(total, freed);
+    dropped += freed;
+    ++streams;
+  }
+  tail_cache_bytes_ = total;
+  spdlog::debug("tail caches over --tail-cache-total-bytes: emptied {} streams' ({} bytes)",
+                streams, dropped);
+}
+
+bool stream_engine::run_purge_step() {
+  complete_pending();
+  if (poisoned_ || file_lost_) return false;
+  auto ids = tables_->purging_streams();
+  if (!ids) return false;
+  if (ids->empty()) return false;
+  if (auto s = tables_->begin_immediate(); !s) return true;
+  // Forks have higher ids than their sources and must go first (the foreign key).
+  std::int64_t id = *std::max_element(ids->begin(), ids->end());
+  auto deleted = tables_->purge_messages(id, options_.purge_batch_messages);
+  status s = deleted ? status(ok_v) : status(std::move(deleted).error());
+  bool done_with_stream = s && *deleted < options_.purge_batch_messages;
+  if (s && done_with_stream) s = tables_->delete_stream(id);
+  if (s) s = commit_now();
+  if (!s) {
+    (void)tables_->rollback();
+    spdlog::warn("purging stream {} failed: {}", id, s.error().message);
+    return true;
+  }
+  return !(done_with_stream && ids->size() == 1);
+}
+
+}  // namespace ordo

@@ -1,0 +1,166 @@
+// Read plans and catch-up reads. A stream's positions (after, tail] are read along its plan: a
+// fork reads the positions it inherited through its source's segments (inherited_segments(),
+// built when its record is made), then its own messages. read_in_memory() serves what the tail
+// cache holds; read() follows the plan on a reader thread.
+//
+// Thread safety: inherited_segments() runs on the writer thread (or in open()); read() and
+// read_in_memory() on any thread, read()'s task on a reader thread with its own read-only
+// connection, and its callback there (or on the caller's thread when the read needs no reader).
+// Invariants: (1) a plan's segments are disjoint and ascending and end at the stream's own base;
+//             (2) a read answers a dense run of positions starting at after + 1, or an error:
+//                 a gap is "pruned" (410) when retention removed it, otherwise internal;
+//             (3) a read queued before the database file was replaced answers 410, never data
+//                 of the new file under the old file's positions.
+#include "streams/stream_engine.hpp"
+
+#include <algorithm>
+
+#include "streams/stream_engine_internal.hpp"
+
+namespace ordo {
+
+// The read plan for positions <= base_seq of a fork of `row.fork_source_id`, from the source's
+// own plan (registered records at startup, or rows within the writer's transaction).
+std::vector<read_segment> stream_engine::inherited_segments(const sqlite::stream_row& row,
+                                                            std::uint64_t base_seq,
+                                                            const record_map* building) const {
+  std::vector<read_segment> out;
+  if (!row.fork_source_id || base_seq == 0) return out;
+  std::int64_t source_id = *row.fork_source_id;
+  std::vector<read_segment> source_plan;
+  std::uint64_t source_base = 0;
+  std::shared_ptr<stream_record> source;
+  if (building) {
+    auto it = building->find(source_id);
+    if (it != building->end()) source = it->second;
+  } else {
+    source = find_by_id(source_id);
+  }
+  if (source) {
+    source_plan = source->config().inherited;
+    source_base = source->config().base_seq;
+  } else if (tables_) {
+    auto source_row = tables_->find_by_id(source_id);
+    if (source_row && *source_row) {
+      source_base = static_cast<std::uint64_t>((*source_row)->base_seq);
+      source_plan = inherited_segments(**source_row, source_base);
+    }
+  }
+  for (const read_segment& s : source_plan) {
+    if (s.after >= base_seq) break;
+    out.push_back({s.stream_id, s.after, std::min(s.upto, base_seq)});
+  }
+  if (base_seq > source_base) out.push_back({source_id, source_base, base_seq});
+  return out;
+}
+
+// ---- reads -----------------------------------------------------------------------------------
+
+std::optional<read_chunk> stream_engine::read_in_memory(const stream_record& stream,
+                                                        std::uint64_t after) const {
+  std::uint64_t upto = stream.state().tail;
+  if (after >= upto) return read_chunk{after, {}, nullptr};
+  if (after < stream.config().base_seq) return std::nullopt;  // inherited from a fork source
+  return stream.read_cached(after, upto, options_.read_chunk_bytes);
+}
+
+void stream_engine::read(std::shared_ptr<stream_record> stream, std::uint64_t after,
+                         read_callback done) {
+  const stream_config& c = stream->config();
+  if (auto chunk = read_in_memory(*stream, after)) {
+    done(read_result{std::move(chunk), {}});
+    return;
+  }
+  // The tail may have moved on since read_in_memory() looked: the plan reads up to it as it is
+  // now, which is never less.
+  std::uint64_t upto = stream->state().tail;
+  // The plan: inherited segments, then the stream's own messages, clipped to (after, upto].
+  std::vector<read_segment> plan;
+  for (const read_segment& s : c.inherited) {
+    if (s.upto <= after) continue;
+    plan.push_back({s.stream_id, std::max(s.after, after), std::min(s.upto, upto)});
+  }
+  if (upto > c.base_seq) plan.push_back({c.id, std::max(c.base_seq, after), upto});
+  std::size_t max_bytes = options_.read_chunk_bytes;
+  auto shared_done = std::make_shared<read_callback>(std::move(done));
+  std::weak_ptr<stream_record> weak = stream;
+  std::uint64_t generation = c.generation;
+  bool queued = readers_->submit(
+      [plan = std::move(plan), after, max_bytes, shared_done, weak, generation,
+       own_id = c.id](sqlite::read_context& context) {
+        if (context.generation != generation) {
+          // The stream's ids and positions belong to a database file since replaced.
+          (*shared_done)(read_result{
+              std::nullopt,
+              make_failure(failure_kind::gone, "database_replaced",
+                           "the database file was replaced while this read waited; re-read the "
+                           "stream from offset -1")});
+          return;
+        }
+        sqlite::message_reader& reader = context.messages;
+        // Whether retention removed `position`: published, or committed and not yet published
+        // (a prune is published after its flush, but readers see it once committed).
+        auto pruned_at = [&](std::uint64_t position) {
+          auto record = weak.lock();
+          if (record && record->state().pruned_upto >= position) return true;
+          auto committed = reader.pruned_upto(own_id);
+          return committed && static_cast<std::uint64_t>(*committed) >= position;
+        };
+        read_chunk chunk;
+        chunk.after = after;
+        std::size_t bytes = 0;
+        std::uint64_t expected = after + 1;
+        for (const read_segment& s : plan) {
+          if (bytes >= max_bytes) break;
+          auto rows = reader.read(s.stream_id, static_cast<std::int64_t>(s.after),
+                                  static_cast<std::int64_t>(s.upto), max_bytes - bytes);
+          if (!rows) {
+            (*shared_done)(read_result{std::nullopt, std::move(rows).error()});
+            return;
+          }
+          for (auto& row : *rows) {
+            if (static_cast<std::uint64_t>(row.seq) != expected) {
+              if (pruned_at(expected)) {
+                // Retention removed these positions while the read was queued.
+                (*shared_done)(read_result{
+                    std::nullopt,
+                    make_failure(failure_kind::gone, "offset_pruned",
+                                 "the events from position " + std::to_string(expected) +
+                                     " were removed by retention while this read was waiting")});
+                return;
+              }
+              (*shared_done)(read_result{
+                  std::nullopt,
+                  make_failure(failure_kind::internal, "stream_data_missing",
+                               "stream data is missing at position " + std::to_string(expected))});
+              return;
+            }
+            ++expected;
+            bytes += row.data.size();
+            chunk.messages.push_back(std::make_shared<const std::string>(std::move(row.data)));
+          }
+          if (expected <= s.upto && bytes < max_bytes) break;  // purged underneath the read
+        }
+        if (chunk.messages.empty()) {
+          if (pruned_at(after + 1)) {
+            (*shared_done)(read_result{
+                std::nullopt,
+                make_failure(failure_kind::gone, "offset_pruned",
+                             "the events after position " + std::to_string(after) +
+                                 " were removed by retention while this read was waiting")});
+            return;
+          }
+        }
+        (*shared_done)(read_result{std::move(chunk), {}});
+      },
+      [shared_done](const failure& f) {
+        (*shared_done)(read_result{std::nullopt, f});
+      });
+  if (!queued) {
+    (*shared_done)(read_result{std::nullopt,
+                               make_failure(failure_kind::unavailable, "read_queue_full",
+                                            "too many catch-up reads are waiting; retry shortly")});
+  }
+}
+
+}  // namespace ordo
