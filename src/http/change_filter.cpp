@@ -37,7 +37,14 @@ bool change_filter::matches(std::string_view message) const {
 }
 
 std::string change_filter::fingerprint() const {
-  std::string out = "p=" + project.value_or("") + ";s=" + session.value_or("") + ";t=";
+  // Each value is marked present or absent and prefixed with its length, so no two filters
+  // share a fingerprint (an empty project is not an absent one; a value holding ";s=" cannot
+  // pose as the next field). The types come from a fixed list of names without commas.
+  auto field = [](char name, const std::optional<std::string>& v) {
+    if (!v) return std::string(1, name) + "-;";
+    return std::string(1, name) + std::to_string(v->size()) + ":" + *v + ";";
+  };
+  std::string out = field('p', project) + field('s', session) + "t=";
   for (const auto& t : types)
     out += t + ",";
   return out;
