@@ -41,9 +41,8 @@ void session_service::send_command(std::string id, std::optional<std::int64_t> i
         if (!body.is_object()) {
           return invalid("invalid_body", "a command must be a JSON object");
         }
-        auto s = t.session(id);
+        auto s = existing_session(t, id);
         if (!s) return std::move(s).error();
-        if (!*s) return not_found("session", id);
         // A retry with the same key is answered from what was stored, before any other check.
         auto existing = t.command_by_request(id, key);
         if (!existing) return std::move(existing).error();
@@ -54,7 +53,7 @@ void session_service::send_command(std::string id, std::optional<std::int64_t> i
                                     "' was already used for a different command in this "
                                     "session; use a new key for a new command");
           }
-          return reply{reply_kind::accepted, command_json(**existing), (*s)->revision, true};
+          return reply{reply_kind::accepted, command_json(**existing), s->revision, true};
         }
         std::optional<sqlite::command_row> accepted;
         return mutate_session(
@@ -145,15 +144,14 @@ void session_service::get_command(std::string id, std::string command, reply_cal
       engine_,
       [id = std::move(id), command = std::move(command)](sqlite::read_context&,
                                                          session_tables& t) -> result<reply> {
-        auto s = t.session(id);
+        auto s = existing_session(t, id);
         if (!s) return std::move(s).error();
-        if (!*s) return not_found("session", id);
         auto seq = parse_command_seq(id, command);
         if (!seq) return std::move(seq).error();
         auto c = t.command(id, *seq);
         if (!c) return std::move(c).error();
         if (!*c) return not_found("command", command);
-        return reply{reply_kind::ok, command_json(**c), (*s)->revision, false};
+        return reply{reply_kind::ok, command_json(**c), s->revision, false};
       },
       std::move(done));
 }
@@ -173,9 +171,8 @@ void session_service::list_commands(std::string id, std::optional<std::string> s
           return invalid("invalid_limit",
                          "limit must be between 1 and " + std::to_string(k_max_row_page));
         }
-        auto s = t.session(id);
+        auto s = existing_session(t, id);
         if (!s) return std::move(s).error();
-        if (!*s) return not_found("session", id);
         auto rows = t.commands(id, after.value_or(0), n, status_filter.has_value());
         if (!rows) return std::move(rows).error();
         json::array a;
@@ -183,7 +180,7 @@ void session_service::list_commands(std::string id, std::optional<std::string> s
           a.push_back(command_json(c));
         json::object o;
         o["commands"] = std::move(a);
-        return reply{reply_kind::ok, std::move(o), (*s)->revision, false};
+        return reply{reply_kind::ok, std::move(o), s->revision, false};
       },
       std::move(done));
 }

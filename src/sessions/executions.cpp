@@ -111,9 +111,8 @@ void session_service::list_executions(std::string id, reply_callback done) {
   run_read(
       engine_,
       [id = std::move(id)](sqlite::read_context&, session_tables& t) -> result<reply> {
-        auto s = t.session(id);
+        auto s = existing_session(t, id);
         if (!s) return std::move(s).error();
-        if (!*s) return not_found("session", id);
         auto executions = t.executions(id);
         if (!executions) return std::move(executions).error();
         json::array a;
@@ -121,7 +120,7 @@ void session_service::list_executions(std::string id, reply_callback done) {
           a.push_back(execution_json(e));
         json::object o;
         o["executions"] = std::move(a);
-        return reply{reply_kind::ok, std::move(o), (*s)->revision, false};
+        return reply{reply_kind::ok, std::move(o), s->revision, false};
       },
       std::move(done));
 }

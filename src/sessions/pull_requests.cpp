@@ -383,9 +383,8 @@ void session_service::list_prs(std::string id, reply_callback done) {
   run_read(
       engine_,
       [id = std::move(id)](sqlite::read_context&, session_tables& t) -> result<reply> {
-        auto s = t.session(id);
+        auto s = existing_session(t, id);
         if (!s) return std::move(s).error();
-        if (!*s) return not_found("session", id);
         auto prs = t.prs_of_session(id);
         if (!prs) return std::move(prs).error();
         json::array a;
@@ -396,7 +395,7 @@ void session_service::list_prs(std::string id, reply_callback done) {
         }
         json::object o;
         o["prs"] = std::move(a);
-        return reply{reply_kind::ok, std::move(o), (*s)->revision, false};
+        return reply{reply_kind::ok, std::move(o), s->revision, false};
       },
       std::move(done));
 }
@@ -408,9 +407,8 @@ void session_service::ci_brake(std::string id, std::optional<int> commits, reply
       [id = std::move(id), n](sqlite::read_context&, session_tables& t) -> result<reply> {
         if (n < 1 || n > 100)
           return invalid("invalid_commits", "commits must be between 1 and 100");
-        auto s = t.session(id);
+        auto s = existing_session(t, id);
         if (!s) return std::move(s).error();
-        if (!*s) return not_found("session", id);
         auto prs = t.prs_of_session(id);
         if (!prs) return std::move(prs).error();
         json::object o;
@@ -457,11 +455,11 @@ void session_service::ci_brake(std::string id, std::optional<int> commits, reply
               o["pr"] = p.url;
               o["check"] = name;
               o["evidence"] = std::move(evidence);
-              return reply{reply_kind::ok, std::move(o), (*s)->revision, false};
+              return reply{reply_kind::ok, std::move(o), s->revision, false};
             }
           }
         }
-        return reply{reply_kind::ok, std::move(o), (*s)->revision, false};
+        return reply{reply_kind::ok, std::move(o), s->revision, false};
       },
       std::move(done));
 }

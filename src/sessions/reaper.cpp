@@ -33,16 +33,14 @@ void session_service::reap_once() {
         t.sessions_with_heartbeat_before({"starting", "active"}, ctx.now_ms() - heartbeat_timeout);
     if (!lost) return std::move(lost).error();
     for (const auto& id : *lost) {
-      auto s = t.session(id);
+      auto s = existing_session(t, id);
       if (!s) return std::move(s).error();
-      if (!*s) return not_found("session", id);
       std::vector<event> events;
-      if (auto st =
-              apply_transition(ctx, t, **s, session_state::detached, "heartbeat_lost", events);
+      if (auto st = apply_transition(ctx, t, *s, session_state::detached, "heartbeat_lost", events);
           !st) {
         return st;
       }
-      if (auto st = commit_session_change(ctx, t, **s, events); !st) return st;
+      if (auto st = commit_session_change(ctx, t, *s, events); !st) return st;
       spdlog::info("session detached id={} cause=heartbeat_lost", id);
     }
     // Looked up after detaching: a session silent for longer than both timeouts (e.g. while
@@ -50,14 +48,13 @@ void session_service::reap_once() {
     auto abandoned = t.sessions_with_heartbeat_before({"detached"}, ctx.now_ms() - detach_timeout);
     if (!abandoned) return std::move(abandoned).error();
     for (const auto& id : *abandoned) {
-      auto s = t.session(id);
+      auto s = existing_session(t, id);
       if (!s) return std::move(s).error();
-      if (!*s) return not_found("session", id);
       std::vector<event> events;
-      if (auto st = apply_end(ctx, t, **s, end_reason::reaped, "detach_timeout", events); !st) {
+      if (auto st = apply_end(ctx, t, *s, end_reason::reaped, "detach_timeout", events); !st) {
         return st;
       }
-      if (auto st = commit_session_change(ctx, t, **s, events); !st) return st;
+      if (auto st = commit_session_change(ctx, t, *s, events); !st) return st;
       spdlog::info("session ended id={} reason=reaped", id);
     }
     return ok_v;

@@ -170,20 +170,25 @@ status commit_session_change(write_context& ctx, session_tables& t, sqlite::sess
   return ok_v;
 }
 
-result<sqlite::session_row> load_for_change(session_tables& t, std::string_view id,
-                                            std::optional<std::int64_t> if_match) {
+result<sqlite::session_row> existing_session(session_tables& t, std::string_view id) {
   auto s = t.session(id);
   if (!s) return std::move(s).error();
   if (!*s) return not_found("session", id);
-  if (if_match && *if_match != (*s)->revision) return stale_revision(**s, *if_match);
   return std::move(**s);
 }
 
+result<sqlite::session_row> load_for_change(session_tables& t, std::string_view id,
+                                            std::optional<std::int64_t> if_match) {
+  auto s = existing_session(t, id);
+  if (!s) return s;
+  if (if_match && *if_match != s->revision) return stale_revision(*s, *if_match);
+  return s;
+}
+
 result<reply> session_reply(session_tables& t, std::string_view id, reply_kind kind) {
-  auto s = t.session(id);
+  auto s = existing_session(t, id);
   if (!s) return std::move(s).error();
-  if (!*s) return not_found("session", id);
-  return reply{kind, session_json(**s), (*s)->revision, false};
+  return reply{kind, session_json(*s), s->revision, false};
 }
 
 result<reply> mutate_session(write_context& ctx, session_tables& t, std::string_view id,

@@ -88,6 +88,9 @@ status append_change(write_context& ctx, std::string_view type, std::string_view
 status commit_session_change(write_context& ctx, session_tables& t, sqlite::session_row& s,
                              std::vector<event>& events);
 
+// The session as stored, or 404 session_not_found.
+result<sqlite::session_row> existing_session(session_tables& t, std::string_view id);
+
 // Loads a session for a mutation and checks If-Match (404, then 412).
 result<sqlite::session_row> load_for_change(session_tables& t, std::string_view id,
                                             std::optional<std::int64_t> if_match);

@@ -315,9 +315,8 @@ void session_service::snapshot(std::string id, std::optional<int> row_limit, rep
         // One read transaction: the state, the rows, the commands and the event offset agree.
         auto read = sqlite::read_transaction::begin(ctx.db);
         if (!read) return std::move(read).error();
-        auto s = t.session(id);
+        auto s = existing_session(t, id);
         if (!s) return std::move(s).error();
-        if (!*s) return not_found("session", id);
         sqlite::row_page_query q;
         q.limit = limit + 1;
         q.newest_first = true;
@@ -327,9 +326,9 @@ void session_service::snapshot(std::string id, std::optional<int> row_limit, rep
         if (more) rows->pop_back();
         auto pending = t.pending_commands(id);
         if (!pending) return std::move(pending).error();
-        auto tail = t.stream_tail((*s)->events_stream_id);
+        auto tail = t.stream_tail(s->events_stream_id);
         if (!tail) return std::move(tail).error();
-        auto incarnation = t.stream_incarnation((*s)->events_stream_id);
+        auto incarnation = t.stream_incarnation(s->events_stream_id);
         if (!incarnation) return std::move(incarnation).error();
 
         json::array row_array;
@@ -339,17 +338,17 @@ void session_service::snapshot(std::string id, std::optional<int> row_limit, rep
         for (const auto& c : *pending)
           command_array.push_back(command_json(c));
         json::object o;
-        o["session"] = session_json(**s);
+        o["session"] = session_json(*s);
         o["rows"] = std::move(row_array);
         // Page backwards from here (before=) for older rows; null when there are none.
         o["rows_before"] = !more           ? json::value(nullptr)
-                           : rows->empty() ? json::value((*s)->next_row_seq)
+                           : rows->empty() ? json::value(s->next_row_seq)
                                            : json::value(rows->back().seq);
         o["pending_commands"] = std::move(command_array);
         o["events_offset"] =
             format_offset({offset_prefix_for(epoch, static_cast<std::uint64_t>(*incarnation)),
                            static_cast<std::uint64_t>(*tail)});
-        return reply{reply_kind::ok, std::move(o), (*s)->revision, false};
+        return reply{reply_kind::ok, std::move(o), s->revision, false};
       },
       std::move(done));
 }

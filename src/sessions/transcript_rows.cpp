@@ -112,9 +112,8 @@ void session_service::append_row(std::string id, std::optional<std::int64_t> if_
                          "row ids of the form seq-{number} are reserved for rows appended "
                          "without a row_id");
         }
-        auto s = t.session(id);
+        auto s = existing_session(t, id);
         if (!s) return std::move(s).error();
-        if (!*s) return not_found("session", id);
         if (key) {
           auto existing = t.row_by_request(id, *key);
           if (!existing) return std::move(existing).error();
@@ -124,7 +123,7 @@ void session_service::append_row(std::string id, std::optional<std::int64_t> if_
                                   "Idempotency-Key '" + *key +
                                       "' was already used for a different row in this session");
             }
-            return reply{reply_kind::created, row_json(**existing), (*s)->revision, true};
+            return reply{reply_kind::created, row_json(**existing), s->revision, true};
           }
         }
         sqlite::transcript_row r;
@@ -242,13 +241,12 @@ void session_service::get_row(std::string id, std::string row_id, reply_callback
       engine_,
       [id = std::move(id), row_id = std::move(row_id)](sqlite::read_context&,
                                                        session_tables& t) -> result<reply> {
-        auto s = t.session(id);
+        auto s = existing_session(t, id);
         if (!s) return std::move(s).error();
-        if (!*s) return not_found("session", id);
         auto r = t.row_by_id(id, row_id);
         if (!r) return std::move(r).error();
         if (!*r) return not_found("row", row_id);
-        return reply{reply_kind::ok, row_json(**r), (*s)->revision, false};
+        return reply{reply_kind::ok, row_json(**r), s->revision, false};
       },
       std::move(done));
 }
@@ -262,9 +260,8 @@ void session_service::list_rows(std::string id, row_list_query q, reply_callback
           return invalid("invalid_limit",
                          "limit must be between 1 and " + std::to_string(k_max_row_page));
         }
-        auto s = t.session(id);
+        auto s = existing_session(t, id);
         if (!s) return std::move(s).error();
-        if (!*s) return not_found("session", id);
         sqlite::row_page_query query;
         query.after = q.after;
         query.before = q.before;
@@ -281,7 +278,7 @@ void session_service::list_rows(std::string id, row_list_query q, reply_callback
         o["rows"] = std::move(a);
         o["next_after"] = rows->empty() ? json::value(nullptr) : json::value(rows->back().seq);
         o["next_before"] = rows->empty() ? json::value(nullptr) : json::value(rows->front().seq);
-        return reply{reply_kind::ok, std::move(o), (*s)->revision, false};
+        return reply{reply_kind::ok, std::move(o), s->revision, false};
       },
       std::move(done));
 }
