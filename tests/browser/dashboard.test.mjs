@@ -191,7 +191,11 @@ describe("the dashboard in Chromium", () => {
     const brake = page.locator("#ci-brake")
     await expect.poll(() => brake.getAttribute("class"), { timeout: SHOW_TIMEOUT_MS }).toBe("brake on")
     expect(await brake.textContent()).toContain("'test' failed on the last 3 commits")
-    expect(await page.locator('#prs [data-check="test"][data-status="failure"]').count()).toBe(3)
+    // The brake and the PR list are re-read separately after each observation: the list may
+    // show its third failed check a moment after the brake turned on.
+    await expect
+      .poll(() => page.locator('#prs [data-check="test"][data-status="failure"]').count(), { timeout: SHOW_TIMEOUT_MS })
+      .toBe(3)
     await shot("5-ci-brake-on")
 
     expectOk(await observe("passing", "c4", [{ name: "test", commit: "c4", status: "success" }]))
