@@ -48,7 +48,7 @@ api_response dashboard_response(std::string_view method, std::string_view path,
   }
   if (!found) {
     return failure_answer(make_failure(failure_kind::not_found, "route_not_found",
-                                     "the dashboard has no file at '" + std::string(path) + "'"));
+                                       "the dashboard has no file at '" + std::string(path) + "'"));
   }
   if (!is_read_method(method)) return method_not_allowed(path);
   api_response r;
