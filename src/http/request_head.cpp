@@ -24,12 +24,16 @@ bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
-// A field value quoted for an error message: printable ASCII only, at most 64 bytes.
+// How much of a refused field value an error message quotes.
+constexpr std::size_t k_quoted_value_bytes = 64;
+
+// A field value quoted for an error message: printable ASCII only, at most
+// k_quoted_value_bytes.
 std::string quoted(std::string_view value) {
   std::string out = "'";
-  for (unsigned char c : value.substr(0, 64))
+  for (unsigned char c : value.substr(0, k_quoted_value_bytes))
     out += c >= 0x20 && c < 0x7f ? static_cast<char>(c) : '?';
-  if (value.size() > 64) out += "...";
+  if (value.size() > k_quoted_value_bytes) out += "...";
   return out + "'";
 }
 
