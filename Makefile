@@ -1,5 +1,6 @@
 # ordo — common tasks. `make run` and `make test` are the two set-up commands (see README).
-.PHONY: bootstrap bootstrap-test build build-server build-asan run test test-unit bench fmt clean \
+.PHONY: bootstrap bootstrap-test build build-server build-asan build-thread-safety run test test-unit \
+	bench fmt clean \
 	install package
 
 JOBS ?= $(shell nproc)
@@ -30,6 +31,12 @@ build-asan: bootstrap-test
 	@cmake --preset asan -DORDO_BUILD_SERVER=OFF -DORDO_BUILD_TESTS=ON >/dev/null
 	@cmake --build --preset asan -j $(JOBS) --target ordo_unit_tests
 
+# Clang's thread-safety analysis over every library (GUARDED_BY and REQUIRES, base/
+# thread_annotations.hpp): compiled with -Wthread-safety -Werror, nothing linked.
+build-thread-safety: bootstrap-test
+	@cmake --preset thread-safety >/dev/null
+	@cmake --build --preset thread-safety -j $(JOBS)
+
 run: build-server
 	./build/release/ordo serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
@@ -46,7 +53,7 @@ package: build-server
 	@cd build/release && cpack -G DEB >cpack.log 2>&1 || { cat cpack.log; exit 1; }
 	@sed -n 's/^CPack: - package: \(.*\) generated\.$$/\1/p' build/release/cpack.log
 
-test: build build-asan
+test: build build-asan build-thread-safety
 	ctest --preset asan
 	ctest --preset release
 

@@ -126,3 +126,10 @@ ordo_vitest(setup blackbox/setup.test.mjs)
 # through Transfer-Encoding, Host missing or not an authority, bytes that are not UTF-8 in names
 # and in echoed errors, and Stream-Forked-From percent-decoded.
 ordo_vitest(hostile_input blackbox/hostile_input.test.mjs)
+
+# Clang's thread-safety analysis (the `thread-safety` preset, which `make test` builds) rejects
+# an unguarded read, a call that needs a lock, and a read after unlock(), and accepts the ways
+# ordo takes its locks.
+add_test(NAME thread_safety_analysis
+         COMMAND sh ${ORDO_TESTS_DIR}/thread_safety/check.sh ${CMAKE_SOURCE_DIR})
+set_tests_properties(thread_safety_analysis PROPERTIES TIMEOUT 120)

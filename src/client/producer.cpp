@@ -29,28 +29,29 @@ std::optional<std::uint64_t> parse_u64(const std::optional<std::string>& text) {
 // ---- message_ticket --------------------------------------------------------------------------
 
 message_state message_ticket::state() const {
-  std::lock_guard lock(mu_);
+  mutex_lock lock(mu_);
   return state_;
 }
 
 std::string message_ticket::offset() const {
-  std::lock_guard lock(mu_);
+  mutex_lock lock(mu_);
   return offset_;
 }
 
 failure message_ticket::error() const {
-  std::lock_guard lock(mu_);
+  mutex_lock lock(mu_);
   return error_;
 }
 
 bool message_ticket::wait(std::chrono::milliseconds timeout) const {
-  std::unique_lock lock(mu_);
-  return cv_.wait_for(lock, timeout, [&] { return state_ != message_state::pending; });
+  mutex_lock lock(mu_);
+  return lock.wait_for(cv_, timeout,
+                       [&]() REQUIRES(mu_) { return state_ != message_state::pending; });
 }
 
 void message_ticket::settle(message_state state, std::string offset, failure error) {
   {
-    std::lock_guard lock(mu_);
+    mutex_lock lock(mu_);
     state_ = state;
     offset_ = std::move(offset);
     error_ = std::move(error);
@@ -83,7 +84,10 @@ result<std::unique_ptr<producer>> producer::start(client_options client, produce
     p->options_.content_type = info->content_type;
   }
   p->json_ = is_json_content_type(p->options_.content_type);
-  p->stats_.epoch = p->options_.epoch.value_or(wall_ms());
+  {
+    mutex_lock lock(p->mu_);  // no other thread yet; the analysis asks for it all the same
+    p->stats_.epoch = p->options_.epoch.value_or(wall_ms());
+  }
   p->sender_ = std::thread([raw = p.get()] { raw->run(); });
   return p;
 }
@@ -108,8 +112,8 @@ result<ticket> producer::append(std::string message) {
                             " bytes is over the producer's byte limits");
   }
   auto t = std::make_shared<message_ticket>();
-  std::unique_lock lock(mu_);
-  auto refused = [&]() -> std::optional<failure> {
+  mutex_lock lock(mu_);
+  auto refused = [&]() REQUIRES(mu_) -> std::optional<failure> {
     if (fenced_) return *fenced_;
     if (closing_ || stopped_) {
       return make_failure(failure_kind::unavailable, "producer_closed", "the producer is closed");
@@ -117,7 +121,7 @@ result<ticket> producer::append(std::string message) {
     return std::nullopt;
   };
   if (auto f = refused()) return *f;
-  auto has_room = [&] {
+  auto has_room = [&]() REQUIRES(mu_) {
     return pending_messages_ < options_.max_pending_messages &&
            pending_bytes_ + message.size() <= options_.max_pending_bytes;
   };
@@ -128,8 +132,8 @@ result<ticket> producer::append(std::string message) {
                               std::to_string(pending_bytes_) +
                               " bytes) waiting to be acknowledged");
     }
-    bool room = space_cv_.wait_for(lock, options_.full_timeout,
-                                   [&] { return has_room() || refused().has_value(); });
+    bool room = lock.wait_for(space_cv_, options_.full_timeout,
+                              [&]() REQUIRES(mu_) { return has_room() || refused().has_value(); });
     if (auto f = refused()) return *f;
     if (!room) {
       return make_failure(failure_kind::unavailable, "queue_full_timeout",
@@ -147,14 +151,14 @@ result<ticket> producer::append(std::string message) {
 }
 
 bool producer::flush(std::chrono::milliseconds timeout) {
-  std::unique_lock lock(mu_);
+  mutex_lock lock(mu_);
   std::uint64_t target = appended_;
-  return space_cv_.wait_for(lock, timeout, [&] { return settled_ >= target; });
+  return lock.wait_for(space_cv_, timeout, [&]() REQUIRES(mu_) { return settled_ >= target; });
 }
 
 status producer::close(std::chrono::milliseconds timeout) {
   {
-    std::lock_guard lock(mu_);
+    mutex_lock lock(mu_);
     if (!sender_.joinable()) return ok_v;
     closing_ = true;
   }
@@ -162,13 +166,13 @@ status producer::close(std::chrono::milliseconds timeout) {
   space_cv_.notify_all();
   (void)flush(timeout);
   {
-    std::lock_guard lock(mu_);
+    mutex_lock lock(mu_);
     stopped_ = true;
   }
   work_cv_.notify_all();
   client_->cancel();  // a request in flight ends now
   sender_.join();
-  std::lock_guard lock(mu_);
+  mutex_lock lock(mu_);
   fail_all_locked(make_failure(failure_kind::unavailable, "producer_closed",
                                "the producer was closed before this message was acknowledged"));
   if (stats_.failed > 0) {
@@ -179,7 +183,7 @@ status producer::close(std::chrono::milliseconds timeout) {
 }
 
 producer_stats producer::stats() const {
-  std::lock_guard lock(mu_);
+  mutex_lock lock(mu_);
   producer_stats s = stats_;
   s.pending_messages = pending_messages_;
   s.pending_bytes = pending_bytes_;
@@ -204,7 +208,7 @@ void producer::settle(std::deque<entry>& batch, message_state state, const std::
   for (entry& e : batch)
     e.t->settle(state, state == message_state::acknowledged ? offset : "", error);
   {
-    std::lock_guard lock(mu_);
+    mutex_lock lock(mu_);
     for (const entry& e : batch) {
       pending_messages_ -= 1;
       pending_bytes_ -= e.data.size();
@@ -223,25 +227,26 @@ void producer::run() {
   for (;;) {
     std::deque<entry> batch;
     {
-      std::unique_lock lock(mu_);
-      work_cv_.wait(lock, [&] { return stopped_ || closing_ || !queue_.empty(); });
+      mutex_lock lock(mu_);
+      lock.wait(work_cv_, [&]() REQUIRES(mu_) { return stopped_ || closing_ || !queue_.empty(); });
       if (stopped_ || queue_.empty()) {
         if (stopped_ || closing_) return;
         continue;
       }
       // Linger for more unless the batch is full already or the producer is closing.
-      auto queued_bytes = [&] {
+      auto queued_bytes = [&]() REQUIRES(mu_) {
         std::size_t n = 0;
         for (const entry& e : queue_)
           n += e.data.size();
         return n;
       };
-      auto full = [&] {
+      auto full = [&]() REQUIRES(mu_) {
         return queue_.size() >= options_.max_batch_messages ||
                queued_bytes() >= options_.max_batch_bytes;
       };
       if (!full() && options_.linger.count() > 0) {
-        work_cv_.wait_for(lock, options_.linger, [&] { return stopped_ || closing_ || full(); });
+        lock.wait_for(work_cv_, options_.linger,
+                      [&]() REQUIRES(mu_) { return stopped_ || closing_ || full(); });
       }
       if (stopped_) return;
       std::size_t bytes = 0;
@@ -270,7 +275,7 @@ void producer::send_batch(std::deque<entry>& batch) {
   for (int attempt = 0;; ++attempt) {
     std::uint64_t epoch = 0, seq = 0;
     {
-      std::lock_guard lock(mu_);
+      mutex_lock lock(mu_);
       epoch = stats_.epoch;
       seq = stats_.next_seq;
       if (attempt == 0) stats_.batches += 1;
@@ -286,7 +291,7 @@ void producer::send_batch(std::deque<entry>& batch) {
     auto res = client_->send(std::move(r));
     if (res && (res->status == 200 || res->status == 204)) {
       {
-        std::lock_guard lock(mu_);
+        mutex_lock lock(mu_);
         stats_.next_seq = seq + 1;
         if (res->status == 204) stats_.duplicates += 1;
       }
@@ -299,7 +304,7 @@ void producer::send_batch(std::deque<entry>& batch) {
       std::uint64_t current = parse_u64(res->header("Producer-Epoch")).value_or(epoch);
       if (auto_claim) {
         // Another incarnation holds a higher epoch: claim the next one.
-        std::lock_guard lock(mu_);
+        mutex_lock lock(mu_);
         stats_.epoch = std::max(current, epoch) + 1;
         stats_.next_seq = 0;
         continue;
@@ -310,18 +315,18 @@ void producer::send_batch(std::deque<entry>& batch) {
                            "' was fenced by epoch " + std::to_string(current));
       {
         // Fenced before the batch's tickets say so: an append that follows sees it.
-        std::lock_guard lock(mu_);
+        mutex_lock lock(mu_);
         fenced_ = fenced;
       }
       settle(batch, message_state::failed, "", fenced);
-      std::lock_guard lock(mu_);
+      mutex_lock lock(mu_);
       fail_all_locked(fenced);
       return;
     }
     if (res && res->status == 409 && f.code == "producer_seq_gap") {
       // The server no longer has what it acknowledged (e.g. its database was restored from a
       // backup): start a new epoch so the batch is accepted as new.
-      std::lock_guard lock(mu_);
+      mutex_lock lock(mu_);
       stats_.epoch = std::max(wall_ms(), epoch + 1);
       stats_.next_seq = 0;
       continue;
@@ -330,7 +335,7 @@ void producer::send_batch(std::deque<entry>& batch) {
     bool gave_up = policy.exhausted(attempt + 1, std::chrono::steady_clock::now() - started);
     bool stopped = false;
     {
-      std::lock_guard lock(mu_);
+      mutex_lock lock(mu_);
       stopped = stopped_;
     }
     if (stopped) {
@@ -346,16 +351,16 @@ void producer::send_batch(std::deque<entry>& batch) {
       {
         // It may have been stored: the next batch must not reuse its sequence (a gap then
         // makes the producer claim a new epoch).
-        std::lock_guard lock(mu_);
+        mutex_lock lock(mu_);
         stats_.next_seq = seq + 1;
       }
       settle(batch, message_state::failed, "", f);
       return;
     }
     auto wait = policy.wait_before(attempt, f, rng_);
-    std::unique_lock lock(mu_);
+    mutex_lock lock(mu_);
     stats_.retries += 1;
-    work_cv_.wait_for(lock, wait, [&] { return stopped_; });
+    lock.wait_for(work_cv_, wait, [&]() REQUIRES(mu_) { return stopped_; });
   }
 }
 

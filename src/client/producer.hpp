@@ -24,11 +24,11 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <random>
 #include <string>
 #include <thread>
+#include "base/thread_annotations.hpp"
 
 #include "base/result.hpp"
 #include "client/client.hpp"
@@ -52,7 +52,7 @@ class message_ticket {
   friend class producer;
   void settle(message_state state, std::string offset, failure error);
 
-  mutable std::mutex mu_;
+  mutable mutex mu_;
   mutable std::condition_variable cv_;
   message_state state_ = message_state::pending;
   std::string offset_;
@@ -124,25 +124,25 @@ class producer {
   void send_batch(std::deque<entry>& batch);
   void settle(std::deque<entry>& batch, message_state state, const std::string& offset,
               const failure& error);
-  void fail_all_locked(const failure& error);
+  void fail_all_locked(const failure& error) REQUIRES(mu_);
 
   client_options client_options_;
   producer_options options_;
   std::unique_ptr<stream_client> client_;
   bool json_ = false;
 
-  mutable std::mutex mu_;
-  std::condition_variable work_cv_;   // the sender: messages queued, or stopping
-  std::condition_variable space_cv_;  // appenders: room in the queue; flushers: progress
-  std::deque<entry> queue_;           // guarded by mu_: not yet in a batch
-  std::size_t pending_messages_ = 0;  // guarded by mu_: queued or in flight
-  std::size_t pending_bytes_ = 0;     // guarded by mu_
-  std::uint64_t appended_ = 0;        // guarded by mu_: messages ever accepted
-  std::uint64_t settled_ = 0;         // guarded by mu_: messages acknowledged or failed
-  bool closing_ = false;              // guarded by mu_
-  bool stopped_ = false;              // guarded by mu_: the sender must stop now
-  std::optional<failure> fenced_;     // guarded by mu_
-  producer_stats stats_;              // guarded by mu_ (epoch and next_seq: sender thread)
+  mutable mutex mu_;
+  std::condition_variable work_cv_;          // the sender: messages queued, or stopping
+  std::condition_variable space_cv_;         // appenders: room in the queue; flushers: progress
+  std::deque<entry> queue_ GUARDED_BY(mu_);  // not yet in a batch
+  std::size_t pending_messages_ GUARDED_BY(mu_) = 0;  // queued or in flight
+  std::size_t pending_bytes_ GUARDED_BY(mu_) = 0;
+  std::uint64_t appended_ GUARDED_BY(mu_) = 0;  // messages ever accepted
+  std::uint64_t settled_ GUARDED_BY(mu_) = 0;   // messages acknowledged or failed
+  bool closing_ GUARDED_BY(mu_) = false;
+  bool stopped_ GUARDED_BY(mu_) = false;  // the sender must stop now
+  std::optional<failure> fenced_ GUARDED_BY(mu_);
+  producer_stats stats_ GUARDED_BY(mu_);  // (epoch and next_seq: sender thread)
 
   std::mt19937_64 rng_{std::random_device{}()};
   std::thread sender_;

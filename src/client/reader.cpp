@@ -63,7 +63,7 @@ result<std::unique_ptr<reader>> reader::open(client_options client, reader_optio
 status reader::reconnect() {
   auto c = stream_client::connect(client_options_);
   if (!c) return std::move(c).error();
-  std::lock_guard lock(client_mu_);
+  mutex_lock lock(client_mu_);
   if (cancelled_) (*c)->cancel();
   client_ = std::move(*c);
   return ok_v;
@@ -72,10 +72,10 @@ status reader::reconnect() {
 void reader::cancel() {
   cancelled_ = true;
   {
-    std::lock_guard lock(client_mu_);
+    mutex_lock lock(client_mu_);
     if (client_) client_->cancel();
   }
-  { std::lock_guard lock(state_mu_); }
+  { mutex_lock lock(state_mu_); }
   wake_.notify_all();
 }
 
@@ -84,12 +84,12 @@ std::string reader::target() const {
 }
 
 std::string reader::offset() const {
-  std::lock_guard lock(state_mu_);
+  mutex_lock lock(state_mu_);
   return offset_;
 }
 
 reader_stats reader::stats() const {
-  std::lock_guard lock(state_mu_);
+  mutex_lock lock(state_mu_);
   return stats_;
 }
 
@@ -107,7 +107,7 @@ result<stop_reason> reader::run(const std::function<bool(const read_event&)>& on
     if (!caught_up) {
       s = catch_up(on_event);
       if (s && *s == step::go_on) {
-        std::lock_guard lock(state_mu_);
+        mutex_lock lock(state_mu_);
         caught_up = up_to_date_;
       }
     } else if (use_sse) {
@@ -132,7 +132,7 @@ result<stop_reason> reader::run(const std::function<bool(const read_event&)>& on
       if (use_sse && caught_up && !delivered && options_.live == live_mode::automatic &&
           ++empty_sse >= options_.sse_failures_before_fallback) {
         sse_works_ = false;  // SSE connections keep ending with nothing: long-poll instead
-        std::lock_guard lock(state_mu_);
+        mutex_lock lock(state_mu_);
         stats_.using_long_poll = true;
       }
       if (delivered) empty_sse = 0;
@@ -143,7 +143,7 @@ result<stop_reason> reader::run(const std::function<bool(const read_event&)>& on
     if (f.kind == failure_kind::gone) {
       // The offset is not valid here any more (another or a replaced database, retention).
       {
-        std::lock_guard lock(state_mu_);
+        mutex_lock lock(state_mu_);
         stats_.resyncs += 1;
       }
       read_event e;
@@ -152,7 +152,7 @@ result<stop_reason> reader::run(const std::function<bool(const read_event&)>& on
       e.offset = "-1";
       if (!on_event(e)) return stop_reason::stopped_by_caller;
       if (!options_.restart_on_resync) return f;
-      std::lock_guard lock(state_mu_);
+      mutex_lock lock(state_mu_);
       offset_ = "-1";
       cursor_.reset();
       caught_up = false;
@@ -168,9 +168,9 @@ result<stop_reason> reader::run(const std::function<bool(const read_event&)>& on
     auto wait = policy.wait_before(failures, f, rng_);
     failures += 1;
     {
-      std::unique_lock lock(state_mu_);
+      mutex_lock lock(state_mu_);
       stats_.reconnects += 1;
-      wake_.wait_for(lock, wait, [&] { return cancelled_.load(); });
+      lock.wait_for(wake_, wait, [&]() REQUIRES(state_mu_) { return cancelled_.load(); });
     }
     if (auto c = reconnect(); !c) return std::move(c).error();
   }
@@ -187,7 +187,7 @@ result<reader::step> reader::deliver(read_page page,
     if (!on_event(e)) return step::stop_caller;
   }
   {
-    std::lock_guard lock(state_mu_);
+    mutex_lock lock(state_mu_);
     if (!page.next_offset.empty()) offset_ = page.next_offset;
     if (catching_up) {
       up_to_date_ = page.up_to_date;
@@ -224,7 +224,7 @@ result<reader::step> reader::follow_long_poll(
   std::optional<std::string> cursor;
   std::string from;
   {
-    std::lock_guard lock(state_mu_);
+    mutex_lock lock(state_mu_);
     cursor = cursor_;
     from = offset_;
   }
@@ -238,7 +238,7 @@ result<reader::step> reader::follow_sse(const std::function<bool(const read_even
   delivered = false;
   http_request r;
   {
-    std::lock_guard lock(state_mu_);
+    mutex_lock lock(state_mu_);
     r.target = target() + "?offset=" + offset_ + "&live=sse";
     if (cursor_) r.target += "&cursor=" + *cursor_;
   }
@@ -323,7 +323,7 @@ result<reader::step> reader::follow_sse(const std::function<bool(const read_even
       }
     }
     {
-      std::lock_guard lock(state_mu_);
+      mutex_lock lock(state_mu_);
       if (!next.empty()) offset_ = next;
       if (auto* c = o.if_contains("streamCursor"); c && c->is_string()) {
         cursor_ = std::string(c->as_string());
@@ -376,7 +376,7 @@ result<reader::step> reader::follow_sse(const std::function<bool(const read_even
       return make_failure(failure_kind::invalid, "sse_unsupported",
                           "the server did not answer with an event stream");
     }
-    std::lock_guard lock(state_mu_);
+    mutex_lock lock(state_mu_);
     stats_.using_long_poll = true;
     return step::go_on;
   }
@@ -388,7 +388,7 @@ result<reader::step> reader::follow_sse(const std::function<bool(const read_even
         (res->status == 400 || res->status == 405 || res->status == 406 || res->status == 501) &&
         f.code != "invalid_offset") {
       sse_works_ = false;
-      std::lock_guard lock(state_mu_);
+      mutex_lock lock(state_mu_);
       stats_.using_long_poll = true;
       return step::go_on;
     }

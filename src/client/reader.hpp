@@ -15,11 +15,11 @@
 #include <condition_variable>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <random>
 #include <string>
 #include <vector>
+#include "base/thread_annotations.hpp"
 
 #include "base/result.hpp"
 #include "client/client.hpp"
@@ -107,15 +107,15 @@ class reader {
   client_options client_options_;
   reader_options options_;
   std::unique_ptr<stream_client> client_;
-  std::mutex client_mu_;  // guards client_ against cancel()
+  mutex client_mu_;  // guards client_ against cancel()
   std::atomic<bool> cancelled_{false};
 
-  mutable std::mutex state_mu_;
-  std::string offset_;                 // guarded by state_mu_
-  std::optional<std::string> cursor_;  // guarded by state_mu_
-  bool up_to_date_ = false;            // guarded by state_mu_: the last read reached the tail
-  reader_stats stats_;                 // guarded by state_mu_
-  std::condition_variable wake_;       // a backoff wait ends early on cancel()
+  mutable mutex state_mu_;
+  std::string offset_ GUARDED_BY(state_mu_);
+  std::optional<std::string> cursor_ GUARDED_BY(state_mu_);
+  bool up_to_date_ GUARDED_BY(state_mu_) = false;  // the last read reached the tail
+  reader_stats stats_ GUARDED_BY(state_mu_);
+  std::condition_variable wake_;  // a backoff wait ends early on cancel()
   bool sse_works_ = true;
   bool json_ = false;  // the stream's content type is JSON (learned by the catch-up read)
   std::mt19937_64 rng_{std::random_device{}()};

@@ -440,7 +440,8 @@ void session_service::ci_brake(std::string id, std::optional<int> commits, reply
           for (const auto& name : names) {
             json::array evidence;
             bool all_failed = true;
-            for (const auto& [seq, commit] : first_seen) {
+            for (const auto& seen : first_seen) {
+              const auto& commit = seen.second;  // clang 14 captures no structured binding
               auto it = std::find_if(checks->begin(), checks->end(), [&](const auto& c) {
                 return c.name == name && c.commit_sha == commit;
               });

@@ -110,8 +110,8 @@ void session_service::reaper_loop() {
   // Often enough that a session is detached within a quarter of its timeout after it is due.
   auto interval = std::clamp(std::min(options_.heartbeat_timeout, options_.detach_timeout) / 4,
                              std::chrono::milliseconds(20), std::chrono::milliseconds(1000));
-  std::unique_lock lock(mu_);
-  while (!cv_.wait_for(lock, interval, [&] { return stopping_; })) {
+  mutex_lock lock(mu_);
+  while (!lock.wait_for(cv_, interval, [&]() REQUIRES(mu_) { return stopping_; })) {
     lock.unlock();
     reap_once();
     // A few retention batches per tick at most: the rest waits for the next tick.

@@ -36,7 +36,7 @@ void session_service::start() {
 
 void session_service::stop() {
   {
-    std::lock_guard lock(mu_);
+    mutex_lock lock(mu_);
     stopping_ = true;
   }
   cv_.notify_all();

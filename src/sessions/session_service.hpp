@@ -20,12 +20,12 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
+#include "base/thread_annotations.hpp"
 
 #include "base/metrics.hpp"
 #include "base/result.hpp"
@@ -191,9 +191,9 @@ class session_service {
   stream_engine& engine_;
   session_service_options options_;
   background_metrics background_;
-  std::mutex mu_;
+  mutex mu_;
   std::condition_variable cv_;
-  bool stopping_ = false;  // guarded by mu_
+  bool stopping_ GUARDED_BY(mu_) = false;
   std::thread reaper_;
 };
 

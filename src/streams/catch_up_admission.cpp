@@ -10,7 +10,7 @@ catch_up_admission::catch_up_admission(std::size_t max_active) : max_active_(max
 
 std::optional<catch_up_admission::ticket> catch_up_admission::acquire(
     std::function<void()> on_admitted) {
-  std::lock_guard lock(mu_);
+  mutex_lock lock(mu_);
   if (active_ < max_active_) {
     assert(line_.empty());
     ++active_;
@@ -22,7 +22,7 @@ std::optional<catch_up_admission::ticket> catch_up_admission::acquire(
 }
 
 bool catch_up_admission::cancel(ticket t) {
-  std::lock_guard lock(mu_);
+  mutex_lock lock(mu_);
   for (auto it = line_.begin(); it != line_.end(); ++it) {
     if (it->id == t) {
       line_.erase(it);
@@ -35,7 +35,7 @@ bool catch_up_admission::cancel(ticket t) {
 void catch_up_admission::release() {
   std::function<void()> wake;
   {
-    std::lock_guard lock(mu_);
+    mutex_lock lock(mu_);
     assert(active_ > 0);
     if (line_.empty()) {
       --active_;
@@ -49,12 +49,12 @@ void catch_up_admission::release() {
 }
 
 std::size_t catch_up_admission::active() const {
-  std::lock_guard lock(mu_);
+  mutex_lock lock(mu_);
   return active_;
 }
 
 std::size_t catch_up_admission::waiting() const {
-  std::lock_guard lock(mu_);
+  mutex_lock lock(mu_);
   return line_.size();
 }
 

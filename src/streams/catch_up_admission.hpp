@@ -24,8 +24,8 @@
 #include <cstdint>
 #include <functional>
 #include <list>
-#include <mutex>
 #include <optional>
+#include "base/thread_annotations.hpp"
 
 namespace ordo {
 
@@ -55,10 +55,10 @@ class catch_up_admission {
   };
 
   const std::size_t max_active_;
-  mutable std::mutex mu_;
-  std::size_t active_ = 0;  // guarded by mu_
-  std::list<waiter> line_;  // guarded by mu_; oldest first
-  ticket next_ticket_ = 1;  // guarded by mu_
+  mutable mutex mu_;
+  std::size_t active_ GUARDED_BY(mu_) = 0;
+  std::list<waiter> line_ GUARDED_BY(mu_);  // oldest first
+  ticket next_ticket_ GUARDED_BY(mu_) = 1;
 };
 
 }  // namespace ordo

@@ -232,7 +232,7 @@ status stream_engine::attach_database(std::optional<file_identity> adopting) {
   record_map old;
   std::function<void()> hook;
   {
-    std::lock_guard lock(registry_mu_);
+    mutex_lock lock(registry_mu_);
     old = std::exchange(by_id_, std::move(by_id));
     by_path_ = std::move(by_path);
     hook = adopted_hook_;

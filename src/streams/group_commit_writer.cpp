@@ -49,13 +49,14 @@ void stream_engine::writer_loop() {
       next_file_check = clock::now() + k_file_check_interval;
     }
     {
-      std::unique_lock lock(queue_mu_);
+      mutex_lock lock(queue_mu_);
       // With a batch waiting for its flush, new work runs while the disk flushes; the batch
       // is completed as soon as its flush is done, or after the new work's transaction.
-      queue_cv_.wait_until(lock, std::min(next_maintenance, next_file_check), [&] {
-        return stopping_ || maintenance_requested_ || !queue_.empty() ||
-               (pending_ && syncer_->settled(pending_->commit_number));
-      });
+      lock.wait_until(queue_cv_, std::min(next_maintenance, next_file_check),
+                      [&]() REQUIRES(queue_mu_) {
+                        return stopping_ || maintenance_requested_ || !queue_.empty() ||
+                               (pending_ && syncer_->settled(pending_->commit_number));
+                      });
       stopping = stopping_;
       maintenance_requested = std::exchange(maintenance_requested_, false);
       std::size_t bytes = 0;
@@ -81,12 +82,12 @@ void stream_engine::writer_loop() {
     }
     if (stopping) {
       complete_pending();
-      std::lock_guard lock(queue_mu_);
+      mutex_lock lock(queue_mu_);
       if (queue_.empty()) break;
       continue;
     }
     if (purge_pending_) {
-      std::lock_guard lock(queue_mu_);
+      mutex_lock lock(queue_mu_);
       if (!queue_.empty()) continue;
     }
     if (purge_pending_) purge_pending_ = run_purge_step();
@@ -269,7 +270,7 @@ void stream_engine::run_wake_rounds(std::vector<std::shared_ptr<stream_record>> 
     }
     if (!again.empty()) run_wake_rounds(std::move(again));
   };
-  std::unique_lock lock(wake_executor_mu_);
+  mutex_lock lock(wake_executor_mu_);
   if (wake_executor_) {
     wake_executor_(std::move(wake));
     return;
@@ -279,7 +280,7 @@ void stream_engine::run_wake_rounds(std::vector<std::shared_ptr<stream_record>> 
 }
 
 void stream_engine::set_wake_executor(wake_executor run) {
-  std::lock_guard lock(wake_executor_mu_);
+  mutex_lock lock(wake_executor_mu_);
   wake_executor_ = std::move(run);
 }
 

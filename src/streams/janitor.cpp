@@ -58,7 +58,7 @@ void stream_engine::run_maintenance() {
   if (poisoned_ || file_lost_) return;
   std::vector<std::shared_ptr<stream_record>> records;
   {
-    std::lock_guard lock(registry_mu_);
+    mutex_lock lock(registry_mu_);
     records.reserve(by_id_.size());
     for (const auto& [id, r] : by_id_)
       records.push_back(r);

@@ -26,7 +26,7 @@ result<std::unique_ptr<stream_engine>> stream_engine::open(stream_engine_options
                                            [e = engine.get()] {
                                              // The writer may be waiting for this flush or for new
                                              // work, whichever comes first.
-                                             { std::lock_guard lock(e->queue_mu_); }
+                                             { mutex_lock lock(e->queue_mu_); }
                                              e->queue_cv_.notify_one();
                                            });
   engine->readers_ =
@@ -42,7 +42,7 @@ stream_engine::~stream_engine() {
 
 void stream_engine::stop() {
   {
-    std::lock_guard lock(queue_mu_);
+    mutex_lock lock(queue_mu_);
     if (stopping_ && !writer_.joinable()) return;
     stopping_ = true;
   }
@@ -74,7 +74,7 @@ storage_state stream_engine::current_storage_state() const {
 }
 
 std::pair<std::size_t, std::size_t> stream_engine::write_queue_depth() const {
-  std::lock_guard lock(queue_mu_);
+  mutex_lock lock(queue_mu_);
   return {queue_.size(), queued_bytes_};
 }
 
@@ -92,7 +92,7 @@ std::string stream_engine::write_refusal() const {
 }
 
 void stream_engine::on_adopted(std::function<void()> hook) {
-  std::lock_guard lock(registry_mu_);
+  mutex_lock lock(registry_mu_);
   adopted_hook_ = std::move(hook);
 }
 
@@ -110,7 +110,7 @@ status stream_engine::inject(std::string_view point, std::string_view path) cons
 
 bool stream_engine::enqueue(job j, std::size_t bytes) {
   {
-    std::lock_guard lock(queue_mu_);
+    mutex_lock lock(queue_mu_);
     if (stopping_) return false;
     // Both bounds admit one job into an empty queue, so an oversized body is never starved.
     if (!queue_.empty() && (queued_bytes_ + bytes > options_.max_write_queue_bytes ||
@@ -188,7 +188,7 @@ void stream_engine::expire_soon(const std::shared_ptr<stream_record>&) {
   // The maintenance pass finds every expired stream; wake the writer so it runs now. Requests
   // coalesce: a storm of reads of an expired stream queues one pass, not one per read.
   {
-    std::lock_guard lock(queue_mu_);
+    mutex_lock lock(queue_mu_);
     if (stopping_ || maintenance_requested_) return;
     maintenance_requested_ = true;
   }

@@ -34,13 +34,13 @@
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
 #include <variant>
 #include <vector>
+#include "base/thread_annotations.hpp"
 
 #include "base/metrics.hpp"
 #include "base/result.hpp"
@@ -463,16 +463,16 @@ class stream_engine {
   std::unique_ptr<sqlite::statement_cache> write_statements_;
   std::unique_ptr<sqlite::read_pool> readers_;
 
-  mutable std::mutex registry_mu_;
-  path_map by_path_;  // registry_mu_
-  record_map by_id_;  // registry_mu_
+  mutable mutex registry_mu_;
+  path_map by_path_ GUARDED_BY(registry_mu_);
+  record_map by_id_ GUARDED_BY(registry_mu_);
 
-  mutable std::mutex queue_mu_;
+  mutable mutex queue_mu_;
   std::condition_variable queue_cv_;
-  std::deque<std::pair<job, std::size_t>> queue_;  // guarded by queue_mu_
-  std::size_t queued_bytes_ = 0;                   // guarded by queue_mu_
-  bool stopping_ = false;                          // guarded by queue_mu_
-  bool maintenance_requested_ = false;             // guarded by queue_mu_
+  std::deque<std::pair<job, std::size_t>> queue_ GUARDED_BY(queue_mu_);
+  std::size_t queued_bytes_ GUARDED_BY(queue_mu_) = 0;
+  bool stopping_ GUARDED_BY(queue_mu_) = false;
+  bool maintenance_requested_ GUARDED_BY(queue_mu_) = false;
   std::thread writer_;
 
   friend class write_context;
@@ -515,7 +515,7 @@ class stream_engine {
   std::optional<file_identity> rejected_file_;   // writer thread only: failed validation
   std::optional<file_identity> validated_file_;  // writer thread only: passed it
   std::string last_file_problem_;                // writer thread only
-  std::function<void()> adopted_hook_;           // guarded by registry_mu_
+  std::function<void()> adopted_hook_ GUARDED_BY(registry_mu_);
 
   std::atomic<bool> poisoned_{false};
   // ok, busy or full: how the last write batch ended (current_storage_state()).
@@ -533,8 +533,8 @@ class stream_engine {
   std::unique_ptr<sqlite::wal_syncer> syncer_;
   std::optional<committed_batch> pending_;                      // writer thread only
   std::vector<std::shared_ptr<stream_record>> deferred_wakes_;  // writer thread only
-  std::mutex wake_executor_mu_;
-  wake_executor wake_executor_;  // guarded by wake_executor_mu_
+  mutex wake_executor_mu_;
+  wake_executor wake_executor_ GUARDED_BY(wake_executor_mu_);
   // The writer's positions, as commit numbers (writer thread only): the last commit begun, and
   // the commit of the last batch published. published_commit_ <= flushed <= last_commit_.
   std::uint64_t last_commit_ = 0;

@@ -291,7 +291,7 @@ void stream_engine::publish_create(create_job& j) {
   std::uint64_t base = static_cast<std::uint64_t>(row.base_seq);
   auto record = make_record(row, base, false);
   {
-    std::lock_guard lock(registry_mu_);
+    mutex_lock lock(registry_mu_);
     by_id_[row.id] = record;
     by_path_[row.path] = record;
   }
@@ -503,7 +503,7 @@ void stream_engine::publish_removals(const std::vector<removal>& removals) {
   for (const removal& r : removals) {
     std::shared_ptr<stream_record> record;
     {
-      std::lock_guard lock(registry_mu_);
+      mutex_lock lock(registry_mu_);
       auto it = by_id_.find(r.id);
       if (it == by_id_.end()) continue;
       record = it->second;
@@ -522,7 +522,7 @@ void stream_engine::publish_effects(const std::vector<stream_effect>& effects) {
   for (const stream_effect& e : effects) {
     if (e.what == stream_effect::kind::create) {
       auto record = make_record(*e.created, 0, false);
-      std::lock_guard lock(registry_mu_);
+      mutex_lock lock(registry_mu_);
       by_id_[e.stream_id] = record;
       by_path_[e.created->path] = record;
       continue;

@@ -70,7 +70,7 @@ stream_record::stream_record(stream_config config, published_state initial,
       cache_limit_bytes_(cache_limit_bytes) {}
 
 published_state stream_record::state() const {
-  std::lock_guard lock(mu_);
+  mutex_lock lock(mu_);
   return state_;
 }
 
@@ -98,7 +98,7 @@ std::optional<std::int64_t> stream_record::take_dirty_access() {
 
 std::optional<read_chunk> stream_record::read_cached(std::uint64_t after, std::uint64_t upto,
                                                      std::size_t max_bytes) const {
-  std::lock_guard lock(cache_mu_);
+  mutex_lock lock(cache_mu_);
   if (cache_.empty() || after < cache_.front()->after() || after >= cache_.back()->upto()) {
     return std::nullopt;
   }
@@ -138,7 +138,7 @@ void stream_record::publish_append(std::uint64_t after, std::vector<message_ptr>
     std::size_t batch_bytes = 0;
     for (const auto& m : batch->messages())
       batch_bytes += m->size();
-    std::lock_guard lock(cache_mu_);
+    mutex_lock lock(cache_mu_);
     // A gap (the cache fell behind) cannot be served from memory: start over.
     if (!cache_.empty() && cache_.back()->upto() != after) {
       cache_.clear();
@@ -155,7 +155,7 @@ void stream_record::publish_append(std::uint64_t after, std::vector<message_ptr>
     }
   }
   {
-    std::lock_guard lock(mu_);
+    mutex_lock lock(mu_);
     assert(upto >= state_.tail);
     state_.tail = upto;
     state_.closed = state_.closed || closed;
@@ -163,28 +163,28 @@ void stream_record::publish_append(std::uint64_t after, std::vector<message_ptr>
 }
 
 std::size_t stream_record::cache_bytes() const {
-  std::lock_guard lock(cache_mu_);
+  mutex_lock lock(cache_mu_);
   return cache_bytes_;
 }
 
 std::size_t stream_record::drop_cache() {
-  std::lock_guard lock(cache_mu_);
+  mutex_lock lock(cache_mu_);
   cache_.clear();
   return std::exchange(cache_bytes_, 0);
 }
 
 void stream_record::publish_pruned(std::uint64_t upto) {
-  std::lock_guard lock(mu_);
+  mutex_lock lock(mu_);
   state_.pruned_upto = std::max(state_.pruned_upto, upto);
 }
 
 void stream_record::publish_lifecycle(stream_lifecycle lifecycle) {
   {
-    std::lock_guard lock(mu_);
+    mutex_lock lock(mu_);
     state_.lifecycle = lifecycle;
   }
   if (lifecycle == stream_lifecycle::removed || lifecycle == stream_lifecycle::replaced) {
-    std::lock_guard lock(cache_mu_);
+    mutex_lock lock(cache_mu_);
     cache_.clear();
     cache_bytes_ = 0;
   }
@@ -192,19 +192,19 @@ void stream_record::publish_lifecycle(stream_lifecycle lifecycle) {
 }
 
 std::uint64_t stream_record::add_waiter(std::function<void()> wake) {
-  std::lock_guard lock(waiters_mu_);
+  mutex_lock lock(waiters_mu_);
   std::uint64_t id = next_waiter_id_++;
   waiters_.emplace(id, std::move(wake));
   return id;
 }
 
 void stream_record::remove_waiter(std::uint64_t id) {
-  std::lock_guard lock(waiters_mu_);
+  mutex_lock lock(waiters_mu_);
   waiters_.erase(id);
 }
 
 std::size_t stream_record::waiter_count() const {
-  std::lock_guard lock(waiters_mu_);
+  mutex_lock lock(waiters_mu_);
   return waiters_.size();
 }
 
@@ -217,7 +217,7 @@ bool stream_record::wake_round() {
   std::unordered_map<std::uint64_t, std::function<void()>> woken;
   std::vector<std::weak_ptr<live_subscriber>> subscribers;
   {
-    std::lock_guard lock(waiters_mu_);
+    mutex_lock lock(waiters_mu_);
     if (waking_) {
       wake_again_ = true;
       return false;
@@ -235,20 +235,20 @@ bool stream_record::wake_round() {
   for (const auto& weak : subscribers) {
     if (auto reader = weak.lock()) reader->on_change();
   }
-  std::lock_guard lock(waiters_mu_);
+  mutex_lock lock(waiters_mu_);
   waking_ = false;
   return std::exchange(wake_again_, false);
 }
 
 std::uint64_t stream_record::subscribe(std::weak_ptr<live_subscriber> reader) {
-  std::lock_guard lock(waiters_mu_);
+  mutex_lock lock(waiters_mu_);
   std::uint64_t id = next_waiter_id_++;
   subscribers_.emplace_back(id, std::move(reader));
   return id;
 }
 
 void stream_record::unsubscribe(std::uint64_t id) {
-  std::lock_guard lock(waiters_mu_);
+  mutex_lock lock(waiters_mu_);
   auto it =
       std::lower_bound(subscribers_.begin(), subscribers_.end(), id,
                        [](const auto& entry, std::uint64_t key) { return entry.first < key; });

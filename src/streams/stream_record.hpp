@@ -17,11 +17,11 @@
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
+#include "base/thread_annotations.hpp"
 
 namespace ordo {
 
@@ -174,26 +174,26 @@ class stream_record {
  private:
   const stream_config config_;
 
-  mutable std::mutex mu_;
-  published_state state_;  // guarded by mu_
+  mutable mutex mu_;
+  published_state state_ GUARDED_BY(mu_);
 
   std::atomic<std::int64_t> last_access_ms_;
   std::atomic<bool> access_dirty_{false};
 
   const std::size_t cache_limit_bytes_;
-  mutable std::mutex cache_mu_;
-  std::deque<std::shared_ptr<const published_batch>> cache_;  // guarded by cache_mu_
-  std::size_t cache_bytes_ = 0;                               // guarded by cache_mu_
-  std::atomic<std::int64_t> cache_used_{0};                   // see cache_last_used()
+  mutable mutex cache_mu_;
+  std::deque<std::shared_ptr<const published_batch>> cache_ GUARDED_BY(cache_mu_);
+  std::size_t cache_bytes_ GUARDED_BY(cache_mu_) = 0;
+  std::atomic<std::int64_t> cache_used_{0};  // see cache_last_used()
 
-  mutable std::mutex waiters_mu_;
-  std::uint64_t next_waiter_id_ = 1;  // guarded by waiters_mu_
-  bool waking_ = false;               // a round runs; guarded by waiters_mu_
-  bool wake_again_ = false;           // and another must follow it; guarded by waiters_mu_
-  std::unordered_map<std::uint64_t, std::function<void()>> waiters_;  // guarded by waiters_mu_
+  mutable mutex waiters_mu_;
+  std::uint64_t next_waiter_id_ GUARDED_BY(waiters_mu_) = 1;
+  bool waking_ GUARDED_BY(waiters_mu_) = false;      // a round runs
+  bool wake_again_ GUARDED_BY(waiters_mu_) = false;  // and another must follow it
+  std::unordered_map<std::uint64_t, std::function<void()>> waiters_ GUARDED_BY(waiters_mu_);
   // Ordered by id, which is the order of subscription.
-  std::vector<std::pair<std::uint64_t, std::weak_ptr<live_subscriber>>>
-      subscribers_;  // guarded by waiters_mu_
+  std::vector<std::pair<std::uint64_t, std::weak_ptr<live_subscriber>>> subscribers_
+      GUARDED_BY(waiters_mu_);
 };
 
 }  // namespace ordo

@@ -44,7 +44,7 @@ bool stream_engine::is_managed_path(std::string_view path) const {
 }
 
 std::size_t stream_engine::stream_count() const {
-  std::lock_guard lock(registry_mu_);
+  mutex_lock lock(registry_mu_);
   return static_cast<std::size_t>(
       std::count_if(by_path_.begin(), by_path_.end(),
                     [this](const auto& e) { return !is_managed_path(e.first); }));
@@ -53,7 +53,7 @@ std::size_t stream_engine::stream_count() const {
 std::vector<std::shared_ptr<stream_record>> stream_engine::client_streams() const {
   std::vector<std::shared_ptr<stream_record>> out;
   {
-    std::lock_guard lock(registry_mu_);
+    mutex_lock lock(registry_mu_);
     out.reserve(by_path_.size());
     for (const auto& [path, record] : by_path_) {
       if (!is_managed_path(path)) out.push_back(record);
@@ -65,13 +65,13 @@ std::vector<std::shared_ptr<stream_record>> stream_engine::client_streams() cons
 }
 
 std::shared_ptr<stream_record> stream_engine::find(std::string_view path) const {
-  std::lock_guard lock(registry_mu_);
+  mutex_lock lock(registry_mu_);
   auto it = by_path_.find(std::string(path));
   return it == by_path_.end() ? nullptr : it->second;
 }
 
 std::shared_ptr<stream_record> stream_engine::find_by_id(std::int64_t id) const {
-  std::lock_guard lock(registry_mu_);
+  mutex_lock lock(registry_mu_);
   auto it = by_id_.find(id);
   return it == by_id_.end() ? nullptr : it->second;
 }

@@ -125,10 +125,18 @@ status check_streams(connection& db, std::vector<finding>& out) {
 }
 
 status check_sessions(connection& db, std::vector<finding>& out) {
-  for (auto [table, counter, check, noun] :
-       {std::tuple{"rows", "next_row_seq", "session_rows", "rows"},
-        std::tuple{"commands", "next_command_seq", "session_commands", "commands"}}) {
-    auto s = for_each_row(db, broken_sequences(table, counter), [&](statement& r) {
+  struct numbered_table {
+    const char* table;
+    const char* counter;
+    const char* check;
+    const char* noun;
+  };
+  for (const numbered_table& t :
+       {numbered_table{"rows", "next_row_seq", "session_rows", "rows"},
+        numbered_table{"commands", "next_command_seq", "session_commands", "commands"}}) {
+    const char* check = t.check;
+    const char* noun = t.noun;
+    auto s = for_each_row(db, broken_sequences(t.table, t.counter), [&](statement& r) {
       out.push_back({check, text(r, 0),
                      std::to_string(r.column_int64(1)) + " " + noun + " hold sequences " +
                          std::to_string(r.column_int64(2)) + ".." +

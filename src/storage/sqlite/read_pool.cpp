@@ -5,9 +5,6 @@ namespace ordo::sqlite {
 std::unique_ptr<read_pool> read_pool::start(int thread_count, std::size_t max_queued) {
   std::unique_ptr<read_pool> pool(new read_pool());
   pool->max_queued_ = max_queued;
-  pool->paused_ = true;
-  pool->unavailable_ =
-      make_failure(failure_kind::unavailable, "storage_unavailable", "no database is open");
   for (int i = 0; i < thread_count; ++i)
     pool->slots_.push_back(std::make_unique<slot>());
   for (auto& s : pool->slots_) {
@@ -22,7 +19,7 @@ read_pool::~read_pool() {
 
 bool read_pool::submit(task run, refusal refuse) {
   {
-    std::lock_guard lock(mu_);
+    mutex_lock lock(mu_);
     if (stopping_ || queue_.size() >= max_queued_) return false;
     queue_.push_back({std::move(run), std::move(refuse)});
   }
@@ -32,7 +29,7 @@ bool read_pool::submit(task run, refusal refuse) {
 
 void read_pool::stop() {
   {
-    std::lock_guard lock(mu_);
+    mutex_lock lock(mu_);
     if (stopping_ && threads_.empty()) return;
     stopping_ = true;
     paused_ = false;
@@ -45,14 +42,14 @@ void read_pool::stop() {
 }
 
 void read_pool::pause() {
-  std::unique_lock lock(mu_);
+  mutex_lock lock(mu_);
   paused_ = true;
-  idle_cv_.wait(lock, [&] { return running_ == 0; });
+  lock.wait(idle_cv_, [&]() REQUIRES(mu_) { return running_ == 0; });
 }
 
 void read_pool::close_connections(failure why) {
   {
-    std::lock_guard lock(mu_);
+    mutex_lock lock(mu_);
     unavailable_ = std::move(why);
   }
   for (auto& s : slots_) {
@@ -82,7 +79,7 @@ status read_pool::open_connections(const database_options& options, std::uint64_
 
 void read_pool::resume() {
   {
-    std::lock_guard lock(mu_);
+    mutex_lock lock(mu_);
     paused_ = false;
   }
   cv_.notify_all();
@@ -94,8 +91,8 @@ void read_pool::run(slot& s) {
     failure refused;
     bool open = false;
     {
-      std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || (!paused_ && !queue_.empty()); });
+      mutex_lock lock(mu_);
+      lock.wait(cv_, [&]() REQUIRES(mu_) { return stopping_ || (!paused_ && !queue_.empty()); });
       // Drain queued work before stopping so every submitted task is answered.
       if (queue_.empty()) return;
       q = std::move(queue_.front());
@@ -110,7 +107,7 @@ void read_pool::run(slot& s) {
       q.refuse(refused);
     }
     {
-      std::lock_guard lock(mu_);
+      mutex_lock lock(mu_);
       if (--running_ == 0) idle_cv_.notify_all();
     }
   }

@@ -19,9 +19,9 @@
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
+#include "base/thread_annotations.hpp"
 
 #include "base/result.hpp"
 #include "storage/sqlite/database.hpp"
@@ -81,14 +81,16 @@ class read_pool {
   void run(slot& s);
 
   std::size_t max_queued_ = 0;
-  std::mutex mu_;
+  mutex mu_;
   std::condition_variable cv_;       // work for the reader threads
   std::condition_variable idle_cv_;  // running_ fell to zero
-  std::deque<queued> queue_;         // guarded by mu_
-  bool stopping_ = false;            // guarded by mu_
-  bool paused_ = false;              // guarded by mu_
-  int running_ = 0;                  // tasks running now; guarded by mu_
-  failure unavailable_;              // why tasks are refused while closed; guarded by mu_
+  std::deque<queued> queue_ GUARDED_BY(mu_);
+  bool stopping_ GUARDED_BY(mu_) = false;
+  bool paused_ GUARDED_BY(mu_) = true;  // until the first resume()
+  int running_ GUARDED_BY(mu_) = 0;     // tasks running now
+  // Why tasks are refused while closed.
+  failure unavailable_ GUARDED_BY(mu_) = make_failure(failure_kind::unavailable,
+                                                      "storage_unavailable", "no database is open");
   std::vector<std::unique_ptr<slot>> slots_;
   std::vector<std::thread> threads_;
 };

@@ -31,7 +31,7 @@ wal_syncer::wal_syncer(std::function<status()> before_flush, std::function<void(
 
 wal_syncer::~wal_syncer() {
   {
-    std::lock_guard lock(mu_);
+    mutex_lock lock(mu_);
     stopping_ = true;
   }
   changed_.notify_all();
@@ -40,7 +40,7 @@ wal_syncer::~wal_syncer() {
 }
 
 void wal_syncer::attach(std::string wal_path) {
-  std::lock_guard lock(mu_);
+  mutex_lock lock(mu_);
   wal_path_ = std::move(wal_path);
   attached_ = true;
   error_.reset();
@@ -48,8 +48,9 @@ void wal_syncer::attach(std::string wal_path) {
 }
 
 void wal_syncer::detach() {
-  std::unique_lock lock(mu_);
-  changed_.wait(lock, [&] { return !flushing_ && (flushed_ >= requested_ || error_); });
+  mutex_lock lock(mu_);
+  lock.wait(changed_,
+            [&]() REQUIRES(mu_) { return !flushing_ && (flushed_ >= requested_ || error_); });
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
   attached_ = false;
@@ -57,7 +58,7 @@ void wal_syncer::detach() {
 }
 
 bool wal_syncer::attached() const {
-  std::lock_guard lock(mu_);
+  mutex_lock lock(mu_);
   return attached_;
 }
 
@@ -67,7 +68,7 @@ std::uint64_t wal_syncer::begin_commit() {
 
 void wal_syncer::request(std::uint64_t number) {
   {
-    std::lock_guard lock(mu_);
+    mutex_lock lock(mu_);
     requested_ = std::max(requested_, number);
     if (!attached_ && !error_) flushed_ = std::max(flushed_, number);
   }
@@ -75,14 +76,14 @@ void wal_syncer::request(std::uint64_t number) {
 }
 
 status wal_syncer::wait(std::uint64_t number) {
-  std::unique_lock lock(mu_);
-  changed_.wait(lock, [&] { return flushed_ >= number || error_; });
+  mutex_lock lock(mu_);
+  lock.wait(changed_, [&]() REQUIRES(mu_) { return flushed_ >= number || error_; });
   if (flushed_ >= number) return ok_v;
   return *error_;
 }
 
 bool wal_syncer::settled(std::uint64_t number) const {
-  std::lock_guard lock(mu_);
+  mutex_lock lock(mu_);
   return flushed_ >= number || error_;
 }
 
@@ -91,10 +92,11 @@ status wal_syncer::wait_for_begun() {
 }
 
 void wal_syncer::run() {
-  std::unique_lock lock(mu_);
+  mutex_lock lock(mu_);
   for (;;) {
-    changed_.wait(lock,
-                  [&] { return stopping_ || (attached_ && !error_ && requested_ > flushed_); });
+    lock.wait(changed_, [&]() REQUIRES(mu_) {
+      return stopping_ || (attached_ && !error_ && requested_ > flushed_);
+    });
     if (stopping_) return;
     // One flush covers every commit that returned before it starts.
     std::uint64_t target = requested_;
@@ -110,8 +112,8 @@ void wal_syncer::run() {
       } else {
         // The -wal's directory entry must be durable too, once (SQLite syncs the directory at
         // a journal's first sync for the same reason).
-        std::string dir = std::filesystem::path(path).parent_path().string();
-        if (dir.empty()) dir = ".";
+        std::filesystem::path parent = std::filesystem::path(path).parent_path();
+        const std::string dir = parent.empty() ? std::string(".") : parent.string();
         int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dir_fd < 0 || ::fsync(dir_fd) != 0) {
           flushed = flush_failure("syncing the directory", dir, errno);

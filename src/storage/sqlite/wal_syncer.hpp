@@ -31,10 +31,10 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
+#include "base/thread_annotations.hpp"
 
 #include "base/metrics.hpp"
 #include "base/result.hpp"
@@ -80,16 +80,16 @@ class wal_syncer {
   std::function<status()> before_flush_;
   std::function<void()> on_flushed_;
   std::atomic<std::uint64_t> begun_{0};
-  mutable std::mutex mu_;
+  mutable mutex mu_;
   std::condition_variable changed_;
-  std::string wal_path_;          // mu_
-  bool attached_ = false;         // mu_
-  int fd_ = -1;                   // syncer thread; closed by detach() once no flush is running
-  bool flushing_ = false;         // mu_
-  std::uint64_t requested_ = 0;   // mu_
-  std::uint64_t flushed_ = 0;     // mu_
-  std::optional<failure> error_;  // mu_
-  bool stopping_ = false;         // mu_
+  std::string wal_path_ GUARDED_BY(mu_);
+  bool attached_ GUARDED_BY(mu_) = false;
+  int fd_ = -1;  // syncer thread; closed by detach() once no flush is running
+  bool flushing_ GUARDED_BY(mu_) = false;
+  std::uint64_t requested_ GUARDED_BY(mu_) = 0;
+  std::uint64_t flushed_ GUARDED_BY(mu_) = 0;
+  std::optional<failure> error_ GUARDED_BY(mu_);
+  bool stopping_ GUARDED_BY(mu_) = false;
   metrics::histogram flush_durations_{metrics::latency_bounds_ns(),
                                       metrics::k_nanoseconds_per_second};
   std::thread thread_;
