@@ -3,7 +3,14 @@
 // and writes docs/BENCHMARKS.md (medians, spreads, ratios, targets) with PNG charts.
 //
 //   node bench/run.mjs [--quick] [--rounds N] [--servers ordo,ref-memory,ref-file]
+//                      [--scenarios a1,a1000,...] [--baseline BUILD_DIR]
 //                      [--out docs/BENCHMARKS.md] [--json results.json]
+//
+// --baseline BUILD_DIR adds the server `ordo-baseline`, the ordo binary built in BUILD_DIR (an
+// earlier commit, say), to compare a change before and after in one run on one machine:
+// `--servers ordo,ordo-baseline --baseline /tmp/before/build/release`. The rounds alternate
+// which goes first, as with the reference server. --scenarios runs only the scenarios named
+// (ids as in the table; g is the startup scenario).
 //
 // --quick runs every scenario briefly and small (the smoke run in `make test`): it checks that
 // the harness works, not how fast anything is.
@@ -22,6 +29,8 @@ const flag = (name, fallback) => {
 const quick = args.includes("--quick")
 const rounds = Number(flag("--rounds", quick ? 1 : 3))
 const serverNames = flag("--servers", "ordo,ref-memory,ref-file").split(",")
+const baselineDir = flag("--baseline", null)
+const scenarioIds = flag("--scenarios", null)?.split(",")
 const out = resolve(flag("--out", join(root, "docs/BENCHMARKS.md")))
 const jsonOut = flag("--json", null)
 const buildDir = process.env.ORDO_BUILD_DIR ?? join(root, "build/release")
@@ -52,6 +61,24 @@ const servers = {
     prefillConnections: 1,
   },
 }
+if (baselineDir) {
+  const describe = spawnSync("git", ["describe", "--always", "--dirty"], { cwd: resolve(baselineDir), encoding: "utf8" })
+  const commit = describe.status === 0 ? describe.stdout.trim() : baselineDir
+  servers["ordo-baseline"] = {
+    ...servers.ordo,
+    label: `ordo before (${commit})`,
+    command: (dataDir) => [join(resolve(baselineDir), "ordo"), servers.ordo.command(dataDir)[1]],
+  }
+}
+for (const name of serverNames) {
+  if (!servers[name]) {
+    console.error(`unknown server '${name}' (${Object.keys(servers).join(", ")}; ordo-baseline needs --baseline)`)
+    process.exit(2)
+  }
+}
+// Whether scenario `sc` runs on server `name`: `only` lists servers by kind, and the baseline
+// is ordo.
+const runsOn = (sc, name) => !sc.only || sc.only.includes(name === "ordo-baseline" ? "ordo" : name)
 
 /** Starts a server; resolves with { url, pid, stop, startedMs } once it is listening. */
 async function start(name, dataDir) {
@@ -118,7 +145,7 @@ function bench(scenario, server, params) {
 // ---- scenarios -------------------------------------------------------------------------------
 
 const d = (full, small) => (quick ? small : full)
-const scenarios = [
+const scenarioTable = [
   { id: "a1", title: "(a) 100-byte appends, 64 connections, 1 stream", run: "append",
     params: { connections: 64, streams: 1, "message-bytes": 100, duration: d(10, 0.5) },
     metric: "values_per_s", unit: "appends/s", target: 50_000 },
@@ -156,6 +183,14 @@ const scenarios = [
 ]
 const startup = { id: "g", title: "(g) time to ready with 1,000,000 messages in 10,000 streams",
   params: { messages: d(1_000_000, 2000), streams: d(10_000, 20), connections: 16 }, unit: "ms", target: 200, lower: true }
+for (const id of scenarioIds ?? []) {
+  if (id !== "g" && !scenarioTable.some((sc) => sc.id === id)) {
+    console.error(`unknown scenario '${id}' (${[...scenarioTable.map((sc) => sc.id), "g"].join(", ")})`)
+    process.exit(2)
+  }
+}
+const scenarios = scenarioIds ? scenarioTable.filter((sc) => scenarioIds.includes(sc.id)) : scenarioTable
+const runStartup = !scenarioIds || scenarioIds.includes("g")
 
 const get = (obj, path) => path.split(".").reduce((o, k) => (o == null ? undefined : o[k]), obj)
 
@@ -169,7 +204,7 @@ for (let round = 0; round < rounds; round++) {
   const order = round % 2 === 0 ? serverNames : [...serverNames].reverse()
   for (const sc of scenarios) {
     for (const name of order) {
-      if (sc.only && !sc.only.includes(name)) continue
+      if (!runsOn(sc, name)) continue
       const dataDir = mkdtempSync(join(tmpdir(), `bench-${name}-`))
       const server = await start(name, dataDir)
       try {
@@ -183,7 +218,7 @@ for (let round = 0; round < rounds; round++) {
       }
     }
   }
-  for (const name of order) {
+  for (const name of runStartup ? order : []) {
     if (!servers[name].persistent) continue
     const dataDir = mkdtempSync(join(tmpdir(), `bench-${name}-`))
     try {
@@ -221,7 +256,7 @@ const summary = (id, name) => {
   return { median: median(vs), min: Math.min(...vs), max: Math.max(...vs), n: vs.length }
 }
 
-const allScenarios = [...scenarios, { ...startup, metric: "ready_ms" }]
+const allScenarios = [...scenarios, ...(runStartup ? [{ ...startup, metric: "ready_ms" }] : [])]
 const rows = []
 for (const sc of allScenarios) {
   const cells = serverNames.map((n) => summary(sc.id, n))
@@ -362,7 +397,7 @@ log(`wrote ${relative(process.cwd(), out)}`)
 const missing = allScenarios.flatMap((sc) =>
   serverNames
     .filter((n) => sc.id !== "g" || servers[n].persistent)
-    .filter((n) => !sc.only || sc.only.includes(n))
+    .filter((n) => runsOn(sc, n))
     .filter((n) => !results.some((r) => r.scenario === sc.id && r.server === n && Number.isFinite(r.value)))
     .map((n) => `${sc.id}/${n}`),
 )

@@ -133,3 +133,6 @@ ordo_vitest(hostile_input blackbox/hostile_input.test.mjs)
 add_test(NAME thread_safety_analysis
          COMMAND sh ${ORDO_TESTS_DIR}/thread_safety/check.sh ${CMAKE_SOURCE_DIR})
 set_tests_properties(thread_safety_analysis PROPERTIES TIMEOUT 120)
+
+# Comments and docs name only files that exist (a split or rename leaves no stale pointer).
+ordo_vitest(file_references blackbox/file_references.test.mjs)
