@@ -68,6 +68,34 @@ bool is_json_whitespace(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
+// Where a scan of valid JSON text is outside strings: how deep in arrays and objects. Fed each
+// character outside a string (a '"' enters one; the caller skips the string's characters).
+struct nesting {
+  bool in_string = false;
+  std::size_t depth = 0;
+
+  // True when `c` is a comma between the values at depth `level`.
+  bool separates_at(char c, std::size_t level) {
+    switch (c) {
+      case '"':
+        in_string = true;
+        return false;
+      case '[':
+      case '{':
+        ++depth;
+        return false;
+      case ']':
+      case '}':
+        --depth;
+        return false;
+      case ',':
+        return depth == level;
+      default:
+        return false;
+    }
+  }
+};
+
 }  // namespace
 
 result<json_values> parse_json_append(std::string_view body, bool flatten_top_level_array) {
@@ -77,40 +105,22 @@ result<json_values> parse_json_append(std::string_view body, bool flatten_top_le
   json_values values;
   values.joined.reserve(body.size());
   std::string& out = values.joined;
-  bool in_string = false;
-  std::size_t depth = 0;
+  nesting scan;
   std::size_t top_level_commas = 0;
   for (std::size_t i = 0; i < body.size(); ++i) {
     const char c = body[i];
-    if (in_string) {
+    if (scan.in_string) {
       out.push_back(c);
       if (c == '\\') {
         out.push_back(body[++i]);  // the escaped character, which may be '"'
       } else if (c == '"') {
-        in_string = false;
+        scan.in_string = false;
       }
       continue;
     }
     if (is_json_whitespace(c)) continue;
     out.push_back(c);
-    switch (c) {
-      case '"':
-        in_string = true;
-        break;
-      case '[':
-      case '{':
-        ++depth;
-        break;
-      case ']':
-      case '}':
-        --depth;
-        break;
-      case ',':
-        if (depth == 1) ++top_level_commas;
-        break;
-      default:
-        break;
-    }
+    if (scan.separates_at(c, 1)) ++top_level_commas;
   }
 
   if (flatten_top_level_array && out.front() == '[') {
@@ -127,39 +137,21 @@ result<json_values> parse_json_append(std::string_view body, bool flatten_top_le
 std::vector<std::string_view> split_json_values(std::string_view joined) {
   std::vector<std::string_view> values;
   if (joined.empty()) return values;
-  bool in_string = false;
-  std::size_t depth = 0;
+  nesting scan;
   std::size_t start = 0;
   for (std::size_t i = 0; i < joined.size(); ++i) {
     const char c = joined[i];
-    if (in_string) {
+    if (scan.in_string) {
       if (c == '\\') {
         ++i;  // skip the escaped character, which may be '"'
       } else if (c == '"') {
-        in_string = false;
+        scan.in_string = false;
       }
       continue;
     }
-    switch (c) {
-      case '"':
-        in_string = true;
-        break;
-      case '[':
-      case '{':
-        ++depth;
-        break;
-      case ']':
-      case '}':
-        --depth;
-        break;
-      case ',':
-        if (depth == 0) {
-          values.push_back(joined.substr(start, i - start));
-          start = i + 1;
-        }
-        break;
-      default:
-        break;
+    if (scan.separates_at(c, 0)) {
+      values.push_back(joined.substr(start, i - start));
+      start = i + 1;
     }
   }
   values.push_back(joined.substr(start));

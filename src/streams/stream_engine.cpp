@@ -124,45 +124,52 @@ bool stream_engine::enqueue(job j, std::size_t bytes) {
   return true;
 }
 
+template <class Job, class Refusal>
+void stream_engine::enqueue_or_refuse(Job* j, std::size_t bytes, Refusal refusal) {
+  if (enqueue(j, bytes)) return;
+  auto done = std::move(j->done);
+  delete j;
+  done(refusal());
+}
+
+namespace {
+
+failure write_queue_full(std::string message) {
+  return make_failure(failure_kind::unavailable, "write_queue_full", std::move(message));
+}
+
+}  // namespace
+
 void stream_engine::create(create_request request, create_callback done) {
   std::size_t bytes = request.initial_data ? request.initial_data->size() : 0;
   auto* j = new create_job{std::move(request), std::move(done), {}, {}, {}, {}, {}};
-  if (!enqueue(j, bytes)) {
+  enqueue_or_refuse(j, bytes, [] {
     create_result r;
     r.status = create_status::failed;
-    r.error = make_failure(failure_kind::unavailable, "write_queue_full",
-                           "the server is busy writing; retry shortly");
-    auto cb = std::move(j->done);
-    delete j;
-    cb(std::move(r));
-  }
+    r.error = write_queue_full("the server is busy writing; retry shortly");
+    return r;
+  });
 }
 
 void stream_engine::append(append_request request, append_callback done) {
   std::size_t bytes = request.data ? request.data->size() : 0;
   auto* j = new append_job{std::move(request), std::move(done), {}, 0, 0, nullptr, false, false};
-  if (!enqueue(j, bytes)) {
+  enqueue_or_refuse(j, bytes, [] {
     append_result r;
     r.status = append_status::overloaded;
-    r.error = make_failure(failure_kind::unavailable, "write_queue_full",
-                           "the server has too much data waiting to be written; retry shortly");
-    auto cb = std::move(j->done);
-    delete j;
-    cb(std::move(r));
-  }
+    r.error = write_queue_full("the server has too much data waiting to be written; retry shortly");
+    return r;
+  });
 }
 
 void stream_engine::remove(std::string path, delete_callback done) {
   auto* j = new delete_job{std::move(path), std::move(done), {}, {}};
-  if (!enqueue(j, 0)) {
+  enqueue_or_refuse(j, 0, [] {
     delete_result r;
     r.status = delete_status::failed;
-    r.error = make_failure(failure_kind::unavailable, "write_queue_full",
-                           "the server is busy writing; retry shortly");
-    auto cb = std::move(j->done);
-    delete j;
-    cb(std::move(r));
-  }
+    r.error = write_queue_full("the server is busy writing; retry shortly");
+    return r;
+  });
 }
 
 bool stream_engine::submit(write_job job) {

@@ -382,6 +382,10 @@ class stream_engine {
   explicit stream_engine(stream_engine_options options);
 
   bool enqueue(job j, std::size_t bytes);
+  // Queues `j`, or frees it and answers its caller `refusal()` at once (the queue is full or
+  // the engine is stopping).
+  template <class Job, class Refusal>
+  void enqueue_or_refuse(Job* j, std::size_t bytes, Refusal refusal);
   void writer_loop();
   // On the writer thread after the last write at stop: moves the WAL into the database file.
   void checkpoint_wal();
