@@ -1,5 +1,6 @@
 // The HTTP server: a Beast listener and one coroutine per connection, routing to the Durable
-// Streams handlers, /health and /ready. Beast stays inside server.cpp; this header is plain.
+// Streams handlers, the session API, the dashboard, /health, /ready and /metrics. Beast stays
+// inside http/'s server files (server_impl.hpp names them); this header is plain.
 #pragma once
 
 #include <chrono>
