@@ -65,8 +65,11 @@ class server {
   // itself); later calls do nothing.
   void stop();
 
- private:
+  // The server's state, defined in http/server_impl.hpp for the files that implement the server
+  // (named here so that their helper functions may take it; nothing else can use it).
   struct impl;
+
+ private:
   explicit server(std::unique_ptr<impl> p);
   std::unique_ptr<impl> impl_;
 };

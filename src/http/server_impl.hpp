@@ -205,12 +205,8 @@ struct server::impl {
   // ---- router.cpp
   // Routes one request and answers it; true when the connection may serve another.
   awaitable<bool> dispatch(request& req, connection& conn);
-  awaitable<bool> dispatch_session_api(request& req, connection& conn, const std::string& path,
-                                       const boost::urls::url_view& url);
   // GET and HEAD /health and /ready (also answered by connections over the limit).
   string_response health_response(const request& req, std::string_view path);
-  // GET /metrics: the Prometheus text exposition.
-  awaitable<string_response> metrics_response(const request& req);
 
   // ---- stream_handlers.cpp
   awaitable<string_response> handle_put(request& req, const std::string& path);
