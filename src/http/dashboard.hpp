@@ -1,5 +1,5 @@
 // The dashboard's HTTP side, without Beast: the embedded page and its files (GET / and
-// /ui/...), and the stream list its stream browser reads (GET /v1/streams). server.cpp hands
+// /ui/...), and the stream list its stream browser reads (GET /v1/streams). router.cpp hands
 // the method, path and the headers that matter over and writes the api_response it gets back.
 //
 // Caching: every asset carries its ETag and `Cache-Control: no-cache`, so a browser revalidates

@@ -1,7 +1,8 @@
 // The one place that turns a failure into its HTTP answer: the status for its kind, the headers
-// that go with it and the JSON body. server.cpp, session_api.cpp and dashboard.cpp all answer
-// failures through it, so every 503 carries Retry-After, every 405 its Allow, every stale
-// revision its ETag, whichever route refused. No Beast here.
+// that go with it and the JSON body. The server's Beast files (through error_response() in
+// beast_support.hpp), session_api.cpp and dashboard.cpp all answer failures through it, so every
+// 503 carries Retry-After, every 405 its Allow, every stale revision its ETag, whichever route
+// refused. No Beast here.
 //
 //   kind                  status  headers besides Content-Type and Cache-Control: no-store
 //   invalid               400

@@ -1,5 +1,6 @@
 // The HTTP server: a Beast listener and one coroutine per connection, routing to the Durable
-// Streams handlers, /health and /ready. Beast stays inside server.cpp; this header is plain.
+// Streams handlers, the session API, the dashboard, /health, /ready and /metrics. Beast stays
+// inside http/'s server files (server_impl.hpp names them); this header is plain.
 #pragma once
 
 #include <chrono>
@@ -64,8 +65,11 @@ class server {
   // itself); later calls do nothing.
   void stop();
 
- private:
+  // The server's state, defined in http/server_impl.hpp for the files that implement the server
+  // (named here so that their helper functions may take it; nothing else can use it).
   struct impl;
+
+ private:
   explicit server(std::unique_ptr<impl> p);
   std::unique_ptr<impl> impl_;
 };

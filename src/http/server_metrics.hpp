@@ -1,5 +1,6 @@
 // What the HTTP layer counts for /metrics, and the page it is written to (render_metrics). No
-// Beast here: server.cpp counts, metrics.cpp writes the exposition.
+// Beast here: the server's Beast files count (server_impl.hpp names them), metrics.cpp writes
+// the exposition.
 //
 // Thread safety: the network threads and the wake thread count, a scrape reads; every member
 // is an atomic, so counting takes no lock and allocates nothing.

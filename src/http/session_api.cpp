@@ -211,7 +211,7 @@ const std::vector<route>& routes() {
                           query(req, "cursor"), *limit, true},
                          answer(std::move(done)));
        }},
-      // ---- the change feed (GET /v1/changes itself is served as a stream by server.cpp)
+      // ---- the change feed (GET /v1/changes itself is served as a stream by router.cpp)
       {{"GET", "/v1/changes/snapshot"},
        [](session_service& s, const params&, api_request&, api_callback done) {
          s.changes_snapshot(answer(std::move(done)));
@@ -257,7 +257,7 @@ const std::vector<route>& routes() {
          if (!rows) return fail(done, rows.error());
          s.snapshot(p.at("session"), *rows, answer(std::move(done)));
        }},
-      {{"GET", "/v1/sessions/{session}/events"}, nullptr},  // served as a stream by server.cpp
+      {{"GET", "/v1/sessions/{session}/events"}, nullptr},  // served as a stream by router.cpp
       // ---- pull requests
       {{"PUT", "/v1/sessions/{session}/prs"},
        [](session_service& s, const params& p, api_request& req, api_callback done) {

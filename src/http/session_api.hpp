@@ -1,6 +1,6 @@
 // The session API's routes (/v1/projects, /v1/sessions), without Beast: a route table mapping
 // method and path template to the session service, request bodies parsed as JSON, replies and
-// failures turned into HTTP answers. server.cpp hands requests over as api_request.
+// failures turned into HTTP answers. router.cpp hands requests over as api_request.
 #pragma once
 
 #include <functional>

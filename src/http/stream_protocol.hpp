@@ -1,6 +1,7 @@
 // The Durable Streams protocol's request grammar, without Beast: stream paths, the protocol's
 // headers and query parameters, turned into stream_engine requests or a 4xx failure naming
-// what to fix. The Beast translation unit (server.cpp) extracts raw values and calls these.
+// what to fix. The server's Beast files (router.cpp, stream_handlers.cpp) extract raw values
+// and call these.
 #pragma once
 
 #include <cstdint>

@@ -1,0 +1,134 @@
+// What the HTTP server's Beast translation units share (server.cpp, router.cpp,
+// stream_handlers.cpp, live_readers.cpp): the Beast and Asio names, and the helpers that build
+// and write an answer. Private to http/: include it only from those files. Every other file,
+// and http/server.hpp above all, stays free of Beast, and the files that include it stay few:
+// Beast and Asio make each of them slow to compile (their headers alone take about 10 s on a
+// two-core machine, the whole file several times that).
+//
+// Thread safety: these helpers keep no state. An answer is built and written on the network
+// thread of its connection; await_engine() is the one way back to that thread from the engine's
+// writer and reader threads.
+//
+// g++ 12 workarounds (keep them in every file that includes this):
+//   (1) g++ 12 destroys temporaries in a co_await operand twice: every co_await names its
+//       non-trivial operands first (`auto op = ...; co_await std::move(op);`).
+//   (2) g++ 12 relocates by-value closure parameters of coroutines bitwise, which corrupts
+//       captured strings: closures built inside coroutines capture only pointers, and
+//       await_engine() is deliberately not a coroutine.
+#pragma once
+
+#include <boost/asio.hpp>
+#include <boost/beast.hpp>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "base/result.hpp"
+#include "http/error_response.hpp"
+
+namespace ordo::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+using asio::awaitable;
+using asio::use_awaitable;
+inline constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
+
+using string_response = bhttp::response<bhttp::string_body>;
+using request = bhttp::request<bhttp::string_body>;
+
+inline constexpr std::string_view k_expose_headers =
+    "Stream-Next-Offset, Stream-Cursor, Stream-Up-To-Date, Stream-Closed, Stream-TTL, "
+    "Stream-Expires-At, Stream-SSE-Data-Encoding, Producer-Epoch, Producer-Seq, "
+    "Producer-Expected-Seq, Producer-Received-Seq, ETag, Location, Content-Type, Retry-After, "
+    "Idempotent-Replayed";
+// How long a socket gets to take an answer (or the rest of one) before the connection ends.
+inline constexpr std::chrono::seconds k_write_timeout{30};
+
+inline std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Security and CORS headers on every response (sections 12.7, 10).
+template <class Message>
+void add_common_headers(Message& m) {
+  m.set(bhttp::field::server, "ordo");
+  m.set("X-Content-Type-Options", "nosniff");
+  m.set("Cross-Origin-Resource-Policy", "cross-origin");
+  m.set(bhttp::field::access_control_allow_origin, "*");
+  m.set(bhttp::field::access_control_expose_headers, k_expose_headers);
+}
+
+inline string_response make_response(const request& req, bhttp::status status) {
+  string_response res{status, req.version()};
+  res.keep_alive(req.keep_alive());
+  add_common_headers(res);
+  return res;
+}
+
+// A failure's answer as error_answer_for() maps it (http/error_response.hpp); HEAD without
+// the body and its Content-Type.
+inline string_response error_response(const request& req, const failure& f) {
+  error_answer answer = error_answer_for(f);
+  auto res = make_response(req, static_cast<bhttp::status>(answer.status));
+  bool head = req.method() == bhttp::verb::head;
+  for (auto& [name, value] : answer.headers) {
+    if (head && name == "Content-Type") continue;
+    res.set(name, value);
+  }
+  if (!head) res.body() = std::move(answer.body);
+  res.content_length(res.body().size());
+  return res;
+}
+
+inline void finish(string_response& res, bool head_request) {
+  if (head_request) {
+    res.body().clear();
+    res.content_length(0);
+  } else {
+    res.content_length(res.body().size());
+  }
+}
+
+inline std::optional<std::string> header(const request& req, std::string_view name) {
+  auto it = req.find(name);
+  if (it == req.end()) return std::nullopt;
+  return std::string(it->value());
+}
+
+// Runs an engine operation that completes through a callback on another thread, resuming the
+// calling coroutine on its own executor. Deliberately not a coroutine itself: g++ 12 relocates
+// by-value closure parameters of coroutines bitwise, which corrupts captured strings.
+template <class Result, class Start>
+awaitable<Result> await_engine(Start start) {
+  return asio::async_initiate<decltype(use_awaitable), void(Result)>(
+      [start = std::move(start)](auto handler) mutable {
+        auto h = std::make_shared<decltype(handler)>(std::move(handler));
+        auto ex = asio::get_associated_executor(*h);
+        auto work = std::make_shared<asio::executor_work_guard<decltype(ex)>>(ex);
+        start([h, work](Result r) mutable {
+          auto ex = work->get_executor();
+          asio::post(ex, [h, work, r = std::move(r)]() mutable {
+            (*h)(std::move(r));
+            work->reset();
+          });
+        });
+      },
+      use_awaitable);
+}
+
+// Writes `res` to the connection's stream; true when the connection may serve another request.
+// `closing`: the server is shutting down, so this answer is the connection's last and says so.
+// Most answers fit in the socket's send buffer: they are written at once (the socket is
+// non-blocking from its accept on), without a round through the scheduler; only what the socket
+// does not take waits for it, with k_write_timeout. Defined in server.cpp.
+awaitable<bool> write_response(beast::tcp_stream& stream, string_response& res, bool closing);
+
+}  // namespace ordo::http

@@ -1,0 +1,566 @@
+// The waits at a stream's tail and the reads behind it: a long-poll's wait for a change
+// (wait_for_change), the catch-up admission every read from the database passes (admit,
+// read_admitted), and SSE (serve_sse), with its caught-up readers parked and written to by the
+// wake task (below, "parked SSE readers").
+//
+// Threads: everything here runs on the connection's network thread, except
+// connection::on_change(), which a stream's wake-up calls (on the wake thread, or on the writer
+// thread where no server set a wake executor), and within it deliver_parked(), on the wake
+// thread only; both hold connection::live_mu (server_impl.hpp says what guards what).
+//
+// SSE writes are pull, not push: a reader reads its next chunk only once its socket took this
+// one (the delivery limits are listed at the top of server.cpp).
+//
+// g++ 12: every co_await names its non-trivial operands first (beast_support.hpp).
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "http/server_impl.hpp"
+#include "streams/cursor.hpp"
+#include "streams/sse_encoding.hpp"
+
+namespace ordo::http {
+
+namespace {
+
+enum class write_outcome { written, stalled, failed };
+
+// Writes `buffers` whole, in as many writes as the socket takes. A client whose socket accepts
+// no byte for `stall` is stalled: the stream's timeout then closes the socket.
+template <class Buffers>
+awaitable<write_outcome> write_all(beast::tcp_stream& stream, Buffers buffers,
+                                   std::chrono::milliseconds stall) {
+  beast::buffers_suffix<Buffers> rest(buffers);
+  while (beast::buffer_bytes(rest) > 0) {
+    // Per write, not per chunk: a slow reader that keeps taking bytes only lags.
+    stream.expires_after(stall);
+    auto [ec, n] = co_await stream.async_write_some(rest, tuple_awaitable);
+    if (ec == beast::error::timeout) co_return write_outcome::stalled;
+    if (ec) co_return write_outcome::failed;
+    rest.consume(n);
+  }
+  co_return write_outcome::written;
+}
+
+// `head` then `tail` (either may be empty, not both) as one chunk of a chunked response.
+auto sse_chunk(const std::array<asio::const_buffer, 2>& parts) {
+  BOOST_ASSERT(parts[0].size() + parts[1].size() > 0);  // an empty chunk would end the response
+  return bhttp::make_chunk(parts);
+}
+
+awaitable<write_outcome> write_sse_chunk(beast::tcp_stream& stream, asio::const_buffer head,
+                                         asio::const_buffer tail, std::chrono::milliseconds stall) {
+  auto chunk = sse_chunk({head, tail});
+  write_outcome w = co_await write_all(stream, chunk, stall);
+  co_return w;
+}
+
+std::string peer_of(const beast::tcp_stream& stream) {
+  beast::error_code ec;
+  auto endpoint = stream.socket().remote_endpoint(ec);
+  if (ec) return "unknown";
+  return endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+}
+
+// The control event after data up to `at`.
+std::string sse_control_frame(const stream_config& c,
+                              const std::optional<std::string>& client_cursor, std::uint64_t at,
+                              bool up_to_date, bool closed) {
+  sse_control ctl;
+  ctl.next_offset = format_offset({c.offset_prefix, at});
+  if (!closed) {
+    ctl.cursor = response_cursor(client_cursor, std::chrono::system_clock::now(),
+                                 random_cursor_jitter_seconds());
+  }
+  ctl.up_to_date = up_to_date || closed;
+  ctl.closed = closed;
+  std::string out;
+  append_sse_control_event(out, ctl);
+  return out;
+}
+
+// ---- parked SSE readers -------------------------------------------------------------------------
+//
+// Fan-out to thousands of caught-up SSE readers of one stream (issue 7, target (d)): waking each
+// reader's coroutine for every commit costs a thread hop, a timer cancel, a coroutine resume and
+// a new timer and waiter per reader, more than the write itself. So a caught-up reader parks:
+// its coroutine waits on its heartbeat timer, and the task that wakes the stream's readers after
+// a commit (on the server's wake thread, see server::run) writes the new data event and control
+// event straight to each parked reader's socket, without blocking. The coroutine is woken only for
+// what that task does not do: a socket that does not take the whole chunk (the rest is left in
+// live_parking::unsent), a closed, deleted or replaced stream, an offset the tail cache no longer
+// holds, a filtered change feed, the heartbeat, the shutdown.
+
+// Set while the wake thread runs the engine's wake task; elsewhere (the writer thread, tests
+// without a server) a wake-up only wakes the coroutine.
+thread_local bool t_wake_task = false;
+
+// The data event for (after, upto] of one stream, encoded once per wake task for all the parked
+// readers at that offset whose chunk spans several commits (one commit's event is shared by the
+// published batch already).
+struct event_cache_entry {
+  const stream_record* record = nullptr;
+  std::uint64_t after = 0;
+  std::uint64_t upto = 0;
+  sse_mode mode = sse_mode::json;
+  std::string event;
+};
+thread_local event_cache_entry t_event_cache;
+
+const std::string& data_event_of(const stream_record& record, const read_chunk& chunk) {
+  sse_mode mode = record.config().sse;
+  if (chunk.shared) return chunk.shared->sse_data_event(mode);
+  event_cache_entry& e = t_event_cache;
+  if (e.record != &record || e.after != chunk.after || e.upto != chunk.upto() || e.mode != mode) {
+    e.record = &record;
+    e.after = chunk.after;
+    e.upto = chunk.upto();
+    e.mode = mode;
+    e.event.clear();
+    append_sse_data_event(e.event, mode, chunk.messages);
+  }
+  return e.event;
+}
+
+// Writes what the stream published after a parked reader's offset straight to its socket, one
+// chunk per write, while the socket takes each whole. True when the reader is at the tail again;
+// false when the coroutine must take over. Holds conn.live_mu.
+bool deliver_parked(connection& conn) {
+  live_parking& parking = conn.live;
+  // Writing here must never block the wake task (accepted sockets are made non-blocking).
+  if (!parking.inline_ok || !conn.stream.socket().non_blocking()) return false;
+  stream_record& record = *parking.record;
+  const stream_config& c = record.config();
+  for (;;) {
+    published_state st = record.state();
+    if (st.lifecycle != stream_lifecycle::live || st.closed) return false;
+    if (st.tail <= parking.position) return true;
+    std::optional<read_chunk> chunk = parking.engine->read_in_memory(record, parking.position);
+    if (!chunk || chunk->messages.empty()) return false;
+    const std::string& data = data_event_of(record, *chunk);
+    published_state now = record.state();
+    if (now.closed) return false;  // the closing control event is the coroutine's to write
+    std::uint64_t upto = chunk->upto();
+    bool at_tail = upto >= now.tail;
+    std::string ctl = sse_control_frame(c, *parking.client_cursor, upto, at_tail, false);
+    auto frame = sse_chunk({asio::buffer(data), asio::buffer(ctl)});
+    // One sendmsg: the socket is non-blocking, so a full socket answers would_block at once.
+    beast::error_code ec;
+    std::size_t n = conn.stream.socket().send(frame, 0, ec);
+    // Full or failed: nothing of this chunk went out; the coroutine's own write waits for room
+    // (with its stall timeout) or meets the error.
+    if (ec || n == 0) return false;
+    parking.position = upto;
+    parking.at_tail = at_tail;
+    if (n == beast::buffer_bytes(frame)) continue;
+    beast::buffers_suffix<decltype(frame)> rest(frame);
+    rest.consume(n);
+    parking.unsent = beast::buffers_to_string(rest);
+    return false;
+  }
+}
+
+// Parks a caught-up SSE reader at `position` until its coroutine is needed (see above), the
+// timeout passes or the server stops. On return `position` and `at_tail` are where the wake
+// task's writes left the reader, and `unsent` what the coroutine must write first.
+awaitable<wait_outcome> park_live_reader(connection& conn, const std::atomic<bool>& stopping,
+                                         std::uint64_t& position, bool& at_tail,
+                                         std::string& unsent, std::chrono::milliseconds timeout) {
+  auto ex = co_await asio::this_coro::executor;
+  auto timer = std::make_shared<asio::steady_timer>(ex, timeout);
+  conn.wait = timer;
+  stream_record* record = nullptr;
+  {
+    std::lock_guard lock(conn.live_mu);
+    conn.live.parked = true;
+    conn.live.position = position;
+    conn.live.at_tail = at_tail;
+    record = conn.live.record;
+    if (!conn.live.subscription) conn.live.subscription = record->subscribe(conn.weak_from_this());
+  }
+  auto unpark = [&] {
+    std::lock_guard lock(conn.live_mu);
+    conn.live.parked = false;
+    position = conn.live.position;
+    at_tail = conn.live.at_tail;
+    unsent = std::move(conn.live.unsent);
+    conn.live.unsent.clear();
+  };
+  // Checked after parking: a change published before it is seen here, one published after it
+  // finds the reader parked.
+  published_state st = record->state();
+  if (st.tail > position || st.closed || st.lifecycle != stream_lifecycle::live) {
+    unpark();
+    co_return wait_outcome::changed;
+  }
+  if (stopping) {
+    unpark();
+    co_return wait_outcome::stopping;
+  }
+  auto [ec] = co_await timer->async_wait(tuple_awaitable);
+  unpark();
+  if (stopping) co_return wait_outcome::stopping;
+  co_return ec ? wait_outcome::changed : wait_outcome::timed_out;
+}
+
+// Ends a reader's parking when its SSE response ends: no wake task writes for it afterwards.
+struct parking_guard {
+  connection& conn;
+  ~parking_guard() {
+    std::lock_guard lock(conn.live_mu);
+    live_parking& parking = conn.live;
+    parking.parked = false;
+    if (parking.subscription && parking.record) parking.record->unsubscribe(*parking.subscription);
+    parking.subscription.reset();
+    parking.record = nullptr;
+  }
+};
+
+}  // namespace
+
+// ---- long-poll ----------------------------------------------------------------------------------
+
+awaitable<wait_outcome> wait_for_change(connection& conn, const std::atomic<bool>& stopping,
+                                        stream_record& stream, std::uint64_t position,
+                                        std::chrono::milliseconds timeout) {
+  auto ex = co_await asio::this_coro::executor;
+  auto timer = std::make_shared<asio::steady_timer>(ex, timeout);
+  conn.wait = timer;
+  auto woken = std::make_shared<std::atomic<bool>>(false);
+  // The waiter holds the timer weakly: only this coroutine's frame owns it, so a waiter left in
+  // the record when the server stops cannot outlive the io_context that the timer belongs to.
+  std::weak_ptr<asio::steady_timer> weak_timer = timer;
+  std::uint64_t id = stream.add_waiter([weak_timer, woken, ex] {
+    woken->store(true);
+    asio::post(ex, [weak_timer] {
+      if (auto t = weak_timer.lock()) t->cancel();
+    });
+  });
+  // Deregisters on every exit, including destruction of this frame when the server stops.
+  struct waiter_guard {
+    stream_record& stream;
+    std::uint64_t id;
+    ~waiter_guard() { stream.remove_waiter(id); }
+  } guard{stream, id};
+  // Re-check after registering: a change published before the registration is seen here, one
+  // published after it wakes the timer (both run on this thread, in order).
+  published_state st = stream.state();
+  if (st.tail > position || st.closed || st.lifecycle != stream_lifecycle::live) {
+    co_return wait_outcome::changed;
+  }
+  // Likewise for a shutdown: one that began before conn.wait was set is seen here, one that
+  // begins after it cancels the timer.
+  if (stopping) co_return wait_outcome::stopping;
+  co_await timer->async_wait(tuple_awaitable);
+  if (woken->load()) co_return wait_outcome::changed;
+  co_return stopping ? wait_outcome::stopping : wait_outcome::timed_out;
+}
+
+// ---- the wake task ------------------------------------------------------------------------------
+
+wake_task_scope::wake_task_scope() {
+  t_wake_task = true;
+}
+
+wake_task_scope::~wake_task_scope() {
+  t_wake_task = false;
+  t_event_cache = {};
+}
+
+void connection::on_change() {
+  std::lock_guard lock(live_mu);
+  if (!live.parked) return;  // awake: it checks the state before it parks again
+  if (t_wake_task && deliver_parked(*this)) return;
+  live.parked = false;
+  asio::post(stream.get_executor(), [weak = weak_from_this()] {
+    if (auto c = weak.lock()) {
+      if (auto t = c->wait.lock()) t->cancel();
+    }
+  });
+}
+
+// ---- catch-up admission -------------------------------------------------------------------------
+
+awaitable<admission_outcome> server::impl::admit(connection& conn) {
+  auto ex = co_await asio::this_coro::executor;
+  auto timer = std::make_shared<asio::steady_timer>(ex, options.catch_up_wait_timeout);
+  auto admitted = std::make_shared<std::atomic<bool>>(false);
+  // As in wait_for_change: the callback holds the timer weakly, only this frame owns it.
+  std::weak_ptr<asio::steady_timer> weak_timer = timer;
+  std::optional<catch_up_admission::ticket> ticket = admission.acquire([weak_timer, admitted, ex] {
+    admitted->store(true);
+    if (weak_timer.expired()) return;
+    asio::post(ex, [weak_timer] {
+      if (auto t = weak_timer.lock()) t->cancel();
+    });
+  });
+  if (!ticket) co_return admission_outcome::admitted;
+  metrics.catch_up_waits.add();
+  // Settles the ticket on every exit, including destruction of this frame when the server stops:
+  // withdrawn if still waiting, else the slot it was given goes back.
+  struct ticket_guard {
+    catch_up_admission& gate;
+    catch_up_admission::ticket id;
+    bool settled = false;
+    ~ticket_guard() {
+      if (!settled && !gate.cancel(id)) gate.release();
+    }
+  } guard{admission, *ticket};
+  // A shutdown that began before conn.wait was set is seen here, a later one cancels the timer.
+  conn.wait = timer;
+  if (!stopping) co_await timer->async_wait(tuple_awaitable);
+  guard.settled = true;
+  if (admitted->load() || !admission.cancel(*ticket)) co_return admission_outcome::admitted;
+  co_return stopping ? admission_outcome::stopping : admission_outcome::timed_out;
+}
+
+awaitable<read_result> server::impl::read_admitted(connection& conn,
+                                                   const std::shared_ptr<stream_record>& record,
+                                                   std::uint64_t position) {
+  if (auto chunk = engine.read_in_memory(*record, position)) {
+    co_return read_result{std::move(chunk), {}};
+  }
+  admission_outcome admitted = co_await admit(conn);
+  if (admitted == admission_outcome::stopping) {
+    co_return read_result{std::nullopt,
+                          make_failure(failure_kind::unavailable, "server_stopping",
+                                       "the server is shutting down; retry the read")};
+  }
+  if (admitted == admission_outcome::timed_out) {
+    metrics.catch_up_refusals.add();
+    co_return read_result{
+        std::nullopt,
+        make_failure(failure_kind::unavailable, "catch_up_busy",
+                     "too many catch-up reads are in progress (--max-catch-up-reads=" +
+                         std::to_string(options.max_catch_up_reads) + "); this one waited " +
+                         std::to_string(options.catch_up_wait_timeout.count()) +
+                         " ms; retry after Retry-After")};
+  }
+  struct slot {
+    catch_up_admission& gate;
+    ~slot() { gate.release(); }
+  } held{admission};
+  auto op = await_engine<read_result>(
+      [this, record, position](auto done) { engine.read(record, position, done); });
+  read_result r = co_await std::move(op);
+  co_return r;
+}
+
+// ---- SSE ----------------------------------------------------------------------------------------
+
+awaitable<bool> server::impl::serve_sse(request& req, connection& conn,
+                                        const std::shared_ptr<stream_record>& record,
+                                        std::uint64_t position,
+                                        const std::optional<std::string>& client_cursor,
+                                        const change_filter* filter) {
+  beast::tcp_stream& stream = conn.stream;
+  const stream_config& c = record->config();
+  // The first chunk is read before the response starts, so a read that cannot be served (the
+  // catch-up line is full, retention removed the data meanwhile) gets its own status and error
+  // instead of an event stream that ends at once.
+  std::optional<read_chunk> pending;
+  if (position < record->state().tail) {
+    read_result first = co_await read_admitted(conn, record, position);
+    if (!first.chunk) {
+      string_response res = error_response(req, first.error);
+      co_return co_await respond(conn, res);
+    }
+    pending = std::move(first.chunk);
+  }
+
+  // A reader cut off for not draining is reset rather than closed, so the kernel drops what is
+  // queued for it at once instead of keeping it for an orphaned socket. Undone before a clean
+  // end, whose last bytes must not be dropped.
+  beast::error_code ignored;
+  stream.socket().set_option(asio::socket_base::linger(true, 0), ignored);
+  std::string peer = peer_of(stream);
+  {
+    // In a block: the header's fields are freed once written, while the reader may stay for
+    // hours (target (f), memory per idle SSE connection).
+    bhttp::response<bhttp::empty_body> head{bhttp::status::ok, req.version()};
+    add_common_headers(head);
+    head.set(bhttp::field::content_type, "text/event-stream");
+    head.set(bhttp::field::cache_control, "no-cache");
+    head.set("X-Accel-Buffering", "no");
+    if (c.sse == sse_mode::base64) head.set("Stream-SSE-Data-Encoding", "base64");
+    head.keep_alive(false);
+    head.chunked(true);
+    bhttp::response_serializer<bhttp::empty_body> serializer{head};
+    stream.expires_after(options.sse_write_timeout);
+    auto [ec, n] = co_await bhttp::async_write_header(stream, serializer, tuple_awaitable);
+    metrics.count_response(conn.route, 200);
+    if (ec) co_return false;
+  }
+  gauge_hold reader_gauge(metrics.sse_readers);
+
+  // The offset of the last control event written whole: where the client resumes.
+  std::uint64_t delivered = position;
+  bool ok = true;
+  // Logs a reader cut off for not draining; true when the write went out whole.
+  auto note_stall = [&](write_outcome w) {
+    if (w == write_outcome::stalled) {
+      metrics.slow_readers_reset.add();
+      spdlog::warn(
+          "sse reader stalled: its socket took no byte for {} ms (--sse-write-timeout); "
+          "connection reset, it resumes from its last control event, offset {} (stream {}, "
+          "peer {})",
+          options.sse_write_timeout.count(), format_offset({c.offset_prefix, delivered}), c.path,
+          peer);
+    }
+    return w == write_outcome::written;
+  };
+  auto write_frame = [&](asio::const_buffer data,
+                         asio::const_buffer control_event) -> awaitable<bool> {
+    write_outcome w =
+        co_await write_sse_chunk(stream, data, control_event, options.sse_write_timeout);
+    co_return note_stall(w);
+  };
+  auto write_text = [&](const std::string& text) -> awaitable<bool> {
+    co_return co_await write_frame(asio::buffer(text), asio::const_buffer());
+  };
+  auto control = [&](std::uint64_t at, bool up_to_date, bool closed) {
+    return sse_control_frame(c, client_cursor, at, up_to_date, closed);
+  };
+  {
+    std::lock_guard lock(conn.live_mu);
+    conn.live.record = record.get();
+    conn.live.engine = &engine;
+    conn.live.client_cursor = &client_cursor;
+    conn.live.inline_ok = !(filter && filter->active());
+  }
+  parking_guard parking{conn};
+
+  auto deadline = std::chrono::steady_clock::now() + options.sse_max_duration;
+  bool announced_at_tail = false;
+  bool shutting_down = false;
+  std::optional<failure> read_failed;
+  while (ok) {
+    if (stopping) {
+      shutting_down = true;
+      break;
+    }
+    published_state st = record->state();
+    if (st.lifecycle != stream_lifecycle::live) break;
+    if (pending || position < st.tail) {
+      if (!pending) {
+        read_result r = co_await read_admitted(conn, record, position);
+        if (!r.chunk) {
+          if (stopping) {
+            shutting_down = true;
+          } else {
+            read_failed = std::move(r.error);
+          }
+          break;
+        }
+        pending = std::move(r.chunk);
+      }
+      if (pending->messages.empty()) break;
+      // The data event: one commit's, built once and shared by every reader at this offset, or
+      // this reader's own. The chunk's messages are let go before the write: what waits on a
+      // slow socket is the encoded event alone.
+      std::shared_ptr<const published_batch> shared;
+      std::string own;
+      if (filter && filter->active()) {
+        // Events the filter drops are skipped; the control event still moves the offset on.
+        std::vector<message_ptr> kept;
+        for (const auto& m : pending->messages) {
+          if (filter->matches(*m)) kept.push_back(m);
+        }
+        if (!kept.empty()) append_sse_data_event(own, c.sse, kept);
+      } else if (pending->shared) {
+        shared = pending->shared;
+      } else {
+        append_sse_data_event(own, c.sse, pending->messages);
+      }
+      position = pending->upto();
+      pending.reset();
+      const std::string& data = shared ? shared->sse_data_event(c.sse) : own;
+      published_state now_st = record->state();
+      bool at_tail = position >= now_st.tail;
+      bool closed = now_st.closed && at_tail;
+      std::string ctl = control(position, at_tail, closed);
+      ok = co_await write_frame(asio::buffer(data), asio::buffer(ctl));
+      if (ok) delivered = position;
+      announced_at_tail = at_tail;
+      if (closed) break;
+      continue;
+    }
+    if (st.closed) {
+      std::string frame = control(position, true, true);
+      ok = co_await write_text(frame);
+      break;
+    }
+    if (!announced_at_tail) {
+      std::string frame = control(position, true, false);
+      ok = co_await write_text(frame);
+      announced_at_tail = true;
+      continue;
+    }
+    auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) break;
+    auto wait = std::min<std::chrono::milliseconds>(
+        options.sse_heartbeat_interval,
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now));
+    stream.expires_never();
+    std::string unsent;
+    wait_outcome waited =
+        co_await park_live_reader(conn, stopping, position, announced_at_tail, unsent, wait);
+    if (!unsent.empty()) {
+      // The rest of a chunk the wake task began: it is already framed.
+      write_outcome w = co_await write_all(stream, asio::const_buffer(asio::buffer(unsent)),
+                                           options.sse_write_timeout);
+      ok = note_stall(w);
+    }
+    if (!ok) break;
+    delivered = position;
+    if (waited == wait_outcome::timed_out) {
+      std::string beat;
+      append_sse_comment(beat, "keep-alive");
+      ok = co_await write_text(beat);
+    }
+  }
+  if (ok && read_failed) {
+    // The last control event the reader got is at `position`: it resumes there (and, if the
+    // failure lasts, gets it as the status of its next request).
+    std::string frame;
+    append_sse_comment(
+        frame, read_failed->code + ": " + read_failed->message + "; resume from streamNextOffset");
+    ok = co_await write_text(frame);
+  }
+  if (ok && record->state().lifecycle == stream_lifecycle::replaced) {
+    // The database file was replaced: the reader reconnects, and its offset, from the old
+    // file, is answered with 410 and a re-read from the new one.
+    std::string frame;
+    append_sse_comment(frame, "database replaced; reconnect to resync");
+    ok = co_await write_text(frame);
+  }
+  if (ok && shutting_down) {
+    // The server is stopping: a last control event at the reader's next offset (everything
+    // before it was sent), so the client reconnects elsewhere or later exactly there. The
+    // comment before it is for people reading the stream; clients ignore comments.
+    published_state st = record->state();
+    bool at_tail = position >= st.tail;
+    std::string frame;
+    append_sse_comment(frame, "server shutting down; resume from streamNextOffset");
+    frame += control(position, at_tail, st.closed && at_tail);
+    ok = co_await write_text(frame);
+  }
+  if (ok) {
+    stream.socket().set_option(asio::socket_base::linger(false, 0), ignored);
+    stream.expires_after(options.sse_write_timeout);
+    auto last = bhttp::make_chunk_last();
+    co_await asio::async_write(stream, last, tuple_awaitable);
+  }
+  co_return false;
+}
+
+}  // namespace ordo::http

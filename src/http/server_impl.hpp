@@ -1,0 +1,245 @@
+// server::impl and `connection`: the state the HTTP server's Beast translation units share.
+// Private to http/ (it includes Beast): server.cpp binds, accepts, runs each connection's
+// request loop and shuts down; router.cpp routes a request; stream_handlers.cpp answers the
+// stream methods; live_readers.cpp serves the waits at a stream's tail (long-poll, SSE) and the
+// catch-up admission.
+//
+// Threads, and what runs on each:
+//   - the network threads (options.threads): each runs its own io_context (impl::iocs). A
+//     connection is given one of them at accept and lives there until it closes: its session()
+//     coroutine, the handlers it calls, its timers and the callbacks posted to it run on that
+//     thread, in order, so they need no strand. iocs.front() also runs the accept loop (listen)
+//     and the shutdown (drain).
+//   - the wake thread (impl::wake_ioc): runs the stream engine's wake tasks after each commit
+//     (wake_task_scope). It wakes a waiting long-poll by posting a timer cancel to its
+//     connection's thread, and writes to a parked SSE reader's socket itself (deliver_parked).
+//   - the engine's writer and reader threads complete engine calls; await_engine() and the
+//     waiter callbacks post the outcome to the caller's network thread and do nothing else.
+//   - any thread: server::stop(), which sets `stopping` and posts drain() to iocs.front().
+//
+// What guards what:
+//   - impl::connections: impl::connections_mu (sessions register and deregister on their
+//     threads; drain() reads it on iocs.front()).
+//   - impl::keep_running: impl::keep_running_mu (run() fills it, drain() releases it).
+//   - impl::served_connections, overflow_connections, next_ioc, stopping: atomics.
+//   - impl::refused_since_log, dropped_since_log, last_refusal_log: the accept loop's alone.
+//   - impl::options is not changed after bind(); engine, sessions, admission and metrics are
+//     safe from any thread.
+//   - connection::live: connection::live_mu, taken by the connection's thread and the wake
+//     thread (and by the shutdown's cut, posted to the connection's thread).
+//   - every other member of a connection: its own network thread only; drain() posts to it.
+//
+// Invariants:
+//   (1) the wake thread writes to a connection's socket only while live.parked is set, holding
+//       live_mu; whoever wakes the coroutine clears `parked` under live_mu first, so nothing is
+//       written for it between its wake-up and its own next write.
+//   (2) `stopping` is set before drain() posts its cancels, and a connection checks it on its
+//       own thread after it starts waiting (conn.wait set, or its header read about to start):
+//       a shutdown is seen by the check or cancels the wait, never missed.
+//   (3) what the engine keeps for a connection (a record's waiter or subscriber, an admission
+//       ticket's callback) holds its timer or the connection weakly: nothing the engine holds
+//       keeps a connection, a timer or an io_context alive after the server stops.
+//   (4) connections and admission are declared before iocs: coroutine frames destroyed with an
+//       io_context still deregister from them.
+#pragma once
+
+#include <atomic>
+#include <boost/url/url_view.hpp>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "http/beast_support.hpp"
+#include "http/change_filter.hpp"
+#include "http/server.hpp"
+#include "http/server_metrics.hpp"
+#include "streams/catch_up_admission.hpp"
+
+namespace ordo::http {
+
+// A caught-up SSE reader, parked: its coroutine waits on a timer while the task that wakes the
+// stream's readers writes new messages straight to its socket (deliver_parked, in
+// live_readers.cpp). Guarded by connection::live_mu.
+struct live_parking {
+  // The coroutine waits; the wake task may write for it. Cleared by whoever wakes the coroutine,
+  // so nothing is written for it between its wake-up and its own next write.
+  bool parked = false;
+  // Subscribed to `record` (stream_record::subscribe) from the first parking to the response's
+  // end.
+  std::optional<std::uint64_t> subscription;
+  // Set by the coroutine before it first parks; valid while it runs.
+  stream_record* record = nullptr;
+  const stream_engine* engine = nullptr;
+  const std::optional<std::string>* client_cursor = nullptr;
+  bool inline_ok = false;  // false for a filtered feed: only the coroutine applies filters
+  // The reader's offset and whether its last control event said upToDate: moved on by the wake
+  // task's writes, taken back by the coroutine when it wakes.
+  std::uint64_t position = 0;
+  bool at_tail = false;
+  // What a partial write left of a chunk: the coroutine sends it before anything else.
+  std::string unsent;
+};
+
+// One open connection, as a shutdown sees it. Shared by its session coroutine and the server's
+// registry of connections; its members are used only on the connection's thread, except
+// `live`, which the wake task uses under live_mu.
+struct connection : live_subscriber, std::enable_shared_from_this<connection> {
+  explicit connection(tcp::socket socket) : stream(std::move(socket)) {}
+  // Its stream changed while it serves SSE: see deliver_parked (live_readers.cpp).
+  void on_change() override;
+  beast::tcp_stream stream;
+  // Waiting for the headers of its next request: a shutdown may close it at once.
+  bool idle = true;
+  // The timer of a live read waiting for a change: a shutdown cancels it to end the wait.
+  std::weak_ptr<asio::steady_timer> wait;
+  std::mutex live_mu;
+  live_parking live;  // guarded by live_mu
+  // What the request being served is for (/metrics counts its answer by it).
+  route_class route = route_class::other;
+};
+
+enum class wait_outcome { changed, timed_out, stopping };
+enum class admission_outcome { admitted, timed_out, stopping };
+
+// Waits until the stream's state changes (new data, closure, deletion), the timeout passes or
+// the server stops (`stopping` is set before the shutdown cancels conn.wait on this thread).
+// Runs on the connection's thread. Defined in live_readers.cpp.
+awaitable<wait_outcome> wait_for_change(connection& conn, const std::atomic<bool>& stopping,
+                                        stream_record& stream, std::uint64_t position,
+                                        std::chrono::milliseconds timeout);
+
+// Marks the wake thread's wake task while it runs (server::run wraps each task in one): a
+// wake-up inside it writes to parked SSE readers itself, anywhere else (the writer thread,
+// tests without a server) it only wakes their coroutines. Defined in live_readers.cpp.
+class wake_task_scope {
+ public:
+  wake_task_scope();
+  ~wake_task_scope();
+  wake_task_scope(const wake_task_scope&) = delete;
+  wake_task_scope& operator=(const wake_task_scope&) = delete;
+};
+
+struct server::impl {
+  impl(server_options o, stream_engine& e, sessions::session_service& s)
+      : options(std::move(o)),
+        engine(e),
+        sessions(s),
+        admission(std::max<std::size_t>(1, options.max_catch_up_reads)),
+        iocs(make_iocs(options.threads)),
+        acceptor(*iocs.front()) {}
+
+  static std::vector<std::unique_ptr<asio::io_context>> make_iocs(int threads) {
+    std::vector<std::unique_ptr<asio::io_context>> out;
+    for (int i = 0; i < std::max(1, threads); ++i)
+      out.push_back(std::make_unique<asio::io_context>(1));
+    return out;
+  }
+
+  server_options options;
+  stream_engine& engine;
+  sessions::session_service& sessions;
+  // Every open connection, for the shutdown. Declared before ioc: coroutine frames destroyed
+  // with the io_context still deregister here.
+  std::mutex connections_mu;
+  std::unordered_set<std::shared_ptr<connection>> connections;  // guarded by connections_mu
+  // Connections being served (counted at accept, before their coroutine registers above), and
+  // connections past the limit being answered; compared with options.max_connections and
+  // k_overflow_connections by the accept loop.
+  std::atomic<std::size_t> served_connections{0};
+  std::atomic<std::size_t> overflow_connections{0};
+  // Declared before ioc, like connections: frames destroyed with it withdraw their tickets.
+  catch_up_admission admission;
+  // One io_context per network thread, each run by its thread alone: a connection lives on one
+  // of them (given in turn at accept), so its handlers need no strand and the threads share no
+  // scheduler lock. iocs.front() also runs the acceptor and the shutdown.
+  std::vector<std::unique_ptr<asio::io_context>> iocs;
+  std::atomic<std::size_t> next_ioc{0};
+  // The wake tasks (live readers woken after a commit) run on a thread of their own: a round
+  // over 10,000 parked SSE readers takes tens of milliseconds, and on a connection's thread it
+  // would hold up every other connection of that thread (the OS shares the cores instead).
+  asio::io_context wake_ioc{1};
+  // Keep each thread's run() going while its io_context has no work; released by the shutdown.
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running;
+  std::mutex keep_running_mu;
+  tcp::acceptor acceptor;
+  std::atomic<bool> stopping{false};
+  server_metrics metrics;
+
+  // Refusal counts since the last log line; used by the accept loop only.
+  std::size_t refused_since_log = 0;
+  std::size_t dropped_since_log = 0;
+  std::chrono::steady_clock::time_point last_refusal_log{};
+
+  asio::io_context& next_context() { return *iocs[next_ioc++ % iocs.size()]; }
+  // Lets each thread's run() return once its io_context has no more work.
+  void release_threads() {
+    std::lock_guard lock(keep_running_mu);
+    keep_running.clear();
+  }
+
+  // ---- server.cpp: accepting, each connection's request loop, the shutdown
+  awaitable<void> listen();
+  awaitable<void> session(tcp::socket socket);
+  // A connection past max_connections: into the reserve, or closed at once.
+  void refuse(tcp::socket socket);
+  // Reads the request of a connection in the reserve; answers /health and /ready, and 503
+  // too_many_connections to anything else; closes.
+  awaitable<void> answer_over_limit(tcp::socket socket);
+  // The shutdown: runs on the io_context once stop() was called.
+  awaitable<void> drain();
+  std::size_t open_connections();
+  // Until no connection is open or the deadline passes.
+  awaitable<void> wait_for_connections(std::chrono::steady_clock::time_point deadline);
+  // Counts the answer for /metrics (by conn.route) and writes it.
+  awaitable<bool> respond(connection& conn, string_response& res) {
+    metrics.count_response(conn.route, res.result_int());
+    return write_response(conn.stream, res, stopping);
+  }
+
+  // ---- router.cpp
+  // Routes one request and answers it; true when the connection may serve another.
+  awaitable<bool> dispatch(request& req, connection& conn);
+  // GET and HEAD /health and /ready (also answered by connections over the limit).
+  string_response health_response(const request& req, std::string_view path);
+
+  // ---- stream_handlers.cpp
+  awaitable<string_response> handle_put(request& req, const std::string& path);
+  awaitable<string_response> handle_post(request& req, const std::string& path);
+  awaitable<string_response> handle_delete(request& req, const std::string& path);
+  string_response handle_head(request& req, const std::string& path);
+  // `filter` (the change feed's) drops non-matching messages; offsets stay those of the stream.
+  awaitable<bool> handle_get(request& req, connection& conn, const std::string& path,
+                             const boost::urls::url_view& url,
+                             const change_filter* filter = nullptr);
+  awaitable<string_response> catch_up_response(request& req, connection& conn,
+                                               const std::shared_ptr<stream_record>& stream,
+                                               std::uint64_t position,
+                                               const std::optional<std::string>& cursor,
+                                               const change_filter* filter);
+  // The record at `path` if it is live; otherwise an error (expired streams are reported gone
+  // and handed to the writer to remove).
+  result<std::shared_ptr<stream_record>> live_stream(const std::string& path);
+  std::string location_for(const request& req) const;
+
+  // ---- live_readers.cpp
+  awaitable<bool> serve_sse(request& req, connection& conn,
+                            const std::shared_ptr<stream_record>& record, std::uint64_t position,
+                            const std::optional<std::string>& client_cursor,
+                            const change_filter* filter);
+  // Every catch-up read: from memory at once when the tail cache serves it, otherwise through
+  // the admission and the reader pool. Fails with 503 catch_up_busy after waiting
+  // options.catch_up_wait_timeout, or server_stopping when a shutdown ends the wait.
+  awaitable<read_result> read_admitted(connection& conn,
+                                       const std::shared_ptr<stream_record>& record,
+                                       std::uint64_t position);
+  // Waits for a catch-up slot; on `admitted` the caller owns one and must release it.
+  awaitable<admission_outcome> admit(connection& conn);
+};
+
+}  // namespace ordo::http
