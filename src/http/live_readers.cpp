@@ -19,7 +19,6 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -133,8 +132,8 @@ const std::string& data_event_of(const stream_record& record, const read_chunk& 
 
 // Writes what the stream published after a parked reader's offset straight to its socket, one
 // chunk per write, while the socket takes each whole. True when the reader is at the tail again;
-// false when the coroutine must take over. Holds conn.live_mu.
-bool deliver_parked(connection& conn) {
+// false when the coroutine must take over.
+bool deliver_parked(connection& conn) REQUIRES(conn.live_mu) {
   live_parking& parking = conn.live;
   // Writing here must never block the wake task (accepted sockets are made non-blocking).
   if (!parking.inline_ok || !conn.stream.socket().non_blocking()) return false;
@@ -180,7 +179,7 @@ awaitable<wait_outcome> park_live_reader(connection& conn, const std::atomic<boo
   conn.wait = timer;
   stream_record* record = nullptr;
   {
-    std::lock_guard lock(conn.live_mu);
+    mutex_lock lock(conn.live_mu);
     conn.live.parked = true;
     conn.live.position = position;
     conn.live.at_tail = at_tail;
@@ -188,7 +187,7 @@ awaitable<wait_outcome> park_live_reader(connection& conn, const std::atomic<boo
     if (!conn.live.subscription) conn.live.subscription = record->subscribe(conn.weak_from_this());
   }
   auto unpark = [&] {
-    std::lock_guard lock(conn.live_mu);
+    mutex_lock lock(conn.live_mu);
     conn.live.parked = false;
     position = conn.live.position;
     at_tail = conn.live.at_tail;
@@ -216,7 +215,7 @@ awaitable<wait_outcome> park_live_reader(connection& conn, const std::atomic<boo
 struct parking_guard {
   connection& conn;
   ~parking_guard() {
-    std::lock_guard lock(conn.live_mu);
+    mutex_lock lock(conn.live_mu);
     live_parking& parking = conn.live;
     parking.parked = false;
     if (parking.subscription && parking.record) parking.record->unsubscribe(*parking.subscription);
@@ -277,7 +276,7 @@ wake_task_scope::~wake_task_scope() {
 }
 
 void connection::on_change() {
-  std::lock_guard lock(live_mu);
+  mutex_lock lock(live_mu);
   if (!live.parked) return;  // awake: it checks the state before it parks again
   if (t_wake_task && deliver_parked(*this)) return;
   live.parked = false;
@@ -431,7 +430,7 @@ awaitable<bool> server::impl::serve_sse(request& req, connection& conn,
     return sse_control_frame(c, client_cursor, at, up_to_date, closed);
   };
   {
-    std::lock_guard lock(conn.live_mu);
+    mutex_lock lock(conn.live_mu);
     conn.live.record = record.get();
     conn.live.engine = &engine;
     conn.live.client_cursor = &client_cursor;

@@ -134,10 +134,11 @@ path_match match_session_api(server::impl&, const std::string& path) {
   return path;
 }
 
-path_match match_stream(server::impl&, const std::string& path) {
+path_match match_stream(server::impl& s, const std::string& path) {
   if (path.rfind(k_stream_route_prefix, 0) != 0) return std::nullopt;
   std::string stream_path = path.substr(k_stream_route_prefix.size());
-  if (auto valid = validate_stream_path(stream_path); !valid) return valid.error();
+  auto valid = validate_stream_path(stream_path, s.engine.options().managed_stream_prefix);
+  if (!valid) return valid.error();
   return stream_path;
 }
 

@@ -48,7 +48,6 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -175,7 +174,7 @@ std::uint16_t server::port() const {
 void server::run() {
   auto& iocs = impl_->iocs;
   {
-    std::lock_guard lock(impl_->keep_running_mu);
+    mutex_lock lock(impl_->keep_running_mu);
     for (auto& ioc : iocs)
       impl_->keep_running.push_back(asio::make_work_guard(*ioc));
     impl_->keep_running.push_back(asio::make_work_guard(impl_->wake_ioc));
@@ -321,7 +320,7 @@ awaitable<void> server::impl::answer_over_limit(tcp::socket socket) {
 awaitable<void> server::impl::session(tcp::socket socket) {
   auto conn = std::make_shared<connection>(std::move(socket));
   {
-    std::lock_guard lock(connections_mu);
+    mutex_lock lock(connections_mu);
     connections.insert(conn);
   }
   struct registration {
@@ -329,7 +328,7 @@ awaitable<void> server::impl::session(tcp::socket socket) {
     std::shared_ptr<connection> conn;
     ~registration() {
       {
-        std::lock_guard lock(owner.connections_mu);
+        mutex_lock lock(owner.connections_mu);
         owner.connections.erase(conn);
       }
       --owner.served_connections;
@@ -475,7 +474,7 @@ awaitable<bool> write_response(beast::tcp_stream& stream, string_response& res, 
 // ---- shutdown -----------------------------------------------------------------------------------
 
 std::size_t server::impl::open_connections() {
-  std::lock_guard lock(connections_mu);
+  mutex_lock lock(connections_mu);
   return connections.size();
 }
 
@@ -498,7 +497,7 @@ awaitable<void> server::impl::drain() {
   acceptor.close(ignored);
   std::vector<std::shared_ptr<connection>> open;
   {
-    std::lock_guard lock(connections_mu);
+    mutex_lock lock(connections_mu);
     open.assign(connections.begin(), connections.end());
   }
   spdlog::info("shutting down: {} open connections, waiting up to {} ms for them to end",
@@ -515,7 +514,7 @@ awaitable<void> server::impl::drain() {
 
   co_await wait_for_connections(std::chrono::steady_clock::now() + options.shutdown_timeout);
   {
-    std::lock_guard lock(connections_mu);
+    mutex_lock lock(connections_mu);
     open.assign(connections.begin(), connections.end());
   }
   if (open.empty()) {
@@ -528,7 +527,7 @@ awaitable<void> server::impl::drain() {
     asio::post(conn->stream.get_executor(), [conn] {
       {
         // A parked reader's socket is written by the wake task under live_mu: unpark it first.
-        std::lock_guard lock(conn->live_mu);
+        mutex_lock lock(conn->live_mu);
         conn->live.parked = false;
       }
       conn->stream.close();

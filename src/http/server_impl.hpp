@@ -49,12 +49,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_set>
 #include <vector>
 
+#include "base/thread_annotations.hpp"
 #include "http/beast_support.hpp"
 #include "http/change_filter.hpp"
 #include "http/server.hpp"
@@ -98,8 +98,8 @@ struct connection : live_subscriber, std::enable_shared_from_this<connection> {
   bool idle = true;
   // The timer of a live read waiting for a change: a shutdown cancels it to end the wait.
   std::weak_ptr<asio::steady_timer> wait;
-  std::mutex live_mu;
-  live_parking live;  // guarded by live_mu
+  mutex live_mu;
+  live_parking live GUARDED_BY(live_mu);
   // What the request being served is for (/metrics counts its answer by it).
   route_class route = route_class::other;
 };
@@ -144,16 +144,16 @@ struct server::impl {
   server_options options;
   stream_engine& engine;
   sessions::session_service& sessions;
-  // Every open connection, for the shutdown. Declared before ioc: coroutine frames destroyed
-  // with the io_context still deregister here.
-  std::mutex connections_mu;
-  std::unordered_set<std::shared_ptr<connection>> connections;  // guarded by connections_mu
+  // Every open connection, for the shutdown. Declared before iocs: coroutine frames destroyed
+  // with an io_context still deregister here.
+  mutex connections_mu;
+  std::unordered_set<std::shared_ptr<connection>> connections GUARDED_BY(connections_mu);
   // Connections being served (counted at accept, before their coroutine registers above), and
   // connections past the limit being answered; compared with options.max_connections and
   // k_overflow_connections by the accept loop.
   std::atomic<std::size_t> served_connections{0};
   std::atomic<std::size_t> overflow_connections{0};
-  // Declared before ioc, like connections: frames destroyed with it withdraw their tickets.
+  // Declared before iocs, like connections: frames destroyed with it withdraw their tickets.
   catch_up_admission admission;
   // One io_context per network thread, each run by its thread alone: a connection lives on one
   // of them (given in turn at accept), so its handlers need no strand and the threads share no
@@ -165,8 +165,9 @@ struct server::impl {
   // would hold up every other connection of that thread (the OS shares the cores instead).
   asio::io_context wake_ioc{1};
   // Keep each thread's run() going while its io_context has no work; released by the shutdown.
-  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running;
-  std::mutex keep_running_mu;
+  mutex keep_running_mu;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running
+      GUARDED_BY(keep_running_mu);
   tcp::acceptor acceptor;
   std::atomic<bool> stopping{false};
   server_metrics metrics;
@@ -179,7 +180,7 @@ struct server::impl {
   asio::io_context& next_context() { return *iocs[next_ioc++ % iocs.size()]; }
   // Lets each thread's run() return once its io_context has no more work.
   void release_threads() {
-    std::lock_guard lock(keep_running_mu);
+    mutex_lock lock(keep_running_mu);
     keep_running.clear();
   }
 

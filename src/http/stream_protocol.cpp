@@ -68,7 +68,7 @@ result<std::optional<std::string>> validated_content_type(const std::optional<st
 
 }  // namespace
 
-status validate_stream_path(std::string_view path) {
+status validate_stream_path(std::string_view path, std::string_view reserved_prefix) {
   if (path.empty()) return invalid("invalid_stream_path", "the stream path is empty");
   if (path.size() > k_max_stream_path_bytes) {
     return invalid("invalid_stream_path", "the stream path is longer than " +
@@ -83,12 +83,14 @@ status validate_stream_path(std::string_view path) {
       return invalid("invalid_stream_path", "the stream path '" + std::string(path) +
                                                 "' has an empty, '.' or '..' segment");
     }
-    // __ds is the protocol's subscription API; __ordo holds managed streams (session events,
-    // the change feed), which only ordo writes.
-    if (start == 0 && segment.substr(0, 2) == "__") {
+    // The engine's managed-stream prefix ("__"): the protocol's subscription API lives under
+    // __ds, and the streams ordo manages (session events, the change feed) under __ordo.
+    if (start == 0 && !reserved_prefix.empty() && segment.starts_with(reserved_prefix)) {
       return invalid("invalid_stream_path",
-                     "stream paths whose first segment starts with '__' are reserved (__ds for "
-                     "subscriptions, __ordo for streams ordo manages)");
+                     "stream paths whose first segment starts with '" +
+                         std::string(reserved_prefix) +
+                         "' are reserved (for the protocol's subscriptions and the streams ordo "
+                         "manages)");
     }
     start = end + 1;
   }
@@ -162,7 +164,8 @@ result<create_request> parse_create(const protocol_headers& h, std::string body,
                                                 std::string(k_stream_route_prefix) + "name");
     }
     std::string source_path(source.substr(k_stream_route_prefix.size()));
-    if (auto s = validate_stream_path(source_path); !s) return std::move(s).error();
+    if (auto s = validate_stream_path(source_path, engine.options().managed_stream_prefix); !s)
+      return std::move(s).error();
     if (h.fork_offset) {
       auto offset = parse_offset_param(*h.fork_offset);
       if (!offset || offset->kind == offset_request_kind::now) {

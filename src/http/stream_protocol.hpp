@@ -35,8 +35,10 @@ struct protocol_headers {
   std::optional<std::string> fork_sub_offset;
 };
 
-// Validates a decoded stream path (the part after /v1/stream/).
-status validate_stream_path(std::string_view path);
+// Validates a decoded stream path (the part after /v1/stream/). A path whose first segment
+// starts with `reserved_prefix` (the engine's managed_stream_prefix) is refused: clients neither
+// create nor name such streams.
+status validate_stream_path(std::string_view path, std::string_view reserved_prefix);
 
 // "true" in any case means closed; anything else is as if the header were absent (section 4.1).
 bool stream_closed_flag(const std::optional<std::string>& value);

@@ -32,42 +32,52 @@ const std::string k_token = "00000000000000ab_0000000000000005";
 TEST(stream_protocol, validate_stream_path_accepts_names_and_nested_segments) {
   for (std::string_view p : {"a", "orders", "team/orders/2026", "a.b", "a..b", "x/__y", "_a",
                              "caf\xc3\xa9", "with space"}) {
-    EXPECT_TRUE(validate_stream_path(p).ok()) << p;
+    EXPECT_TRUE(validate_stream_path(p, "__").ok()) << p;
   }
 }
 
 TEST(stream_protocol, validate_stream_path_accepts_exactly_the_maximum_length) {
-  EXPECT_TRUE(validate_stream_path(std::string(k_max_stream_path_bytes, 'a')).ok());
+  EXPECT_TRUE(validate_stream_path(std::string(k_max_stream_path_bytes, 'a'), "__").ok());
 }
 
 TEST(stream_protocol, validate_stream_path_refuses_empty_and_too_long_paths) {
-  expect_invalid(failure_of(validate_stream_path("")), "invalid_stream_path");
-  expect_invalid(failure_of(validate_stream_path(std::string(k_max_stream_path_bytes + 1, 'a'))),
-                 "invalid_stream_path");
+  expect_invalid(failure_of(validate_stream_path("", "__")), "invalid_stream_path");
+  expect_invalid(
+      failure_of(validate_stream_path(std::string(k_max_stream_path_bytes + 1, 'a'), "__")),
+      "invalid_stream_path");
 }
 
 TEST(stream_protocol, validate_stream_path_refuses_empty_dot_and_dot_dot_segments) {
   for (std::string_view p : {"/a", "a/", "a//b", ".", "..", "a/./b", "a/../b", "a/..", "./a"}) {
-    expect_invalid(failure_of(validate_stream_path(p)), "invalid_stream_path");
+    expect_invalid(failure_of(validate_stream_path(p, "__")), "invalid_stream_path");
   }
 }
 
 TEST(stream_protocol, validate_stream_path_reserves_a_first_segment_starting_with_two_underscores) {
   for (std::string_view p : {"__ds", "__ordo/changes", "__x", "__"}) {
-    expect_invalid(failure_of(validate_stream_path(p)), "invalid_stream_path");
+    expect_invalid(failure_of(validate_stream_path(p, "__")), "invalid_stream_path");
   }
+}
+
+TEST(stream_protocol, validate_stream_path_reserves_the_engines_prefix_whatever_it_is) {
+  // The prefix comes from the engine's managed_stream_prefix, not a constant of this file.
+  EXPECT_TRUE(validate_stream_path("__chat", "sys.").ok());
+  EXPECT_TRUE(validate_stream_path("a/sys.b", "sys.").ok());
+  auto f = failure_of(validate_stream_path("sys.events", "sys."));
+  expect_invalid(f, "invalid_stream_path");
+  EXPECT_NE(f.message.find("'sys.'"), std::string::npos) << f.message;
 }
 
 TEST(stream_protocol, validate_stream_path_refuses_control_characters) {
   for (std::string p : {std::string("a\nb"), std::string("a\tb"), std::string("a\x7f"),
                         std::string("a\0b", 3), std::string("\x1f")}) {
-    expect_invalid(failure_of(validate_stream_path(p)), "invalid_stream_path");
+    expect_invalid(failure_of(validate_stream_path(p, "__")), "invalid_stream_path");
   }
 }
 
 TEST(stream_protocol, validate_stream_path_refuses_invalid_utf8) {
   for (std::string_view p : {"a\xff", "\xc0\xae", "\xed\xa0\x80", "\xc3"}) {
-    expect_invalid(failure_of(validate_stream_path(p)), "invalid_stream_path");
+    expect_invalid(failure_of(validate_stream_path(p, "__")), "invalid_stream_path");
   }
 }
 
