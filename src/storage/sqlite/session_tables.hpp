@@ -1,6 +1,12 @@
-// Typed access to the session tables (schema: migrations.cpp, version 2). The only place
-// session SQL lives. A session_tables works on one connection's statement cache: the writer's
-// (inside write jobs) or a reader thread's (inside read tasks); it belongs to that thread.
+// Typed access to the session tables (schema: migrations.cpp, versions 2 and 3): the row types
+// and session_tables. The only place session SQL lives. A session_tables works on one
+// connection's statement cache: the writer's (inside write jobs) or a reader thread's (inside
+// read tasks); it belongs to that thread.
+//
+// Its members are defined in the file of their entity: session_tables.cpp (projects, sessions,
+// the session's event stream), session_tables_executions.cpp, session_tables_commands.cpp,
+// session_tables_rows.cpp and session_tables_pull_requests.cpp; how they run their statements
+// is in session_table_statements.hpp.
 #pragma once
 
 #include <cstdint>

@@ -1,0 +1,66 @@
+// session_tables: executions, the agent's runs within a session (at most one unfinished).
+#include "storage/sqlite/session_tables.hpp"
+
+#include "storage/sqlite/session_table_statements.hpp"
+
+namespace ordo::sqlite {
+
+using namespace session_statements;
+
+namespace {
+
+execution_row read_execution(const statement& s) {
+  return execution_row{std::string(s.column_text(0)), s.column_int64(1), s.column_int64(2),
+                       s.column_optional_int64(3), s.column_optional_text(4)};
+}
+
+}  // namespace
+
+result<std::optional<execution_row>> session_tables::execution(std::string_view session_id,
+                                                               std::int64_t generation) {
+  ORDO_PREPARE(s,
+               "SELECT session_id, generation, started_at_ms, finished_at_ms, finish_reason "
+               "FROM executions WHERE session_id = ? AND generation = ?");
+  s->bind_text(1, session_id);
+  s->bind_int64(2, generation);
+  return one<execution_row>(s, read_execution);
+}
+
+result<std::optional<execution_row>> session_tables::active_execution(std::string_view session_id) {
+  ORDO_PREPARE(s,
+               "SELECT session_id, generation, started_at_ms, finished_at_ms, finish_reason "
+               "FROM executions WHERE session_id = ? AND finished_at_ms IS NULL");
+  s->bind_text(1, session_id);
+  return one<execution_row>(s, read_execution);
+}
+
+result<std::vector<execution_row>> session_tables::executions(std::string_view session_id) {
+  ORDO_PREPARE(s,
+               "SELECT session_id, generation, started_at_ms, finished_at_ms, finish_reason "
+               "FROM executions WHERE session_id = ? ORDER BY generation");
+  s->bind_text(1, session_id);
+  return all<execution_row>(s, read_execution);
+}
+
+status session_tables::insert_execution(const execution_row& r) {
+  ORDO_PREPARE(s,
+               "INSERT INTO executions (session_id, generation, started_at_ms) VALUES (?, ?, ?)");
+  s->bind_text(1, r.session_id);
+  s->bind_int64(2, r.generation);
+  s->bind_int64(3, r.started_at_ms);
+  return run(s);
+}
+
+status session_tables::finish_execution(std::string_view session_id, std::int64_t generation,
+                                        std::int64_t finished_at_ms, std::string_view reason) {
+  ORDO_PREPARE(s,
+               "UPDATE executions SET finished_at_ms = ?, finish_reason = ? "
+               "WHERE session_id = ? AND generation = ? AND finished_at_ms IS NULL");
+  s->bind_int64(1, finished_at_ms);
+  s->bind_text(2, reason);
+  s->bind_text(3, session_id);
+  s->bind_int64(4, generation);
+  return run(s);
+}
+
+}  // namespace ordo::sqlite

@@ -1,0 +1,146 @@
+// The fixture the session tables' tests share: session_tables over a real SQLite file in the
+// test's temporary directory, migrated, with project p1 and one event stream every session
+// points at, and builders of rows with plausible defaults. The tests are split like the tables:
+// one file per entity (session_tables_test.cpp for projects, sessions and the event stream,
+// session_tables_executions_test.cpp, session_tables_commands_test.cpp,
+// session_tables_rows_test.cpp, session_tables_pull_requests_test.cpp).
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <string>
+
+#include "storage/sqlite/migrations.hpp"
+#include "storage/sqlite/session_tables.hpp"
+#include "storage/sqlite/stream_tables.hpp"
+
+namespace ordo::sqlite::tables_test {
+
+class session_tables_test : public testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = testing::TempDir() + "session_tables_test.db";
+    remove_files();
+    auto db = connection::open(path_, open_mode::read_write_create, std::chrono::seconds(1));
+    ASSERT_TRUE(db);
+    db_.emplace(std::move(*db));
+    ASSERT_TRUE(migrate(*db_));
+    cache_.emplace(*db_);
+    tables_.emplace(*cache_);
+    // The event stream every session of these tests points at.
+    auto streams = stream_tables::prepare(*db_);
+    ASSERT_TRUE(streams) << streams.error().message;
+    streams_.emplace(std::move(*streams));
+    ASSERT_TRUE(streams_->begin_immediate());
+    stream_row events;
+    events.path = "sessions/events";
+    events.content_type = "application/json";
+    events.incarnation = 42;
+    auto id = streams_->insert_stream(events);
+    ASSERT_TRUE(id);
+    events_stream_ = *id;
+    ASSERT_TRUE(streams_->commit());
+    ASSERT_TRUE(tables_->insert_project(project("p1")));
+  }
+  void TearDown() override {
+    streams_.reset();
+    tables_.reset();
+    cache_.reset();
+    db_.reset();
+    remove_files();
+  }
+  void remove_files() {
+    for (const char* suffix : {"", "-wal", "-shm", "-journal"})
+      std::remove((path_ + suffix).c_str());
+  }
+
+  static project_row project(const std::string& id) {
+    project_row p;
+    p.id = id;
+    p.name = "Project " + id;
+    p.created_at_ms = 1000;
+    p.updated_at_ms = 1000;
+    return p;
+  }
+  session_row session(const std::string& id, const std::string& project_id, std::int64_t number,
+                      const std::string& state = "active") {
+    session_row s;
+    s.id = id;
+    s.project_id = project_id;
+    s.number = number;
+    s.state = state;
+    if (state == "ended") s.end_reason = "completed";
+    s.created_at_ms = 2000 + number;
+    s.updated_at_ms = 2000 + number;
+    s.events_stream_id = events_stream_;
+    return s;
+  }
+  static command_row command(const std::string& session_id, std::int64_t seq,
+                             const std::string& status = "accepted") {
+    return command_row{session_id,
+                       seq,
+                       "req-" + std::to_string(seq),
+                       R"({"type":"prompt"})",
+                       status,
+                       std::nullopt,
+                       3000 + seq,
+                       3000 + seq};
+  }
+  static transcript_row row(const std::string& session_id, std::int64_t seq,
+                            const std::string& kind = "assistant",
+                            const std::string& status = "complete") {
+    transcript_row r;
+    r.session_id = session_id;
+    r.seq = seq;
+    r.row_id = "row-" + std::to_string(seq);
+    r.kind = kind;
+    r.status = status;
+    r.body = R"({"text":"hi"})";
+    r.created_at_ms = 4000 + seq;
+    r.updated_at_ms = 4000 + seq;
+    return r;
+  }
+  static pr_row pr(const std::string& url, const std::string& session_id, std::int64_t created) {
+    pr_row p;
+    p.url = url;
+    p.session_id = session_id;
+    p.state = "open";
+    p.review_decision = "review_required";
+    p.mergeability = "unknown";
+    p.ci_state = "pending";
+    p.created_at_ms = created;
+    p.updated_at_ms = created;
+    return p;
+  }
+  std::vector<std::string> ids(const session_filter& f) {
+    auto found = tables_->sessions(f);
+    EXPECT_TRUE(found) << found.error().message;
+    std::vector<std::string> out;
+    if (found) {
+      for (const auto& s : *found)
+        out.push_back(s.id);
+    }
+    return out;
+  }
+  std::vector<std::int64_t> row_seqs(const row_page_query& q) {
+    auto found = tables_->rows("s1", q);
+    EXPECT_TRUE(found) << found.error().message;
+    std::vector<std::int64_t> out;
+    if (found) {
+      for (const auto& r : *found)
+        out.push_back(r.seq);
+    }
+    return out;
+  }
+
+  std::string path_;
+  std::int64_t events_stream_ = 0;
+  std::optional<connection> db_;
+  std::optional<statement_cache> cache_;
+  std::optional<session_tables> tables_;
+  std::optional<stream_tables> streams_;
+};
+
+}  // namespace ordo::sqlite::tables_test
