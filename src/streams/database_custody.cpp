@@ -1,10 +1,11 @@
 // Custody of the database file: the writer makes sure the file it writes to is the one at the
 // configured path, and adopts a valid file put there in its place (seed 002: a store that kept
-// serving a file no longer at its path). check_database_file() compares the file at the path
-// with the one opened; adopt_database_file() validates a replacement on its own first (the old
-// database's -wal is still beside it), detach_database() lets the readers finish and closes
-// every old connection, attach_database() opens the file (also at startup), renews the epoch of
-// an adopted or restored file and rebuilds the registry from it.
+// serving a file no longer at its path). The looking at files is SQLite's business, in
+// storage/sqlite/database_file.cpp; what to do about it is here. check_database_file() compares
+// the file at the path with the one opened; adopt_database_file() validates a replacement on its
+// own first (the old database's -wal is still beside it), detach_database() lets the readers finish
+// and closes every old connection, attach_database() opens the file (also at startup), renews the
+// epoch of an adopted or restored file and rebuilds the registry from it.
 //
 // Thread safety: the writer thread only (attach_database() also from open(), before the writer
 // starts). file_lost_ is atomic because writable() and /ready read it from any thread; the
@@ -21,27 +22,10 @@
 
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "streams/stream_engine_internal.hpp"
 
 namespace ordo {
-
-namespace {
-
-// The inode of the file at `path`, or 0 when there is none.
-ino_t inode_at(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
-}
-
-}  // namespace
-
-stream_engine::file_identity stream_engine::identity_of(const struct stat& st) {
-  return file_identity{
-      st.st_dev, st.st_ino, st.st_size,
-      static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
-}
 
 void stream_engine::log_file_problem(const std::string& message) {
   if (message == last_file_problem_) return;
@@ -50,11 +34,9 @@ void stream_engine::log_file_problem(const std::string& message) {
 }
 
 status stream_engine::check_database_file() {
-  const std::string& path = options_.database.path;
-  struct stat now {};
-  bool present = ::stat(path.c_str(), &now) == 0;
-  bool same = present && now.st_dev == file_device_ && now.st_ino == file_inode_;
-  if (same && attached_) {
+  const std::string& path = file_.path();
+  sqlite::database_file::look now = file_.check();
+  if (now.what == sqlite::database_file::state::same && attached_) {
     if (file_lost_) {
       // Moved away and back: the connections never left this file.
       file_lost_ = false;
@@ -63,16 +45,18 @@ status stream_engine::check_database_file() {
     }
     return ok_v;
   }
+  const bool present = now.what != sqlite::database_file::state::missing;
   if (!file_lost_) {
-    file_lost_reason_ =
-        !present ? "the database file '" + path + "' was moved or deleted"
-                 : "the database file '" + path + "' was replaced by another file (inode " +
-                       std::to_string(file_inode_) + " -> " + std::to_string(now.st_ino) + ")";
+    file_lost_reason_ = !present ? "the database file '" + path + "' was moved or deleted"
+                                 : "the database file '" + path +
+                                       "' was replaced by another file (inode " +
+                                       std::to_string(file_.opened_inode()) + " -> " +
+                                       std::to_string(now.now.st_ino) + ")";
     file_lost_ = true;
     log_file_problem(file_lost_reason_ +
                      "; refusing writes so nothing is written to a file no longer at its path");
   }
-  if (present) adopt_database_file(now);
+  if (present) adopt_database_file(now.now);
   if (!file_lost_) return ok_v;
   return make_failure(failure_kind::unavailable, "storage_replaced",
                       file_lost_reason_ +
@@ -81,46 +65,37 @@ status stream_engine::check_database_file() {
 }
 
 void stream_engine::adopt_database_file(const struct stat& st) {
-  const std::string& path = options_.database.path;
-  file_identity candidate = identity_of(st);
-  if (rejected_file_ == candidate) return;  // unchanged since it failed validation
-  auto validate = [&]() -> status {
-    if (validated_file_ == candidate) return ok_v;
-    if (auto s = sqlite::validate_database_file(path); !s) return s;
-    validated_file_ = candidate;
-    return ok_v;
-  };
+  const std::string& path = file_.path();
+  sqlite::file_identity candidate = sqlite::file_identity::of(st);
+  if (file_.rejected(candidate)) return;  // unchanged since it failed validation
   auto reject = [&](const std::string& why) {
-    rejected_file_ = candidate;
+    file_.reject(candidate);
     file_lost_reason_ = "the database file '" + path + "' was replaced by a file ordo cannot use";
     log_file_problem(why + "; writes stay refused until a valid ordo database is at the path");
   };
   if (attached_) {
-    if (auto valid = validate(); !valid) {
+    if (auto valid = file_.validate(candidate); !valid) {
       return reject(valid.error().message);
     }
     // The old database's -wal and -shm are still beside the new file, and closing the old
     // connections removes them by name: anything else there would be lost, so refuse.
-    for (auto [suffix, ours] : {std::pair{"-wal", wal_inode_}, std::pair{"-shm", shm_inode_}}) {
-      ino_t there = inode_at(path + suffix);
-      if (there != 0 && there != ours) {
-        return reject("the " + std::string(suffix) + " file beside the replaced database '" + path +
-                      "' is not the one ordo opened (a replacement must be a single "
-                      "file, as `ordo backup` writes); restart ordo to open it as it is");
-      }
+    if (auto suffix = file_.foreign_sidecar()) {
+      return reject("the " + *suffix + " file beside the replaced database '" + path +
+                    "' is not the one ordo opened (a replacement must be a single "
+                    "file, as `ordo backup` writes); restart ordo to open it as it is");
     }
     spdlog::warn("the database file '{}' was replaced by a valid ordo database; switching to it",
                  path);
     detach_database();
-  } else if (auto valid = validate(); !valid) {
+  } else if (auto valid = file_.validate(candidate); !valid) {
     return reject(valid.error().message);
   }
   // SQLite leaves a moved database's -wal and -shm at the path on close (it will not delete
   // what may belong to the file now there), and the new file would read them as its own log.
   // They are the old database's, emptied by the checkpoint at detach: remove them, unless
   // another process still has the old database open; then wait for it to let go.
-  if (wal_inode_ != 0 || shm_inode_ != 0) {
-    if (sqlite::wal_database_open_elsewhere(path) && inode_at(path + "-shm") == shm_inode_) {
+  if (file_.has_old_sidecars()) {
+    if (file_.old_database_open_elsewhere()) {
       std::string why = "another process still has the replaced database '" + path +
                         "' open (it holds its -shm file); ordo switches to the new file once "
                         "that process closes it";
@@ -130,11 +105,7 @@ void stream_engine::adopt_database_file(const struct stat& st) {
       readers_->resume();
       return;
     }
-    for (auto [suffix, ours] : {std::pair{"-wal", wal_inode_}, std::pair{"-shm", shm_inode_}}) {
-      if (ours != 0 && inode_at(path + suffix) == ours) ::unlink((path + suffix).c_str());
-    }
-    wal_inode_ = 0;
-    shm_inode_ = 0;
+    file_.remove_old_sidecars();
   }
   if (auto s = attach_database(candidate); !s) {
     log_file_problem("cannot open the replacement database '" + path + "': " + s.error().message);
@@ -169,8 +140,8 @@ void stream_engine::detach_database() {
   attached_ = false;
 }
 
-status stream_engine::attach_database(std::optional<file_identity> adopting) {
-  const std::string& path = options_.database.path;
+status stream_engine::attach_database(std::optional<sqlite::file_identity> adopting) {
+  const std::string& path = file_.path();
   auto opened = sqlite::open_write_connection(options_.database);
   if (!opened) return std::move(opened).error();
   // On the heap from the start: the prepared tables refer to it.
@@ -180,7 +151,7 @@ status stream_engine::attach_database(std::optional<file_identity> adopting) {
     return make_failure(failure_kind::unavailable, "storage_unavailable",
                         "cannot stat the database file '" + path + "'");
   }
-  if (adopting && (st.st_dev != adopting->device || st.st_ino != adopting->inode)) {
+  if (adopting && !adopting->same_file(st)) {
     return make_failure(failure_kind::unavailable, "storage_unavailable",
                         "the file changed again while it was being opened");
   }
@@ -222,10 +193,7 @@ status stream_engine::attach_database(std::optional<file_identity> adopting) {
   write_statements_ = std::make_unique<sqlite::statement_cache>(*write_db_);
   database_epoch_ = *epoch;
   generation_ = generation;
-  file_device_ = st.st_dev;
-  file_inode_ = st.st_ino;
-  wal_inode_ = inode_at(path + "-wal");
-  shm_inode_ = inode_at(path + "-shm");
+  file_.opened(st);
   attached_ = true;
   if (pipelined) syncer_->attach(path + "-wal");
   auto [by_id, by_path] = build_registry(*streams);
@@ -245,8 +213,6 @@ status stream_engine::attach_database(std::optional<file_identity> adopting) {
   file_lost_ = false;
   poisoned_ = false;
   purge_pending_ = true;
-  rejected_file_.reset();
-  validated_file_.reset();
   last_file_problem_.clear();
   if (adopting) {
     spdlog::warn(

@@ -45,6 +45,7 @@
 #include "base/metrics.hpp"
 #include "base/result.hpp"
 #include "storage/sqlite/database.hpp"
+#include "storage/sqlite/database_file.hpp"
 #include "storage/sqlite/read_pool.hpp"
 #include "storage/sqlite/stream_tables.hpp"
 #include "storage/sqlite/wal_syncer.hpp"
@@ -482,19 +483,11 @@ class stream_engine {
   friend class write_context;
   status inject(std::string_view point, std::string_view path) const;
 
-  struct file_identity {
-    dev_t device = 0;
-    ino_t inode = 0;
-    off_t size = 0;
-    std::int64_t mtime_ns = 0;
-    bool operator==(const file_identity&) const = default;
-  };
-  static file_identity identity_of(const struct stat& st);
-
-  // The database file as opened (device, inode). The writer compares it with what is at the
-  // path now before every batch and at least every 250 ms; once the file was replaced, moved
-  // or deleted, file_lost_ is set, file_lost_reason_ says why and writes are refused, so ordo
-  // never writes to a file no longer at its path, until it adopts a valid file at the path.
+  // The database file (storage/sqlite/database_file.hpp: which file was opened, what is at the
+  // path now, validation of a replacement). The writer compares them before every batch and at
+  // least every 250 ms; once the file was replaced, moved or deleted, file_lost_ is set,
+  // file_lost_reason_ says why and writes are refused, so ordo never writes to a file no longer
+  // at its path, until it adopts a valid file at the path.
   status check_database_file();
   // Tries to switch to the file now at the path (`st`); on success clears file_lost_.
   void adopt_database_file(const struct stat& st);
@@ -503,22 +496,15 @@ class stream_engine {
   // Opens the database at the path (creating it at startup), rebuilds the registry from it and
   // lets the readers run on it. `adopting`: the identity validated beforehand (the file must
   // still be it), and the database gets a new epoch.
-  status attach_database(std::optional<file_identity> adopting);
+  status attach_database(std::optional<sqlite::file_identity> adopting);
   // Logs `message` at error level unless it is what was logged last (the checks repeat).
   void log_file_problem(const std::string& message);
 
-  dev_t file_device_ = 0;
-  ino_t file_inode_ = 0;
-  // The -wal and -shm files' inodes when the database was opened (0: none), to tell the old
-  // database's sidecars from ones that came with a replacement.
-  ino_t wal_inode_ = 0;    // writer thread only
-  ino_t shm_inode_ = 0;    // writer thread only
+  sqlite::database_file file_{options_.database.path};  // writer thread only
   bool attached_ = false;  // writer thread only: write_db_ and the readers' connections are open
   std::atomic<bool> file_lost_{false};
-  std::string file_lost_reason_;                 // writer thread only
-  std::optional<file_identity> rejected_file_;   // writer thread only: failed validation
-  std::optional<file_identity> validated_file_;  // writer thread only: passed it
-  std::string last_file_problem_;                // writer thread only
+  std::string file_lost_reason_;   // writer thread only
+  std::string last_file_problem_;  // writer thread only
   std::function<void()> adopted_hook_ GUARDED_BY(registry_mu_);
 
   std::atomic<bool> poisoned_{false};
