@@ -82,7 +82,7 @@ json::object session_json(const sqlite::session_row& s) {
   json::object o;
   o["id"] = s.id;
   o["project"] = s.project_id;
-  o["number"] = s.number;
+  o["number"] = s.number.value();
   o["state"] = s.state;
   // An ended session asks nothing of anyone, whatever its rows say.
   bool ended = s.state == to_string(session_state::ended);
@@ -111,6 +111,10 @@ json::object session_json(const sqlite::session_row& s) {
   o["ended_at"] = optional_time(s.ended_at_ms);
   o["events_url"] = "/v1/sessions/" + s.id + "/events";
   return o;
+}
+
+std::string session_id(std::string_view project_id, sqlite::session_number number) {
+  return std::string(project_id) + "-" + std::to_string(number.value());
 }
 
 std::string command_id(std::string_view session_id, std::int64_t seq) {

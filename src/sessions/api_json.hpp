@@ -40,6 +40,8 @@ std::string joined(const std::vector<std::string_view>& names);
 
 json::object project_json(const sqlite::project_row& p);
 json::object session_json(const sqlite::session_row& s);
+// A session's id is "{project}-{number}".
+std::string session_id(std::string_view project_id, sqlite::session_number number);
 std::string command_id(std::string_view session_id, std::int64_t seq);
 json::object command_json(const sqlite::command_row& c);
 json::object row_json(const sqlite::transcript_row& r);

@@ -78,9 +78,9 @@ void session_service::create_session(std::string project_id, json::value body,
         }
         sqlite::session_row s;
         s.number = (*p)->next_session_number;
-        (*p)->next_session_number += 1;
+        (*p)->next_session_number = s.number.next();
         if (auto st = t.update_project(**p); !st) return std::move(st).error();
-        s.id = project_id + "-" + std::to_string(s.number);
+        s.id = session_id(project_id, s.number);
         s.project_id = project_id;
         s.state = std::string(to_string(session_state::created));
         s.revision = 0;  // commit_session_change makes the first revision 1

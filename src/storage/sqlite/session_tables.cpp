@@ -27,7 +27,7 @@ project_row read_project(const statement& s) {
   r.updated_at_ms = s.column_int64(6);
   r.archived_at_ms = s.column_optional_int64(7);
   r.revision = s.column_int64(8);
-  r.next_session_number = s.column_int64(9);
+  r.next_session_number = session_number{s.column_int64(9)};
   return r;
 }
 
@@ -56,7 +56,7 @@ session_row read_session(const statement& s) {
   r.seq = s.column_int64(0);
   r.id = std::string(s.column_text(1));
   r.project_id = std::string(s.column_text(2));
-  r.number = s.column_int64(3);
+  r.number = session_number{s.column_int64(3)};
   r.state = std::string(s.column_text(4));
   r.end_reason = s.column_optional_text(5);
   r.revision = s.column_int64(6);
@@ -102,7 +102,7 @@ status session_tables::insert_project(const project_row& r) {
   s->bind_int64(7, r.updated_at_ms);
   s->bind_optional_int64(8, r.archived_at_ms);
   s->bind_int64(9, r.revision);
-  s->bind_int64(10, r.next_session_number);
+  s->bind_int64(10, r.next_session_number.value());
   return run(s);
 }
 
@@ -118,7 +118,7 @@ status session_tables::update_project(const project_row& r) {
   s->bind_int64(5, r.updated_at_ms);
   s->bind_optional_int64(6, r.archived_at_ms);
   s->bind_int64(7, r.revision);
-  s->bind_int64(8, r.next_session_number);
+  s->bind_int64(8, r.next_session_number.value());
   s->bind_text(9, r.id);
   return run(s);
 }
@@ -146,7 +146,7 @@ status session_tables::insert_session(const session_row& r) {
                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   s->bind_text(1, r.id);
   s->bind_text(2, r.project_id);
-  s->bind_int64(3, r.number);
+  s->bind_int64(3, r.number.value());
   s->bind_text(4, r.state);
   s->bind_optional_text(5, r.end_reason);
   s->bind_int64(6, r.revision);

@@ -17,9 +17,15 @@
 #include <vector>
 
 #include "base/result.hpp"
+#include "base/strong_id.hpp"
 #include "storage/sqlite/connection.hpp"
 
 namespace ordo::sqlite {
+
+// A session's number within its project, the N of its id "{project}-{N}": handed out in order by
+// the project's next_session_number and never reused. An integer only here (the tables) and in
+// what the API shows.
+using session_number = strong_id<struct session_number_tag>;
 
 struct project_row {
   std::string id;
@@ -31,14 +37,14 @@ struct project_row {
   std::int64_t updated_at_ms = 0;
   std::optional<std::int64_t> archived_at_ms;
   std::int64_t revision = 1;
-  std::int64_t next_session_number = 1;
+  session_number next_session_number{1};
 };
 
 struct session_row {
   std::int64_t seq = 0;
   std::string id;
   std::string project_id;
-  std::int64_t number = 0;
+  session_number number;
   std::string state;
   std::optional<std::string> end_reason;
   std::int64_t revision = 1;

@@ -31,14 +31,14 @@ TEST_F(session_tables_test, a_project_round_trips_through_insert_update_and_read
   EXPECT_FALSE((*read)->description);
   EXPECT_FALSE((*read)->archived_at_ms);
   EXPECT_EQ((*read)->revision, 1);
-  EXPECT_EQ((*read)->next_session_number, 1);
+  EXPECT_EQ((*read)->next_session_number, session_number{1});
 
   p.name = "Renamed";
   p.repo_path.reset();
   p.description = "described";
   p.updated_at_ms = 5000;
   p.revision = 2;
-  p.next_session_number = 4;
+  p.next_session_number = session_number{4};
   ASSERT_TRUE(tables_->update_project(p));
   read = tables_->project("p2");
   ASSERT_TRUE(read && *read);
@@ -48,7 +48,7 @@ TEST_F(session_tables_test, a_project_round_trips_through_insert_update_and_read
   EXPECT_EQ((*read)->created_at_ms, 1000) << "created_at_ms is not an updatable column";
   EXPECT_EQ((*read)->updated_at_ms, 5000);
   EXPECT_EQ((*read)->revision, 2);
-  EXPECT_EQ((*read)->next_session_number, 4);
+  EXPECT_EQ((*read)->next_session_number, session_number{4});
 
   auto missing = tables_->project("nope");
   ASSERT_TRUE(missing);
@@ -90,7 +90,7 @@ TEST_F(session_tables_test, a_session_round_trips_every_column_through_insert_an
   const session_row& r = **read;
   EXPECT_GT(r.seq, 0) << "seq is assigned by the database";
   EXPECT_EQ(r.project_id, "p1");
-  EXPECT_EQ(r.number, 1);
+  EXPECT_EQ(r.number, session_number{1});
   EXPECT_EQ(r.state, "active");
   EXPECT_FALSE(r.end_reason);
   EXPECT_EQ(r.agent_kind, "claude");

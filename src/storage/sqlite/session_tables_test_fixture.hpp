@@ -69,7 +69,7 @@ class session_tables_test : public testing::Test {
     session_row s;
     s.id = id;
     s.project_id = project_id;
-    s.number = number;
+    s.number = session_number{number};
     s.state = state;
     if (state == "ended") s.end_reason = "completed";
     s.created_at_ms = 2000 + number;
