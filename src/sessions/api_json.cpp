@@ -40,6 +40,11 @@ json::value optional_text(const std::optional<std::string>& v) {
   return v ? json::value(*v) : json::value(nullptr);
 }
 
+template <named_enum E>
+json::value optional_name(const std::optional<E>& v) {
+  return v ? json::value(to_string(*v)) : json::value(nullptr);
+}
+
 json::value optional_time(const std::optional<std::int64_t>& ms) {
   return ms ? json::value(format_rfc3339_ms(*ms)) : json::value(nullptr);
 }
@@ -83,13 +88,13 @@ json::object session_json(const sqlite::session_row& s) {
   o["id"] = s.id;
   o["project"] = s.project_id;
   o["number"] = s.number.value();
-  o["state"] = s.state;
+  o["state"] = to_string(s.state);
   // An ended session asks nothing of anyone, whatever its rows say.
-  bool ended = s.state == to_string(session_state::ended);
-  o["client_state"] = std::string(
+  bool ended = s.state == session_state::ended;
+  o["client_state"] =
       to_string(ended ? client_state::idle
-                      : derive_client_state(s.awaiting_approval, s.active_generation.has_value())));
-  o["end_reason"] = optional_text(s.end_reason);
+                      : derive_client_state(s.awaiting_approval, s.active_generation.has_value()));
+  o["end_reason"] = optional_name(s.end_reason);
   o["revision"] = s.revision;
   o["agent_kind"] = optional_text(s.agent_kind);
   o["model"] = optional_text(s.model);

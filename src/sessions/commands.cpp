@@ -109,7 +109,7 @@ void session_service::update_command(std::string id, std::string command,
               if (from == to) {
                 return answer_now(reply{reply_kind::ok, command_json(**c), s.revision, true});
               }
-              if (s.state == to_string(session_state::ended)) return session_ended(s);
+              if (s.state == session_state::ended) return session_ended(s);
               // accepted -> delivered -> done | failed; accepted -> done | failed. Terminal
               // states and interrupted commands never run again.
               bool allowed = (from == "accepted") || (from == "delivered" && to != "delivered");

@@ -22,7 +22,7 @@ void session_service::start_execution(std::string id, std::optional<std::int64_t
         return mutate_session(
             ctx, t, id, if_match, when_ended::refuse,
             [&](sqlite::session_row& s, std::vector<event>& events) -> mutation_result {
-              if (s.state == to_string(session_state::closing)) {
+              if (s.state == session_state::closing) {
                 return make_failure(failure_kind::conflict, "session_closing",
                                     "session '" + id + "' is closing; no new executions start");
               }

@@ -216,7 +216,7 @@ void session_service::observe_pr(std::string id, std::optional<std::int64_t> if_
             [&](sqlite::session_row& s, std::vector<event>& events) -> mutation_result {
               // An ended session takes no change, but a poller re-sending what it saw (say the
               // observation that merged the PR, whose answer was lost) is answered as a replay.
-              const bool was_ended = s.state == to_string(session_state::ended);
+              const bool was_ended = s.state == session_state::ended;
 
               // The PR's facts, upserted by URL.
               auto existing = t.pr(o->pr.url);

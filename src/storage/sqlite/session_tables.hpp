@@ -19,6 +19,7 @@
 #include "base/result.hpp"
 #include "base/strong_id.hpp"
 #include "storage/sqlite/connection.hpp"
+#include "storage/sqlite/session_enums.hpp"
 
 namespace ordo::sqlite {
 
@@ -45,8 +46,8 @@ struct session_row {
   std::string id;
   std::string project_id;
   session_number number;
-  std::string state;
-  std::optional<std::string> end_reason;
+  session_state state = session_state::created;
+  std::optional<sqlite::end_reason> end_reason;  // exactly when state is ended
   std::int64_t revision = 1;
   std::optional<std::string> agent_kind;
   std::optional<std::string> model;
@@ -144,9 +145,9 @@ struct comment_row {
 
 struct session_filter {
   std::optional<std::string> project_id;
-  std::optional<std::string> state;
-  std::optional<std::string> client_state;  // idle, running, requires_action
-  std::optional<std::int64_t> before_seq;   // paging: sessions created before this one
+  std::optional<session_state> state;
+  std::optional<sqlite::client_state> client_state;
+  std::optional<std::int64_t> before_seq;  // paging: sessions created before this one
   int limit = 50;
 };
 
@@ -179,11 +180,11 @@ class session_tables {
   result<std::optional<std::int64_t>> stream_by_path(std::string_view path);
   // How many sessions are in each state, and commands in each status (states with none are
   // left out): what /metrics reports.
-  result<std::vector<std::pair<std::string, std::int64_t>>> sessions_by_state();
+  result<std::vector<std::pair<session_state, std::int64_t>>> sessions_by_state();
   result<std::vector<std::pair<std::string, std::int64_t>>> commands_by_status();
   // Sessions in `states` whose last heartbeat is older than `before_ms`.
   result<std::vector<std::string>> sessions_with_heartbeat_before(
-      const std::vector<std::string>& states, std::int64_t before_ms);
+      const std::vector<session_state>& states, std::int64_t before_ms);
 
   // ---- executions
   result<std::optional<execution_row>> execution(std::string_view session_id,

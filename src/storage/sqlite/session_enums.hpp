@@ -1,0 +1,71 @@
+// The enumerated columns of the session tables, each with the one table of texts it is stored as
+// in SQLite and shown as in JSON (base/enum_names.hpp: to_string, parse_enum, joined_names).
+//
+// The texts are the schema's (migrations.cpp): each column's CHECK constraint lists exactly these,
+// in this order (session_enums_test.cpp compares them), so renaming one is a migration. The
+// order is also the order error messages list the allowed values in.
+//
+// A text read from the database that names no value is a damaged database: stored_enum() turns
+// it into a storage_corrupt failure (the schema's CHECK constraints keep ordo from writing one,
+// but a file edited by hand, or with CHECK constraints ignored, may hold one).
+#pragma once
+
+#include <array>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "base/enum_names.hpp"
+#include "base/result.hpp"
+#include "storage/sqlite/connection.hpp"
+
+namespace ordo::sqlite {
+
+// So that argument-dependent lookup finds it for these enums from any namespace.
+using ordo::to_string;
+
+// sessions.state: where a session is in its lifecycle (sessions/lifecycle.hpp has the
+// transitions).
+enum class session_state { created, starting, active, suspended, detached, closing, ended };
+constexpr std::array<enum_name<session_state>, 7> enum_names(session_state) {
+  return {{{session_state::created, "created"},
+           {session_state::starting, "starting"},
+           {session_state::active, "active"},
+           {session_state::suspended, "suspended"},
+           {session_state::detached, "detached"},
+           {session_state::closing, "closing"},
+           {session_state::ended, "ended"}}};
+}
+
+// sessions.end_reason: why a session ended; set exactly when its state is ended.
+enum class end_reason { completed, killed, failed, pr_merged, reaped, cancelled };
+constexpr std::array<enum_name<end_reason>, 6> enum_names(end_reason) {
+  return {{{end_reason::completed, "completed"},
+           {end_reason::killed, "killed"},
+           {end_reason::failed, "failed"},
+           {end_reason::pr_merged, "pr_merged"},
+           {end_reason::reaped, "reaped"},
+           {end_reason::cancelled, "cancelled"}}};
+}
+
+// Not stored but derived, in JSON and in the sessions filter: what a session asks of a client.
+// sessions/lifecycle.hpp derives it from a row, session_tables.cpp in SQL for the filter.
+enum class client_state { idle, running, requires_action };
+constexpr std::array<enum_name<client_state>, 3> enum_names(client_state) {
+  return {{{client_state::idle, "idle"},
+           {client_state::running, "running"},
+           {client_state::requires_action, "requires_action"}}};
+}
+
+// The value `text` read from `column` ("table.column") stands for, or storage_corrupt naming
+// the column, the text and the values it may hold.
+template <named_enum E>
+result<E> stored_enum(std::string_view column, std::string_view text) {
+  if (auto value = parse_enum<E>(text)) return *value;
+  return make_failure(failure_kind::internal, std::string(k_storage_corrupt),
+                      std::string(column) + " holds '" + std::string(text) +
+                          "', which is not one of " + joined_names<E>() +
+                          " (the database was changed outside ordo)");
+}
+
+}  // namespace ordo::sqlite

@@ -1,0 +1,112 @@
+// The session tables' enums against their one mapping and the schema: every value round-trips
+// through its text, the texts are exactly what the column's CHECK constraint allows (in the same
+// order), and a text naming no value is a damaged database, named with the column and the values
+// it may hold.
+#include "storage/sqlite/session_enums.hpp"
+
+#include <gtest/gtest.h>
+
+#include <regex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "storage/sqlite/migrations.hpp"
+
+namespace ordo::sqlite {
+namespace {
+
+// The quoted texts of `column`'s "column IN (...)" CHECK constraint in `table`'s schema.
+std::vector<std::string> allowed_by_schema(std::string_view table, std::string_view column) {
+  auto db = connection::open(":memory:", open_mode::read_write_create, std::chrono::seconds(1));
+  EXPECT_TRUE(db);
+  if (!db) return {};
+  EXPECT_TRUE(migrate(*db));
+  auto sql = db->query_text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = '" +
+                            std::string(table) + "'");
+  EXPECT_TRUE(sql && *sql) << table;
+  if (!sql || !*sql) return {};
+  std::smatch check;
+  const std::string& text = **sql;
+  EXPECT_TRUE(
+      std::regex_search(text, check, std::regex("\\b" + std::string(column) + " IN \\(([^)]*)\\)")))
+      << table << "." << column;
+  std::vector<std::string> names;
+  std::string list = check[1];
+  std::regex quoted("'([^']*)'");
+  for (auto it = std::sregex_iterator(list.begin(), list.end(), quoted);
+       it != std::sregex_iterator(); ++it) {
+    names.push_back((*it)[1]);
+  }
+  return names;
+}
+
+template <named_enum E>
+std::vector<std::string> names_of() {
+  std::vector<std::string> names;
+  for (E value : enum_values<E>())
+    names.emplace_back(to_string(value));
+  return names;
+}
+
+template <named_enum E>
+void expect_one_mapping(std::string_view column) {
+  std::set<std::string> distinct;
+  for (E value : enum_values<E>()) {
+    std::string_view text = to_string(value);
+    EXPECT_FALSE(text.empty()) << column;
+    EXPECT_TRUE(distinct.insert(std::string(text)).second) << column << ": '" << text << "' twice";
+    auto parsed = parse_enum<E>(text);
+    ASSERT_TRUE(parsed) << column << ": " << text;
+    EXPECT_EQ(*parsed, value) << column << ": " << text;
+    auto stored = stored_enum<E>(column, text);
+    ASSERT_TRUE(stored) << column << ": " << text;
+    EXPECT_EQ(*stored, value) << column << ": " << text;
+  }
+}
+
+template <named_enum E>
+void expect_the_schemas(std::string_view table, std::string_view column) {
+  EXPECT_EQ(names_of<E>(), allowed_by_schema(table, column)) << table << "." << column;
+}
+
+TEST(session_enums, every_value_round_trips_through_its_one_text) {
+  expect_one_mapping<session_state>("sessions.state");
+  expect_one_mapping<end_reason>("sessions.end_reason");
+  expect_one_mapping<client_state>("client_state");
+}
+
+TEST(session_enums, the_texts_are_exactly_what_each_columns_check_constraint_allows) {
+  expect_the_schemas<session_state>("sessions", "state");
+  expect_the_schemas<end_reason>("sessions", "end_reason");
+}
+
+TEST(session_enums, the_texts_are_those_the_api_has_always_shown) {
+  EXPECT_EQ(joined_names<session_state>(),
+            "created, starting, active, suspended, detached, closing, ended");
+  EXPECT_EQ(joined_names<end_reason>(), "completed, killed, failed, pr_merged, reaped, cancelled");
+  EXPECT_EQ(joined_names<client_state>(), "idle, running, requires_action");
+}
+
+// ---- error paths -----------------------------------------------------------------------------
+
+TEST(session_enums, an_unknown_stored_text_is_a_damaged_database_naming_column_and_values) {
+  auto state = stored_enum<session_state>("sessions.state", "dreaming");
+  ASSERT_FALSE(state);
+  EXPECT_EQ(state.error().kind, failure_kind::internal);
+  EXPECT_EQ(state.error().code, k_storage_corrupt);
+  EXPECT_EQ(state.error().message,
+            "sessions.state holds 'dreaming', which is not one of created, starting, active, "
+            "suspended, detached, closing, ended (the database was changed outside ordo)");
+  EXPECT_FALSE(stored_enum<end_reason>("sessions.end_reason", "done"));
+  EXPECT_FALSE(stored_enum<client_state>("client_state", ""));
+}
+
+TEST(session_enums, texts_are_compared_exactly) {
+  EXPECT_FALSE(parse_enum<session_state>("ACTIVE"));
+  EXPECT_FALSE(parse_enum<session_state>("active "));
+  EXPECT_FALSE(parse_enum<end_reason>("pr-merged"));
+}
+
+}  // namespace
+}  // namespace ordo::sqlite
