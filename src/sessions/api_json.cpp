@@ -131,7 +131,7 @@ json::object command_json(const sqlite::command_row& c) {
   o["id"] = command_id(c.session_id, c.seq);
   o["session"] = c.session_id;
   o["sequence"] = c.seq;
-  o["status"] = c.status;
+  o["status"] = to_string(c.status);
   o["request_id"] = c.request_id;
   o["body"] = parse_stored(c.body);
   o["result"] = c.result ? parse_stored(*c.result) : json::value(nullptr);

@@ -42,7 +42,36 @@ TEST(lifecycle, the_client_state_prefers_requires_action_then_running) {
   EXPECT_EQ(derive_client_state(false, false), client_state::idle);
 }
 
+TEST(command_lifecycle, accepted_then_acknowledged_or_interrupted) {
+  EXPECT_TRUE(transition_allowed(command_status::accepted, command_status::delivered));
+  EXPECT_TRUE(transition_allowed(command_status::accepted, command_status::done));
+  EXPECT_TRUE(transition_allowed(command_status::accepted, command_status::failed));
+  EXPECT_TRUE(transition_allowed(command_status::delivered, command_status::done));
+  EXPECT_TRUE(transition_allowed(command_status::delivered, command_status::failed));
+  EXPECT_TRUE(transition_allowed(command_status::accepted, command_status::interrupted));
+  EXPECT_TRUE(transition_allowed(command_status::delivered, command_status::interrupted));
+}
+
+TEST(command_lifecycle, an_agent_acknowledges_with_delivered_done_or_failed_only) {
+  for (command_status s : enum_values<command_status>()) {
+    EXPECT_EQ(is_acknowledgement(s), s == command_status::delivered || s == command_status::done ||
+                                         s == command_status::failed)
+        << to_string(s);
+  }
+}
+
 // ---- error paths -----------------------------------------------------------------------------
+
+TEST(command_lifecycle, final_statuses_never_change_and_nothing_goes_back) {
+  for (command_status from :
+       {command_status::done, command_status::failed, command_status::interrupted}) {
+    EXPECT_TRUE(allowed_transitions(from).empty()) << to_string(from);
+  }
+  for (command_status s : enum_values<command_status>()) {
+    EXPECT_FALSE(transition_allowed(s, command_status::accepted)) << to_string(s);
+    EXPECT_FALSE(transition_allowed(s, s)) << to_string(s) << ": a repeat is not a transition";
+  }
+}
 
 TEST(lifecycle, refuses_skipping_ahead_going_back_and_leaving_ended) {
   EXPECT_FALSE(transition_allowed(session_state::created, session_state::active));

@@ -75,11 +75,13 @@ status release_agent_work(write_context& ctx, session_tables& t, const sqlite::s
   auto pending = t.pending_commands(s.id);
   if (!pending) return std::move(pending).error();
   for (auto& c : *pending) {
-    if (auto st = t.update_command_status(s.id, c.seq, "interrupted", std::nullopt, ctx.now_ms());
+    assert(transition_allowed(c.status, command_status::interrupted));
+    if (auto st = t.update_command_status(s.id, c.seq, command_status::interrupted, std::nullopt,
+                                          ctx.now_ms());
         !st) {
       return st;
     }
-    c.status = "interrupted";
+    c.status = command_status::interrupted;
     c.updated_at_ms = ctx.now_ms();
     json::object d;
     d["command"] = command_json(c);

@@ -64,8 +64,9 @@ void session_service::counts(std::function<void(result<session_counts>)> done) {
         for (session_state state : enum_values<session_state>())
           out.sessions_by_state.emplace_back(std::string(to_string(state)),
                                              count_of(*states, state));
-        for (std::string_view status : k_command_statuses)
-          out.commands_by_status.emplace_back(std::string(status), count_of(*statuses, status));
+        for (command_status status : enum_values<command_status>())
+          out.commands_by_status.emplace_back(std::string(to_string(status)),
+                                              count_of(*statuses, status));
         (*shared_done)(std::move(out));
       },
       [shared_done](const failure& f) { (*shared_done)(f); });

@@ -57,6 +57,17 @@ constexpr std::array<enum_name<client_state>, 3> enum_names(client_state) {
            {client_state::requires_action, "requires_action"}}};
 }
 
+// commands.status: accepted, then the agent's acknowledgements; interrupted when the agent was
+// lost first (sessions/lifecycle.hpp has the transitions).
+enum class command_status { accepted, delivered, done, failed, interrupted };
+constexpr std::array<enum_name<command_status>, 5> enum_names(command_status) {
+  return {{{command_status::accepted, "accepted"},
+           {command_status::delivered, "delivered"},
+           {command_status::done, "done"},
+           {command_status::failed, "failed"},
+           {command_status::interrupted, "interrupted"}}};
+}
+
 // The value `text` read from `column` ("table.column") stands for, or storage_corrupt naming
 // the column, the text and the values it may hold.
 template <named_enum E>

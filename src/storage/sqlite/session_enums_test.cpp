@@ -74,11 +74,13 @@ TEST(session_enums, every_value_round_trips_through_its_one_text) {
   expect_one_mapping<session_state>("sessions.state");
   expect_one_mapping<end_reason>("sessions.end_reason");
   expect_one_mapping<client_state>("client_state");
+  expect_one_mapping<command_status>("commands.status");
 }
 
 TEST(session_enums, the_texts_are_exactly_what_each_columns_check_constraint_allows) {
   expect_the_schemas<session_state>("sessions", "state");
   expect_the_schemas<end_reason>("sessions", "end_reason");
+  expect_the_schemas<command_status>("commands", "status");
 }
 
 TEST(session_enums, the_texts_are_those_the_api_has_always_shown) {
@@ -86,6 +88,7 @@ TEST(session_enums, the_texts_are_those_the_api_has_always_shown) {
             "created, starting, active, suspended, detached, closing, ended");
   EXPECT_EQ(joined_names<end_reason>(), "completed, killed, failed, pr_merged, reaped, cancelled");
   EXPECT_EQ(joined_names<client_state>(), "idle, running, requires_action");
+  EXPECT_EQ(joined_names<command_status>(), "accepted, delivered, done, failed, interrupted");
 }
 
 // ---- error paths -----------------------------------------------------------------------------
@@ -100,6 +103,7 @@ TEST(session_enums, an_unknown_stored_text_is_a_damaged_database_naming_column_a
             "suspended, detached, closing, ended (the database was changed outside ordo)");
   EXPECT_FALSE(stored_enum<end_reason>("sessions.end_reason", "done"));
   EXPECT_FALSE(stored_enum<client_state>("client_state", ""));
+  EXPECT_FALSE(stored_enum<command_status>("commands.status", "pending"));
 }
 
 TEST(session_enums, texts_are_compared_exactly) {

@@ -244,11 +244,9 @@ result<std::vector<std::pair<session_state, std::int64_t>>> session_tables::sess
   return counts<session_state>(s, "sessions.state");
 }
 
-result<std::vector<std::pair<std::string, std::int64_t>>> session_tables::commands_by_status() {
+result<std::vector<std::pair<command_status, std::int64_t>>> session_tables::commands_by_status() {
   ORDO_PREPARE(s, "SELECT status, COUNT(*) FROM commands GROUP BY status");
-  return all<std::pair<std::string, std::int64_t>>(s, [](const statement& st) {
-    return std::pair{std::string(st.column_text(0)), st.column_int64(1)};
-  });
+  return counts<command_status>(s, "commands.status");
 }
 
 result<std::vector<std::string>> session_tables::sessions_with_heartbeat_before(

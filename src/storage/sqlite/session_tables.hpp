@@ -82,7 +82,7 @@ struct command_row {
   std::int64_t seq = 0;
   std::string request_id;
   std::string body;  // canonical JSON
-  std::string status;
+  command_status status = command_status::accepted;
   std::optional<std::string> result;  // JSON
   std::int64_t created_at_ms = 0;
   std::int64_t updated_at_ms = 0;
@@ -181,7 +181,7 @@ class session_tables {
   // How many sessions are in each state, and commands in each status (states with none are
   // left out): what /metrics reports.
   result<std::vector<std::pair<session_state, std::int64_t>>> sessions_by_state();
-  result<std::vector<std::pair<std::string, std::int64_t>>> commands_by_status();
+  result<std::vector<std::pair<command_status, std::int64_t>>> commands_by_status();
   // Sessions in `states` whose last heartbeat is older than `before_ms`.
   result<std::vector<std::string>> sessions_with_heartbeat_before(
       const std::vector<session_state>& states, std::int64_t before_ms);
@@ -200,8 +200,8 @@ class session_tables {
   result<std::optional<command_row>> command_by_request(std::string_view session_id,
                                                         std::string_view request_id);
   status insert_command(const command_row& row);
-  status update_command_status(std::string_view session_id, std::int64_t seq,
-                               std::string_view status, const std::optional<std::string>& result,
+  status update_command_status(std::string_view session_id, std::int64_t seq, command_status status,
+                               const std::optional<std::string>& result,
                                std::int64_t updated_at_ms);
   // Accepted or delivered commands, in sequence order.
   result<std::vector<command_row>> pending_commands(std::string_view session_id);

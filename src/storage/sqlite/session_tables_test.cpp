@@ -213,8 +213,8 @@ TEST_F(session_tables_test, counts_by_state_and_status_leave_out_what_has_none) 
   ASSERT_TRUE(tables_->insert_session(session("s2", "p1", 2)));
   ASSERT_TRUE(tables_->insert_session(session("s3", "p1", 3, session_state::ended)));
   ASSERT_TRUE(tables_->insert_command(command("s1", 1)));
-  ASSERT_TRUE(tables_->insert_command(command("s1", 2, "done")));
-  ASSERT_TRUE(tables_->insert_command(command("s2", 1, "done")));
+  ASSERT_TRUE(tables_->insert_command(command("s1", 2, command_status::done)));
+  ASSERT_TRUE(tables_->insert_command(command("s2", 1, command_status::done)));
 
   auto states = tables_->sessions_by_state();
   ASSERT_TRUE(states);
@@ -222,7 +222,8 @@ TEST_F(session_tables_test, counts_by_state_and_status_leave_out_what_has_none) 
                                                                     {session_state::ended, 1}}));
   auto statuses = tables_->commands_by_status();
   ASSERT_TRUE(statuses);
-  EXPECT_EQ(as_map(*statuses), (std::map<std::string, std::int64_t>{{"accepted", 1}, {"done", 2}}));
+  EXPECT_EQ(as_map(*statuses), (std::map<command_status, std::int64_t>{
+                                   {command_status::accepted, 1}, {command_status::done, 2}}));
 }
 
 TEST_F(session_tables_test, stale_heartbeats_fall_back_to_the_creation_time) {

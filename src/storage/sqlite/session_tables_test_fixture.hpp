@@ -78,7 +78,7 @@ class session_tables_test : public testing::Test {
     return s;
   }
   static command_row command(const std::string& session_id, std::int64_t seq,
-                             const std::string& status = "accepted") {
+                             command_status status = command_status::accepted) {
     return command_row{session_id,
                        seq,
                        "req-" + std::to_string(seq),
