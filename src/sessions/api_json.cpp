@@ -145,8 +145,8 @@ json::object row_json(const sqlite::transcript_row& r) {
   o["row_id"] = r.row_id;
   o["session"] = r.session_id;
   o["sequence"] = r.seq;
-  o["kind"] = r.kind;
-  o["status"] = r.status;
+  o["kind"] = to_string(r.kind);
+  o["status"] = to_string(r.status);
   o["body"] = parse_stored(r.body);
   o["revision"] = r.revision;
   o["created_at"] = format_rfc3339_ms(r.created_at_ms);

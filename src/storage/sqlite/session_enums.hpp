@@ -68,6 +68,38 @@ constexpr std::array<enum_name<command_status>, 5> enum_names(command_status) {
            {command_status::interrupted, "interrupted"}}};
 }
 
+// rows.kind: what a transcript row records.
+enum class row_kind {
+  user,
+  assistant,
+  tool_call,
+  tool_result,
+  approval_request,
+  approval_response,
+  system
+};
+constexpr std::array<enum_name<row_kind>, 7> enum_names(row_kind) {
+  return {{{row_kind::user, "user"},
+           {row_kind::assistant, "assistant"},
+           {row_kind::tool_call, "tool_call"},
+           {row_kind::tool_result, "tool_result"},
+           {row_kind::approval_request, "approval_request"},
+           {row_kind::approval_response, "approval_response"},
+           {row_kind::system, "system"}}};
+}
+
+// rows.status: where the row's subject stands (an approval request is pending until answered).
+enum class row_status { pending, in_progress, complete, failed, approved, denied, cancelled };
+constexpr std::array<enum_name<row_status>, 7> enum_names(row_status) {
+  return {{{row_status::pending, "pending"},
+           {row_status::in_progress, "in_progress"},
+           {row_status::complete, "complete"},
+           {row_status::failed, "failed"},
+           {row_status::approved, "approved"},
+           {row_status::denied, "denied"},
+           {row_status::cancelled, "cancelled"}}};
+}
+
 // The value `text` read from `column` ("table.column") stands for, or storage_corrupt naming
 // the column, the text and the values it may hold.
 template <named_enum E>

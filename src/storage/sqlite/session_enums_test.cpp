@@ -75,12 +75,16 @@ TEST(session_enums, every_value_round_trips_through_its_one_text) {
   expect_one_mapping<end_reason>("sessions.end_reason");
   expect_one_mapping<client_state>("client_state");
   expect_one_mapping<command_status>("commands.status");
+  expect_one_mapping<row_kind>("rows.kind");
+  expect_one_mapping<row_status>("rows.status");
 }
 
 TEST(session_enums, the_texts_are_exactly_what_each_columns_check_constraint_allows) {
   expect_the_schemas<session_state>("sessions", "state");
   expect_the_schemas<end_reason>("sessions", "end_reason");
   expect_the_schemas<command_status>("commands", "status");
+  expect_the_schemas<row_kind>("rows", "kind");
+  expect_the_schemas<row_status>("rows", "status");
 }
 
 TEST(session_enums, the_texts_are_those_the_api_has_always_shown) {
@@ -89,6 +93,10 @@ TEST(session_enums, the_texts_are_those_the_api_has_always_shown) {
   EXPECT_EQ(joined_names<end_reason>(), "completed, killed, failed, pr_merged, reaped, cancelled");
   EXPECT_EQ(joined_names<client_state>(), "idle, running, requires_action");
   EXPECT_EQ(joined_names<command_status>(), "accepted, delivered, done, failed, interrupted");
+  EXPECT_EQ(joined_names<row_kind>(),
+            "user, assistant, tool_call, tool_result, approval_request, approval_response, system");
+  EXPECT_EQ(joined_names<row_status>(),
+            "pending, in_progress, complete, failed, approved, denied, cancelled");
 }
 
 // ---- error paths -----------------------------------------------------------------------------
@@ -104,6 +112,8 @@ TEST(session_enums, an_unknown_stored_text_is_a_damaged_database_naming_column_a
   EXPECT_FALSE(stored_enum<end_reason>("sessions.end_reason", "done"));
   EXPECT_FALSE(stored_enum<client_state>("client_state", ""));
   EXPECT_FALSE(stored_enum<command_status>("commands.status", "pending"));
+  EXPECT_FALSE(stored_enum<row_kind>("rows.kind", "poem"));
+  EXPECT_FALSE(stored_enum<row_status>("rows.status", "done"));
 }
 
 TEST(session_enums, texts_are_compared_exactly) {

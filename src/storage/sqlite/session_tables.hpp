@@ -92,8 +92,8 @@ struct transcript_row {
   std::string session_id;
   std::int64_t seq = 0;
   std::string row_id;
-  std::string kind;
-  std::string status;
+  row_kind kind = row_kind::user;
+  row_status status = row_status::complete;
   std::string body;  // canonical JSON
   std::int64_t revision = 1;
   std::optional<std::string> request_id;

@@ -178,7 +178,8 @@ TEST_F(session_tables_test, the_client_state_filter_derives_running_requires_act
   ASSERT_TRUE(tables_->insert_session(session("ended", "p1", 4, session_state::ended)));
   ASSERT_TRUE(tables_->insert_execution({"running", 1, 7000, std::nullopt, std::nullopt}));
   ASSERT_TRUE(tables_->insert_execution({"asking", 1, 7100, std::nullopt, std::nullopt}));
-  ASSERT_TRUE(tables_->insert_row(row("asking", 1, "approval_request", "pending")));
+  ASSERT_TRUE(
+      tables_->insert_row(row("asking", 1, row_kind::approval_request, row_status::pending)));
 
   auto filter = [](client_state state) {
     session_filter f;
@@ -200,7 +201,7 @@ TEST_F(session_tables_test, the_client_state_filter_derives_running_requires_act
   EXPECT_TRUE((*asking)->awaiting_approval);
 
   // Answering the approval makes the session running again.
-  transcript_row answered = row("asking", 1, "approval_request", "approved");
+  transcript_row answered = row("asking", 1, row_kind::approval_request, row_status::approved);
   ASSERT_TRUE(tables_->update_row(answered));
   EXPECT_EQ(ids(filter(client_state::running)), (std::vector<std::string>{"asking", "running"}));
 }

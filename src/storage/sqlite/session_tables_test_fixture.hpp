@@ -89,8 +89,8 @@ class session_tables_test : public testing::Test {
                        3000 + seq};
   }
   static transcript_row row(const std::string& session_id, std::int64_t seq,
-                            const std::string& kind = "assistant",
-                            const std::string& status = "complete") {
+                            row_kind kind = row_kind::assistant,
+                            row_status status = row_status::complete) {
     transcript_row r;
     r.session_id = session_id;
     r.seq = seq;
