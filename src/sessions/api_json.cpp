@@ -159,7 +159,7 @@ json::object execution_json(const sqlite::execution_row& e) {
   o["generation"] = e.generation;
   o["started_at"] = format_rfc3339_ms(e.started_at_ms);
   o["finished_at"] = optional_time(e.finished_at_ms);
-  o["finish_reason"] = optional_text(e.finish_reason);
+  o["finish_reason"] = optional_name(e.finish_reason);
   return o;
 }
 

@@ -59,7 +59,7 @@ failure session_ended(const sqlite::session_row& s) {
 }
 
 status release_agent_work(write_context& ctx, session_tables& t, const sqlite::session_row& s,
-                          std::string_view execution_reason, std::vector<event>& events) {
+                          sqlite::finish_reason execution_reason, std::vector<event>& events) {
   auto active = t.active_execution(s.id);
   if (!active) return std::move(active).error();
   if (*active) {
@@ -69,7 +69,7 @@ status release_agent_work(write_context& ctx, session_tables& t, const sqlite::s
     }
     json::object d;
     d["generation"] = (*active)->generation;
-    d["reason"] = std::string(execution_reason);
+    d["reason"] = to_string(execution_reason);
     events.push_back({"execution.finished", std::move(d)});
   }
   auto pending = t.pending_commands(s.id);
@@ -95,7 +95,8 @@ status apply_transition(write_context& ctx, session_tables& t, sqlite::session_r
   session_state from = s.state;
   if (!transition_allowed(from, to)) return illegal_transition(from, to);
   if (to == session_state::detached) {
-    if (auto st = release_agent_work(ctx, t, s, "lost", events); !st) return st;
+    if (auto st = release_agent_work(ctx, t, s, sqlite::finish_reason::lost, events); !st)
+      return st;
   }
   s.state = to;
   // Entering a state that expects heartbeats starts the reaper's clock afresh.
@@ -111,7 +112,8 @@ status apply_transition(write_context& ctx, session_tables& t, sqlite::session_r
 status apply_end(write_context& ctx, session_tables& t, sqlite::session_row& s, end_reason reason,
                  std::string_view cause, std::vector<event>& events) {
   session_state from = s.state;
-  if (auto st = release_agent_work(ctx, t, s, "session_ended", events); !st) return st;
+  if (auto st = release_agent_work(ctx, t, s, sqlite::finish_reason::session_ended, events); !st)
+    return st;
   s.state = session_state::ended;
   s.end_reason = reason;
   s.ended_at_ms = ctx.now_ms();

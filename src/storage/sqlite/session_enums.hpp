@@ -57,6 +57,17 @@ constexpr std::array<enum_name<client_state>, 3> enum_names(client_state) {
            {client_state::requires_action, "requires_action"}}};
 }
 
+// executions.finish_reason: how an execution ended — by the agent (completed, failed), by a
+// client (aborted), or with its session (lost: the agent detached; session_ended).
+enum class finish_reason { completed, failed, aborted, lost, session_ended };
+constexpr std::array<enum_name<finish_reason>, 5> enum_names(finish_reason) {
+  return {{{finish_reason::completed, "completed"},
+           {finish_reason::failed, "failed"},
+           {finish_reason::aborted, "aborted"},
+           {finish_reason::lost, "lost"},
+           {finish_reason::session_ended, "session_ended"}}};
+}
+
 // commands.status: accepted, then the agent's acknowledgements; interrupted when the agent was
 // lost first (sessions/lifecycle.hpp has the transitions).
 enum class command_status { accepted, delivered, done, failed, interrupted };

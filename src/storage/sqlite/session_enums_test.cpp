@@ -74,6 +74,7 @@ TEST(session_enums, every_value_round_trips_through_its_one_text) {
   expect_one_mapping<session_state>("sessions.state");
   expect_one_mapping<end_reason>("sessions.end_reason");
   expect_one_mapping<client_state>("client_state");
+  expect_one_mapping<finish_reason>("executions.finish_reason");
   expect_one_mapping<command_status>("commands.status");
   expect_one_mapping<row_kind>("rows.kind");
   expect_one_mapping<row_status>("rows.status");
@@ -82,6 +83,7 @@ TEST(session_enums, every_value_round_trips_through_its_one_text) {
 TEST(session_enums, the_texts_are_exactly_what_each_columns_check_constraint_allows) {
   expect_the_schemas<session_state>("sessions", "state");
   expect_the_schemas<end_reason>("sessions", "end_reason");
+  expect_the_schemas<finish_reason>("executions", "finish_reason");
   expect_the_schemas<command_status>("commands", "status");
   expect_the_schemas<row_kind>("rows", "kind");
   expect_the_schemas<row_status>("rows", "status");
@@ -92,6 +94,7 @@ TEST(session_enums, the_texts_are_those_the_api_has_always_shown) {
             "created, starting, active, suspended, detached, closing, ended");
   EXPECT_EQ(joined_names<end_reason>(), "completed, killed, failed, pr_merged, reaped, cancelled");
   EXPECT_EQ(joined_names<client_state>(), "idle, running, requires_action");
+  EXPECT_EQ(joined_names<finish_reason>(), "completed, failed, aborted, lost, session_ended");
   EXPECT_EQ(joined_names<command_status>(), "accepted, delivered, done, failed, interrupted");
   EXPECT_EQ(joined_names<row_kind>(),
             "user, assistant, tool_call, tool_result, approval_request, approval_response, system");
@@ -111,6 +114,7 @@ TEST(session_enums, an_unknown_stored_text_is_a_damaged_database_naming_column_a
             "suspended, detached, closing, ended (the database was changed outside ordo)");
   EXPECT_FALSE(stored_enum<end_reason>("sessions.end_reason", "done"));
   EXPECT_FALSE(stored_enum<client_state>("client_state", ""));
+  EXPECT_FALSE(stored_enum<finish_reason>("executions.finish_reason", "bored"));
   EXPECT_FALSE(stored_enum<command_status>("commands.status", "pending"));
   EXPECT_FALSE(stored_enum<row_kind>("rows.kind", "poem"));
   EXPECT_FALSE(stored_enum<row_status>("rows.status", "done"));

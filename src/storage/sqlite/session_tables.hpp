@@ -74,7 +74,7 @@ struct execution_row {
   std::int64_t generation = 0;
   std::int64_t started_at_ms = 0;
   std::optional<std::int64_t> finished_at_ms;
-  std::optional<std::string> finish_reason;
+  std::optional<sqlite::finish_reason> finish_reason;  // exactly when finished
 };
 
 struct command_row {
@@ -193,7 +193,7 @@ class session_tables {
   result<std::vector<execution_row>> executions(std::string_view session_id);
   status insert_execution(const execution_row& row);
   status finish_execution(std::string_view session_id, std::int64_t generation,
-                          std::int64_t finished_at_ms, std::string_view reason);
+                          std::int64_t finished_at_ms, finish_reason reason);
 
   // ---- commands
   result<std::optional<command_row>> command(std::string_view session_id, std::int64_t seq);
