@@ -59,13 +59,6 @@ json::value parse_stored(const std::string& text) {
   return ec ? json::value(text) : v;
 }
 
-std::string joined(const std::vector<std::string_view>& names) {
-  std::string out;
-  for (auto n : names)
-    out += (out.empty() ? "" : ", ") + std::string(n);
-  return out;
-}
-
 // ---- JSON views of rows ----------------------------------------------------------------------
 
 json::object project_json(const sqlite::project_row& p) {
@@ -169,10 +162,10 @@ json::object pr_json(const sqlite::pr_row& p) {
   o["session"] = p.session_id;
   o["number"] = p.number ? json::value(*p.number) : json::value(nullptr);
   o["title"] = optional_text(p.title);
-  o["state"] = p.state;
-  o["review_decision"] = p.review_decision;
-  o["mergeability"] = p.mergeability;
-  o["ci_state"] = p.ci_state;
+  o["state"] = to_string(p.state);
+  o["review_decision"] = to_string(p.review_decision);
+  o["mergeability"] = to_string(p.mergeability);
+  o["ci_state"] = to_string(p.ci_state);
   o["head_commit"] = optional_text(p.head_commit);
   o["revision"] = p.revision;
   o["created_at"] = format_rfc3339_ms(p.created_at_ms);
@@ -185,7 +178,7 @@ json::object check_json(const sqlite::check_row& c) {
   o["pr"] = c.pr_url;
   o["name"] = c.name;
   o["commit"] = c.commit_sha;
-  o["status"] = c.status;
+  o["status"] = to_string(c.status);
   o["url"] = optional_text(c.url);
   o["started_at"] = optional_time(c.started_at_ms);
   o["completed_at"] = optional_time(c.completed_at_ms);

@@ -33,8 +33,6 @@ json::value optional_time(const std::optional<std::int64_t>& ms);
 std::string canonical_json(const json::value& v);
 // A stored JSON text as a value (the text itself, as a string, if it does not parse).
 json::value parse_stored(const std::string& text);
-// "a, b, c": the allowed values an error message lists.
-std::string joined(const std::vector<std::string_view>& names);
 
 // ---- JSON views of rows
 

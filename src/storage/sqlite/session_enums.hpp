@@ -111,6 +111,58 @@ constexpr std::array<enum_name<row_status>, 7> enum_names(row_status) {
            {row_status::cancelled, "cancelled"}}};
 }
 
+// What an SCM poller last saw of a pull request: prs.state, prs.review_decision,
+// prs.mergeability, prs.ci_state.
+enum class pr_state { open, merged, closed };
+constexpr std::array<enum_name<pr_state>, 3> enum_names(pr_state) {
+  return {{{pr_state::open, "open"}, {pr_state::merged, "merged"}, {pr_state::closed, "closed"}}};
+}
+
+enum class review_decision { approved, changes_requested, review_required, none };
+constexpr std::array<enum_name<review_decision>, 4> enum_names(review_decision) {
+  return {{{review_decision::approved, "approved"},
+           {review_decision::changes_requested, "changes_requested"},
+           {review_decision::review_required, "review_required"},
+           {review_decision::none, "none"}}};
+}
+
+enum class mergeability { mergeable, conflicting, unknown };
+constexpr std::array<enum_name<mergeability>, 3> enum_names(mergeability) {
+  return {{{mergeability::mergeable, "mergeable"},
+           {mergeability::conflicting, "conflicting"},
+           {mergeability::unknown, "unknown"}}};
+}
+
+enum class ci_state { pending, passing, failing, none };
+constexpr std::array<enum_name<ci_state>, 4> enum_names(ci_state) {
+  return {{{ci_state::pending, "pending"},
+           {ci_state::passing, "passing"},
+           {ci_state::failing, "failing"},
+           {ci_state::none, "none"}}};
+}
+
+// pr_checks.status: one CI check's run on one commit.
+enum class check_status {
+  queued,
+  in_progress,
+  success,
+  failure,
+  cancelled,
+  skipped,
+  neutral,
+  timed_out
+};
+constexpr std::array<enum_name<check_status>, 8> enum_names(check_status) {
+  return {{{check_status::queued, "queued"},
+           {check_status::in_progress, "in_progress"},
+           {check_status::success, "success"},
+           {check_status::failure, "failure"},
+           {check_status::cancelled, "cancelled"},
+           {check_status::skipped, "skipped"},
+           {check_status::neutral, "neutral"},
+           {check_status::timed_out, "timed_out"}}};
+}
+
 // The value `text` read from `column` ("table.column") stands for, or storage_corrupt naming
 // the column, the text and the values it may hold.
 template <named_enum E>

@@ -78,6 +78,11 @@ TEST(session_enums, every_value_round_trips_through_its_one_text) {
   expect_one_mapping<command_status>("commands.status");
   expect_one_mapping<row_kind>("rows.kind");
   expect_one_mapping<row_status>("rows.status");
+  expect_one_mapping<pr_state>("prs.state");
+  expect_one_mapping<review_decision>("prs.review_decision");
+  expect_one_mapping<mergeability>("prs.mergeability");
+  expect_one_mapping<ci_state>("prs.ci_state");
+  expect_one_mapping<check_status>("pr_checks.status");
 }
 
 TEST(session_enums, the_texts_are_exactly_what_each_columns_check_constraint_allows) {
@@ -87,6 +92,11 @@ TEST(session_enums, the_texts_are_exactly_what_each_columns_check_constraint_all
   expect_the_schemas<command_status>("commands", "status");
   expect_the_schemas<row_kind>("rows", "kind");
   expect_the_schemas<row_status>("rows", "status");
+  expect_the_schemas<pr_state>("prs", "state");
+  expect_the_schemas<review_decision>("prs", "review_decision");
+  expect_the_schemas<mergeability>("prs", "mergeability");
+  expect_the_schemas<ci_state>("prs", "ci_state");
+  expect_the_schemas<check_status>("pr_checks", "status");
 }
 
 TEST(session_enums, the_texts_are_those_the_api_has_always_shown) {
@@ -100,6 +110,12 @@ TEST(session_enums, the_texts_are_those_the_api_has_always_shown) {
             "user, assistant, tool_call, tool_result, approval_request, approval_response, system");
   EXPECT_EQ(joined_names<row_status>(),
             "pending, in_progress, complete, failed, approved, denied, cancelled");
+  EXPECT_EQ(joined_names<pr_state>(), "open, merged, closed");
+  EXPECT_EQ(joined_names<review_decision>(), "approved, changes_requested, review_required, none");
+  EXPECT_EQ(joined_names<mergeability>(), "mergeable, conflicting, unknown");
+  EXPECT_EQ(joined_names<ci_state>(), "pending, passing, failing, none");
+  EXPECT_EQ(joined_names<check_status>(),
+            "queued, in_progress, success, failure, cancelled, skipped, neutral, timed_out");
 }
 
 // ---- error paths -----------------------------------------------------------------------------
@@ -118,6 +134,11 @@ TEST(session_enums, an_unknown_stored_text_is_a_damaged_database_naming_column_a
   EXPECT_FALSE(stored_enum<command_status>("commands.status", "pending"));
   EXPECT_FALSE(stored_enum<row_kind>("rows.kind", "poem"));
   EXPECT_FALSE(stored_enum<row_status>("rows.status", "done"));
+  EXPECT_FALSE(stored_enum<pr_state>("prs.state", "draft"));
+  EXPECT_FALSE(stored_enum<review_decision>("prs.review_decision", "meh"));
+  EXPECT_FALSE(stored_enum<mergeability>("prs.mergeability", "maybe"));
+  EXPECT_FALSE(stored_enum<ci_state>("prs.ci_state", "green"));
+  EXPECT_FALSE(stored_enum<check_status>("pr_checks.status", "flaky"));
 }
 
 TEST(session_enums, texts_are_compared_exactly) {

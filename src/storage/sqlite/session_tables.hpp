@@ -107,10 +107,10 @@ struct pr_row {
   std::string session_id;
   std::optional<std::int64_t> number;
   std::optional<std::string> title;
-  std::string state;
-  std::string review_decision;
-  std::string mergeability;
-  std::string ci_state;
+  pr_state state = pr_state::open;
+  sqlite::review_decision review_decision = sqlite::review_decision::none;
+  sqlite::mergeability mergeability = sqlite::mergeability::unknown;
+  sqlite::ci_state ci_state = sqlite::ci_state::none;
   std::optional<std::string> head_commit;
   std::int64_t revision = 1;
   std::int64_t next_check_seq = 1;
@@ -123,7 +123,7 @@ struct check_row {
   std::string name;
   std::string commit_sha;
   std::int64_t seq = 0;
-  std::string status;
+  check_status status = check_status::queued;
   std::optional<std::string> url;
   std::optional<std::int64_t> started_at_ms;
   std::optional<std::int64_t> completed_at_ms;

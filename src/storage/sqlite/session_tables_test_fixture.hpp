@@ -106,10 +106,10 @@ class session_tables_test : public testing::Test {
     pr_row p;
     p.url = url;
     p.session_id = session_id;
-    p.state = "open";
-    p.review_decision = "review_required";
-    p.mergeability = "unknown";
-    p.ci_state = "pending";
+    p.state = pr_state::open;
+    p.review_decision = review_decision::review_required;
+    p.mergeability = mergeability::unknown;
+    p.ci_state = ci_state::pending;
     p.created_at_ms = created;
     p.updated_at_ms = created;
     return p;
