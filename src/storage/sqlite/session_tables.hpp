@@ -7,6 +7,9 @@
 // the session's event stream), session_tables_executions.cpp, session_tables_commands.cpp,
 // session_tables_rows.cpp and session_tables_pull_requests.cpp; how they run their statements
 // is in session_table_statements.hpp.
+//
+// Enumerated columns are enums in the rows (session_enums.hpp has each one's texts); a text read
+// that names no value fails the read with storage_corrupt.
 #pragma once
 
 #include <cstdint>
