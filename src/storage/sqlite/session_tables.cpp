@@ -31,7 +31,9 @@ project_row read_project(const statement& s) {
   return r;
 }
 
-// The derived client state, as SQL over one session row `s`.
+// The derived client state, as SQL over one session row `s`. The quoted texts are those of
+// session_enums.hpp, written out like the condition of the partial index rows_awaiting_action,
+// which this lookup is meant to use.
 constexpr std::string_view k_awaiting_approval =
     "EXISTS (SELECT 1 FROM rows r WHERE r.session_id = s.id AND r.kind = 'approval_request' "
     "AND r.status = 'pending')";
@@ -198,6 +200,7 @@ result<std::vector<session_row>> session_tables::sessions(const session_filter& 
   if (f.project_id) sql += " AND s.project_id = ?1";
   if (f.state) sql += " AND s.state = ?2";
   if (f.client_state) {
+    // sessions/lifecycle.hpp's derive_client_state(), and an ended session is idle (session_json).
     sql += " AND (CASE WHEN s.state = 'ended' THEN 'idle' WHEN " +
            std::string(k_awaiting_approval) + " THEN 'requires_action' WHEN " +
            std::string(k_active_generation) + " IS NOT NULL THEN 'running' ELSE 'idle' END) = ?3";
