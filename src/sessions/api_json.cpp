@@ -40,6 +40,11 @@ json::value optional_text(const std::optional<std::string>& v) {
   return v ? json::value(*v) : json::value(nullptr);
 }
 
+template <named_enum E>
+json::value optional_name(const std::optional<E>& v) {
+  return v ? json::value(to_string(*v)) : json::value(nullptr);
+}
+
 json::value optional_time(const std::optional<std::int64_t>& ms) {
   return ms ? json::value(format_rfc3339_ms(*ms)) : json::value(nullptr);
 }
@@ -52,13 +57,6 @@ json::value parse_stored(const std::string& text) {
   boost::system::error_code ec;
   json::value v = json::parse(text, ec);
   return ec ? json::value(text) : v;
-}
-
-std::string joined(const std::vector<std::string_view>& names) {
-  std::string out;
-  for (auto n : names)
-    out += (out.empty() ? "" : ", ") + std::string(n);
-  return out;
 }
 
 // ---- JSON views of rows ----------------------------------------------------------------------
@@ -82,14 +80,14 @@ json::object session_json(const sqlite::session_row& s) {
   json::object o;
   o["id"] = s.id;
   o["project"] = s.project_id;
-  o["number"] = s.number;
-  o["state"] = s.state;
+  o["number"] = s.number.value();
+  o["state"] = to_string(s.state);
   // An ended session asks nothing of anyone, whatever its rows say.
-  bool ended = s.state == to_string(session_state::ended);
-  o["client_state"] = std::string(
+  bool ended = s.state == session_state::ended;
+  o["client_state"] =
       to_string(ended ? client_state::idle
-                      : derive_client_state(s.awaiting_approval, s.active_generation.has_value())));
-  o["end_reason"] = optional_text(s.end_reason);
+                      : derive_client_state(s.awaiting_approval, s.active_generation.has_value()));
+  o["end_reason"] = optional_name(s.end_reason);
   o["revision"] = s.revision;
   o["agent_kind"] = optional_text(s.agent_kind);
   o["model"] = optional_text(s.model);
@@ -113,6 +111,10 @@ json::object session_json(const sqlite::session_row& s) {
   return o;
 }
 
+std::string session_id(std::string_view project_id, sqlite::session_number number) {
+  return std::string(project_id) + "-" + std::to_string(number.value());
+}
+
 std::string command_id(std::string_view session_id, std::int64_t seq) {
   return std::string(session_id) + std::string(k_command_id_infix) + std::to_string(seq);
 }
@@ -122,7 +124,7 @@ json::object command_json(const sqlite::command_row& c) {
   o["id"] = command_id(c.session_id, c.seq);
   o["session"] = c.session_id;
   o["sequence"] = c.seq;
-  o["status"] = c.status;
+  o["status"] = to_string(c.status);
   o["request_id"] = c.request_id;
   o["body"] = parse_stored(c.body);
   o["result"] = c.result ? parse_stored(*c.result) : json::value(nullptr);
@@ -136,8 +138,8 @@ json::object row_json(const sqlite::transcript_row& r) {
   o["row_id"] = r.row_id;
   o["session"] = r.session_id;
   o["sequence"] = r.seq;
-  o["kind"] = r.kind;
-  o["status"] = r.status;
+  o["kind"] = to_string(r.kind);
+  o["status"] = to_string(r.status);
   o["body"] = parse_stored(r.body);
   o["revision"] = r.revision;
   o["created_at"] = format_rfc3339_ms(r.created_at_ms);
@@ -150,7 +152,7 @@ json::object execution_json(const sqlite::execution_row& e) {
   o["generation"] = e.generation;
   o["started_at"] = format_rfc3339_ms(e.started_at_ms);
   o["finished_at"] = optional_time(e.finished_at_ms);
-  o["finish_reason"] = optional_text(e.finish_reason);
+  o["finish_reason"] = optional_name(e.finish_reason);
   return o;
 }
 
@@ -160,10 +162,10 @@ json::object pr_json(const sqlite::pr_row& p) {
   o["session"] = p.session_id;
   o["number"] = p.number ? json::value(*p.number) : json::value(nullptr);
   o["title"] = optional_text(p.title);
-  o["state"] = p.state;
-  o["review_decision"] = p.review_decision;
-  o["mergeability"] = p.mergeability;
-  o["ci_state"] = p.ci_state;
+  o["state"] = to_string(p.state);
+  o["review_decision"] = to_string(p.review_decision);
+  o["mergeability"] = to_string(p.mergeability);
+  o["ci_state"] = to_string(p.ci_state);
   o["head_commit"] = optional_text(p.head_commit);
   o["revision"] = p.revision;
   o["created_at"] = format_rfc3339_ms(p.created_at_ms);
@@ -176,7 +178,7 @@ json::object check_json(const sqlite::check_row& c) {
   o["pr"] = c.pr_url;
   o["name"] = c.name;
   o["commit"] = c.commit_sha;
-  o["status"] = c.status;
+  o["status"] = to_string(c.status);
   o["url"] = optional_text(c.url);
   o["started_at"] = optional_time(c.started_at_ms);
   o["completed_at"] = optional_time(c.completed_at_ms);

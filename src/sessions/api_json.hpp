@@ -33,13 +33,13 @@ json::value optional_time(const std::optional<std::int64_t>& ms);
 std::string canonical_json(const json::value& v);
 // A stored JSON text as a value (the text itself, as a string, if it does not parse).
 json::value parse_stored(const std::string& text);
-// "a, b, c": the allowed values an error message lists.
-std::string joined(const std::vector<std::string_view>& names);
 
 // ---- JSON views of rows
 
 json::object project_json(const sqlite::project_row& p);
 json::object session_json(const sqlite::session_row& s);
+// A session's id is "{project}-{number}".
+std::string session_id(std::string_view project_id, sqlite::session_number number);
 std::string command_id(std::string_view session_id, std::int64_t seq);
 json::object command_json(const sqlite::command_row& c);
 json::object row_json(const sqlite::transcript_row& r);

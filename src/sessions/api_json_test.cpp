@@ -25,6 +25,10 @@ TEST(api_json, parse_stored_reads_json_and_gives_other_text_back_as_a_string) {
   EXPECT_EQ(parse_stored("not json"), json::value("not json"));
 }
 
+TEST(api_json, session_ids_are_the_project_and_the_number) {
+  EXPECT_EQ(session_id("proj", sqlite::session_number{12}), "proj-12");
+}
+
 TEST(api_json, command_ids_are_the_session_id_and_the_sequence) {
   EXPECT_EQ(command_id("proj-1", 7), "proj-1-c7");
 }

@@ -59,9 +59,14 @@ void session_service::send_command(std::string id, std::optional<std::int64_t> i
         return mutate_session(
             ctx, t, id, if_match, when_ended::refuse,
             [&](sqlite::session_row& row, std::vector<event>& events) -> mutation_result {
-              accepted =
-                  sqlite::command_row{id,         row.next_command_seq, key,          canonical,
-                                      "accepted", std::nullopt,         ctx.now_ms(), ctx.now_ms()};
+              accepted = sqlite::command_row{id,
+                                             row.next_command_seq,
+                                             key,
+                                             canonical,
+                                             command_status::accepted,
+                                             std::nullopt,
+                                             ctx.now_ms(),
+                                             ctx.now_ms()};
               row.next_command_seq += 1;
               if (auto st = t.insert_command(*accepted); !st) return std::move(st).error();
               json::object d;
@@ -87,12 +92,13 @@ void session_service::update_command(std::string id, std::string command,
         if (!r) return std::move(r).error();
         auto status_text = r->required_text("status", 32);
         if (!status_text) return std::move(status_text).error();
-        const std::string& to = *status_text;
-        if (to != "delivered" && to != "done" && to != "failed") {
+        std::optional<command_status> parsed = parse_enum<command_status>(*status_text);
+        if (!parsed || !is_acknowledgement(*parsed)) {
           return invalid("invalid_command_status",
                          "'status' must be delivered, done or failed (the agent's "
                          "acknowledgements)");
         }
+        const command_status to = *parsed;
         std::optional<std::string> result_json;
         if (const json::value* v = r->raw("result")) result_json = json::serialize(*v);
         auto seq = parse_command_seq(id, command);
@@ -104,21 +110,21 @@ void session_service::update_command(std::string id, std::string command,
               auto c = t.command(id, *seq);
               if (!c) return std::move(c).error();
               if (!*c) return not_found("command", command);
-              const std::string from = (*c)->status;
+              const command_status from = (*c)->status;
               // A repeated acknowledgement is a retry, even after the session ended.
               if (from == to) {
                 return answer_now(reply{reply_kind::ok, command_json(**c), s.revision, true});
               }
-              if (s.state == to_string(session_state::ended)) return session_ended(s);
-              // accepted -> delivered -> done | failed; accepted -> done | failed. Terminal
-              // states and interrupted commands never run again.
-              bool allowed = (from == "accepted") || (from == "delivered" && to != "delivered");
-              if (!allowed) {
-                failure f =
-                    make_failure(failure_kind::conflict, "illegal_command_transition",
-                                 "command " + command + " is " + from + " and cannot become " + to);
-                f.with("from", "\"" + from + "\"");
-                f.with("to", "\"" + to + "\"");
+              if (s.state == session_state::ended) return session_ended(s);
+              // The command lifecycle (lifecycle.hpp): final statuses never run again.
+              if (!transition_allowed(from, to)) {
+                const std::string from_text(to_string(from));
+                const std::string to_text(to_string(to));
+                failure f = make_failure(
+                    failure_kind::conflict, "illegal_command_transition",
+                    "command " + command + " is " + from_text + " and cannot become " + to_text);
+                f.with("from", "\"" + from_text + "\"");
+                f.with("to", "\"" + to_text + "\"");
                 return f;
               }
               if (auto st = t.update_command_status(id, *seq, to, result_json, ctx.now_ms()); !st) {

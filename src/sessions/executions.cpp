@@ -13,6 +13,8 @@
 
 namespace ordo::sessions {
 
+using sqlite::finish_reason;
+
 void session_service::start_execution(std::string id, std::optional<std::int64_t> if_match,
                                       reply_callback done) {
   run_write(
@@ -22,7 +24,7 @@ void session_service::start_execution(std::string id, std::optional<std::int64_t
         return mutate_session(
             ctx, t, id, if_match, when_ended::refuse,
             [&](sqlite::session_row& s, std::vector<event>& events) -> mutation_result {
-              if (s.state == to_string(session_state::closing)) {
+              if (s.state == session_state::closing) {
                 return make_failure(failure_kind::conflict, "session_closing",
                                     "session '" + id + "' is closing; no new executions start");
               }
@@ -56,7 +58,7 @@ void session_service::finish_execution(std::string id, std::int64_t generation, 
       engine_,
       [id = std::move(id), generation, abort, if_match, body = std::move(body)](
           write_context& ctx, session_tables& t) -> result<reply> {
-        std::string reason = abort ? "aborted" : "completed";
+        finish_reason reason = abort ? finish_reason::aborted : finish_reason::completed;
         std::vector<std::string_view> fields;
         if (!abort) fields.push_back("outcome");
         auto r = body_reader::of(body.is_null() ? json::value(json::object()) : body, fields);
@@ -65,10 +67,13 @@ void session_service::finish_execution(std::string id, std::int64_t generation, 
           auto outcome = r->text("outcome", false, 32);
           if (!outcome) return std::move(outcome).error();
           if (*outcome && **outcome) {
-            reason = ***outcome;
-            if (reason != "completed" && reason != "failed") {
+            // What the agent says of its own run: the other reasons are a client's or the
+            // server's to give.
+            auto given = parse_enum<finish_reason>(***outcome);
+            if (given != finish_reason::completed && given != finish_reason::failed) {
               return invalid("invalid_outcome", "'outcome' must be completed or failed");
             }
+            reason = *given;
           }
         }
         return mutate_session(
@@ -94,7 +99,7 @@ void session_service::finish_execution(std::string id, std::int64_t generation, 
               }
               json::object d;
               d["generation"] = generation;
-              d["reason"] = reason;
+              d["reason"] = to_string(reason);
               events.push_back({"execution.finished", std::move(d)});
               return commit_events();
             },

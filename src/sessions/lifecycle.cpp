@@ -11,7 +11,7 @@ namespace {
 using enum session_state;
 
 // The lifecycle, in one table.
-const std::array<std::pair<session_state, std::vector<session_state>>, 7> k_transitions{{
+const std::array<std::pair<session_state, std::vector<session_state>>, 7> k_session_transitions{{
     {created, {starting, closing, ended}},
     {starting, {active, detached, closing, ended}},
     {active, {suspended, detached, closing, ended}},
@@ -21,48 +21,41 @@ const std::array<std::pair<session_state, std::vector<session_state>>, 7> k_tran
     {ended, {}},
 }};
 
-constexpr std::array<std::string_view, 7> k_state_names{
-    "created", "starting", "active", "suspended", "detached", "closing", "ended"};
-constexpr std::array<std::string_view, 6> k_reason_names{"completed", "killed", "failed",
-                                                         "pr_merged", "reaped", "cancelled"};
-constexpr std::array<std::string_view, 3> k_client_names{"idle", "running", "requires_action"};
+// A command's, in one table.
+const std::array<std::pair<command_status, std::vector<command_status>>, 5> k_command_transitions{{
+    {command_status::accepted,
+     {command_status::delivered, command_status::done, command_status::failed,
+      command_status::interrupted}},
+    {command_status::delivered,
+     {command_status::done, command_status::failed, command_status::interrupted}},
+    {command_status::done, {}},
+    {command_status::failed, {}},
+    {command_status::interrupted, {}},
+}};
 
-template <class Enum, std::size_t N>
-std::optional<Enum> parse(std::string_view text, const std::array<std::string_view, N>& names) {
-  auto it = std::find(names.begin(), names.end(), text);
-  if (it == names.end()) return std::nullopt;
-  return static_cast<Enum>(it - names.begin());
+// The targets of `from` in `table`; every value has its entry (lifecycle_test checks), so only
+// a cast can miss.
+template <class E, std::size_t N>
+const std::vector<E>& targets_in(const std::array<std::pair<E, std::vector<E>>, N>& table, E from) {
+  auto it = std::find_if(table.begin(), table.end(),
+                         [from](const auto& entry) { return entry.first == from; });
+  static const std::vector<E> none;
+  return it == table.end() ? none : it->second;
+}
+
+template <class E>
+bool is_among(const std::vector<E>& targets, E to) {
+  return std::find(targets.begin(), targets.end(), to) != targets.end();
 }
 
 }  // namespace
 
-std::string_view to_string(session_state s) {
-  return k_state_names[static_cast<int>(s)];
-}
-std::string_view to_string(end_reason r) {
-  return k_reason_names[static_cast<int>(r)];
-}
-std::string_view to_string(client_state s) {
-  return k_client_names[static_cast<int>(s)];
-}
-
-std::optional<session_state> parse_session_state(std::string_view text) {
-  return parse<session_state>(text, k_state_names);
-}
-std::optional<end_reason> parse_end_reason(std::string_view text) {
-  return parse<end_reason>(text, k_reason_names);
-}
-std::optional<client_state> parse_client_state(std::string_view text) {
-  return parse<client_state>(text, k_client_names);
-}
-
 const std::vector<session_state>& allowed_transitions(session_state from) {
-  return k_transitions[static_cast<int>(from)].second;
+  return targets_in(k_session_transitions, from);
 }
 
 bool transition_allowed(session_state from, session_state to) {
-  const auto& targets = allowed_transitions(from);
-  return std::find(targets.begin(), targets.end(), to) != targets.end();
+  return is_among(allowed_transitions(from), to);
 }
 
 bool expects_heartbeat(session_state s) {
@@ -75,14 +68,16 @@ client_state derive_client_state(bool awaiting_approval, bool execution_active) 
   return client_state::idle;
 }
 
-const std::vector<std::string_view>& all_state_names() {
-  static const std::vector<std::string_view> names(k_state_names.begin(), k_state_names.end());
-  return names;
+const std::vector<command_status>& allowed_transitions(command_status from) {
+  return targets_in(k_command_transitions, from);
 }
 
-const std::vector<std::string_view>& all_end_reason_names() {
-  static const std::vector<std::string_view> names(k_reason_names.begin(), k_reason_names.end());
-  return names;
+bool transition_allowed(command_status from, command_status to) {
+  return is_among(allowed_transitions(from), to);
+}
+
+bool is_acknowledgement(command_status s) {
+  return s == command_status::delivered || s == command_status::done || s == command_status::failed;
 }
 
 }  // namespace ordo::sessions

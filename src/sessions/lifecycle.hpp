@@ -1,5 +1,7 @@
-// The session lifecycle: the one table of allowed state transitions, the typed end reasons,
-// and the client-facing derived state. Every state change (API or reaper) is checked here.
+// The session lifecycle: the one table of allowed state transitions, and the client-facing
+// derived state; and a command's, below. Every state change (API or reaper) is checked here.
+// The states, end reasons, client states and command statuses, and the texts they are stored
+// and shown as, are the session tables' (storage/sqlite/session_enums.hpp).
 //
 //   created ──> starting ──> active <──> suspended
 //                  │           │  ^
@@ -8,22 +10,16 @@
 //   any non-ended state ──> ended (an explicit end always works, with a reason)
 #pragma once
 
-#include <optional>
-#include <string_view>
 #include <vector>
+
+#include "storage/sqlite/session_enums.hpp"
 
 namespace ordo::sessions {
 
-enum class session_state { created, starting, active, suspended, detached, closing, ended };
-enum class end_reason { completed, killed, failed, pr_merged, reaped, cancelled };
-enum class client_state { idle, running, requires_action };
-
-std::string_view to_string(session_state s);
-std::string_view to_string(end_reason r);
-std::string_view to_string(client_state s);
-std::optional<session_state> parse_session_state(std::string_view text);
-std::optional<end_reason> parse_end_reason(std::string_view text);
-std::optional<client_state> parse_client_state(std::string_view text);
+using sqlite::client_state;
+using sqlite::command_status;
+using sqlite::end_reason;
+using sqlite::session_state;
 
 // The targets a session in `from` may move to (ended is always among them unless `from` is ended).
 const std::vector<session_state>& allowed_transitions(session_state from);
@@ -35,7 +31,19 @@ bool expects_heartbeat(session_state s);
 // requires_action (an approval request is pending) > running (an execution is active) > idle.
 client_state derive_client_state(bool awaiting_approval, bool execution_active);
 
-const std::vector<std::string_view>& all_state_names();
-const std::vector<std::string_view>& all_end_reason_names();
+// A command's lifecycle:
+//
+//   accepted ──> delivered ──> done | failed      (the agent's acknowledgements)
+//      │              │
+//      │              └──────> interrupted       (the agent was lost first)
+//      └──> done | failed | interrupted
+//
+// done, failed and interrupted are final: a command never runs again.
+const std::vector<command_status>& allowed_transitions(command_status from);
+bool transition_allowed(command_status from, command_status to);
+
+// The statuses an agent's acknowledgement may set (PATCH .../commands/{id}): delivered, done,
+// failed. accepted is where a command starts; interrupted is the server's to set.
+bool is_acknowledgement(command_status s);
 
 }  // namespace ordo::sessions

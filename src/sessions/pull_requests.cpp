@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <boost/json.hpp>
 #include <string>
-#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -19,32 +18,33 @@ namespace ordo::sessions {
 
 namespace {
 
-const std::vector<std::string_view> k_pr_states{"open", "merged", "closed"};
-const std::vector<std::string_view> k_review_decisions{"approved", "changes_requested",
-                                                       "review_required", "none"};
-const std::vector<std::string_view> k_mergeabilities{"mergeable", "conflicting", "unknown"};
-const std::vector<std::string_view> k_ci_states{"pending", "passing", "failing", "none"};
-const std::vector<std::string_view> k_check_statuses{
-    "queued", "in_progress", "success", "failure", "cancelled", "skipped", "neutral", "timed_out"};
+using sqlite::check_status;
+using sqlite::ci_state;
+using sqlite::mergeability;
+using sqlite::pr_state;
+using sqlite::review_decision;
+
 constexpr std::size_t k_max_url_bytes = 2048;
 constexpr std::size_t k_max_comment_bytes = 65536;
 
-result<std::string> enum_field(const body_reader& r, std::string_view object,
-                               std::string_view field, const std::vector<std::string_view>& allowed,
-                               std::optional<std::string_view> fallback) {
+// An enumerated field of `object`; absent, `fallback` if there is one.
+template <named_enum E>
+result<E> enum_field(const body_reader& r, std::string_view object, std::string_view field,
+                     std::optional<E> fallback) {
   auto v = r.text(field, false, 64);
   if (!v) return std::move(v).error();
   if (!*v || !**v) {
-    if (fallback) return std::string(*fallback);
+    if (fallback) return *fallback;
     return invalid("missing_field",
                    "field '" + std::string(object) + "." + std::string(field) + "' is required");
   }
-  const std::string& value = ***v;
-  if (std::find(allowed.begin(), allowed.end(), value) == allowed.end()) {
+  const std::string& text = ***v;
+  std::optional<E> value = parse_enum<E>(text);
+  if (!value) {
     return invalid("invalid_enum", "field '" + std::string(object) + "." + std::string(field) +
-                                       "' is '" + value + "'; allowed: " + joined(allowed));
+                                       "' is '" + text + "'; allowed: " + joined_names<E>());
   }
-  return value;
+  return *value;
 }
 
 result<std::optional<std::int64_t>> time_field(const body_reader& r, std::string_view object,
@@ -100,18 +100,18 @@ result<observation> parse_observation(const json::value& body) {
   auto head = pr->text("head_commit", true, 128);
   if (!head) return std::move(head).error();
   if (*head) o.pr.head_commit = **head;
-  for (auto [field, allowed, fallback, target] :
-       {std::tuple{"state", &k_pr_states, std::optional<std::string_view>(), &o.pr.state},
-        std::tuple{"review_decision", &k_review_decisions, std::optional<std::string_view>("none"),
-                   &o.pr.review_decision},
-        std::tuple{"mergeability", &k_mergeabilities, std::optional<std::string_view>("unknown"),
-                   &o.pr.mergeability},
-        std::tuple{"ci_state", &k_ci_states, std::optional<std::string_view>("none"),
-                   &o.pr.ci_state}}) {
-    auto v = enum_field(*pr, "pr", field, *allowed, fallback);
-    if (!v) return std::move(v).error();
-    *target = *v;
-  }
+  auto state = enum_field<pr_state>(*pr, "pr", "state", std::nullopt);
+  if (!state) return std::move(state).error();
+  o.pr.state = *state;
+  auto review = enum_field<review_decision>(*pr, "pr", "review_decision", review_decision::none);
+  if (!review) return std::move(review).error();
+  o.pr.review_decision = *review;
+  auto merge = enum_field<mergeability>(*pr, "pr", "mergeability", mergeability::unknown);
+  if (!merge) return std::move(merge).error();
+  o.pr.mergeability = *merge;
+  auto ci = enum_field<ci_state>(*pr, "pr", "ci_state", ci_state::none);
+  if (!ci) return std::move(ci).error();
+  o.pr.ci_state = *ci;
 
   if (const json::value* checks = top->raw("checks")) {
     if (!checks->is_array()) return invalid("invalid_field", "field 'checks' must be an array");
@@ -126,7 +126,7 @@ result<observation> parse_observation(const json::value& body) {
       if (!name) return std::move(name).error();
       auto commit = r->required_text("commit", 128);
       if (!commit) return std::move(commit).error();
-      auto status = enum_field(*r, "checks[]", "status", k_check_statuses, std::nullopt);
+      auto status = enum_field<check_status>(*r, "checks[]", "status", std::nullopt);
       if (!status) return std::move(status).error();
       auto link = r->text("url", true, k_max_url_bytes);
       if (!link) return std::move(link).error();
@@ -192,8 +192,8 @@ result<observation> parse_observation(const json::value& body) {
   return o;
 }
 
-bool check_failed(std::string_view status) {
-  return status == "failure" || status == "timed_out";
+bool check_failed(check_status status) {
+  return status == check_status::failure || status == check_status::timed_out;
 }
 
 }  // namespace
@@ -216,7 +216,7 @@ void session_service::observe_pr(std::string id, std::optional<std::int64_t> if_
             [&](sqlite::session_row& s, std::vector<event>& events) -> mutation_result {
               // An ended session takes no change, but a poller re-sending what it saw (say the
               // observation that merged the PR, whose answer was lost) is answered as a replay.
-              const bool was_ended = s.state == to_string(session_state::ended);
+              const bool was_ended = s.state == session_state::ended;
 
               // The PR's facts, upserted by URL.
               auto existing = t.pr(o->pr.url);
@@ -241,13 +241,13 @@ void session_service::observe_pr(std::string id, std::optional<std::int64_t> if_
                 const sqlite::pr_row& n = o->pr;
                 update(pr.number, n.number, "number", n.number ? json::value(*n.number) : nullptr);
                 update(pr.title, n.title, "title", optional_text(n.title));
-                merged_now = pr.state != "merged" && n.state == "merged";
-                update(pr.state, n.state, "state", json::value(n.state));
+                merged_now = pr.state != pr_state::merged && n.state == pr_state::merged;
+                update(pr.state, n.state, "state", json::value(to_string(n.state)));
                 update(pr.review_decision, n.review_decision, "review_decision",
-                       json::value(n.review_decision));
+                       json::value(to_string(n.review_decision)));
                 update(pr.mergeability, n.mergeability, "mergeability",
-                       json::value(n.mergeability));
-                update(pr.ci_state, n.ci_state, "ci_state", json::value(n.ci_state));
+                       json::value(to_string(n.mergeability)));
+                update(pr.ci_state, n.ci_state, "ci_state", json::value(to_string(n.ci_state)));
                 update(pr.head_commit, n.head_commit, "head_commit", optional_text(n.head_commit));
                 if (!changes.empty()) {
                   pr.revision += 1;
@@ -261,7 +261,7 @@ void session_service::observe_pr(std::string id, std::optional<std::int64_t> if_
                 pr = o->pr;
                 pr.session_id = id;
                 pr.created_at_ms = pr.updated_at_ms = ctx.now_ms();
-                merged_now = pr.state == "merged";
+                merged_now = pr.state == pr_state::merged;
                 if (auto st = t.insert_pr(pr); !st) return std::move(st).error();
                 json::object d;
                 d["pr"] = pr_json(pr);
@@ -287,7 +287,7 @@ void session_service::observe_pr(std::string id, std::optional<std::int64_t> if_
                     k.completed_at_ms == c.completed_at_ms) {
                   continue;  // seen before, unchanged
                 }
-                std::string previous = k.status;
+                check_status previous = k.status;
                 k.status = c.status;
                 k.url = c.url;
                 k.started_at_ms = c.started_at_ms;
@@ -296,7 +296,7 @@ void session_service::observe_pr(std::string id, std::optional<std::int64_t> if_
                 if (auto st = t.update_check(k); !st) return std::move(st).error();
                 json::object d;
                 d["check"] = check_json(k);
-                d["previous_status"] = previous;
+                d["previous_status"] = to_string(previous);
                 events.push_back({"check.updated", std::move(d)});
               }
               if (auto st = ctx.checkpoint("pr.observation.checks_written"); !st) {

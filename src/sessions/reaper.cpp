@@ -29,8 +29,11 @@ void session_service::reap_once() {
     session_tables t(ctx.statements());
     // Detach sessions whose agent stopped heartbeating; end those detached for too long. Every
     // change goes through the lifecycle functions, like an API call.
-    auto lost =
-        t.sessions_with_heartbeat_before({"starting", "active"}, ctx.now_ms() - heartbeat_timeout);
+    std::vector<session_state> watched;
+    for (session_state state : enum_values<session_state>()) {
+      if (expects_heartbeat(state)) watched.push_back(state);
+    }
+    auto lost = t.sessions_with_heartbeat_before(watched, ctx.now_ms() - heartbeat_timeout);
     if (!lost) return std::move(lost).error();
     for (const auto& id : *lost) {
       auto s = existing_session(t, id);
@@ -45,7 +48,8 @@ void session_service::reap_once() {
     }
     // Looked up after detaching: a session silent for longer than both timeouts (e.g. while
     // ordo was down) is detached and ended in the same pass.
-    auto abandoned = t.sessions_with_heartbeat_before({"detached"}, ctx.now_ms() - detach_timeout);
+    auto abandoned =
+        t.sessions_with_heartbeat_before({session_state::detached}, ctx.now_ms() - detach_timeout);
     if (!abandoned) return std::move(abandoned).error();
     for (const auto& id : *abandoned) {
       auto s = existing_session(t, id);

@@ -50,15 +50,16 @@ failure illegal_transition(session_state from, session_state to) {
 }
 
 failure session_ended(const sqlite::session_row& s) {
+  std::string reason = s.end_reason ? std::string(to_string(*s.end_reason)) : "";
   failure f = make_failure(failure_kind::conflict, "session_ended",
-                           "session '" + s.id + "' has ended (" + s.end_reason.value_or("?") +
+                           "session '" + s.id + "' has ended (" + (reason.empty() ? "?" : reason) +
                                "); it accepts no more changes");
-  f.with("end_reason", "\"" + s.end_reason.value_or("") + "\"");
+  f.with("end_reason", "\"" + reason + "\"");
   return f;
 }
 
 status release_agent_work(write_context& ctx, session_tables& t, const sqlite::session_row& s,
-                          std::string_view execution_reason, std::vector<event>& events) {
+                          sqlite::finish_reason execution_reason, std::vector<event>& events) {
   auto active = t.active_execution(s.id);
   if (!active) return std::move(active).error();
   if (*active) {
@@ -68,17 +69,19 @@ status release_agent_work(write_context& ctx, session_tables& t, const sqlite::s
     }
     json::object d;
     d["generation"] = (*active)->generation;
-    d["reason"] = std::string(execution_reason);
+    d["reason"] = to_string(execution_reason);
     events.push_back({"execution.finished", std::move(d)});
   }
   auto pending = t.pending_commands(s.id);
   if (!pending) return std::move(pending).error();
   for (auto& c : *pending) {
-    if (auto st = t.update_command_status(s.id, c.seq, "interrupted", std::nullopt, ctx.now_ms());
+    assert(transition_allowed(c.status, command_status::interrupted));
+    if (auto st = t.update_command_status(s.id, c.seq, command_status::interrupted, std::nullopt,
+                                          ctx.now_ms());
         !st) {
       return st;
     }
-    c.status = "interrupted";
+    c.status = command_status::interrupted;
     c.updated_at_ms = ctx.now_ms();
     json::object d;
     d["command"] = command_json(c);
@@ -89,12 +92,13 @@ status release_agent_work(write_context& ctx, session_tables& t, const sqlite::s
 
 status apply_transition(write_context& ctx, session_tables& t, sqlite::session_row& s,
                         session_state to, std::string_view cause, std::vector<event>& events) {
-  session_state from = *parse_session_state(s.state);
+  session_state from = s.state;
   if (!transition_allowed(from, to)) return illegal_transition(from, to);
   if (to == session_state::detached) {
-    if (auto st = release_agent_work(ctx, t, s, "lost", events); !st) return st;
+    if (auto st = release_agent_work(ctx, t, s, sqlite::finish_reason::lost, events); !st)
+      return st;
   }
-  s.state = std::string(to_string(to));
+  s.state = to;
   // Entering a state that expects heartbeats starts the reaper's clock afresh.
   if (expects_heartbeat(to)) s.last_heartbeat_ms = ctx.now_ms();
   json::object d;
@@ -107,10 +111,11 @@ status apply_transition(write_context& ctx, session_tables& t, sqlite::session_r
 
 status apply_end(write_context& ctx, session_tables& t, sqlite::session_row& s, end_reason reason,
                  std::string_view cause, std::vector<event>& events) {
-  session_state from = *parse_session_state(s.state);
-  if (auto st = release_agent_work(ctx, t, s, "session_ended", events); !st) return st;
-  s.state = std::string(to_string(session_state::ended));
-  s.end_reason = std::string(to_string(reason));
+  session_state from = s.state;
+  if (auto st = release_agent_work(ctx, t, s, sqlite::finish_reason::session_ended, events); !st)
+    return st;
+  s.state = session_state::ended;
+  s.end_reason = reason;
   s.ended_at_ms = ctx.now_ms();
   json::object d;
   d["from"] = std::string(to_string(from));
@@ -166,7 +171,7 @@ status commit_session_change(write_context& ctx, session_tables& t, sqlite::sess
     auto appended = ctx.append(s.events_stream_id, json::serialize(envelope));
     if (!appended) return std::move(appended).error();
   }
-  if (s.state == to_string(session_state::ended)) return ctx.close(s.events_stream_id);
+  if (s.state == session_state::ended) return ctx.close(s.events_stream_id);
   return ok_v;
 }
 
@@ -196,7 +201,7 @@ result<reply> mutate_session(write_context& ctx, session_tables& t, std::string_
                              const mutation& mutate, const answer& respond) {
   auto s = load_for_change(t, id, if_match);
   if (!s) return std::move(s).error();
-  if (ended == when_ended::refuse && s->state == to_string(session_state::ended)) {
+  if (ended == when_ended::refuse && s->state == session_state::ended) {
     return session_ended(*s);
   }
   std::vector<event> events;

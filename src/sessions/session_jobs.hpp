@@ -67,7 +67,7 @@ struct event {
 
 // Finishes the active execution and interrupts pending commands: what losing the agent means.
 status release_agent_work(write_context& ctx, session_tables& t, const sqlite::session_row& s,
-                          std::string_view execution_reason, std::vector<event>& events);
+                          sqlite::finish_reason execution_reason, std::vector<event>& events);
 // Moves the session to `to` if the lifecycle table allows it (409 illegal_transition if not).
 status apply_transition(write_context& ctx, session_tables& t, sqlite::session_row& s,
                         session_state to, std::string_view cause, std::vector<event>& events);

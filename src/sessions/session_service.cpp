@@ -55,16 +55,18 @@ void session_service::counts(std::function<void(result<session_counts>)> done) {
         if (!states) return (*shared_done)(std::move(states).error());
         auto statuses = t.commands_by_status();
         if (!statuses) return (*shared_done)(std::move(statuses).error());
-        auto count_of = [](const auto& rows, std::string_view name) -> std::int64_t {
+        auto count_of = [](const auto& rows, const auto& wanted) -> std::int64_t {
           for (const auto& [key, n] : rows)
-            if (key == name) return n;
+            if (key == wanted) return n;
           return 0;
         };
         session_counts out;
-        for (std::string_view state : all_state_names())
-          out.sessions_by_state.emplace_back(std::string(state), count_of(*states, state));
-        for (std::string_view status : k_command_statuses)
-          out.commands_by_status.emplace_back(std::string(status), count_of(*statuses, status));
+        for (session_state state : enum_values<session_state>())
+          out.sessions_by_state.emplace_back(std::string(to_string(state)),
+                                             count_of(*states, state));
+        for (command_status status : enum_values<command_status>())
+          out.commands_by_status.emplace_back(std::string(to_string(status)),
+                                              count_of(*statuses, status));
         (*shared_done)(std::move(out));
       },
       [shared_done](const failure& f) { (*shared_done)(f); });

@@ -92,9 +92,6 @@ struct session_counts {
   std::vector<std::pair<std::string, std::int64_t>> sessions_by_state;
   std::vector<std::pair<std::string, std::int64_t>> commands_by_status;
 };
-// Every status a command can have (the commands table's CHECK constraint).
-inline constexpr std::string_view k_command_statuses[] = {"accepted", "delivered", "done", "failed",
-                                                          "interrupted"};
 
 // Failed passes of the background jobs, for /metrics (each is also logged).
 struct background_metrics {

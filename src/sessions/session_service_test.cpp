@@ -219,6 +219,21 @@ class session_service_test : public ::testing::Test {
     return n;
   }
 
+  // Runs `sql` on the database file directly, with the schema's CHECK constraints ignored: how a
+  // file edited outside ordo may come to hold a text no enumerated column allows.
+  void write_behind_ordos_back(const std::string& sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open_v2(db_path().c_str(), &db, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    std::string all = "PRAGMA ignore_check_constraints = ON; " + sql + ";";
+    char* error = nullptr;
+    int rc = sqlite3_exec(db, all.c_str(), nullptr, nullptr, &error);
+    std::string message = error ? error : "";
+    sqlite3_free(error);
+    sqlite3_close(db);
+    ASSERT_EQ(rc, SQLITE_OK) << message;
+  }
+
   // Everything an observation could leave behind is absent.
   void expect_no_pr_state(const std::string& session_id) {
     auto prs = list_prs(session_id);
@@ -395,6 +410,36 @@ TEST_F(session_service_test, a_check_with_an_unknown_status_is_refused_listing_t
             std::string::npos)
       << message;
   expect_no_pr_state(id);
+}
+
+// Regression: a session state the lifecycle does not know, read from the database, was taken
+// out of an empty std::optional by every transition and end (undefined behaviour: an index out
+// of the transition table). It is now a damaged database, refused before anything changes.
+TEST_F(session_service_test,
+       an_unknown_stored_state_is_a_damaged_database_not_undefined_behaviour) {
+  std::string id = make_session();
+  ASSERT_FALSE(id.empty());
+  write_behind_ordos_back("UPDATE sessions SET state = 'dreaming' WHERE id = '" + id + "'");
+  auto expect_corrupt = [](const result<reply>& r, const char* call) {
+    ASSERT_FALSE(r) << call;
+    EXPECT_EQ(r.error().kind, failure_kind::internal) << call;
+    EXPECT_EQ(r.error().code, "storage_corrupt") << call;
+    EXPECT_NE(r.error().message.find("sessions.state holds 'dreaming'"), std::string::npos)
+        << call << ": " << r.error().message;
+  };
+  expect_corrupt(await([&](reply_callback done) {
+                   service_->transition(id, std::nullopt, json::parse(R"({"to": "starting"})"),
+                                        std::move(done));
+                 }),
+                 "transition");
+  expect_corrupt(await([&](reply_callback done) {
+                   service_->end(id, std::nullopt, json::parse(R"({"reason": "killed"})"),
+                                 std::move(done));
+                 }),
+                 "end");
+  expect_corrupt(await([&](reply_callback done) { service_->get_session(id, std::move(done)); }),
+                 "get");
+  EXPECT_EQ(count_rows("sessions WHERE state = 'dreaming'"), 1) << "nothing was written";
 }
 
 TEST_F(session_service_test, observing_a_pr_of_a_missing_session_is_not_found) {

@@ -78,11 +78,11 @@ void session_service::create_session(std::string project_id, json::value body,
         }
         sqlite::session_row s;
         s.number = (*p)->next_session_number;
-        (*p)->next_session_number += 1;
+        (*p)->next_session_number = s.number.next();
         if (auto st = t.update_project(**p); !st) return std::move(st).error();
-        s.id = project_id + "-" + std::to_string(s.number);
+        s.id = session_id(project_id, s.number);
         s.project_id = project_id;
-        s.state = std::string(to_string(session_state::created));
+        s.state = session_state::created;
         s.revision = 0;  // commit_session_change makes the first revision 1
         s.created_at_ms = s.updated_at_ms = ctx.now_ms();
         json::object changes;
@@ -121,20 +121,19 @@ void session_service::list_sessions(session_list_query q, reply_callback done) {
         sqlite::session_filter f;
         f.project_id = q.project_id;
         if (q.state) {
-          if (!parse_session_state(*q.state)) {
-            return invalid("invalid_state", "state '" + *q.state +
-                                                "' is not one of created, starting, active, "
-                                                "suspended, detached, closing, ended");
+          f.state = parse_enum<session_state>(*q.state);
+          if (!f.state) {
+            return invalid("invalid_state", "state '" + *q.state + "' is not one of " +
+                                                joined_names<session_state>());
           }
-          f.state = q.state;
         }
         if (q.client_state) {
-          if (!parse_client_state(*q.client_state)) {
-            return invalid("invalid_client_state",
-                           "client_state '" + *q.client_state +
-                               "' is not one of idle, running, requires_action");
+          f.client_state = parse_enum<client_state>(*q.client_state);
+          if (!f.client_state) {
+            return invalid("invalid_client_state", "client_state '" + *q.client_state +
+                                                       "' is not one of " +
+                                                       joined_names<client_state>());
           }
-          f.client_state = q.client_state;
         }
         if (q.cursor) {
           try {
@@ -212,7 +211,7 @@ void session_service::transition(std::string id, std::optional<std::int64_t> if_
         if (!r) return std::move(r).error();
         auto to_text = r->required_text("to", 32);
         if (!to_text) return std::move(to_text).error();
-        auto to = parse_session_state(*to_text);
+        auto to = parse_enum<session_state>(*to_text);
         if (!to) {
           return invalid("invalid_state",
                          "'to' must be one of starting, active, suspended, detached, closing");
@@ -243,18 +242,17 @@ void session_service::end(std::string id, std::optional<std::int64_t> if_match, 
         if (!r) return std::move(r).error();
         auto reason_text = r->required_text("reason", 32);
         if (!reason_text) return std::move(reason_text).error();
-        auto reason = parse_end_reason(*reason_text);
+        auto reason = parse_enum<end_reason>(*reason_text);
         if (!reason) {
           return invalid("invalid_end_reason",
-                         "'reason' must be one of completed, killed, failed, pr_merged, reaped, "
-                         "cancelled");
+                         "'reason' must be one of " + joined_names<end_reason>());
         }
         // Ending an ended session with the same reason is a retry: answer what is stored,
         // before If-Match (the retry carries the revision the first attempt changed).
         auto current = t.session(id);
         if (!current) return std::move(current).error();
-        if (*current && (*current)->state == to_string(session_state::ended)) {
-          if ((*current)->end_reason != *reason_text) return session_ended(**current);
+        if (*current && (*current)->state == session_state::ended) {
+          if ((*current)->end_reason != *reason) return session_ended(**current);
           auto reply_value = session_reply(t, id, reply_kind::ok);
           if (reply_value) reply_value->replayed = true;
           return reply_value;
@@ -283,7 +281,7 @@ void session_service::heartbeat(std::string id, reply_callback done) {
               // A heartbeat is a liveness signal, not a change: it bumps no revision and emits
               // no event, unless it brings a detached session back.
               s.last_heartbeat_ms = ctx.now_ms();
-              if (s.state == to_string(session_state::detached)) {
+              if (s.state == session_state::detached) {
                 if (auto st =
                         apply_transition(ctx, t, s, session_state::active, "heartbeat", events);
                     !st) {

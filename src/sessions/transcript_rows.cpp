@@ -18,16 +18,13 @@ namespace ordo::sessions {
 
 namespace {
 
-const std::vector<std::string_view> k_row_kinds{
-    "user",  "assistant", "tool_call", "tool_result", "approval_request", "approval_response",
-    "system"};
-const std::vector<std::string_view> k_row_statuses{"pending",  "in_progress", "complete", "failed",
-                                                   "approved", "denied",      "cancelled"};
+using sqlite::row_kind;
+using sqlite::row_status;
 
 struct row_fields {
   std::optional<std::string> row_id;
-  std::optional<std::string> kind;
-  std::optional<std::string> status;
+  std::optional<row_kind> kind;
+  std::optional<row_status> status;
   std::optional<std::string> body;            // as sent (serialized)
   std::optional<std::string> body_canonical;  // for telling a change from a repetition
 };
@@ -46,19 +43,18 @@ result<row_fields> read_row_fields(const json::value& body, bool allow_row_id) {
   auto kind = r->text("kind", false, 32);
   if (!kind) return std::move(kind).error();
   if (*kind) {
-    if (std::find(k_row_kinds.begin(), k_row_kinds.end(), ***kind) == k_row_kinds.end()) {
-      return invalid("invalid_row_kind", "'kind' must be one of " + joined(k_row_kinds));
+    f.kind = parse_enum<row_kind>(***kind);
+    if (!f.kind) {
+      return invalid("invalid_row_kind", "'kind' must be one of " + joined_names<row_kind>());
     }
-    f.kind = **kind;
   }
   auto status = r->text("status", false, 32);
   if (!status) return std::move(status).error();
   if (*status) {
-    if (std::find(k_row_statuses.begin(), k_row_statuses.end(), ***status) ==
-        k_row_statuses.end()) {
-      return invalid("invalid_row_status", "'status' must be one of " + joined(k_row_statuses));
+    f.status = parse_enum<row_status>(***status);
+    if (!f.status) {
+      return invalid("invalid_row_status", "'status' must be one of " + joined_names<row_status>());
     }
-    f.status = **status;
   }
   if (const json::value* b = r->raw("body")) {
     f.body = json::serialize(*b);
@@ -142,7 +138,7 @@ void session_service::append_row(std::string id, std::optional<std::int64_t> if_
                                         " updates it in place");
               }
               r.kind = *f->kind;
-              r.status = f->status.value_or("complete");
+              r.status = f->status.value_or(row_status::complete);
               r.body = *f->body;
               r.request_id = key;
               if (key) r.request_body = canonical;
@@ -218,7 +214,7 @@ void session_service::upsert_row(std::string id, std::string row_id,
                 s.next_row_seq += 1;
                 r.row_id = row_id;
                 r.kind = *f->kind;
-                r.status = f->status.value_or("complete");
+                r.status = f->status.value_or(row_status::complete);
                 r.body = *f->body;
                 r.created_at_ms = r.updated_at_ms = ctx.now_ms();
                 if (auto st = t.insert_row(r); !st) return std::move(st).error();

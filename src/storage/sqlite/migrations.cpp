@@ -37,6 +37,8 @@
 //
 // Sessions (version 2)
 // --------------------
+// Every CHECK (column IN (...)) below lists the texts of one enum of session_enums.hpp, in its
+// order (session_enums_test.cpp compares them): renaming or adding one is a migration.
 // projects: id is a slug; archived_at_ms is a soft delete (a session's project always
 //   resolves). next_session_number hands out session numbers: only ever incremented, so a
 //   number is never reused even if sessions are removed.

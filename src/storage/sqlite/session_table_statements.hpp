@@ -2,17 +2,33 @@
 // prepares its SQL once per connection (ORDO_PREPARE, through the statement cache), binds, and
 // reads no row or one (one()), every row (all()) or runs it to completion (run()). Every
 // statement is reset when done, whatever the outcome, so a failure never leaves one busy.
+// Enumerated columns are bound and read through their one mapping (session_enums.hpp): a row
+// reader that meets a text naming no value returns the failure instead of the row.
 // Internal to storage/sqlite/.
 #pragma once
 
 #include <optional>
+#include <string_view>
 #include <utility>
 #include <vector>
 
+#include "base/enum_names.hpp"
 #include "base/result.hpp"
 #include "storage/sqlite/connection.hpp"
+#include "storage/sqlite/session_enums.hpp"
 
 namespace ordo::sqlite::session_statements {
+
+// What a row reader returned, as a result: readers of rows without enumerated columns cannot
+// fail and return the row itself.
+template <class Row>
+result<Row> checked(Row row) {
+  return row;
+}
+template <class Row>
+result<Row> checked(result<Row> row) {
+  return row;
+}
 
 template <class Row, class Reader>
 result<std::optional<Row>> one(statement* s, Reader read) {
@@ -20,7 +36,9 @@ result<std::optional<Row>> one(statement* s, Reader read) {
   auto row = use->step();
   if (!row) return std::move(row).error();
   if (!*row) return std::optional<Row>();
-  return std::optional<Row>(read(*use));
+  result<Row> r = checked<Row>(read(*use));
+  if (!r) return std::move(r).error();
+  return std::optional<Row>(std::move(*r));
 }
 
 template <class Row, class Reader>
@@ -31,7 +49,9 @@ result<std::vector<Row>> all(statement* s, Reader read) {
     auto row = use->step();
     if (!row) return std::move(row).error();
     if (!*row) break;
-    out.push_back(read(*use));
+    result<Row> r = checked<Row>(read(*use));
+    if (!r) return std::move(r).error();
+    out.push_back(std::move(*r));
   }
   return out;
 }
@@ -40,6 +60,56 @@ inline status run(statement* s) {
   statement_use use(s);
   return use->run();
 }
+
+template <named_enum E>
+void bind_enum(statement& s, int index, E value) {
+  s.bind_text(index, to_string(value));
+}
+template <named_enum E>
+void bind_enum(statement& s, int index, const std::optional<E>& value) {
+  if (value) {
+    s.bind_text(index, to_string(*value));
+  } else {
+    s.bind_null(index);
+  }
+}
+
+// Reads the enumerated columns of one result row; the first text that names no value becomes
+// the row's failure (storage_corrupt, stored_enum()).
+class enum_columns {
+ public:
+  explicit enum_columns(const statement& s) : s_(s) {}
+
+  // `column` is "table.column", for the failure's message.
+  template <named_enum E>
+  void read(int index, std::string_view column, E& into) {
+    auto value = stored_enum<E>(column, s_.column_text(index));
+    if (value) {
+      into = *value;
+    } else if (!error_) {
+      error_ = std::move(value).error();
+    }
+  }
+  template <named_enum E>
+  void read(int index, std::string_view column, std::optional<E>& into) {
+    into.reset();
+    if (s_.column_is_null(index)) return;
+    E value{};
+    read(index, column, value);
+    into = value;
+  }
+
+  // `row`, or the failure of its first unknown text.
+  template <class Row>
+  result<Row> checked(Row row) && {
+    if (error_) return std::move(*error_);
+    return row;
+  }
+
+ private:
+  const statement& s_;
+  std::optional<failure> error_;
+};
 
 }  // namespace ordo::sqlite::session_statements
 

@@ -27,11 +27,13 @@ project_row read_project(const statement& s) {
   r.updated_at_ms = s.column_int64(6);
   r.archived_at_ms = s.column_optional_int64(7);
   r.revision = s.column_int64(8);
-  r.next_session_number = s.column_int64(9);
+  r.next_session_number = session_number{s.column_int64(9)};
   return r;
 }
 
-// The derived client state, as SQL over one session row `s`.
+// The derived client state, as SQL over one session row `s`. The quoted texts are those of
+// session_enums.hpp, written out like the condition of the partial index rows_awaiting_action,
+// which this lookup is meant to use.
 constexpr std::string_view k_awaiting_approval =
     "EXISTS (SELECT 1 FROM rows r WHERE r.session_id = s.id AND r.kind = 'approval_request' "
     "AND r.status = 'pending')";
@@ -51,14 +53,15 @@ std::string session_select() {
          std::string(k_awaiting_approval) + " FROM sessions s";
 }
 
-session_row read_session(const statement& s) {
+result<session_row> read_session(const statement& s) {
   session_row r;
+  enum_columns enums(s);
   r.seq = s.column_int64(0);
   r.id = std::string(s.column_text(1));
   r.project_id = std::string(s.column_text(2));
-  r.number = s.column_int64(3);
-  r.state = std::string(s.column_text(4));
-  r.end_reason = s.column_optional_text(5);
+  r.number = session_number{s.column_int64(3)};
+  enums.read(4, "sessions.state", r.state);
+  enums.read(5, "sessions.end_reason", r.end_reason);
   r.revision = s.column_int64(6);
   r.agent_kind = s.column_optional_text(7);
   r.model = s.column_optional_text(8);
@@ -77,7 +80,7 @@ session_row read_session(const statement& s) {
   r.active_generation = s.column_optional_int64(21);
   r.active_started_at_ms = s.column_optional_int64(22);
   r.awaiting_approval = s.column_int64(23) != 0;
-  return r;
+  return std::move(enums).checked(std::move(r));
 }
 
 }  // namespace
@@ -102,7 +105,7 @@ status session_tables::insert_project(const project_row& r) {
   s->bind_int64(7, r.updated_at_ms);
   s->bind_optional_int64(8, r.archived_at_ms);
   s->bind_int64(9, r.revision);
-  s->bind_int64(10, r.next_session_number);
+  s->bind_int64(10, r.next_session_number.value());
   return run(s);
 }
 
@@ -118,7 +121,7 @@ status session_tables::update_project(const project_row& r) {
   s->bind_int64(5, r.updated_at_ms);
   s->bind_optional_int64(6, r.archived_at_ms);
   s->bind_int64(7, r.revision);
-  s->bind_int64(8, r.next_session_number);
+  s->bind_int64(8, r.next_session_number.value());
   s->bind_text(9, r.id);
   return run(s);
 }
@@ -146,9 +149,9 @@ status session_tables::insert_session(const session_row& r) {
                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   s->bind_text(1, r.id);
   s->bind_text(2, r.project_id);
-  s->bind_int64(3, r.number);
-  s->bind_text(4, r.state);
-  s->bind_optional_text(5, r.end_reason);
+  s->bind_int64(3, r.number.value());
+  bind_enum(*s, 4, r.state);
+  bind_enum(*s, 5, r.end_reason);
   s->bind_int64(6, r.revision);
   s->bind_optional_text(7, r.agent_kind);
   s->bind_optional_text(8, r.model);
@@ -173,8 +176,8 @@ status session_tables::update_session(const session_row& r) {
                "model = ?, title = ?, branch = ?, workspace_path = ?, tags = ?, "
                "last_heartbeat_ms = ?, updated_at_ms = ?, ended_at_ms = ?, next_row_seq = ?, "
                "next_command_seq = ?, next_generation = ? WHERE id = ?");
-  s->bind_text(1, r.state);
-  s->bind_optional_text(2, r.end_reason);
+  bind_enum(*s, 1, r.state);
+  bind_enum(*s, 2, r.end_reason);
   s->bind_int64(3, r.revision);
   s->bind_optional_text(4, r.agent_kind);
   s->bind_optional_text(5, r.model);
@@ -197,6 +200,7 @@ result<std::vector<session_row>> session_tables::sessions(const session_filter& 
   if (f.project_id) sql += " AND s.project_id = ?1";
   if (f.state) sql += " AND s.state = ?2";
   if (f.client_state) {
+    // sessions/lifecycle.hpp's derive_client_state(), and an ended session is idle (session_json).
     sql += " AND (CASE WHEN s.state = 'ended' THEN 'idle' WHEN " +
            std::string(k_awaiting_approval) + " THEN 'requires_action' WHEN " +
            std::string(k_active_generation) + " IS NOT NULL THEN 'running' ELSE 'idle' END) = ?3";
@@ -205,8 +209,8 @@ result<std::vector<session_row>> session_tables::sessions(const session_filter& 
   sql += " ORDER BY s.seq DESC LIMIT ?5";
   ORDO_PREPARE(s, sql);
   if (f.project_id) s->bind_text(1, *f.project_id);
-  if (f.state) s->bind_text(2, *f.state);
-  if (f.client_state) s->bind_text(3, *f.client_state);
+  if (f.state) bind_enum(*s, 2, *f.state);
+  if (f.client_state) bind_enum(*s, 3, *f.client_state);
   if (f.before_seq) s->bind_int64(4, *f.before_seq);
   s->bind_int64(5, f.limit);
   return all<session_row>(s, read_session);
@@ -225,34 +229,39 @@ result<std::optional<std::int64_t>> session_tables::stream_by_path(std::string_v
 
 namespace {
 
-result<std::vector<std::pair<std::string, std::int64_t>>> counts(statement* s) {
-  return all<std::pair<std::string, std::int64_t>>(s, [](const statement& st) {
-    return std::pair{std::string(st.column_text(0)), st.column_int64(1)};
-  });
+// (value, count) rows of a GROUP BY over the enumerated column `column`.
+template <named_enum E>
+result<std::vector<std::pair<E, std::int64_t>>> counts(statement* s, std::string_view column) {
+  return all<std::pair<E, std::int64_t>>(
+      s, [column](const statement& st) -> result<std::pair<E, std::int64_t>> {
+        auto value = stored_enum<E>(column, st.column_text(0));
+        if (!value) return std::move(value).error();
+        return std::pair{*value, st.column_int64(1)};
+      });
 }
 
 }  // namespace
 
-result<std::vector<std::pair<std::string, std::int64_t>>> session_tables::sessions_by_state() {
+result<std::vector<std::pair<session_state, std::int64_t>>> session_tables::sessions_by_state() {
   ORDO_PREPARE(s, "SELECT state, COUNT(*) FROM sessions GROUP BY state");
-  return counts(s);
+  return counts<session_state>(s, "sessions.state");
 }
 
-result<std::vector<std::pair<std::string, std::int64_t>>> session_tables::commands_by_status() {
+result<std::vector<std::pair<command_status, std::int64_t>>> session_tables::commands_by_status() {
   ORDO_PREPARE(s, "SELECT status, COUNT(*) FROM commands GROUP BY status");
-  return counts(s);
+  return counts<command_status>(s, "commands.status");
 }
 
 result<std::vector<std::string>> session_tables::sessions_with_heartbeat_before(
-    const std::vector<std::string>& states, std::int64_t before_ms) {
+    const std::vector<session_state>& states, std::int64_t before_ms) {
   std::string sql = "SELECT id FROM sessions WHERE state IN (";
   for (std::size_t i = 0; i < states.size(); ++i)
     sql += i ? ", ?" : "?";
   sql += ") AND COALESCE(last_heartbeat_ms, created_at_ms) < ? ORDER BY seq";
   ORDO_PREPARE(s, sql);
   int i = 1;
-  for (const auto& state : states)
-    s->bind_text(i++, state);
+  for (session_state state : states)
+    bind_enum(*s, i++, state);
   s->bind_int64(i, before_ms);
   return all<std::string>(s, [](const statement& st) { return std::string(st.column_text(0)); });
 }

@@ -7,6 +7,9 @@
 // the session's event stream), session_tables_executions.cpp, session_tables_commands.cpp,
 // session_tables_rows.cpp and session_tables_pull_requests.cpp; how they run their statements
 // is in session_table_statements.hpp.
+//
+// Enumerated columns are enums in the rows (session_enums.hpp has each one's texts); a text read
+// that names no value fails the read with storage_corrupt.
 #pragma once
 
 #include <cstdint>
@@ -17,9 +20,16 @@
 #include <vector>
 
 #include "base/result.hpp"
+#include "base/strong_id.hpp"
 #include "storage/sqlite/connection.hpp"
+#include "storage/sqlite/session_enums.hpp"
 
 namespace ordo::sqlite {
+
+// A session's number within its project, the N of its id "{project}-{N}": handed out in order by
+// the project's next_session_number and never reused. An integer only here (the tables) and in
+// what the API shows.
+using session_number = strong_id<struct session_number_tag>;
 
 struct project_row {
   std::string id;
@@ -31,16 +41,16 @@ struct project_row {
   std::int64_t updated_at_ms = 0;
   std::optional<std::int64_t> archived_at_ms;
   std::int64_t revision = 1;
-  std::int64_t next_session_number = 1;
+  session_number next_session_number{1};
 };
 
 struct session_row {
   std::int64_t seq = 0;
   std::string id;
   std::string project_id;
-  std::int64_t number = 0;
-  std::string state;
-  std::optional<std::string> end_reason;
+  session_number number;
+  session_state state = session_state::created;
+  std::optional<sqlite::end_reason> end_reason;  // exactly when state is ended
   std::int64_t revision = 1;
   std::optional<std::string> agent_kind;
   std::optional<std::string> model;
@@ -67,7 +77,7 @@ struct execution_row {
   std::int64_t generation = 0;
   std::int64_t started_at_ms = 0;
   std::optional<std::int64_t> finished_at_ms;
-  std::optional<std::string> finish_reason;
+  std::optional<sqlite::finish_reason> finish_reason;  // exactly when finished
 };
 
 struct command_row {
@@ -75,7 +85,7 @@ struct command_row {
   std::int64_t seq = 0;
   std::string request_id;
   std::string body;  // canonical JSON
-  std::string status;
+  command_status status = command_status::accepted;
   std::optional<std::string> result;  // JSON
   std::int64_t created_at_ms = 0;
   std::int64_t updated_at_ms = 0;
@@ -85,8 +95,8 @@ struct transcript_row {
   std::string session_id;
   std::int64_t seq = 0;
   std::string row_id;
-  std::string kind;
-  std::string status;
+  row_kind kind = row_kind::user;
+  row_status status = row_status::complete;
   std::string body;  // canonical JSON
   std::int64_t revision = 1;
   std::optional<std::string> request_id;
@@ -100,10 +110,10 @@ struct pr_row {
   std::string session_id;
   std::optional<std::int64_t> number;
   std::optional<std::string> title;
-  std::string state;
-  std::string review_decision;
-  std::string mergeability;
-  std::string ci_state;
+  pr_state state = pr_state::open;
+  sqlite::review_decision review_decision = sqlite::review_decision::none;
+  sqlite::mergeability mergeability = sqlite::mergeability::unknown;
+  sqlite::ci_state ci_state = sqlite::ci_state::none;
   std::optional<std::string> head_commit;
   std::int64_t revision = 1;
   std::int64_t next_check_seq = 1;
@@ -116,7 +126,7 @@ struct check_row {
   std::string name;
   std::string commit_sha;
   std::int64_t seq = 0;
-  std::string status;
+  check_status status = check_status::queued;
   std::optional<std::string> url;
   std::optional<std::int64_t> started_at_ms;
   std::optional<std::int64_t> completed_at_ms;
@@ -138,9 +148,9 @@ struct comment_row {
 
 struct session_filter {
   std::optional<std::string> project_id;
-  std::optional<std::string> state;
-  std::optional<std::string> client_state;  // idle, running, requires_action
-  std::optional<std::int64_t> before_seq;   // paging: sessions created before this one
+  std::optional<session_state> state;
+  std::optional<sqlite::client_state> client_state;
+  std::optional<std::int64_t> before_seq;  // paging: sessions created before this one
   int limit = 50;
 };
 
@@ -173,11 +183,11 @@ class session_tables {
   result<std::optional<std::int64_t>> stream_by_path(std::string_view path);
   // How many sessions are in each state, and commands in each status (states with none are
   // left out): what /metrics reports.
-  result<std::vector<std::pair<std::string, std::int64_t>>> sessions_by_state();
-  result<std::vector<std::pair<std::string, std::int64_t>>> commands_by_status();
+  result<std::vector<std::pair<session_state, std::int64_t>>> sessions_by_state();
+  result<std::vector<std::pair<command_status, std::int64_t>>> commands_by_status();
   // Sessions in `states` whose last heartbeat is older than `before_ms`.
   result<std::vector<std::string>> sessions_with_heartbeat_before(
-      const std::vector<std::string>& states, std::int64_t before_ms);
+      const std::vector<session_state>& states, std::int64_t before_ms);
 
   // ---- executions
   result<std::optional<execution_row>> execution(std::string_view session_id,
@@ -186,15 +196,15 @@ class session_tables {
   result<std::vector<execution_row>> executions(std::string_view session_id);
   status insert_execution(const execution_row& row);
   status finish_execution(std::string_view session_id, std::int64_t generation,
-                          std::int64_t finished_at_ms, std::string_view reason);
+                          std::int64_t finished_at_ms, finish_reason reason);
 
   // ---- commands
   result<std::optional<command_row>> command(std::string_view session_id, std::int64_t seq);
   result<std::optional<command_row>> command_by_request(std::string_view session_id,
                                                         std::string_view request_id);
   status insert_command(const command_row& row);
-  status update_command_status(std::string_view session_id, std::int64_t seq,
-                               std::string_view status, const std::optional<std::string>& result,
+  status update_command_status(std::string_view session_id, std::int64_t seq, command_status status,
+                               const std::optional<std::string>& result,
                                std::int64_t updated_at_ms);
   // Accepted or delivered commands, in sequence order.
   result<std::vector<command_row>> pending_commands(std::string_view session_id);

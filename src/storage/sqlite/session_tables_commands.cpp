@@ -12,15 +12,18 @@ namespace {
 constexpr std::string_view k_command_columns =
     "session_id, seq, request_id, body, status, result, created_at_ms, updated_at_ms";
 
-command_row read_command(const statement& s) {
-  return command_row{std::string(s.column_text(0)),
-                     s.column_int64(1),
-                     std::string(s.column_text(2)),
-                     std::string(s.column_text(3)),
-                     std::string(s.column_text(4)),
-                     s.column_optional_text(5),
-                     s.column_int64(6),
-                     s.column_int64(7)};
+result<command_row> read_command(const statement& s) {
+  command_row r;
+  enum_columns enums(s);
+  r.session_id = std::string(s.column_text(0));
+  r.seq = s.column_int64(1);
+  r.request_id = std::string(s.column_text(2));
+  r.body = std::string(s.column_text(3));
+  enums.read(4, "commands.status", r.status);
+  r.result = s.column_optional_text(5);
+  r.created_at_ms = s.column_int64(6);
+  r.updated_at_ms = s.column_int64(7);
+  return std::move(enums).checked(std::move(r));
 }
 
 }  // namespace
@@ -50,7 +53,7 @@ status session_tables::insert_command(const command_row& r) {
   s->bind_int64(2, r.seq);
   s->bind_text(3, r.request_id);
   s->bind_text(4, r.body);
-  s->bind_text(5, r.status);
+  bind_enum(*s, 5, r.status);
   s->bind_optional_text(6, r.result);
   s->bind_int64(7, r.created_at_ms);
   s->bind_int64(8, r.updated_at_ms);
@@ -58,13 +61,13 @@ status session_tables::insert_command(const command_row& r) {
 }
 
 status session_tables::update_command_status(std::string_view session_id, std::int64_t seq,
-                                             std::string_view status,
+                                             command_status status,
                                              const std::optional<std::string>& result,
                                              std::int64_t updated_at_ms) {
   ORDO_PREPARE(s,
                "UPDATE commands SET status = ?, result = COALESCE(?, result), updated_at_ms = ? "
                "WHERE session_id = ? AND seq = ?");
-  s->bind_text(1, status);
+  bind_enum(*s, 1, status);
   s->bind_optional_text(2, result);
   s->bind_int64(3, updated_at_ms);
   s->bind_text(4, session_id);

@@ -9,9 +9,15 @@ using namespace session_statements;
 
 namespace {
 
-execution_row read_execution(const statement& s) {
-  return execution_row{std::string(s.column_text(0)), s.column_int64(1), s.column_int64(2),
-                       s.column_optional_int64(3), s.column_optional_text(4)};
+result<execution_row> read_execution(const statement& s) {
+  execution_row r;
+  enum_columns enums(s);
+  r.session_id = std::string(s.column_text(0));
+  r.generation = s.column_int64(1);
+  r.started_at_ms = s.column_int64(2);
+  r.finished_at_ms = s.column_optional_int64(3);
+  enums.read(4, "executions.finish_reason", r.finish_reason);
+  return std::move(enums).checked(std::move(r));
 }
 
 }  // namespace
@@ -52,12 +58,12 @@ status session_tables::insert_execution(const execution_row& r) {
 }
 
 status session_tables::finish_execution(std::string_view session_id, std::int64_t generation,
-                                        std::int64_t finished_at_ms, std::string_view reason) {
+                                        std::int64_t finished_at_ms, finish_reason reason) {
   ORDO_PREPARE(s,
                "UPDATE executions SET finished_at_ms = ?, finish_reason = ? "
                "WHERE session_id = ? AND generation = ? AND finished_at_ms IS NULL");
   s->bind_int64(1, finished_at_ms);
-  s->bind_text(2, reason);
+  bind_enum(*s, 2, reason);
   s->bind_text(3, session_id);
   s->bind_int64(4, generation);
   return run(s);

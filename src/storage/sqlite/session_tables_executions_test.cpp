@@ -1,5 +1,6 @@
 // session_tables' executions against a real SQLite file: one is active until finished, and
-// finishes once. Error paths: a second active execution and an unknown finish reason are refused.
+// finishes once. Error paths: a second active execution is refused, and an unknown stored finish
+// reason reads as a damaged database.
 #include "storage/sqlite/session_tables_test_fixture.hpp"
 
 namespace ordo::sqlite::tables_test {
@@ -13,12 +14,13 @@ TEST_F(session_tables_test, an_execution_is_active_until_finished_and_finishes_o
   EXPECT_EQ((*active)->generation, 1);
   EXPECT_FALSE((*active)->finished_at_ms);
 
-  ASSERT_TRUE(tables_->finish_execution("s1", 1, 200, "completed"));
-  ASSERT_TRUE(tables_->finish_execution("s1", 1, 300, "failed"));  // already finished: no-op
+  ASSERT_TRUE(tables_->finish_execution("s1", 1, 200, finish_reason::completed));
+  ASSERT_TRUE(
+      tables_->finish_execution("s1", 1, 300, finish_reason::failed));  // already finished: no-op
   auto done = tables_->execution("s1", 1);
   ASSERT_TRUE(done && *done);
   EXPECT_EQ((*done)->finished_at_ms, 200);
-  EXPECT_EQ((*done)->finish_reason, "completed");
+  EXPECT_EQ((*done)->finish_reason, finish_reason::completed);
   active = tables_->active_execution("s1");
   ASSERT_TRUE(active);
   EXPECT_FALSE(*active);
@@ -43,10 +45,18 @@ TEST_F(session_tables_test, a_second_active_execution_of_a_session_is_refused) {
   EXPECT_FALSE(tables_->insert_execution({"s1", 2, 200, std::nullopt, std::nullopt}));
   EXPECT_FALSE(tables_->insert_execution({"s1", 1, 300, std::nullopt, std::nullopt}))
       << "(session, generation) is the key";
-  EXPECT_FALSE(tables_->finish_execution("s1", 1, 400, "bored")) << "finish_reason is an enum";
   auto active = tables_->active_execution("s1");
   ASSERT_TRUE(active && *active);
   EXPECT_EQ((*active)->generation, 1);
+}
+
+TEST_F(session_tables_test, a_finish_reason_the_schema_does_not_know_reads_as_a_damaged_database) {
+  ASSERT_TRUE(tables_->insert_session(session("s1", "p1", 1)));
+  ASSERT_TRUE(tables_->insert_execution({"s1", 1, 100, std::nullopt, std::nullopt}));
+  ASSERT_TRUE(tables_->finish_execution("s1", 1, 200, finish_reason::completed));
+  write_behind_ordos_back("UPDATE executions SET finish_reason = 'bored'");
+  EXPECT_TRUE(damaged(tables_->execution("s1", 1), "executions.finish_reason holds 'bored'"));
+  EXPECT_TRUE(damaged(tables_->executions("s1"), "executions.finish_reason"));
 }
 
 }  // namespace

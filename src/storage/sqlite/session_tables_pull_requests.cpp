@@ -13,41 +13,43 @@ constexpr std::string_view k_pr_columns =
     "url, session_id, number, title, state, review_decision, mergeability, ci_state, "
     "head_commit, revision, next_check_seq, created_at_ms, updated_at_ms";
 
-pr_row read_pr(const statement& s) {
+result<pr_row> read_pr(const statement& s) {
   pr_row r;
+  enum_columns enums(s);
   r.url = std::string(s.column_text(0));
   r.session_id = std::string(s.column_text(1));
   r.number = s.column_optional_int64(2);
   r.title = s.column_optional_text(3);
-  r.state = std::string(s.column_text(4));
-  r.review_decision = std::string(s.column_text(5));
-  r.mergeability = std::string(s.column_text(6));
-  r.ci_state = std::string(s.column_text(7));
+  enums.read(4, "prs.state", r.state);
+  enums.read(5, "prs.review_decision", r.review_decision);
+  enums.read(6, "prs.mergeability", r.mergeability);
+  enums.read(7, "prs.ci_state", r.ci_state);
   r.head_commit = s.column_optional_text(8);
   r.revision = s.column_int64(9);
   r.next_check_seq = s.column_int64(10);
   r.created_at_ms = s.column_int64(11);
   r.updated_at_ms = s.column_int64(12);
-  return r;
+  return std::move(enums).checked(std::move(r));
 }
 
 constexpr std::string_view k_check_columns =
     "pr_url, name, commit_sha, seq, status, url, started_at_ms, completed_at_ms, created_at_ms, "
     "updated_at_ms";
 
-check_row read_check(const statement& s) {
+result<check_row> read_check(const statement& s) {
   check_row r;
+  enum_columns enums(s);
   r.pr_url = std::string(s.column_text(0));
   r.name = std::string(s.column_text(1));
   r.commit_sha = std::string(s.column_text(2));
   r.seq = s.column_int64(3);
-  r.status = std::string(s.column_text(4));
+  enums.read(4, "pr_checks.status", r.status);
   r.url = s.column_optional_text(5);
   r.started_at_ms = s.column_optional_int64(6);
   r.completed_at_ms = s.column_optional_int64(7);
   r.created_at_ms = s.column_int64(8);
   r.updated_at_ms = s.column_int64(9);
-  return r;
+  return std::move(enums).checked(std::move(r));
 }
 
 constexpr std::string_view k_comment_columns =
@@ -82,10 +84,10 @@ status session_tables::insert_pr(const pr_row& r) {
   s->bind_text(2, r.session_id);
   s->bind_optional_int64(3, r.number);
   s->bind_optional_text(4, r.title);
-  s->bind_text(5, r.state);
-  s->bind_text(6, r.review_decision);
-  s->bind_text(7, r.mergeability);
-  s->bind_text(8, r.ci_state);
+  bind_enum(*s, 5, r.state);
+  bind_enum(*s, 6, r.review_decision);
+  bind_enum(*s, 7, r.mergeability);
+  bind_enum(*s, 8, r.ci_state);
   s->bind_optional_text(9, r.head_commit);
   s->bind_int64(10, r.revision);
   s->bind_int64(11, r.next_check_seq);
@@ -101,10 +103,10 @@ status session_tables::update_pr(const pr_row& r) {
                "next_check_seq = ?, updated_at_ms = ? WHERE url = ?");
   s->bind_optional_int64(1, r.number);
   s->bind_optional_text(2, r.title);
-  s->bind_text(3, r.state);
-  s->bind_text(4, r.review_decision);
-  s->bind_text(5, r.mergeability);
-  s->bind_text(6, r.ci_state);
+  bind_enum(*s, 3, r.state);
+  bind_enum(*s, 4, r.review_decision);
+  bind_enum(*s, 5, r.mergeability);
+  bind_enum(*s, 6, r.ci_state);
   s->bind_optional_text(7, r.head_commit);
   s->bind_int64(8, r.revision);
   s->bind_int64(9, r.next_check_seq);
@@ -138,7 +140,7 @@ status session_tables::insert_check(const check_row& r) {
   s->bind_text(2, r.name);
   s->bind_text(3, r.commit_sha);
   s->bind_int64(4, r.seq);
-  s->bind_text(5, r.status);
+  bind_enum(*s, 5, r.status);
   s->bind_optional_text(6, r.url);
   s->bind_optional_int64(7, r.started_at_ms);
   s->bind_optional_int64(8, r.completed_at_ms);
@@ -151,7 +153,7 @@ status session_tables::update_check(const check_row& r) {
   ORDO_PREPARE(s,
                "UPDATE pr_checks SET status = ?, url = ?, started_at_ms = ?, completed_at_ms = ?, "
                "updated_at_ms = ? WHERE pr_url = ? AND name = ? AND commit_sha = ?");
-  s->bind_text(1, r.status);
+  bind_enum(*s, 1, r.status);
   s->bind_optional_text(2, r.url);
   s->bind_optional_int64(3, r.started_at_ms);
   s->bind_optional_int64(4, r.completed_at_ms);

@@ -1,5 +1,5 @@
 // session_tables' pull requests against a real SQLite file: a PR, its checks and its comments
-// round-trip. Error paths: an unknown CI state is refused.
+// round-trip. Error paths: an unknown stored fact or check status reads as a damaged database.
 #include "storage/sqlite/session_tables_test_fixture.hpp"
 
 namespace ordo::sqlite::tables_test {
@@ -13,10 +13,10 @@ TEST_F(session_tables_test, a_pull_request_its_checks_and_comments_round_trip) {
   pr_row p = pr(url, "s1", 100);
   p.number = 1;
   p.title = "Fix";
-  p.state = "merged";
-  p.review_decision = "approved";
-  p.mergeability = "mergeable";
-  p.ci_state = "passing";
+  p.state = pr_state::merged;
+  p.review_decision = review_decision::approved;
+  p.mergeability = mergeability::mergeable;
+  p.ci_state = ci_state::passing;
   p.head_commit = "abc";
   p.revision = 3;
   p.next_check_seq = 3;
@@ -26,10 +26,10 @@ TEST_F(session_tables_test, a_pull_request_its_checks_and_comments_round_trip) {
   ASSERT_TRUE(read && *read);
   EXPECT_EQ((*read)->number, 1);
   EXPECT_EQ((*read)->title, "Fix");
-  EXPECT_EQ((*read)->state, "merged");
-  EXPECT_EQ((*read)->review_decision, "approved");
-  EXPECT_EQ((*read)->mergeability, "mergeable");
-  EXPECT_EQ((*read)->ci_state, "passing");
+  EXPECT_EQ((*read)->state, pr_state::merged);
+  EXPECT_EQ((*read)->review_decision, review_decision::approved);
+  EXPECT_EQ((*read)->mergeability, mergeability::mergeable);
+  EXPECT_EQ((*read)->ci_state, ci_state::passing);
   EXPECT_EQ((*read)->head_commit, "abc");
   EXPECT_EQ((*read)->revision, 3);
   EXPECT_EQ((*read)->next_check_seq, 3);
@@ -40,17 +40,19 @@ TEST_F(session_tables_test, a_pull_request_its_checks_and_comments_round_trip) {
   EXPECT_EQ((*of_session)[0].url, url) << "ordered by creation time";
 
   // Checks: listed in the order first seen, whatever their names.
-  check_row zed{url, "zed", "abc", 1, "queued", std::nullopt, std::nullopt, std::nullopt, 1, 1};
-  check_row alpha{url, "alpha", "abc", 2, "in_progress", "https://ci/2", 10, std::nullopt, 2, 2};
+  check_row zed{url,          "zed",        "abc",        1, check_status::queued,
+                std::nullopt, std::nullopt, std::nullopt, 1, 1};
+  check_row alpha{url, "alpha",      "abc", 2, check_status::in_progress, "https://ci/2",
+                  10,  std::nullopt, 2,     2};
   ASSERT_TRUE(tables_->insert_check(zed));
   ASSERT_TRUE(tables_->insert_check(alpha));
-  zed.status = "success";
+  zed.status = check_status::success;
   zed.completed_at_ms = 20;
   zed.updated_at_ms = 20;
   ASSERT_TRUE(tables_->update_check(zed));
   auto c = tables_->check(url, "zed", "abc");
   ASSERT_TRUE(c && *c);
-  EXPECT_EQ((*c)->status, "success");
+  EXPECT_EQ((*c)->status, check_status::success);
   EXPECT_EQ((*c)->completed_at_ms, 20);
   EXPECT_FALSE((*c)->url);
   auto other_commit = tables_->check(url, "zed", "def");
@@ -95,11 +97,31 @@ TEST_F(session_tables_test, a_pull_request_its_checks_and_comments_round_trip) {
 
 // ---- error paths -----------------------------------------------------------------------------
 
-TEST_F(session_tables_test, an_unknown_ci_state_is_refused) {
+TEST_F(session_tables_test, a_pr_fact_the_schema_does_not_know_reads_as_a_damaged_database) {
   ASSERT_TRUE(tables_->insert_session(session("s1", "p1", 1)));
-  pr_row p = pr("https://example.com/pr/1", "s1", 1);
-  p.ci_state = "green";
-  EXPECT_FALSE(tables_->insert_pr(p));
+  int n = 0;
+  for (const auto& [column, text] : {std::pair<std::string, std::string>{"state", "draft"},
+                                     {"review_decision", "meh"},
+                                     {"mergeability", "maybe"},
+                                     {"ci_state", "green"}}) {
+    std::string url = "https://example.com/pr/" + std::to_string(++n);
+    ASSERT_TRUE(tables_->insert_pr(pr(url, "s1", n)));
+    write_behind_ordos_back("UPDATE prs SET " + column + " = '" + text + "' WHERE url = '" + url +
+                            "'");
+    EXPECT_TRUE(damaged(tables_->pr(url), "prs." + column + " holds '" + text + "'"));
+  }
+  EXPECT_TRUE(damaged(tables_->prs_of_session("s1"), "prs.state"));
+}
+
+TEST_F(session_tables_test, a_check_status_the_schema_does_not_know_reads_as_a_damaged_database) {
+  ASSERT_TRUE(tables_->insert_session(session("s1", "p1", 1)));
+  const std::string url = "https://example.com/pr/1";
+  ASSERT_TRUE(tables_->insert_pr(pr(url, "s1", 1)));
+  ASSERT_TRUE(tables_->insert_check({url, "build", "abc", 1, check_status::queued, std::nullopt,
+                                     std::nullopt, std::nullopt, 1, 1}));
+  write_behind_ordos_back("UPDATE pr_checks SET status = 'flaky'");
+  EXPECT_TRUE(damaged(tables_->check(url, "build", "abc"), "pr_checks.status holds 'flaky'"));
+  EXPECT_TRUE(damaged(tables_->checks_of_pr(url), "pr_checks.status"));
 }
 
 }  // namespace

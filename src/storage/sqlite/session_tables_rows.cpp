@@ -13,20 +13,21 @@ constexpr std::string_view k_row_columns =
     "session_id, seq, row_id, kind, status, body, revision, request_id, request_body, "
     "created_at_ms, updated_at_ms";
 
-transcript_row read_row(const statement& s) {
+result<transcript_row> read_row(const statement& s) {
   transcript_row r;
+  enum_columns enums(s);
   r.session_id = std::string(s.column_text(0));
   r.seq = s.column_int64(1);
   r.row_id = std::string(s.column_text(2));
-  r.kind = std::string(s.column_text(3));
-  r.status = std::string(s.column_text(4));
+  enums.read(3, "rows.kind", r.kind);
+  enums.read(4, "rows.status", r.status);
   r.body = std::string(s.column_text(5));
   r.revision = s.column_int64(6);
   r.request_id = s.column_optional_text(7);
   r.request_body = s.column_optional_text(8);
   r.created_at_ms = s.column_int64(9);
   r.updated_at_ms = s.column_int64(10);
-  return r;
+  return std::move(enums).checked(std::move(r));
 }
 
 }  // namespace
@@ -55,8 +56,8 @@ status session_tables::insert_row(const transcript_row& r) {
   s->bind_text(1, r.session_id);
   s->bind_int64(2, r.seq);
   s->bind_text(3, r.row_id);
-  s->bind_text(4, r.kind);
-  s->bind_text(5, r.status);
+  bind_enum(*s, 4, r.kind);
+  bind_enum(*s, 5, r.status);
   s->bind_text(6, r.body);
   s->bind_int64(7, r.revision);
   s->bind_optional_text(8, r.request_id);
@@ -70,8 +71,8 @@ status session_tables::update_row(const transcript_row& r) {
   ORDO_PREPARE(s,
                "UPDATE rows SET kind = ?, status = ?, body = ?, revision = ?, updated_at_ms = ? "
                "WHERE session_id = ? AND seq = ?");
-  s->bind_text(1, r.kind);
-  s->bind_text(2, r.status);
+  bind_enum(*s, 1, r.kind);
+  bind_enum(*s, 2, r.status);
   s->bind_text(3, r.body);
   s->bind_int64(4, r.revision);
   s->bind_int64(5, r.updated_at_ms);

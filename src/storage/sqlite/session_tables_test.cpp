@@ -10,9 +10,9 @@
 namespace ordo::sqlite::tables_test {
 namespace {
 
-using counts = std::map<std::string, std::int64_t>;
-counts as_map(const std::vector<std::pair<std::string, std::int64_t>>& v) {
-  return counts(v.begin(), v.end());
+template <class Key>
+std::map<Key, std::int64_t> as_map(const std::vector<std::pair<Key, std::int64_t>>& v) {
+  return std::map<Key, std::int64_t>(v.begin(), v.end());
 }
 
 // ---- projects --------------------------------------------------------------------------------
@@ -31,14 +31,14 @@ TEST_F(session_tables_test, a_project_round_trips_through_insert_update_and_read
   EXPECT_FALSE((*read)->description);
   EXPECT_FALSE((*read)->archived_at_ms);
   EXPECT_EQ((*read)->revision, 1);
-  EXPECT_EQ((*read)->next_session_number, 1);
+  EXPECT_EQ((*read)->next_session_number, session_number{1});
 
   p.name = "Renamed";
   p.repo_path.reset();
   p.description = "described";
   p.updated_at_ms = 5000;
   p.revision = 2;
-  p.next_session_number = 4;
+  p.next_session_number = session_number{4};
   ASSERT_TRUE(tables_->update_project(p));
   read = tables_->project("p2");
   ASSERT_TRUE(read && *read);
@@ -48,7 +48,7 @@ TEST_F(session_tables_test, a_project_round_trips_through_insert_update_and_read
   EXPECT_EQ((*read)->created_at_ms, 1000) << "created_at_ms is not an updatable column";
   EXPECT_EQ((*read)->updated_at_ms, 5000);
   EXPECT_EQ((*read)->revision, 2);
-  EXPECT_EQ((*read)->next_session_number, 4);
+  EXPECT_EQ((*read)->next_session_number, session_number{4});
 
   auto missing = tables_->project("nope");
   ASSERT_TRUE(missing);
@@ -90,8 +90,8 @@ TEST_F(session_tables_test, a_session_round_trips_every_column_through_insert_an
   const session_row& r = **read;
   EXPECT_GT(r.seq, 0) << "seq is assigned by the database";
   EXPECT_EQ(r.project_id, "p1");
-  EXPECT_EQ(r.number, 1);
-  EXPECT_EQ(r.state, "active");
+  EXPECT_EQ(r.number, session_number{1});
+  EXPECT_EQ(r.state, session_state::active);
   EXPECT_FALSE(r.end_reason);
   EXPECT_EQ(r.agent_kind, "claude");
   EXPECT_EQ(r.model, "m");
@@ -106,8 +106,8 @@ TEST_F(session_tables_test, a_session_round_trips_every_column_through_insert_an
   EXPECT_FALSE(r.awaiting_approval);
 
   session_row u = r;
-  u.state = "ended";
-  u.end_reason = "killed";
+  u.state = session_state::ended;
+  u.end_reason = end_reason::killed;
   u.revision = 5;
   u.title.reset();
   u.tags = "[]";
@@ -120,8 +120,8 @@ TEST_F(session_tables_test, a_session_round_trips_every_column_through_insert_an
   read = tables_->session("s1");
   ASSERT_TRUE(read && *read);
   EXPECT_EQ((*read)->seq, r.seq);
-  EXPECT_EQ((*read)->state, "ended");
-  EXPECT_EQ((*read)->end_reason, "killed");
+  EXPECT_EQ((*read)->state, session_state::ended);
+  EXPECT_EQ((*read)->end_reason, end_reason::killed);
   EXPECT_EQ((*read)->revision, 5);
   EXPECT_FALSE((*read)->title);
   EXPECT_EQ((*read)->tags, "[]");
@@ -139,18 +139,18 @@ TEST_F(session_tables_test, sessions_filter_by_project_and_state_newest_first_wi
   ASSERT_TRUE(tables_->insert_project(project("p2")));
   ASSERT_TRUE(tables_->insert_session(session("s1", "p1", 1)));
   ASSERT_TRUE(tables_->insert_session(session("s2", "p2", 1)));
-  ASSERT_TRUE(tables_->insert_session(session("s3", "p1", 2, "ended")));
-  ASSERT_TRUE(tables_->insert_session(session("s4", "p1", 3, "suspended")));
+  ASSERT_TRUE(tables_->insert_session(session("s3", "p1", 2, session_state::ended)));
+  ASSERT_TRUE(tables_->insert_session(session("s4", "p1", 3, session_state::suspended)));
 
   EXPECT_EQ(ids({}), (std::vector<std::string>{"s4", "s3", "s2", "s1"}));
   session_filter by_project;
   by_project.project_id = "p1";
   EXPECT_EQ(ids(by_project), (std::vector<std::string>{"s4", "s3", "s1"}));
   session_filter by_state;
-  by_state.state = "ended";
+  by_state.state = session_state::ended;
   EXPECT_EQ(ids(by_state), (std::vector<std::string>{"s3"}));
   session_filter both = by_project;
-  both.state = "active";
+  both.state = session_state::active;
   EXPECT_EQ(ids(both), (std::vector<std::string>{"s1"}));
 
   // Paging: a page of two, then the sessions created before the last one seen.
@@ -175,20 +175,21 @@ TEST_F(session_tables_test, the_client_state_filter_derives_running_requires_act
   ASSERT_TRUE(tables_->insert_session(session("idle", "p1", 1)));
   ASSERT_TRUE(tables_->insert_session(session("running", "p1", 2)));
   ASSERT_TRUE(tables_->insert_session(session("asking", "p1", 3)));
-  ASSERT_TRUE(tables_->insert_session(session("ended", "p1", 4, "ended")));
+  ASSERT_TRUE(tables_->insert_session(session("ended", "p1", 4, session_state::ended)));
   ASSERT_TRUE(tables_->insert_execution({"running", 1, 7000, std::nullopt, std::nullopt}));
   ASSERT_TRUE(tables_->insert_execution({"asking", 1, 7100, std::nullopt, std::nullopt}));
-  ASSERT_TRUE(tables_->insert_row(row("asking", 1, "approval_request", "pending")));
+  ASSERT_TRUE(
+      tables_->insert_row(row("asking", 1, row_kind::approval_request, row_status::pending)));
 
-  auto filter = [](const char* state) {
+  auto filter = [](client_state state) {
     session_filter f;
     f.client_state = state;
     return f;
   };
-  EXPECT_EQ(ids(filter("running")), (std::vector<std::string>{"running"}));
-  EXPECT_EQ(ids(filter("requires_action")), (std::vector<std::string>{"asking"}))
+  EXPECT_EQ(ids(filter(client_state::running)), (std::vector<std::string>{"running"}));
+  EXPECT_EQ(ids(filter(client_state::requires_action)), (std::vector<std::string>{"asking"}))
       << "a pending approval request wins over a running execution";
-  EXPECT_EQ(ids(filter("idle")), (std::vector<std::string>{"ended", "idle"}));
+  EXPECT_EQ(ids(filter(client_state::idle)), (std::vector<std::string>{"ended", "idle"}));
 
   auto running = tables_->session("running");
   ASSERT_TRUE(running && *running);
@@ -200,9 +201,9 @@ TEST_F(session_tables_test, the_client_state_filter_derives_running_requires_act
   EXPECT_TRUE((*asking)->awaiting_approval);
 
   // Answering the approval makes the session running again.
-  transcript_row answered = row("asking", 1, "approval_request", "approved");
+  transcript_row answered = row("asking", 1, row_kind::approval_request, row_status::approved);
   ASSERT_TRUE(tables_->update_row(answered));
-  EXPECT_EQ(ids(filter("running")), (std::vector<std::string>{"asking", "running"}));
+  EXPECT_EQ(ids(filter(client_state::running)), (std::vector<std::string>{"asking", "running"}));
 }
 
 TEST_F(session_tables_test, counts_by_state_and_status_leave_out_what_has_none) {
@@ -211,17 +212,19 @@ TEST_F(session_tables_test, counts_by_state_and_status_leave_out_what_has_none) 
   EXPECT_TRUE(empty->empty());
   ASSERT_TRUE(tables_->insert_session(session("s1", "p1", 1)));
   ASSERT_TRUE(tables_->insert_session(session("s2", "p1", 2)));
-  ASSERT_TRUE(tables_->insert_session(session("s3", "p1", 3, "ended")));
+  ASSERT_TRUE(tables_->insert_session(session("s3", "p1", 3, session_state::ended)));
   ASSERT_TRUE(tables_->insert_command(command("s1", 1)));
-  ASSERT_TRUE(tables_->insert_command(command("s1", 2, "done")));
-  ASSERT_TRUE(tables_->insert_command(command("s2", 1, "done")));
+  ASSERT_TRUE(tables_->insert_command(command("s1", 2, command_status::done)));
+  ASSERT_TRUE(tables_->insert_command(command("s2", 1, command_status::done)));
 
   auto states = tables_->sessions_by_state();
   ASSERT_TRUE(states);
-  EXPECT_EQ(as_map(*states), (counts{{"active", 2}, {"ended", 1}}));
+  EXPECT_EQ(as_map(*states), (std::map<session_state, std::int64_t>{{session_state::active, 2},
+                                                                    {session_state::ended, 1}}));
   auto statuses = tables_->commands_by_status();
   ASSERT_TRUE(statuses);
-  EXPECT_EQ(as_map(*statuses), (counts{{"accepted", 1}, {"done", 2}}));
+  EXPECT_EQ(as_map(*statuses), (std::map<command_status, std::int64_t>{
+                                   {command_status::accepted, 1}, {command_status::done, 2}}));
 }
 
 TEST_F(session_tables_test, stale_heartbeats_fall_back_to_the_creation_time) {
@@ -230,10 +233,11 @@ TEST_F(session_tables_test, stale_heartbeats_fall_back_to_the_creation_time) {
   session_row stale = session("stale", "p1", 2);
   stale.last_heartbeat_ms = 5'000;
   session_row never = session("never", "p1", 3);  // created at 2003, no heartbeat
-  session_row other_state = session("suspended", "p1", 4, "suspended");
+  session_row other_state = session("suspended", "p1", 4, session_state::suspended);
   for (const auto& s : {fresh, stale, never, other_state})
     ASSERT_TRUE(tables_->insert_session(s));
-  auto found = tables_->sessions_with_heartbeat_before({"active", "starting"}, 8'000);
+  auto found = tables_->sessions_with_heartbeat_before(
+      {session_state::active, session_state::starting}, 8'000);
   ASSERT_TRUE(found);
   EXPECT_EQ(*found, (std::vector<std::string>{"stale", "never"}));
 }
@@ -276,17 +280,37 @@ TEST_F(session_tables_test, the_event_streams_tail_and_incarnation_are_read_thro
 // ---- error paths -----------------------------------------------------------------------------
 
 TEST_F(session_tables_test, an_ended_session_without_an_end_reason_is_refused) {
-  session_row s = session("s1", "p1", 1, "ended");
+  session_row s = session("s1", "p1", 1, session_state::ended);
   s.end_reason.reset();
   EXPECT_FALSE(tables_->insert_session(s));
   session_row live = session("s2", "p1", 2);
-  live.end_reason = "completed";
+  live.end_reason = end_reason::completed;
   EXPECT_FALSE(tables_->insert_session(live)) << "only an ended session has an end reason";
-  session_row bad_state = session("s3", "p1", 3, "dreaming");
-  EXPECT_FALSE(tables_->insert_session(bad_state));
   auto none = tables_->sessions({});
   ASSERT_TRUE(none);
   EXPECT_TRUE(none->empty());
+}
+
+TEST_F(session_tables_test, a_state_the_schema_does_not_know_reads_as_a_damaged_database) {
+  ASSERT_TRUE(tables_->insert_session(session("s1", "p1", 1)));
+  ASSERT_TRUE(tables_->insert_session(session("s2", "p1", 2)));
+  write_behind_ordos_back("UPDATE sessions SET state = 'dreaming' WHERE id = 's2'");
+  auto s2 = tables_->session("s2");
+  EXPECT_TRUE(damaged(s2,
+                      "sessions.state holds 'dreaming', which is not one of created, "
+                      "starting, active, suspended, detached, closing, ended"));
+  EXPECT_TRUE(damaged(tables_->sessions({}), "sessions.state")) << "a list fails as a whole";
+  EXPECT_TRUE(damaged(tables_->live_sessions(), "sessions.state"));
+  EXPECT_TRUE(damaged(tables_->sessions_by_state(), "sessions.state"));
+  auto s1 = tables_->session("s1");
+  ASSERT_TRUE(s1) << "the other sessions still read";
+  EXPECT_EQ((*s1)->state, session_state::active);
+}
+
+TEST_F(session_tables_test, an_end_reason_the_schema_does_not_know_reads_as_a_damaged_database) {
+  ASSERT_TRUE(tables_->insert_session(session("s1", "p1", 1, session_state::ended)));
+  write_behind_ordos_back("UPDATE sessions SET end_reason = 'bored' WHERE id = 's1'");
+  EXPECT_TRUE(damaged(tables_->session("s1"), "sessions.end_reason holds 'bored'"));
 }
 
 TEST_F(session_tables_test, duplicate_ids_numbers_and_projects_are_refused) {
