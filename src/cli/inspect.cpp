@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "storage/sqlite/connection.hpp"
+#include "storage/sqlite/managed_streams.hpp"
 #include "storage/sqlite/migrations.hpp"
 
 namespace ordo::cli {
@@ -100,7 +101,8 @@ result<json::object> report(sq::connection& db, const inspect_flags& f, const st
     s = sq::for_each_row(
         db,
         "SELECT s.pruned_upto, COUNT(m.seq), MAX(m.seq) FROM streams s LEFT JOIN " + all_messages +
-            " m ON m.stream_id = s.id WHERE s.path = '__ordo/changes' GROUP BY s.id",
+            " m ON m.stream_id = s.id WHERE s.path = '" + std::string(sq::k_change_feed_path) +
+            "' GROUP BY s.id",
         [&](sq::statement& r) {
           feed["exists"] = true;
           feed["pruned_upto"] = r.column_int64(0);

@@ -28,9 +28,9 @@
 #include <random>
 #include <string>
 #include <thread>
-#include "base/thread_annotations.hpp"
 
 #include "base/result.hpp"
+#include "base/thread_annotations.hpp"
 #include "client/client.hpp"
 
 namespace ordo::client {

@@ -19,9 +19,9 @@
 #include <random>
 #include <string>
 #include <vector>
-#include "base/thread_annotations.hpp"
 
 #include "base/result.hpp"
+#include "base/thread_annotations.hpp"
 #include "client/client.hpp"
 
 namespace ordo::client {

@@ -2,7 +2,10 @@
 // entity's operations are defined in the file named after it (see session_jobs.hpp).
 #include "sessions/session_service.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <boost/json.hpp>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -11,18 +14,30 @@
 #include "sessions/api_json.hpp"
 #include "sessions/lifecycle.hpp"
 #include "sessions/session_jobs.hpp"
+#include "storage/sqlite/managed_streams.hpp"
 
 namespace ordo::sessions {
 
 session_service::session_service(stream_engine& engine, session_service_options options)
-    : engine_(engine), options_(options) {}
+    : engine_(engine), options_(options) {
+  // Sessions' streams must be ones clients cannot write (managed_streams.hpp). Only code sets
+  // the prefix, so a mismatch is a wiring mistake, not a condition to handle.
+  const std::string& prefix = engine_.options().managed_stream_prefix;
+  if (prefix.empty() || !sqlite::k_managed_namespace.starts_with(prefix)) {
+    spdlog::critical(
+        "the stream engine's managed_stream_prefix '{}' does not cover the session streams under "
+        "'{}': clients could write them",
+        prefix, sqlite::k_managed_namespace);
+    std::abort();
+  }
+}
 
 session_service::~session_service() {
   stop();
 }
 
 std::string session_service::events_stream_path(std::string_view session_id) {
-  return "__ordo/sessions/" + std::string(session_id) + "/events";
+  return sqlite::session_events_path(session_id);
 }
 
 void session_service::start() {

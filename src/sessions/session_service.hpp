@@ -25,10 +25,11 @@
 #include <thread>
 #include <utility>
 #include <vector>
-#include "base/thread_annotations.hpp"
 
 #include "base/metrics.hpp"
 #include "base/result.hpp"
+#include "base/thread_annotations.hpp"
+#include "storage/sqlite/managed_streams.hpp"
 #include "streams/stream_engine.hpp"
 
 namespace ordo::sessions {
@@ -102,6 +103,8 @@ struct background_metrics {
 
 class session_service {
  public:
+  // Precondition: the engine's managed_stream_prefix covers sqlite::k_managed_namespace, so no
+  // client can write the sessions' streams (a violation logs and aborts).
   session_service(stream_engine& engine, session_service_options options);
   ~session_service();
 
@@ -112,7 +115,7 @@ class session_service {
   // The managed stream holding a session's events.
   static std::string events_stream_path(std::string_view session_id);
   // The managed stream of the change feed: one event per committed change of any entity.
-  static constexpr std::string_view k_changes_stream_path = "__ordo/changes";
+  static constexpr std::string_view k_changes_stream_path = sqlite::k_change_feed_path;
 
   // ---- projects
   void create_project(boost::json::value body, reply_callback done);

@@ -25,6 +25,7 @@
 #include <functional>
 #include <list>
 #include <optional>
+
 #include "base/thread_annotations.hpp"
 
 namespace ordo {

@@ -40,10 +40,10 @@
 #include <unordered_map>
 #include <variant>
 #include <vector>
-#include "base/thread_annotations.hpp"
 
 #include "base/metrics.hpp"
 #include "base/result.hpp"
+#include "base/thread_annotations.hpp"
 #include "storage/sqlite/database.hpp"
 #include "storage/sqlite/database_file.hpp"
 #include "storage/sqlite/read_pool.hpp"

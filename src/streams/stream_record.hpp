@@ -21,6 +21,7 @@
 #include <string>
 #include <unordered_map>
 #include <vector>
+
 #include "base/thread_annotations.hpp"
 
 namespace ordo {

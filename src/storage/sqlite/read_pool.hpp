@@ -21,9 +21,9 @@
 #include <memory>
 #include <thread>
 #include <vector>
-#include "base/thread_annotations.hpp"
 
 #include "base/result.hpp"
+#include "base/thread_annotations.hpp"
 #include "storage/sqlite/database.hpp"
 #include "storage/sqlite/stream_tables.hpp"
 

@@ -34,10 +34,10 @@
 #include <optional>
 #include <string>
 #include <thread>
-#include "base/thread_annotations.hpp"
 
 #include "base/metrics.hpp"
 #include "base/result.hpp"
+#include "base/thread_annotations.hpp"
 
 namespace ordo::sqlite {
 
