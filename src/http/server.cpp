@@ -117,13 +117,23 @@ void ensure_descriptor_limit(std::size_t max_connections) {
 
 // A caught-up SSE reader, parked: its coroutine waits on a timer while the task that wakes the
 
-void log_connection_exception(std::exception_ptr e) {
+// Expected socket failures (EOF, resets, timeouts, cancels) come back as error codes through
+// as_tuple and end their connection quietly. Anything thrown ends only the coroutine that threw
+// it, and is logged here, once: never rethrown into an io_context, where it would stop a thread
+// that serves other connections.
+void log_exception(std::string_view what, std::exception_ptr e) {
   if (!e) return;
   try {
     std::rethrow_exception(e);
   } catch (const std::exception& ex) {
-    spdlog::error("connection ended by an exception: {}", ex.what());
+    spdlog::error("{} ended by an exception: {}", what, ex.what());
+  } catch (...) {
+    spdlog::error("{} ended by an exception that is not a std::exception", what);
   }
+}
+
+void log_connection_exception(std::exception_ptr e) {
+  log_exception("connection", e);
 }
 
 }  // namespace
@@ -179,7 +189,9 @@ void server::run() {
       impl_->keep_running.push_back(asio::make_work_guard(*ioc));
     impl_->keep_running.push_back(asio::make_work_guard(impl_->wake_ioc));
   }
-  asio::co_spawn(*iocs.front(), impl_->listen(), asio::detached);
+  // If the accept loop ever ends by an exception, the server accepts nothing more: say so.
+  asio::co_spawn(*iocs.front(), impl_->listen(),
+                 [](std::exception_ptr e) { log_exception("the accept loop", e); });
   // Live readers are woken on the wake thread, not on the writer's; there the wake task writes
   // to parked SSE readers itself.
   impl_->engine.set_wake_executor([p = impl_.get()](std::function<void()> wake) {
@@ -201,8 +213,10 @@ void server::run() {
 void server::stop() {
   if (!impl_ || impl_->stopping.exchange(true)) return;
   asio::io_context& first = *impl_->iocs.front();
-  asio::post(first,
-             [p = impl_.get(), &first] { asio::co_spawn(first, p->drain(), asio::detached); });
+  asio::post(first, [p = impl_.get(), &first] {
+    asio::co_spawn(first, p->drain(),
+                   [](std::exception_ptr e) { log_exception("the shutdown", e); });
+  });
 }
 
 // ---- accepting ----------------------------------------------------------------------------------
