@@ -331,6 +331,17 @@ awaitable<void> server::impl::answer_over_limit(tcp::socket socket) {
 
 // ---- a connection's requests --------------------------------------------------------------------
 
+awaitable<void> server::impl::refuse_body_too_large(beast::tcp_stream& stream, const request& req) {
+  auto res = error_response(
+      req, make_failure(failure_kind::too_large, "body_too_large",
+                        "the request body is larger than the limit of " +
+                            std::to_string(options.max_body_bytes) + " bytes (--max-body-bytes)"));
+  res.keep_alive(false);
+  stream.expires_after(k_write_timeout);
+  metrics.count_response(route_class::other, res.result_int());
+  co_await bhttp::async_write(stream, res, tuple_awaitable);
+}
+
 awaitable<void> server::impl::session(tcp::socket socket) {
   auto conn = std::make_shared<connection>(std::move(socket));
   {
@@ -366,15 +377,7 @@ awaitable<void> server::impl::session(tcp::socket socket) {
       // body is never read.
       request dummy;
       dummy.version(11);
-      auto res =
-          error_response(dummy, make_failure(failure_kind::too_large, "body_too_large",
-                                             "the request body is larger than the limit of " +
-                                                 std::to_string(options.max_body_bytes) +
-                                                 " bytes (--max-body-bytes)"));
-      res.keep_alive(false);
-      stream.expires_after(k_write_timeout);
-      metrics.count_response(route_class::other, res.result_int());
-      co_await bhttp::async_write(stream, res, tuple_awaitable);
+      co_await refuse_body_too_large(stream, dummy);
       break;
     }
     if (ec) {
@@ -436,14 +439,7 @@ awaitable<void> server::impl::session(tcp::socket socket) {
     }
     if (rec) {
       if (rec == bhttp::error::body_limit) {
-        auto res = error_response(head, make_failure(failure_kind::too_large, "body_too_large",
-                                                     "the request body exceeds the limit of " +
-                                                         std::to_string(options.max_body_bytes) +
-                                                         " bytes (--max-body-bytes)"));
-        res.keep_alive(false);
-        stream.expires_after(k_write_timeout);
-        metrics.count_response(route_class::other, res.result_int());
-        co_await bhttp::async_write(stream, res, tuple_awaitable);
+        co_await refuse_body_too_large(stream, head);
       } else if (rec != asio::error::eof && rec != bhttp::error::end_of_stream &&
                  rec != beast::error::timeout && rec != asio::error::connection_reset &&
                  rec != bhttp::error::partial_message) {

@@ -187,6 +187,8 @@ struct server::impl {
   // ---- server.cpp: accepting, each connection's request loop, the shutdown
   awaitable<void> listen();
   awaitable<void> session(tcp::socket socket);
+  // Answers 413 body_too_large (--max-body-bytes) and ends the connection's requests.
+  awaitable<void> refuse_body_too_large(beast::tcp_stream& stream, const request& req);
   // A connection past max_connections: into the reserve, or closed at once.
   void refuse(tcp::socket socket);
   // Reads the request of a connection in the reserve; answers /health and /ready, and 503

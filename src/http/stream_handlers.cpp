@@ -74,6 +74,23 @@ failure stream_gone() {
                       "the stream was deleted; only its forks still read its data");
 }
 
+// A long-poll at the tail: 204 with the next offset, and the cursor unless the stream is
+// closed.
+string_response up_to_date_response(const request& req, const stream_config& c,
+                                    const published_state& st, const std::string& cursor) {
+  string_response res = make_response(req, bhttp::status::no_content);
+  res.set("Stream-Next-Offset", format_offset({c.offset_prefix, st.tail}));
+  res.set("Stream-Up-To-Date", "true");
+  if (st.closed) {
+    res.set("Stream-Closed", "true");
+  } else {
+    res.set("Stream-Cursor", cursor);
+  }
+  res.set(bhttp::field::cache_control, "no-store");
+  finish(res, true);
+  return res;
+}
+
 }  // namespace
 
 result<std::shared_ptr<stream_record>> server::impl::live_stream(const std::string& path) {
@@ -383,30 +400,12 @@ awaitable<bool> server::impl::handle_get(request& req, connection& conn, const s
       }
     }
     if (position >= st.tail) {
-      res = make_response(req, bhttp::status::no_content);
-      res.set("Stream-Next-Offset", format_offset({c.offset_prefix, st.tail}));
-      res.set("Stream-Up-To-Date", "true");
-      if (st.closed) {
-        res.set("Stream-Closed", "true");
-      } else {
-        res.set("Stream-Cursor", *cursor);
-      }
-      res.set(bhttp::field::cache_control, "no-store");
-      finish(res, true);
+      res = up_to_date_response(req, c, st, *cursor);
       co_return co_await respond(conn, res);
     }
   }
   if (query->live == live_mode::long_poll && position >= st.tail) {
-    res = make_response(req, bhttp::status::no_content);
-    res.set("Stream-Next-Offset", format_offset({c.offset_prefix, st.tail}));
-    res.set("Stream-Up-To-Date", "true");
-    if (st.closed) {
-      res.set("Stream-Closed", "true");
-    } else {
-      res.set("Stream-Cursor", *cursor);
-    }
-    res.set(bhttp::field::cache_control, "no-store");
-    finish(res, true);
+    res = up_to_date_response(req, c, st, *cursor);
     co_return co_await respond(conn, res);
   }
   res = co_await catch_up_response(req, conn, record, position, cursor, filter);
