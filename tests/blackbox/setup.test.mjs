@@ -26,9 +26,9 @@ describe("scripts/bootstrap", () => {
     }
   })
 
-  test("the set make test installs adds GoogleTest, Node.js, chromium and Prometheus", () => {
+  test("the set make test installs adds GoogleTest, Node.js, chromium, Prometheus and clang", () => {
     const all = bootstrapList("--test")
-    for (const p of [...bootstrapList(), "libgtest-dev", "nodejs", "chromium", "prometheus", "dpkg-dev"]) {
+    for (const p of [...bootstrapList(), "libgtest-dev", "nodejs", "chromium", "prometheus", "dpkg-dev", "clang-14"]) {
       expect(all).toContain(p)
     }
   })
@@ -43,8 +43,9 @@ describe("scripts/bootstrap", () => {
     const makefile = readFileSync(join(repoRoot, "Makefile"), "utf8")
     expect(makefile).toMatch(/^run: build-server$/m)
     expect(makefile).toMatch(/^build-server: bootstrap$/m)
-    expect(makefile).toMatch(/^test: build build-asan$/m)
+    expect(makefile).toMatch(/^test: build build-asan build-thread-safety$/m)
     expect(makefile).toMatch(/^build: bootstrap-test$/m)
+    expect(makefile).toMatch(/^build-thread-safety: bootstrap-test$/m)
   })
 })
 
