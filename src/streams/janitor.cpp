@@ -38,7 +38,7 @@ void stream_engine::merge_log(bool all) {
   if (s) s = tables_->merge_log();
   if (s) {
     // Nothing waits for this commit: a later flush covers it, as the flush at stop does.
-    std::uint64_t number = 0;
+    sqlite::commit_number number;
     s = all ? commit_now() : commit_transaction(number);
   }
   if (!s) {

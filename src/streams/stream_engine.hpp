@@ -390,12 +390,12 @@ class stream_engine {
   // On the writer thread after the last write at stop: moves the WAL into the database file.
   void checkpoint_wal();
   // A batch whose transaction ran: it is published and its callers answered once commit
-  // `commit_number` is durable. `error`: the failure that stopped the whole transaction.
+  // `commit` is durable. `error`: the failure that stopped the whole transaction.
   struct committed_batch {
     std::vector<job> jobs;
     std::vector<bool> ok;
     std::optional<failure> error;
-    std::uint64_t commit_number = 0;  // 0: nothing was committed
+    sqlite::commit_number commit;  // none (0): nothing was committed
   };
   // Runs the batch's transaction and commits it, then completes the batch before it (whose
   // flush ran meanwhile); this one waits in pending_.
@@ -410,16 +410,16 @@ class stream_engine {
   // The one place the published position advances, to commit `number` once its flush is done:
   // checks published <= flushed <= committed and that batches are published in commit order.
   // A violation logs, poisons the writer and is the batch's failure (nothing is published).
-  status advance_published(std::uint64_t number);
+  status advance_published(sqlite::commit_number number);
   // Commits the open transaction as commit `number` and asks the syncer to flush it. A commit
   // that fails with an I/O error poisons the writer, whichever transaction it was (a batch,
   // maintenance, a purge, a move of the append log).
-  status commit_transaction(std::uint64_t& number);
+  status commit_transaction(sqlite::commit_number& number);
   // A commit that failed with an I/O error has an unknown outcome: writes are refused until
   // restart. Other failures (the transaction was rolled back) change nothing.
   void poison_if_unknown(const failure& f);
   // Waits until commit `number` is on disk; a failed flush poisons the writer.
-  status await_flush(std::uint64_t number);
+  status await_flush(sqlite::commit_number number);
   // Commits the open transaction and waits until it is durable (maintenance, purge).
   status commit_now();
   // Each job runs inside its own savepoint; false means nothing of it may be kept.
@@ -541,8 +541,8 @@ class stream_engine {
   wake_executor wake_executor_ GUARDED_BY(wake_executor_mu_);
   // The writer's positions, as commit numbers (writer thread only): the last commit begun, and
   // the commit of the last batch published. published_commit_ <= flushed <= last_commit_.
-  std::uint64_t last_commit_ = 0;
-  std::uint64_t published_commit_ = 0;
+  sqlite::commit_number last_commit_;
+  sqlite::commit_number published_commit_;
 };
 
 }  // namespace ordo
