@@ -255,7 +255,7 @@ class write_context {
   // The offset a message appended to the stream now would end at (its position and prefix).
   result<stream_offset> next_offset(stream_id stream);
   // The offset prefix of a stream's family.
-  std::uint64_t offset_prefix(std::int64_t incarnation) const;
+  std::uint64_t offset_prefix(std::uint64_t incarnation) const;
   // Retention: removes the stream's messages at positions <= upto.
   status prune(stream_id stream, stream_position upto);
   // Up to `limit` of the stream's oldest remaining messages.

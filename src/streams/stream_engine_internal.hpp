@@ -37,12 +37,12 @@ inline std::int64_t wall_ms() {
 }
 
 // A new stream family's incarnation: random and never 0.
-inline std::int64_t random_incarnation() {
+inline std::uint64_t random_incarnation() {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   std::uint64_t v = 0;
   while (v == 0)
     v = rng();
-  return static_cast<std::int64_t>(v);
+  return v;
 }
 
 inline std::string media_type_of(std::string_view content_type) {

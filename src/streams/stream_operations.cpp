@@ -149,13 +149,10 @@ bool stream_engine::run_create(create_job& j) {
       same_fork = same_fork && req.fork_sub_offset == e.fork_sub_offset;
       auto tail = tables_->tail(e);
       if (!tail) return storage(std::move(tail).error());
-      res.stream = stream_snapshot{
-          e.content_type,
-          offset_prefix_for(database_epoch_, static_cast<std::uint64_t>(e.incarnation)),
-          *tail,
-          e.closed,
-          e.ttl_seconds,
-          e.expires_at_ms};
+      res.stream =
+          stream_snapshot{e.content_type, offset_prefix_for(database_epoch_, e.incarnation),
+                          *tail,          e.closed,
+                          e.ttl_seconds,  e.expires_at_ms};
       if (same && same_fork) {
         res.status = create_status::exists;
         return false;  // nothing written
@@ -184,8 +181,7 @@ bool stream_engine::run_create(create_job& j) {
                       failure_kind::conflict, "content_type_mismatch",
                       "a fork must have its source's content type '" + source->content_type + "'"));
     }
-    std::uint64_t source_prefix =
-        offset_prefix_for(database_epoch_, static_cast<std::uint64_t>(source->incarnation));
+    std::uint64_t source_prefix = offset_prefix_for(database_epoch_, source->incarnation);
     stream_position anchor = source_tail;
     if (req.fork_offset) {
       if (!req.fork_offset->is_zero() && req.fork_offset->prefix != source_prefix) {
@@ -271,13 +267,10 @@ bool stream_engine::run_create(create_job& j) {
       return storage(std::move(s).error());
   }
   res.status = create_status::created;
-  res.stream = stream_snapshot{
-      row.content_type,
-      offset_prefix_for(database_epoch_, static_cast<std::uint64_t>(row.incarnation)),
-      position,
-      req.closed,
-      row.ttl_seconds,
-      row.expires_at_ms};
+  res.stream =
+      stream_snapshot{row.content_type, offset_prefix_for(database_epoch_, row.incarnation),
+                      position,         req.closed,
+                      row.ttl_seconds,  row.expires_at_ms};
   j.created = std::move(row);
   return true;
 }
@@ -335,8 +328,7 @@ bool stream_engine::run_append(append_job& j) {
   }
   auto tail = tables_->tail(row);
   if (!tail) return storage(std::move(tail).error());
-  res.offset_prefix =
-      offset_prefix_for(database_epoch_, static_cast<std::uint64_t>(row.incarnation));
+  res.offset_prefix = offset_prefix_for(database_epoch_, row.incarnation);
   res.tail = *tail;
   res.closed = row.closed;
 

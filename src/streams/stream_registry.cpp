@@ -88,7 +88,7 @@ std::shared_ptr<stream_record> stream_engine::make_record(const sqlite::stream_r
   c.sse = is_json_media_type(c.media_type)       ? sse_mode::json
           : is_sse_text_media_type(c.media_type) ? sse_mode::text
                                                  : sse_mode::base64;
-  c.incarnation = static_cast<std::uint64_t>(row.incarnation);
+  c.incarnation = row.incarnation;
   c.offset_prefix = offset_prefix_for(database_epoch_, c.incarnation);
   c.generation = generation_;
   c.created_at_ms = row.created_at_ms;

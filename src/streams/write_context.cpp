@@ -99,8 +99,8 @@ status write_context::checkpoint(std::string_view point) {
   return engine_.inject(point, "");
 }
 
-std::uint64_t write_context::offset_prefix(std::int64_t incarnation) const {
-  return offset_prefix_for(database_epoch_, static_cast<std::uint64_t>(incarnation));
+std::uint64_t write_context::offset_prefix(std::uint64_t incarnation) const {
+  return offset_prefix_for(database_epoch_, incarnation);
 }
 
 }  // namespace ordo

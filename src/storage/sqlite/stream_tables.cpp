@@ -32,7 +32,7 @@ stream_row read_stream_row(const statement& s) {
   r.path = s.column_is_null(1) ? std::string() : std::string(s.column_text(1));
   r.state = static_cast<stream_row_state>(s.column_int64(2));
   r.content_type = std::string(s.column_text(3));
-  r.incarnation = s.column_int64(4);
+  r.incarnation = static_cast<std::uint64_t>(s.column_int64(4));
   r.created_at_ms = s.column_int64(5);
   r.ttl_seconds = s.column_optional_int64(6);
   r.expires_at_ms = s.column_optional_int64(7);
@@ -350,7 +350,7 @@ result<stream_id> stream_tables::insert_stream(const stream_row& r) {
   statement& s = insert_stream_;
   s.bind_text(1, r.path);
   s.bind_text(2, r.content_type);
-  s.bind_int64(3, r.incarnation);
+  s.bind_int64(3, static_cast<std::int64_t>(r.incarnation));
   s.bind_int64(4, r.created_at_ms);
   s.bind_optional_int64(5, r.ttl_seconds);
   s.bind_optional_int64(6, r.expires_at_ms);

@@ -29,7 +29,7 @@ struct stream_row {
   std::string path;
   stream_row_state state = stream_row_state::live;
   std::string content_type;
-  std::int64_t incarnation = 0;
+  std::uint64_t incarnation = 0;  // random, never 0; stored as its two's-complement INTEGER
   std::int64_t created_at_ms = 0;
   std::optional<std::int64_t> ttl_seconds;
   std::optional<std::int64_t> expires_at_ms;
