@@ -72,7 +72,7 @@ std::string peer_of(const beast::tcp_stream& stream) {
 
 // The control event after data up to `at`.
 std::string sse_control_frame(const stream_config& c,
-                              const std::optional<std::string>& client_cursor, std::uint64_t at,
+                              const std::optional<std::string>& client_cursor, stream_position at,
                               bool up_to_date, bool closed) {
   sse_control ctl;
   ctl.next_offset = format_offset({c.offset_prefix, at});
@@ -108,8 +108,8 @@ thread_local bool t_wake_task = false;
 // published batch already).
 struct event_cache_entry {
   const stream_record* record = nullptr;
-  std::uint64_t after = 0;
-  std::uint64_t upto = 0;
+  stream_position after;
+  stream_position upto;
   sse_mode mode = sse_mode::json;
   std::string event;
 };
@@ -148,7 +148,7 @@ bool deliver_parked(connection& conn) REQUIRES(conn.live_mu) {
     const std::string& data = data_event_of(record, *chunk);
     published_state now = record.state();
     if (now.closed) return false;  // the closing control event is the coroutine's to write
-    std::uint64_t upto = chunk->upto();
+    stream_position upto = chunk->upto();
     bool at_tail = upto >= now.tail;
     std::string ctl = sse_control_frame(c, *parking.client_cursor, upto, at_tail, false);
     auto frame = sse_chunk({asio::buffer(data), asio::buffer(ctl)});
@@ -172,7 +172,7 @@ bool deliver_parked(connection& conn) REQUIRES(conn.live_mu) {
 // timeout passes or the server stops. On return `position` and `at_tail` are where the wake
 // task's writes left the reader, and `unsent` what the coroutine must write first.
 awaitable<wait_outcome> park_live_reader(connection& conn, const std::atomic<bool>& stopping,
-                                         std::uint64_t& position, bool& at_tail,
+                                         stream_position& position, bool& at_tail,
                                          std::string& unsent, std::chrono::milliseconds timeout) {
   auto ex = co_await asio::this_coro::executor;
   auto timer = std::make_shared<asio::steady_timer>(ex, timeout);
@@ -229,7 +229,7 @@ struct parking_guard {
 // ---- long-poll ----------------------------------------------------------------------------------
 
 awaitable<wait_outcome> wait_for_change(connection& conn, const std::atomic<bool>& stopping,
-                                        stream_record& stream, std::uint64_t position,
+                                        stream_record& stream, stream_position position,
                                         std::chrono::milliseconds timeout) {
   auto ex = co_await asio::this_coro::executor;
   auto timer = std::make_shared<asio::steady_timer>(ex, timeout);
@@ -324,7 +324,7 @@ awaitable<admission_outcome> server::impl::admit(connection& conn) {
 
 awaitable<read_result> server::impl::read_admitted(connection& conn,
                                                    const std::shared_ptr<stream_record>& record,
-                                                   std::uint64_t position) {
+                                                   stream_position position) {
   if (auto chunk = engine.read_in_memory(*record, position)) {
     co_return read_result{std::move(chunk), {}};
   }
@@ -358,7 +358,7 @@ awaitable<read_result> server::impl::read_admitted(connection& conn,
 
 awaitable<bool> server::impl::serve_sse(request& req, connection& conn,
                                         const std::shared_ptr<stream_record>& record,
-                                        std::uint64_t position,
+                                        stream_position position,
                                         const std::optional<std::string>& client_cursor,
                                         const change_filter* filter) {
   beast::tcp_stream& stream = conn.stream;
@@ -402,7 +402,7 @@ awaitable<bool> server::impl::serve_sse(request& req, connection& conn,
   gauge_hold reader_gauge(metrics.sse_readers);
 
   // The offset of the last control event written whole: where the client resumes.
-  std::uint64_t delivered = position;
+  stream_position delivered = position;
   bool ok = true;
   // Logs a reader cut off for not draining; true when the write went out whole.
   auto note_stall = [&](write_outcome w) {
@@ -426,7 +426,7 @@ awaitable<bool> server::impl::serve_sse(request& req, connection& conn,
   auto write_text = [&](const std::string& text) -> awaitable<bool> {
     co_return co_await write_frame(asio::buffer(text), asio::const_buffer());
   };
-  auto control = [&](std::uint64_t at, bool up_to_date, bool closed) {
+  auto control = [&](stream_position at, bool up_to_date, bool closed) {
     return sse_control_frame(c, client_cursor, at, up_to_date, closed);
   };
   {

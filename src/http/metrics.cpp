@@ -204,8 +204,8 @@ std::string render_metrics(const metrics_scrape& in) {
              "Change-feed events removed by retention (--changes-retention).");
   if (auto feed = engine.find(sessions::session_service::k_changes_stream_path)) {
     published_state st = feed->state();
-    out.sample("ordo_change_events_total", static_cast<double>(st.tail));
-    out.sample("ordo_change_events_pruned_total", static_cast<double>(st.pruned_upto));
+    out.sample("ordo_change_events_total", static_cast<double>(st.tail.value()));
+    out.sample("ordo_change_events_pruned_total", static_cast<double>(st.pruned_upto.value()));
   } else {
     out.sample("ordo_change_events_total", 0);
     out.sample("ordo_change_events_pruned_total", 0);

@@ -80,7 +80,7 @@ struct live_parking {
   bool inline_ok = false;  // false for a filtered feed: only the coroutine applies filters
   // The reader's offset and whether its last control event said upToDate: moved on by the wake
   // task's writes, taken back by the coroutine when it wakes.
-  std::uint64_t position = 0;
+  stream_position position;
   bool at_tail = false;
   // What a partial write left of a chunk: the coroutine sends it before anything else.
   std::string unsent;
@@ -111,7 +111,7 @@ enum class admission_outcome { admitted, timed_out, stopping };
 // the server stops (`stopping` is set before the shutdown cancels conn.wait on this thread).
 // Runs on the connection's thread. Defined in live_readers.cpp.
 awaitable<wait_outcome> wait_for_change(connection& conn, const std::atomic<bool>& stopping,
-                                        stream_record& stream, std::uint64_t position,
+                                        stream_record& stream, stream_position position,
                                         std::chrono::milliseconds timeout);
 
 // Marks the wake thread's wake task while it runs (server::run wraps each task in one): a
@@ -222,7 +222,7 @@ struct server::impl {
                              const change_filter* filter = nullptr);
   awaitable<string_response> catch_up_response(request& req, connection& conn,
                                                const std::shared_ptr<stream_record>& stream,
-                                               std::uint64_t position,
+                                               stream_position position,
                                                const std::optional<std::string>& cursor,
                                                const change_filter* filter);
   // The record at `path` if it is live; otherwise an error (expired streams are reported gone
@@ -232,7 +232,7 @@ struct server::impl {
 
   // ---- live_readers.cpp
   awaitable<bool> serve_sse(request& req, connection& conn,
-                            const std::shared_ptr<stream_record>& record, std::uint64_t position,
+                            const std::shared_ptr<stream_record>& record, stream_position position,
                             const std::optional<std::string>& client_cursor,
                             const change_filter* filter);
   // Every catch-up read: from memory at once when the tail cache serves it, otherwise through
@@ -240,7 +240,7 @@ struct server::impl {
   // options.catch_up_wait_timeout, or server_stopping when a shutdown ends the wait.
   awaitable<read_result> read_admitted(connection& conn,
                                        const std::shared_ptr<stream_record>& record,
-                                       std::uint64_t position);
+                                       stream_position position);
   // Waits for a catch-up slot; on `admitted` the caller owns one and must release it.
   awaitable<admission_outcome> admit(connection& conn);
 };

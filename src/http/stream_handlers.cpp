@@ -264,7 +264,7 @@ awaitable<bool> server::impl::handle_get(request& req, connection& conn, const s
   published_state st = record->state();
 
   bool now_offset = query->offset && query->offset->kind == offset_request_kind::now;
-  std::uint64_t position = 0;
+  stream_position position;
   if (now_offset) {
     position = st.tail;
   } else if (query->offset && query->offset->kind == offset_request_kind::at) {
@@ -415,19 +415,20 @@ awaitable<bool> server::impl::handle_get(request& req, connection& conn, const s
 
 awaitable<string_response> server::impl::catch_up_response(
     request& req, connection& conn, const std::shared_ptr<stream_record>& record,
-    std::uint64_t position, const std::optional<std::string>& cursor, const change_filter* filter) {
+    stream_position position, const std::optional<std::string>& cursor,
+    const change_filter* filter) {
   const stream_config& c = record->config();
   read_result r = co_await read_admitted(conn, record, position);
   if (!r.chunk) co_return error_response(req, r.error);
   const read_chunk& chunk = *r.chunk;
   published_state st = record->state();
-  std::uint64_t next = chunk.upto();
+  stream_position next = chunk.upto();
   bool up_to_date = next >= st.tail;
   bool closed = st.closed && up_to_date;
 
   bool filtered = filter && filter->active();
-  std::string etag = "\"" + hex16(c.offset_prefix) + ":" + std::to_string(position) + ":" +
-                     std::to_string(next) + (closed ? ":c" : "") +
+  std::string etag = "\"" + hex16(c.offset_prefix) + ":" + std::to_string(position.value()) + ":" +
+                     std::to_string(next.value()) + (closed ? ":c" : "") +
                      (filtered ? ":f" + hex16(fnv1a64(filter->fingerprint())) : "") + "\"";
   auto if_none_match = req[bhttp::field::if_none_match];
   if (!if_none_match.empty() && if_none_match_matches(if_none_match, etag)) {

@@ -221,7 +221,7 @@ TEST_F(parse_create_test, a_fork_names_its_source_offset_and_sub_offset) {
   EXPECT_EQ(r->fork_source_path, "team/src");
   ASSERT_TRUE(r->fork_offset);
   EXPECT_EQ(r->fork_offset->prefix, 0xabu);
-  EXPECT_EQ(r->fork_offset->position, 5u);
+  EXPECT_EQ(r->fork_offset->position, stream_position{5});
   EXPECT_EQ(r->fork_sub_offset, 3u);
 }
 
@@ -541,7 +541,7 @@ TEST(stream_protocol, parse_read_query_reads_the_offset_sentinels_and_tokens) {
   ASSERT_TRUE(at);
   EXPECT_EQ(at->offset->kind, offset_request_kind::at);
   EXPECT_EQ(at->offset->at.prefix, 0xabu);
-  EXPECT_EQ(at->offset->at.position, 5u);
+  EXPECT_EQ(at->offset->at.position, stream_position{5});
 }
 
 TEST(stream_protocol, parse_read_query_reads_live_modes_and_the_cursor) {

@@ -59,7 +59,8 @@ void session_service::changes_snapshot(reply_callback done) {
 
         auto feed = t.stream_by_path(k_changes_stream_path);
         if (!feed) return std::move(feed).error();
-        std::int64_t tail = 0, incarnation = 0;
+        stream_position tail;
+        std::int64_t incarnation = 0;
         if (*feed) {
           auto tl = t.stream_tail(**feed);
           if (!tl) return std::move(tl).error();
@@ -85,9 +86,8 @@ void session_service::changes_snapshot(reply_callback done) {
         o["projects"] = std::move(project_array);
         o["sessions"] = std::move(session_array);
         o["prs"] = std::move(pr_array);
-        o["offset"] =
-            format_offset({offset_prefix_for(epoch, static_cast<std::uint64_t>(incarnation)),
-                           static_cast<std::uint64_t>(tail)});
+        o["offset"] = format_offset(
+            {offset_prefix_for(epoch, static_cast<std::uint64_t>(incarnation)), tail});
         return reply{reply_kind::ok, std::move(o), std::nullopt, false};
       },
       std::move(done));

@@ -85,7 +85,7 @@ bool session_service::prune_changes_once() {
     auto oldest = ctx.oldest_messages(**feed, k_prune_batch);
     if (!oldest) return std::move(oldest).error();
     std::int64_t cutoff = ctx.now_ms() - retention;
-    std::optional<std::int64_t> upto;
+    std::optional<stream_position> upto;
     for (const auto& m : *oldest) {
       boost::system::error_code ec;
       json::value v = json::parse(m.data, ec);
@@ -95,8 +95,8 @@ bool session_service::prune_changes_once() {
       upto = m.seq;
     }
     if (!upto) return ok_v;
-    more->store(static_cast<std::size_t>(*upto - oldest->front().seq + 1) == k_prune_batch);
-    return ctx.prune(**feed, static_cast<std::uint64_t>(*upto));
+    more->store((*upto - oldest->front().seq) + 1 == k_prune_batch);
+    return ctx.prune(**feed, *upto);
   };
   job.done = [this, finished](const std::optional<failure>& f) {
     if (f) {

@@ -171,7 +171,7 @@ class session_service_test : public ::testing::Test {
   std::uint64_t tail_of(std::string_view path) {
     auto record = engine_->find(path);
     EXPECT_NE(record, nullptr) << "no stream at " << path;
-    return record ? record->state().tail : 0;
+    return record ? record->state().tail.value() : 0;
   }
   std::uint64_t session_events_tail(const std::string& session_id) {
     return tail_of(session_service::events_stream_path(session_id));
@@ -186,7 +186,7 @@ class session_service_test : public ::testing::Test {
     auto record = engine_->find(session_service::events_stream_path(session_id));
     if (!record) return {"<missing stream>"};
     std::vector<std::string> types;
-    std::uint64_t position = after;
+    stream_position position{after};
     while (position < record->state().tail) {
       auto p = std::make_shared<std::promise<read_result>>();
       auto f = p->get_future();

@@ -343,9 +343,8 @@ void session_service::snapshot(std::string id, std::optional<int> row_limit, rep
                            : rows->empty() ? json::value(s->next_row_seq)
                                            : json::value(rows->back().seq);
         o["pending_commands"] = std::move(command_array);
-        o["events_offset"] =
-            format_offset({offset_prefix_for(epoch, static_cast<std::uint64_t>(*incarnation)),
-                           static_cast<std::uint64_t>(*tail)});
+        o["events_offset"] = format_offset(
+            {offset_prefix_for(epoch, static_cast<std::uint64_t>(*incarnation)), *tail});
         return reply{reply_kind::ok, std::move(o), s->revision, false};
       },
       std::move(done));

@@ -16,7 +16,7 @@ TEST_F(stream_engine_test,
   create_request f;
   f.path = "fork";
   f.fork_source_path = "s";
-  f.fork_offset = stream_offset{engine_->find("s")->config().offset_prefix, 1};
+  f.fork_offset = stream_offset{engine_->find("s")->config().offset_prefix, stream_position{1}};
   ASSERT_EQ(create(f).status, create_status::created);
   append("fork", "X");
   {
@@ -42,7 +42,7 @@ TEST_F(stream_engine_test,
 
   // A read planned against the old record never reads the new file with the old ids.
   std::promise<read_result> p;
-  engine_->read(old, 0, [&](read_result r) { p.set_value(std::move(r)); });
+  engine_->read(old, stream_position{0}, [&](read_result r) { p.set_value(std::move(r)); });
   read_result stale = p.get_future().get();
   ASSERT_FALSE(stale.chunk);
   EXPECT_EQ(stale.error.code, "database_replaced");
@@ -52,10 +52,10 @@ TEST_F(stream_engine_test,
   EXPECT_NE(now, old);
   EXPECT_EQ(now->config().generation, 2u);
   EXPECT_NE(now->config().offset_prefix, old->config().offset_prefix);
-  EXPECT_EQ(now->state().tail, 2u);
+  EXPECT_EQ(now->state().tail, stream_position{2});
   EXPECT_EQ(read_all("s"), "ab");
   EXPECT_EQ(read_all("fork"), "aX");
-  EXPECT_EQ(append("s", "d").tail, 3u);
+  EXPECT_EQ(append("s", "d").tail, stream_position{3});
   EXPECT_EQ(read_all("s"), "abd");
 
   std::uint64_t epoch = engine_->database_epoch();

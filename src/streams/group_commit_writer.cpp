@@ -55,7 +55,7 @@ void stream_engine::writer_loop() {
       lock.wait_until(queue_cv_, std::min(next_maintenance, next_file_check),
                       [&]() REQUIRES(queue_mu_) {
                         return stopping_ || maintenance_requested_ || !queue_.empty() ||
-                               (pending_ && syncer_->settled(pending_->commit_number));
+                               (pending_ && syncer_->settled(pending_->commit));
                       });
       stopping = stopping_;
       maintenance_requested = std::exchange(maintenance_requested_, false);
@@ -111,7 +111,7 @@ void stream_engine::checkpoint_wal() {
 
 void stream_engine::run_batch(std::vector<job>& batch) {
   std::vector<bool> ok(batch.size(), false);
-  committed_batch b{std::move(batch), std::move(ok), std::nullopt, 0};
+  committed_batch b{std::move(batch), std::move(ok), std::nullopt, {}};
   std::optional<failure>& batch_failure = b.error;
   if (auto s = inject("batch.begin", ""); !s) {
     batch_failure = std::move(s).error();
@@ -164,7 +164,7 @@ void stream_engine::run_batch(std::vector<job>& batch) {
     }
     if (!batch_failure) {
       status s = inject("commit", "");
-      if (s) s = commit_transaction(b.commit_number);
+      if (s) s = commit_transaction(b.commit);
       if (!s) {
         batch_failure = std::move(s).error();
         poison_if_unknown(*batch_failure);  // an injected failure too
@@ -183,7 +183,7 @@ void stream_engine::run_batch(std::vector<job>& batch) {
 }
 
 void stream_engine::complete_pending_if_flushed() {
-  if (pending_ && syncer_->settled(pending_->commit_number)) complete_pending();
+  if (pending_ && syncer_->settled(pending_->commit)) complete_pending();
 }
 
 void stream_engine::complete_pending() {
@@ -195,10 +195,10 @@ void stream_engine::complete_pending() {
 
 void stream_engine::complete_batch(committed_batch& b) {
   std::optional<failure>& batch_failure = b.error;
-  if (!batch_failure && b.commit_number != 0) {
-    if (auto s = await_flush(b.commit_number); !s) {
+  if (!batch_failure && b.commit != sqlite::commit_number{}) {
+    if (auto s = await_flush(b.commit); !s) {
       batch_failure = std::move(s).error();
-    } else if (auto p = advance_published(b.commit_number); !p) {
+    } else if (auto p = advance_published(b.commit); !p) {
       batch_failure = std::move(p).error();
     }
   }
@@ -284,19 +284,20 @@ void stream_engine::set_wake_executor(wake_executor run) {
   wake_executor_ = std::move(run);
 }
 
-status stream_engine::advance_published(std::uint64_t number) {
+status stream_engine::advance_published(sqlite::commit_number number) {
   if (number > published_commit_ && number <= last_commit_ && syncer_->settled(number)) {
     published_commit_ = number;
     return ok_v;
   }
-  std::string why = "publishing commit " + std::to_string(number) + " would break the writer's " +
-                    "order (last published " + std::to_string(published_commit_) +
-                    ", last committed " + std::to_string(last_commit_) + ")";
+  std::string why = "publishing commit " + std::to_string(number.value()) +
+                    " would break the writer's order (last published " +
+                    std::to_string(published_commit_.value()) + ", last committed " +
+                    std::to_string(last_commit_.value()) + ")";
   if (!poisoned_.exchange(true)) spdlog::critical("{}; refusing all writes until restart", why);
   return make_failure(failure_kind::internal, "publish_order_violated", why);
 }
 
-status stream_engine::commit_transaction(std::uint64_t& number) {
+status stream_engine::commit_transaction(sqlite::commit_number& number) {
   number = syncer_->begin_commit();
   assert(number > last_commit_);  // the syncer numbers commits in the order they begin
   last_commit_ = number;
@@ -317,7 +318,7 @@ void stream_engine::poison_if_unknown(const failure& f) {
                    f.message);
 }
 
-status stream_engine::await_flush(std::uint64_t number) {
+status stream_engine::await_flush(sqlite::commit_number number) {
   status flushed = syncer_->wait(number);
   if (!flushed && !poisoned_.exchange(true)) {
     spdlog::critical("{}; refusing all writes until restart", flushed.error().message);
@@ -326,7 +327,7 @@ status stream_engine::await_flush(std::uint64_t number) {
 }
 
 status stream_engine::commit_now() {
-  std::uint64_t number = 0;
+  sqlite::commit_number number;
   if (auto s = commit_transaction(number); !s) return s;
   return await_flush(number);
 }

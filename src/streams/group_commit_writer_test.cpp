@@ -21,10 +21,10 @@ TEST_F(stream_engine_test, an_append_is_acknowledged_and_published_only_after_it
       eventually([&] { return count_rows("SELECT count(*) FROM " + k_all_messages) == 2; }));
   EXPECT_EQ(first.wait_for(std::chrono::milliseconds(50)), std::future_status::timeout);
   EXPECT_EQ(second.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout);
-  EXPECT_EQ(engine_->find("s")->state().tail, 0u);
+  EXPECT_EQ(engine_->find("s")->state().tail, stream_position{0});
   flush.release();
-  EXPECT_EQ(first.get().tail, 1u);
-  EXPECT_EQ(second.get().tail, 2u);
+  EXPECT_EQ(first.get().tail, stream_position{1});
+  EXPECT_EQ(second.get().tail, stream_position{2});
   EXPECT_EQ(read_all("s"), "ab");
 }
 
@@ -58,9 +58,9 @@ TEST_F(stream_engine_test, a_batch_is_answered_once_flushed_without_waiting_for_
   EXPECT_EQ(first.wait_for(std::chrono::seconds(5)), std::future_status::ready);
   EXPECT_EQ(second.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout);
   commit.release();
-  EXPECT_EQ(first.get().tail, 1u);
-  EXPECT_EQ(second.get().tail, 1u);
-  EXPECT_EQ(third.get().tail, 2u);
+  EXPECT_EQ(first.get().tail, stream_position{1});
+  EXPECT_EQ(second.get().tail, stream_position{1});
+  EXPECT_EQ(third.get().tail, stream_position{2});
 }
 
 TEST_F(stream_engine_test, a_read_answers_only_once_what_it_saw_is_on_disk) {
@@ -95,7 +95,7 @@ TEST_F(stream_engine_test, a_failed_flush_fails_its_writers_and_refuses_all_late
   append_result r = append("s", "x");
   EXPECT_EQ(r.status, append_status::failed);
   EXPECT_EQ(r.error.code, "storage_io_error");
-  EXPECT_EQ(engine_->find("s")->state().tail, 0u);  // never shown to readers
+  EXPECT_EQ(engine_->find("s")->state().tail, stream_position{0});  // never shown to readers
   EXPECT_FALSE(engine_->writable());
   EXPECT_FALSE(engine_->await_durable());
   set_flush_fault(nullptr);
@@ -132,7 +132,7 @@ TEST_F(stream_engine_test, with_sync_normal_nothing_is_flushed_by_ordo) {
     return ok_v;
   });
   ASSERT_EQ(create("s").status, create_status::created);
-  EXPECT_EQ(append("s", "x").tail, 1u);
+  EXPECT_EQ(append("s", "x").tail, stream_position{1});
   EXPECT_EQ(flushes, 0);
 }
 

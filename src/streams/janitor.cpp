@@ -38,7 +38,7 @@ void stream_engine::merge_log(bool all) {
   if (s) s = tables_->merge_log();
   if (s) {
     // Nothing waits for this commit: a later flush covers it, as the flush at stop does.
-    std::uint64_t number = 0;
+    sqlite::commit_number number;
     s = all ? commit_now() : commit_transaction(number);
   }
   if (!s) {
@@ -65,8 +65,8 @@ void stream_engine::run_maintenance() {
   }
   enforce_cache_budget(records);
   std::int64_t now = wall_ms();
-  std::vector<std::pair<std::int64_t, std::int64_t>> accessed;
-  std::vector<std::int64_t> expired;
+  std::vector<std::pair<stream_id, std::int64_t>> accessed;  // (stream, last access ms)
+  std::vector<stream_id> expired;
   for (const auto& r : records) {
     if (auto t = r->take_dirty_access()) accessed.emplace_back(r->config().id, *t);
     if (r->state().lifecycle == stream_lifecycle::live && r->expired_at(now)) {
@@ -84,7 +84,7 @@ void stream_engine::run_maintenance() {
   for (const auto& [id, ms] : accessed) {
     if (auto s = tables_->set_last_access(id, ms); !s) error = std::move(s).error();
   }
-  for (std::int64_t id : expired) {
+  for (stream_id id : expired) {
     if (error) break;
     auto row = tables_->find_by_id(id);
     if (!row) {
@@ -146,7 +146,7 @@ bool stream_engine::run_purge_step() {
   if (ids->empty()) return false;
   if (auto s = tables_->begin_immediate(); !s) return true;
   // Forks have higher ids than their sources and must go first (the foreign key).
-  std::int64_t id = *std::max_element(ids->begin(), ids->end());
+  stream_id id = *std::max_element(ids->begin(), ids->end());
   auto deleted = tables_->purge_messages(id, options_.purge_batch_messages);
   status s = deleted ? status(ok_v) : status(std::move(deleted).error());
   bool done_with_stream = s && *deleted < options_.purge_batch_messages;
@@ -154,7 +154,7 @@ bool stream_engine::run_purge_step() {
   if (s) s = commit_now();
   if (!s) {
     (void)tables_->rollback();
-    spdlog::warn("purging stream {} failed: {}", id, s.error().message);
+    spdlog::warn("purging stream {} failed: {}", id.value(), s.error().message);
     return true;
   }
   return !(done_with_stream && ids->size() == 1);

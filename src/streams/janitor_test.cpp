@@ -18,12 +18,12 @@ TEST_F(stream_engine_test, past_the_total_cache_budget_the_least_recently_used_c
   // 120 bytes cached against a budget of 100: the next maintenance pass empties the cache of
   // the stream appended to least recently, and only that one.
   ASSERT_TRUE(eventually([&] { return old->cache_bytes() == 0; }));
-  EXPECT_FALSE(old->read_cached(0, 1, 1 << 20));
+  EXPECT_FALSE(old->read_cached(stream_position{0}, stream_position{1}, 1 << 20));
   EXPECT_EQ(recent->cache_bytes(), 60u);
-  EXPECT_TRUE(recent->read_cached(0, 1, 1 << 20));
+  EXPECT_TRUE(recent->read_cached(stream_position{0}, stream_position{1}, 1 << 20));
   EXPECT_EQ(read_all("old"), sixty);  // from the database
   append("old", "y");                 // the cache fills again from the next commit
-  EXPECT_TRUE(old->read_cached(1, 2, 1 << 20));
+  EXPECT_TRUE(old->read_cached(stream_position{1}, stream_position{2}, 1 << 20));
 }
 
 // ---- the append log --------------------------------------------------------------------------
@@ -39,8 +39,10 @@ TEST_F(stream_engine_test, messages_read_the_same_from_the_append_log_the_stream
   for (int i = 1; i <= 11; ++i) {
     a += "a" + std::to_string(i);
     b += "b" + std::to_string(i);
-    ASSERT_EQ(append("a", "a" + std::to_string(i)).tail, static_cast<std::uint64_t>(i));
-    ASSERT_EQ(append("b", "b" + std::to_string(i)).tail, static_cast<std::uint64_t>(i));
+    ASSERT_EQ(append("a", "a" + std::to_string(i)).tail,
+              stream_position{static_cast<std::uint64_t>(i)});
+    ASSERT_EQ(append("b", "b" + std::to_string(i)).tail,
+              stream_position{static_cast<std::uint64_t>(i)});
   }
   // Moved after every batch that left 4 or more in the log: 20 moved, 2 still logged.
   EXPECT_EQ(count_rows("SELECT COUNT(*) FROM messages"), 20);
@@ -72,8 +74,8 @@ TEST_F(stream_engine_test, a_failed_move_of_the_append_log_keeps_it_and_is_tried
   append("s", "b");  // the move fails: rolled back, the log kept whole
   EXPECT_EQ(count_rows("SELECT COUNT(*) FROM recent_messages"), 2);
   EXPECT_EQ(count_rows("SELECT COUNT(*) FROM messages"), 0);
-  EXPECT_TRUE(engine_->writable());      // not an unknown outcome: writes go on
-  EXPECT_EQ(append("s", "c").tail, 3u);  // the tail still counts what the log holds
+  EXPECT_TRUE(engine_->writable());                      // not an unknown outcome: writes go on
+  EXPECT_EQ(append("s", "c").tail, stream_position{3});  // the tail still counts what the log holds
   EXPECT_EQ(read_all("s"), "abc");
   failing = false;
   // Not at every batch after a failure: once the log has grown by log_merge_rows more.
@@ -150,9 +152,10 @@ TEST_F(stream_engine_test, a_start_after_a_crash_finds_tails_and_messages_in_the
   fs::rename(crashed / "ordo.db", dir_ / "ordo.db");
   open([](stream_engine_options& o) { o.tail_cache_bytes = 0; });
   ASSERT_EQ(count_rows("SELECT COUNT(*) FROM recent_messages"), 3);
-  EXPECT_EQ(engine_->find("s")->state().tail, 3u);
+  EXPECT_EQ(engine_->find("s")->state().tail, stream_position{3});
   EXPECT_EQ(read_all("s"), "abc");
-  EXPECT_EQ(append("s", "d").tail, 4u);  // the next position, not one the log already holds
+  EXPECT_EQ(append("s", "d").tail,
+            stream_position{4});  // the next position, not one the log already holds
   EXPECT_EQ(read_all("s"), "abcd");
 }
 

@@ -37,7 +37,7 @@ std::uint64_t mix64(std::uint64_t x) {
 std::string format_offset(stream_offset offset) {
   char buf[k_offset_length + 1];
   std::snprintf(buf, sizeof buf, "%016llx_%016llu", static_cast<unsigned long long>(offset.prefix),
-                static_cast<unsigned long long>(offset.position));
+                static_cast<unsigned long long>(offset.position.value()));
   return std::string(buf, k_offset_length);
 }
 
@@ -47,6 +47,7 @@ result<stream_offset> parse_offset_token(std::string_view text) {
   }
   if (text[k_prefix_digits] != '_') return malformed(text, "expected '_' after 16 hex digits");
   stream_offset out;
+  std::uint64_t position = 0;
   for (std::size_t i = 0; i < k_prefix_digits; ++i) {
     int v = hex_value(text[i]);
     if (v < 0) return malformed(text, "the part before '_' must be lowercase hex digits");
@@ -55,8 +56,9 @@ result<stream_offset> parse_offset_token(std::string_view text) {
   for (std::size_t i = k_prefix_digits + 1; i < k_offset_length; ++i) {
     char c = text[i];
     if (c < '0' || c > '9') return malformed(text, "the part after '_' must be decimal digits");
-    out.position = out.position * 10 + static_cast<std::uint64_t>(c - '0');
+    position = position * 10 + static_cast<std::uint64_t>(c - '0');
   }
+  out.position = stream_position{position};
   static_assert(k_position_digits == 16);
   return out;
 }

@@ -22,6 +22,7 @@
 #include <string_view>
 
 #include "base/result.hpp"
+#include "base/stream_position.hpp"
 
 namespace ordo {
 
@@ -29,12 +30,12 @@ inline constexpr std::size_t k_offset_length = 33;
 inline constexpr std::uint64_t k_max_offset_position = 9'999'999'999'999'999;
 inline constexpr std::string_view k_zero_offset = "0000000000000000_0000000000000000";
 
-// A position in a stream: how many messages precede it. Position 0 is the start.
+// A position in a stream, in the offset space of its family (prefix). Position 0 is the start.
 struct stream_offset {
   std::uint64_t prefix = 0;
-  std::uint64_t position = 0;
+  stream_position position;
 
-  bool is_zero() const { return prefix == 0 && position == 0; }
+  bool is_zero() const { return prefix == 0 && position.is_start(); }
   friend bool operator==(const stream_offset&, const stream_offset&) = default;
 };
 

@@ -6,13 +6,14 @@ namespace ordo {
 namespace {
 
 TEST(offset, formats_fixed_width_prefix_and_position) {
-  EXPECT_EQ(format_offset({0x1234abcdULL, 42}), "000000001234abcd_0000000000000042");
+  EXPECT_EQ(format_offset({0x1234abcdULL, stream_position{42}}),
+            "000000001234abcd_0000000000000042");
   EXPECT_EQ(format_offset({}), k_zero_offset);
   EXPECT_EQ(format_offset({}).size(), k_offset_length);
 }
 
 TEST(offset, parse_is_the_inverse_of_format) {
-  stream_offset o{0xfedcba9876543210ULL, 9'999'999'999'999'999ULL};
+  stream_offset o{0xfedcba9876543210ULL, stream_position{9'999'999'999'999'999ULL}};
   auto parsed = parse_offset_token(format_offset(o));
   ASSERT_TRUE(parsed);
   EXPECT_EQ(*parsed, o);
@@ -20,9 +21,9 @@ TEST(offset, parse_is_the_inverse_of_format) {
 
 TEST(offset, byte_order_is_position_order_within_a_prefix) {
   const std::uint64_t prefix = 0x00ff00ff00ff00ffULL;
-  std::string previous = format_offset({prefix, 0});
+  std::string previous = format_offset({prefix, stream_position{0}});
   for (std::uint64_t p : {1ULL, 9ULL, 10ULL, 99ULL, 100ULL, 123456789ULL}) {
-    std::string next = format_offset({prefix, p});
+    std::string next = format_offset({prefix, stream_position{p}});
     EXPECT_LT(previous, next) << p;
     previous = next;
   }

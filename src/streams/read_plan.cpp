@@ -22,13 +22,13 @@ namespace ordo {
 // The read plan for positions <= base_seq of a fork of `row.fork_source_id`, from the source's
 // own plan (registered records at startup, or rows within the writer's transaction).
 std::vector<read_segment> stream_engine::inherited_segments(const sqlite::stream_row& row,
-                                                            std::uint64_t base_seq,
+                                                            stream_position base_seq,
                                                             const record_map* building) const {
   std::vector<read_segment> out;
-  if (!row.fork_source_id || base_seq == 0) return out;
-  std::int64_t source_id = *row.fork_source_id;
+  if (!row.fork_source_id || base_seq.is_start()) return out;
+  stream_id source_id = *row.fork_source_id;
   std::vector<read_segment> source_plan;
-  std::uint64_t source_base = 0;
+  stream_position source_base;
   std::shared_ptr<stream_record> source;
   if (building) {
     auto it = building->find(source_id);
@@ -42,13 +42,13 @@ std::vector<read_segment> stream_engine::inherited_segments(const sqlite::stream
   } else if (tables_) {
     auto source_row = tables_->find_by_id(source_id);
     if (source_row && *source_row) {
-      source_base = static_cast<std::uint64_t>((*source_row)->base_seq);
+      source_base = (*source_row)->base_seq;
       source_plan = inherited_segments(**source_row, source_base);
     }
   }
   for (const read_segment& s : source_plan) {
     if (s.after >= base_seq) break;
-    out.push_back({s.stream_id, s.after, std::min(s.upto, base_seq)});
+    out.push_back({s.stream, s.after, std::min(s.upto, base_seq)});
   }
   if (base_seq > source_base) out.push_back({source_id, source_base, base_seq});
   return out;
@@ -57,14 +57,14 @@ std::vector<read_segment> stream_engine::inherited_segments(const sqlite::stream
 // ---- reads -----------------------------------------------------------------------------------
 
 std::optional<read_chunk> stream_engine::read_in_memory(const stream_record& stream,
-                                                        std::uint64_t after) const {
-  std::uint64_t upto = stream.state().tail;
+                                                        stream_position after) const {
+  stream_position upto = stream.state().tail;
   if (after >= upto) return read_chunk{after, {}, nullptr};
   if (after < stream.config().base_seq) return std::nullopt;  // inherited from a fork source
   return stream.read_cached(after, upto, options_.read_chunk_bytes);
 }
 
-void stream_engine::read(std::shared_ptr<stream_record> stream, std::uint64_t after,
+void stream_engine::read(std::shared_ptr<stream_record> stream, stream_position after,
                          read_callback done) {
   const stream_config& c = stream->config();
   if (auto chunk = read_in_memory(*stream, after)) {
@@ -73,12 +73,12 @@ void stream_engine::read(std::shared_ptr<stream_record> stream, std::uint64_t af
   }
   // The tail may have moved on since read_in_memory() looked: the plan reads up to it as it is
   // now, which is never less.
-  std::uint64_t upto = stream->state().tail;
+  stream_position upto = stream->state().tail;
   // The plan: inherited segments, then the stream's own messages, clipped to (after, upto].
   std::vector<read_segment> plan;
   for (const read_segment& s : c.inherited) {
     if (s.upto <= after) continue;
-    plan.push_back({s.stream_id, std::max(s.after, after), std::min(s.upto, upto)});
+    plan.push_back({s.stream, std::max(s.after, after), std::min(s.upto, upto)});
   }
   if (upto > c.base_seq) plan.push_back({c.id, std::max(c.base_seq, after), upto});
   std::size_t max_bytes = options_.read_chunk_bytes;
@@ -100,53 +100,52 @@ void stream_engine::read(std::shared_ptr<stream_record> stream, std::uint64_t af
         sqlite::message_reader& reader = context.messages;
         // Whether retention removed `position`: published, or committed and not yet published
         // (a prune is published after its flush, but readers see it once committed).
-        auto pruned_at = [&](std::uint64_t position) {
+        auto pruned_at = [&](stream_position position) {
           auto record = weak.lock();
           if (record && record->state().pruned_upto >= position) return true;
           auto committed = reader.pruned_upto(own_id);
-          return committed && static_cast<std::uint64_t>(*committed) >= position;
+          return committed && *committed >= position;
         };
         read_chunk chunk;
         chunk.after = after;
         std::size_t bytes = 0;
-        std::uint64_t expected = after + 1;
+        stream_position expected = after.next();
         for (const read_segment& s : plan) {
           if (bytes >= max_bytes) break;
-          auto rows = reader.read(s.stream_id, static_cast<std::int64_t>(s.after),
-                                  static_cast<std::int64_t>(s.upto), max_bytes - bytes);
+          auto rows = reader.read(s.stream, s.after, s.upto, max_bytes - bytes);
           if (!rows) {
             (*shared_done)(read_result{std::nullopt, std::move(rows).error()});
             return;
           }
           for (auto& row : *rows) {
-            if (static_cast<std::uint64_t>(row.seq) != expected) {
+            if (row.seq != expected) {
               if (pruned_at(expected)) {
                 // Retention removed these positions while the read was queued.
                 (*shared_done)(read_result{
                     std::nullopt,
                     make_failure(failure_kind::gone, "offset_pruned",
-                                 "the events from position " + std::to_string(expected) +
+                                 "the events from position " + std::to_string(expected.value()) +
                                      " were removed by retention while this read was waiting")});
                 return;
               }
-              (*shared_done)(read_result{
-                  std::nullopt,
-                  make_failure(failure_kind::internal, "stream_data_missing",
-                               "stream data is missing at position " + std::to_string(expected))});
+              (*shared_done)(read_result{std::nullopt,
+                                         make_failure(failure_kind::internal, "stream_data_missing",
+                                                      "stream data is missing at position " +
+                                                          std::to_string(expected.value()))});
               return;
             }
-            ++expected;
+            expected = expected.next();
             bytes += row.data.size();
             chunk.messages.push_back(std::make_shared<const std::string>(std::move(row.data)));
           }
           if (expected <= s.upto && bytes < max_bytes) break;  // purged underneath the read
         }
         if (chunk.messages.empty()) {
-          if (pruned_at(after + 1)) {
+          if (pruned_at(after.next())) {
             (*shared_done)(read_result{
                 std::nullopt,
                 make_failure(failure_kind::gone, "offset_pruned",
-                             "the events after position " + std::to_string(after) +
+                             "the events after position " + std::to_string(after.value()) +
                                  " were removed by retention while this read was waiting")});
             return;
           }

@@ -153,7 +153,7 @@ void stream_engine::create(create_request request, create_callback done) {
 
 void stream_engine::append(append_request request, append_callback done) {
   std::size_t bytes = request.data ? request.data->size() : 0;
-  auto* j = new append_job{std::move(request), std::move(done), {}, 0, 0, nullptr, false, false};
+  auto* j = new append_job{std::move(request), std::move(done), {}, {}, {}, nullptr, false, false};
   enqueue_or_refuse(j, bytes, [] {
     append_result r;
     r.status = append_status::overloaded;

@@ -155,7 +155,7 @@ enum class create_status {
 struct stream_snapshot {
   std::string content_type;
   std::uint64_t offset_prefix = 0;
-  std::uint64_t tail = 0;
+  stream_position tail;
   bool closed = false;
   std::optional<std::int64_t> ttl_seconds;
   std::optional<std::int64_t> expires_at_ms;
@@ -198,7 +198,7 @@ enum class append_status {
 struct append_result {
   append_status status = append_status::failed;
   std::uint64_t offset_prefix = 0;
-  std::uint64_t tail = 0;
+  stream_position tail;
   bool closed = false;
   std::uint64_t producer_epoch = 0;  // echoed, or the current epoch on stale_epoch
   std::uint64_t producer_seq = 0;    // highest accepted seq for (stream, producer, epoch)
@@ -229,10 +229,10 @@ class stream_engine;
 struct stream_effect {
   enum class kind { create, append, close, prune };
   kind what = kind::append;
-  std::int64_t stream_id = 0;
+  stream_id stream;
   std::optional<sqlite::stream_row> created;  // for create
-  std::uint64_t after = 0;  // append: the position before the message; prune: pruned up to
-  message_ptr message;      // for append
+  stream_position after;  // append: the position before the message; prune: pruned up to
+  message_ptr message;    // for append
 };
 
 // What a custom write job (stream_engine::submit) may do. Valid only while the job runs on the
@@ -246,22 +246,21 @@ class write_context {
   std::uint64_t database_epoch() const { return database_epoch_; }
 
   // Creates a stream at any path, including the reserved paths of managed streams.
-  result<std::int64_t> create_stream(const std::string& path, const std::string& content_type);
+  result<stream_id> create_stream(const std::string& path, const std::string& content_type);
   // Appends one message; returns the stream's new tail position.
-  result<std::uint64_t> append(std::int64_t stream_id, std::string data);
+  result<stream_position> append(stream_id stream, std::string data);
   // Closes a stream (idempotent).
-  status close(std::int64_t stream_id);
+  status close(stream_id stream);
   // The id of the live stream at `path`, if any.
-  result<std::optional<std::int64_t>> find_stream(std::string_view path);
+  result<std::optional<stream_id>> find_stream(std::string_view path);
   // The offset a message appended to the stream now would end at (its position and prefix).
-  result<stream_offset> next_offset(std::int64_t stream_id);
+  result<stream_offset> next_offset(stream_id stream);
   // The offset prefix of a stream's family.
-  std::uint64_t offset_prefix(std::int64_t incarnation) const;
+  std::uint64_t offset_prefix(std::uint64_t incarnation) const;
   // Retention: removes the stream's messages at positions <= upto.
-  status prune(std::int64_t stream_id, std::uint64_t upto);
+  status prune(stream_id stream, stream_position upto);
   // Up to `limit` of the stream's oldest remaining messages.
-  result<std::vector<sqlite::message_row>> oldest_messages(std::int64_t stream_id,
-                                                           std::size_t limit);
+  result<std::vector<sqlite::message_row>> oldest_messages(stream_id stream, std::size_t limit);
   // A named point where tests may inject a failure (stream_engine_options::fault_injector).
   status checkpoint(std::string_view point);
 
@@ -315,7 +314,7 @@ class stream_engine {
 
   // The live or soft-deleted stream at `path`, or nullptr.
   std::shared_ptr<stream_record> find(std::string_view path) const;
-  std::shared_ptr<stream_record> find_by_id(std::int64_t id) const;
+  std::shared_ptr<stream_record> find_by_id(stream_id id) const;
 
   void create(create_request request, create_callback done);
   void append(append_request request, append_callback done);
@@ -332,10 +331,11 @@ class stream_engine {
   // power failure could still take back; the failure when a flush failed.
   status await_durable();
   // Reads messages at positions (after, tail], at most read_chunk_bytes (at least one message).
-  void read(std::shared_ptr<stream_record> stream, std::uint64_t after, read_callback done);
+  void read(std::shared_ptr<stream_record> stream, stream_position after, read_callback done);
   // The part of read() that needs no database: an empty chunk at the tail, or the messages the
   // stream's tail cache holds; nullopt when only a reader thread can serve `after`.
-  std::optional<read_chunk> read_in_memory(const stream_record& stream, std::uint64_t after) const;
+  std::optional<read_chunk> read_in_memory(const stream_record& stream,
+                                           stream_position after) const;
   // Where the readers of a committed batch are woken: `run` posts the work to the server's
   // wake thread, so the writer thread goes back to writing instead of queueing one
   // wake-up per live reader (ten thousand for a stream with ten thousand SSE readers).
@@ -391,12 +391,12 @@ class stream_engine {
   // On the writer thread after the last write at stop: moves the WAL into the database file.
   void checkpoint_wal();
   // A batch whose transaction ran: it is published and its callers answered once commit
-  // `commit_number` is durable. `error`: the failure that stopped the whole transaction.
+  // `commit` is durable. `error`: the failure that stopped the whole transaction.
   struct committed_batch {
     std::vector<job> jobs;
     std::vector<bool> ok;
     std::optional<failure> error;
-    std::uint64_t commit_number = 0;  // 0: nothing was committed
+    sqlite::commit_number commit;  // none (0): nothing was committed
   };
   // Runs the batch's transaction and commits it, then completes the batch before it (whose
   // flush ran meanwhile); this one waits in pending_.
@@ -411,16 +411,16 @@ class stream_engine {
   // The one place the published position advances, to commit `number` once its flush is done:
   // checks published <= flushed <= committed and that batches are published in commit order.
   // A violation logs, poisons the writer and is the batch's failure (nothing is published).
-  status advance_published(std::uint64_t number);
+  status advance_published(sqlite::commit_number number);
   // Commits the open transaction as commit `number` and asks the syncer to flush it. A commit
   // that fails with an I/O error poisons the writer, whichever transaction it was (a batch,
   // maintenance, a purge, a move of the append log).
-  status commit_transaction(std::uint64_t& number);
+  status commit_transaction(sqlite::commit_number& number);
   // A commit that failed with an I/O error has an unknown outcome: writes are refused until
   // restart. Other failures (the transaction was rolled back) change nothing.
   void poison_if_unknown(const failure& f);
   // Waits until commit `number` is on disk; a failed flush poisons the writer.
-  status await_flush(std::uint64_t number);
+  status await_flush(sqlite::commit_number number);
   // Commits the open transaction and waits until it is durable (maintenance, purge).
   status commit_now();
   // Each job runs inside its own savepoint; false means nothing of it may be kept.
@@ -444,14 +444,14 @@ class stream_engine {
   // log_merge_rows or log_merge_bytes (`all`: whatever it holds, and waits for the flush).
   void merge_log(bool all);
 
-  using record_map = std::unordered_map<std::int64_t, std::shared_ptr<stream_record>>;
+  using record_map = std::unordered_map<stream_id, std::shared_ptr<stream_record>>;
   using path_map = std::unordered_map<std::string, std::shared_ptr<stream_record>>;
   // `building`: the registry being loaded, where fork sources are looked up (default: the
   // registry in use).
-  std::shared_ptr<stream_record> make_record(const sqlite::stream_row& row, std::uint64_t tail,
+  std::shared_ptr<stream_record> make_record(const sqlite::stream_row& row, stream_position tail,
                                              bool closed, const record_map* building = nullptr);
   std::vector<read_segment> inherited_segments(const sqlite::stream_row& row,
-                                               std::uint64_t base_seq,
+                                               stream_position base_seq,
                                                const record_map* building = nullptr) const;
   // Whether `path` names a managed stream (options_.managed_stream_prefix).
   bool is_managed_path(std::string_view path) const;
@@ -527,8 +527,8 @@ class stream_engine {
   wake_executor wake_executor_ GUARDED_BY(wake_executor_mu_);
   // The writer's positions, as commit numbers (writer thread only): the last commit begun, and
   // the commit of the last batch published. published_commit_ <= flushed <= last_commit_.
-  std::uint64_t last_commit_ = 0;
-  std::uint64_t published_commit_ = 0;
+  sqlite::commit_number last_commit_;
+  sqlite::commit_number published_commit_;
 };
 
 }  // namespace ordo

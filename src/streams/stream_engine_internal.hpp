@@ -37,12 +37,12 @@ inline std::int64_t wall_ms() {
 }
 
 // A new stream family's incarnation: random and never 0.
-inline std::int64_t random_incarnation() {
+inline std::uint64_t random_incarnation() {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   std::uint64_t v = 0;
   while (v == 0)
     v = rng();
-  return static_cast<std::int64_t>(v);
+  return v;
 }
 
 inline std::string media_type_of(std::string_view content_type) {
@@ -53,7 +53,7 @@ inline std::string media_type_of(std::string_view content_type) {
 
 // A stream leaving the registry (deleted, expired, or purged by a cascade).
 struct removal {
-  std::int64_t id = 0;
+  stream_id id;
   stream_lifecycle lifecycle = stream_lifecycle::removed;
 };
 
@@ -64,7 +64,7 @@ struct stream_engine::create_job {
   // Effects, published after commit.
   std::optional<sqlite::stream_row> created;
   std::vector<read_segment> inherited;
-  std::vector<std::pair<std::uint64_t, message_ptr>> messages;  // (position, data)
+  std::vector<std::pair<stream_position, message_ptr>> messages;  // (position, data)
   std::vector<removal> removals;
 };
 
@@ -72,8 +72,8 @@ struct stream_engine::append_job {
   append_request req;
   append_callback done;
   append_result res;
-  std::int64_t stream_id = 0;
-  std::uint64_t after = 0;
+  stream_id stream;
+  stream_position after;
   message_ptr message;
   bool closes = false;
   bool wrote = false;

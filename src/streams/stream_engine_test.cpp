@@ -14,7 +14,7 @@ TEST_F(stream_engine_test, offsets_are_assigned_densely_in_commit_order) {
   for (std::uint64_t i = 1; i <= 5; ++i) {
     append_result r = append("s", "m" + std::to_string(i));
     ASSERT_EQ(r.status, append_status::appended);
-    EXPECT_EQ(r.tail, i);
+    EXPECT_EQ(r.tail, stream_position{i});
   }
   EXPECT_EQ(read_all("s"), "m1m2m3m4m5");
 }
@@ -50,9 +50,9 @@ TEST_F(stream_engine_test, everything_queued_is_committed_in_one_transaction) {
   for (int i = 0; i < 50; ++i)
     queued.push_back(append_async(data_request("s", "x")));
   gate_.release();
-  EXPECT_EQ(blocker.get().tail, 1u);
+  EXPECT_EQ(blocker.get().tail, stream_position{1});
   for (int i = 0; i < 50; ++i)
-    EXPECT_EQ(queued[i].get().tail, 2u + i);
+    EXPECT_EQ(queued[i].get().tail, stream_position{2} + i);
   // The blocked batch, then one transaction for all fifty queued appends.
   EXPECT_EQ(engine_->stats().transactions_committed - before, 2u);
 }
@@ -82,9 +82,9 @@ TEST_F(stream_engine_test, a_failing_job_fails_alone_and_its_writes_are_rolled_b
   EXPECT_EQ(f.error.kind, failure_kind::insufficient_storage);
   append_result l = last.get();
   EXPECT_EQ(l.status, append_status::appended);
-  EXPECT_EQ(l.tail, 3u);  // dense: the failed job took no position
+  EXPECT_EQ(l.tail, stream_position{3});  // dense: the failed job took no position
   EXPECT_EQ(read_all("a"), "0AC");
-  EXPECT_EQ(engine_->find("b")->state().tail, 0u);
+  EXPECT_EQ(engine_->find("b")->state().tail, stream_position{0});
   EXPECT_EQ(count_rows("SELECT COUNT(*) FROM " + k_all_messages +
                        " m JOIN streams s ON s.id = m.stream_id "
                        "WHERE s.path = 'b'"),
@@ -105,9 +105,9 @@ TEST_F(stream_engine_test, writers_are_acknowledged_only_after_commit) {
   };
   append_result r = append("s", "lost");
   EXPECT_EQ(r.status, append_status::failed);
-  EXPECT_EQ(engine_->find("s")->state().tail, 0u);  // nothing published
+  EXPECT_EQ(engine_->find("s")->state().tail, stream_position{0});  // nothing published
   fault_ = nullptr;
-  EXPECT_EQ(append("s", "kept").tail, 1u);
+  EXPECT_EQ(append("s", "kept").tail, stream_position{1});
   EXPECT_EQ(read_all("s"), "kept");
 }
 
@@ -197,11 +197,11 @@ TEST_F(stream_engine_test, a_closed_stream_refuses_appends_and_closing_again_is_
   append_result r = append_async(final_append).get();
   EXPECT_EQ(r.status, append_status::appended);
   EXPECT_TRUE(r.closed);
-  EXPECT_EQ(r.tail, 2u);
+  EXPECT_EQ(r.tail, stream_position{2});
 
   r = append("s", "late");
   EXPECT_EQ(r.status, append_status::stream_closed);
-  EXPECT_EQ(r.tail, 2u);
+  EXPECT_EQ(r.tail, stream_position{2});
   EXPECT_EQ(close("s").status, append_status::closed);
   EXPECT_EQ(append_async(final_append).get().status, append_status::duplicate);
   EXPECT_TRUE(engine_->find("s")->state().closed);
@@ -240,10 +240,10 @@ TEST_F(stream_engine_test, read_in_memory_serves_the_tail_cache_and_leaves_the_r
   ASSERT_EQ(append("m", "b").status, append_status::appended);
   auto record = engine_->find("m");
   ASSERT_TRUE(record);
-  auto at_tail = engine_->read_in_memory(*record, 2);
+  auto at_tail = engine_->read_in_memory(*record, stream_position{2});
   ASSERT_TRUE(at_tail);
   EXPECT_TRUE(at_tail->messages.empty());
-  auto cached = engine_->read_in_memory(*record, 1);
+  auto cached = engine_->read_in_memory(*record, stream_position{1});
   ASSERT_TRUE(cached);
   ASSERT_EQ(cached->messages.size(), 1u);
   EXPECT_EQ(*cached->messages[0], "b");
@@ -252,7 +252,7 @@ TEST_F(stream_engine_test, read_in_memory_serves_the_tail_cache_and_leaves_the_r
   open();
   record = engine_->find("m");
   ASSERT_TRUE(record);
-  EXPECT_FALSE(engine_->read_in_memory(*record, 0));
+  EXPECT_FALSE(engine_->read_in_memory(*record, stream_position{0}));
   EXPECT_EQ(read_all("m"), "ab");
 }
 
@@ -288,7 +288,7 @@ TEST_F(stream_engine_test, appends_to_missing_or_mismatched_streams_are_refused)
   ASSERT_EQ(create("s", "text/plain").status, create_status::created);
   EXPECT_EQ(append_async(data_request("s", "{}", "application/json")).get().status,
             append_status::content_type_mismatch);
-  EXPECT_EQ(engine_->find("s")->state().tail, 0u);
+  EXPECT_EQ(engine_->find("s")->state().tail, stream_position{0});
 }
 
 TEST_F(stream_engine_test, forks_of_missing_sources_or_beyond_the_tail_are_refused) {
@@ -298,9 +298,9 @@ TEST_F(stream_engine_test, forks_of_missing_sources_or_beyond_the_tail_are_refus
   EXPECT_EQ(create(f).status, create_status::source_not_found);
   ASSERT_EQ(create("src").status, create_status::created);
   f.fork_source_path = "src";
-  f.fork_offset = stream_offset{engine_->find("src")->config().offset_prefix, 5};
+  f.fork_offset = stream_offset{engine_->find("src")->config().offset_prefix, stream_position{5}};
   EXPECT_EQ(create(f).status, create_status::invalid);
-  f.fork_offset = stream_offset{12345, 0};  // minted for another stream
+  f.fork_offset = stream_offset{12345, stream_position{0}};  // minted for another stream
   EXPECT_EQ(create(f).status, create_status::invalid);
   f.fork_offset.reset();
   f.content_type = "application/json";
@@ -330,27 +330,27 @@ TEST_F(stream_engine_test, positions_are_never_reused_after_retention_removed_ev
   ASSERT_EQ(create("feed").status, create_status::created);
   append("feed", "a");
   append("feed", "b");
-  std::int64_t id = engine_->find("feed")->config().id;
+  stream_id id = engine_->find("feed")->config().id;
   std::promise<std::optional<failure>> pruned;
   write_job job;
-  job.run = [id](write_context& ctx) { return ctx.prune(id, 2); };
+  job.run = [id](write_context& ctx) { return ctx.prune(id, stream_position{2}); };
   job.done = [&](const std::optional<failure>& f) { pruned.set_value(f); };
   ASSERT_TRUE(engine_->submit(std::move(job)));
   ASSERT_FALSE(pruned.get_future().get());
-  EXPECT_EQ(engine_->find("feed")->state().pruned_upto, 2u);
+  EXPECT_EQ(engine_->find("feed")->state().pruned_upto, stream_position{2});
   EXPECT_EQ(count_rows("SELECT COUNT(*) FROM " + k_all_messages), 0);
-  EXPECT_EQ(append("feed", "c").tail, 3u);
+  EXPECT_EQ(append("feed", "c").tail, stream_position{3});
   open();
-  EXPECT_EQ(engine_->find("feed")->state().pruned_upto, 2u);
-  EXPECT_EQ(engine_->find("feed")->state().tail, 3u);
-  EXPECT_EQ(append("feed", "d").tail, 4u);
+  EXPECT_EQ(engine_->find("feed")->state().pruned_upto, stream_position{2});
+  EXPECT_EQ(engine_->find("feed")->state().tail, stream_position{3});
+  EXPECT_EQ(append("feed", "d").tail, stream_position{4});
 }
 
 // Regression: a write job that failed returned a bare false, and `done` was told "no failure",
 // so background jobs (the reaper, change-feed retention) lost their errors without a log line.
 TEST_F(stream_engine_test, a_write_job_that_fails_gets_its_failure_and_keeps_nothing) {
   ASSERT_EQ(create("s").status, create_status::created);
-  std::int64_t id = engine_->find("s")->config().id;
+  stream_id id = engine_->find("s")->config().id;
   std::promise<std::optional<failure>> refused;
   write_job job;
   job.run = [id](write_context& ctx) -> status {
@@ -362,8 +362,9 @@ TEST_F(stream_engine_test, a_write_job_that_fails_gets_its_failure_and_keeps_not
   std::optional<failure> f = refused.get_future().get();
   ASSERT_TRUE(f);
   EXPECT_EQ(f->code, "refused_on_purpose");
-  EXPECT_EQ(engine_->find("s")->state().tail, 0u);  // its append was rolled back and not shown
-  EXPECT_EQ(append("s", "after").tail, 1u);         // the position was not used up
+  EXPECT_EQ(engine_->find("s")->state().tail,
+            stream_position{0});  // its append was rolled back and not shown
+  EXPECT_EQ(append("s", "after").tail, stream_position{1});  // the position was not used up
   EXPECT_EQ(read_all("s"), "after");
 }
 
@@ -374,25 +375,25 @@ TEST_F(stream_engine_test, a_read_meeting_a_prune_committed_but_not_yet_publishe
   append("feed", "c");
   open();  // a fresh engine: reads come from the file, not from the tail cache
   auto record = engine_->find("feed");
-  std::int64_t id = record->config().id;
+  stream_id id = record->config().id;
   one_shot_gate flush;
   set_flush_fault([&] { return flush.hold(); });
   flush.arm();
   std::promise<std::optional<failure>> pruned;
   write_job job;
-  job.run = [id](write_context& ctx) { return ctx.prune(id, 2); };
+  job.run = [id](write_context& ctx) { return ctx.prune(id, stream_position{2}); };
   job.done = [&](const std::optional<failure>& f) { pruned.set_value(f); };
   ASSERT_TRUE(engine_->submit(std::move(job)));
   flush.wait_until_held();  // committed: readers see the rows gone; published only after this
-  EXPECT_EQ(record->state().pruned_upto, 0u);
+  EXPECT_EQ(record->state().pruned_upto, stream_position{0});
   std::promise<read_result> read;
-  engine_->read(record, 0, [&](read_result r) { read.set_value(std::move(r)); });
+  engine_->read(record, stream_position{0}, [&](read_result r) { read.set_value(std::move(r)); });
   read_result r = read.get_future().get();
   EXPECT_FALSE(r.chunk);
   EXPECT_EQ(r.error.code, "offset_pruned") << r.error.message;
   flush.release();
   EXPECT_FALSE(pruned.get_future().get());
-  EXPECT_EQ(record->state().pruned_upto, 2u);
+  EXPECT_EQ(record->state().pruned_upto, stream_position{2});
 }
 
 }  // namespace

@@ -155,10 +155,11 @@ class stream_engine_test : public ::testing::Test {
   std::string read_all(const std::string& path) { return read_from(path, 0); }
 
   // The messages after `position`, following chunks to the tail.
-  std::string read_from(const std::string& path, std::uint64_t position) {
+  std::string read_from(const std::string& path, std::uint64_t after) {
     auto record = engine_->find(path);
     if (!record) return "<missing>";
     std::string out;
+    stream_position position{after};
     while (position < record->state().tail) {
       std::promise<read_result> p;
       engine_->read(record, position, [&](read_result r) { p.set_value(std::move(r)); });

@@ -53,7 +53,7 @@ result<std::vector<removal>> engine_internal::remove_stream_tx(sqlite::stream_ta
   }
   if (auto s = t.mark_purging(row.id); !s) return std::move(s).error();
   out.push_back({row.id, stream_lifecycle::removed});
-  std::optional<std::int64_t> source = row.fork_source_id;
+  std::optional<stream_id> source = row.fork_source_id;
   while (source) {
     auto source_row = t.find_by_id(*source);
     if (!source_row) return std::move(source_row).error();
@@ -82,7 +82,7 @@ bool stream_engine::run_create(create_job& j) {
 
   // The fork source decides the defaults of a fork, so resolve it first.
   std::optional<sqlite::stream_row> source;
-  std::uint64_t source_tail = 0;
+  stream_position source_tail;
   if (req.fork_source_path) {
     auto s = tables_->find_by_path(*req.fork_source_path);
     if (!s) return storage(std::move(s).error());
@@ -102,7 +102,7 @@ bool stream_engine::run_create(create_job& j) {
     source = std::move(**s);
     auto t = tables_->tail(*source);
     if (!t) return storage(std::move(t).error());
-    source_tail = static_cast<std::uint64_t>(*t);
+    source_tail = *t;
   }
 
   // Effective configuration, as it would be stored (forks inherit content type and expiry).
@@ -144,18 +144,15 @@ bool stream_engine::run_create(create_job& j) {
       bool same_fork = (e.fork_source_id.has_value() == source.has_value()) &&
                        (!source || *e.fork_source_id == source->id);
       if (same_fork && source && req.fork_offset) {
-        same_fork = req.fork_offset->position == static_cast<std::uint64_t>(e.base_seq);
+        same_fork = req.fork_offset->position == e.base_seq;
       }
-      same_fork = same_fork && req.fork_sub_offset == static_cast<std::uint64_t>(e.fork_sub_offset);
+      same_fork = same_fork && req.fork_sub_offset == e.fork_sub_offset;
       auto tail = tables_->tail(e);
       if (!tail) return storage(std::move(tail).error());
-      res.stream = stream_snapshot{
-          e.content_type,
-          offset_prefix_for(database_epoch_, static_cast<std::uint64_t>(e.incarnation)),
-          static_cast<std::uint64_t>(*tail),
-          e.closed,
-          e.ttl_seconds,
-          e.expires_at_ms};
+      res.stream =
+          stream_snapshot{e.content_type, offset_prefix_for(database_epoch_, e.incarnation),
+                          *tail,          e.closed,
+                          e.ttl_seconds,  e.expires_at_ms};
       if (same && same_fork) {
         res.status = create_status::exists;
         return false;  // nothing written
@@ -184,9 +181,8 @@ bool stream_engine::run_create(create_job& j) {
                       failure_kind::conflict, "content_type_mismatch",
                       "a fork must have its source's content type '" + source->content_type + "'"));
     }
-    std::uint64_t source_prefix =
-        offset_prefix_for(database_epoch_, static_cast<std::uint64_t>(source->incarnation));
-    std::uint64_t anchor = source_tail;
+    std::uint64_t source_prefix = offset_prefix_for(database_epoch_, source->incarnation);
+    stream_position anchor = source_tail;
     if (req.fork_offset) {
       if (!req.fork_offset->is_zero() && req.fork_offset->prefix != source_prefix) {
         return fail(create_status::invalid,
@@ -203,24 +199,22 @@ bool stream_engine::run_create(create_job& j) {
     }
     row.incarnation = source->incarnation;
     row.fork_source_id = source->id;
-    row.base_seq = static_cast<std::int64_t>(anchor);
-    row.fork_sub_offset = static_cast<std::int64_t>(req.fork_sub_offset);
+    row.base_seq = anchor;
+    row.fork_sub_offset = req.fork_sub_offset;
     j.inherited = inherited_segments(row, anchor);
 
     if (req.fork_sub_offset > 0) {
       // Materialize the first fork_sub_offset bytes (or JSON values) after the anchor as the
       // fork's first own message.
       std::vector<read_segment> plan = inherited_segments(*source, source->base_seq);
-      plan.push_back({source->id, static_cast<std::uint64_t>(source->base_seq), source_tail});
+      plan.push_back({source->id, source->base_seq, source_tail});
       bool json = is_json_media_type(media_type);
       std::uint64_t wanted = req.fork_sub_offset;
       std::string prefix;
       std::uint64_t taken = 0;
       for (const read_segment& s : plan) {
         if (taken >= wanted || s.upto <= anchor) continue;
-        auto rows = tables_->read_messages(s.stream_id,
-                                           static_cast<std::int64_t>(std::max(s.after, anchor)),
-                                           static_cast<std::int64_t>(s.upto), SIZE_MAX);
+        auto rows = tables_->read_messages(s.stream, std::max(s.after, anchor), s.upto, SIZE_MAX);
         if (!rows) return storage(std::move(rows).error());
         for (const auto& m : *rows) {
           if (taken >= wanted) break;
@@ -260,10 +254,10 @@ bool stream_engine::run_create(create_job& j) {
   if (auto s = inject("create.after_insert", req.path); !s) {
     return storage(std::move(s).error());
   }
-  std::uint64_t position = static_cast<std::uint64_t>(row.base_seq);
+  stream_position position = row.base_seq;
   for (auto& data : own) {
-    ++position;
-    if (auto s = tables_->insert_message(row.id, static_cast<std::int64_t>(position), data); !s) {
+    position = position.next();
+    if (auto s = tables_->insert_message(row.id, position, data); !s) {
       return storage(std::move(s).error());
     }
     j.messages.emplace_back(position, std::make_shared<const std::string>(std::move(data)));
@@ -273,13 +267,10 @@ bool stream_engine::run_create(create_job& j) {
       return storage(std::move(s).error());
   }
   res.status = create_status::created;
-  res.stream = stream_snapshot{
-      row.content_type,
-      offset_prefix_for(database_epoch_, static_cast<std::uint64_t>(row.incarnation)),
-      position,
-      req.closed,
-      row.ttl_seconds,
-      row.expires_at_ms};
+  res.stream =
+      stream_snapshot{row.content_type, offset_prefix_for(database_epoch_, row.incarnation),
+                      position,         req.closed,
+                      row.ttl_seconds,  row.expires_at_ms};
   j.created = std::move(row);
   return true;
 }
@@ -288,7 +279,7 @@ void stream_engine::publish_create(create_job& j) {
   publish_removals(j.removals);
   if (!j.created) return;
   const sqlite::stream_row& row = *j.created;
-  std::uint64_t base = static_cast<std::uint64_t>(row.base_seq);
+  stream_position base = row.base_seq;
   auto record = make_record(row, base, false);
   {
     mutex_lock lock(registry_mu_);
@@ -337,9 +328,8 @@ bool stream_engine::run_append(append_job& j) {
   }
   auto tail = tables_->tail(row);
   if (!tail) return storage(std::move(tail).error());
-  res.offset_prefix =
-      offset_prefix_for(database_epoch_, static_cast<std::uint64_t>(row.incarnation));
-  res.tail = static_cast<std::uint64_t>(*tail);
+  res.offset_prefix = offset_prefix_for(database_epoch_, row.incarnation);
+  res.tail = *tail;
   res.closed = row.closed;
 
   // Idempotent producers first: a retry is a duplicate whatever else has changed since.
@@ -410,10 +400,10 @@ bool stream_engine::run_append(append_job& j) {
     }
   }
 
-  j.stream_id = row.id;
+  j.stream = row.id;
   j.after = res.tail;
   if (req.data) {
-    std::int64_t seq = *tail + 1;
+    stream_position seq = tail->next();
     if (auto s = tables_->insert_message(row.id, seq, *req.data); !s) {
       return storage(std::move(s).error());
     }
@@ -421,7 +411,7 @@ bool stream_engine::run_append(append_job& j) {
       return storage(std::move(s).error());
     }
     j.message = std::make_shared<const std::string>(std::move(*req.data));
-    res.tail = static_cast<std::uint64_t>(seq);
+    res.tail = seq;
   }
   if (req.close) {
     std::optional<sqlite::closed_by> by;
@@ -449,7 +439,7 @@ bool stream_engine::run_append(append_job& j) {
 }
 
 void stream_engine::publish_append(append_job& j) {
-  auto record = find_by_id(j.stream_id);
+  auto record = find_by_id(j.stream);
   if (!record) return;
   std::vector<message_ptr> messages;
   if (j.message) {
@@ -521,13 +511,13 @@ void stream_engine::publish_removals(const std::vector<removal>& removals) {
 void stream_engine::publish_effects(const std::vector<stream_effect>& effects) {
   for (const stream_effect& e : effects) {
     if (e.what == stream_effect::kind::create) {
-      auto record = make_record(*e.created, 0, false);
+      auto record = make_record(*e.created, e.created->base_seq, false);
       mutex_lock lock(registry_mu_);
-      by_id_[e.stream_id] = record;
+      by_id_[e.stream] = record;
       by_path_[e.created->path] = record;
       continue;
     }
-    auto record = find_by_id(e.stream_id);
+    auto record = find_by_id(e.stream);
     if (!record) continue;
     if (e.what == stream_effect::kind::append) {
       metrics_.appended_messages.add();

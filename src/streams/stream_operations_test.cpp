@@ -13,7 +13,7 @@ TEST_F(stream_engine_test, a_fork_reads_through_its_source_and_diverges) {
   create_request f;
   f.path = "fork";
   f.fork_source_path = "src";
-  f.fork_offset = stream_offset{engine_->find("src")->config().offset_prefix, 1};
+  f.fork_offset = stream_offset{engine_->find("src")->config().offset_prefix, stream_position{1}};
   ASSERT_EQ(create(f).status, create_status::created);
   append("fork", "X");
   append("src", "C");
@@ -111,8 +111,8 @@ TEST_F(stream_engine_test, data_offsets_and_the_database_epoch_survive_a_restart
   open();
   EXPECT_EQ(engine_->database_epoch(), epoch);
   EXPECT_EQ(engine_->find("s")->config().offset_prefix, prefix);
-  EXPECT_EQ(engine_->find("s")->state().tail, 2u);
-  EXPECT_EQ(append("s", "c").tail, 3u);
+  EXPECT_EQ(engine_->find("s")->state().tail, stream_position{2});
+  EXPECT_EQ(append("s", "c").tail, stream_position{3});
   EXPECT_EQ(read_all("s"), "abc");
 }
 

@@ -46,7 +46,7 @@ void append_sse_data_event(std::string& out, sse_mode mode,
   }
 }
 
-published_batch::published_batch(std::uint64_t after, std::vector<message_ptr> messages,
+published_batch::published_batch(stream_position after, std::vector<message_ptr> messages,
                                  bool closes)
     : after_(after), messages_(std::move(messages)), closes_(closes) {}
 
@@ -96,7 +96,7 @@ std::optional<std::int64_t> stream_record::take_dirty_access() {
   return last_access_ms_.load(std::memory_order_relaxed);
 }
 
-std::optional<read_chunk> stream_record::read_cached(std::uint64_t after, std::uint64_t upto,
+std::optional<read_chunk> stream_record::read_cached(stream_position after, stream_position upto,
                                                      std::size_t max_bytes) const {
   mutex_lock lock(cache_mu_);
   if (cache_.empty() || after < cache_.front()->after() || after >= cache_.back()->upto()) {
@@ -116,7 +116,7 @@ std::optional<read_chunk> stream_record::read_cached(std::uint64_t after, std::u
       chunk.shared = batch;
     }
     for (std::size_t i = 0; i < batch->messages().size(); ++i) {
-      std::uint64_t position = batch->after() + i + 1;
+      stream_position position = batch->after() + i + 1;
       if (position <= after) continue;
       if (position > upto || (bytes >= max_bytes && !chunk.messages.empty())) {
         if (chunk.shared && chunk.upto() != chunk.shared->upto()) chunk.shared.reset();
@@ -130,9 +130,9 @@ std::optional<read_chunk> stream_record::read_cached(std::uint64_t after, std::u
   return chunk;
 }
 
-void stream_record::publish_append(std::uint64_t after, std::vector<message_ptr> messages,
+void stream_record::publish_append(stream_position after, std::vector<message_ptr> messages,
                                    bool closed) {
-  std::uint64_t upto = after + messages.size();
+  stream_position upto = after + messages.size();
   if (!messages.empty()) {
     auto batch = std::make_shared<const published_batch>(after, std::move(messages), closed);
     std::size_t batch_bytes = 0;
@@ -173,7 +173,7 @@ std::size_t stream_record::drop_cache() {
   return std::exchange(cache_bytes_, 0);
 }
 
-void stream_record::publish_pruned(std::uint64_t upto) {
+void stream_record::publish_pruned(stream_position upto) {
   mutex_lock lock(mu_);
   state_.pruned_upto = std::max(state_.pruned_upto, upto);
 }

@@ -22,22 +22,23 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/stream_position.hpp"
 #include "base/thread_annotations.hpp"
 
 namespace ordo {
 
-// Positions (after, upto] of a stream are served from `stream_id`'s own messages.
+// Positions (after, upto] of a stream are served from `stream`'s own messages.
 struct read_segment {
-  std::int64_t stream_id = 0;
-  std::uint64_t after = 0;
-  std::uint64_t upto = 0;
+  stream_id stream;
+  stream_position after;
+  stream_position upto;
 };
 
 enum class payload_mode { bytes, json };
 enum class sse_mode { text, json, base64 };
 
 struct stream_config {
-  std::int64_t id = 0;
+  stream_id id;
   std::string path;
   std::string content_type;  // as the creator sent it
   std::string media_type;    // normalized type/subtype, for comparisons
@@ -49,8 +50,8 @@ struct stream_config {
   std::int64_t created_at_ms = 0;
   std::optional<std::int64_t> ttl_seconds;
   std::optional<std::int64_t> expires_at_ms;
-  std::optional<std::int64_t> fork_source_id;
-  std::uint64_t base_seq = 0;  // own messages have positions > base_seq
+  std::optional<stream_id> fork_source_id;
+  stream_position base_seq;  // own messages have positions > base_seq
   std::uint64_t fork_sub_offset = 0;
   std::vector<read_segment> inherited;  // read plan for positions <= base_seq, ascending
 };
@@ -60,10 +61,10 @@ struct stream_config {
 enum class stream_lifecycle { live, soft_deleted, removed, replaced };
 
 struct published_state {
-  std::uint64_t tail = 0;
+  stream_position tail;  // the position of the last message: start() when there is none
   bool closed = false;
   stream_lifecycle lifecycle = stream_lifecycle::live;
-  std::uint64_t pruned_upto = 0;  // positions up to here were removed by retention
+  stream_position pruned_upto;  // positions up to here were removed by retention
 };
 
 using message_ptr = std::shared_ptr<const std::string>;
@@ -72,10 +73,10 @@ using message_ptr = std::shared_ptr<const std::string>;
 // needs them, and shared by every reader woken at `after` (live long-poll and SSE fan-out).
 class published_batch {
  public:
-  published_batch(std::uint64_t after, std::vector<message_ptr> messages, bool closes);
+  published_batch(stream_position after, std::vector<message_ptr> messages, bool closes);
 
-  std::uint64_t after() const { return after_; }
-  std::uint64_t upto() const { return after_ + messages_.size(); }
+  stream_position after() const { return after_; }
+  stream_position upto() const { return after_ + messages_.size(); }
   bool closes_stream() const { return closes_; }
   const std::vector<message_ptr>& messages() const { return messages_; }
 
@@ -85,7 +86,7 @@ class published_batch {
   const std::string& sse_data_event(sse_mode mode) const;
 
  private:
-  std::uint64_t after_;
+  stream_position after_;
   std::vector<message_ptr> messages_;
   bool closes_;
   mutable std::once_flag body_once_, sse_once_;
@@ -94,10 +95,10 @@ class published_batch {
 
 // A contiguous run of messages handed to a reader.
 struct read_chunk {
-  std::uint64_t after = 0;
+  stream_position after;
   std::vector<message_ptr> messages;
   std::shared_ptr<const published_batch> shared;  // set when the chunk is exactly one batch
-  std::uint64_t upto() const { return after + messages.size(); }
+  stream_position upto() const { return after + messages.size(); }
 };
 
 std::string encode_body(payload_mode mode, const std::vector<message_ptr>& messages);
@@ -130,7 +131,7 @@ class stream_record {
 
   // Messages with positions in (after, upto] if the cache still holds position after + 1,
   // at most max_bytes (at least one message). nullopt when the cache cannot serve it.
-  std::optional<read_chunk> read_cached(std::uint64_t after, std::uint64_t upto,
+  std::optional<read_chunk> read_cached(stream_position after, stream_position upto,
                                         std::size_t max_bytes) const;
 
   // The payload bytes the tail cache holds.
@@ -147,7 +148,7 @@ class stream_record {
   // Writer thread, after commit. Wakes no one: the caller wakes the readers (wake_waiters() or
   // wake_round()) once it has answered the writers, so their answers do not queue behind the
   // wake-ups of thousands of live readers.
-  void publish_append(std::uint64_t after, std::vector<message_ptr> messages, bool closed);
+  void publish_append(stream_position after, std::vector<message_ptr> messages, bool closed);
   void wake_waiters();
   // One round of wake_waiters(): calls the waiters registered now and every subscriber, unless a
   // round is running on another thread, which is then asked to be followed by another. True when
@@ -157,7 +158,7 @@ class stream_record {
   // round.
   bool wake_round();
   void publish_lifecycle(stream_lifecycle lifecycle);
-  void publish_pruned(std::uint64_t upto);
+  void publish_pruned(stream_position upto);
 
   // Registers a one-shot wake-up, called when the state changes: from the writer thread, or
   // from the task the engine's wake executor runs. The callback must be cheap and must not call

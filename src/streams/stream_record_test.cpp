@@ -21,13 +21,13 @@ std::shared_ptr<stream_record> make_stream(std::size_t cache_limit_bytes = 1 << 
   return std::make_shared<stream_record>(config, published_state{}, 0, cache_limit_bytes);
 }
 
-message_ptr msg(std::uint64_t position) {
-  return std::make_shared<const std::string>("{\"i\":" + std::to_string(position) + "}");
+message_ptr msg(stream_position position) {
+  return std::make_shared<const std::string>("{\"i\":" + std::to_string(position.value()) + "}");
 }
 
 // Publishes one batch of `count` messages after the current tail.
 void append(stream_record& record, std::size_t count) {
-  std::uint64_t after = record.state().tail;
+  stream_position after = record.state().tail;
   std::vector<message_ptr> messages;
   for (std::size_t i = 1; i <= count; ++i)
     messages.push_back(msg(after + i));
@@ -47,31 +47,35 @@ TEST(stream_record, read_cached_serves_any_offset_the_cache_holds_across_many_ba
   // Batches of 1, 2, 3, ... messages: positions 1..210 in 20 batches.
   for (std::size_t n = 1; n <= 20; ++n)
     append(*record, n);
-  ASSERT_EQ(record->state().tail, 210u);
-  for (std::uint64_t after = 0; after < 210; ++after) {
-    auto chunk = record->read_cached(after, 210, 1 << 20);
+  ASSERT_EQ(record->state().tail, stream_position{210});
+  for (stream_position after; after < stream_position{210}; after = after.next()) {
+    auto chunk = record->read_cached(after, stream_position{210}, 1 << 20);
     ASSERT_TRUE(chunk) << after;
     ASSERT_EQ(chunk->after, after);
-    ASSERT_EQ(chunk->upto(), 210u) << after;
+    ASSERT_EQ(chunk->upto(), stream_position{210}) << after;
     for (std::size_t i = 0; i < chunk->messages.size(); ++i)
       ASSERT_EQ(*chunk->messages[i], *msg(after + i + 1)) << after;
   }
   // A chunk that is exactly one batch shares its encodings; bounded reads stop early.
-  EXPECT_TRUE(record->read_cached(0, 210, 1 << 20)->shared == nullptr);
-  EXPECT_TRUE(record->read_cached(190, 210, 1 << 20)->shared != nullptr);  // the 20-message one
-  EXPECT_EQ(record->read_cached(5, 8, 1 << 20)->upto(), 8u);
-  EXPECT_EQ(record->read_cached(5, 210, 1)->upto(), 6u);
-  EXPECT_FALSE(record->read_cached(210, 210, 1 << 20));
+  EXPECT_TRUE(record->read_cached(stream_position{0}, stream_position{210}, 1 << 20)->shared ==
+              nullptr);
+  EXPECT_TRUE(record->read_cached(stream_position{190}, stream_position{210}, 1 << 20)->shared !=
+              nullptr);  // the 20-message one
+  EXPECT_EQ(record->read_cached(stream_position{5}, stream_position{8}, 1 << 20)->upto(),
+            stream_position{8});
+  EXPECT_EQ(record->read_cached(stream_position{5}, stream_position{210}, 1)->upto(),
+            stream_position{6});
+  EXPECT_FALSE(record->read_cached(stream_position{210}, stream_position{210}, 1 << 20));
 }
 
 TEST(stream_record, read_cached_refuses_offsets_the_cache_dropped) {
   auto record = make_stream(64);  // room for a few messages only
   for (int i = 0; i < 50; ++i)
     append(*record, 1);
-  EXPECT_FALSE(record->read_cached(0, 50, 1 << 20));
-  auto chunk = record->read_cached(49, 50, 1 << 20);
+  EXPECT_FALSE(record->read_cached(stream_position{0}, stream_position{50}, 1 << 20));
+  auto chunk = record->read_cached(stream_position{49}, stream_position{50}, 1 << 20);
   ASSERT_TRUE(chunk);
-  EXPECT_EQ(*chunk->messages.front(), *msg(50));
+  EXPECT_EQ(*chunk->messages.front(), *msg(stream_position{50}));
 }
 
 TEST(stream_record, subscribers_are_told_of_every_change_in_subscription_order_until_unsubscribed) {

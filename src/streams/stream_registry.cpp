@@ -29,7 +29,7 @@ std::pair<stream_engine::record_map, stream_engine::path_map> stream_engine::bui
   path_map by_path;
   // Ids ascend, so a fork's source is always registered before the fork.
   for (const auto& s : streams) {
-    auto record = make_record(s.row, static_cast<std::uint64_t>(s.tail), s.row.closed, &by_id);
+    auto record = make_record(s.row, s.tail, s.row.closed, &by_id);
     if (s.row.state == sqlite::stream_row_state::soft_deleted) {
       record->publish_lifecycle(stream_lifecycle::soft_deleted);
     }
@@ -70,14 +70,14 @@ std::shared_ptr<stream_record> stream_engine::find(std::string_view path) const 
   return it == by_path_.end() ? nullptr : it->second;
 }
 
-std::shared_ptr<stream_record> stream_engine::find_by_id(std::int64_t id) const {
+std::shared_ptr<stream_record> stream_engine::find_by_id(stream_id id) const {
   mutex_lock lock(registry_mu_);
   auto it = by_id_.find(id);
   return it == by_id_.end() ? nullptr : it->second;
 }
 
 std::shared_ptr<stream_record> stream_engine::make_record(const sqlite::stream_row& row,
-                                                          std::uint64_t tail, bool closed,
+                                                          stream_position tail, bool closed,
                                                           const record_map* building) {
   stream_config c;
   c.id = row.id;
@@ -88,18 +88,17 @@ std::shared_ptr<stream_record> stream_engine::make_record(const sqlite::stream_r
   c.sse = is_json_media_type(c.media_type)       ? sse_mode::json
           : is_sse_text_media_type(c.media_type) ? sse_mode::text
                                                  : sse_mode::base64;
-  c.incarnation = static_cast<std::uint64_t>(row.incarnation);
+  c.incarnation = row.incarnation;
   c.offset_prefix = offset_prefix_for(database_epoch_, c.incarnation);
   c.generation = generation_;
   c.created_at_ms = row.created_at_ms;
   c.ttl_seconds = row.ttl_seconds;
   c.expires_at_ms = row.expires_at_ms;
   c.fork_source_id = row.fork_source_id;
-  c.base_seq = static_cast<std::uint64_t>(row.base_seq);
-  c.fork_sub_offset = static_cast<std::uint64_t>(row.fork_sub_offset);
+  c.base_seq = row.base_seq;
+  c.fork_sub_offset = row.fork_sub_offset;
   if (row.fork_source_id) c.inherited = inherited_segments(row, c.base_seq, building);
-  published_state state{tail, closed, stream_lifecycle::live,
-                        static_cast<std::uint64_t>(row.pruned_upto)};
+  published_state state{tail, closed, stream_lifecycle::live, row.pruned_upto};
   return std::make_shared<stream_record>(std::move(c), state, row.last_access_ms,
                                          options_.tail_cache_bytes);
 }

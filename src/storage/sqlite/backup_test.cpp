@@ -56,9 +56,9 @@ class backup_test : public testing::Test {
     row.incarnation = 3;
     auto id = tables->insert_stream(row);
     ASSERT_TRUE(id);
-    ASSERT_TRUE(tables->insert_message(*id, 1, std::string(4096, 'x')));
+    ASSERT_TRUE(tables->insert_message(*id, stream_position{1}, std::string(4096, 'x')));
     ASSERT_TRUE(tables->merge_log());
-    ASSERT_TRUE(tables->insert_message(*id, 2, "two"));  // in the append log
+    ASSERT_TRUE(tables->insert_message(*id, stream_position{2}, "two"));  // in the append log
     ASSERT_TRUE(tables->commit());
     ASSERT_TRUE(source_db_->exec(
         "INSERT INTO projects (id, name, created_at_ms, updated_at_ms) VALUES ('p', 'P', 1, 1)"));

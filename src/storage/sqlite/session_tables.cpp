@@ -73,7 +73,7 @@ result<session_row> read_session(const statement& s) {
   r.created_at_ms = s.column_int64(14);
   r.updated_at_ms = s.column_int64(15);
   r.ended_at_ms = s.column_optional_int64(16);
-  r.events_stream_id = s.column_int64(17);
+  r.events_stream_id = column_stream_id(s, 17);
   r.next_row_seq = s.column_int64(18);
   r.next_command_seq = s.column_int64(19);
   r.next_generation = s.column_int64(20);
@@ -163,7 +163,7 @@ status session_tables::insert_session(const session_row& r) {
   s->bind_int64(14, r.created_at_ms);
   s->bind_int64(15, r.updated_at_ms);
   s->bind_optional_int64(16, r.ended_at_ms);
-  s->bind_int64(17, r.events_stream_id);
+  bind_stream_id(*s, 17, r.events_stream_id);
   s->bind_int64(18, r.next_row_seq);
   s->bind_int64(19, r.next_command_seq);
   s->bind_int64(20, r.next_generation);
@@ -221,10 +221,10 @@ result<std::vector<session_row>> session_tables::live_sessions() {
   return all<session_row>(s, read_session);
 }
 
-result<std::optional<std::int64_t>> session_tables::stream_by_path(std::string_view path) {
+result<std::optional<stream_id>> session_tables::stream_by_path(std::string_view path) {
   ORDO_PREPARE(s, "SELECT id FROM streams WHERE path = ? AND state = 0");
   s->bind_text(1, path);
-  return one<std::int64_t>(s, [](const statement& st) { return st.column_int64(0); });
+  return one<stream_id>(s, [](const statement& st) { return column_stream_id(st, 0); });
 }
 
 namespace {
@@ -268,13 +268,13 @@ result<std::vector<std::string>> session_tables::sessions_with_heartbeat_before(
 
 // ---- event stream ----------------------------------------------------------------------------
 
-result<std::int64_t> session_tables::stream_tail(std::int64_t stream_id) {
-  return sqlite::stream_tail(statements_, stream_id);
+result<stream_position> session_tables::stream_tail(stream_id stream) {
+  return sqlite::stream_tail(statements_, stream);
 }
 
-result<std::int64_t> session_tables::stream_incarnation(std::int64_t stream_id) {
+result<std::int64_t> session_tables::stream_incarnation(stream_id stream) {
   ORDO_PREPARE(s, "SELECT incarnation FROM streams WHERE id = ?");
-  s->bind_int64(1, stream_id);
+  bind_stream_id(*s, 1, stream);
   auto v = one<std::int64_t>(s, [](const statement& st) { return st.column_int64(0); });
   if (!v) return std::move(v).error();
   return v->value_or(0);

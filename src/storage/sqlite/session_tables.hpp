@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "base/result.hpp"
+#include "base/stream_position.hpp"
 #include "base/strong_id.hpp"
 #include "storage/sqlite/connection.hpp"
 #include "storage/sqlite/session_enums.hpp"
@@ -62,7 +63,7 @@ struct session_row {
   std::int64_t created_at_ms = 0;
   std::int64_t updated_at_ms = 0;
   std::optional<std::int64_t> ended_at_ms;
-  std::int64_t events_stream_id = 0;
+  stream_id events_stream_id;
   std::int64_t next_row_seq = 1;
   std::int64_t next_command_seq = 1;
   std::int64_t next_generation = 1;
@@ -180,7 +181,7 @@ class session_tables {
   // Every session that has not ended, oldest first.
   result<std::vector<session_row>> live_sessions();
   // The id of the stream at `path` (live), for reads that need a managed stream's tail.
-  result<std::optional<std::int64_t>> stream_by_path(std::string_view path);
+  result<std::optional<stream_id>> stream_by_path(std::string_view path);
   // How many sessions are in each state, and commands in each status (states with none are
   // left out): what /metrics reports.
   result<std::vector<std::pair<session_state, std::int64_t>>> sessions_by_state();
@@ -239,8 +240,8 @@ class session_tables {
   // ---- the session's event stream
   // MAX(seq) of a stream's messages (0 when empty): the tail, read inside the caller's
   // transaction so a snapshot and its offset agree.
-  result<std::int64_t> stream_tail(std::int64_t stream_id);
-  result<std::int64_t> stream_incarnation(std::int64_t stream_id);
+  result<stream_position> stream_tail(stream_id stream);
+  result<std::int64_t> stream_incarnation(stream_id stream);
 
  private:
   result<statement*> prepare(std::string_view sql) { return statements_.get(sql); }

@@ -247,26 +247,26 @@ TEST_F(session_tables_test, stale_heartbeats_fall_back_to_the_creation_time) {
 TEST_F(session_tables_test, the_event_streams_tail_and_incarnation_are_read_through_the_tables) {
   auto tail = tables_->stream_tail(events_stream_);
   ASSERT_TRUE(tail);
-  EXPECT_EQ(*tail, 0);
+  EXPECT_EQ(*tail, stream_position::start());
   ASSERT_TRUE(streams_->begin_immediate());
-  ASSERT_TRUE(streams_->insert_message(events_stream_, 1, "one"));  // the append log
-  ASSERT_TRUE(streams_->insert_message(events_stream_, 2, "two"));
+  ASSERT_TRUE(streams_->insert_message(events_stream_, stream_position{1}, "one"));  // the log
+  ASSERT_TRUE(streams_->insert_message(events_stream_, stream_position{2}, "two"));
   ASSERT_TRUE(streams_->commit());
   tail = tables_->stream_tail(events_stream_);
   ASSERT_TRUE(tail);
-  EXPECT_EQ(*tail, 2);
+  EXPECT_EQ(*tail, stream_position{2});
   ASSERT_TRUE(streams_->begin_immediate());
   ASSERT_TRUE(streams_->merge_log());
-  ASSERT_TRUE(streams_->insert_message(events_stream_, 3, std::string(4096, 'x')));
+  ASSERT_TRUE(streams_->insert_message(events_stream_, stream_position{3}, std::string(4096, 'x')));
   ASSERT_TRUE(streams_->commit());
   tail = tables_->stream_tail(events_stream_);
   ASSERT_TRUE(tail);
-  EXPECT_EQ(*tail, 3);
+  EXPECT_EQ(*tail, stream_position{3});
 
   auto incarnation = tables_->stream_incarnation(events_stream_);
   ASSERT_TRUE(incarnation);
   EXPECT_EQ(*incarnation, 42);
-  auto none = tables_->stream_incarnation(999);
+  auto none = tables_->stream_incarnation(stream_id{999});
   ASSERT_TRUE(none);
   EXPECT_EQ(*none, 0) << "a missing stream has incarnation 0";
   auto by_path = tables_->stream_by_path("sessions/events");

@@ -151,7 +151,7 @@ class session_tables_test : public testing::Test {
   }
 
   std::string path_;
-  std::int64_t events_stream_ = 0;
+  stream_id events_stream_;
   std::optional<connection> db_;
   std::optional<statement_cache> cache_;
   std::optional<session_tables> tables_;

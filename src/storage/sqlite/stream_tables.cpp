@@ -28,11 +28,11 @@ constexpr std::string_view k_stream_columns =
 
 stream_row read_stream_row(const statement& s) {
   stream_row r;
-  r.id = s.column_int64(0);
+  r.id = column_stream_id(s, 0);
   r.path = s.column_is_null(1) ? std::string() : std::string(s.column_text(1));
   r.state = static_cast<stream_row_state>(s.column_int64(2));
   r.content_type = std::string(s.column_text(3));
-  r.incarnation = s.column_int64(4);
+  r.incarnation = static_cast<std::uint64_t>(s.column_int64(4));
   r.created_at_ms = s.column_int64(5);
   r.ttl_seconds = s.column_optional_int64(6);
   r.expires_at_ms = s.column_optional_int64(7);
@@ -42,10 +42,10 @@ stream_row read_stream_row(const statement& s) {
   r.closed_by_epoch = s.column_optional_int64(11);
   r.closed_by_seq = s.column_optional_int64(12);
   r.last_stream_seq = s.column_optional_text(13);
-  r.fork_source_id = s.column_optional_int64(14);
-  r.base_seq = s.column_int64(15);
-  r.fork_sub_offset = s.column_int64(16);
-  r.pruned_upto = s.column_int64(17);
+  if (!s.column_is_null(14)) r.fork_source_id = column_stream_id(s, 14);
+  r.base_seq = column_position(s, 15);
+  r.fork_sub_offset = static_cast<std::uint64_t>(s.column_int64(16));
+  r.pruned_upto = column_position(s, 17);
   return r;
 }
 
@@ -65,12 +65,11 @@ status run_and_reset(statement& s) {
   return r;
 }
 
-result<std::vector<message_row>> read_range(statement& s, std::int64_t stream_id,
-                                            std::int64_t after, std::int64_t upto,
-                                            std::size_t max_bytes) {
-  s.bind_int64(1, stream_id);
-  s.bind_int64(2, after);
-  s.bind_int64(3, upto);
+result<std::vector<message_row>> read_range(statement& s, stream_id stream, stream_position after,
+                                            stream_position upto, std::size_t max_bytes) {
+  bind_stream_id(s, 1, stream);
+  bind_position(s, 2, after);
+  bind_position(s, 3, upto);
   std::vector<message_row> out;
   std::size_t bytes = 0;
   for (;;) {
@@ -80,13 +79,13 @@ result<std::vector<message_row>> read_range(statement& s, std::int64_t stream_id
       return std::move(row).error();
     }
     if (!*row) break;
-    message_row m{s.column_int64(0), std::string(s.column_blob(1))};
+    message_row m{column_position(s, 0), std::string(s.column_blob(1))};
     if (!out.empty() && m.seq <= out.back().seq) {
       s.reset();
       return make_failure(failure_kind::internal, "stream_data_out_of_order",
-                          "stream " + std::to_string(stream_id) + " has position " +
-                              std::to_string(m.seq) + " stored after position " +
-                              std::to_string(out.back().seq));
+                          "stream " + std::to_string(stream.value()) + " has position " +
+                              std::to_string(m.seq.value()) + " stored after position " +
+                              std::to_string(out.back().seq.value()));
     }
     bytes += m.data.size();
     out.push_back(std::move(m));
@@ -96,6 +95,11 @@ result<std::vector<message_row>> read_range(statement& s, std::int64_t stream_id
   s.reset();
   return out;
 }
+
+// Past every position a stream can have: delete_logged() up to here deletes all of a stream's
+// log (the largest integer SQLite stores, so it binds as itself).
+constexpr stream_position k_every_position{
+    static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())};
 
 std::int64_t random_nonzero_int64() {
   std::random_device rd;
@@ -230,7 +234,7 @@ status stream_tables::reload_log() {
   log_rows_ = 0;
   log_bytes_ = 0;
   auto read = for_each_row(logged_tails_, [&](statement& r) {
-    log_tails_[r.column_int64(0)] = r.column_int64(1);
+    log_tails_[column_stream_id(r, 0)] = column_position(r, 1);
     log_rows_ += r.column_int64(2);
     log_bytes_ += static_cast<std::size_t>(r.column_int64(3));
   });
@@ -265,7 +269,7 @@ result<std::vector<loaded_stream>> stream_tables::load_streams() {
     auto row = select->step();
     if (!row) return std::move(row).error();
     if (!*row) break;
-    loaded_stream s{read_stream_row(*select), 0};
+    loaded_stream s{read_stream_row(*select), stream_position::start()};
     auto t = tail(s.row);
     if (!t) return std::move(t).error();
     s.tail = *t;
@@ -302,29 +306,29 @@ result<std::optional<stream_row>> stream_tables::find_by_path(std::string_view p
   return one_stream(find_by_path_);
 }
 
-result<std::optional<stream_row>> stream_tables::find_by_id(std::int64_t id) {
-  find_by_id_.bind_int64(1, id);
+result<std::optional<stream_row>> stream_tables::find_by_id(stream_id id) {
+  bind_stream_id(find_by_id_, 1, id);
   return one_stream(find_by_id_);
 }
 
-result<std::int64_t> stream_tail(statement_cache& statements, std::int64_t stream_id) {
+result<stream_position> stream_tail(statement_cache& statements, stream_id stream) {
   auto s = statements.get(
       "SELECT MAX(COALESCE((SELECT MAX(seq) FROM messages WHERE stream_id = ?1), 0), "
       "COALESCE((SELECT MAX(seq) FROM recent_messages WHERE stream_id = ?1), 0), "
       "base_seq, pruned_upto) FROM streams WHERE id = ?1");
   if (!s) return std::move(s).error();
   statement_use use(*s);
-  use->bind_int64(1, stream_id);
+  bind_stream_id(*use, 1, stream);
   auto row = use->step();
   if (!row) return std::move(row).error();
-  return *row ? use->column_int64(0) : 0;
+  return *row ? column_position(*use, 0) : stream_position::start();
 }
 
-result<std::int64_t> stream_tables::tail(const stream_row& stream) {
-  tail_.bind_int64(1, stream.id);
+result<stream_position> stream_tables::tail(const stream_row& stream) {
+  bind_stream_id(tail_, 1, stream.id);
   auto row = tail_.step();
-  std::int64_t out = std::max(stream.base_seq, stream.pruned_upto);
-  if (row && *row && !tail_.column_is_null(0)) out = std::max(out, tail_.column_int64(0));
+  stream_position out = std::max(stream.base_seq, stream.pruned_upto);
+  if (row && *row && !tail_.column_is_null(0)) out = std::max(out, column_position(tail_, 0));
   tail_.reset();
   if (!row) return std::move(row).error();
   if (log_known_) {
@@ -332,62 +336,65 @@ result<std::int64_t> stream_tables::tail(const stream_row& stream) {
       out = std::max(out, it->second);
     return out;
   }
-  logged_tail_.bind_int64(1, stream.id);
+  bind_stream_id(logged_tail_, 1, stream.id);
   auto logged = logged_tail_.step();
   if (logged && *logged && !logged_tail_.column_is_null(0)) {
-    out = std::max(out, logged_tail_.column_int64(0));
+    out = std::max(out, column_position(logged_tail_, 0));
   }
   logged_tail_.reset();
   if (!logged) return std::move(logged).error();
   return out;
 }
 
-result<std::int64_t> stream_tables::insert_stream(const stream_row& r) {
+result<stream_id> stream_tables::insert_stream(const stream_row& r) {
   statement& s = insert_stream_;
   s.bind_text(1, r.path);
   s.bind_text(2, r.content_type);
-  s.bind_int64(3, r.incarnation);
+  s.bind_int64(3, static_cast<std::int64_t>(r.incarnation));
   s.bind_int64(4, r.created_at_ms);
   s.bind_optional_int64(5, r.ttl_seconds);
   s.bind_optional_int64(6, r.expires_at_ms);
   s.bind_int64(7, r.last_access_ms);
   s.bind_int64(8, r.closed ? 1 : 0);
-  s.bind_optional_int64(9, r.fork_source_id);
-  s.bind_int64(10, r.base_seq);
-  s.bind_int64(11, r.fork_sub_offset);
+  if (r.fork_source_id) {
+    bind_stream_id(s, 9, *r.fork_source_id);
+  } else {
+    s.bind_null(9);
+  }
+  bind_position(s, 10, r.base_seq);
+  s.bind_int64(11, static_cast<std::int64_t>(r.fork_sub_offset));
   if (auto st = run_and_reset(s); !st) return std::move(st).error();
-  return db_->last_insert_rowid();
+  return stream_id{db_->last_insert_rowid()};
 }
 
-status stream_tables::insert_message(std::int64_t stream_id, std::int64_t seq,
-                                     std::string_view data) {
+status stream_tables::insert_message(stream_id stream, stream_position seq, std::string_view data) {
   // A message of half a page or more writes pages of its own wherever it goes, and moving it
   // later would write it twice: it goes straight into `messages`, unless the log still holds
   // some of its stream (the log's part of a stream must stay above the table's).
-  bool direct =
-      data.size() >= k_direct_message_bytes && log_known_ && !log_tails_.contains(stream_id);
+  bool direct = data.size() >= k_direct_message_bytes && log_known_ && !log_tails_.contains(stream);
   statement& insert = direct ? insert_direct_ : insert_message_;
-  insert.bind_int64(1, stream_id);
-  insert.bind_int64(2, seq);
+  bind_stream_id(insert, 1, stream);
+  bind_position(insert, 2, seq);
   insert.bind_blob(3, data);
   if (auto s = run_and_reset(insert); !s) return s;
   if (direct) return ok_v;
-  std::int64_t& logged = log_tails_[stream_id];
+  stream_position& logged = log_tails_[stream];
   logged = std::max(logged, seq);
   ++log_rows_;
   log_bytes_ += data.size();
   return ok_v;
 }
 
-result<std::vector<message_row>> stream_tables::read_messages(std::int64_t stream_id,
-                                                              std::int64_t after, std::int64_t upto,
+result<std::vector<message_row>> stream_tables::read_messages(stream_id stream,
+                                                              stream_position after,
+                                                              stream_position upto,
                                                               std::size_t max_bytes) {
-  return read_range(read_messages_, stream_id, after, upto, max_bytes);
+  return read_range(read_messages_, stream, after, upto, max_bytes);
 }
 
-result<std::optional<producer_row>> stream_tables::find_producer(std::int64_t stream_id,
+result<std::optional<producer_row>> stream_tables::find_producer(stream_id stream,
                                                                  std::string_view producer_id) {
-  find_producer_.bind_int64(1, stream_id);
+  bind_stream_id(find_producer_, 1, stream);
   find_producer_.bind_text(2, producer_id);
   auto row = find_producer_.step();
   std::optional<producer_row> out;
@@ -398,10 +405,10 @@ result<std::optional<producer_row>> stream_tables::find_producer(std::int64_t st
   return out;
 }
 
-status stream_tables::upsert_producer(std::int64_t stream_id, std::string_view producer_id,
+status stream_tables::upsert_producer(stream_id stream, std::string_view producer_id,
                                       std::int64_t epoch, std::int64_t last_seq,
                                       std::int64_t now_ms) {
-  upsert_producer_.bind_int64(1, stream_id);
+  bind_stream_id(upsert_producer_, 1, stream);
   upsert_producer_.bind_text(2, producer_id);
   upsert_producer_.bind_int64(3, epoch);
   upsert_producer_.bind_int64(4, last_seq);
@@ -409,7 +416,7 @@ status stream_tables::upsert_producer(std::int64_t stream_id, std::string_view p
   return run_and_reset(upsert_producer_);
 }
 
-status stream_tables::set_closed(std::int64_t stream_id, const std::optional<closed_by>& by) {
+status stream_tables::set_closed(stream_id stream, const std::optional<closed_by>& by) {
   if (by) {
     set_closed_.bind_text(1, by->producer_id);
     set_closed_.bind_int64(2, by->epoch);
@@ -419,38 +426,38 @@ status stream_tables::set_closed(std::int64_t stream_id, const std::optional<clo
     set_closed_.bind_null(2);
     set_closed_.bind_null(3);
   }
-  set_closed_.bind_int64(4, stream_id);
+  bind_stream_id(set_closed_, 4, stream);
   return run_and_reset(set_closed_);
 }
 
-status stream_tables::set_last_stream_seq(std::int64_t stream_id, std::string_view stream_seq) {
+status stream_tables::set_last_stream_seq(stream_id stream, std::string_view stream_seq) {
   set_last_stream_seq_.bind_text(1, stream_seq);
-  set_last_stream_seq_.bind_int64(2, stream_id);
+  bind_stream_id(set_last_stream_seq_, 2, stream);
   return run_and_reset(set_last_stream_seq_);
 }
 
-status stream_tables::set_last_access(std::int64_t stream_id, std::int64_t last_access_ms) {
+status stream_tables::set_last_access(stream_id stream, std::int64_t last_access_ms) {
   set_last_access_.bind_int64(1, last_access_ms);
-  set_last_access_.bind_int64(2, stream_id);
+  bind_stream_id(set_last_access_, 2, stream);
   return run_and_reset(set_last_access_);
 }
 
-status stream_tables::set_soft_deleted(std::int64_t stream_id) {
-  set_soft_deleted_.bind_int64(1, stream_id);
+status stream_tables::set_soft_deleted(stream_id stream) {
+  bind_stream_id(set_soft_deleted_, 1, stream);
   return run_and_reset(set_soft_deleted_);
 }
 
-status stream_tables::mark_purging(std::int64_t stream_id) {
-  mark_purging_.bind_int64(1, stream_id);
+status stream_tables::mark_purging(stream_id stream) {
+  bind_stream_id(mark_purging_, 1, stream);
   if (auto s = run_and_reset(mark_purging_); !s) return s;
-  return delete_logged(stream_id, std::numeric_limits<std::int64_t>::max());
+  return delete_logged(stream, k_every_position);
 }
 
-status stream_tables::delete_logged(std::int64_t stream_id, std::int64_t upto) {
-  if (log_known_ && !log_tails_.contains(stream_id)) return ok_v;
+status stream_tables::delete_logged(stream_id stream, stream_position upto) {
+  if (log_known_ && !log_tails_.contains(stream)) return ok_v;
   // Scans the log (it has no index), which holds at most one merge's worth of rows.
-  prune_logged_.bind_int64(1, stream_id);
-  prune_logged_.bind_int64(2, upto);
+  bind_stream_id(prune_logged_, 1, stream);
+  bind_position(prune_logged_, 2, upto);
   std::int64_t rows = 0;
   std::size_t bytes = 0;
   auto deleted = for_each_row(prune_logged_, [&](statement& r) {
@@ -463,8 +470,8 @@ status stream_tables::delete_logged(std::int64_t stream_id, std::int64_t upto) {
   return ok_v;
 }
 
-result<bool> stream_tables::has_children(std::int64_t stream_id) {
-  has_children_.bind_int64(1, stream_id);
+result<bool> stream_tables::has_children(stream_id stream) {
+  bind_stream_id(has_children_, 1, stream);
   auto row = has_children_.step();
   bool out = row && *row && has_children_.column_int64(0) != 0;
   has_children_.reset();
@@ -472,36 +479,36 @@ result<bool> stream_tables::has_children(std::int64_t stream_id) {
   return out;
 }
 
-result<int> stream_tables::purge_messages(std::int64_t stream_id, int limit) {
-  purge_messages_.bind_int64(1, stream_id);
+result<int> stream_tables::purge_messages(stream_id stream, int limit) {
+  bind_stream_id(purge_messages_, 1, stream);
   purge_messages_.bind_int64(2, limit);
   if (auto s = run_and_reset(purge_messages_); !s) return std::move(s).error();
   return db_->changes();
 }
 
-status stream_tables::delete_stream(std::int64_t stream_id) {
-  if (auto s = delete_logged(stream_id, std::numeric_limits<std::int64_t>::max()); !s) return s;
-  delete_producers_.bind_int64(1, stream_id);
+status stream_tables::delete_stream(stream_id stream) {
+  if (auto s = delete_logged(stream, k_every_position); !s) return s;
+  bind_stream_id(delete_producers_, 1, stream);
   if (auto s = run_and_reset(delete_producers_); !s) return s;
-  delete_stream_.bind_int64(1, stream_id);
+  bind_stream_id(delete_stream_, 1, stream);
   return run_and_reset(delete_stream_);
 }
 
-result<std::vector<std::int64_t>> stream_tables::purging_streams() {
-  std::vector<std::int64_t> out;
+result<std::vector<stream_id>> stream_tables::purging_streams() {
+  std::vector<stream_id> out;
   auto read =
-      for_each_row(purging_streams_, [&](statement& r) { out.push_back(r.column_int64(0)); });
+      for_each_row(purging_streams_, [&](statement& r) { out.push_back(column_stream_id(r, 0)); });
   if (!read) return std::move(read).error();
   return out;
 }
 
-status stream_tables::prune_upto(std::int64_t stream_id, std::int64_t upto) {
-  prune_messages_.bind_int64(1, stream_id);
-  prune_messages_.bind_int64(2, upto);
+status stream_tables::prune_upto(stream_id stream, stream_position upto) {
+  bind_stream_id(prune_messages_, 1, stream);
+  bind_position(prune_messages_, 2, upto);
   if (auto s = run_and_reset(prune_messages_); !s) return s;
-  if (auto s = delete_logged(stream_id, upto); !s) return s;
-  set_pruned_.bind_int64(1, upto);
-  set_pruned_.bind_int64(2, stream_id);
+  if (auto s = delete_logged(stream, upto); !s) return s;
+  bind_position(set_pruned_, 1, upto);
+  bind_stream_id(set_pruned_, 2, stream);
   return run_and_reset(set_pruned_);
 }
 
@@ -516,18 +523,18 @@ result<message_reader> message_reader::prepare(connection& db) {
   return r;
 }
 
-result<std::int64_t> message_reader::pruned_upto(std::int64_t stream_id) {
-  pruned_upto_.bind_int64(1, stream_id);
+result<stream_position> message_reader::pruned_upto(stream_id stream) {
+  bind_stream_id(pruned_upto_, 1, stream);
   auto row = pruned_upto_.step();
-  std::int64_t out = row && *row ? pruned_upto_.column_int64(0) : 0;
+  stream_position out = row && *row ? column_position(pruned_upto_, 0) : stream_position::start();
   pruned_upto_.reset();
   if (!row) return std::move(row).error();
   return out;
 }
 
-result<std::vector<message_row>> message_reader::read(std::int64_t stream_id, std::int64_t after,
-                                                      std::int64_t upto, std::size_t max_bytes) {
-  return read_range(read_, stream_id, after, upto, max_bytes);
+result<std::vector<message_row>> message_reader::read(stream_id stream, stream_position after,
+                                                      stream_position upto, std::size_t max_bytes) {
+  return read_range(read_, stream, after, upto, max_bytes);
 }
 
 }  // namespace ordo::sqlite

@@ -3,6 +3,10 @@
 // stream_tables is the write side: it belongs to the writer thread, together with the write
 // connection, and wraps every statement the group-commit writer runs, including transaction
 // and savepoint control. message_reader is the read side: one per reader connection.
+//
+// Its rows and arguments carry stream ids and positions as their own types
+// (base/stream_position.hpp); the binds and columns below are where they become integers, so
+// nothing above storage converts them (and a position can never be bound where an id goes).
 #pragma once
 
 #include <cstdint>
@@ -13,6 +17,7 @@
 #include <vector>
 
 #include "base/result.hpp"
+#include "base/stream_position.hpp"
 #include "storage/sqlite/connection.hpp"
 
 namespace ordo::sqlite {
@@ -20,11 +25,11 @@ namespace ordo::sqlite {
 enum class stream_row_state : int { live = 0, soft_deleted = 1, purging = 2 };
 
 struct stream_row {
-  std::int64_t id = 0;
+  stream_id id;
   std::string path;
   stream_row_state state = stream_row_state::live;
   std::string content_type;
-  std::int64_t incarnation = 0;
+  std::uint64_t incarnation = 0;  // random, never 0; stored as its two's-complement INTEGER
   std::int64_t created_at_ms = 0;
   std::optional<std::int64_t> ttl_seconds;
   std::optional<std::int64_t> expires_at_ms;
@@ -34,10 +39,11 @@ struct stream_row {
   std::optional<std::int64_t> closed_by_epoch;
   std::optional<std::int64_t> closed_by_seq;
   std::optional<std::string> last_stream_seq;
-  std::optional<std::int64_t> fork_source_id;
-  std::int64_t base_seq = 0;
-  std::int64_t fork_sub_offset = 0;
-  std::int64_t pruned_upto = 0;  // positions up to here were removed by retention
+  std::optional<stream_id> fork_source_id;
+  stream_position base_seq;  // a fork's own messages have positions > base_seq
+  // Where in the message at the fork offset the fork starts (a protocol value, not a position).
+  std::uint64_t fork_sub_offset = 0;
+  stream_position pruned_upto;  // positions up to here were removed by retention
 };
 
 struct producer_row {
@@ -46,7 +52,7 @@ struct producer_row {
 };
 
 struct message_row {
-  std::int64_t seq = 0;
+  stream_position seq;
   std::string data;
 };
 
@@ -55,6 +61,22 @@ struct closed_by {
   std::int64_t epoch = 0;
   std::int64_t seq = 0;
 };
+
+// Where stream ids and positions become SQLite integers and back: the stream tables' columns,
+// and those of the session tables that hold a stream's id or position. Positions are stored as
+// INTEGER, which holds every position an offset can print (k_max_offset_position < 2^63).
+inline void bind_stream_id(statement& s, int index, stream_id id) {
+  s.bind_int64(index, id.value());
+}
+inline void bind_position(statement& s, int index, stream_position p) {
+  s.bind_int64(index, static_cast<std::int64_t>(p.value()));
+}
+inline stream_id column_stream_id(const statement& s, int index) {
+  return stream_id{s.column_int64(index)};
+}
+inline stream_position column_position(const statement& s, int index) {
+  return stream_position{static_cast<std::uint64_t>(s.column_int64(index))};
+}
 
 // Reads the database epoch, creating it (random, never 0) in a new database.
 result<std::uint64_t> load_or_create_database_epoch(connection& db);
@@ -78,12 +100,12 @@ result<std::optional<std::string>> renew_epoch_if_restored(connection& db);
 // below base_seq nor pruned_upto; 0 for a stream that does not exist. The one definition of a
 // tail outside the writer, whose stream_tables::tail() gives the same answer from its cached
 // log tails.
-result<std::int64_t> stream_tail(statement_cache& statements, std::int64_t stream_id);
+result<stream_position> stream_tail(statement_cache& statements, stream_id stream);
 
 // A stream that is live or soft-deleted, with its tail, for the registry at startup.
 struct loaded_stream {
   stream_row row;
-  std::int64_t tail = 0;
+  stream_position tail;
 };
 
 class stream_tables {
@@ -103,35 +125,34 @@ class stream_tables {
   status rollback_to_savepoint();
 
   result<std::optional<stream_row>> find_by_path(std::string_view path);
-  result<std::optional<stream_row>> find_by_id(std::int64_t id);
+  result<std::optional<stream_row>> find_by_id(stream_id id);
   // The stream's tail: MAX(seq) of its own messages, never below base_seq (a fork with no own
   // messages) nor pruned_upto (retention removed everything), so a position is never reused.
-  result<std::int64_t> tail(const stream_row& row);
-  result<std::int64_t> insert_stream(const stream_row& row);
-  status insert_message(std::int64_t stream_id, std::int64_t seq, std::string_view data);
+  result<stream_position> tail(const stream_row& row);
+  result<stream_id> insert_stream(const stream_row& row);
+  status insert_message(stream_id stream, stream_position seq, std::string_view data);
   // Own messages with after < seq <= upto, in order, stopping once max_bytes is reached.
-  result<std::vector<message_row>> read_messages(std::int64_t stream_id, std::int64_t after,
-                                                 std::int64_t upto, std::size_t max_bytes);
-  result<std::optional<producer_row>> find_producer(std::int64_t stream_id,
-                                                    std::string_view producer_id);
-  status upsert_producer(std::int64_t stream_id, std::string_view producer_id, std::int64_t epoch,
+  result<std::vector<message_row>> read_messages(stream_id stream, stream_position after,
+                                                 stream_position upto, std::size_t max_bytes);
+  result<std::optional<producer_row>> find_producer(stream_id stream, std::string_view producer_id);
+  status upsert_producer(stream_id stream, std::string_view producer_id, std::int64_t epoch,
                          std::int64_t last_seq, std::int64_t now_ms);
-  status set_closed(std::int64_t stream_id, const std::optional<closed_by>& by);
-  status set_last_stream_seq(std::int64_t stream_id, std::string_view stream_seq);
-  status set_last_access(std::int64_t stream_id, std::int64_t last_access_ms);
-  status set_soft_deleted(std::int64_t stream_id);
+  status set_closed(stream_id stream, const std::optional<closed_by>& by);
+  status set_last_stream_seq(stream_id stream, std::string_view stream_seq);
+  status set_last_access(stream_id stream, std::int64_t last_access_ms);
+  status set_soft_deleted(stream_id stream);
   // Frees the path and hands the stream's data to the janitor.
-  status mark_purging(std::int64_t stream_id);
+  status mark_purging(stream_id stream);
   // Whether any live or soft-deleted stream forks from this one.
-  result<bool> has_children(std::int64_t stream_id);
+  result<bool> has_children(stream_id stream);
   // Deletes up to `limit` of the stream's messages; returns how many were deleted.
-  result<int> purge_messages(std::int64_t stream_id, int limit);
+  result<int> purge_messages(stream_id stream, int limit);
   // Deletes the stream's producers, what the append log still holds of it, and its row (its
   // messages in `messages` must be gone).
-  status delete_stream(std::int64_t stream_id);
-  result<std::vector<std::int64_t>> purging_streams();
+  status delete_stream(stream_id stream);
+  result<std::vector<stream_id>> purging_streams();
   // Retention: removes the messages at positions <= upto and records that they are gone.
-  status prune_upto(std::int64_t stream_id, std::int64_t upto);
+  status prune_upto(stream_id stream, stream_position upto);
 
   // The append log (migration 4): insert_message() writes there, except a message of
   // k_direct_message_bytes or more to a stream the log holds nothing of. merge_log() moves all of
@@ -153,14 +174,14 @@ class stream_tables {
 
   status reload_log();
   // Deletes the stream's logged messages at positions <= upto.
-  status delete_logged(std::int64_t stream_id, std::int64_t upto);
+  status delete_logged(stream_id stream, stream_position upto);
   void after_rollback();
 
   // What the append log holds, as of the writer's open transaction: each stream's highest seq
   // there (so tail() needs no scan of the unindexed log), its rows and payload bytes. Inserts
   // add to it; a rollback reloads it from the file; !log_known_ (a reload failed) makes tail()
   // ask the file.
-  std::unordered_map<std::int64_t, std::int64_t> log_tails_;
+  std::unordered_map<stream_id, stream_position> log_tails_;
   std::int64_t log_rows_ = 0;
   std::size_t log_bytes_ = 0;
   bool log_known_ = false;
@@ -170,11 +191,11 @@ class stream_tables {
 class message_reader {
  public:
   static result<message_reader> prepare(connection& db);
-  result<std::vector<message_row>> read(std::int64_t stream_id, std::int64_t after,
-                                        std::int64_t upto, std::size_t max_bytes);
+  result<std::vector<message_row>> read(stream_id stream, stream_position after,
+                                        stream_position upto, std::size_t max_bytes);
   // The stream's pruned_upto as committed, at least as new as what read() just saw: a read that
   // finds positions missing asks this, since the engine publishes a prune only after its flush.
-  result<std::int64_t> pruned_upto(std::int64_t stream_id);
+  result<stream_position> pruned_upto(stream_id stream);
 
  private:
   statement read_;

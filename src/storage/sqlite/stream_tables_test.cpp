@@ -14,9 +14,9 @@
 namespace ordo::sqlite {
 namespace {
 
-using tail_pair = std::pair<std::int64_t, std::int64_t>;
-tail_pair both(std::int64_t tail) {
-  return {tail, tail};
+using tail_pair = std::pair<stream_position, stream_position>;
+tail_pair both(std::uint64_t tail) {
+  return {stream_position{tail}, stream_position{tail}};
 }
 
 class stream_tables_test : public testing::Test {
@@ -40,13 +40,13 @@ class stream_tables_test : public testing::Test {
     std::remove(path_.c_str());
   }
 
-  stream_row create(const std::string& path, std::int64_t base_seq = 0,
-                    std::optional<std::int64_t> source = std::nullopt) {
+  stream_row create(const std::string& path, std::uint64_t base_seq = 0,
+                    std::optional<stream_id> source = std::nullopt) {
     stream_row row;
     row.path = path;
     row.content_type = "text/plain";
     row.incarnation = 7;
-    row.base_seq = base_seq;
+    row.base_seq = stream_position{base_seq};
     row.fork_source_id = source;
     auto id = tables_->insert_stream(row);
     EXPECT_TRUE(id);
@@ -74,44 +74,46 @@ TEST_F(stream_tables_test, the_writers_tail_and_stream_tail_agree_wherever_the_m
   ASSERT_TRUE(tables_->begin_immediate());
   stream_row a = create("a");
   EXPECT_EQ(tails(a), both(0));
-  ASSERT_TRUE(tables_->insert_message(a.id, 1, "one"));  // small: the append log
-  ASSERT_TRUE(tables_->insert_message(a.id, 2, "two"));
+  ASSERT_TRUE(tables_->insert_message(a.id, stream_position{1}, "one"));  // small: the append log
+  ASSERT_TRUE(tables_->insert_message(a.id, stream_position{2}, "two"));
   EXPECT_EQ(tails(a), both(2));
   ASSERT_TRUE(tables_->merge_log());  // now in `messages`
   EXPECT_EQ(tables_->log_rows(), 0);
   EXPECT_EQ(tails(a), both(2));
-  ASSERT_TRUE(tables_->insert_message(a.id, 3, std::string(4096, 'x')));  // large, log empty
-  ASSERT_TRUE(tables_->insert_message(a.id, 4, "four"));
+  ASSERT_TRUE(tables_->insert_message(a.id, stream_position{3},
+                                      std::string(4096, 'x')));  // large, log empty
+  ASSERT_TRUE(tables_->insert_message(a.id, stream_position{4}, "four"));
   EXPECT_EQ(tails(a), both(4));
   // A fork with no messages of its own: its base.
   stream_row fork = create("fork", 3, a.id);
   EXPECT_EQ(tails(fork), both(3));
   // Retention removed everything: never below what was pruned.
-  ASSERT_TRUE(tables_->prune_upto(a.id, 4));
+  ASSERT_TRUE(tables_->prune_upto(a.id, stream_position{4}));
   EXPECT_EQ(tails(a), both(4));
   ASSERT_TRUE(tables_->commit());
-  auto missing = stream_tail(*cache_, 999);
+  auto missing = stream_tail(*cache_, stream_id{999});
   ASSERT_TRUE(missing);
-  EXPECT_EQ(*missing, 0);
+  EXPECT_EQ(*missing, stream_position::start());
 }
 
 TEST_F(stream_tables_test, reads_span_messages_and_the_append_log_in_order) {
   ASSERT_TRUE(tables_->begin_immediate());
   stream_row a = create("a");
-  ASSERT_TRUE(tables_->insert_message(a.id, 1, "1"));
-  ASSERT_TRUE(tables_->insert_message(a.id, 2, "2"));
+  ASSERT_TRUE(tables_->insert_message(a.id, stream_position{1}, "1"));
+  ASSERT_TRUE(tables_->insert_message(a.id, stream_position{2}, "2"));
   ASSERT_TRUE(tables_->merge_log());
-  ASSERT_TRUE(tables_->insert_message(a.id, 3, "3"));
-  auto read = tables_->read_messages(a.id, 0, 3, 1 << 20);
+  ASSERT_TRUE(tables_->insert_message(a.id, stream_position{3}, "3"));
+  auto read = tables_->read_messages(a.id, stream_position{0}, stream_position{3}, 1 << 20);
   ASSERT_TRUE(read);
   std::string seen;
   for (const auto& m : *read)
-    seen += std::to_string(m.seq) + ":" + m.data + " ";
+    seen += std::to_string(m.seq.value()) + ":" + m.data + " ";
   EXPECT_EQ(seen, "1:1 2:2 3:3 ");
-  auto bounded = tables_->read_messages(a.id, 1, 3, 1);  // at least one message
+  auto bounded = tables_->read_messages(a.id, stream_position{1}, stream_position{3},
+                                        1);  // at least one message
   ASSERT_TRUE(bounded);
   ASSERT_EQ(bounded->size(), 1u);
-  EXPECT_EQ(bounded->front().seq, 2);
+  EXPECT_EQ(bounded->front().seq, stream_position{2});
   ASSERT_TRUE(tables_->commit());
 }
 
@@ -120,11 +122,12 @@ TEST_F(stream_tables_test, reads_span_messages_and_the_append_log_in_order) {
 TEST_F(stream_tables_test, a_position_stored_twice_is_refused) {
   ASSERT_TRUE(tables_->begin_immediate());
   stream_row a = create("a");
-  ASSERT_TRUE(tables_->insert_message(a.id, 1, std::string(4096, 'x')));  // straight to messages
+  ASSERT_TRUE(tables_->insert_message(a.id, stream_position{1},
+                                      std::string(4096, 'x')));  // straight to messages
   ASSERT_TRUE(tables_->merge_log());
-  ASSERT_TRUE(tables_->insert_message(a.id, 2, "2"));
+  ASSERT_TRUE(tables_->insert_message(a.id, stream_position{2}, "2"));
   ASSERT_TRUE(tables_->merge_log());
-  EXPECT_FALSE(tables_->insert_message(a.id, 2, std::string(4096, 'y')))
+  EXPECT_FALSE(tables_->insert_message(a.id, stream_position{2}, std::string(4096, 'y')))
       << "messages_by_position keeps (stream_id, seq) unique";
   ASSERT_TRUE(tables_->rollback());
 }

@@ -44,7 +44,7 @@ void wal_syncer::attach(std::string wal_path) {
   wal_path_ = std::move(wal_path);
   attached_ = true;
   error_.reset();
-  requested_ = flushed_ = begun_.load();
+  requested_ = flushed_ = commit_number{begun_.load()};
 }
 
 void wal_syncer::detach() {
@@ -62,11 +62,11 @@ bool wal_syncer::attached() const {
   return attached_;
 }
 
-std::uint64_t wal_syncer::begin_commit() {
-  return ++begun_;
+commit_number wal_syncer::begin_commit() {
+  return commit_number{++begun_};
 }
 
-void wal_syncer::request(std::uint64_t number) {
+void wal_syncer::request(commit_number number) {
   {
     mutex_lock lock(mu_);
     requested_ = std::max(requested_, number);
@@ -75,20 +75,20 @@ void wal_syncer::request(std::uint64_t number) {
   changed_.notify_all();
 }
 
-status wal_syncer::wait(std::uint64_t number) {
+status wal_syncer::wait(commit_number number) {
   mutex_lock lock(mu_);
   lock.wait(changed_, [&]() REQUIRES(mu_) { return flushed_ >= number || error_; });
   if (flushed_ >= number) return ok_v;
   return *error_;
 }
 
-bool wal_syncer::settled(std::uint64_t number) const {
+bool wal_syncer::settled(commit_number number) const {
   mutex_lock lock(mu_);
   return flushed_ >= number || error_;
 }
 
 status wal_syncer::wait_for_begun() {
-  return wait(begun_.load());
+  return wait(commit_number{begun_.load()});
 }
 
 void wal_syncer::run() {
@@ -99,7 +99,7 @@ void wal_syncer::run() {
     });
     if (stopping_) return;
     // One flush covers every commit that returned before it starts.
-    std::uint64_t target = requested_;
+    commit_number target = requested_;
     std::string path = wal_path_;
     flushing_ = true;
     lock.unlock();

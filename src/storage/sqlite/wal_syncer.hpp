@@ -37,9 +37,14 @@
 
 #include "base/metrics.hpp"
 #include "base/result.hpp"
+#include "base/strong_id.hpp"
 #include "base/thread_annotations.hpp"
 
 namespace ordo::sqlite {
+
+// The number of a commit, in the order commits began (1 is the first; 0 is "none"). Its own
+// type: a commit number is neither a stream position nor a count.
+using commit_number = strong_id<struct commit_number_tag, std::uint64_t>;
 
 class wal_syncer {
  public:
@@ -62,13 +67,13 @@ class wal_syncer {
   bool attached() const;
 
   // Just before COMMIT: the number of the commit about to run.
-  std::uint64_t begin_commit();
+  commit_number begin_commit();
   // After COMMIT returned (whatever its outcome): flush everything up to commit `number`.
-  void request(std::uint64_t number);
+  void request(commit_number number);
   // Waits until commit `number` is durable; the flush failure otherwise.
-  status wait(std::uint64_t number);
+  status wait(commit_number number);
   // Whether wait(number) would return at once.
-  bool settled(std::uint64_t number) const;
+  bool settled(commit_number number) const;
   // Waits until every commit begun before the call is durable.
   status wait_for_begun();
   // How long each fdatasync of the -wal took (/metrics: ordo_fsync_duration_seconds).
@@ -79,15 +84,15 @@ class wal_syncer {
 
   std::function<status()> before_flush_;
   std::function<void()> on_flushed_;
-  std::atomic<std::uint64_t> begun_{0};
+  std::atomic<commit_number::rep_type> begun_{0};  // the last commit_number handed out
   mutable mutex mu_;
   std::condition_variable changed_;
   std::string wal_path_ GUARDED_BY(mu_);
   bool attached_ GUARDED_BY(mu_) = false;
   int fd_ = -1;  // syncer thread; closed by detach() once no flush is running
   bool flushing_ GUARDED_BY(mu_) = false;
-  std::uint64_t requested_ GUARDED_BY(mu_) = 0;
-  std::uint64_t flushed_ GUARDED_BY(mu_) = 0;
+  commit_number requested_ GUARDED_BY(mu_);
+  commit_number flushed_ GUARDED_BY(mu_);
   std::optional<failure> error_ GUARDED_BY(mu_);
   bool stopping_ GUARDED_BY(mu_) = false;
   metrics::histogram flush_durations_{metrics::latency_bounds_ns(),

@@ -36,7 +36,7 @@ TEST_F(wal_syncer_test, a_commit_is_durable_once_a_flush_after_it_finished) {
     return ok_v;
   });
   syncer.attach(wal_);
-  std::uint64_t n = syncer.begin_commit();
+  commit_number n = syncer.begin_commit();
   syncer.request(n);
   EXPECT_TRUE(syncer.wait(n));
   EXPECT_GE(flushes, 1);
@@ -56,12 +56,12 @@ TEST_F(wal_syncer_test, commits_requested_during_a_flush_share_the_next_one) {
     return ok_v;
   });
   syncer.attach(wal_);
-  std::uint64_t first = syncer.begin_commit();
+  commit_number first = syncer.begin_commit();
   syncer.request(first);
   entered.get_future().wait();
-  std::uint64_t second = syncer.begin_commit();
+  commit_number second = syncer.begin_commit();
   syncer.request(second);
-  std::uint64_t third = syncer.begin_commit();
+  commit_number third = syncer.begin_commit();
   syncer.request(third);
   release.set_value();
   EXPECT_TRUE(syncer.wait(third));
@@ -77,7 +77,7 @@ TEST_F(wal_syncer_test, a_reader_waits_for_a_commit_that_began_before_it_asked) 
     return ok_v;
   });
   syncer.attach(wal_);
-  std::uint64_t n = syncer.begin_commit();  // committing: not yet requested
+  commit_number n = syncer.begin_commit();  // committing: not yet requested
   auto reader = std::async(std::launch::async, [&] { return bool(syncer.wait_for_begun()); });
   EXPECT_EQ(reader.wait_for(std::chrono::milliseconds(50)), std::future_status::timeout);
   syncer.request(n);
@@ -93,24 +93,24 @@ TEST_F(wal_syncer_test, a_failed_flush_fails_its_commits_and_every_later_one) {
     return ok_v;
   });
   syncer.attach(wal_);
-  std::uint64_t kept = syncer.begin_commit();
+  commit_number kept = syncer.begin_commit();
   syncer.request(kept);
   ASSERT_TRUE(syncer.wait(kept));
   fail = true;
-  std::uint64_t lost = syncer.begin_commit();
+  commit_number lost = syncer.begin_commit();
   syncer.request(lost);
   auto s = syncer.wait(lost);
   ASSERT_FALSE(s);
   EXPECT_EQ(s.error().code, "storage_io_error");
   fail = false;
-  std::uint64_t later = syncer.begin_commit();
+  commit_number later = syncer.begin_commit();
   syncer.request(later);
   EXPECT_FALSE(syncer.wait(later));
   EXPECT_TRUE(syncer.wait(kept));  // what was flushed before stays flushed
   // A new database file starts over.
   syncer.detach();
   syncer.attach(wal_);
-  std::uint64_t fresh = syncer.begin_commit();
+  commit_number fresh = syncer.begin_commit();
   syncer.request(fresh);
   EXPECT_TRUE(syncer.wait(fresh));
 }
@@ -118,7 +118,7 @@ TEST_F(wal_syncer_test, a_failed_flush_fails_its_commits_and_every_later_one) {
 TEST_F(wal_syncer_test, a_missing_write_ahead_log_is_a_flush_failure) {
   wal_syncer syncer;
   syncer.attach((dir_ / "absent.db-wal").string());
-  std::uint64_t n = syncer.begin_commit();
+  commit_number n = syncer.begin_commit();
   syncer.request(n);
   auto s = syncer.wait(n);
   ASSERT_FALSE(s);
@@ -131,7 +131,7 @@ TEST_F(wal_syncer_test, while_detached_commits_count_as_durable_when_they_return
     ++flushes;
     return ok_v;
   });
-  std::uint64_t n = syncer.begin_commit();
+  commit_number n = syncer.begin_commit();
   syncer.request(n);
   EXPECT_TRUE(syncer.wait(n));
   EXPECT_TRUE(syncer.wait_for_begun());
