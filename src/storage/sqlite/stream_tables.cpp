@@ -26,11 +26,25 @@ constexpr std::string_view k_stream_columns =
     "last_access_ms, closed, closed_by_producer, closed_by_epoch, closed_by_seq, "
     "last_stream_seq, fork_source_id, base_seq, fork_sub_offset, pruned_upto";
 
-stream_row read_stream_row(const statement& s) {
+// A stream row; a state the schema's CHECK would refuse (a file changed outside ordo) is
+// storage_corrupt, not a value of no enumerator.
+result<stream_row> read_stream_row(const statement& s) {
   stream_row r;
   r.id = column_stream_id(s, 0);
   r.path = s.column_is_null(1) ? std::string() : std::string(s.column_text(1));
-  r.state = static_cast<stream_row_state>(s.column_int64(2));
+  const std::int64_t state = s.column_int64(2);
+  switch (state) {
+    case static_cast<int>(stream_row_state::live):
+    case static_cast<int>(stream_row_state::soft_deleted):
+    case static_cast<int>(stream_row_state::purging):
+      r.state = static_cast<stream_row_state>(state);
+      break;
+    default:
+      return make_failure(failure_kind::internal, std::string(k_storage_corrupt),
+                          "streams.state of stream " + std::to_string(r.id.value()) + " holds " +
+                              std::to_string(state) +
+                              ", which is not 0, 1 or 2 (the database was changed outside ordo)");
+  }
   r.content_type = std::string(s.column_text(3));
   r.incarnation = static_cast<std::uint64_t>(s.column_int64(4));
   r.created_at_ms = s.column_int64(5);
@@ -53,7 +67,14 @@ stream_row read_stream_row(const statement& s) {
 result<std::optional<stream_row>> one_stream(statement& s) {
   auto row = s.step();
   std::optional<stream_row> out;
-  if (row && *row) out = read_stream_row(s);
+  if (row && *row) {
+    auto read = read_stream_row(s);
+    if (!read) {
+      s.reset();
+      return std::move(read).error();
+    }
+    out = std::move(*read);
+  }
   s.reset();
   if (!row) return std::move(row).error();
   return out;
@@ -269,7 +290,9 @@ result<std::vector<loaded_stream>> stream_tables::load_streams() {
     auto row = select->step();
     if (!row) return std::move(row).error();
     if (!*row) break;
-    loaded_stream s{read_stream_row(*select), stream_position::start()};
+    auto read = read_stream_row(*select);
+    if (!read) return std::move(read).error();
+    loaded_stream s{std::move(*read), stream_position::start()};
     auto t = tail(s.row);
     if (!t) return std::move(t).error();
     s.tail = *t;

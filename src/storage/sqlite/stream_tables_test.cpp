@@ -132,6 +132,22 @@ TEST_F(stream_tables_test, a_position_stored_twice_is_refused) {
   ASSERT_TRUE(tables_->rollback());
 }
 
+TEST_F(stream_tables_test, a_stream_state_outside_the_schema_is_storage_corrupt_not_undefined) {
+  stream_row row = create("chat/1");
+  // What a file edited outside ordo may hold: the CHECK (state IN (0, 1, 2)) switched off.
+  ASSERT_TRUE(db_->exec("PRAGMA ignore_check_constraints = ON"));
+  ASSERT_TRUE(
+      db_->exec("UPDATE streams SET state = 7 WHERE id = " + std::to_string(row.id.value())));
+  auto found = tables_->find_by_id(row.id);
+  ASSERT_FALSE(found);
+  EXPECT_EQ(found.error().code, k_storage_corrupt);
+  EXPECT_NE(found.error().message.find("holds 7"), std::string::npos) << found.error().message;
+  // Loading at startup selects live and soft-deleted streams only: the damaged row is not one.
+  auto loaded = tables_->load_streams();
+  ASSERT_TRUE(loaded) << loaded.error().message;
+  EXPECT_TRUE(loaded->empty());
+}
+
 TEST_F(stream_tables_test, commit_without_a_transaction_fails_with_an_error) {
   auto s = tables_->commit();
   EXPECT_FALSE(s);
