@@ -11,6 +11,7 @@
 
 #include "base/base64.hpp"
 #include "base/duration.hpp"
+#include "base/utf8.hpp"
 #include "cli/client_commands_internal.hpp"
 #include "client/producer.hpp"
 
@@ -21,19 +22,6 @@ using client::live_mode;
 using client::read_event;
 
 namespace {
-
-bool valid_utf8(std::string_view s) {
-  for (std::size_t i = 0; i < s.size();) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    std::size_t n = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : 9;
-    if (n == 9 || i + n >= s.size() + (n == 0)) return n == 0;
-    for (std::size_t k = 1; k <= n; ++k) {
-      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 2) return false;
-    }
-    i += n + 1;
-  }
-  return true;
-}
 
 // The position part of an offset ("{prefix}_{position}"), for progress.
 std::uint64_t position_of(const std::string& offset) {
@@ -209,7 +197,7 @@ int client_commands::follow_target(const std::string& target, const std::string&
         json::object line{{"offset", e.offset}};
         if (e.json) {
           line["message"] = json::parse(m);
-        } else if (valid_utf8(m)) {
+        } else if (is_valid_utf8(m)) {
           line["message"] = m;
         } else {
           line["message_base64"] = base64_encode(m);
