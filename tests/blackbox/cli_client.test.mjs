@@ -211,6 +211,29 @@ describe("interop with the official client (@durable-streams/client)", () => {
 })
 
 describe("interop across a dropped connection", () => {
+  test("read --json shows UTF-8 data as text and anything else (overlong forms, surrogates) as base64", async () => {
+    // A binary stream's catch-up read is one chunk of bytes: one stream per case.
+    const cases = [
+      ["text", Buffer.from("plain text, ünïcode ✓")],
+      ["overlong", Buffer.from([0xc0, 0xaf])], // an overlong '/'
+      ["surrogate", Buffer.from([0xed, 0xa0, 0x80])], // a UTF-16 surrogate
+      ["bytes", Buffer.from([0xff, 0x00, 0x80])],
+    ]
+    for (const [name, data] of cases) {
+      const handle = await DurableStream.create({ url: streamUrl(`cli/utf8/${name}`), contentType: "application/octet-stream" })
+      await handle.append(data)
+      const read = ordo(["stream", "read", `cli/utf8/${name}`, "--json"])
+      expect(read.status).toBe(0)
+      const [line] = ndjson(read.text)
+      if (name === "text") {
+        expect(line.message).toBe(data.toString())
+      } else {
+        expect(line.message, name).toBeUndefined()
+        expect(Buffer.compare(Buffer.from(line.message_base64, "base64"), data), name).toBe(0)
+      }
+    }
+  })
+
   test("the official client writes while the server restarts; ordo's reader resumes and sees each message once", async () => {
     const handle = await DurableStream.create({ url: streamUrl("interop/restart"), contentType: "application/json" })
     const producer = new IdempotentProducer(handle, "js-restart", { autoClaim: true })
