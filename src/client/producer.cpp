@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <thread>
 
 namespace ordo::client {
 
@@ -79,9 +80,21 @@ result<std::unique_ptr<producer>> producer::start(client_options client, produce
   if (!c) return std::move(c).error();
   p->client_ = std::move(*c);
   if (p->options_.content_type.empty()) {
-    auto info = p->client_->head(p->options_.path);
-    if (!info) return std::move(info).error();
-    p->options_.content_type = info->content_type;
+    // Asked like every batch is sent: a dropped connection here is retried, not fatal.
+    auto started = std::chrono::steady_clock::now();
+    for (int attempt = 0;; ++attempt) {
+      auto info = p->client_->head(p->options_.path);
+      if (info) {
+        p->options_.content_type = info->content_type;
+        break;
+      }
+      const retry_policy& policy = p->options_.retry;
+      if (!is_retryable(info.error()) ||
+          policy.exhausted(attempt + 1, std::chrono::steady_clock::now() - started)) {
+        return std::move(info).error();
+      }
+      std::this_thread::sleep_for(policy.wait_before(attempt, info.error(), p->rng_));
+    }
   }
   p->json_ = is_json_content_type(p->options_.content_type);
   {

@@ -85,3 +85,20 @@ test("10,000 messages through drops, delays and resets: the producer delivers ea
     for (const r of readers) await r.stop()
   }
 })
+
+test("a producer that must first ask the stream's content type retries when that request is cut", async () => {
+  const created = spawnSync(ordoBinary(), ["stream", "create", "typed", "--content-type", "application/json", "--server", server.url])
+  expect(created.status, created.stderr.toString()).toBe(0)
+  const cutting = await startFaultProxy(server.port, { cutProbability: 0, delayProbability: 0, cutFirstResponses: 3 })
+  try {
+    // No --content-type: the producer HEADs the stream first, and the first three answers are cut.
+    const appended = await run(["stream", "append", "typed", '{"n":1}', "--json"], { url: cutting.url })
+    expect(appended.status, appended.out + appended.err).toBe(0)
+    expect(JSON.parse(appended.out)).toMatchObject({ acknowledged: 1, failed: 0 })
+    expect(cutting.stats.cutResponses).toBe(3)
+  } finally {
+    await cutting.close()
+  }
+  const direct = spawnSync(ordoBinary(), ["stream", "read", "typed", "--server", server.url])
+  expect(direct.stdout.toString().trim()).toBe('{"n":1}')
+})

@@ -11,6 +11,8 @@ import { mulberry32 } from "./random.mjs"
  *           delayProbability?: number, maxDelayMs?: number }} opts
  *   cutProbability: the share of connections that are cut, in one direction chosen at random,
  *   after a random number of bytes up to maxBytesBeforeCut; half of the cuts are resets.
+ *   cutFirstResponses: the first this many connections are closed after the server's first byte
+ *   of response, whatever the seed says (for a client's very first request).
  */
 export async function startFaultProxy(targetPort, opts = {}) {
   const rnd = mulberry32(opts.seed ?? 42)
@@ -18,6 +20,7 @@ export async function startFaultProxy(targetPort, opts = {}) {
   const maxBytesBeforeCut = opts.maxBytesBeforeCut ?? 16384
   const delayProbability = opts.delayProbability ?? 0.2
   const maxDelayMs = opts.maxDelayMs ?? 20
+  let cutFirstResponses = opts.cutFirstResponses ?? 0
   const stats = { connections: 0, cutRequests: 0, cutResponses: 0, resets: 0, delayed: 0 }
   const sockets = new Set()
 
@@ -26,10 +29,12 @@ export async function startFaultProxy(targetPort, opts = {}) {
     const upstream = net.connect(targetPort, "127.0.0.1")
     sockets.add(client)
     sockets.add(upstream)
-    const cut = rnd() < cutProbability
-    const cutRequest = rnd() < 0.5
-    const reset = rnd() < 0.5
-    let budget = cut ? 1 + Math.floor(rnd() * maxBytesBeforeCut) : Infinity
+    const forced = cutFirstResponses > 0
+    if (forced) cutFirstResponses--
+    const cut = forced || rnd() < cutProbability
+    const cutRequest = !forced && rnd() < 0.5
+    const reset = !forced && rnd() < 0.5
+    let budget = forced ? 1 : cut ? 1 + Math.floor(rnd() * maxBytesBeforeCut) : Infinity
     let closed = false
     const kill = () => {
       if (closed) return
