@@ -101,4 +101,29 @@ std::optional<std::string> base64_decode(std::string_view text) {
   return out;
 }
 
+std::string base64url_encode(std::string_view bytes) {
+  std::string out = base64_encode(bytes);
+  while (!out.empty() && out.back() == k_padding)
+    out.pop_back();
+  for (char& c : out) {
+    if (c == '+') c = '-';
+    if (c == '/') c = '_';
+  }
+  return out;
+}
+
+std::optional<std::string> base64url_decode(std::string_view text) {
+  // A length of 1 modulo 4 cannot come from any byte string.
+  if (text.size() % k_chars_per_group == 1) return std::nullopt;
+  std::string standard;
+  standard.reserve(text.size() + 2);
+  for (char c : text) {
+    if (c == '+' || c == '/' || c == k_padding || c == '\r' || c == '\n') return std::nullopt;
+    standard.push_back(c == '-' ? '+' : c == '_' ? '/' : c);
+  }
+  while (standard.size() % k_chars_per_group != 0)
+    standard.push_back(k_padding);
+  return base64_decode(standard);
+}
+
 }  // namespace ordo

@@ -18,4 +18,10 @@ std::string base64_encode(std::string_view bytes);
 // padding, or non-zero bits in the last character before the padding make it nullopt.
 std::optional<std::string> base64_decode(std::string_view text);
 
+// Base64url (RFC 4648 section 5: '-' and '_' for '+' and '/') without padding, as JSON Web
+// Tokens and keys use it. Decoding is strict: padding, line breaks or any character outside
+// that alphabet, an impossible length, or non-zero trailing bits make it nullopt.
+std::string base64url_encode(std::string_view bytes);
+std::optional<std::string> base64url_decode(std::string_view text);
+
 }  // namespace ordo

@@ -120,5 +120,22 @@ TEST(base64, non_zero_bits_after_the_last_byte_are_rejected) {
   EXPECT_EQ(base64_decode("Zm9="), std::nullopt);  // "Zm8=" is the only encoding of "fo"
 }
 
+TEST(base64url, encodes_without_padding_in_the_url_alphabet) {
+  EXPECT_EQ(base64url_encode(""), "");
+  EXPECT_EQ(base64url_encode("f"), "Zg");
+  EXPECT_EQ(base64url_encode("fo"), "Zm8");
+  EXPECT_EQ(base64url_encode("\xfb\xff"), "-_8");
+  EXPECT_EQ(base64url_decode("-_8"), std::string("\xfb\xff"));
+  EXPECT_EQ(base64url_decode("Zm9vYmFy"), std::string("foobar"));
+}
+
+TEST(base64url, refuses_padding_the_standard_alphabet_and_impossible_lengths) {
+  EXPECT_EQ(base64url_decode("Zg=="), std::nullopt);
+  EXPECT_EQ(base64url_decode("+/8"), std::nullopt);
+  EXPECT_EQ(base64url_decode("Zm9vY"), std::nullopt);  // 5 characters: 1 modulo 4
+  EXPECT_EQ(base64url_decode("Zh"), std::nullopt);     // non-zero bits after "f"
+  EXPECT_EQ(base64url_decode("Zg\n"), std::nullopt);
+}
+
 }  // namespace
 }  // namespace ordo

@@ -16,6 +16,7 @@ namespace ordo {
 // What the caller should do next.
 enum class failure_kind {
   invalid,               // fix the request (400)
+  unauthenticated,       // send a valid credential (401)
   not_found,             // stop: it does not exist (404)
   gone,                  // stop: it existed and can no longer be served (410)
   conflict,              // re-read and retry the read-modify-write (409)
@@ -23,6 +24,7 @@ enum class failure_kind {
   precondition_failed,   // re-read, then retry with the current version (412)
   too_large,             // send less (413)
   unavailable,           // retry the same call later (503)
+  too_many_requests,     // slow down: retry after the Retry-After the failure names (429)
   insufficient_storage,  // retry when the operator has freed space (507)
   not_implemented,       // the server does not support what the request needs (501)
   method_not_allowed,    // use another method (405; the failure's "allow" detail lists them)

@@ -21,6 +21,8 @@ failure_kind kind_of_status(int status) {
   switch (status) {
     case 400:
       return failure_kind::invalid;
+    case 401:
+      return failure_kind::unauthenticated;
     case 403:
       return failure_kind::forbidden;
     case 404:

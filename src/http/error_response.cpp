@@ -10,6 +10,8 @@ unsigned http_status_for(failure_kind kind) {
   switch (kind) {
     case failure_kind::invalid:
       return 400;
+    case failure_kind::unauthenticated:
+      return 401;
     case failure_kind::not_found:
       return 404;
     case failure_kind::gone:
@@ -24,6 +26,8 @@ unsigned http_status_for(failure_kind kind) {
       return 413;
     case failure_kind::unavailable:
       return 503;
+    case failure_kind::too_many_requests:
+      return 429;
     case failure_kind::insufficient_storage:
       return 507;
     case failure_kind::not_implemented:
@@ -46,6 +50,7 @@ std::string error_body(const failure& f) {
   error["message"] = to_valid_utf8(f.message);
   for (const auto& [key, json_text] : f.details) {
     if (key == "allow") continue;  // the Allow header
+    if (key == "retry_after") continue;  // the Retry-After header
     boost::system::error_code ec;
     auto value = boost::json::parse(json_text, ec);
     error[key] = ec ? boost::json::value(json_text) : std::move(value);
@@ -61,8 +66,15 @@ error_answer error_answer_for(const failure& f) {
   a.headers.emplace_back("Content-Type", "application/json");
   a.headers.emplace_back("Cache-Control", "no-store");
   if (f.kind == failure_kind::unavailable) a.headers.emplace_back("Retry-After", "1");
+  if (f.kind == failure_kind::unauthenticated) {
+    // RFC 6750 section 3: the scheme, and why the credential was refused.
+    a.headers.emplace_back("WWW-Authenticate",
+                           f.code == "missing_token" ? "Bearer realm=\"ordo\""
+                                                     : "Bearer realm=\"ordo\", error=\"invalid_token\"");
+  }
   for (const auto& [key, value] : f.details) {
     if (key == "allow") a.headers.emplace_back("Allow", value);
+    if (key == "retry_after") a.headers.emplace_back("Retry-After", value);
     if (key == "current_revision") a.headers.emplace_back("ETag", "\"" + value + "\"");
   }
   a.body = error_body(f);

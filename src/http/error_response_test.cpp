@@ -16,6 +16,7 @@ std::string header(const error_answer& a, std::string_view name) {
 TEST(error_response, every_failure_kind_has_its_status) {
   std::vector<std::pair<failure_kind, unsigned>> expected = {
       {failure_kind::invalid, 400},
+      {failure_kind::unauthenticated, 401},
       {failure_kind::forbidden, 403},
       {failure_kind::not_found, 404},
       {failure_kind::method_not_allowed, 405},
@@ -27,6 +28,7 @@ TEST(error_response, every_failure_kind_has_its_status) {
       {failure_kind::internal, 500},
       {failure_kind::not_implemented, 501},
       {failure_kind::unavailable, 503},
+      {failure_kind::too_many_requests, 429},
       {failure_kind::insufficient_storage, 507}};
   for (auto [kind, status] : expected) {
     error_answer a = error_answer_for(make_failure(kind, "x", "y"));
