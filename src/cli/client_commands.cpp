@@ -4,6 +4,7 @@
 #include "cli/client_commands.hpp"
 
 #include <cstdio>
+#include <fstream>
 #include <random>
 
 #include "cli/client_commands_internal.hpp"
@@ -39,6 +40,12 @@ int client_commands::run_chosen() {
   for (const auto& [cmd, flags] : commons) {
     if (cmd->parsed()) common = *flags;
   }
+  if (common.token.empty() && !common.token_file.empty()) {
+    std::ifstream in(common.token_file);
+    std::getline(in, common.token);
+    while (!common.token.empty() && (common.token.back() == '\r' || common.token.back() == ' '))
+      common.token.pop_back();
+  }
   if (create->parsed()) return do_create();
   if (append->parsed()) return do_append();
   if (read->parsed()) return do_read(false);
@@ -61,6 +68,13 @@ void add_common_flags(client_commands& c, CLI::App* cmd) {
       ->envname("ORDO_URL")
       ->capture_default_str();
   cmd->add_flag("--json", flags->json, "Print JSON (one object per line) for scripts");
+  cmd->add_option("--token", flags->token,
+                  "Bearer token for a server with authentication (prefer --token-file or "
+                  "ORDO_TOKEN: a command line is visible to other users)")
+      ->envname("ORDO_TOKEN");
+  cmd->add_option("--token-file", flags->token_file, "File holding the bearer token")
+      ->envname("ORDO_TOKEN_FILE")
+      ->check(CLI::ExistingFile);
 }
 
 std::shared_ptr<client_commands> add_client_commands(CLI::App& app) {

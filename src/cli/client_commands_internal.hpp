@@ -35,6 +35,10 @@ std::string random_hex(int bytes);
 struct common_flags {
   std::string server = "http://127.0.0.1:4437";
   bool json = false;
+  // A bearer token (API token or JWT), given itself or as a file holding it (safer: a command
+  // line is visible to every user of the machine).
+  std::string token;
+  std::string token_file;
 };
 
 class client_commands {
@@ -68,6 +72,7 @@ class client_commands {
   client::client_options options() const {
     client::client_options o;
     o.url = common.server;
+    if (!common.token.empty()) o.headers.emplace_back("Authorization", "Bearer " + common.token);
     return o;
   }
   int fail(const failure& f) const {

@@ -12,12 +12,14 @@
 
 #include <unistd.h>
 
+#include "auth/authenticator.hpp"
 #include "base/duration.hpp"
 #include "cli/client_commands.hpp"
 #include "cli/config_file.hpp"
 #include "cli/demo.hpp"
 #include "cli/doctor.hpp"
 #include "cli/inspect.hpp"
+#include "cli/token_commands.hpp"
 #include "http/server.hpp"
 #include "sessions/session_service.hpp"
 #include "storage/sqlite/backup.hpp"
@@ -75,6 +77,13 @@ struct serve_flags {
   std::string journal = "auto";
   std::string busy_timeout = "5s";
   std::string log_level = "info";
+  std::string auth = "none";
+  std::string auth_jwt_hs256_secret_file;
+  std::string auth_jwt_keys;
+  std::string auth_jwt_issuer;
+  std::string auth_jwt_audience;
+  std::string auth_tokens_file;
+  bool allow_unauthenticated = false;
 };
 
 // The options of `ordo serve`, on `cmd`, writing into `f`. Also used for a scratch command that
@@ -251,6 +260,32 @@ void add_serve_options(CLI::App& cmd, serve_flags& f) {
       ->check(duration)
       ->type_name("DURATION")
       ->capture_default_str();
+  cmd.add_option("--auth", f.auth,
+                 "How requests authenticate: none, jwt, tokens, or jwt,tokens "
+                 "(docs/SECURITY.md); with none, only loopback addresses are served")
+      ->envname("ORDO_AUTH")
+      ->check([](const std::string& text) {
+        auto mode = ordo::auth::parse_auth_mode(text);
+        return mode ? std::string() : mode.error().message;
+      })
+      ->capture_default_str();
+  cmd.add_option("--auth-jwt-hs256-secret-file", f.auth_jwt_hs256_secret_file,
+                 "File holding the HS256 secret JWTs are signed with (32 bytes or more)")
+      ->envname("ORDO_AUTH_JWT_HS256_SECRET_FILE");
+  cmd.add_option("--auth-jwt-keys", f.auth_jwt_keys,
+                 "File of public keys JWTs are verified with: PEM or JWKS (Ed25519, P-256, RSA)")
+      ->envname("ORDO_AUTH_JWT_KEYS");
+  cmd.add_option("--auth-jwt-issuer", f.auth_jwt_issuer, "The iss a JWT must carry (if set)")
+      ->envname("ORDO_AUTH_JWT_ISSUER");
+  cmd.add_option("--auth-jwt-audience", f.auth_jwt_audience, "The aud a JWT must carry (if set)")
+      ->envname("ORDO_AUTH_JWT_AUDIENCE");
+  cmd.add_option("--auth-tokens-file", f.auth_tokens_file,
+                 "The API tokens file (`ordo token create` writes it; reloaded when it changes)")
+      ->envname("ORDO_AUTH_TOKENS_FILE");
+  cmd.add_flag("--allow-unauthenticated", f.allow_unauthenticated,
+               "Serve a non-loopback address with --auth none (only behind something that "
+               "authenticates)")
+      ->envname("ORDO_ALLOW_UNAUTHENTICATED");
   cmd.add_option("--log-level", f.log_level, "How much to log")
       ->envname("ORDO_LOG_LEVEL")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
@@ -315,6 +350,19 @@ int serve(const serve_flags& f) {
   so.sse_write_timeout = duration_of(f.sse_write_timeout);
   so.max_catch_up_reads = f.max_catch_up_reads;
   so.catch_up_wait_timeout = duration_of(f.catch_up_wait_timeout);
+  auto auth_options = ordo::auth::parse_auth_mode(f.auth);
+  auth_options->jwt_keys.hs256_secret_file = f.auth_jwt_hs256_secret_file;
+  auth_options->jwt_keys.keys_file = f.auth_jwt_keys;
+  if (!f.auth_jwt_issuer.empty()) auth_options->jwt_keys.issuer = f.auth_jwt_issuer;
+  if (!f.auth_jwt_audience.empty()) auth_options->jwt_keys.audience = f.auth_jwt_audience;
+  auth_options->tokens_file = f.auth_tokens_file;
+  auto authenticator = ordo::auth::authenticator::open(*auth_options);
+  if (!authenticator) {
+    spdlog::critical("authentication: {}", authenticator.error().message);
+    return 1;
+  }
+  so.auth = std::move(*authenticator);
+  so.allow_unauthenticated = f.allow_unauthenticated;
   auto server = ordo::http::server::bind(so, **engine, *sessions);
   if (!server) {
     spdlog::critical("{}", server.error().message);
@@ -349,8 +397,8 @@ int serve(const serve_flags& f) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   });
-  spdlog::info("listening address={} port={} data_dir={} sync={} threads={}", f.host,
-               (*server)->port(), f.data_dir, f.sync, f.threads);
+  spdlog::info("listening address={} port={} data_dir={} sync={} threads={} auth={}", f.host,
+               (*server)->port(), f.data_dir, f.sync, f.threads, so.auth->mode_name());
   (*server)->run();
   done = true;
   watcher.join();
@@ -537,6 +585,7 @@ int main(int argc, char** argv) {
   }
 
   auto client_cmds = ordo::cli::add_client_commands(app);
+  auto token_cmds = ordo::cli::add_token_commands(app);
 
   try {
     app.parse(argc, argv);
@@ -556,6 +605,7 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   if (auto rc = ordo::cli::run(*client_cmds)) return *rc;
+  if (auto rc = ordo::cli::run(*token_cmds)) return *rc;
   if (demo_cmd->parsed()) return ordo::cli::demo(demo_f);
   if (serve_cmd->parsed()) return serve(f);
   if (migrate_cmd->parsed()) return migrate(mf);

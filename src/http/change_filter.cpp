@@ -27,6 +27,13 @@ bool change_filter::matches(std::string_view message) const {
     if (it == o.end() || !it->value().is_string()) return std::nullopt;
     return std::string_view(it->value().as_string());
   };
+  if (restricted()) {
+    auto p = text("project");
+    auto s = text("session");
+    bool readable =
+        (p && reader->may_project(*p, auth::access_level::read)) || (s && reader->is_agent_of(*s));
+    if (!readable) return false;
+  }
   if (project && text("project") != std::optional<std::string_view>(*project)) return false;
   if (session && text("session") != std::optional<std::string_view>(*session)) return false;
   if (!types.empty()) {
@@ -47,6 +54,10 @@ std::string change_filter::fingerprint() const {
   std::string out = field('p', project) + field('s', session) + "t=";
   for (const auto& t : types)
     out += t + ",";
+  if (restricted()) {
+    std::string scopes = reader->scope_text();
+    out += ";r" + std::to_string(scopes.size()) + ":" + scopes;
+  }
   return out;
 }
 

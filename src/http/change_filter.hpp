@@ -3,11 +3,13 @@
 // stay global, so a filtered reader resumes exactly where its last answer ended.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "auth/scope.hpp"
 #include "base/result.hpp"
 #include "http/stream_protocol.hpp"
 
@@ -17,11 +19,15 @@ struct change_filter {
   std::optional<std::string> project;
   std::optional<std::string> session;
   std::vector<std::string> types;  // empty: every type
+  // The token reading the feed: only the changes of projects (or, for an agent, the session)
+  // it may read pass. Null or admin: no restriction.
+  std::shared_ptr<const auth::principal> reader;
 
-  bool active() const { return project || session || !types.empty(); }
+  bool restricted() const { return reader && !reader->is_admin(); }
+  bool active() const { return project || session || !types.empty() || restricted(); }
   // Whether one change event (a JSON object) passes the filter.
   bool matches(std::string_view message) const;
-  // A stable text naming the filter, for ETags.
+  // A stable text naming the filter and the reader's scopes, for ETags.
   std::string fingerprint() const;
 };
 

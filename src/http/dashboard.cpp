@@ -66,7 +66,8 @@ api_response dashboard_response(std::string_view method, std::string_view path,
 }
 
 api_response streams_list_response(std::string_view method, const std::vector<query_param>& query,
-                                   const stream_engine& engine, std::int64_t now_ms) {
+                                   const stream_engine& engine, std::int64_t now_ms,
+                                   const std::function<bool(std::string_view path)>& readable) {
   if (!is_read_method(method)) return method_not_allowed(k_streams_list_path);
   std::string prefix;
   for (const auto& p : query) {
@@ -76,6 +77,7 @@ api_response streams_list_response(std::string_view method, const std::vector<qu
   for (const auto& record : engine.client_streams()) {
     const stream_config& c = record->config();
     if (c.path.rfind(prefix, 0) != 0) continue;
+    if (!readable(c.path)) continue;
     published_state st = record->state();
     if (st.lifecycle == stream_lifecycle::removed || st.lifecycle == stream_lifecycle::replaced)
       continue;

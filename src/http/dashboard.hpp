@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -34,7 +35,9 @@ api_response dashboard_response(std::string_view method, std::string_view path,
 // {"streams":[{"path","content_type","next_offset","closed","deleted","created_at",
 // "ttl_seconds","expires_at"}]}; query `prefix` keeps the paths that start with it. Expired
 // streams are left out. 405 for methods other than GET and HEAD.
+// `readable` says which streams the request's token may see; the others are left out.
 api_response streams_list_response(std::string_view method, const std::vector<query_param>& query,
-                                   const stream_engine& engine, std::int64_t now_ms);
+                                   const stream_engine& engine, std::int64_t now_ms,
+                                   const std::function<bool(std::string_view path)>& readable);
 
 }  // namespace ordo::http

@@ -49,7 +49,7 @@ std::string error_body(const failure& f) {
   error["code"] = to_valid_utf8(f.code);
   error["message"] = to_valid_utf8(f.message);
   for (const auto& [key, json_text] : f.details) {
-    if (key == "allow") continue;  // the Allow header
+    if (key == "allow") continue;        // the Allow header
     if (key == "retry_after") continue;  // the Retry-After header
     boost::system::error_code ec;
     auto value = boost::json::parse(json_text, ec);
@@ -69,8 +69,9 @@ error_answer error_answer_for(const failure& f) {
   if (f.kind == failure_kind::unauthenticated) {
     // RFC 6750 section 3: the scheme, and why the credential was refused.
     a.headers.emplace_back("WWW-Authenticate",
-                           f.code == "missing_token" ? "Bearer realm=\"ordo\""
-                                                     : "Bearer realm=\"ordo\", error=\"invalid_token\"");
+                           f.code == "missing_token"
+                               ? "Bearer realm=\"ordo\""
+                               : "Bearer realm=\"ordo\", error=\"invalid_token\"");
   }
   for (const auto& [key, value] : f.details) {
     if (key == "allow") a.headers.emplace_back("Allow", value);

@@ -24,6 +24,12 @@
 // Order matters where paths overlap: the events route comes before the session API, whose
 // prefix /v1/sessions/ covers it.
 //
+// Access: each route declares what a token needs (route_access, http/access.hpp). Unless the
+// rule is `open`, the request's bearer token (Authorization, or the dashboard's cookie) is
+// verified before anything about the path is looked at, so an unauthenticated client learns
+// nothing (not even whether a stream or session exists). The rule is then checked where the
+// route's resource is known: in the handlers below, and per route in the session API.
+//
 // Threads: dispatch() and every handler run on the connection's network thread; the table is
 // built once, on first use, and only read afterwards.
 //
@@ -38,6 +44,7 @@
 #include <string_view>
 #include <vector>
 
+#include "http/access.hpp"
 #include "http/dashboard.hpp"
 #include "http/server_impl.hpp"
 #include "http/session_api.hpp"
@@ -66,8 +73,9 @@ struct routed_request {
   request& req;
   connection& conn;
   boost::urls::url_view url;
-  const std::string& path;    // the request's path, percent-decoded
-  const std::string& target;  // what the route's matcher found
+  const std::string& path;                     // the request's path, percent-decoded
+  const std::string& target;                   // what the route's matcher found
+  std::shared_ptr<const auth::principal> who;  // never null
 };
 using route_handler = awaitable<bool> (*)(server::impl& s, routed_request& r);
 
@@ -77,6 +85,9 @@ struct method_handler {
 };
 
 struct route {
+  std::string_view method_text;  // for route_rules(): "*" or the methods served
+  std::string_view path_text;    // for route_rules(): the paths it takes
+  route_access access;
   path_matcher match;
   std::vector<method_handler> methods;
   // Every method not in `methods`: a 405 with Allow, a 403, or the route's own dispatch.
@@ -112,14 +123,11 @@ path_match match_streams_list(server::impl&, const std::string& path) {
   return path;
 }
 
-// A session's event stream: readable with every read mode, written only by ordo.
-path_match match_session_events(server::impl& s, const std::string& path) {
+// A session's event stream: readable with every read mode, written only by ordo. Whether the
+// session exists is the handler's question, asked after the token's.
+path_match match_session_events(server::impl&, const std::string& path) {
   auto events = session_events_stream(path);
   if (!events) return std::nullopt;
-  if (!s.engine.find(*events)) {
-    return make_failure(failure_kind::not_found, "session_not_found",
-                        "no session '" + path.substr(13, path.size() - 20) + "'");
-  }
   return std::move(*events);
 }
 
@@ -151,6 +159,12 @@ awaitable<bool> serve_health(server::impl& s, routed_request& r) {
 
 // The Prometheus text exposition.
 awaitable<bool> serve_metrics(server::impl& s, routed_request& r) {
+  if (!r.who->may_read_metrics()) {
+    string_response res =
+        error_response(r.req, make_failure(failure_kind::forbidden, "insufficient_scope",
+                                           "/metrics needs the metrics:read or admin scope"));
+    co_return co_await s.respond(r.conn, res);
+  }
   auto op = await_engine<result<sessions::session_counts>>(
       [&s](auto done) { s.sessions.counts(std::move(done)); });
   result<sessions::session_counts> counts = co_await std::move(op);
@@ -197,7 +211,10 @@ awaitable<bool> serve_dashboard(server::impl& s, routed_request& r) {
 awaitable<bool> serve_streams_list(server::impl& s, routed_request& r) {
   std::string method(r.req.method_string());
   std::vector<query_param> params = query_of(r.url);
-  api_response answer = streams_list_response(method, params, s.engine, now_ms());
+  auto who = r.who;
+  api_response answer = streams_list_response(
+      method, params, s.engine, now_ms(),
+      [&who](std::string_view path) { return who->may_stream(path, auth::access_level::read); });
   co_return co_await respond_with(s, r, answer);
 }
 
@@ -208,6 +225,7 @@ awaitable<bool> serve_session_api(server::impl& s, routed_request& r) {
   api->query = query_of(r.url);
   api->header = [&req = r.req](std::string_view name) { return header(req, name); };
   api->body = std::move(r.req.body());
+  api->who = r.who;
   auto op = await_engine<api_response>(
       [&s, api](auto done) { handle_session_api(s.sessions, std::move(*api), done); });
   api_response answer = co_await std::move(op);
@@ -221,7 +239,45 @@ awaitable<bool> serve_change_feed(server::impl& s, routed_request& r) {
     string_response res = error_response(r.req, filter.error());
     co_return co_await s.respond(r.conn, res);
   }
+  filter->reader = r.who;  // only the changes of what the token may read
   co_return co_await s.handle_get(r.req, r.conn, r.target, r.url, &*filter);
+}
+
+awaitable<bool> serve_change_feed_head(server::impl& s, routed_request& r) {
+  string_response res = s.handle_head(r.req, r.target);
+  co_return co_await s.respond(r.conn, res);
+}
+
+// Whether the token may read session `id`'s events; the failure to answer if not (a missing
+// session and an unreadable one answer alike).
+awaitable<std::optional<failure>> session_events_refusal(server::impl& s, routed_request& r) {
+  std::string id = r.path.substr(std::string_view("/v1/sessions/").size());
+  id.resize(id.size() - std::string_view("/events").size());
+  failure missing =
+      make_failure(failure_kind::not_found, "session_not_found", "no session '" + id + "'");
+  if (r.who->is_admin()) {
+    if (!s.engine.find(r.target)) co_return missing;
+    co_return std::nullopt;
+  }
+  auto op = await_engine<result<std::optional<std::string>>>(
+      [&s, id](auto done) { s.sessions.session_project(id, std::move(done)); });
+  result<std::optional<std::string>> project = co_await std::move(op);
+  if (!project) co_return project.error();
+  if (!*project || !s.engine.find(r.target)) co_return missing;
+  co_return check_session_access(*r.who, id, **project, session_access::session_read);
+}
+
+awaitable<bool> serve_session_events(server::impl& s, routed_request& r) {
+  std::optional<failure> refused = co_await session_events_refusal(s, r);
+  if (refused) {
+    string_response res = error_response(r.req, *refused);
+    co_return co_await s.respond(r.conn, res);
+  }
+  if (r.req.method() == bhttp::verb::head) {
+    string_response res = s.handle_head(r.req, r.target);
+    co_return co_await s.respond(r.conn, res);
+  }
+  co_return co_await s.handle_get(r.req, r.conn, r.target, r.url);
 }
 
 awaitable<bool> refuse_event_stream_write(server::impl& s, routed_request& r) {
@@ -239,27 +295,43 @@ awaitable<bool> refuse_change_feed_write(server::impl& s, routed_request& r) {
   co_return co_await s.respond(r.conn, res);
 }
 
+// The answer when the token may not use this stream method, before anything about the stream
+// is looked at.
+std::optional<failure> stream_refusal(routed_request& r) {
+  return check_stream_access(*r.who, r.target, stream_level_of(r.req.method_string()));
+}
+
+awaitable<bool> refuse(server::impl& s, routed_request& r, const failure& f) {
+  string_response res = error_response(r.req, f);
+  co_return co_await s.respond(r.conn, res);
+}
+
 awaitable<bool> serve_put(server::impl& s, routed_request& r) {
-  string_response res = co_await s.handle_put(r.req, r.target);
+  if (auto refused = stream_refusal(r)) co_return co_await refuse(s, r, *refused);
+  string_response res = co_await s.handle_put(r.req, r.target, *r.who);
   co_return co_await s.respond(r.conn, res);
 }
 
 awaitable<bool> serve_post(server::impl& s, routed_request& r) {
+  if (auto refused = stream_refusal(r)) co_return co_await refuse(s, r, *refused);
   string_response res = co_await s.handle_post(r.req, r.target);
   co_return co_await s.respond(r.conn, res);
 }
 
 awaitable<bool> serve_delete(server::impl& s, routed_request& r) {
+  if (auto refused = stream_refusal(r)) co_return co_await refuse(s, r, *refused);
   string_response res = co_await s.handle_delete(r.req, r.target);
   co_return co_await s.respond(r.conn, res);
 }
 
 awaitable<bool> serve_head(server::impl& s, routed_request& r) {
+  if (auto refused = stream_refusal(r)) co_return co_await refuse(s, r, *refused);
   string_response res = s.handle_head(r.req, r.target);
   co_return co_await s.respond(r.conn, res);
 }
 
 awaitable<bool> serve_get(server::impl& s, routed_request& r) {
+  if (auto refused = stream_refusal(r)) co_return co_await refuse(s, r, *refused);
   co_return co_await s.handle_get(r.req, r.conn, r.target, r.url);
 }
 
@@ -275,20 +347,42 @@ awaitable<bool> refuse_stream_method(server::impl& s, routed_request& r) {
 const std::vector<route>& routes() {
   using bhttp::verb;
   static const std::vector<route> table{
-      {match_probe, {{verb::get, serve_health}, {verb::head, serve_health}}, refuse_unless_read},
-      {match_metrics,
+      {"GET, HEAD",
+       "/health, /ready",
+       route_access::open,
+       match_probe,
+       {{verb::get, serve_health}, {verb::head, serve_health}},
+       refuse_unless_read},
+      {"GET, HEAD",
+       "/metrics",
+       route_access::metrics,
+       match_metrics,
        {{verb::get, serve_metrics}, {verb::head, serve_metrics}},
        refuse_unless_read},
-      {match_dashboard, {}, serve_dashboard},
-      {match_streams_list, {}, serve_streams_list},
-      {match_session_events,
-       {{verb::get, serve_get}, {verb::head, serve_head}},
+      {"*", "/, /ui/...", route_access::open, match_dashboard, {}, serve_dashboard},
+      {"*", "/v1/streams", route_access::listing, match_streams_list, {}, serve_streams_list},
+      {"GET, HEAD",
+       "/v1/sessions/{session}/events",
+       route_access::session_read,
+       match_session_events,
+       {{verb::get, serve_session_events}, {verb::head, serve_session_events}},
        refuse_event_stream_write},
-      {match_change_feed,
-       {{verb::get, serve_change_feed}, {verb::head, serve_head}},
+      {"GET, HEAD",
+       "/v1/changes",
+       route_access::listing,
+       match_change_feed,
+       {{verb::get, serve_change_feed}, {verb::head, serve_change_feed_head}},
        refuse_change_feed_write},
-      {match_session_api, {}, serve_session_api},
-      {match_stream,
+      {"*",
+       "/v1/projects..., /v1/sessions..., /v1/changes/...",
+       route_access::session_api,
+       match_session_api,
+       {},
+       serve_session_api},
+      {"PUT, POST, DELETE, HEAD, GET",
+       "/v1/stream/{path...}",
+       route_access::stream_by_method,
+       match_stream,
        {{verb::put, serve_put},
         {verb::post, serve_post},
         {verb::delete_, serve_delete},
@@ -300,6 +394,14 @@ const std::vector<route>& routes() {
 }
 
 }  // namespace
+
+std::vector<route_rule> router_route_rules() {
+  std::vector<route_rule> out;
+  for (const route& r : routes())
+    out.push_back(
+        {std::string(r.method_text), std::string(r.path_text), std::string(describe(r.access))});
+  return out;
+}
 
 awaitable<bool> server::impl::dispatch(request& req, connection& conn) {
   string_response res;
@@ -323,11 +425,20 @@ awaitable<bool> server::impl::dispatch(request& req, connection& conn) {
   for (const route& candidate : routes()) {
     path_match match = candidate.match(*this, path);
     if (!match) continue;
+    std::shared_ptr<const auth::principal> who = unrestricted();
+    if (candidate.access != route_access::open) {
+      auto verified = authenticate(req, conn);
+      if (!verified) {
+        res = error_response(req, verified.error());
+        co_return co_await respond(conn, res);
+      }
+      who = std::move(*verified);
+    }
     if (!*match) {
       res = error_response(req, match->error());
       co_return co_await respond(conn, res);
     }
-    routed_request routed{req, conn, *url, path, **match};
+    routed_request routed{req, conn, *url, path, **match, std::move(who)};
     route_handler handle = candidate.otherwise;
     for (const method_handler& m : candidate.methods) {
       if (m.method == req.method()) handle = m.handle;
@@ -340,6 +451,30 @@ awaitable<bool> server::impl::dispatch(request& req, connection& conn) {
   co_return co_await respond(conn, res);
 }
 
+result<std::shared_ptr<const auth::principal>> server::impl::authenticate(const request& req,
+                                                                          connection& conn) {
+  if (!options.auth || !options.auth->enabled()) return unrestricted();
+  std::optional<std::string> token = bearer_token(header(req, "Authorization"));
+  if (!token) {
+    // The dashboard's cookie: enough to read, and to write only with the header its own page
+    // sends (a cross-site request cannot), so the cookie alone never changes anything.
+    token = cookie_value(header(req, "Cookie"), k_session_cookie);
+    bool reads = req.method() == bhttp::verb::get || req.method() == bhttp::verb::head;
+    if (token && !reads && !header(req, k_csrf_header)) {
+      return make_failure(failure_kind::forbidden, "csrf_header_missing",
+                          "a request authenticated by the dashboard's cookie must send " +
+                              std::string(k_csrf_header) + ": 1 to change anything");
+    }
+  }
+  auto who = options.auth->authenticate(token.value_or(""), now_ms());
+  if (!who && who.error().code != "missing_token") {
+    beast::error_code ec;
+    auto peer = beast::get_lowest_layer(conn.stream).socket().remote_endpoint(ec);
+    options.auth->log_failure(who.error(), ec ? std::string("?") : peer.address().to_string());
+  }
+  return who;
+}
+
 string_response server::impl::health_response(const request& req, std::string_view path) {
   bool ready = path == "/health" || engine.writable();
   auto res = make_response(req, ready ? bhttp::status::ok : bhttp::status::service_unavailable);
@@ -348,9 +483,16 @@ string_response server::impl::health_response(const request& req, std::string_vi
   if (path == "/health") {
     res.body() = R"({"status":"ok"})";
   } else {
-    res.body() =
-        ready ? R"({"status":"ready","streams":)" + std::to_string(engine.stream_count()) + "}"
-              : R"({"status":"unavailable","reason":")" + engine.write_refusal() + "\"}";
+    // How requests are authenticated, and a warning when nothing is (--allow-unauthenticated).
+    std::string auth = options.auth ? options.auth->mode_name() : "none";
+    std::string security = R"(,"auth":")" + auth + "\"";
+    if (auth == "none" && options.allow_unauthenticated) {
+      security += R"x(,"warning":"serving without authentication (--allow-unauthenticated)")x";
+    }
+    res.body() = ready ? R"({"status":"ready","streams":)" + std::to_string(engine.stream_count()) +
+                             security + "}"
+                       : R"({"status":"unavailable","reason":")" + engine.write_refusal() + "\"" +
+                             security + "}";
   }
   finish(res, req.method() == bhttp::verb::head);
   return res;

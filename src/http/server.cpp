@@ -163,6 +163,22 @@ result<std::unique_ptr<server>> server::bind(server_options options, stream_engi
     return make_failure(failure_kind::invalid, "invalid_host",
                         "--host '" + p->options.host + "' is not an IP address");
   }
+  const bool authenticated = p->options.auth && p->options.auth->enabled();
+  if (!authenticated && !address.is_loopback()) {
+    if (!p->options.allow_unauthenticated) {
+      return make_failure(
+          failure_kind::invalid, "unauthenticated_public_bind",
+          "refusing to serve " + p->options.host +
+              " without authentication: anyone who can reach it could read every transcript "
+              "and delete every stream. Turn on --auth jwt or --auth tokens (docs/SECURITY.md), "
+              "or bind 127.0.0.1, or give --allow-unauthenticated if something in front of "
+              "ordo authenticates");
+    }
+    spdlog::warn(
+        "serving {} WITHOUT authentication (--allow-unauthenticated): anyone who can "
+        "reach this address can read and change everything",
+        p->options.host);
+  }
   tcp::endpoint endpoint{address, p->options.port};
   p->acceptor.open(endpoint.protocol(), ec);
   if (!ec) p->acceptor.set_option(asio::socket_base::reuse_address(true), ec);

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "auth/authenticator.hpp"
 #include "base/result.hpp"
 #include "sessions/session_service.hpp"
 #include "streams/stream_engine.hpp"
@@ -43,6 +44,11 @@ struct server_options {
   // 503 catch_up_busy. Live readers served from the tail cache never wait here.
   std::size_t max_catch_up_reads = 16;
   std::chrono::milliseconds catch_up_wait_timeout{30'000};
+
+  // Authentication (docs/SECURITY.md). Null or disabled: every request acts as admin, and then
+  // bind() refuses an address other than loopback unless allow_unauthenticated is set.
+  std::shared_ptr<auth::authenticator> auth;
+  bool allow_unauthenticated = false;
 };
 
 class server {

@@ -208,11 +208,16 @@ struct server::impl {
   // ---- router.cpp
   // Routes one request and answers it; true when the connection may serve another.
   awaitable<bool> dispatch(request& req, connection& conn);
+  // The principal of the request's credential (unrestricted() without authentication), or the
+  // 401 (403 for the dashboard's cookie on a write without its header) to answer.
+  result<std::shared_ptr<const auth::principal>> authenticate(const request& req, connection& conn);
   // GET and HEAD /health and /ready (also answered by connections over the limit).
   string_response health_response(const request& req, std::string_view path);
 
   // ---- stream_handlers.cpp
-  awaitable<string_response> handle_put(request& req, const std::string& path);
+  // `who` must also be able to read a fork's source.
+  awaitable<string_response> handle_put(request& req, const std::string& path,
+                                        const auth::principal& who);
   awaitable<string_response> handle_post(request& req, const std::string& path);
   awaitable<string_response> handle_delete(request& req, const std::string& path);
   string_response handle_head(request& req, const std::string& path);

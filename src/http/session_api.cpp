@@ -175,35 +175,41 @@ void with_body_and_match(api_request& req, api_callback& done, Then then) {
 const std::vector<route>& routes() {
   static const std::vector<route> table{
       // ---- projects
-      {{"POST", "/v1/projects"},
+      {{"POST", "/v1/projects", session_access::project_create},
        [](session_service& s, const params&, api_request& req, api_callback done) {
          auto body = body_json(req);
          if (!body) return fail(done, body.error());
-         s.create_project(std::move(*body), answer(std::move(done)));
+         sessions::visibility may_create;
+         if (!req.who->is_admin()) {
+           may_create = [who = req.who](std::string_view project, std::string_view) {
+             return who->may_project(project, auth::access_level::write);
+           };
+         }
+         s.create_project(std::move(*body), std::move(may_create), answer(std::move(done)));
        }},
-      {{"GET", "/v1/projects"},
+      {{"GET", "/v1/projects", session_access::listing},
        [](session_service& s, const params&, api_request& req, api_callback done) {
          auto archived = query(req, "archived");
          if (archived && *archived != "true" && *archived != "false") {
            return fail(done, invalid("invalid_archived", "archived must be true or false"));
          }
-         s.list_projects(archived == "true", answer(std::move(done)));
+         s.list_projects(archived == "true", visibility_of(req.who), answer(std::move(done)));
        }},
-      {{"GET", "/v1/projects/{project}"},
+      {{"GET", "/v1/projects/{project}", session_access::project_read},
        [](session_service& s, const params& p, api_request&, api_callback done) {
          s.get_project(p.at("project"), answer(std::move(done)));
        }},
-      {{"DELETE", "/v1/projects/{project}"},
+      {{"DELETE", "/v1/projects/{project}", session_access::project_write},
        [](session_service& s, const params& p, api_request&, api_callback done) {
          s.archive_project(p.at("project"), answer(std::move(done)));
        }},
-      {{"POST", "/v1/projects/{project}/sessions"},
+      {{"POST", "/v1/projects/{project}/sessions", session_access::project_write},
        [](session_service& s, const params& p, api_request& req, api_callback done) {
          auto body = body_json(req);
          if (!body) return fail(done, body.error());
          s.create_session(p.at("project"), std::move(*body), answer(std::move(done)));
        }},
-      {{"GET", "/v1/projects/{project}/sessions"},
+      {{"GET", "/v1/projects/{project}/sessions", session_access::project_read},
        [](session_service& s, const params& p, api_request& req, api_callback done) {
          auto limit = query_limit(req, "limit");
          if (!limit) return fail(done, limit.error());
@@ -212,81 +218,83 @@ const std::vector<route>& routes() {
                          answer(std::move(done)));
        }},
       // ---- the change feed (GET /v1/changes itself is served as a stream by router.cpp)
-      {{"GET", "/v1/changes/snapshot"},
-       [](session_service& s, const params&, api_request&, api_callback done) {
-         s.changes_snapshot(answer(std::move(done)));
+      {{"GET", "/v1/changes/snapshot", session_access::listing},
+       [](session_service& s, const params&, api_request& req, api_callback done) {
+         s.changes_snapshot(visibility_of(req.who), answer(std::move(done)));
        }},
       // ---- sessions
-      {{"GET", "/v1/sessions"},
+      {{"GET", "/v1/sessions", session_access::listing},
        [](session_service& s, const params&, api_request& req, api_callback done) {
          auto limit = query_limit(req, "limit");
          if (!limit) return fail(done, limit.error());
          s.list_sessions({query(req, "project"), query(req, "state"), query(req, "client_state"),
-                          query(req, "cursor"), *limit},
+                          query(req, "cursor"), *limit, false, visibility_of(req.who)},
                          answer(std::move(done)));
        }},
-      {{"GET", "/v1/sessions/{session}"},
+      {{"GET", "/v1/sessions/{session}", session_access::session_read},
        [](session_service& s, const params& p, api_request&, api_callback done) {
          s.get_session(p.at("session"), answer(std::move(done)));
        }},
-      {{"PATCH", "/v1/sessions/{session}"},
+      {{"PATCH", "/v1/sessions/{session}", session_access::session_write},
        [](session_service& s, const params& p, api_request& req, api_callback done) {
          with_body_and_match(req, done, [&](json::value body, std::optional<std::int64_t> m) {
            s.update_session(p.at("session"), m, std::move(body), answer(std::move(done)));
          });
        }},
-      {{"POST", "/v1/sessions/{session}/transition"},
+      {{"POST", "/v1/sessions/{session}/transition", session_access::session_write},
        [](session_service& s, const params& p, api_request& req, api_callback done) {
          with_body_and_match(req, done, [&](json::value body, std::optional<std::int64_t> m) {
            s.transition(p.at("session"), m, std::move(body), answer(std::move(done)));
          });
        }},
-      {{"POST", "/v1/sessions/{session}/end"},
+      {{"POST", "/v1/sessions/{session}/end", session_access::session_write},
        [](session_service& s, const params& p, api_request& req, api_callback done) {
          with_body_and_match(req, done, [&](json::value body, std::optional<std::int64_t> m) {
            s.end(p.at("session"), m, std::move(body), answer(std::move(done)));
          });
        }},
-      {{"POST", "/v1/sessions/{session}/heartbeat"},
+      {{"POST", "/v1/sessions/{session}/heartbeat", session_access::session_agent},
        [](session_service& s, const params& p, api_request&, api_callback done) {
          s.heartbeat(p.at("session"), answer(std::move(done)));
        }},
-      {{"GET", "/v1/sessions/{session}/snapshot"},
+      {{"GET", "/v1/sessions/{session}/snapshot", session_access::session_read},
        [](session_service& s, const params& p, api_request& req, api_callback done) {
          auto rows = query_limit(req, "rows");
          if (!rows) return fail(done, rows.error());
          s.snapshot(p.at("session"), *rows, answer(std::move(done)));
        }},
-      {{"GET", "/v1/sessions/{session}/events"}, nullptr},  // served as a stream by router.cpp
+      {{"GET", "/v1/sessions/{session}/events", session_access::session_read},
+       nullptr},  // served as a stream by router.cpp
       // ---- pull requests
-      {{"PUT", "/v1/sessions/{session}/prs"},
+      {{"PUT", "/v1/sessions/{session}/prs", session_access::session_agent},
        [](session_service& s, const params& p, api_request& req, api_callback done) {
          with_body_and_match(req, done, [&](json::value body, std::optional<std::int64_t> m) {
            s.observe_pr(p.at("session"), m, std::move(body), answer(std::move(done)));
          });
        }},
-      {{"GET", "/v1/sessions/{session}/prs"},
+      {{"GET", "/v1/sessions/{session}/prs", session_access::session_read},
        [](session_service& s, const params& p, api_request&, api_callback done) {
          s.list_prs(p.at("session"), answer(std::move(done)));
        }},
-      {{"GET", "/v1/sessions/{session}/ci-brake"},
+      {{"GET", "/v1/sessions/{session}/ci-brake", session_access::session_read},
        [](session_service& s, const params& p, api_request& req, api_callback done) {
          auto commits = query_limit(req, "commits");
          if (!commits) return fail(done, commits.error());
          s.ci_brake(p.at("session"), *commits, answer(std::move(done)));
        }},
       // ---- executions
-      {{"POST", "/v1/sessions/{session}/executions"},
+      {{"POST", "/v1/sessions/{session}/executions", session_access::session_agent},
        [](session_service& s, const params& p, api_request& req, api_callback done) {
          auto m = if_match(req);
          if (!m) return fail(done, m.error());
          s.start_execution(p.at("session"), *m, answer(std::move(done)));
        }},
-      {{"GET", "/v1/sessions/{session}/executions"},
+      {{"GET", "/v1/sessions/{session}/executions", session_access::session_read},
        [](session_service& s, const params& p, api_request&, api_callback done) {
          s.list_executions(p.at("session"), answer(std::move(done)));
        }},
-      {{"POST", "/v1/sessions/{session}/executions/{generation}/finish"},
+      {{"POST", "/v1/sessions/{session}/executions/{generation}/finish",
+        session_access::session_agent},
        [](session_service& s, const params& p, api_request& req, api_callback done) {
          auto g = parse_strict_uint(p.at("generation"), k_max_safe_integer);
          if (!g) return fail(done, invalid("invalid_generation", "generation must be a number"));
@@ -295,7 +303,8 @@ const std::vector<route>& routes() {
                               std::move(body), answer(std::move(done)));
          });
        }},
-      {{"POST", "/v1/sessions/{session}/executions/{generation}/abort"},
+      {{"POST", "/v1/sessions/{session}/executions/{generation}/abort",
+        session_access::session_agent},
        [](session_service& s, const params& p, api_request& req, api_callback done) {
          auto g = parse_strict_uint(p.at("generation"), k_max_safe_integer);
          if (!g) return fail(done, invalid("invalid_generation", "generation must be a number"));
@@ -305,7 +314,7 @@ const std::vector<route>& routes() {
          });
        }},
       // ---- commands
-      {{"POST", "/v1/sessions/{session}/commands"},
+      {{"POST", "/v1/sessions/{session}/commands", session_access::session_write},
        [](session_service& s, const params& p, api_request& req, api_callback done) {
          auto key = req.header("Idempotency-Key");
          if (!key) {
@@ -318,7 +327,7 @@ const std::vector<route>& routes() {
            s.send_command(p.at("session"), m, *key, std::move(body), answer(std::move(done)));
          });
        }},
-      {{"GET", "/v1/sessions/{session}/commands"},
+      {{"GET", "/v1/sessions/{session}/commands", session_access::session_read},
        [](session_service& s, const params& p, api_request& req, api_callback done) {
          auto after = query_int(req, "after");
          if (!after) return fail(done, after.error());
@@ -327,11 +336,11 @@ const std::vector<route>& routes() {
          s.list_commands(p.at("session"), query(req, "status"), *after, *limit,
                          answer(std::move(done)));
        }},
-      {{"GET", "/v1/sessions/{session}/commands/{command}"},
+      {{"GET", "/v1/sessions/{session}/commands/{command}", session_access::session_read},
        [](session_service& s, const params& p, api_request&, api_callback done) {
          s.get_command(p.at("session"), p.at("command"), answer(std::move(done)));
        }},
-      {{"POST", "/v1/sessions/{session}/commands/{command}"},
+      {{"POST", "/v1/sessions/{session}/commands/{command}", session_access::session_agent},
        [](session_service& s, const params& p, api_request& req, api_callback done) {
          with_body_and_match(req, done, [&](json::value body, std::optional<std::int64_t> m) {
            s.update_command(p.at("session"), p.at("command"), m, std::move(body),
@@ -339,7 +348,7 @@ const std::vector<route>& routes() {
          });
        }},
       // ---- rows
-      {{"POST", "/v1/sessions/{session}/rows"},
+      {{"POST", "/v1/sessions/{session}/rows", session_access::session_agent},
        [](session_service& s, const params& p, api_request& req, api_callback done) {
          auto key = req.header("Idempotency-Key");
          if (key && !valid_idempotency_key(*key)) return fail(done, invalid_idempotency_key());
@@ -347,7 +356,7 @@ const std::vector<route>& routes() {
            s.append_row(p.at("session"), m, key, std::move(body), answer(std::move(done)));
          });
        }},
-      {{"GET", "/v1/sessions/{session}/rows"},
+      {{"GET", "/v1/sessions/{session}/rows", session_access::session_read},
        [](session_service& s, const params& p, api_request& req, api_callback done) {
          auto after = query_int(req, "after");
          if (!after) return fail(done, after.error());
@@ -357,11 +366,11 @@ const std::vector<route>& routes() {
          if (!limit) return fail(done, limit.error());
          s.list_rows(p.at("session"), {*after, *before, *limit}, answer(std::move(done)));
        }},
-      {{"GET", "/v1/sessions/{session}/rows/{row}"},
+      {{"GET", "/v1/sessions/{session}/rows/{row}", session_access::session_read},
        [](session_service& s, const params& p, api_request&, api_callback done) {
          s.get_row(p.at("session"), p.at("row"), answer(std::move(done)));
        }},
-      {{"PUT", "/v1/sessions/{session}/rows/{row}"},
+      {{"PUT", "/v1/sessions/{session}/rows/{row}", session_access::session_agent},
        [](session_service& s, const params& p, api_request& req, api_callback done) {
          with_body_and_match(req, done, [&](json::value body, std::optional<std::int64_t> m) {
            s.upsert_row(p.at("session"), p.at("row"), m, std::move(body), answer(std::move(done)));
@@ -394,6 +403,63 @@ std::optional<std::string> session_events_stream(std::string_view path) {
   return session_service::events_stream_path(p->at("session"));
 }
 
+namespace {
+
+// Runs the route's handler once the request's token may use it (http/access.hpp); otherwise
+// answers what the check says, exactly as a missing resource would be answered where the token
+// may not read it.
+void authorize_and_handle(session_service& service, const route& r, params p, api_request request,
+                          api_callback done) {
+  const auth::principal& who = *request.who;
+  switch (r.spec.access) {
+    case session_access::unset:
+      // A route without a rule is refused, never served open (access_test.cpp finds it).
+      return fail(done, make_failure(failure_kind::internal, "route_without_rule",
+                                     "this route declares no access rule"));
+    case session_access::listing:
+    case session_access::project_create:
+      return r.handle(service, p, request, std::move(done));
+    case session_access::project_read:
+    case session_access::project_write:
+      if (auto refused = check_project_access(who, p.at("project"), r.spec.access)) {
+        return fail(done, *refused);
+      }
+      return r.handle(service, p, request, std::move(done));
+    case session_access::session_read:
+    case session_access::session_agent:
+    case session_access::session_write:
+      break;
+  }
+  if (who.is_admin()) return r.handle(service, p, request, std::move(done));
+  // The session's project decides; a missing session answers like an unreadable one.
+  std::string id = p.at("session");
+  auto state = std::make_shared<std::tuple<params, api_request, api_callback>>(
+      std::move(p), std::move(request), std::move(done));
+  service.session_project(
+      id, [&service, &r, state, id](result<std::optional<std::string>> project) {
+        auto& [p, request, done] = *state;
+        if (!project) return fail(done, project.error());
+        if (!*project) {
+          return fail(done, make_failure(failure_kind::not_found, "session_not_found",
+                                         "no session '" + id + "'"));
+        }
+        if (auto refused = check_session_access(*request.who, id, **project, r.spec.access)) {
+          return fail(done, *refused);
+        }
+        r.handle(service, p, request, std::move(done));
+      });
+}
+
+}  // namespace
+
+std::vector<route_rule> session_route_rules() {
+  std::vector<route_rule> out;
+  for (const auto& r : routes())
+    out.push_back({std::string(r.spec.method), std::string(r.spec.path),
+                   std::string(describe(r.spec.access))});
+  return out;
+}
+
 void handle_session_api(session_service& service, api_request request, api_callback done) {
   std::string allowed;
   for (const auto& r : routes()) {
@@ -403,7 +469,8 @@ void handle_session_api(session_service& service, api_request request, api_callb
       allowed += (allowed.empty() ? "" : ", ") + std::string(r.spec.method);
       continue;
     }
-    r.handle(service, *p, request, std::move(done));
+    if (!r.handle) break;  // served by router.cpp, never handed here
+    authorize_and_handle(service, r, std::move(*p), std::move(request), std::move(done));
     return;
   }
   if (!allowed.empty()) {

@@ -4,11 +4,14 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "auth/scope.hpp"
+#include "http/access.hpp"
 #include "http/stream_protocol.hpp"
 #include "sessions/session_service.hpp"
 
@@ -20,6 +23,8 @@ struct api_request {
   std::vector<query_param> query;
   std::function<std::optional<std::string>(std::string_view name)> header;
   std::string body;
+  // Who sends it (never null: unrestricted() when authentication is off).
+  std::shared_ptr<const auth::principal> who = unrestricted();
 };
 
 struct api_response {
@@ -30,14 +35,19 @@ struct api_response {
 
 using api_callback = std::function<void(api_response)>;
 
-// One route: a method and a path template whose {name} segments match one path segment.
+// One route: a method and a path template whose {name} segments match one path segment, and
+// what a token needs to use it (http/access.hpp).
 struct route_spec {
   std::string_view method;
   std::string_view path;
+  session_access access = session_access::unset;
 };
 
 // Every route the session API serves (the OpenAPI file must describe each of them).
 const std::vector<route_spec>& session_routes();
+
+// Every route with the rule it declares, in words (empty: none, a defect the tests catch).
+std::vector<route_rule> session_route_rules();
 
 // Whether `path` belongs to the session API (then handle_session_api answers it).
 bool is_session_api_path(std::string_view path);

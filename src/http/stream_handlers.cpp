@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "base/rfc3339.hpp"
+#include "http/access.hpp"
 #include "http/server_impl.hpp"
 #include "http/stream_protocol.hpp"
 #include "streams/cursor.hpp"
@@ -63,10 +64,6 @@ std::string hex16(std::uint64_t v) {
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
   return buf;
-}
-
-failure stream_not_found() {
-  return make_failure(failure_kind::not_found, "stream_not_found", "no stream exists at this path");
 }
 
 failure stream_gone() {
@@ -115,9 +112,17 @@ std::string server::impl::location_for(const request& req) const {
 
 // ---- PUT: create --------------------------------------------------------------------------------
 
-awaitable<string_response> server::impl::handle_put(request& req, const std::string& path) {
+awaitable<string_response> server::impl::handle_put(request& req, const std::string& path,
+                                                    const auth::principal& who) {
   auto parsed = parse_create(protocol_headers_of(req), std::move(req.body()), engine);
   if (!parsed) co_return error_response(req, parsed.error());
+  if (parsed->fork_source_path &&
+      !who.may_stream(*parsed->fork_source_path, auth::access_level::read)) {
+    // Exactly what a fork of a missing stream answers (stream_operations.cpp).
+    co_return error_response(req, make_failure(failure_kind::not_found, "fork_source_not_found",
+                                               "Stream-Forked-From names no stream: '" +
+                                                   *parsed->fork_source_path + "'"));
+  }
   parsed->path = path;
   parsed->now_ms = now_ms();
   // Closures built inside coroutines capture only pointers (see await_engine).

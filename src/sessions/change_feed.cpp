@@ -42,10 +42,11 @@ bool session_service::submit_change_feed_job(std::function<void()> then) {
   return engine_.submit(std::move(job));
 }
 
-void session_service::changes_snapshot(reply_callback done) {
+void session_service::changes_snapshot(visibility visible, reply_callback done) {
   run_read(
       engine_,
-      [](sqlite::read_context& ctx, session_tables& t) -> result<reply> {
+      [visible = std::move(visible)](sqlite::read_context& ctx,
+                                     session_tables& t) -> result<reply> {
         std::uint64_t epoch = ctx.database_epoch;
         // One read transaction: the entities and the feed offset agree.
         auto read = sqlite::read_transaction::begin(ctx.db);
@@ -70,9 +71,12 @@ void session_service::changes_snapshot(reply_callback done) {
           incarnation = *inc;
         }
         json::array project_array, session_array, pr_array;
-        for (const auto& p : *projects)
+        for (const auto& p : *projects) {
+          if (visible && !visible(p.id, "")) continue;
           project_array.push_back(project_json(p));
+        }
         for (const auto& s : *sessions) {
+          if (visible && !visible(s.project_id, s.id)) continue;
           session_array.push_back(session_json(s));
           auto prs = t.prs_of_session(s.id);
           if (!prs) return std::move(prs).error();

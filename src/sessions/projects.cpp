@@ -43,10 +43,11 @@ std::string slug_from(std::string_view name) {
 
 }  // namespace
 
-void session_service::create_project(json::value body, reply_callback done) {
+void session_service::create_project(json::value body, visibility may_create, reply_callback done) {
   run_write(
       engine_,
-      [body = std::move(body)](write_context& ctx, session_tables& t) -> result<reply> {
+      [body = std::move(body), may_create = std::move(may_create)](
+          write_context& ctx, session_tables& t) -> result<reply> {
         auto r = body_reader::of(body, {"id", "name", "repo_path", "origin_url", "description"});
         if (!r) return std::move(r).error();
         auto name = r->required_text("name", k_max_text_field_bytes);
@@ -60,6 +61,11 @@ void session_service::create_project(json::value body, reply_callback done) {
                              "' must be 1-63 characters of a-z, 0-9 and '-', starting and "
                              "ending with a letter or digit" +
                              (*id ? "" : " (derived from the name; send an id)"));
+        }
+        if (may_create && !may_create(slug, "")) {
+          return make_failure(
+              failure_kind::forbidden, "insufficient_scope",
+              "this token may not create project '" + slug + "' (it needs sessions:write on it)");
         }
         sqlite::project_row p;
         p.id = slug;
@@ -90,15 +96,19 @@ void session_service::create_project(json::value body, reply_callback done) {
       std::move(done));
 }
 
-void session_service::list_projects(bool include_archived, reply_callback done) {
+void session_service::list_projects(bool include_archived, visibility visible,
+                                    reply_callback done) {
   run_read(
       engine_,
-      [include_archived](sqlite::read_context&, session_tables& t) -> result<reply> {
+      [include_archived, visible = std::move(visible)](sqlite::read_context&,
+                                                       session_tables& t) -> result<reply> {
         auto rows = t.projects(include_archived);
         if (!rows) return std::move(rows).error();
         json::array a;
-        for (const auto& p : *rows)
+        for (const auto& p : *rows) {
+          if (visible && !visible(p.id, "")) continue;
           a.push_back(project_json(p));
+        }
         json::object o;
         o["projects"] = std::move(a);
         return reply{reply_kind::ok, std::move(o), std::nullopt, false};

@@ -72,6 +72,11 @@ struct reply {
 
 using reply_callback = std::function<void(result<reply>)>;
 
+// What a caller may see: whether a project's resources, or one session of it, are visible (the
+// HTTP layer builds it from the request's token). Lists and snapshots leave out what it refuses
+// before paging, so no count, cursor or gap tells that anything was left out. Empty: all.
+using visibility = std::function<bool(std::string_view project_id, std::string_view session_id)>;
+
 struct session_list_query {
   std::optional<std::string> project_id;
   std::optional<std::string> state;
@@ -79,6 +84,7 @@ struct session_list_query {
   std::optional<std::string> cursor;
   std::optional<int> limit;
   bool require_project = false;  // listed under /v1/projects/{id}: an unknown project is a 404
+  visibility visible;
 };
 
 struct row_list_query {
@@ -118,8 +124,10 @@ class session_service {
   static constexpr std::string_view k_changes_stream_path = sqlite::k_change_feed_path;
 
   // ---- projects
-  void create_project(boost::json::value body, reply_callback done);
-  void list_projects(bool include_archived, reply_callback done);
+  // `may_create`, when set, must accept the new project's id (given, or derived from its name)
+  // or the call fails with 403 insufficient_scope.
+  void create_project(boost::json::value body, visibility may_create, reply_callback done);
+  void list_projects(bool include_archived, visibility visible, reply_callback done);
   void get_project(std::string id, reply_callback done);
   void archive_project(std::string id, reply_callback done);
 
@@ -127,6 +135,10 @@ class session_service {
   void create_session(std::string project_id, boost::json::value body, reply_callback done);
   void list_sessions(session_list_query query, reply_callback done);
   void get_session(std::string id, reply_callback done);
+  // The project a session belongs to (nullopt: no such session), for access checks. A
+  // session's project never changes.
+  void session_project(std::string id,
+                       std::function<void(result<std::optional<std::string>>)> done);
   void update_session(std::string id, std::optional<std::int64_t> if_match, boost::json::value body,
                       reply_callback done);
   void transition(std::string id, std::optional<std::int64_t> if_match, boost::json::value body,
@@ -138,7 +150,7 @@ class session_service {
 
   // ---- the change feed
   // Every live project and session, and the feed offset they are consistent at.
-  void changes_snapshot(reply_callback done);
+  void changes_snapshot(visibility visible, reply_callback done);
   // Counts sessions by state and commands by status on a reader thread (two GROUP BY scans).
   void counts(std::function<void(result<session_counts>)> done);
   const background_metrics& background() const { return background_; }

@@ -128,7 +128,7 @@ class session_service_test : public ::testing::Test {
   // A project and a session in it, created through the service; returns the session's id.
   std::string make_session() {
     auto project = await([&](reply_callback done) {
-      service_->create_project(json::parse(R"({"id": "widgets", "name": "Widgets"})"),
+      service_->create_project(json::parse(R"({"id": "widgets", "name": "Widgets"})"), {},
                                std::move(done));
     });
     EXPECT_TRUE(project) << project.error().message;

@@ -150,19 +150,54 @@ void session_service::list_sessions(session_list_query q, reply_callback done) {
           return invalid("invalid_limit",
                          "limit must be between 1 and " + std::to_string(k_max_session_page));
         }
-        auto rows = t.sessions(f);
-        if (!rows) return std::move(rows).error();
+        // Pages of the table until `limit` visible sessions are found or the table ends: what
+        // the caller may not see leaves no short page and no gap behind.
         json::array a;
-        for (const auto& s : *rows)
-          a.push_back(session_json(s));
+        std::optional<std::int64_t> last_seq;
+        bool more = false;
+        const auto limit = static_cast<std::size_t>(f.limit);
+        for (;;) {
+          auto rows = t.sessions(f);
+          if (!rows) return std::move(rows).error();
+          for (const auto& s : *rows) {
+            if (a.size() == limit) {
+              more = true;
+              break;
+            }
+            if (!q.visible || q.visible(s.project_id, s.id)) a.push_back(session_json(s));
+            last_seq = s.seq;
+          }
+          if (more || rows->size() < limit) break;  // a page is full, or the table ended
+          if (a.size() == limit) {
+            more = true;  // full, and the table may go on: the next call asks
+            break;
+          }
+          f.before_seq = rows->back().seq;
+        }
         json::object o;
         o["sessions"] = std::move(a);
-        o["next_cursor"] = static_cast<int>(rows->size()) == f.limit
-                               ? json::value(std::to_string(rows->back().seq))
-                               : json::value(nullptr);
+        o["next_cursor"] =
+            more && last_seq ? json::value(std::to_string(*last_seq)) : json::value(nullptr);
         return reply{reply_kind::ok, std::move(o), std::nullopt, false};
       },
       std::move(done));
+}
+
+void session_service::session_project(
+    std::string id, std::function<void(result<std::optional<std::string>>)> done) {
+  run_read(
+      engine_,
+      [id = std::move(id)](sqlite::read_context&, session_tables& t) -> result<reply> {
+        auto s = t.session(id);
+        if (!s) return std::move(s).error();
+        json::value project = *s ? json::value((*s)->project_id) : json::value(nullptr);
+        return reply{reply_kind::ok, std::move(project), std::nullopt, false};
+      },
+      [done = std::move(done)](result<reply> r) {
+        if (!r) return done(std::move(r).error());
+        if (r->body.is_null()) return done(std::optional<std::string>());
+        done(std::optional<std::string>(std::string(r->body.as_string())));
+      });
 }
 
 void session_service::get_session(std::string id, reply_callback done) {
