@@ -127,6 +127,12 @@ ordo_vitest(setup blackbox/setup.test.mjs)
 # and in echoed errors, and Stream-Forked-From percent-decoded.
 ordo_vitest(hostile_input blackbox/hostile_input.test.mjs)
 
+# Authentication and scopes (issue 18): every route the server lists x seven credentials (none,
+# expired, forged, alg:none, wrong audience, wrong scope, right scope); an agent token confined
+# to its session; API tokens created and revoked while the server runs; the dashboard's cookie
+# and its header; no public bind without authentication.
+ordo_vitest(auth_scopes blackbox/auth_scopes.test.mjs)
+
 # Clang's thread-safety analysis (the `thread-safety` preset, which `make test` builds) rejects
 # an unguarded read, a call that needs a lock, and a read after unlock(), and accepts the ways
 # ordo takes its locks.

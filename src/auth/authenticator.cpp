@@ -88,9 +88,9 @@ std::string authenticator::mode_name() const {
   return "none";
 }
 
-void authenticator::reload_tokens_if_changed() {
+void authenticator::reload_tokens_if_changed(std::chrono::steady_clock::duration interval) {
   auto now = std::chrono::steady_clock::now();
-  if (now - tokens_checked_ < k_tokens_file_check) return;
+  if (now - tokens_checked_ < interval) return;
   tokens_checked_ = now;
   auto stamp = stamp_of(options_.tokens_file);
   if (!stamp) {
@@ -121,6 +121,14 @@ result<std::shared_ptr<const principal>> authenticator::verify(std::string_view 
       set = tokens_;
     }
     const api_token_entry* e = set ? set->find(token) : nullptr;
+    if (!e) {
+      // Perhaps created a moment ago: look at the file again (not more often than
+      // k_tokens_file_check_on_miss).
+      mutex_lock lock(mu_);
+      reload_tokens_if_changed(k_tokens_file_check_on_miss);
+      set = tokens_;
+      e = set ? set->find(token) : nullptr;
+    }
     if (!e)
       return unauthenticated("invalid_token",
                              "the API token is not known (revoked, or never issued here)");
@@ -154,7 +162,7 @@ result<std::shared_ptr<const principal>> authenticator::authenticate(std::string
   std::string key(token);
   {
     mutex_lock lock(mu_);
-    if (options_.tokens) reload_tokens_if_changed();
+    if (options_.tokens) reload_tokens_if_changed(k_tokens_file_check);
     auto it = cache_.find(key);
     if (it != cache_.end()) {
       if (now_ms < it->second.valid_until_ms) {

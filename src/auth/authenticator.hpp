@@ -38,6 +38,9 @@ namespace ordo::auth {
 inline constexpr std::size_t k_max_cached_tokens = 10'000;
 inline constexpr std::chrono::seconds k_cache_ttl{60};
 inline constexpr std::chrono::seconds k_tokens_file_check{1};
+// An API token not in the set looks at the file again after this much (a token just created
+// works at once; a flood of unknown tokens costs a stat() ten times a second at most).
+inline constexpr std::chrono::milliseconds k_tokens_file_check_on_miss{100};
 inline constexpr std::chrono::seconds k_failure_log_interval{10};
 
 struct auth_options {
@@ -76,7 +79,7 @@ class authenticator {
  private:
   explicit authenticator(auth_options options) : options_(std::move(options)) {}
   result<std::shared_ptr<const principal>> verify(std::string_view token, std::int64_t now_ms);
-  void reload_tokens_if_changed() REQUIRES(mu_);
+  void reload_tokens_if_changed(std::chrono::steady_clock::duration interval) REQUIRES(mu_);
 
   struct cached {
     std::shared_ptr<const principal> who;

@@ -75,7 +75,10 @@ class client_commands {
     if (!common.token.empty()) o.headers.emplace_back("Authorization", "Bearer " + common.token);
     return o;
   }
-  int fail(const failure& f) const {
+  int fail(failure f) const {
+    if (f.kind == failure_kind::unauthenticated) {
+      f.message += " (give one with --token, --token-file, ORDO_TOKEN or ORDO_TOKEN_FILE)";
+    }
     if (common.json) {
       json::object e{{"code", f.code}, {"message", f.message}};
       std::cout << json::serialize(json::object{{"error", e}}) << "\n";

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <boost/json.hpp>
 #include <csignal>
 #include <filesystem>
 #include <thread>
@@ -20,7 +21,9 @@
 #include "cli/doctor.hpp"
 #include "cli/inspect.hpp"
 #include "cli/token_commands.hpp"
+#include "http/access.hpp"
 #include "http/server.hpp"
+#include "http/session_api.hpp"
 #include "sessions/session_service.hpp"
 #include "storage/sqlite/backup.hpp"
 #include "storage/sqlite/database.hpp"
@@ -290,6 +293,23 @@ void add_serve_options(CLI::App& cmd, serve_flags& f) {
       ->envname("ORDO_LOG_LEVEL")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
+}
+
+// `ordo routes`: the router's table, then the session API's, each route with its rule.
+int print_routes(bool json) {
+  auto rules = ordo::http::router_route_rules();
+  for (auto& r : ordo::http::session_route_rules())
+    rules.push_back(std::move(r));
+  for (const auto& r : rules) {
+    if (json) {
+      boost::json::object o{{"method", r.method}, {"path", r.path}, {"requires", r.rule}};
+      std::printf("%s\n", boost::json::serialize(o).c_str());
+    } else {
+      std::printf("%-28s %-55s %s\n", r.method.c_str(), r.path.c_str(),
+                  r.rule.empty() ? "(NO RULE)" : r.rule.c_str());
+    }
+  }
+  return 0;
 }
 
 ordo::http::server* g_server = nullptr;
@@ -584,6 +604,11 @@ int main(int argc, char** argv) {
         ->capture_default_str();
   }
 
+  bool routes_json = false;
+  auto* routes_cmd = app.add_subcommand(
+      "routes", "List the HTTP routes with the scope each requires (docs/SECURITY.md)");
+  routes_cmd->add_flag("--json", routes_json, "One JSON object per route");
+
   auto client_cmds = ordo::cli::add_client_commands(app);
   auto token_cmds = ordo::cli::add_token_commands(app);
 
@@ -607,6 +632,7 @@ int main(int argc, char** argv) {
   if (auto rc = ordo::cli::run(*client_cmds)) return *rc;
   if (auto rc = ordo::cli::run(*token_cmds)) return *rc;
   if (demo_cmd->parsed()) return ordo::cli::demo(demo_f);
+  if (routes_cmd->parsed()) return print_routes(routes_json);
   if (serve_cmd->parsed()) return serve(f);
   if (migrate_cmd->parsed()) return migrate(mf);
   if (backup_cmd->parsed()) return backup(bf);

@@ -121,6 +121,11 @@ bool is_retryable(const failure& f) {
 failure failure_from_response(const http_response& r) {
   failure f = make_failure(kind_of_status(r.status), "http_" + std::to_string(r.status),
                            "the server answered " + std::to_string(r.status));
+  if (r.status == 401) {
+    // A HEAD answer has no body to say why: say what 401 means.
+    f.code = "unauthenticated";
+    f.message = "the server requires a valid bearer token";
+  }
   boost::system::error_code ec;
   json::value v = json::parse(r.body, ec);
   if (!ec && v.is_object()) {
