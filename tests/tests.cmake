@@ -113,6 +113,10 @@ ordo_vitest(dashboard_browser browser/dashboard.test.mjs
 # (counters from zero) draws no negative rate.
 ordo_vitest(dashboard_server_page browser/server_page.test.mjs
             ENV ORDO_TEST_OUTPUT=${CMAKE_BINARY_DIR}/test-output)
+# The dashboard with authentication on (issue 18): sign in, watch live, send a command, sign
+# out; the cookie is HttpOnly and SameSite=Strict, and without the page's header it writes nothing.
+ordo_vitest(dashboard_auth browser/dashboard_auth.test.mjs
+            ENV ORDO_TEST_OUTPUT=${CMAKE_BINARY_DIR}/test-output)
 
 # /metrics (issue 15): promtool accepts the exposition, each metric moves with what it counts, and
 # a real Prometheus scrapes ordo under load and answers the append rate and the fsync p99.

@@ -15,6 +15,7 @@
 // Thread safety: free functions over immutable principals.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -77,6 +78,12 @@ std::optional<std::string> cookie_value(const std::optional<std::string>& cookie
 // something: a cross-site form or script cannot set it, so the cookie alone never writes.
 inline constexpr std::string_view k_session_cookie = "ordo_token";
 inline constexpr std::string_view k_csrf_header = "X-Ordo-Request";
+// The dashboard's sign-in (POST {"token"}), sign-out (POST) and who-am-I (GET).
+inline constexpr std::string_view k_sign_in_path = "/ui/sign-in";
+inline constexpr std::string_view k_sign_out_path = "/ui/sign-out";
+inline constexpr std::string_view k_whoami_path = "/ui/session";
+// The longest a sign-in lasts, whatever the token's own expiry.
+inline constexpr std::chrono::hours k_session_cookie_max_age{12};
 
 // 404 stream_not_found: what a missing stream, and one the token may not read, answer.
 failure stream_not_found();

@@ -7,6 +7,8 @@
 //                                     others            405, Allow: GET, HEAD
 //   /metrics                          GET, HEAD         render_metrics() (http/metrics.cpp)
 //                                     others            405, Allow: GET, HEAD
+//   /ui/sign-in, /ui/sign-out         POST              the dashboard's cookie: set, cleared
+//   /ui/session                       GET               whether the request is signed in
 //   /, /ui/...                        all               dashboard_response() (its own 405)
 //   /v1/streams                       all               streams_list_response() (its own 405)
 //   /v1/sessions/{id}/events          GET, HEAD         the session's event stream, read like
@@ -37,6 +39,8 @@
 // only pointers (beast_support.hpp).
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <boost/json.hpp>
 #include <boost/url.hpp>
 #include <memory>
 #include <optional>
@@ -113,6 +117,13 @@ path_match match_metrics(server::impl&, const std::string& path) {
   return path;
 }
 
+path_match match_dashboard_session(server::impl&, const std::string& path) {
+  if (path != k_sign_in_path && path != k_sign_out_path && path != k_whoami_path) {
+    return std::nullopt;
+  }
+  return path;
+}
+
 path_match match_dashboard(server::impl&, const std::string& path) {
   if (!is_dashboard_path(path)) return std::nullopt;
   return path;
@@ -151,6 +162,11 @@ path_match match_stream(server::impl& s, const std::string& path) {
 }
 
 // ---- handlers -----------------------------------------------------------------------------------
+
+awaitable<bool> refuse(server::impl& s, routed_request& r, const failure& f) {
+  string_response res = error_response(r.req, f);
+  co_return co_await s.respond(r.conn, res);
+}
 
 awaitable<bool> serve_health(server::impl& s, routed_request& r) {
   string_response res = s.health_response(r.req, r.path);
@@ -205,6 +221,88 @@ awaitable<bool> serve_dashboard(server::impl& s, routed_request& r) {
   std::string method(r.req.method_string());
   api_response answer = dashboard_response(method, r.path, header(r.req, "If-None-Match"));
   co_return co_await respond_with(s, r, answer);
+}
+
+// The dashboard's sign-in, sign-out and "who am I" (docs/SECURITY.md, "The dashboard"). The
+// token travels once, in the body of the sign-in; from then on the browser holds it in an
+// HttpOnly, SameSite=Strict cookie that page scripts cannot read and other sites cannot send,
+// and EventSource sends along. Changing anything with the cookie also needs the page's header
+// (k_csrf_header), and so does signing in and out.
+awaitable<bool> serve_dashboard_session(server::impl& s, routed_request& r) {
+  const bool auth_on = s.options.auth && s.options.auth->enabled();
+  auto answer = [&](bhttp::status status) {
+    string_response res = make_response(r.req, status);
+    res.set(bhttp::field::cache_control, "no-store");
+    return res;
+  };
+  std::string cookie_attributes = "; Path=/; HttpOnly; SameSite=Strict";
+  if (s.secure_cookies()) cookie_attributes += "; Secure";
+
+  if (r.path == k_whoami_path) {
+    if (r.req.method() != bhttp::verb::get) {
+      co_return co_await refuse(s, r, method_not_allowed("GET", "use GET on " + r.path));
+    }
+    boost::json::object o{{"auth", auth_on ? s.options.auth->mode_name() : "none"}};
+    auto who = s.authenticate(r.req, r.conn);
+    o["signed_in"] = who.ok();
+    if (who) {
+      o["subject"] = (*who)->subject;
+      o["scopes"] = (*who)->scope_text();
+    }
+    string_response res = answer(bhttp::status::ok);
+    res.set(bhttp::field::content_type, "application/json");
+    res.body() = boost::json::serialize(o);
+    finish(res, false);
+    co_return co_await s.respond(r.conn, res);
+  }
+  if (r.req.method() != bhttp::verb::post) {
+    co_return co_await refuse(s, r, method_not_allowed("POST", "use POST on " + r.path));
+  }
+  if (!header(r.req, k_csrf_header)) {
+    co_return co_await refuse(
+        s, r,
+        make_failure(failure_kind::forbidden, "csrf_header_missing",
+                     "send " + std::string(k_csrf_header) + ": 1 (the dashboard's page does)"));
+  }
+  if (r.path == k_sign_out_path) {
+    string_response res = answer(bhttp::status::no_content);
+    res.set(bhttp::field::set_cookie,
+            std::string(k_session_cookie) + "=" + cookie_attributes + "; Max-Age=0");
+    finish(res, true);
+    co_return co_await s.respond(r.conn, res);
+  }
+  if (!auth_on) {
+    co_return co_await refuse(s, r,
+                              make_failure(failure_kind::invalid, "auth_disabled",
+                                           "this server runs without authentication (--auth "
+                                           "none): there is nothing to sign in to"));
+  }
+  boost::system::error_code ec;
+  boost::json::value body = boost::json::parse(r.req.body(), ec);
+  const boost::json::value* token = nullptr;
+  if (!ec && body.is_object()) token = body.as_object().if_contains("token");
+  if (!token || !token->is_string() || token->as_string().empty()) {
+    co_return co_await refuse(s, r,
+                              make_failure(failure_kind::invalid, "invalid_body",
+                                           "send {\"token\": \"...\"}: an API token or a JWT"));
+  }
+  std::string text(token->as_string());
+  auto who = s.options.auth->authenticate(text, now_ms());
+  if (!who) {
+    s.options.auth->log_failure(who.error(), "the dashboard's sign-in");
+    co_return co_await refuse(s, r, who.error());
+  }
+  // The cookie lives no longer than the token, and at most k_session_cookie_max_age.
+  std::int64_t max_age = k_session_cookie_max_age.count();
+  if ((*who)->expires_at_ms) {
+    max_age = std::min<std::int64_t>(max_age, (*(*who)->expires_at_ms - now_ms()) / 1000);
+  }
+  string_response res = answer(bhttp::status::no_content);
+  res.set(bhttp::field::set_cookie,
+          std::string(k_session_cookie) + "=" + text + cookie_attributes +
+              "; Max-Age=" + std::to_string(std::max<std::int64_t>(0, max_age)));
+  finish(res, true);
+  co_return co_await s.respond(r.conn, res);
 }
 
 // The stream list the dashboard's stream browser reads.
@@ -301,11 +399,6 @@ std::optional<failure> stream_refusal(routed_request& r) {
   return check_stream_access(*r.who, r.target, stream_level_of(r.req.method_string()));
 }
 
-awaitable<bool> refuse(server::impl& s, routed_request& r, const failure& f) {
-  string_response res = error_response(r.req, f);
-  co_return co_await s.respond(r.conn, res);
-}
-
 awaitable<bool> serve_put(server::impl& s, routed_request& r) {
   if (auto refused = stream_refusal(r)) co_return co_await refuse(s, r, *refused);
   string_response res = co_await s.handle_put(r.req, r.target, *r.who);
@@ -359,6 +452,12 @@ const std::vector<route>& routes() {
        match_metrics,
        {{verb::get, serve_metrics}, {verb::head, serve_metrics}},
        refuse_unless_read},
+      {"*",
+       "/ui/sign-in, /ui/sign-out, /ui/session",
+       route_access::open,
+       match_dashboard_session,
+       {},
+       serve_dashboard_session},
       {"*", "/, /ui/...", route_access::open, match_dashboard, {}, serve_dashboard},
       {"*", "/v1/streams", route_access::listing, match_streams_list, {}, serve_streams_list},
       {"GET, HEAD",

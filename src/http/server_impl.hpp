@@ -208,6 +208,8 @@ struct server::impl {
   // ---- router.cpp
   // Routes one request and answers it; true when the connection may serve another.
   awaitable<bool> dispatch(request& req, connection& conn);
+  // Whether the dashboard's cookie is marked Secure: when connections are TLS.
+  bool secure_cookies() const { return false; }
   // The principal of the request's credential (unrestricted() without authentication), or the
   // 401 (403 for the dashboard's cookie on a write without its header) to answer.
   result<std::shared_ptr<const auth::principal>> authenticate(const request& req, connection& conn);

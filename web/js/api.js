@@ -11,7 +11,8 @@ export class ApiError extends Error {
 }
 
 export async function call(method, path, { body, headers = {} } = {}) {
-  const init = { method, headers: { ...headers }, cache: "no-store" }
+  // X-Ordo-Request: with a sign-in cookie, the server changes nothing without it (auth.js).
+  const init = { method, headers: { "X-Ordo-Request": "1", ...headers }, cache: "no-store" }
   if (body !== undefined) {
     init.body = JSON.stringify(body)
     init.headers["Content-Type"] = "application/json"

@@ -12,6 +12,7 @@ import { sessionView } from "./session.js"
 import { changesView } from "./changes.js"
 import { streamsView, streamView } from "./streams.js"
 import { serverView } from "./server.js"
+import { signInView, signOut, whoAmI } from "./auth.js"
 
 const routes = [
   [/^\/?$/, () => overviewView(), "overview"],
@@ -42,5 +43,34 @@ function route() {
   root.append(h("p", { class: "empty" }, `Nothing at ${path}. `, h("a", { href: "#/" }, "Back to the sessions.")))
 }
 
-window.addEventListener("hashchange", route)
-route()
+// With authentication on, nothing is shown until this browser is signed in; a sign-out link
+// joins the header.
+async function start() {
+  let me = { auth: "none", signed_in: true }
+  try {
+    me = await whoAmI()
+  } catch {
+    // An older or unreachable server: show the views, whose reads report what is wrong.
+  }
+  if (me.auth !== "none" && !me.signed_in) {
+    current?.stop?.()
+    const root = clear(document.getElementById("view"))
+    current = signInView(() => start())
+    root.append(current.el)
+    return
+  }
+  const header = document.querySelector("header.top")
+  if (me.auth !== "none" && !document.getElementById("sign-out")) {
+    header.append(
+      h("span", { class: "who", id: "who", title: me.scopes ?? "" }, me.subject ?? ""),
+      h("button", { class: "sign-out", id: "sign-out", onclick: () => signOut() }, "Sign out"),
+    )
+  }
+  if (!listening) window.addEventListener("hashchange", route)
+  listening = true
+  route()
+}
+
+let listening = false
+
+start()
