@@ -348,9 +348,9 @@ string_response server::impl::health_response(const request& req, std::string_vi
   if (path == "/health") {
     res.body() = R"({"status":"ok"})";
   } else {
-    res.body() =
-        ready ? R"({"status":"ready","streams":)" + std::to_string(engine.stream_count()) + "}"
-              : R"({"status":"unavailable","reason":")" + engine.write_refusal() + "\"}";
+    res.body() = ready ? R"({"status":"ready","streams":)" + std::to_string(engine.stream_count()) +
+                             R"(,"tls":)" + (options.tls ? "true" : "false") + "}"
+                       : R"({"status":"unavailable","reason":")" + engine.write_refusal() + "\"}";
   }
   finish(res, req.method() == bhttp::verb::head);
   return res;
