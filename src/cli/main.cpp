@@ -555,6 +555,12 @@ int main(int argc, char** argv) {
   demo_cmd->add_option("--server", demo_f.server, "The server's URL")
       ->envname("ORDO_URL")
       ->capture_default_str();
+  demo_cmd
+      ->add_option("--cacert", demo_f.cacert,
+                   "For an https:// server: trust the CA certificates in this PEM file "
+                   "instead of the system's")
+      ->envname("ORDO_CACERT")
+      ->type_name("FILE");
   demo_cmd->add_option("--project", demo_f.project, "The project to create the session in")
       ->capture_default_str();
   for (auto [flag, value, what] :
