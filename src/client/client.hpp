@@ -59,11 +59,11 @@ bool is_retryable(const failure& f);
 
 struct client_options {
   std::string url = "http://127.0.0.1:4437";
-  // For https:// URLs: the CA certificates trusted (default: the system's).
-  tls_trust tls;
   std::chrono::milliseconds request_timeout{30'000};
   // Extra headers on every request (e.g. Authorization).
   header_list headers;
+  // For https:// URLs: the CA certificates trusted (default: the system's).
+  tls_trust tls;
 };
 
 struct stream_info {

@@ -2,6 +2,7 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include <string>
 
@@ -60,12 +61,14 @@ result<ssl_ctx_ptr> make_server_tls_context(const tls_files& files) {
                         "cannot load the TLS certificate (chain, PEM) from --tls-cert '" +
                             files.cert_file + "': " + openssl_error());
   }
-  if (SSL_CTX_use_PrivateKey_file(c, files.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+  // OpenSSL checks the key against the certificate as it loads it: a mismatch fails here.
+  bool loaded = SSL_CTX_use_PrivateKey_file(c, files.key_file.c_str(), SSL_FILETYPE_PEM) == 1;
+  if (!loaded && ERR_GET_REASON(ERR_peek_last_error()) != X509_R_KEY_VALUES_MISMATCH) {
     return make_failure(failure_kind::invalid, "tls_key_invalid",
                         "cannot load the TLS private key (PEM, unencrypted) from --tls-key '" +
                             files.key_file + "': " + openssl_error());
   }
-  if (SSL_CTX_check_private_key(c) != 1) {
+  if (!loaded || SSL_CTX_check_private_key(c) != 1) {
     return make_failure(failure_kind::invalid, "tls_key_mismatch",
                         "the TLS private key in --tls-key '" + files.key_file +
                             "' does not belong to the certificate in --tls-cert '" +
