@@ -10,6 +10,12 @@
 // Caught-up SSE readers park instead: the task that wakes the stream's readers writes to their
 // sockets itself (live_readers.cpp, "parked SSE readers").
 //
+// HTTPS (options.tls): a connection accepted with the server's current TLS context (replaced by
+// reload_tls() on SIGHUP; each connection keeps the one it began with) handshakes within
+// idle_timeout, then runs the same request loop, serve_requests(), instantiated for its SSL
+// stream (tls_stream.hpp) instead of its tcp_stream; answers go out through write_response(),
+// which picks the stream. Plain connections pay for TLS with one pointer test per answer.
+//
 // Shutdown (stop()) is polite cancel, a deadline, then forced cancel: the acceptor closes; each
 // open connection gets, on its thread, its idle header read cancelled or its live wait woken;
 // long-polls then answer 204 and SSE readers get a last control event; requests in flight are
