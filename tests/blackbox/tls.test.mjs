@@ -290,6 +290,37 @@ describe("ordo serve over HTTPS", () => {
   })
 })
 
+describe("shutdown over HTTPS", () => {
+  test("SIGTERM gives an open TLS SSE reader its last control event and a clean end", async () => {
+    const s = await startOrdo({ args: ["--tls-cert", first.cert, "--tls-key", first.key] })
+    try {
+      const url = `https://127.0.0.1:${s.port}`
+      const created = ordo(["stream", "create", "tls/stop", "--content-type", "application/json", "--cacert", ca], { url })
+      expect(created.status, created.stderr).toBe(0)
+      expect(ordo(["stream", "append", "tls/stop", '{"n":1}', "--cacert", ca], { url }).status).toBe(0)
+      let text = ""
+      const ended = new Promise((resolveEnd, reject) => {
+        https
+          .get({ host: "127.0.0.1", port: s.port, path: "/v1/stream/tls/stop?offset=-1&live=sse", ca: readFileSync(ca), agent: false }, (res) => {
+            res.setEncoding("utf8")
+            res.on("data", (c) => (text += c))
+            res.on("end", () => resolveEnd("end"))
+            res.on("error", (e) => resolveEnd(`error ${e.code}`))
+          })
+          .on("error", reject)
+      })
+      await until(() => text.includes('"upToDate":true'), "the reader to catch up")
+      const code = s.stop()
+      expect(await ended).toBe("end")
+      expect(text).toContain(": server shutting down; resume from streamNextOffset")
+      expect(await code).toBe(0)
+    } finally {
+      await s.kill().catch(() => {})
+      s.cleanup()
+    }
+  })
+})
+
 describe("TLS startup errors", () => {
   function serve(args) {
     const data = mkdtempSync(join(tmpdir(), "ordo-tls-data-"))
