@@ -290,6 +290,24 @@ describe("ordo serve over HTTPS", () => {
   })
 })
 
+describe("host name verification", () => {
+  test("a certificate of the right CA for another host is refused by the CLI", async () => {
+    const elsewhere = makeServerCert(dir, "elsewhere", "DNS:ordo.example")
+    const s = await startOrdo({ args: ["--tls-cert", elsewhere.cert, "--tls-key", elsewhere.key] })
+    try {
+      const byAddress = ordo(["stream", "read", "x", "--cacert", ca], { url: `https://127.0.0.1:${s.port}` })
+      expect(byAddress.status).not.toBe(0)
+      expect(byAddress.stderr).toMatch(/tls_verify_failed: .*IP address mismatch/)
+      const byName = ordo(["stream", "read", "x", "--cacert", ca], { url: `https://localhost:${s.port}` })
+      expect(byName.status).not.toBe(0)
+      expect(byName.stderr).toMatch(/tls_verify_failed: .*hostname mismatch/)
+    } finally {
+      await s.stop()
+      s.cleanup()
+    }
+  })
+})
+
 describe("shutdown over HTTPS", () => {
   test("SIGTERM gives an open TLS SSE reader its last control event and a clean end", async () => {
     const s = await startOrdo({ args: ["--tls-cert", first.cert, "--tls-key", first.key] })

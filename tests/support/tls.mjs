@@ -24,17 +24,18 @@ export function makeTestCa(dir) {
 }
 
 /**
- * Makes DIR/NAME.pem (signed by DIR/ca.pem, for localhost and 127.0.0.1) and DIR/NAME.key.
- * Returns the paths and the certificate's serial number (upper-case hex, as node:tls shows it).
+ * Makes DIR/NAME.pem (signed by DIR/ca.pem, for `san`: localhost and 127.0.0.1 by default) and
+ * DIR/NAME.key. Returns the paths and the certificate's serial number (upper-case hex, as
+ * node:tls shows it).
  */
-export function makeServerCert(dir, name = "server") {
+export function makeServerCert(dir, name = "server", san = "DNS:localhost,IP:127.0.0.1") {
   const cert = join(dir, `${name}.pem`)
   const key = join(dir, `${name}.key`)
   const csr = join(dir, `${name}.csr`)
   const ext = join(dir, `${name}.ext`)
   writeFileSync(
     ext,
-    "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n" +
+    `subjectAltName=${san}\nbasicConstraints=CA:FALSE\n` +
       "keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
   )
   openssl([
