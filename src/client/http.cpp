@@ -190,6 +190,7 @@ struct http_connection::impl {
     if (not_an_address) {
       // A name: sent as SNI, and the certificate must be for it.
       SSL_set_tlsext_host_name(ssl, server.host.c_str());
+      SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
       SSL_set1_host(ssl, server.host.c_str());
     } else {
       // An address: no SNI (RFC 6066), the certificate must name the address.
