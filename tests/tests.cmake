@@ -19,6 +19,17 @@ endfunction()
 # The official Durable Streams conformance suite, with both durability settings.
 ordo_vitest(conformance_sync_full conformance/conformance.test.mjs ENV ORDO_SYNC=full TIMEOUT 900)
 ordo_vitest(conformance_sync_normal conformance/conformance.test.mjs ENV ORDO_SYNC=normal TIMEOUT 900)
+# The same suite over HTTPS (--tls-cert/--tls-key) with a test CA the fixture makes first:
+# Node reads NODE_EXTRA_CA_CERTS only when it starts.
+set(ORDO_TLS_TEST_DIR ${CMAKE_BINARY_DIR}/tls-test-certs)
+add_test(NAME tls_test_certs
+         COMMAND sh -c "rm -rf '${ORDO_TLS_TEST_DIR}' && node support/tls.mjs '${ORDO_TLS_TEST_DIR}'"
+         WORKING_DIRECTORY ${ORDO_TESTS_DIR})
+set_tests_properties(tls_test_certs PROPERTIES FIXTURES_SETUP tls_test_certs)
+ordo_vitest(conformance_tls conformance/conformance.test.mjs
+            ENV "ORDO_SYNC=full;ORDO_TLS_DIR=${ORDO_TLS_TEST_DIR};NODE_EXTRA_CA_CERTS=${ORDO_TLS_TEST_DIR}/ca.pem"
+            TIMEOUT 900)
+set_tests_properties(conformance_tls PROPERTIES FIXTURES_REQUIRED tls_test_certs)
 
 # kill -9 at random moments under eight concurrent idempotent producers, five rounds.
 ordo_vitest(crash_sigkill blackbox/crash.test.mjs)
@@ -78,6 +89,11 @@ ordo_vitest(delivery_stress blackbox/delivery_stress.test.mjs)
 # The C++ client: the `ordo` client commands against a real server, and interop with the
 # official @durable-streams/client.
 ordo_vitest(cli_client blackbox/cli_client.test.mjs)
+
+# HTTPS (--tls-cert/--tls-key): the client commands with and without --cacert, the official
+# client trusting a test CA, a SIGHUP certificate swap under an open SSE reader, plain HTTP and
+# TLS 1.1 refused, a silent client cut after --idle-timeout, bad TLS flags refused at startup.
+ordo_vitest(tls blackbox/tls.test.mjs)
 
 # Delivery through a fault-injecting TCP proxy: 10,000 messages from the C++ producer exactly
 # once and in order; SSE and long-poll readers through the same proxy see each once.

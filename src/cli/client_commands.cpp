@@ -67,6 +67,11 @@ void add_common_flags(client_commands& c, CLI::App* cmd) {
   cmd->add_option("--server", flags->server, "The ordo server's URL")
       ->envname("ORDO_URL")
       ->capture_default_str();
+  cmd->add_option("--cacert", flags->cacert,
+                  "For an https:// server: trust the CA certificates in this PEM file instead "
+                  "of the system's")
+      ->envname("ORDO_CACERT")
+      ->type_name("FILE");
   cmd->add_flag("--json", flags->json, "Print JSON (one object per line) for scripts");
   cmd->add_option("--token", flags->token,
                   "Bearer token for a server with authentication (prefer --token-file or "

@@ -34,6 +34,7 @@ std::string random_hex(int bytes);
 
 struct common_flags {
   std::string server = "http://127.0.0.1:4437";
+  std::string cacert;  // --cacert: the CA file trusted for https://
   bool json = false;
   // A bearer token (API token or JWT), given itself or as a file holding it (safer: a command
   // line is visible to every user of the machine).
@@ -43,8 +44,8 @@ struct common_flags {
 
 class client_commands {
  public:
-  // Each subcommand has its own --server and --json (an option bound to a variable another
-  // subcommand also binds would have its environment default applied over the flag given).
+  // Each subcommand has its own --server, --cacert and --json (an option bound to a variable
+  // another subcommand also binds would have its environment default applied over the flag given).
   std::map<CLI::App*, std::unique_ptr<common_flags>> commons;
   common_flags common;  // the chosen subcommand's
   // ordo stream …
@@ -73,6 +74,7 @@ class client_commands {
     client::client_options o;
     o.url = common.server;
     if (!common.token.empty()) o.headers.emplace_back("Authorization", "Bearer " + common.token);
+    o.tls.ca_file = common.cacert;
     return o;
   }
   int fail(failure f) const {

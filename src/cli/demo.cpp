@@ -343,6 +343,7 @@ int demo(const demo_flags& flags) {
   }
   client::client_options o;
   o.url = flags.server;
+  o.tls.ca_file = flags.cacert;
   auto c = client::stream_client::connect(o);
   if (!c) {
     std::cerr << "ordo: " << c.error().code << ": " << c.error().message << "\n";

@@ -13,6 +13,7 @@ namespace ordo::cli {
 
 struct demo_flags {
   std::string server = "http://127.0.0.1:4437";
+  std::string cacert;  // for an https:// server: the CA file trusted instead of the system's
   std::string project = "demo";
   // Pause between steps, between the chunks of a streamed message, and how long the approval
   // request stays pending.

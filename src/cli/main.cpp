@@ -87,6 +87,8 @@ struct serve_flags {
   std::string auth_jwt_audience;
   std::string auth_tokens_file;
   bool allow_unauthenticated = false;
+  std::string tls_cert;
+  std::string tls_key;
 };
 
 // The options of `ordo serve`, on `cmd`, writing into `f`. Also used for a scratch command that
@@ -289,6 +291,14 @@ void add_serve_options(CLI::App& cmd, serve_flags& f) {
                "Serve a non-loopback address with --auth none (only behind something that "
                "authenticates)")
       ->envname("ORDO_ALLOW_UNAUTHENTICATED");
+  cmd.add_option("--tls-cert", f.tls_cert,
+                 "Serve HTTPS with this certificate (PEM; the server's certificate first, then "
+                 "any intermediates); needs --tls-key. SIGHUP loads both files again")
+      ->envname("ORDO_TLS_CERT")
+      ->type_name("FILE");
+  cmd.add_option("--tls-key", f.tls_key, "The private key of --tls-cert (PEM, unencrypted)")
+      ->envname("ORDO_TLS_KEY")
+      ->type_name("FILE");
   cmd.add_option("--log-level", f.log_level, "How much to log")
       ->envname("ORDO_LOG_LEVEL")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
@@ -383,6 +393,13 @@ int serve(const serve_flags& f) {
   }
   so.auth = std::move(*authenticator);
   so.allow_unauthenticated = f.allow_unauthenticated;
+  if (f.tls_cert.empty() != f.tls_key.empty()) {
+    spdlog::critical("--tls-cert and --tls-key go together: {} given without {}",
+                     f.tls_cert.empty() ? "--tls-key" : "--tls-cert",
+                     f.tls_cert.empty() ? "--tls-cert" : "--tls-key");
+    return 1;
+  }
+  if (!f.tls_cert.empty()) so.tls = ordo::http::tls_files{f.tls_cert, f.tls_key};
   auto server = ordo::http::server::bind(so, **engine, *sessions);
   if (!server) {
     spdlog::critical("{}", server.error().message);
@@ -394,7 +411,10 @@ int serve(const serve_flags& f) {
   // rest of the shutdown: what was acknowledged is on disk, the next start recovers the WAL.
   static std::atomic<int> signal_received{0};
   static std::atomic<int> signals_seen{0};
+  // SIGHUP: load the TLS certificate and key again, for connections accepted afterwards.
+  static std::atomic<bool> reload_requested{false};
   static_assert(std::atomic<int>::is_always_lock_free);
+  static_assert(std::atomic<bool>::is_always_lock_free);
   auto on_signal = [](int s) {
     if (signals_seen.fetch_add(1) > 0) {
       constexpr char k_message[] = "ordo: second signal; exiting at once\n";
@@ -406,6 +426,7 @@ int serve(const serve_flags& f) {
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   std::signal(SIGPIPE, SIG_IGN);
+  std::signal(SIGHUP, [](int) { reload_requested = true; });
   std::atomic<bool> done{false};
   std::thread watcher([&] {
     while (!done) {
@@ -414,11 +435,26 @@ int serve(const serve_flags& f) {
         g_server->stop();
         return;
       }
+      if (reload_requested.exchange(false)) {
+        if (!g_server->tls()) {
+          spdlog::info("SIGHUP: no TLS to reload (--tls-cert is not set); nothing to do");
+        } else if (auto reloaded = g_server->reload_tls(); reloaded) {
+          spdlog::info(
+              "SIGHUP: reloaded the TLS certificate '{}' and key '{}'; new connections "
+              "use them, open ones keep theirs",
+              f.tls_cert, f.tls_key);
+        } else {
+          spdlog::error("SIGHUP: TLS reload failed, still serving the previous certificate: {}",
+                        reloaded.error().message);
+        }
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   });
-  spdlog::info("listening address={} port={} data_dir={} sync={} threads={} auth={}", f.host,
-               (*server)->port(), f.data_dir, f.sync, f.threads, so.auth->mode_name());
+  spdlog::info("listening address={} port={} data_dir={} sync={} threads={} tls={} auth={}", f.host,
+               (*server)->port(), f.data_dir, f.sync, f.threads,
+               (*server)->tls() ? "on cert=" + f.tls_cert : std::string("off"),
+               so.auth->mode_name());
   (*server)->run();
   done = true;
   watcher.join();
@@ -588,6 +624,12 @@ int main(int argc, char** argv) {
   demo_cmd->add_option("--server", demo_f.server, "The server's URL")
       ->envname("ORDO_URL")
       ->capture_default_str();
+  demo_cmd
+      ->add_option("--cacert", demo_f.cacert,
+                   "For an https:// server: trust the CA certificates in this PEM file "
+                   "instead of the system's")
+      ->envname("ORDO_CACERT")
+      ->type_name("FILE");
   demo_cmd->add_option("--project", demo_f.project, "The project to create the session in")
       ->capture_default_str();
   for (auto [flag, value, what] :

@@ -114,7 +114,7 @@ bool retry_policy::exhausted(int attempts, std::chrono::steady_clock::duration e
 }
 
 bool is_retryable(const failure& f) {
-  if (f.code == k_cancelled) return false;
+  if (f.code == k_cancelled || f.code == k_tls_verify_failed) return false;
   return f.kind == failure_kind::unavailable || f.kind == failure_kind::internal;
 }
 
@@ -175,7 +175,7 @@ std::string stream_client::stream_target(const std::string& path) {
 stream_client::stream_client(client_options options, server_address server)
     : options_(std::move(options)),
       server_(std::move(server)),
-      connection_(std::make_unique<http_connection>(server_)) {}
+      connection_(std::make_unique<http_connection>(server_, options_.tls)) {}
 
 stream_client::~stream_client() = default;
 

@@ -8,7 +8,7 @@
 //
 // Errors are failures with the server's error code (e.g. stream_not_found) and the HTTP status
 // mapped to a failure_kind; transport errors have kind unavailable (connection_failed,
-// timed_out, cancelled).
+// timed_out, cancelled, tls_verify_failed).
 //
 // Thread safety: a stream_client is used by one thread at a time (it owns one keep-alive
 // connection); make one per thread.
@@ -53,7 +53,8 @@ inline constexpr std::chrono::seconds k_max_retry_after{60};
 bool is_json_content_type(std::string_view content_type);
 
 // Whether a failed request may succeed when sent again: transport errors (except
-// cancellation), timeouts, 5xx and 503 with Retry-After, 429.
+// cancellation and an untrusted server certificate, tls_verify_failed), timeouts, 5xx and 503
+// with Retry-After, 429.
 bool is_retryable(const failure& f);
 
 struct client_options {
@@ -61,6 +62,8 @@ struct client_options {
   std::chrono::milliseconds request_timeout{30'000};
   // Extra headers on every request (e.g. Authorization).
   header_list headers;
+  // For https:// URLs: the CA certificates trusted (default: the system's).
+  tls_trust tls;
 };
 
 struct stream_info {
@@ -105,7 +108,7 @@ struct read_page {
 
 class stream_client {
  public:
-  // invalid_url when options.url is not http://host[:port][/prefix]. Connects lazily.
+  // invalid_url when options.url is not http(s)://host[:port][/prefix]. Connects lazily.
   static result<std::unique_ptr<stream_client>> connect(client_options options);
   ~stream_client();
 

@@ -115,20 +115,48 @@ class client_test : public ::testing::Test {
   std::unique_ptr<stream_client> client_;
 };
 
-TEST(client_url, only_http_urls_with_a_host_are_accepted) {
+TEST(client_url, only_http_and_https_urls_with_a_host_are_accepted) {
   auto a = parse_server_url("http://127.0.0.1:4437");
   ASSERT_TRUE(a);
   EXPECT_EQ(a->host, "127.0.0.1");
   EXPECT_EQ(a->port, "4437");
+  EXPECT_FALSE(a->tls);
   auto b = parse_server_url("http://example.org/ordo/");
   ASSERT_TRUE(b);
   EXPECT_EQ(b->port, "80");
   EXPECT_EQ(b->prefix, "/ordo");
-  for (const char* bad : {"https://x", "127.0.0.1:4437", "http://", "http://h/?q=1", ""}) {
+  auto c = parse_server_url("https://example.org");
+  ASSERT_TRUE(c);
+  EXPECT_TRUE(c->tls);
+  EXPECT_EQ(c->port, "443");
+  auto d = parse_server_url("https://localhost:8443/ordo");
+  ASSERT_TRUE(d);
+  EXPECT_TRUE(d->tls);
+  EXPECT_EQ(d->port, "8443");
+  for (const char* bad :
+       {"ftp://x", "127.0.0.1:4437", "http://", "https://", "http://h/?q=1", ""}) {
     auto r = parse_server_url(bad);
     ASSERT_FALSE(r) << bad;
     EXPECT_EQ(r.error().code, "invalid_url");
   }
+}
+
+TEST(client_retry, an_untrusted_server_certificate_is_not_retried) {
+  EXPECT_FALSE(is_retryable(
+      make_failure(failure_kind::unavailable, std::string(k_tls_verify_failed), "untrusted")));
+  EXPECT_TRUE(is_retryable(make_failure(failure_kind::unavailable, std::string(k_connection_failed),
+                                        "handshake failed")));
+}
+
+TEST(client_https, a_ca_file_that_does_not_load_fails_the_request_naming_it) {
+  auto c = stream_client::connect(
+      {.url = "https://127.0.0.1:1", .tls = {.ca_file = "/nonexistent/ca.pem"}});
+  ASSERT_TRUE(c);
+  auto r = (*c)->head("s");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, "tls_ca_invalid");
+  EXPECT_NE(r.error().message.find("/nonexistent/ca.pem"), std::string::npos);
+  EXPECT_FALSE(is_retryable(r.error()));
 }
 
 TEST(client_retry, backoff_grows_to_its_cap_with_jitter) {

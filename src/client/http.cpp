@@ -1,6 +1,11 @@
-// The only translation unit of the client that includes Boost.Beast and Asio.
+// The only translation unit of the client that includes Boost.Beast and Asio. An https://
+// connection is Beast's SSL stream over the connection's tcp_stream (held by reference, so
+// timeouts and cancel act on the TCP layer alike); every exchange is a template over the stream
+// it reads and writes.
 #include "client/http.hpp"
 
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -10,6 +15,7 @@
 #include <boost/asio/use_future.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/url/parse.hpp>
 
 #include <algorithm>
@@ -57,13 +63,17 @@ result<server_address> parse_server_url(std::string_view url) {
                         "server URL '" + std::string(url) + "' " + why);
   };
   auto parsed = boost::urls::parse_uri(url);
-  if (!parsed) return invalid("is not a URL (expected http://host:port)");
-  if (parsed->scheme() != "http") return invalid("must start with http://");
+  if (!parsed) return invalid("is not a URL (expected http://host:port or https://host:port)");
+  if (parsed->scheme() != "http" && parsed->scheme() != "https") {
+    return invalid("must start with http:// or https://");
+  }
   if (!parsed->has_authority() || parsed->encoded_host().empty()) return invalid("has no host");
   if (parsed->has_query() || parsed->has_fragment()) {
     return invalid("must not have a query or fragment");
   }
   server_address a;
+  a.tls = parsed->scheme() == "https";
+  if (a.tls) a.port = "443";
   a.host = std::string(parsed->encoded_host());
   if (a.host.size() > 2 && a.host.front() == '[') a.host = a.host.substr(1, a.host.size() - 2);
   if (parsed->has_port()) a.port = std::string(parsed->port());
@@ -81,17 +91,34 @@ std::optional<std::string> http_response::header(std::string_view name) const {
 }
 
 struct http_connection::impl {
-  explicit impl(server_address s) : server(std::move(s)) {}
+  impl(server_address s, tls_trust t) : server(std::move(s)), trust(std::move(t)) {}
 
   server_address server;
+  tls_trust trust;
   asio::io_context ioc;
+  // Built at the first https:// connection; a CA file that does not load is kept as
+  // tls_setup_failure and fails every request.
+  std::optional<asio::ssl::context> tls_context;
+  std::optional<failure> tls_setup_failure;
   std::optional<beast::tcp_stream> stream;
+  // For https://: the SSL stream over *stream (declared after it: destroyed first).
+  std::optional<beast::ssl_stream<beast::tcp_stream&>> tls;
+  // Why the server's certificate was refused, when the last handshake failed for that.
+  std::string tls_verify_error;
   beast::flat_buffer buffer;
   bool reused = false;  // the open connection already carried a response
 
   failure error_of(const beast::error_code& ec, const std::atomic<bool>& cancelled,
                    std::string_view during) const {
     if (cancelled) return transport_failure(k_cancelled, "cancelled");
+    if (tls_setup_failure) return *tls_setup_failure;
+    if (!tls_verify_error.empty()) {
+      return transport_failure(k_tls_verify_failed,
+                               "the TLS certificate of " + server.host + ":" + server.port +
+                                   " is not trusted: " + tls_verify_error +
+                                   " (a private CA: give its certificate with --cacert FILE or "
+                                   "ORDO_CACERT)");
+    }
     if (ec == beast::error::timeout) {
       return transport_failure(
           k_timed_out, "timed out " + std::string(during) + " " + server.host + ":" + server.port);
@@ -106,12 +133,42 @@ struct http_connection::impl {
       stream->socket().shutdown(tcp::socket::shutdown_both, ignored);
       stream->close();
     }
+    tls.reset();
     stream.reset();
     buffer.clear();
     reused = false;
   }
 
+  // The client's TLS settings: TLS 1.2 or later, the peer verified against trust.ca_file or the
+  // system's CA certificates.
+  bool ensure_tls_context() {
+    if (tls_context) return true;
+    if (tls_setup_failure) return false;
+    asio::ssl::context ctx(asio::ssl::context::tls_client);
+    ctx.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_compression);
+    SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
+    beast::error_code ec;
+    if (trust.ca_file.empty()) {
+      ctx.set_default_verify_paths(ec);
+    } else {
+      ctx.load_verify_file(trust.ca_file, ec);
+    }
+    if (ec) {
+      tls_setup_failure = make_failure(
+          failure_kind::invalid, "tls_ca_invalid",
+          trust.ca_file.empty() ? "cannot load the system's CA certificates: " + ec.message()
+                                : "cannot load the CA certificates (PEM) from --cacert '" +
+                                      trust.ca_file + "': " + ec.message());
+      return false;
+    }
+    ctx.set_verify_mode(asio::ssl::verify_peer);
+    tls_context.emplace(std::move(ctx));
+    return true;
+  }
+
   asio::awaitable<beast::error_code> connect(std::chrono::milliseconds timeout) {
+    tls_verify_error.clear();
+    if (server.tls && !ensure_tls_context()) co_return asio::error::invalid_argument;
     tcp::resolver resolver(ioc);
     auto [ec, endpoints] =
         co_await resolver.async_resolve(server.host, server.port, tuple_awaitable);
@@ -121,11 +178,31 @@ struct http_connection::impl {
     auto [cec, endpoint] = co_await stream->async_connect(endpoints, tuple_awaitable);
     if (cec) {
       stream.reset();
-    } else {
-      beast::error_code ignored;  // small requests go out without waiting for an ACK
-      stream->socket().set_option(tcp::no_delay(true), ignored);
+      co_return cec;
     }
-    co_return cec;
+    beast::error_code ignored;  // small requests go out without waiting for an ACK
+    stream->socket().set_option(tcp::no_delay(true), ignored);
+    if (!server.tls) co_return cec;
+    tls.emplace(*stream, *tls_context);
+    SSL* ssl = tls->native_handle();
+    beast::error_code not_an_address;
+    asio::ip::make_address(server.host, not_an_address);
+    if (not_an_address) {
+      // A name: sent as SNI, and the certificate must be for it.
+      SSL_set_tlsext_host_name(ssl, server.host.c_str());
+      SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+      SSL_set1_host(ssl, server.host.c_str());
+    } else {
+      // An address: no SNI (RFC 6066), the certificate must name the address.
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), server.host.c_str());
+    }
+    auto [hec] = co_await tls->async_handshake(asio::ssl::stream_base::client, tuple_awaitable);
+    if (hec) {
+      long verified = SSL_get_verify_result(ssl);
+      if (verified != X509_V_OK) tls_verify_error = X509_verify_cert_error_string(verified);
+      close();
+    }
+    co_return hec;
   }
 
   bhttp::request<bhttp::string_body> build(const http_request& r) const {
@@ -163,24 +240,36 @@ struct http_connection::impl {
         co_return a;
       }
     }
+    if (tls) {
+      co_await exchange_on(*tls, r, timeout, was_reused, a);
+    } else {
+      co_await exchange_on(*stream, r, timeout, was_reused, a);
+    }
+    co_return a;
+  }
+
+  template <class Stream>
+  asio::awaitable<void> exchange_on(Stream& io, const http_request& r,
+                                    std::chrono::milliseconds timeout, bool was_reused,
+                                    attempt& a) {
     stream->expires_after(timeout);
     auto req = build(r);
-    auto [wec, written] = co_await bhttp::async_write(*stream, req, tuple_awaitable);
+    auto [wec, written] = co_await bhttp::async_write(io, req, tuple_awaitable);
     if (wec) {
       a.ec = wec;
       a.during = "sending to";
       a.retry_on_new_connection = was_reused;
-      co_return a;
+      co_return;
     }
     bhttp::response_parser<bhttp::string_body> parser;
     parser.body_limit(k_max_response_bytes);
     if (r.method == "HEAD") parser.skip(true);
-    auto [rec, read] = co_await bhttp::async_read(*stream, buffer, parser, tuple_awaitable);
+    auto [rec, read] = co_await bhttp::async_read(io, buffer, parser, tuple_awaitable);
     if (rec) {
       a.ec = rec;
       a.during = "reading from";
       a.retry_on_new_connection = was_reused && !parser.got_some();
-      co_return a;
+      co_return;
     }
     auto& msg = parser.get();
     http_response out;
@@ -190,7 +279,56 @@ struct http_connection::impl {
     reused = true;
     if (!msg.keep_alive()) close();
     a.response = std::move(out);
-    co_return a;
+  }
+
+  struct streamed {
+    std::optional<http_response> head;
+    beast::error_code ec;
+    const char* during = "";
+  };
+
+  // http_connection::stream's request on the connection just opened.
+  template <class Stream>
+  asio::awaitable<void> stream_on(Stream& io, const http_request& r,
+                                  const std::function<bool(const http_response&)>& on_head,
+                                  const std::function<bool(std::string_view)>& on_body,
+                                  std::chrono::milliseconds idle, streamed& o) {
+    stream->expires_after(idle);
+    auto req = build(r);
+    auto [wec, written] = co_await bhttp::async_write(io, req, tuple_awaitable);
+    if (wec) {
+      o.ec = wec;
+      o.during = "sending to";
+      co_return;
+    }
+    bhttp::response_parser<bhttp::buffer_body> parser;
+    parser.body_limit(boost::none);
+    auto [hec, hn] = co_await bhttp::async_read_header(io, buffer, parser, tuple_awaitable);
+    if (hec) {
+      o.ec = hec;
+      o.during = "reading from";
+      co_return;
+    }
+    http_response head;
+    head.status = static_cast<int>(parser.get().result_int());
+    copy_headers(parser.get().base(), head);
+    o.head = head;
+    if (!on_head(head)) co_return;
+    std::array<char, k_stream_buffer_bytes> chunk{};
+    while (!parser.is_done()) {
+      parser.get().body().data = chunk.data();
+      parser.get().body().size = chunk.size();
+      stream->expires_after(idle);
+      auto [rec, rn] = co_await bhttp::async_read_some(io, buffer, parser, tuple_awaitable);
+      if (rec == bhttp::error::need_buffer) rec = {};
+      std::size_t got = chunk.size() - parser.get().body().size;
+      if (got > 0 && !on_body(std::string_view(chunk.data(), got))) co_return;
+      if (rec) {
+        o.ec = rec;
+        o.during = "reading from";
+        co_return;
+      }
+    }
   }
 
   template <class T>
@@ -202,8 +340,8 @@ struct http_connection::impl {
   }
 };
 
-http_connection::http_connection(server_address server)
-    : impl_(std::make_unique<impl>(std::move(server))) {}
+http_connection::http_connection(server_address server, tls_trust trust)
+    : impl_(std::make_unique<impl>(std::move(server), std::move(trust))) {}
 
 http_connection::~http_connection() = default;
 
@@ -234,62 +372,24 @@ result<http_response> http_connection::stream(
   if (cancelled_) return transport_failure(k_cancelled, "cancelled");
   // A streamed response is read on its own connection: it ends with the connection.
   impl_->close();
-  struct outcome {
-    std::optional<http_response> head;
-    beast::error_code ec;
-    const char* during = "";
-  };
   auto work = [](impl* p, const http_request* r,
                  const std::function<bool(const http_response&)>* on_head,
                  const std::function<bool(std::string_view)>* on_body,
-                 std::chrono::milliseconds idle) -> asio::awaitable<outcome> {
-    outcome o;
+                 std::chrono::milliseconds idle) -> asio::awaitable<impl::streamed> {
+    impl::streamed o;
     o.ec = co_await p->connect(idle);
     if (o.ec) {
       o.during = "connecting to";
       co_return o;
     }
-    p->stream->expires_after(idle);
-    auto req = p->build(*r);
-    auto [wec, written] = co_await bhttp::async_write(*p->stream, req, tuple_awaitable);
-    if (wec) {
-      o.ec = wec;
-      o.during = "sending to";
-      co_return o;
-    }
-    bhttp::response_parser<bhttp::buffer_body> parser;
-    parser.body_limit(boost::none);
-    auto [hec, hn] =
-        co_await bhttp::async_read_header(*p->stream, p->buffer, parser, tuple_awaitable);
-    if (hec) {
-      o.ec = hec;
-      o.during = "reading from";
-      co_return o;
-    }
-    http_response head;
-    head.status = static_cast<int>(parser.get().result_int());
-    copy_headers(parser.get().base(), head);
-    o.head = head;
-    if (!(*on_head)(head)) co_return o;
-    std::array<char, k_stream_buffer_bytes> chunk{};
-    while (!parser.is_done()) {
-      parser.get().body().data = chunk.data();
-      parser.get().body().size = chunk.size();
-      p->stream->expires_after(idle);
-      auto [rec, rn] =
-          co_await bhttp::async_read_some(*p->stream, p->buffer, parser, tuple_awaitable);
-      if (rec == bhttp::error::need_buffer) rec = {};
-      std::size_t got = chunk.size() - parser.get().body().size;
-      if (got > 0 && !(*on_body)(std::string_view(chunk.data(), got))) co_return o;
-      if (rec) {
-        o.ec = rec;
-        o.during = "reading from";
-        co_return o;
-      }
+    if (p->tls) {
+      co_await p->stream_on(*p->tls, *r, *on_head, *on_body, idle, o);
+    } else {
+      co_await p->stream_on(*p->stream, *r, *on_head, *on_body, idle, o);
     }
     co_return o;
   };
-  outcome o = impl_->run(work(impl_.get(), &request, &on_head, &on_body, idle_timeout));
+  impl::streamed o = impl_->run(work(impl_.get(), &request, &on_head, &on_body, idle_timeout));
   impl_->close();
   if (o.ec) return impl_->error_of(o.ec, cancelled_, o.during);
   if (!o.head) return transport_failure(k_connection_failed, "no response");

@@ -1,5 +1,7 @@
 // The client's HTTP/1.1 transport: one keep-alive connection to one server, with timeouts and
-// cancellation. Beast stays inside http.cpp; nothing here pulls it in.
+// cancellation, over TCP or, for https://, TLS 1.2 or later (the server's certificate verified
+// against the system's CA certificates or a given CA file, and its host name checked).
+// Beast stays inside http.cpp; nothing here pulls it in.
 //
 // Thread safety: an http_connection is used by one thread at a time; cancel() may be called
 // from any thread.
@@ -19,14 +21,15 @@
 
 namespace ordo::client {
 
-// Where a server is: `http://host[:port][/prefix]`.
+// Where a server is: `http://host[:port][/prefix]` or `https://…`.
 struct server_address {
   std::string host;
-  std::string port = "80";
-  std::string prefix;  // without a trailing '/', e.g. "" or "/ordo"
+  std::string port = "80";  // "443" for https:// without a port
+  std::string prefix;       // without a trailing '/', e.g. "" or "/ordo"
+  bool tls = false;         // https://
 };
 
-// invalid_url names what is wrong (only http:// is spoken).
+// invalid_url names what is wrong (http:// and https:// are spoken).
 result<server_address> parse_server_url(std::string_view url);
 
 using header_list = std::vector<std::pair<std::string, std::string>>;
@@ -54,10 +57,21 @@ struct http_response {
 inline constexpr std::string_view k_connection_failed = "connection_failed";
 inline constexpr std::string_view k_timed_out = "timed_out";
 inline constexpr std::string_view k_cancelled = "cancelled";
+// The server's certificate was not trusted (unknown CA, expired, another host's): sending again
+// cannot help, so it is not retryable (is_retryable, client.hpp).
+inline constexpr std::string_view k_tls_verify_failed = "tls_verify_failed";
+
+// How an https:// connection decides whom to trust.
+struct tls_trust {
+  // PEM file of the CA certificates to trust instead of the system's (--cacert, ORDO_CACERT);
+  // empty: the system's.
+  std::string ca_file;
+};
 
 class http_connection {
  public:
-  explicit http_connection(server_address server);
+  // A CA file that does not load fails the first request, with code tls_ca_invalid.
+  explicit http_connection(server_address server, tls_trust trust = {});
   ~http_connection();
   http_connection(const http_connection&) = delete;
   http_connection& operator=(const http_connection&) = delete;

@@ -124,11 +124,4 @@ awaitable<Result> await_engine(Start start) {
       use_awaitable);
 }
 
-// Writes `res` to the connection's stream; true when the connection may serve another request.
-// `closing`: the server is shutting down, so this answer is the connection's last and says so.
-// Most answers fit in the socket's send buffer: they are written at once (the socket is
-// non-blocking from its accept on), without a round through the scheduler; only what the socket
-// does not take waits for it, with k_write_timeout. Defined in server.cpp.
-awaitable<bool> write_response(beast::tcp_stream& stream, string_response& res, bool closing);
-
 }  // namespace ordo::http

@@ -21,9 +21,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "http/server_impl.hpp"
+#include "http/tls_stream.hpp"
 #include "streams/cursor.hpp"
 #include "streams/sse_encoding.hpp"
 
@@ -33,16 +35,23 @@ namespace {
 
 enum class write_outcome { written, stalled, failed };
 
-// Writes `buffers` whole, in as many writes as the socket takes. A client whose socket accepts
-// no byte for `stall` is stalled: the stream's timeout then closes the socket.
+// Writes `buffers` whole to the connection (through its TLS stream, if it has one), in as many
+// writes as the socket takes. A client whose socket accepts no byte for `stall` is stalled: the
+// stream's timeout then closes the socket.
 template <class Buffers>
-awaitable<write_outcome> write_all(beast::tcp_stream& stream, Buffers buffers,
+awaitable<write_outcome> write_all(connection& conn, Buffers buffers,
                                    std::chrono::milliseconds stall) {
   beast::buffers_suffix<Buffers> rest(buffers);
   while (beast::buffer_bytes(rest) > 0) {
     // Per write, not per chunk: a slow reader that keeps taking bytes only lags.
-    stream.expires_after(stall);
-    auto [ec, n] = co_await stream.async_write_some(rest, tuple_awaitable);
+    conn.stream.expires_after(stall);
+    beast::error_code ec;
+    std::size_t n = 0;
+    if (conn.tls) {
+      std::tie(ec, n) = co_await conn.tls->stream.async_write_some(rest, tuple_awaitable);
+    } else {
+      std::tie(ec, n) = co_await conn.stream.async_write_some(rest, tuple_awaitable);
+    }
     if (ec == beast::error::timeout) co_return write_outcome::stalled;
     if (ec) co_return write_outcome::failed;
     rest.consume(n);
@@ -56,10 +65,10 @@ auto sse_chunk(const std::array<asio::const_buffer, 2>& parts) {
   return bhttp::make_chunk(parts);
 }
 
-awaitable<write_outcome> write_sse_chunk(beast::tcp_stream& stream, asio::const_buffer head,
+awaitable<write_outcome> write_sse_chunk(connection& conn, asio::const_buffer head,
                                          asio::const_buffer tail, std::chrono::milliseconds stall) {
   auto chunk = sse_chunk({head, tail});
-  write_outcome w = co_await write_all(stream, chunk, stall);
+  write_outcome w = co_await write_all(conn, chunk, stall);
   co_return w;
 }
 
@@ -135,7 +144,8 @@ const std::string& data_event_of(const stream_record& record, const read_chunk& 
 // false when the coroutine must take over.
 bool deliver_parked(connection& conn) REQUIRES(conn.live_mu) {
   live_parking& parking = conn.live;
-  // Writing here must never block the wake task (accepted sockets are made non-blocking).
+  // Writing here must never block the wake task (accepted sockets are made non-blocking). Never
+  // set for TLS: its SSL state belongs to the connection's thread (server_impl.hpp, invariant 5).
   if (!parking.inline_ok || !conn.stream.socket().non_blocking()) return false;
   stream_record& record = *parking.record;
   const stream_config& c = record.config();
@@ -395,7 +405,14 @@ awaitable<bool> server::impl::serve_sse(request& req, connection& conn,
     head.chunked(true);
     bhttp::response_serializer<bhttp::empty_body> serializer{head};
     stream.expires_after(options.sse_write_timeout);
-    auto [ec, n] = co_await bhttp::async_write_header(stream, serializer, tuple_awaitable);
+    beast::error_code ec;
+    if (conn.tls) {
+      std::tie(ec, std::ignore) =
+          co_await bhttp::async_write_header(conn.tls->stream, serializer, tuple_awaitable);
+    } else {
+      std::tie(ec, std::ignore) =
+          co_await bhttp::async_write_header(stream, serializer, tuple_awaitable);
+    }
     metrics.count_response(conn.route, 200);
     if (ec) co_return false;
   }
@@ -420,7 +437,7 @@ awaitable<bool> server::impl::serve_sse(request& req, connection& conn,
   auto write_frame = [&](asio::const_buffer data,
                          asio::const_buffer control_event) -> awaitable<bool> {
     write_outcome w =
-        co_await write_sse_chunk(stream, data, control_event, options.sse_write_timeout);
+        co_await write_sse_chunk(conn, data, control_event, options.sse_write_timeout);
     co_return note_stall(w);
   };
   auto write_text = [&](const std::string& text) -> awaitable<bool> {
@@ -434,7 +451,10 @@ awaitable<bool> server::impl::serve_sse(request& req, connection& conn,
     conn.live.record = record.get();
     conn.live.engine = &engine;
     conn.live.client_cursor = &client_cursor;
-    conn.live.inline_ok = !(filter && filter->active());
+    // Over TLS the coroutine writes every event itself, woken by the wake task: writing from
+    // the wake thread would use the connection's SSL state from a second thread. It costs a
+    // thread hop and a resume per commit and reader, what parking saves on plain HTTP.
+    conn.live.inline_ok = !(filter && filter->active()) && !conn.tls;
   }
   parking_guard parking{conn};
 
@@ -515,7 +535,7 @@ awaitable<bool> server::impl::serve_sse(request& req, connection& conn,
         co_await park_live_reader(conn, stopping, position, announced_at_tail, unsent, wait);
     if (!unsent.empty()) {
       // The rest of a chunk the wake task began: it is already framed.
-      write_outcome w = co_await write_all(stream, asio::const_buffer(asio::buffer(unsent)),
+      write_outcome w = co_await write_all(conn, asio::const_buffer(asio::buffer(unsent)),
                                            options.sse_write_timeout);
       ok = note_stall(w);
     }
@@ -557,7 +577,11 @@ awaitable<bool> server::impl::serve_sse(request& req, connection& conn,
     stream.socket().set_option(asio::socket_base::linger(false, 0), ignored);
     stream.expires_after(options.sse_write_timeout);
     auto last = bhttp::make_chunk_last();
-    co_await asio::async_write(stream, last, tuple_awaitable);
+    if (conn.tls) {
+      co_await asio::async_write(conn.tls->stream, last, tuple_awaitable);
+    } else {
+      co_await asio::async_write(stream, last, tuple_awaitable);
+    }
   }
   co_return false;
 }

@@ -584,7 +584,8 @@ string_response server::impl::health_response(const request& req, std::string_vi
   } else {
     // How requests are authenticated, and a warning when nothing is (--allow-unauthenticated).
     std::string auth = options.auth ? options.auth->mode_name() : "none";
-    std::string security = R"(,"auth":")" + auth + "\"";
+    std::string security =
+        std::string(R"(,"tls":)") + (options.tls ? "true" : "false") + R"(,"auth":")" + auth + "\"";
     if (auth == "none" && options.allow_unauthenticated) {
       security += R"x(,"warning":"serving without authentication (--allow-unauthenticated)")x";
     }

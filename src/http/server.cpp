@@ -10,6 +10,12 @@
 // Caught-up SSE readers park instead: the task that wakes the stream's readers writes to their
 // sockets itself (live_readers.cpp, "parked SSE readers").
 //
+// HTTPS (options.tls): a connection accepted with the server's current TLS context (replaced by
+// reload_tls() on SIGHUP; each connection keeps the one it began with) handshakes within
+// idle_timeout, then runs the same request loop, serve_requests(), instantiated for its SSL
+// stream (tls_stream.hpp) instead of its tcp_stream; answers go out through write_response(),
+// which picks the stream. Plain connections pay for TLS with one pointer test per answer.
+//
 // Shutdown (stop()) is polite cancel, a deadline, then forced cancel: the acceptor closes; each
 // open connection gets, on its thread, its idle header read cancelled or its live wait woken;
 // long-polls then answer 204 and SSE readers get a last control event; requests in flight are
@@ -54,6 +60,7 @@
 
 #include "http/request_head.hpp"
 #include "http/server_impl.hpp"
+#include "http/tls_stream.hpp"
 
 namespace ordo::http {
 
@@ -79,6 +86,23 @@ constexpr rlim_t k_descriptor_headroom = 256;
 constexpr std::chrono::milliseconds k_accept_retry_delay{100};
 // Refused connections are logged at most this often, with counts.
 constexpr std::chrono::seconds k_refusal_log_interval{10};
+// How long a TLS connection that ends waits for the client's answer to its close_notify.
+constexpr std::chrono::milliseconds k_tls_shutdown_timeout{1000};
+
+std::string peer_address(const beast::tcp_stream& stream) {
+  beast::error_code ec;
+  auto endpoint = stream.socket().remote_endpoint(ec);
+  if (ec) return "an unknown peer";
+  return endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+}
+
+// The TLS settings server.cpp serves with, built from the files (http/tls_context.hpp).
+result<std::shared_ptr<asio::ssl::context>> load_tls_context(const tls_files& files) {
+  auto native = make_server_tls_context(files);
+  if (!native) return std::move(native).error();
+  // asio's context takes ownership of the SSL_CTX.
+  return std::make_shared<asio::ssl::context>(native->release());
+}
 
 // The fields check_request_head() judges (views into `req`, valid while it lives).
 http::request_head head_of(const request& req) {
@@ -156,7 +180,17 @@ result<std::unique_ptr<server>> server::bind(server_options options, stream_engi
                         "--sse-write-timeout must be longer than 0 ms");
   }
   ensure_descriptor_limit(options.max_connections);
+  std::shared_ptr<asio::ssl::context> tls;
+  if (options.tls) {
+    auto loaded = load_tls_context(*options.tls);
+    if (!loaded) return std::move(loaded).error();
+    tls = std::move(*loaded);
+  }
   auto p = std::make_unique<impl>(std::move(options), engine, sessions);
+  {
+    mutex_lock lock(p->tls_mu);
+    p->tls_context = std::move(tls);
+  }
   beast::error_code ec;
   auto address = asio::ip::make_address(p->options.host, ec);
   if (ec) {
@@ -195,6 +229,19 @@ result<std::unique_ptr<server>> server::bind(server_options options, stream_engi
 
 std::uint16_t server::port() const {
   return impl_->options.port;
+}
+
+bool server::tls() const {
+  return impl_->options.tls.has_value();
+}
+
+status server::reload_tls() {
+  if (!impl_->options.tls) return ok_v;
+  auto loaded = load_tls_context(*impl_->options.tls);
+  if (!loaded) return std::move(loaded).error();
+  mutex_lock lock(impl_->tls_mu);
+  impl_->tls_context = std::move(*loaded);
+  return ok_v;
 }
 
 void server::run() {
@@ -261,12 +308,20 @@ awaitable<void> server::impl::listen() {
       continue;
     }
     ++served_connections;
-    asio::co_spawn(socket.get_executor(), session(std::move(socket)), log_connection_exception);
+    std::shared_ptr<asio::ssl::context> tls;
+    if (options.tls) {
+      mutex_lock lock(tls_mu);
+      tls = tls_context;
+    }
+    asio::co_spawn(socket.get_executor(), session(std::move(socket), std::move(tls)),
+                   log_connection_exception);
   }
 }
 
 void server::impl::refuse(tcp::socket socket) {
-  if (overflow_connections.load() < k_overflow_connections) {
+  // Over TLS the reserve's plain answer would be unreadable, and a handshake is what an
+  // overloaded server can least afford: TLS connections past the limit are closed at once.
+  if (!options.tls && overflow_connections.load() < k_overflow_connections) {
     ++overflow_connections;
     ++refused_since_log;
     asio::co_spawn(socket.get_executor(), answer_over_limit(std::move(socket)),
@@ -347,18 +402,23 @@ awaitable<void> server::impl::answer_over_limit(tcp::socket socket) {
 
 // ---- a connection's requests --------------------------------------------------------------------
 
-awaitable<void> server::impl::refuse_body_too_large(beast::tcp_stream& stream, const request& req) {
+connection::connection(tcp::socket socket) : stream(std::move(socket)) {}
+connection::~connection() = default;
+
+template <class Stream>
+awaitable<void> server::impl::refuse_body_too_large(connection& conn, Stream& io,
+                                                    const request& req) {
   auto res = error_response(
       req, make_failure(failure_kind::too_large, "body_too_large",
                         "the request body is larger than the limit of " +
                             std::to_string(options.max_body_bytes) + " bytes (--max-body-bytes)"));
   res.keep_alive(false);
-  stream.expires_after(k_write_timeout);
+  conn.stream.expires_after(k_write_timeout);
   metrics.count_response(route_class::other, res.result_int());
-  co_await bhttp::async_write(stream, res, tuple_awaitable);
+  co_await bhttp::async_write(io, res, tuple_awaitable);
 }
 
-awaitable<void> server::impl::session(tcp::socket socket) {
+awaitable<void> server::impl::session(tcp::socket socket, std::shared_ptr<asio::ssl::context> tls) {
   auto conn = std::make_shared<connection>(std::move(socket));
   {
     mutex_lock lock(connections_mu);
@@ -375,25 +435,53 @@ awaitable<void> server::impl::session(tcp::socket socket) {
       --owner.served_connections;
     }
   } registered{*this, conn};
-  beast::tcp_stream& stream = conn->stream;
+  if (!tls) {
+    co_await serve_requests(*conn, conn->stream);
+    beast::error_code ignored;
+    conn->stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    co_return;
+  }
+  conn->tls = std::make_unique<tls_stream>(conn->stream, std::move(tls));
+  // The handshake is the connection's first wait for its client, like the wait for a request:
+  // it gets idle_timeout, and a shutdown cancels it (conn->idle is still set).
+  if (stopping) co_return;
+  conn->stream.expires_after(options.idle_timeout);
+  auto [hec] =
+      co_await conn->tls->stream.async_handshake(asio::ssl::stream_base::server, tuple_awaitable);
+  if (hec) {
+    // Plain HTTP on the TLS port, TLS 1.1 or older, no shared cipher, a client that sent
+    // nothing: only this connection ends.
+    spdlog::debug("TLS handshake with {} failed: {}", peer_address(conn->stream), hec.message());
+    co_return;
+  }
+  co_await serve_requests(*conn, conn->tls->stream);
+  // close_notify, so the client knows the connection ended here and was not cut; its answer is
+  // waited for only briefly.
+  conn->stream.expires_after(k_tls_shutdown_timeout);
+  co_await conn->tls->stream.async_shutdown(tuple_awaitable);
+}
+
+template <class Stream>
+awaitable<void> server::impl::serve_requests(connection& conn, Stream& io) {
+  beast::tcp_stream& stream = conn.stream;  // its timeouts; requests are read from `io`
   beast::flat_buffer buffer;
   for (;;) {
     // Checked on the connection's thread right before the read starts: a shutdown that began
     // earlier ends the connection here, one that begins later cancels the read (drain()).
     if (stopping) break;
-    conn->idle = true;
+    conn.idle = true;
     bhttp::request_parser<bhttp::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
     parser.body_limit(options.max_body_bytes);
     stream.expires_after(options.idle_timeout);
-    auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, tuple_awaitable);
-    conn->idle = false;
+    auto [ec, n] = co_await bhttp::async_read_header(io, buffer, parser, tuple_awaitable);
+    conn.idle = false;
     if (ec == bhttp::error::body_limit) {
       // Beast refuses a declared Content-Length over the limit while reading the headers: the
       // body is never read.
       request dummy;
       dummy.version(11);
-      co_await refuse_body_too_large(stream, dummy);
+      co_await refuse_body_too_large(conn, io, dummy);
       break;
     }
     if (ec) {
@@ -407,10 +495,10 @@ awaitable<void> server::impl::session(tcp::socket socket) {
         res.keep_alive(false);
         stream.expires_after(k_write_timeout);
         metrics.count_response(route_class::other, res.result_int());
-        co_await bhttp::async_write(stream, res, tuple_awaitable);
+        co_await bhttp::async_write(io, res, tuple_awaitable);
       } else if (ec != bhttp::error::end_of_stream && ec != asio::error::eof &&
                  ec != beast::error::timeout && ec != asio::error::connection_reset &&
-                 ec != asio::error::operation_aborted) {
+                 ec != asio::error::operation_aborted && ec != asio::ssl::error::stream_truncated) {
         request dummy;
         dummy.version(11);
         auto res =
@@ -419,7 +507,7 @@ awaitable<void> server::impl::session(tcp::socket socket) {
         res.keep_alive(false);
         stream.expires_after(k_write_timeout);
         metrics.count_response(route_class::other, res.result_int());
-        co_await bhttp::async_write(stream, res, tuple_awaitable);
+        co_await bhttp::async_write(io, res, tuple_awaitable);
       }
       break;
     }
@@ -430,13 +518,13 @@ awaitable<void> server::impl::session(tcp::socket socket) {
       res.keep_alive(false);
       metrics.count_response(route_class::other, res.result_int());
       stream.expires_after(k_write_timeout);
-      co_await bhttp::async_write(stream, res, tuple_awaitable);
+      co_await bhttp::async_write(io, res, tuple_awaitable);
       break;
     }
     if (beast::iequals(head[bhttp::field::expect], "100-continue")) {
       bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, head.version()};
       stream.expires_after(k_write_timeout);
-      auto [wec, wn] = co_await bhttp::async_write(stream, cont, tuple_awaitable);
+      auto [wec, wn] = co_await bhttp::async_write(io, cont, tuple_awaitable);
       if (wec) break;
     }
     // A small request's body usually arrived with its header: parsed from the buffer here, it
@@ -450,36 +538,37 @@ awaitable<void> server::impl::session(tcp::socket socket) {
     }
     if (!rec && !parser.is_done()) {
       stream.expires_after(options.request_timeout);
-      auto [ec2, rn] = co_await bhttp::async_read(stream, buffer, parser, tuple_awaitable);
+      auto [ec2, rn] = co_await bhttp::async_read(io, buffer, parser, tuple_awaitable);
       rec = ec2;
     }
     if (rec) {
       if (rec == bhttp::error::body_limit) {
-        co_await refuse_body_too_large(stream, head);
+        co_await refuse_body_too_large(conn, io, head);
       } else if (rec != asio::error::eof && rec != bhttp::error::end_of_stream &&
                  rec != beast::error::timeout && rec != asio::error::connection_reset &&
-                 rec != bhttp::error::partial_message) {
+                 rec != bhttp::error::partial_message &&
+                 rec != asio::ssl::error::stream_truncated) {
         auto res = error_response(
             head, make_failure(failure_kind::invalid, "malformed_request",
                                "the HTTP request body is malformed: " + rec.message()));
         res.keep_alive(false);
         stream.expires_after(k_write_timeout);
         metrics.count_response(route_class::other, res.result_int());
-        co_await bhttp::async_write(stream, res, tuple_awaitable);
+        co_await bhttp::async_write(io, res, tuple_awaitable);
       }
       break;
     }
     request req = parser.release();
-    bool keep_alive = co_await dispatch(req, *conn);
+    bool keep_alive = co_await dispatch(req, conn);
     if (!keep_alive || stopping) break;
   }
-  beast::error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
 }
 
-// Writes at once what the non-blocking socket takes, and waits only for the rest
-// (beast_support.hpp).
-awaitable<bool> write_response(beast::tcp_stream& stream, string_response& res, bool closing) {
+namespace {
+
+// Writes at once what the non-blocking socket takes, and waits only for the rest.
+awaitable<bool> write_plain_response(beast::tcp_stream& stream, string_response& res,
+                                     bool closing) {
   if (closing) res.keep_alive(false);
   bool keep = res.keep_alive();
   bhttp::serializer<false, bhttp::string_body> serializer{res};
@@ -495,6 +584,23 @@ awaitable<bool> write_response(beast::tcp_stream& stream, string_response& res, 
     ec = aec;
   }
   co_return !ec && keep;
+}
+
+awaitable<bool> write_tls_response(beast::tcp_stream& stream, tls_stream& tls, string_response& res,
+                                   bool closing) {
+  if (closing) res.keep_alive(false);
+  bool keep = res.keep_alive();
+  stream.expires_after(k_write_timeout);
+  auto [ec, n] = co_await bhttp::async_write(tls.stream, res, tuple_awaitable);
+  co_return !ec && keep;
+}
+
+}  // namespace
+
+// Not a coroutine: plain HTTP's answers pay for no more than this test (server_impl.hpp).
+awaitable<bool> write_response(connection& conn, string_response& res, bool closing) {
+  if (conn.tls) return write_tls_response(conn.stream, *conn.tls, res, closing);
+  return write_plain_response(conn.stream, res, closing);
 }
 
 // ---- shutdown -----------------------------------------------------------------------------------

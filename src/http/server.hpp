@@ -7,10 +7,12 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "auth/authenticator.hpp"
 #include "base/result.hpp"
+#include "http/tls_context.hpp"
 #include "sessions/session_service.hpp"
 #include "streams/stream_engine.hpp"
 
@@ -49,17 +51,27 @@ struct server_options {
   // bind() refuses an address other than loopback unless allow_unauthenticated is set.
   std::shared_ptr<auth::authenticator> auth;
   bool allow_unauthenticated = false;
+  // HTTPS with this certificate and key (--tls-cert, --tls-key); plain HTTP without. The TLS
+  // handshake must end within idle_timeout, like the wait for a request's headers.
+  std::optional<tls_files> tls;
 };
 
 class server {
  public:
-  // Binds the listening socket; the server does not serve until run().
+  // Binds the listening socket and loads options.tls (its failures name the file); the server
+  // does not serve until run().
   static result<std::unique_ptr<server>> bind(server_options options, stream_engine& engine,
                                               sessions::session_service& sessions);
   ~server();
 
   // The bound port (useful with port 0).
   std::uint16_t port() const;
+  // Whether it serves HTTPS (options.tls).
+  bool tls() const;
+  // Loads options.tls's certificate and key again (SIGHUP): connections accepted from now on
+  // use them, open ones keep the ones they began with. On failure the server keeps serving the
+  // certificate it had, and the failure names the file. Any thread; nothing to do without TLS.
+  status reload_tls();
   // Serves on options.threads threads until stop(); returns when all threads have finished.
   void run();
   // A graceful stop, returning at once; run() returns when it is over. Stops accepting, closes

@@ -25,9 +25,14 @@
 //   - impl::refused_since_log, dropped_since_log, last_refusal_log: the accept loop's alone.
 //   - impl::options is not changed after bind(); engine, sessions, admission and metrics are
 //     safe from any thread.
+//   - impl::tls_context: impl::tls_mu (the accept loop copies it for each connection,
+//     reload_tls() replaces it from any thread). A connection keeps the context it began with
+//     (tls_stream::context), so a reload never changes an open connection.
 //   - connection::live: connection::live_mu, taken by the connection's thread and the wake
 //     thread (and by the shutdown's cut, posted to the connection's thread).
 //   - every other member of a connection: its own network thread only; drain() posts to it.
+//     That includes a TLS connection's tls_stream: OpenSSL's state of a connection must never be
+//     used by two threads, so the wake thread never writes to a TLS connection (invariant 5).
 //
 // Invariants:
 //   (1) the wake thread writes to a connection's socket only while live.parked is set, holding
@@ -41,6 +46,8 @@
 //       keeps a connection, a timer or an io_context alive after the server stops.
 //   (4) connections and admission are declared before iocs: coroutine frames destroyed with an
 //       io_context still deregister from them.
+//   (5) a TLS connection's live.inline_ok is false: its parked SSE reader is woken to write
+//       itself (deliver_parked writes to plain sockets only).
 #pragma once
 
 #include <atomic>
@@ -61,7 +68,15 @@
 #include "http/server_metrics.hpp"
 #include "streams/catch_up_admission.hpp"
 
+namespace boost::asio::ssl {
+class context;
+}
+
 namespace ordo::http {
+
+// A TLS connection's encryption over its tcp_stream (http/tls_stream.hpp: only the files that
+// read or write a connection include Beast's SSL).
+struct tls_stream;
 
 // A caught-up SSE reader, parked: its coroutine waits on a timer while the task that wakes the
 // stream's readers writes new messages straight to its socket (deliver_parked, in
@@ -77,7 +92,8 @@ struct live_parking {
   stream_record* record = nullptr;
   const stream_engine* engine = nullptr;
   const std::optional<std::string>* client_cursor = nullptr;
-  bool inline_ok = false;  // false for a filtered feed: only the coroutine applies filters
+  // False for a filtered feed (only the coroutine applies filters) and for TLS (invariant 5).
+  bool inline_ok = false;
   // The reader's offset and whether its last control event said upToDate: moved on by the wake
   // task's writes, taken back by the coroutine when it wakes.
   stream_position position;
@@ -90,10 +106,16 @@ struct live_parking {
 // registry of connections; its members are used only on the connection's thread, except
 // `live`, which the wake task uses under live_mu.
 struct connection : live_subscriber, std::enable_shared_from_this<connection> {
-  explicit connection(tcp::socket socket) : stream(std::move(socket)) {}
+  // Defined in server.cpp, where tls_stream is complete.
+  explicit connection(tcp::socket socket);
+  ~connection() override;
   // Its stream changed while it serves SSE: see deliver_parked (live_readers.cpp).
   void on_change() override;
+  // The TCP connection: its timeouts, cancel and close, also for TLS.
   beast::tcp_stream stream;
+  // Null for plain HTTP. For HTTPS, the encryption over `stream`: every request and answer is
+  // read and written through it (write_response(), serve_sse()).
+  std::unique_ptr<tls_stream> tls;
   // Waiting for the headers of its next request: a shutdown may close it at once.
   bool idle = true;
   // The timer of a live read waiting for a change: a shutdown cancels it to end the wait.
@@ -103,6 +125,14 @@ struct connection : live_subscriber, std::enable_shared_from_this<connection> {
   // What the request being served is for (/metrics counts its answer by it).
   route_class route = route_class::other;
 };
+
+// Writes `res` to the connection; true when the connection may serve another request.
+// `closing`: the server is shutting down, so this answer is the connection's last and says so.
+// On plain HTTP most answers fit in the socket's send buffer: they are written at once (the
+// socket is non-blocking from its accept on), without a round through the scheduler; only what
+// the socket does not take waits for it, with k_write_timeout. Over TLS the answer is written
+// through the connection's SSL stream. Defined in server.cpp.
+awaitable<bool> write_response(connection& conn, string_response& res, bool closing);
 
 enum class wait_outcome { changed, timed_out, stopping };
 enum class admission_outcome { admitted, timed_out, stopping };
@@ -169,6 +199,9 @@ struct server::impl {
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running
       GUARDED_BY(keep_running_mu);
   tcp::acceptor acceptor;
+  // The TLS settings new connections get (null: plain HTTP); replaced by reload_tls().
+  mutex tls_mu;
+  std::shared_ptr<asio::ssl::context> tls_context GUARDED_BY(tls_mu);
   std::atomic<bool> stopping{false};
   server_metrics metrics;
 
@@ -186,9 +219,15 @@ struct server::impl {
 
   // ---- server.cpp: accepting, each connection's request loop, the shutdown
   awaitable<void> listen();
-  awaitable<void> session(tcp::socket socket);
+  // `tls`: the TLS context to handshake with, null for plain HTTP.
+  awaitable<void> session(tcp::socket socket, std::shared_ptr<asio::ssl::context> tls);
+  // The connection's requests, read from `io` (its tcp_stream, or its tls_stream's SSL stream):
+  // a template so that plain HTTP reads its socket directly. Defined in server.cpp.
+  template <class Stream>
+  awaitable<void> serve_requests(connection& conn, Stream& io);
   // Answers 413 body_too_large (--max-body-bytes) and ends the connection's requests.
-  awaitable<void> refuse_body_too_large(beast::tcp_stream& stream, const request& req);
+  template <class Stream>
+  awaitable<void> refuse_body_too_large(connection& conn, Stream& io, const request& req);
   // A connection past max_connections: into the reserve, or closed at once.
   void refuse(tcp::socket socket);
   // Reads the request of a connection in the reserve; answers /health and /ready, and 503
@@ -202,14 +241,14 @@ struct server::impl {
   // Counts the answer for /metrics (by conn.route) and writes it.
   awaitable<bool> respond(connection& conn, string_response& res) {
     metrics.count_response(conn.route, res.result_int());
-    return write_response(conn.stream, res, stopping);
+    return write_response(conn, res, stopping);
   }
 
   // ---- router.cpp
   // Routes one request and answers it; true when the connection may serve another.
   awaitable<bool> dispatch(request& req, connection& conn);
   // Whether the dashboard's cookie is marked Secure: when connections are TLS.
-  bool secure_cookies() const { return false; }
+  bool secure_cookies() const { return options.tls.has_value(); }
   // The principal of the request's credential (unrestricted() without authentication), or the
   // 401 (403 for the dashboard's cookie on a write without its header) to answer.
   result<std::shared_ptr<const auth::principal>> authenticate(const request& req, connection& conn);

@@ -120,7 +120,7 @@ describe("ordo serve", () => {
       expect(await health.json()).toEqual({ status: "ok" })
       const ready = await fetch(`${server.url}/ready`)
       expect(ready.status).toBe(200)
-      expect(await ready.json()).toEqual({ status: "ready", streams: 0, auth: "none" })
+      expect(await ready.json()).toEqual({ status: "ready", streams: 0, tls: false, auth: "none" })
     } finally {
       await server.stop()
       server.cleanup()
