@@ -89,9 +89,12 @@ std::string authenticator::mode_name() const {
 }
 
 void authenticator::reload_tokens_if_changed(std::chrono::steady_clock::duration interval) {
+  // The periodic check and the one after a miss keep their own clocks: a periodic check a
+  // moment before a token was created must not hold back the look that finds it.
   auto now = std::chrono::steady_clock::now();
-  if (now - tokens_checked_ < interval) return;
-  tokens_checked_ = now;
+  auto& checked = interval == k_tokens_file_check ? tokens_checked_ : tokens_miss_checked_;
+  if (now - checked < interval) return;
+  checked = now;
   auto stamp = stamp_of(options_.tokens_file);
   if (!stamp) {
     spdlog::warn("auth: cannot stat the tokens file '{}'; keeping the tokens loaded",

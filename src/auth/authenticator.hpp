@@ -100,6 +100,7 @@ class authenticator {
   std::shared_ptr<const api_token_set> tokens_ GUARDED_BY(mu_);
   std::optional<file_stamp> tokens_stamp_ GUARDED_BY(mu_);
   std::chrono::steady_clock::time_point tokens_checked_ GUARDED_BY(mu_){};
+  std::chrono::steady_clock::time_point tokens_miss_checked_ GUARDED_BY(mu_){};
   std::chrono::steady_clock::time_point last_failure_log_ GUARDED_BY(mu_){};
   std::uint64_t failures_not_logged_ GUARDED_BY(mu_) = 0;
   std::atomic<std::uint64_t> cache_hits_{0};

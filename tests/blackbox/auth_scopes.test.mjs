@@ -106,6 +106,9 @@ function samples() {
   return {
     "GET, HEAD /health, /ready": [{ method: "GET", path: "/ready", ok: 200, wrong: 200, open: true }],
     "GET, HEAD /metrics": [{ method: "GET", path: "/metrics", ok: 200, wrong: 403 }],
+    "* /ui/sign-in, /ui/sign-out, /ui/session": [
+      { method: "GET", path: "/ui/session", ok: 200, wrong: 200, open: true },
+    ],
     "* /, /ui/...": [{ method: "GET", path: "/", ok: 200, wrong: 200, open: true }],
     "* /v1/streams": [{ method: "GET", path: "/v1/streams", ok: 200, wrong: 200, list: true }],
     "GET, HEAD /v1/sessions/{session}/events": [
