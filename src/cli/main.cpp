@@ -87,6 +87,8 @@ struct serve_flags {
   std::string auth_jwt_audience;
   std::string auth_tokens_file;
   bool allow_unauthenticated = false;
+  std::size_t token_max_requests_per_second = 0;
+  std::size_t token_max_in_flight = 1000;
   std::string tls_cert;
   std::string tls_key;
 };
@@ -291,6 +293,16 @@ void add_serve_options(CLI::App& cmd, serve_flags& f) {
                "Serve a non-loopback address with --auth none (only behind something that "
                "authenticates)")
       ->envname("ORDO_ALLOW_UNAUTHENTICATED");
+  cmd.add_option("--token-max-requests-per-second", f.token_max_requests_per_second,
+                 "Requests one token may send per second (bursts of twice that); more get 429 "
+                 "(0: no cap; with authentication only)")
+      ->envname("ORDO_TOKEN_MAX_REQUESTS_PER_SECOND")
+      ->capture_default_str();
+  cmd.add_option("--token-max-in-flight", f.token_max_in_flight,
+                 "Requests of one token served at once, live reads included; more get 429 "
+                 "(0: no cap; with authentication only)")
+      ->envname("ORDO_TOKEN_MAX_IN_FLIGHT")
+      ->capture_default_str();
   cmd.add_option("--tls-cert", f.tls_cert,
                  "Serve HTTPS with this certificate (PEM; the server's certificate first, then "
                  "any intermediates); needs --tls-key. SIGHUP loads both files again")
@@ -393,6 +405,9 @@ int serve(const serve_flags& f) {
   }
   so.auth = std::move(*authenticator);
   so.allow_unauthenticated = f.allow_unauthenticated;
+  so.token_limits.requests_per_second = static_cast<double>(f.token_max_requests_per_second);
+  so.token_limits.burst = 2.0 * static_cast<double>(f.token_max_requests_per_second);
+  so.token_limits.max_in_flight = f.token_max_in_flight;
   if (f.tls_cert.empty() != f.tls_key.empty()) {
     spdlog::critical("--tls-cert and --tls-key go together: {} given without {}",
                      f.tls_cert.empty() ? "--tls-key" : "--tls-cert",

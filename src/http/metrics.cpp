@@ -189,6 +189,30 @@ std::string render_metrics(const metrics_scrape& in) {
              "Catch-up reads refused with 503 catch_up_busy after --catch-up-wait-timeout.");
   out.sample("ordo_catch_up_refusals_total", static_cast<double>(sm.catch_up_refusals.value()));
 
+  // ---- authentication and the per-token caps (only with --auth other than none)
+  if (in.auth) {
+    out.family(
+        "ordo_auth_verifications_total", "counter",
+        "Bearer tokens verified (a JWT's signature, an API token's hash), not from the cache.");
+    out.sample("ordo_auth_verifications_total", static_cast<double>(in.auth->verifications()));
+    out.family("ordo_auth_cache_hits_total", "counter",
+               "Requests whose token was verified before and taken from the cache.");
+    out.sample("ordo_auth_cache_hits_total", static_cast<double>(in.auth->cache_hits()));
+    out.family("ordo_auth_failures_total", "counter",
+               "Requests refused with 401: no token, or one that does not verify.");
+    out.sample("ordo_auth_failures_total", static_cast<double>(in.auth->failures()));
+  }
+  if (in.limits) {
+    out.family(
+        "ordo_token_limit_refusals_total", "counter",
+        "Requests refused with 429 by a per-token cap: rate (--token-max-requests-per-second) "
+        "or in_flight (--token-max-in-flight).");
+    out.sample("ordo_token_limit_refusals_total", {{"cap", "rate"}},
+               static_cast<double>(in.limits->rate_refusals.value()));
+    out.sample("ordo_token_limit_refusals_total", {{"cap", "in_flight"}},
+               static_cast<double>(in.limits->in_flight_refusals.value()));
+  }
+
   // ---- sessions and the change feed
   if (in.sessions) {
     out.family("ordo_sessions", "gauge", "Sessions by lifecycle state.");

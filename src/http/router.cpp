@@ -191,6 +191,10 @@ awaitable<bool> serve_metrics(server::impl& s, routed_request& r) {
   scrape.catch_up_waiting = s.admission.waiting();
   if (counts) scrape.sessions = std::move(*counts);
   scrape.background = &s.sessions.background();
+  if (s.options.auth && s.options.auth->enabled()) {
+    scrape.auth = s.options.auth.get();
+    scrape.limits = &s.limits;
+  }
   auto res = make_response(r.req, bhttp::status::ok);
   res.set(bhttp::field::content_type, k_metrics_content_type);
   res.set(bhttp::field::cache_control, "no-store");
@@ -532,6 +536,16 @@ awaitable<bool> server::impl::dispatch(request& req, connection& conn) {
         co_return co_await respond(conn, res);
       }
       who = std::move(*verified);
+    }
+    // The per-token caps hold for as long as the request is served (a live read included).
+    token_limits::in_flight held;
+    if (who != unrestricted() && limits.enabled()) {
+      auto admitted = limits.admit(who->subject, std::chrono::steady_clock::now());
+      if (!admitted) {
+        res = error_response(req, admitted.error());
+        co_return co_await respond(conn, res);
+      }
+      held = std::move(*admitted);
     }
     if (!*match) {
       res = error_response(req, match->error());

@@ -13,6 +13,7 @@
 #include "auth/authenticator.hpp"
 #include "base/result.hpp"
 #include "http/tls_context.hpp"
+#include "http/token_limits.hpp"
 #include "sessions/session_service.hpp"
 #include "streams/stream_engine.hpp"
 
@@ -51,6 +52,8 @@ struct server_options {
   // bind() refuses an address other than loopback unless allow_unauthenticated is set.
   std::shared_ptr<auth::authenticator> auth;
   bool allow_unauthenticated = false;
+  // Per-token caps (http/token_limits.hpp), with authentication only.
+  token_limit_options token_limits;
   // HTTPS with this certificate and key (--tls-cert, --tls-key); plain HTTP without. The TLS
   // handshake must end within idle_timeout, like the wait for a request's headers.
   std::optional<tls_files> tls;

@@ -204,6 +204,8 @@ struct server::impl {
   std::shared_ptr<asio::ssl::context> tls_context GUARDED_BY(tls_mu);
   std::atomic<bool> stopping{false};
   server_metrics metrics;
+  // Per-token caps; only with authentication on.
+  token_limits limits{options.token_limits};
 
   // Refusal counts since the last log line; used by the accept loop only.
   std::size_t refused_since_log = 0;

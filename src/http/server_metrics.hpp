@@ -14,7 +14,9 @@
 #include <string>
 #include <string_view>
 
+#include "auth/authenticator.hpp"
 #include "base/metrics.hpp"
+#include "http/token_limits.hpp"
 #include "sessions/session_service.hpp"
 #include "streams/stream_engine.hpp"
 
@@ -70,6 +72,9 @@ struct metrics_scrape {
   // nullopt when the database could not be read (the scrape still answers, without them).
   std::optional<sessions::session_counts> sessions;
   const sessions::background_metrics* background = nullptr;
+  // Authentication and the per-token caps; null when authentication is off.
+  const auth::authenticator* auth = nullptr;
+  const token_limits* limits = nullptr;
 };
 
 // The Prometheus text exposition (format 0.0.4) of every ordo metric, plus the standard

@@ -334,3 +334,52 @@ describe("safe defaults", () => {
     }
   })
 })
+
+describe("per-token caps", () => {
+  test("past its rate or its requests in flight a token gets 429 with Retry-After; others are served; /metrics counts them", { timeout: 60_000 }, async () => {
+    const file = join(dir, "capped.jsonl")
+    const make = (scope) => {
+      const r = spawnSync(ordoBinary(), ["token", "create", "--tokens-file", file, "--scope", scope])
+      expect(r.status, r.stderr.toString()).toBe(0)
+      return r.stdout.toString().trim()
+    }
+    const busy = make("admin")
+    const calm = make("admin")
+    const capped = await startOrdo({
+      args: ["--auth", "tokens", "--auth-tokens-file", file, "--token-max-requests-per-second", "5",
+        "--token-max-in-flight", "2", "--long-poll-timeout", "3s"],
+    })
+    const get = (token, path) => request(capped.url, "GET", path, { headers: { Authorization: `Bearer ${token}` } })
+    try {
+      // The bucket holds twice the rate: ten at once pass, the eleventh waits.
+      const statuses = []
+      for (let i = 0; i < 11; i++) statuses.push((await get(busy, "/v1/streams")).status)
+      expect(statuses.slice(0, 10)).toEqual(Array(10).fill(200))
+      const refused = await get(busy, "/v1/streams")
+      expect(refused.status, ctx(refused)).toBe(429)
+      expect(refused.json.error.code).toBe("too_many_requests")
+      expect(Number(refused.headers.get("retry-after"))).toBeGreaterThanOrEqual(1)
+      expect((await get(calm, "/v1/streams")).status).toBe(200)
+
+      // Two long-polls of one token are in flight; its third request is refused at once.
+      await request(capped.url, "PUT", "/v1/stream/wait", { headers: { Authorization: `Bearer ${calm}`, "Content-Type": "text/plain" } })
+      await new Promise((r) => setTimeout(r, 1200)) // let calm's bucket refill
+      const polls = [get(calm, "/v1/stream/wait?offset=now&live=long-poll"), get(calm, "/v1/stream/wait?offset=now&live=long-poll")]
+      await new Promise((r) => setTimeout(r, 300))
+      const third = await get(calm, "/v1/streams")
+      expect(third.status, ctx(third)).toBe(429)
+      expect(third.json.error.message).toMatch(/in flight/)
+      expect((await Promise.all(polls)).map((r) => r.status)).toEqual([204, 204])
+      await new Promise((r) => setTimeout(r, 1200))
+      expect((await get(calm, "/v1/streams")).status).toBe(200)
+
+      const metrics = (await get(calm, "/metrics")).text
+      expect(metrics).toMatch(/^ordo_token_limit_refusals_total\{cap="rate"\} [1-9]/m)
+      expect(metrics).toMatch(/^ordo_token_limit_refusals_total\{cap="in_flight"\} [1-9]/m)
+      expect(metrics).toMatch(/^ordo_auth_cache_hits_total [1-9]/m)
+    } finally {
+      await capped.stop()
+      capped.cleanup()
+    }
+  })
+})
