@@ -89,6 +89,7 @@ struct serve_flags {
   bool allow_unauthenticated = false;
   std::size_t token_max_requests_per_second = 0;
   std::size_t token_max_in_flight = 1000;
+  std::string cors_origins = "*";
   std::string tls_cert;
   std::string tls_key;
 };
@@ -293,6 +294,11 @@ void add_serve_options(CLI::App& cmd, serve_flags& f) {
                "Serve a non-loopback address with --auth none (only behind something that "
                "authenticates)")
       ->envname("ORDO_ALLOW_UNAUTHENTICATED");
+  cmd.add_option("--cors-origins", f.cors_origins,
+                 "Web origins whose pages may read answers: * (any, without credentials) or a "
+                 "comma-separated list (each with credentials)")
+      ->envname("ORDO_CORS_ORIGINS")
+      ->capture_default_str();
   cmd.add_option("--token-max-requests-per-second", f.token_max_requests_per_second,
                  "Requests one token may send per second (bursts of twice that); more get 429 "
                  "(0: no cap; with authentication only)")
@@ -408,6 +414,7 @@ int serve(const serve_flags& f) {
   so.token_limits.requests_per_second = static_cast<double>(f.token_max_requests_per_second);
   so.token_limits.burst = 2.0 * static_cast<double>(f.token_max_requests_per_second);
   so.token_limits.max_in_flight = f.token_max_in_flight;
+  so.cors_origins = f.cors_origins;
   if (f.tls_cert.empty() != f.tls_key.empty()) {
     spdlog::critical("--tls-cert and --tls-key go together: {} given without {}",
                      f.tls_cert.empty() ? "--tls-key" : "--tls-cert",

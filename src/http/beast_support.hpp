@@ -27,6 +27,7 @@
 #include <string_view>
 
 #include "base/result.hpp"
+#include "http/cors.hpp"
 #include "http/error_response.hpp"
 
 namespace ordo::http {
@@ -56,20 +57,29 @@ inline std::int64_t now_ms() {
       .count();
 }
 
-// Security and CORS headers on every response (sections 12.7, 10).
+// Security and CORS headers on every response (sections 12.7, 10); CORS as --cors-origins
+// says (http/cors.hpp) for the request's Origin.
 template <class Message>
-void add_common_headers(Message& m) {
+void add_common_headers(Message& m, const request& req) {
   m.set(bhttp::field::server, "ordo");
   m.set("X-Content-Type-Options", "nosniff");
   m.set("Cross-Origin-Resource-Policy", "cross-origin");
-  m.set(bhttp::field::access_control_allow_origin, "*");
+  const cors_policy& cors = current_cors_policy();
+  if (!cors.any()) m.set(bhttp::field::vary, "Origin");
+  auto origin = req.find(bhttp::field::origin);
+  std::optional<std::string> origin_text;
+  if (origin != req.end()) origin_text.emplace(origin->value().data(), origin->value().size());
+  auto allowed = cors.allow_origin(origin_text);
+  if (!allowed) return;
+  m.set(bhttp::field::access_control_allow_origin, *allowed);
+  if (!cors.any()) m.set(bhttp::field::access_control_allow_credentials, "true");
   m.set(bhttp::field::access_control_expose_headers, k_expose_headers);
 }
 
 inline string_response make_response(const request& req, bhttp::status status) {
   string_response res{status, req.version()};
   res.keep_alive(req.keep_alive());
-  add_common_headers(res);
+  add_common_headers(res, req);
   return res;
 }
 

@@ -396,7 +396,7 @@ awaitable<bool> server::impl::serve_sse(request& req, connection& conn,
     // In a block: the header's fields are freed once written, while the reader may stay for
     // hours (target (f), memory per idle SSE connection).
     bhttp::response<bhttp::empty_body> head{bhttp::status::ok, req.version()};
-    add_common_headers(head);
+    add_common_headers(head, req);
     head.set(bhttp::field::content_type, "text/event-stream");
     head.set(bhttp::field::cache_control, "no-cache");
     head.set("X-Accel-Buffering", "no");

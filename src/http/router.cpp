@@ -61,7 +61,8 @@ namespace {
 constexpr std::string_view k_allow_headers =
     "Content-Type, Authorization, If-None-Match, If-Match, Idempotency-Key, Last-Event-ID, "
     "Stream-Seq, Stream-TTL, Stream-Expires-At, Stream-Closed, Producer-Id, Producer-Epoch, "
-    "Producer-Seq, Stream-Forked-From, Stream-Fork-Offset, Stream-Fork-Sub-Offset";
+    "Producer-Seq, Stream-Forked-From, Stream-Fork-Offset, Stream-Fork-Sub-Offset, "
+    "X-Ordo-Request";
 // Methods a browser may use on any route (CORS preflight), and the methods of a stream.
 constexpr std::string_view k_cors_methods = "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS";
 constexpr std::string_view k_stream_methods = "GET, POST, PUT, DELETE, HEAD, OPTIONS";

@@ -197,6 +197,9 @@ result<std::unique_ptr<server>> server::bind(server_options options, stream_engi
     return make_failure(failure_kind::invalid, "invalid_host",
                         "--host '" + p->options.host + "' is not an IP address");
   }
+  auto cors = cors_policy::parse(p->options.cors_origins);
+  if (!cors) return std::move(cors).error();
+  set_cors_policy(std::move(*cors));
   const bool authenticated = p->options.auth && p->options.auth->enabled();
   if (!authenticated && !address.is_loopback()) {
     if (!p->options.allow_unauthenticated) {

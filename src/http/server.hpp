@@ -52,6 +52,8 @@ struct server_options {
   // bind() refuses an address other than loopback unless allow_unauthenticated is set.
   std::shared_ptr<auth::authenticator> auth;
   bool allow_unauthenticated = false;
+  // Which web origins may read answers (http/cors.hpp): "*" or a comma-separated list.
+  std::string cors_origins = "*";
   // Per-token caps (http/token_limits.hpp), with authentication only.
   token_limit_options token_limits;
   // HTTPS with this certificate and key (--tls-cert, --tls-key); plain HTTP without. The TLS

@@ -383,3 +383,33 @@ describe("per-token caps", () => {
     }
   })
 })
+
+describe("CORS", () => {
+  test("--cors-origins allows the listed origins with credentials and no other", async () => {
+    const server2 = await startOrdo({ args: ["--cors-origins", "https://app.example.com, http://localhost:5173"] })
+    try {
+      const ask = (origin, method = "GET") => fetch(`${server2.url}/v1/streams`, { method, headers: origin ? { Origin: origin } : {} })
+      const listed = await ask("https://app.example.com")
+      expect(listed.headers.get("access-control-allow-origin")).toBe("https://app.example.com")
+      expect(listed.headers.get("access-control-allow-credentials")).toBe("true")
+      expect(listed.headers.get("vary")).toMatch(/Origin/)
+      const preflight = await ask("http://localhost:5173", "OPTIONS")
+      expect(preflight.headers.get("access-control-allow-origin")).toBe("http://localhost:5173")
+      expect(preflight.headers.get("access-control-allow-headers")).toMatch(/Authorization/)
+      const other = await ask("https://evil.example")
+      expect(other.status).toBe(200)
+      expect(other.headers.get("access-control-allow-origin")).toBeNull()
+      expect(other.headers.get("access-control-allow-credentials")).toBeNull()
+    } finally {
+      await server2.stop()
+      server2.cleanup()
+    }
+    // By default: any origin, never with credentials.
+    const open = await fetch(`${server.url}/health`, { headers: { Origin: "https://evil.example" } })
+    expect(open.headers.get("access-control-allow-origin")).toBe("*")
+    expect(open.headers.get("access-control-allow-credentials")).toBeNull()
+    const bad = spawnSync(ordoBinary(), ["serve", "--port", "0", "--data-dir", join(dir, "cors"), "--cors-origins", "app.example.com/path"], { timeout: 15_000 })
+    expect(bad.status).toBe(1)
+    expect(bad.stdout.toString() + bad.stderr.toString()).toMatch(/not an origin/)
+  })
+})
