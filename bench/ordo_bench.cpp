@@ -59,6 +59,8 @@ struct options {
   std::string host = "127.0.0.1";
   std::string port = "4437";
   std::string prefix = "/v1/stream";
+  // Sent as Authorization: Bearer on every request when set (a server with --auth).
+  std::string token;
   int server_pid = 0;
   int connections = 64;
   int streams = 1;
@@ -249,6 +251,7 @@ class connection {
     if (auto ec = co_await reopen_if_closed(); ec) co_return http_result{ec};
     bhttp::request<bhttp::string_body> req{method, target, 11};
     req.set(bhttp::field::host, o_.host);
+    if (!o_.token.empty()) req.set(bhttp::field::authorization, "Bearer " + o_.token);
     if (!content_type.empty()) req.set(bhttp::field::content_type, content_type);
     req.body() = std::move(body);
     req.prepare_payload();
@@ -288,6 +291,7 @@ class connection {
     http_result r;
     head_.clear();
     head_.append("POST ").append(target).append(" HTTP/1.1\r\nHost: ").append(o_.host);
+    if (!o_.token.empty()) head_.append("\r\nAuthorization: Bearer ").append(o_.token);
     head_.append("\r\nContent-Type: ").append(content_type);
     head_.append("\r\nContent-Length: ").append(std::to_string(body.size())).append("\r\n\r\n");
     std::array<asio::const_buffer, 2> parts{asio::buffer(head_), asio::buffer(body)};
@@ -573,6 +577,7 @@ asio::awaitable<void> sse_reader(run_state* st, std::string name, std::string of
   bhttp::request<bhttp::empty_body> req{
       bhttp::verb::get, stream_target(st->o, name) + "?offset=" + offset + "&live=sse", 11};
   req.set(bhttp::field::host, st->o.host);
+  if (!st->o.token.empty()) req.set(bhttp::field::authorization, "Bearer " + st->o.token);
   c.stream().expires_never();
   auto [wec, wn] = co_await bhttp::async_write(c.stream(), req, tuple_awaitable);
   if (wec) {
@@ -774,6 +779,8 @@ int main(int argc, char** argv) {
           {"append", "batch", "delivery", "fanout", "catchup", "idle-sse", "prefill"}));
   app.add_option("--url", url, "The server's base URL")->capture_default_str();
   app.add_option("--prefix", o.prefix, "Where streams live on the server")->capture_default_str();
+  app.add_option("--token", o.token, "Bearer token for a server with authentication")
+      ->envname("ORDO_TOKEN");
   app.add_option("--server-pid", o.server_pid, "Report this process's CPU time and memory")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--connections", o.connections, "append, batch, prefill: connections")

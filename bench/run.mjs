@@ -12,9 +12,15 @@
 // which goes first, as with the reference server. --scenarios runs only the scenarios named
 // (ids as in the table; g is the startup scenario).
 //
+// The server `ordo-jwt` is ordo with JWT authentication on (--auth jwt, an Ed25519 key made for
+// the run): every request of ordo-bench carries the same token, so the cost shown beside
+// `ordo` is verification once and the cache's lookup on every request after
+// (docs/SECURITY.md, "Cost per request"): `--servers ordo,ordo-jwt --scenarios a1,a1000`.
+//
 // --quick runs every scenario briefly and small (the smoke run in `make test`): it checks that
 // the harness works, not how fast anything is.
 import { spawn, spawnSync } from "node:child_process"
+import { generateKeyPairSync, sign } from "node:crypto"
 import { cpus, totalmem, tmpdir, release } from "node:os"
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync, readFileSync } from "node:fs"
 import { dirname, join, relative, resolve } from "node:path"
@@ -61,6 +67,23 @@ const servers = {
     prefillConnections: 1,
   },
 }
+{
+  // A key for the run and a token signed with it: admin, valid for a day.
+  const keys = generateKeyPairSync("ed25519")
+  const keyDir = mkdtempSync(join(tmpdir(), "ordo-bench-jwt-"))
+  const keyFile = join(keyDir, "keys.pem")
+  writeFileSync(keyFile, keys.publicKey.export({ type: "spki", format: "pem" }))
+  const b64url = (v) => Buffer.from(JSON.stringify(v)).toString("base64url")
+  const input = `${b64url({ alg: "EdDSA", typ: "JWT" })}.${b64url({ sub: "bench", scope: "admin", aud: "ordo-bench", exp: Math.floor(Date.now() / 1000) + 86400 })}`
+  servers["ordo-jwt"] = {
+    ...servers.ordo,
+    label: "ordo, JWT auth",
+    command: (dataDir) => [ordoBin, [...servers.ordo.command(dataDir)[1], "--auth", "jwt", "--auth-jwt-keys", keyFile,
+      "--auth-jwt-audience", "ordo-bench", "--token-max-in-flight", "0"]],
+    token: `${input}.${sign(null, Buffer.from(input), keys.privateKey).toString("base64url")}`,
+  }
+  process.on("exit", () => rmSync(keyDir, { recursive: true, force: true }))
+}
 if (baselineDir) {
   const describe = spawnSync("git", ["describe", "--always", "--dirty"], { cwd: resolve(baselineDir), encoding: "utf8" })
   const commit = describe.status === 0 ? describe.stdout.trim() : baselineDir
@@ -78,7 +101,7 @@ for (const name of serverNames) {
 }
 // Whether scenario `sc` runs on server `name`: `only` lists servers by kind, and the baseline
 // is ordo.
-const runsOn = (sc, name) => !sc.only || sc.only.includes(name === "ordo-baseline" ? "ordo" : name)
+const runsOn = (sc, name) => !sc.only || sc.only.includes(name.startsWith("ordo-") ? "ordo" : name)
 
 /** Starts a server; resolves with { url, pid, stop, startedMs } once it is listening. */
 async function start(name, dataDir) {
@@ -116,6 +139,7 @@ async function start(name, dataDir) {
   return {
     url,
     pid: child.pid,
+    token: servers[name].token,
     readyMs,
     log: () => log,
     async stop() {
@@ -129,6 +153,7 @@ async function start(name, dataDir) {
 
 function bench(scenario, server, params) {
   const argv = [scenario, "--url", server.url, "--server-pid", String(server.pid)]
+  if (server.token) argv.push("--token", server.token)
   for (const [k, v] of Object.entries(params)) argv.push(`--${k}`, String(v))
   const r = spawnSync(benchBin, argv, { encoding: "utf8", maxBuffer: 64 << 20, timeout: 1_800_000 })
   const line = (r.stdout || "").trim().split("\n").pop()
