@@ -403,6 +403,9 @@ void handle_session_api(session_service& service, api_request request, api_callb
       allowed += (allowed.empty() ? "" : ", ") + std::string(r.spec.method);
       continue;
     }
+    // A route with no handler here (the events stream, which router.cpp serves before this
+    // table) is answered as no resource, not by calling an empty function, which would throw.
+    if (!r.handle) break;
     r.handle(service, *p, request, std::move(done));
     return;
   }
