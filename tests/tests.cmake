@@ -122,6 +122,11 @@ ordo_vitest(metrics blackbox/metrics.test.mjs)
 # `npm ci` with an empty cache.
 ordo_vitest(setup blackbox/setup.test.mjs)
 
+# Slow clients: headers dribbled a byte at a time cut at --header-timeout, a stalled body at
+# --body-timeout, a flood of idle connections past --max-connections answered 503 and closed at
+# its timeouts, and other clients served throughout.
+ordo_vitest(slow_clients blackbox/slow_clients.test.mjs)
+
 # The hostile-input probe's defects, one regression test each (issue 16): request smuggling
 # through Transfer-Encoding, Host missing or not an authority, bytes that are not UTF-8 in names
 # and in echoed errors, and Stream-Forked-From percent-decoded.
