@@ -51,6 +51,9 @@ inline engine_fixture& open_fixture(bool with_sessions) {
   // No fsync: the harness checks answers, not durability, and needs speed.
   o.database.sync = sqlite::sync_mode::normal;
   o.reader_threads = 1;
+  // Every session has an event stream: small tail caches keep a long run's memory flat.
+  o.tail_cache_bytes = 4 << 10;
+  o.tail_cache_total_bytes = 4 << 20;
   auto e = stream_engine::open(std::move(o));
   if (!e) {
     std::fprintf(stderr, "cannot open the engine: %s\n", e.error().message.c_str());

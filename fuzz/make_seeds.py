@@ -124,7 +124,7 @@ PR = {"pr": {"url": "https://github.com/acme/widgets/pull/7", "number": 7,
 
 
 def api(route: str, body=None, query=b"", if_match=None, key=None, segment=None, fresh=False):
-    flags = (0x11 if fresh else 0) | (2 if if_match is not None else 0) | \
+    flags = (0x31 if fresh else 0) | (2 if if_match is not None else 0) | \
             (4 if key is not None else 0) | (8 if segment is not None else 0)
     data = fdp_string(query)
     if if_match is not None:

@@ -5,7 +5,7 @@
 // query, If-Match and Idempotency-Key, and the body (JSON or not; PR observations included).
 //
 // Input layout (FuzzedDataProvider: integers from the end, strings from the front): the last
-// byte picks the route (index into session_routes()), the one before it holds flags (1 and 16
+// byte picks the route (index into session_routes()), the one before it holds flags (1, 16 and 32
 // together: a fresh session; 2: If-Match; 4: Idempotency-Key; 8: fuzzed path parameters); from
 // the front come the query, If-Match, Idempotency-Key and path segment strings, each ended by a
 // backslash and another character; the rest is the body.
@@ -33,6 +33,7 @@ namespace {
 std::string g_project;  // the harness's project; replaced when an input archived it
 std::string g_session;  // a live session of g_project, replaced when asked (flags 1 and 16)
 int g_projects = 0;
+bool g_session_ended = false;  // the last answer said g_session has ended
 
 ordo::http::api_response call(ordo::http::api_request request) {
   auto answered = std::make_shared<std::promise<ordo::http::api_response>>();
@@ -133,9 +134,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (flags & 4) idempotency_key = in.ConsumeRandomLengthString(48);
   std::string segment = flags & 8 ? in.ConsumeRandomLengthString(48) : std::string();
   std::string body = in.ConsumeRemainingBytesAsString();
-  // A fresh session now and then (one in four inputs): every session is in the change feed's
-  // snapshot and the lists, so creating one per input would slow those routes down over a run.
-  if ((flags & 0x11) == 0x11) g_session = new_session();
+  // A fresh session now and then (one input in eight, and after the last one ended): every
+  // session is in the change feed's snapshot and the lists, so creating one per input would slow
+  // those routes down over a run.
+  if ((flags & 0x31) == 0x31 || g_session_ended) g_session = new_session();
+  g_session_ended = false;
 
   auto request = make_request(std::string(spec.method), path_of(spec.path, flags & 8, segment),
                               std::move(body));
@@ -151,6 +154,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return std::optional<std::string>();
   };
   auto answer = call(std::move(request));
+  g_session_ended = answer.status == 409 && answer.body.find("session_ended") != std::string::npos;
   check(answer.status >= 200 && answer.status < 600, "an HTTP status");
   check(answer.status != 500, "no internal error");
   check(answer.status < 500 || answer.status == 503 || answer.status == 507,
