@@ -1,12 +1,14 @@
 # ordo — common tasks. `make run` and `make test` are the two set-up commands (see README).
-.PHONY: bootstrap bootstrap-test build build-server build-asan build-thread-safety run test test-unit \
-	bench fmt clean \
+.PHONY: bootstrap bootstrap-test build build-server build-asan build-thread-safety build-fuzz fuzz \
+	run test test-unit bench fmt clean \
 	install package
 
 JOBS ?= $(shell nproc)
 HOST ?= 127.0.0.1
 PORT ?= 4437
 DATA_DIR ?= ./data
+FUZZ_SECONDS ?= 60
+FUZZ_HARNESSES ?= $(patsubst fuzz/%.cpp,%,$(wildcard fuzz/*.cpp))
 PREFIX ?= /usr/local
 
 # What building and serving need; bootstrap-test adds what the test suites need.
@@ -26,10 +28,28 @@ build: bootstrap-test
 	@cmake --preset release -DORDO_BUILD_TESTS=ON >/dev/null
 	@cmake --build --preset release -j $(JOBS)
 
-# Unit tests only, under AddressSanitizer + UndefinedBehaviorSanitizer (no server build).
+# Under AddressSanitizer + UndefinedBehaviorSanitizer: the unit tests and the server, which
+# `ctest --preset asan` runs the main black-box suites against (tests/tests.cmake).
 build-asan: bootstrap-test
-	@cmake --preset asan -DORDO_BUILD_SERVER=OFF -DORDO_BUILD_TESTS=ON >/dev/null
-	@cmake --build --preset asan -j $(JOBS) --target ordo_unit_tests
+	@cmake --preset asan -DORDO_BUILD_SERVER=ON -DORDO_BUILD_TESTS=ON >/dev/null
+	@cmake --build --preset asan -j $(JOBS) --target ordo ordo_unit_tests ordo_http_tests
+
+# The libFuzzer harnesses of fuzz/ (clang, with ASan + UBSan).
+build-fuzz: bootstrap-test
+	@cmake --preset fuzz >/dev/null
+	@cmake --build --preset fuzz -j $(JOBS)
+
+# Runs every harness for FUZZ_SECONDS on a scratch copy of its seed corpus (fuzz/corpus/<name>,
+# left as committed); a crash stops with the input saved in build/fuzz/runs/<name>/.
+fuzz: build-fuzz
+	@set -e; for h in $(FUZZ_HARNESSES); do \
+	  echo "fuzz: $$h for $(FUZZ_SECONDS) s"; \
+	  rm -rf build/fuzz/runs/$$h && mkdir -p build/fuzz/runs/$$h/corpus && \
+	  cp fuzz/corpus/$$h/* build/fuzz/runs/$$h/corpus/ && \
+	  (cd build/fuzz/runs/$$h && ASAN_OPTIONS=abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    ../../fuzz_$$h -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+	    $(FUZZ_ARGS) corpus); \
+	done
 
 # Clang's thread-safety analysis over every library (GUARDED_BY and REQUIRES, base/
 # thread_annotations.hpp): compiled with -Wthread-safety -Werror, nothing linked.
@@ -53,7 +73,8 @@ package: build-server
 	@cd build/release && cpack -G DEB >cpack.log 2>&1 || { cat cpack.log; exit 1; }
 	@sed -n 's/^CPack: - package: \(.*\) generated\.$$/\1/p' build/release/cpack.log
 
-test: build build-asan build-thread-safety
+test: build build-asan build-thread-safety build-fuzz
+	ctest --preset fuzz
 	ctest --preset asan
 	ctest --preset release
 

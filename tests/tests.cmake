@@ -16,6 +16,25 @@ function(ordo_vitest name file)
     TIMEOUT ${ARG_TIMEOUT})
 endfunction()
 
+# The sanitized build (the asan preset, ORDO_SANITIZE set): the suites that matter most run
+# against its server, named <suite>_asan. A sanitizer's report fails the test
+# (support/ordo_server.mjs); ORDO_TEST_TIME_SCALE gives the slower binary more time where a test
+# bounds how long ordo may take, and ORDO_TEST_SANITIZED skips bounds on its memory.
+if(ORDO_SANITIZE)
+  set(ORDO_SANITIZER_ENV
+    "ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=1:detect_stack_use_after_return=0"
+    "UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1"
+    "ORDO_TEST_TIME_SCALE=4"
+    "ORDO_TEST_SANITIZED=1")
+  ordo_vitest(conformance_asan conformance/conformance.test.mjs
+              ENV ORDO_SYNC=normal ${ORDO_SANITIZER_ENV} TIMEOUT 1800)
+  foreach(suite bad_input hostile_input changes_feed sessions_api pull_requests fault_proxy
+                storage_faults crash file_replacement delivery_stress slow_clients)
+    ordo_vitest(${suite}_asan blackbox/${suite}.test.mjs ENV ${ORDO_SANITIZER_ENV} TIMEOUT 900)
+  endforeach()
+  return()
+endif()
+
 # The official Durable Streams conformance suite, with both durability settings.
 ordo_vitest(conformance_sync_full conformance/conformance.test.mjs ENV ORDO_SYNC=full TIMEOUT 900)
 ordo_vitest(conformance_sync_normal conformance/conformance.test.mjs ENV ORDO_SYNC=normal TIMEOUT 900)
@@ -141,6 +160,11 @@ ordo_vitest(metrics blackbox/metrics.test.mjs)
 # The front door (issue 15): what each set-up command installs, and the npm lock accepted by
 # `npm ci` with an empty cache.
 ordo_vitest(setup blackbox/setup.test.mjs)
+
+# Slow clients: headers dribbled a byte at a time cut at --header-timeout, a stalled body at
+# --body-timeout, a flood of idle connections past --max-connections answered 503 and closed at
+# its timeouts, and other clients served throughout.
+ordo_vitest(slow_clients blackbox/slow_clients.test.mjs)
 
 # The hostile-input probe's defects, one regression test each (issue 16): request smuggling
 # through Transfer-Encoding, Host missing or not an authority, bytes that are not UTF-8 in names

@@ -59,6 +59,8 @@ struct serve_flags {
   std::string sse_heartbeat = "15s";
   std::string sse_max_duration = "60s";
   std::string idle_timeout = "60s";
+  std::string header_timeout = "20s";
+  std::string body_timeout = "60s";
   std::string shutdown_timeout = "10s";
   std::size_t max_connections = 10'000;
   std::string sse_write_timeout = "30s";
@@ -150,6 +152,20 @@ void add_serve_options(CLI::App& cmd, serve_flags& f) {
   cmd.add_option("--idle-timeout", f.idle_timeout,
                  "Keep-alive connections with no request for this long are closed")
       ->envname("ORDO_IDLE_TIMEOUT")
+      ->check(duration)
+      ->type_name("DURATION")
+      ->capture_default_str();
+  cmd.add_option("--header-timeout", f.header_timeout,
+                 "Once a request's first byte arrived, its headers must all arrive within this "
+                 "long, or the connection is closed (slow clients)")
+      ->envname("ORDO_HEADER_TIMEOUT")
+      ->check(duration)
+      ->type_name("DURATION")
+      ->capture_default_str();
+  cmd.add_option("--body-timeout", f.body_timeout,
+                 "A request's body must arrive within this long after its headers, or the "
+                 "connection is closed (slow clients)")
+      ->envname("ORDO_BODY_TIMEOUT")
       ->check(duration)
       ->type_name("DURATION")
       ->capture_default_str();
@@ -393,6 +409,8 @@ int serve(const serve_flags& f) {
   so.sse_heartbeat_interval = duration_of(f.sse_heartbeat);
   so.sse_max_duration = duration_of(f.sse_max_duration);
   so.idle_timeout = duration_of(f.idle_timeout);
+  so.header_timeout = duration_of(f.header_timeout);
+  so.body_timeout = duration_of(f.body_timeout);
   so.shutdown_timeout = duration_of(f.shutdown_timeout);
   so.max_connections = f.max_connections;
   so.sse_write_timeout = duration_of(f.sse_write_timeout);

@@ -84,6 +84,8 @@ constexpr std::size_t k_overflow_drain_bytes = 64 << 10;
 constexpr rlim_t k_descriptor_headroom = 256;
 // After a failed accept (most likely out of file descriptors), a pause instead of a busy loop.
 constexpr std::chrono::milliseconds k_accept_retry_delay{100};
+// The read that waits for a request's first bytes takes at most this many.
+constexpr std::size_t k_first_read_bytes = 16 << 10;
 // Refused connections are logged at most this often, with counts.
 constexpr std::chrono::seconds k_refusal_log_interval{10};
 // How long a TLS connection that ends waits for the client's answer to its close_notify.
@@ -476,7 +478,17 @@ awaitable<void> server::impl::serve_requests(connection& conn, Stream& io) {
     bhttp::request_parser<bhttp::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
     parser.body_limit(options.max_body_bytes);
-    stream.expires_after(options.idle_timeout);
+    // The deadlines of a request: idle_timeout until its first bytes arrive, then header_timeout
+    // for its whole head and body_timeout for its body, so a client that dribbles bytes is cut
+    // like a silent one. (Through `io`: under TLS the first bytes are decrypted like the rest.)
+    if (buffer.size() == 0) {
+      stream.expires_after(options.idle_timeout);
+      auto [fec, fn] =
+          co_await io.async_read_some(buffer.prepare(k_first_read_bytes), tuple_awaitable);
+      buffer.commit(fn);
+      if (fec) break;
+    }
+    stream.expires_after(options.header_timeout);
     auto [ec, n] = co_await bhttp::async_read_header(io, buffer, parser, tuple_awaitable);
     conn.idle = false;
     if (ec == bhttp::error::body_limit) {
@@ -540,7 +552,7 @@ awaitable<void> server::impl::serve_requests(connection& conn, Stream& io) {
       if (rec || used == 0) break;
     }
     if (!rec && !parser.is_done()) {
-      stream.expires_after(options.request_timeout);
+      stream.expires_after(options.body_timeout);
       auto [ec2, rn] = co_await bhttp::async_read(io, buffer, parser, tuple_awaitable);
       rec = ec2;
     }

@@ -29,7 +29,11 @@ struct server_options {
   std::chrono::milliseconds sse_heartbeat_interval{15'000};
   std::chrono::milliseconds sse_max_duration{60'000};  // connections are recycled (section 10.2)
   std::chrono::milliseconds idle_timeout{60'000};      // keep-alive connection with no request
-  std::chrono::milliseconds request_timeout{60'000};   // to receive one request's headers and body
+  // Slow clients: once a request's first byte arrived, its whole head must arrive within
+  // header_timeout (however the bytes dribble in), and then its whole body within body_timeout;
+  // past either the connection is closed without an answer.
+  std::chrono::milliseconds header_timeout{20'000};
+  std::chrono::milliseconds body_timeout{60'000};
   // How long stop() lets open connections finish before cutting them.
   std::chrono::milliseconds shutdown_timeout{10'000};
 

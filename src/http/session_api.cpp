@@ -469,7 +469,9 @@ void handle_session_api(session_service& service, api_request request, api_callb
       allowed += (allowed.empty() ? "" : ", ") + std::string(r.spec.method);
       continue;
     }
-    if (!r.handle) break;  // served by router.cpp, never handed here
+    // A route with no handler here (the events stream, which router.cpp serves before this
+    // table) is answered as no resource, not by calling an empty function, which would throw.
+    if (!r.handle) break;
     authorize_and_handle(service, r, std::move(*p), std::move(request), std::move(done));
     return;
   }

@@ -52,6 +52,9 @@ void session_service::start() {
 void session_service::stop() {
   {
     mutex_lock lock(mu_);
+    // Once stopped, the engine may be gone (ordo serve destroys it before the service): the
+    // destructor's call must not touch it again.
+    if (stopping_) return;
     stopping_ = true;
   }
   cv_.notify_all();

@@ -341,6 +341,29 @@ TEST_F(session_service_test,
 
 // ---- atomicity of session mutations ----------------------------------------------------------
 
+// Found by the sanitized server (make test's *_asan suites): ordo serve stops the service, then
+// stops and destroys the engine, and the service's destructor stopped it again, clearing the
+// engine's on_adopted hook in freed memory at every graceful shutdown.
+TEST(session_service_lifetime, a_stopped_service_outlives_its_engine) {
+  spdlog::set_level(spdlog::level::critical);
+  fs::path dir = fs::temp_directory_path() /
+                 ("ordo-session-service-lifetime-" + std::to_string(std::random_device{}()));
+  fs::create_directories(dir);
+  {
+    stream_engine_options o;
+    o.database.path = (dir / "ordo.db").string();
+    auto engine = stream_engine::open(std::move(o));
+    ASSERT_TRUE(engine) << engine.error().message;
+    auto service = std::make_unique<session_service>(**engine, session_service_options{});
+    service->start();
+    service->stop();
+    (*engine)->stop();
+    engine->reset();
+    service.reset();  // under AddressSanitizer, a use after free before the fix
+  }
+  fs::remove_all(dir);
+}
+
 TEST_F(session_service_test, a_session_mutation_and_its_events_commit_together) {
   std::string id = make_session();
   ASSERT_FALSE(id.empty());

@@ -26,8 +26,9 @@ std::string response_cursor(std::optional<std::string_view> client_cursor,
   if (jitter_intervals == 0) jitter_intervals = 1;
   // JavaScript clients may read cursors as numbers; accepting client cursors only up to the
   // largest safe integer minus the jump keeps every reply exact and free of overflow.
-  const std::uint64_t max_client_cursor =
-      jitter_intervals < k_max_safe_integer ? k_max_safe_integer - jitter_intervals : 0;
+  // A jump of a safe integer's size or more leaves no client cursor to accept (not even "0").
+  if (jitter_intervals >= k_max_safe_integer) return std::to_string(current);
+  const std::uint64_t max_client_cursor = k_max_safe_integer - jitter_intervals;
   const std::optional<std::uint64_t> client = parse_strict_uint(*client_cursor, max_client_cursor);
   if (!client || *client < current) return std::to_string(current);
   return std::to_string(*client + jitter_intervals);

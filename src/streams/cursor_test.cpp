@@ -146,5 +146,16 @@ TEST(cursor, huge_jitter_does_not_overflow) {
   EXPECT_EQ(response_cursor(std::nullopt, now, UINT64_MAX), "1000");
 }
 
+// Found by fuzz/offsets.cpp: before the cursor epoch (interval 0) a client cursor "0" passed the
+// bound of max(0, 2^53-1 - jump), and a jump of 2^53 intervals or more was added to it, past the
+// largest safe integer.
+TEST(cursor, a_jump_past_the_safe_integers_is_never_added_to_cursor_zero) {
+  const auto before_epoch = k_epoch - seconds(100);
+  const std::uint64_t huge_jitter = (k_max_safe_integer + 1) * k_cursor_interval_seconds;
+  EXPECT_EQ(response_cursor("0", before_epoch, huge_jitter), "0");
+  EXPECT_EQ(response_cursor("0", before_epoch, UINT64_MAX), "0");
+  EXPECT_EQ(response_cursor("0", before_epoch, 20), "1");
+}
+
 }  // namespace
 }  // namespace ordo

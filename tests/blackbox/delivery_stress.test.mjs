@@ -17,7 +17,7 @@ import { describe, expect, test } from "vitest"
 import { ctx, expectError, request } from "../support/api.mjs"
 import { parseEvent } from "../support/sse.mjs"
 import { offsetAt, positionOf, followSse } from "../support/sse_follow.mjs"
-import { startOrdo, waitForLog } from "../support/ordo_server.mjs"
+import { sanitized, scaled, startOrdo, waitForLog } from "../support/ordo_server.mjs"
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
@@ -266,9 +266,13 @@ describe("delivery under stress", () => {
           `(~${((got.length * 1030) / 2 ** 20).toFixed(1)} MiB) before the cut`,
       )
       expect(reconnects, "no reader beside the stalled one was disconnected").toBe(0)
-      expect(max, "every message reached all 500 readers within 2 s of its append").toBeLessThan(2000)
+      expect(max, "every message reached all 500 readers within 2 s of its append").toBeLessThan(scaled(2000))
       // The stalled reader was owed ~48 MiB; holding it, or any large part of it, would show here.
-      expect(peakRss - baselineRss, "server memory stayed bounded while a reader stalled").toBeLessThan(24 * 2 ** 20)
+      // Not under AddressSanitizer: its quarantine keeps freed memory resident, so the bound
+      // would measure the sanitizer; the release build's run checks it.
+      if (!sanitized) {
+        expect(peakRss - baselineRss, "server memory stayed bounded while a reader stalled").toBeLessThan(24 * 2 ** 20)
+      }
     } finally {
       stalled?.destroy()
       for (const f of followers) f.stop()
@@ -276,7 +280,7 @@ describe("delivery under stress", () => {
       await server.stop()
       server.cleanup()
     }
-  }, 120000)
+  }, scaled(120000))
 
   test("a caught-up reader whose socket fills while it pauses, then reads on, gets every message once, in order, in whole chunks; a reader beside it too", async () => {
     // A caught-up SSE reader is written to by the task that wakes the stream's readers, without
@@ -359,7 +363,7 @@ describe("delivery under stress", () => {
       paused?.destroy()
       await server.stop()
     }
-  }, 120000)
+  }, scaled(120000))
 
   test("a parked reader whose client went away frees its connection at the next appends, long before its heartbeat", async () => {
     // Two connections in all: the reader that leaves, and one keep-alive writer. The wake task's
@@ -418,7 +422,7 @@ describe("delivery under stress", () => {
       for (const s of sockets) s.destroy()
       await server.stop()
     }
-  }, 60000)
+  }, scaled(60000))
 
   test("a long-poll sent right after an append waits its whole timeout, though that append's wake-up comes after it began", async () => {
     // The wake-up of an append's readers runs after its writer was answered, on one wake thread.
@@ -473,7 +477,7 @@ describe("delivery under stress", () => {
       for (const s of sockets) s.destroy()
       await server.stop()
     }
-  }, 90000)
+  }, scaled(90000))
 
   test("a catch-up answer larger than the socket takes at once reaches a reader that pauses, whole", async () => {
     // Answers are written at once while the socket takes them; the rest waits for the socket.
@@ -519,7 +523,7 @@ describe("delivery under stress", () => {
       s?.destroy()
       await server.stop()
     }
-  }, 60000)
+  }, scaled(60000))
 
   test("2,000 readers reconnecting at once from old offsets after a restart: /health stays prompt, live delivery goes on, each catches up exactly once", async () => {
     const clients = 2000
@@ -589,8 +593,8 @@ describe("delivery under stress", () => {
       )
       expect(healthBad, "every /health answered 200").toEqual([])
       expect(healthMs.length, "/health was probed throughout").toBeGreaterThan(10)
-      for (const ms of healthMs) expect(ms, "every /health answered within 1 s").toBeLessThan(1000)
-      for (const ms of live.latencies) expect(ms, "every live message arrived within 2 s of its append").toBeLessThan(2000)
+      for (const ms of healthMs) expect(ms, "every /health answered within 1 s").toBeLessThan(scaled(1000))
+      for (const ms of live.latencies) expect(ms, "every live message arrived within 2 s of its append").toBeLessThan(scaled(2000))
     } finally {
       if (probe) await probe.terminate()
       for (const f of followers) f.stop()
@@ -598,7 +602,7 @@ describe("delivery under stress", () => {
       await server.stop()
       server.cleanup()
     }
-  }, 240000)
+  }, scaled(240000))
 
   test("--max-connections: a connection over the limit gets 503 too_many_connections at once and is closed; /health and /ready still answer", async () => {
     const limit = 20
@@ -623,7 +627,7 @@ describe("delivery under stress", () => {
       expect(body.error.code).toBe("too_many_connections")
       expect(body.error.message).toContain("--max-connections")
       expect(refused.closed, "the server closed the refused connection").toBe(true)
-      expect(refused.ms).toBeLessThan(1000)
+      expect(refused.ms).toBeLessThan(scaled(1000))
       // The same through fetch, as any client sees it.
       expectError(await request(server.url, "GET", "/v1/stream/x?offset=-1"), 503, "too_many_connections")
 
@@ -631,7 +635,7 @@ describe("delivery under stress", () => {
       for (const path of ["/health", "/ready"]) {
         const probe = await exchange(server.port, `GET ${path} HTTP/1.1\r\nHost: t\r\n\r\n`)
         expect(probe.text, path).toMatch(/^HTTP\/1\.1 200 /)
-        expect(probe.ms).toBeLessThan(1000)
+        expect(probe.ms).toBeLessThan(scaled(1000))
       }
       // A request with a body is answered too (its body is drained, not reset under the answer).
       const post = await exchange(
@@ -648,11 +652,11 @@ describe("delivery under stress", () => {
       const dropped = await exchange(server.port, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
       expect(dropped.text).toBe("")
       expect(dropped.closed).toBe(true)
-      expect(dropped.ms).toBeLessThan(1000)
+      expect(dropped.ms).toBeLessThan(scaled(1000))
       const late = await Promise.all(silent)
       for (const r of late) {
         expect(r.text).toMatch(/^HTTP\/1\.1 503 /)
-        expect(r.ms).toBeLessThan(4000)
+        expect(r.ms).toBeLessThan(scaled(4000))
       }
       const again = await exchange(server.port, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
       expect(again.text).toMatch(/^HTTP\/1\.1 200 /)
@@ -670,7 +674,7 @@ describe("delivery under stress", () => {
       await server.stop()
       server.cleanup()
     }
-  }, 60000)
+  }, scaled(60000))
 
   test("a catch-up read that waits longer than --catch-up-wait-timeout for one of --max-catch-up-reads gets 503 catch_up_busy with Retry-After; clients that retry get everything", async () => {
     const server = await startOrdo({
@@ -712,7 +716,7 @@ describe("delivery under stress", () => {
       await server.stop()
       server.cleanup()
     }
-  }, 60000)
+  }, scaled(60000))
 })
 
 /**

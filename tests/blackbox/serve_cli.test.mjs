@@ -29,6 +29,8 @@ const OPTIONS = [
   ["--sse-heartbeat", "ORDO_SSE_HEARTBEAT"],
   ["--sse-max-duration", "ORDO_SSE_MAX_DURATION"],
   ["--idle-timeout", "ORDO_IDLE_TIMEOUT"],
+  ["--header-timeout", "ORDO_HEADER_TIMEOUT"],
+  ["--body-timeout", "ORDO_BODY_TIMEOUT"],
   ["--journal", "ORDO_JOURNAL"],
   ["--busy-timeout", "ORDO_BUSY_TIMEOUT"],
   ["--max-connections", "ORDO_MAX_CONNECTIONS"],

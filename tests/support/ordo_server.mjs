@@ -11,6 +11,31 @@ export function ordoBinary() {
   return process.env.ORDO_BIN ?? join(repoRoot, "build/release/ordo")
 }
 
+// How much slower than the release build the binary under test is (the sanitized build of
+// `ctest --preset asan` sets ORDO_TEST_TIME_SCALE); waits that bound how long ordo may take are
+// multiplied by it.
+export const timeScale = Number(process.env.ORDO_TEST_TIME_SCALE ?? "1") || 1
+export function scaled(ms) {
+  return Math.round(ms * timeScale)
+}
+// Whether the binary under test is built with sanitizers (ORDO_TEST_SANITIZED=1, set with the
+// time scale): bounds on its memory would measure the sanitizer, not ordo.
+export const sanitized = process.env.ORDO_TEST_SANITIZED === "1"
+
+// A sanitizer's report on ordo's stderr (AddressSanitizer, LeakSanitizer at exit,
+// UndefinedBehaviorSanitizer). The sanitized build stops at the first one (halt_on_error), and
+// it fails the test file even when the test's own checks passed: stop() throws on it, and
+// support/setup.mjs checks every server a file started once the file is done.
+const sanitizerReport = /ERROR: (AddressSanitizer|LeakSanitizer)|: runtime error: |SUMMARY: UndefinedBehaviorSanitizer/
+const startedServers = []
+
+/** Reports found in the output of the servers started since the last call, each with its log. */
+export function takeSanitizerReports() {
+  const found = startedServers.filter((s) => sanitizerReport.test(s.log())).map((s) => s.log())
+  startedServers.length = 0
+  return found
+}
+
 /**
  * @param {{ args?: string[], dataDir?: string, env?: Record<string,string> }} opts
  * @returns {Promise<{ url: string, port: number, dataDir: string, child: import("node:child_process").ChildProcess, log: () => string, stop: () => Promise<number|null>, kill: () => Promise<void>, cleanup: () => void }>}
@@ -34,7 +59,7 @@ export async function startOrdo(opts = {}) {
   child.once("exit", () => running.delete(child))
   let output = ""
   const port = await new Promise((resolvePort, reject) => {
-    const timer = setTimeout(() => reject(new Error(`ordo did not start:\n${output}`)), 15000)
+    const timer = setTimeout(() => reject(new Error(`ordo did not start:\n${output}`)), scaled(15000))
     const onData = (chunk) => {
       output += chunk.toString()
       const m = output.match(/listening address=\S+ port=(\d+)/)
@@ -55,6 +80,12 @@ export async function startOrdo(opts = {}) {
   child.stderr.on("data", (c) => (output += c.toString()))
   child.stdout.on("data", (c) => (output += c.toString()))
   const exited = new Promise((r) => child.on("exit", (code, signal) => r(code ?? signal)))
+  startedServers.push({ log: () => output })
+  const checked = async () => {
+    const status = await exited
+    if (sanitizerReport.test(output)) throw new Error(`ordo's sanitizer reported:\n${output}`)
+    return status
+  }
   return {
     url: `http://127.0.0.1:${port}`,
     port,
@@ -63,11 +94,11 @@ export async function startOrdo(opts = {}) {
     log: () => output,
     async stop() {
       child.kill("SIGTERM")
-      return exited
+      return checked()
     },
     async kill() {
       child.kill("SIGKILL")
-      await exited
+      await checked()
     },
     cleanup() {
       rmSync(dataDir, { recursive: true, force: true })
