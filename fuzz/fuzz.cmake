@@ -8,12 +8,13 @@
 enable_testing()
 
 add_library(ordo_fuzz_http STATIC
+  ${CMAKE_SOURCE_DIR}/src/http/access.cpp
   ${CMAKE_SOURCE_DIR}/src/http/change_filter.cpp
   ${CMAKE_SOURCE_DIR}/src/http/error_response.cpp
   ${CMAKE_SOURCE_DIR}/src/http/request_head.cpp
   ${CMAKE_SOURCE_DIR}/src/http/session_api.cpp
   ${CMAKE_SOURCE_DIR}/src/http/stream_protocol.cpp)
-target_link_libraries(ordo_fuzz_http PUBLIC ordo_core)
+target_link_libraries(ordo_fuzz_http PUBLIC ordo_core ordo_auth)
 
 # How long the smoke run of each harness in `make test` lasts, in seconds.
 set(ORDO_FUZZ_SMOKE_SECONDS 5 CACHE STRING "Seconds each harness runs under ctest")

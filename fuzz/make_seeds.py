@@ -179,3 +179,34 @@ seeds = [
 ]
 for s in seeds:
     write("session_api", s)
+
+# ---- tokens: the input, then a mode byte (0 JWT, 1 scopes + strict byte, 2 tokens file,
+# 3 header, 4 glob + path). JWTs are signed with the harness's HS256 secret (fuzz/tokens.cpp).
+import base64
+import hmac
+
+SECRET = b"ordo-fuzz-hs256-secret-0123456789abcdef"
+
+
+def b64url(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+def jwt(header: dict, claims: dict, secret: bytes = SECRET) -> bytes:
+    signing = b64url(json.dumps(header).encode()) + b"." + b64url(json.dumps(claims).encode())
+    return signing + b"." + b64url(hmac.new(secret, signing, hashlib.sha256).digest())
+
+
+CLAIMS = {"sub": "fuzz", "aud": "ordo", "exp": 4102444800, "scope": "streams:read:chat/** admin"}
+write("tokens", jwt({"alg": "HS256", "typ": "JWT"}, CLAIMS) + bytes([0]))
+write("tokens", jwt({"alg": "HS256"}, dict(CLAIMS, aud=["x", "ordo"], nbf=1, scope=["admin"])) + bytes([0]))
+write("tokens", jwt({"alg": "none"}, CLAIMS)[: -43] + bytes([0]))
+write("tokens", jwt({"alg": "EdDSA", "kid": "k"}, CLAIMS) + bytes([0]))
+write("tokens", jwt({"alg": "HS256"}, dict(CLAIMS, exp=1)) + bytes([0]))
+write("tokens", b"admin streams:write:a/* sessions:read:web-* agent:s-1 metrics:read" + bytes([1]) + bytes([1]))
+write("tokens", b"openid  streams:admin:** sessions:admin:x" + bytes([0]) + bytes([1]))
+write("tokens", (b'# tokens\n{"id":"3f9c0a1b2c4d","sha256":"' + b"a" * 64 +
+                 b'","scopes":"admin","name":"n","created":"2026-12-02T10:00:00Z",'
+                 b'"expires":"2027-01-01T10:00:00Z"}\n') + bytes([2]))
+write("tokens", b"Bearer ordo_3f9c0a1b2c4d_abc; ordo_token=xyz" + bytes([3]))
+write("tokens", fdp_string(b"logs/**/x/*") + b"logs/a/b/x/y" + bytes([4]))
