@@ -43,9 +43,10 @@ describe("scripts/bootstrap", () => {
     const makefile = readFileSync(join(repoRoot, "Makefile"), "utf8")
     expect(makefile).toMatch(/^run: build-server$/m)
     expect(makefile).toMatch(/^build-server: bootstrap$/m)
-    expect(makefile).toMatch(/^test: build build-asan build-thread-safety$/m)
+    expect(makefile).toMatch(/^test: build build-asan build-thread-safety build-fuzz$/m)
     expect(makefile).toMatch(/^build: bootstrap-test$/m)
     expect(makefile).toMatch(/^build-thread-safety: bootstrap-test$/m)
+    expect(makefile).toMatch(/^build-fuzz: bootstrap-test$/m)
   })
 })
 
