@@ -1,5 +1,7 @@
 #include "http/access.hpp"
 
+#include "http/request_head.hpp"
+
 #include <algorithm>
 #include <cctype>
 
@@ -16,14 +18,6 @@ bool iequals(std::string_view a, std::string_view b) {
            return std::tolower(static_cast<unsigned char>(x)) ==
                   std::tolower(static_cast<unsigned char>(y));
          });
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
 }
 
 }  // namespace
@@ -83,13 +77,13 @@ const std::shared_ptr<const auth::principal>& unrestricted() {
 
 std::optional<std::string> bearer_token(const std::optional<std::string>& authorization) {
   if (!authorization) return std::nullopt;
-  std::string_view v = trim(*authorization);
+  std::string_view v = trim_ows(*authorization);
   constexpr std::string_view k_scheme = "bearer";
   if (v.size() <= k_scheme.size() || !iequals(v.substr(0, k_scheme.size()), k_scheme) ||
       (v[k_scheme.size()] != ' ' && v[k_scheme.size()] != '\t')) {
     return std::nullopt;
   }
-  return std::string(trim(v.substr(k_scheme.size())));
+  return std::string(trim_ows(v.substr(k_scheme.size())));
 }
 
 std::optional<std::string> cookie_value(const std::optional<std::string>& cookie,
@@ -98,11 +92,11 @@ std::optional<std::string> cookie_value(const std::optional<std::string>& cookie
   std::string_view rest = *cookie;
   while (!rest.empty()) {
     std::size_t semi = rest.find(';');
-    std::string_view pair = trim(rest.substr(0, semi));
+    std::string_view pair = trim_ows(rest.substr(0, semi));
     rest = semi == std::string_view::npos ? std::string_view() : rest.substr(semi + 1);
     std::size_t eq = pair.find('=');
     if (eq == std::string_view::npos) continue;
-    if (trim(pair.substr(0, eq)) == name) return std::string(trim(pair.substr(eq + 1)));
+    if (trim_ows(pair.substr(0, eq)) == name) return std::string(trim_ows(pair.substr(eq + 1)));
   }
   return std::nullopt;
 }

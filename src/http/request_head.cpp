@@ -5,15 +5,15 @@
 
 namespace ordo::http {
 
-namespace {
-
-std::string_view trim(std::string_view s) {
+std::string_view trim_ows(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
     s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
     s.remove_suffix(1);
   return s;
 }
+
+namespace {
 
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -63,7 +63,7 @@ std::optional<failure> check_request_head(const request_head& head) {
       while (start <= field.size()) {
         std::size_t comma = field.find(',', start);
         if (comma == std::string_view::npos) comma = field.size();
-        std::string_view coding = trim(field.substr(start, comma - start));
+        std::string_view coding = trim_ows(field.substr(start, comma - start));
         if (!coding.empty()) codings.push_back(coding);
         start = comma + 1;
       }

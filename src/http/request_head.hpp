@@ -13,6 +13,9 @@
 
 namespace ordo::http {
 
+// `s` without the spaces and tabs around it (RFC 9110's optional whitespace).
+std::string_view trim_ows(std::string_view s);
+
 struct request_head {
   unsigned version = 11;                             // 10 or 11
   std::vector<std::string_view> transfer_encodings;  // every Transfer-Encoding field's value
