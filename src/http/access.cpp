@@ -13,13 +13,6 @@ failure insufficient_scope(std::string message) {
   return make_failure(failure_kind::forbidden, "insufficient_scope", std::move(message));
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
 }  // namespace
 
 std::string_view describe(route_access a) {
@@ -79,7 +72,7 @@ std::optional<std::string> bearer_token(const std::optional<std::string>& author
   if (!authorization) return std::nullopt;
   std::string_view v = trim_ows(*authorization);
   constexpr std::string_view k_scheme = "bearer";
-  if (v.size() <= k_scheme.size() || !iequals(v.substr(0, k_scheme.size()), k_scheme) ||
+  if (v.size() <= k_scheme.size() || !iequals_ascii(v.substr(0, k_scheme.size()), k_scheme) ||
       (v[k_scheme.size()] != ' ' && v[k_scheme.size()] != '\t')) {
     return std::nullopt;
   }

@@ -29,6 +29,8 @@
 #include "base/result.hpp"
 #include "http/cors.hpp"
 #include "http/error_response.hpp"
+#include "http/request_head.hpp"
+#include "http/stream_protocol.hpp"
 
 namespace ordo::http {
 
@@ -42,6 +44,13 @@ inline constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 
 using string_response = bhttp::response<bhttp::string_body>;
 using request = bhttp::request<bhttp::string_body>;
+
+// What the server reads out of a request into the Beast-free parsers' structures; also used by
+// the request_head fuzz harness, so that it reads a request exactly as the server does.
+// The fields check_request_head() judges (views into `req`, valid while it lives); server.cpp.
+request_head head_of(const request& req);
+// The Durable Streams headers of a PUT or POST (stream_protocol.hpp); stream_handlers.cpp.
+protocol_headers protocol_headers_of(const request& req);
 
 inline constexpr std::string_view k_expose_headers =
     "Stream-Next-Offset, Stream-Cursor, Stream-Up-To-Date, Stream-Closed, Stream-TTL, "

@@ -13,16 +13,16 @@ std::string_view trim_ows(std::string_view s) {
   return s;
 }
 
-namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
+bool iequals_ascii(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
+  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
   for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i] >= 'A' && a[i] <= 'Z' ? static_cast<char>(a[i] - 'A' + 'a') : a[i];
-    if (x != b[i]) return false;
+    if (lower(a[i]) != lower(b[i])) return false;
   }
   return true;
 }
+
+namespace {
 
 // How much of a refused field value an error message quotes.
 constexpr std::size_t k_quoted_value_bytes = 64;
@@ -68,7 +68,7 @@ std::optional<failure> check_request_head(const request_head& head) {
         start = comma + 1;
       }
     }
-    if (codings.size() != 1 || !iequals(codings.front(), "chunked")) {
+    if (codings.size() != 1 || !iequals_ascii(codings.front(), "chunked")) {
       return make_failure(failure_kind::not_implemented, "unsupported_transfer_encoding",
                           "Transfer-Encoding " + quoted(all) +
                               " is not supported; send the body with Content-Length or "

@@ -15,6 +15,8 @@ namespace ordo::http {
 
 // `s` without the spaces and tabs around it (RFC 9110's optional whitespace).
 std::string_view trim_ows(std::string_view s);
+// Whether `a` and `b` are equal but for the case of ASCII letters (field names, tokens, schemes).
+bool iequals_ascii(std::string_view a, std::string_view b);
 
 struct request_head {
   unsigned version = 11;                             // 10 or 11

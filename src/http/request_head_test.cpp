@@ -68,5 +68,18 @@ TEST(RequestHead, HostValuesFollowTheAuthoritySyntax) {
     EXPECT_FALSE(valid_host(bad)) << bad;
 }
 
+TEST(RequestHead, FieldHelpersTrimWhitespaceAndIgnoreAsciiCase) {
+  EXPECT_EQ(trim_ows(" \tBearer x \t"), "Bearer x");
+  EXPECT_EQ(trim_ows(" \t "), "");
+  EXPECT_TRUE(iequals_ascii("Chunked", "chunked"));
+  EXPECT_TRUE(iequals_ascii("bearer", "BEARER"));
+  EXPECT_TRUE(iequals_ascii("", ""));
+  EXPECT_FALSE(iequals_ascii("chunked", "chunke"));
+  EXPECT_FALSE(iequals_ascii("chunked ", "chunked"));
+  // Only ASCII letters fold: '@' (0x40) and '`' (0x60) are not a case pair.
+  EXPECT_FALSE(iequals_ascii("@", "`"));
+  EXPECT_FALSE(iequals_ascii("\xc9", "\xe9"));
+}
+
 }  // namespace
 }  // namespace ordo::http

@@ -34,22 +34,6 @@ constexpr std::int64_t k_immutable_max_age_seconds = 60;
 // How long an offset just past the published tail waits for the writer to publish it.
 constexpr std::chrono::milliseconds k_publish_grace{1000};
 
-protocol_headers protocol_headers_of(const request& req) {
-  protocol_headers h;
-  h.content_type = header(req, "Content-Type");
-  h.stream_ttl = header(req, "Stream-TTL");
-  h.stream_expires_at = header(req, "Stream-Expires-At");
-  h.stream_closed = header(req, "Stream-Closed");
-  h.stream_seq = header(req, "Stream-Seq");
-  h.producer_id = header(req, "Producer-Id");
-  h.producer_epoch = header(req, "Producer-Epoch");
-  h.producer_seq = header(req, "Producer-Seq");
-  h.forked_from = header(req, "Stream-Forked-From");
-  h.fork_offset = header(req, "Stream-Fork-Offset");
-  h.fork_sub_offset = header(req, "Stream-Fork-Sub-Offset");
-  return h;
-}
-
 // FNV-1a: a stable hash (std::hash may change between builds), for ETags of filtered reads.
 std::uint64_t fnv1a64(std::string_view text) {
   std::uint64_t h = 0xcbf29ce484222325ULL;
@@ -89,6 +73,22 @@ string_response up_to_date_response(const request& req, const stream_config& c,
 }
 
 }  // namespace
+
+protocol_headers protocol_headers_of(const request& req) {
+  protocol_headers h;
+  h.content_type = header(req, "Content-Type");
+  h.stream_ttl = header(req, "Stream-TTL");
+  h.stream_expires_at = header(req, "Stream-Expires-At");
+  h.stream_closed = header(req, "Stream-Closed");
+  h.stream_seq = header(req, "Stream-Seq");
+  h.producer_id = header(req, "Producer-Id");
+  h.producer_epoch = header(req, "Producer-Epoch");
+  h.producer_seq = header(req, "Producer-Seq");
+  h.forked_from = header(req, "Stream-Forked-From");
+  h.fork_offset = header(req, "Stream-Fork-Offset");
+  h.fork_sub_offset = header(req, "Stream-Fork-Sub-Offset");
+  return h;
+}
 
 result<std::shared_ptr<stream_record>> server::impl::live_stream(const std::string& path) {
   auto record = engine.find(path);
