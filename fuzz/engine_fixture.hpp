@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "sessions/session_service.hpp"
 #include "streams/stream_engine.hpp"
@@ -23,6 +24,21 @@ struct engine_fixture {
   std::unique_ptr<stream_engine> engine;
   std::unique_ptr<sessions::session_service> service;
 };
+
+// For LLVMFuzzerInitialize(argc, argv) of a harness over the engine: puts -detect_leaks=0 first
+// among libFuzzer's flags (it reads them afterwards, so one on the command line still wins). The
+// engine keeps what a request creates (registry records, caches) by design, so libFuzzer's check
+// after each input that allocated more than it freed would scan the whole heap every time, at a
+// few runs a second.
+inline void disable_leak_checks(int* argc, char*** argv) {
+  static std::vector<char*> args;
+  static char no_leak_checks[] = "-detect_leaks=0";
+  args.assign(*argv, *argv + *argc);
+  args.insert(args.begin() + 1, no_leak_checks);
+  args.push_back(nullptr);
+  *argc += 1;
+  *argv = args.data();
+}
 
 inline engine_fixture& fixture() {
   static engine_fixture f;

@@ -3,18 +3,10 @@
 # with -fsanitize=fuzzer. `make fuzz` runs each on a scratch copy of its corpus for FUZZ_SECONDS;
 # `ctest --preset fuzz` (part of `make test`) runs each for a few seconds and fails on a crash.
 #
-# The HTTP layer's Beast-free parsers are compiled into a library of their own, so the fuzz build
-# does not compile the four Beast translation units of the server (docs/SECURITY.md, "Fuzzing").
+# The harnesses link the server's library (ordo_http), so the fuzz preset builds the server's
+# sources with the sanitizers too: the dispatch harness drives the whole server in process, and
+# the others take only the objects they use from it.
 enable_testing()
-
-add_library(ordo_fuzz_http STATIC
-  ${CMAKE_SOURCE_DIR}/src/http/access.cpp
-  ${CMAKE_SOURCE_DIR}/src/http/change_filter.cpp
-  ${CMAKE_SOURCE_DIR}/src/http/error_response.cpp
-  ${CMAKE_SOURCE_DIR}/src/http/request_head.cpp
-  ${CMAKE_SOURCE_DIR}/src/http/session_api.cpp
-  ${CMAKE_SOURCE_DIR}/src/http/stream_protocol.cpp)
-target_link_libraries(ordo_fuzz_http PUBLIC ordo_core ordo_auth)
 
 # How long the smoke run of each harness in `make test` lasts, in seconds.
 set(ORDO_FUZZ_SMOKE_SECONDS 5 CACHE STRING "Seconds each harness runs under ctest")
@@ -29,7 +21,7 @@ foreach(source IN LISTS ORDO_FUZZ_SOURCES)
   get_filename_component(harness ${source} NAME_WE)
   add_executable(fuzz_${harness} ${source})
   add_dependencies(ordo_fuzzers fuzz_${harness})
-  target_link_libraries(fuzz_${harness} PRIVATE ordo_fuzz_http)
+  target_link_libraries(fuzz_${harness} PRIVATE ordo_http)
   target_include_directories(fuzz_${harness} PRIVATE ${CMAKE_SOURCE_DIR})
   target_link_options(fuzz_${harness} PRIVATE -fsanitize=fuzzer)
   # New inputs go to the first directory, a scratch one: the committed seeds stay as they are.

@@ -210,3 +210,61 @@ write("tokens", (b'# tokens\n{"id":"3f9c0a1b2c4d","sha256":"' + b"a" * 64 +
                  b'"expires":"2027-01-01T10:00:00Z"}\n') + bytes([2]))
 write("tokens", b"Bearer ordo_3f9c0a1b2c4d_abc; ordo_token=xyz" + bytes([3]))
 write("tokens", fdp_string(b"logs/**/x/*") + b"logs/a/b/x/y" + bytes([4]))
+
+# ---- dispatch: what a client sends on one connection, requests pipelined. The harness creates
+# streams f/text, f/json and f/closed, project fz and its session fz-1 before the first input.
+def req(method: bytes, target: bytes, headers=(), body=b"") -> bytes:
+    head = method + b" " + target + b" HTTP/1.1\r\nHost: localhost\r\n"
+    for h in headers:
+        head += h + b"\r\n"
+    if body or method in (b"POST", b"PUT", b"PATCH"):
+        head += b"Content-Length: " + str(len(body)).encode() + b"\r\n"
+    return head + b"\r\n" + body
+
+
+JSON = b"Content-Type: application/json"
+TEXT = b"Content-Type: text/plain"
+dispatch_seeds = [
+    req(b"GET", b"/health") + req(b"HEAD", b"/ready") + req(b"GET", b"/metrics"),
+    req(b"PUT", b"/v1/stream/f/new", [TEXT, b"Stream-TTL: 60"], b"a") +
+    req(b"POST", b"/v1/stream/f/new", [TEXT, b"Producer-Id: p", b"Producer-Epoch: 0",
+                                        b"Producer-Seq: 0"], b"b") +
+    req(b"GET", b"/v1/stream/f/new?offset=-1") + req(b"HEAD", b"/v1/stream/f/new") +
+    req(b"DELETE", b"/v1/stream/f/new"),
+    req(b"POST", b"/v1/stream/f/json", [JSON], b"[{\"a\":1},2]") +
+    req(b"GET", b"/v1/stream/f/json?offset=-1&live=long-poll"),
+    req(b"GET", b"/v1/stream/f/text?offset=now&live=long-poll&cursor=5"),
+    req(b"GET", b"/v1/stream/f/text?offset=-1&live=sse") + req(b"GET", b"/health"),
+    req(b"GET", b"/v1/stream/f/json?offset=" + ZERO + b"&live=sse"),
+    req(b"POST", b"/v1/stream/f/closed", [TEXT], b"late") +
+    req(b"GET", b"/v1/stream/f/closed?offset=-1", [b"If-None-Match: \"x\""]),
+    req(b"PUT", b"/v1/stream/f/fork", [b"Stream-Forked-From: /v1/stream/f/text",
+                                       b"Stream-Fork-Offset: " + ZERO]) +
+    req(b"GET", b"/v1/stream/f/fork?offset=-1"),
+    req(b"POST", b"/v1/stream/f/text", [TEXT, b"Expect: 100-continue"], b"more") +
+    req(b"POST", b"/v1/stream/f/text", [TEXT, b"Transfer-Encoding: chunked"])[:-2] +
+    b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    req(b"GET", b"/v1/streams") + req(b"GET", b"/v1/changes?offset=-1") +
+    req(b"GET", b"/v1/changes?project=fz&types=session.created&offset=-1&live=long-poll"),
+    req(b"GET", b"/v1/projects") + req(b"GET", b"/v1/projects/fz/sessions?limit=2") +
+    req(b"GET", b"/v1/sessions/fz-1") + req(b"GET", b"/v1/sessions/fz-1/snapshot") +
+    req(b"GET", b"/v1/changes/snapshot"),
+    req(b"POST", b"/v1/sessions/fz-1/heartbeat", [JSON], b"{}") +
+    req(b"POST", b"/v1/sessions/fz-1/commands", [JSON, b"Idempotency-Key: k1"],
+        b"{\"kind\":\"prompt\",\"payload\":{\"text\":\"hi\"}}") +
+    req(b"GET", b"/v1/sessions/fz-1/commands") +
+    req(b"PUT", b"/v1/sessions/fz-1/rows/r1", [JSON], b"{\"kind\":\"message\",\"data\":{}}") +
+    req(b"GET", b"/v1/sessions/fz-1/events?offset=-1"),
+    req(b"PATCH", b"/v1/sessions/fz-1", [JSON, b"If-Match: \"1\""], b"{\"title\":\"t\"}") +
+    req(b"POST", b"/v1/sessions/fz-1/executions", [JSON], b"{}") +
+    req(b"PUT", b"/v1/sessions/fz-1/prs", [JSON],
+        json.dumps({"pr": {"url": "https://github.com/a/b/pull/1", "state": "open"}}).encode()),
+    req(b"GET", b"/") + req(b"GET", b"/ui/session") +
+    req(b"POST", b"/ui/sign-in", [JSON], b"{\"token\":\"x\"}"),
+    req(b"OPTIONS", b"/v1/stream/f/text", [b"Origin: http://a", b"Access-Control-Request-Method: POST"]),
+    req(b"BREW", b"/v1/stream/f/text") + req(b"GET", b"/nowhere"),
+    b"GET /v1/stream/f/text HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n",
+    b"POST /v1/stream/f/text HTTP/1.1\r\nHost: h\r\nContent-Length: 9999999\r\n\r\n",
+]
+for r in dispatch_seeds:
+    write("dispatch", r)

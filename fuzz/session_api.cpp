@@ -104,18 +104,8 @@ std::string path_of(std::string_view templ, bool fuzzed, const std::string& segm
 
 }  // namespace
 
-// libFuzzer reads its flags after LLVMFuzzerInitialize, which may change argv: -detect_leaks=0
-// goes first, so a flag on the command line still overrides it. The engine keeps what a request
-// creates (registry records, caches) by design, so libFuzzer's check after each input that
-// allocated more than it freed would scan the whole heap every time, at a few runs a second.
 extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
-  static std::vector<char*> args;
-  static char no_leak_checks[] = "-detect_leaks=0";
-  args.assign(*argv, *argv + *argc);
-  args.insert(args.begin() + 1, no_leak_checks);
-  args.push_back(nullptr);
-  *argc += 1;
-  *argv = args.data();
+  ordo::fuzz::disable_leak_checks(argc, argv);
   ordo::fuzz::open_fixture(true);
   new_project();
   g_session = new_session();

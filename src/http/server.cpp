@@ -50,6 +50,7 @@
 
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -108,17 +109,6 @@ result<std::shared_ptr<asio::ssl::context>> load_tls_context(const tls_files& fi
   return std::make_shared<asio::ssl::context>(native->release());
 }
 
-// The fields check_request_head() judges (views into `req`, valid while it lives).
-http::request_head head_of(const request& req) {
-  http::request_head h;
-  h.version = req.version();
-  for (auto [it, end] = req.equal_range(bhttp::field::transfer_encoding); it != end; ++it)
-    h.transfer_encodings.push_back(it->value());
-  for (auto [it, end] = req.equal_range(bhttp::field::host); it != end; ++it)
-    h.hosts.push_back(it->value());
-  return h;
-}
-
 // Every connection is a file descriptor: lets the process open as many as max_connections and
 // the reserve need (raising the soft limit up to the hard one), and warns when it cannot.
 void ensure_descriptor_limit(std::size_t max_connections) {
@@ -165,6 +155,16 @@ void log_connection_exception(std::exception_ptr e) {
 }
 
 }  // namespace
+
+http::request_head head_of(const request& req) {
+  http::request_head h;
+  h.version = req.version();
+  for (auto [it, end] = req.equal_range(bhttp::field::transfer_encoding); it != end; ++it)
+    h.transfer_encodings.push_back(it->value());
+  for (auto [it, end] = req.equal_range(bhttp::field::host); it != end; ++it)
+    h.hosts.push_back(it->value());
+  return h;
+}
 
 // ---- server -------------------------------------------------------------------------------------
 
@@ -304,25 +304,44 @@ awaitable<void> server::impl::listen() {
       co_await retry.async_wait(tuple_awaitable);
       continue;
     }
-    // Small answers (a 204, one SSE event) go out at once instead of waiting for the
-    // previous segment's ACK (Nagle's algorithm with delayed ACKs adds up to 40 ms).
-    beast::error_code nodelay_ec;
-    socket.set_option(tcp::no_delay(true), nodelay_ec);
-    // Non-blocking for write_response()'s direct writes (asynchronous operations do not care).
-    socket.non_blocking(true, nodelay_ec);
-    if (served_connections.load() >= options.max_connections) {
-      refuse(std::move(socket));
-      continue;
-    }
-    ++served_connections;
-    std::shared_ptr<asio::ssl::context> tls;
-    if (options.tls) {
-      mutex_lock lock(tls_mu);
-      tls = tls_context;
-    }
-    asio::co_spawn(socket.get_executor(), session(std::move(socket), std::move(tls)),
-                   log_connection_exception);
+    serve_accepted(std::move(socket));
   }
+}
+
+void server::impl::serve_accepted(tcp::socket socket) {
+  // Small answers (a 204, one SSE event) go out at once instead of waiting for the previous
+  // segment's ACK (Nagle's algorithm with delayed ACKs adds up to 40 ms).
+  beast::error_code nodelay_ec;
+  socket.set_option(tcp::no_delay(true), nodelay_ec);
+  // Non-blocking for write_response()'s direct writes (asynchronous operations do not care).
+  socket.non_blocking(true, nodelay_ec);
+  if (served_connections.load() >= options.max_connections) {
+    refuse(std::move(socket));
+    return;
+  }
+  ++served_connections;
+  std::shared_ptr<asio::ssl::context> tls;
+  if (options.tls) {
+    mutex_lock lock(tls_mu);
+    tls = tls_context;
+  }
+  asio::co_spawn(socket.get_executor(), session(std::move(socket), std::move(tls)),
+                 log_connection_exception);
+}
+
+void server::serve_connected(int native_socket) {
+  asio::io_context& ioc = impl_->next_context();
+  asio::post(ioc, [p = impl_.get(), &ioc, native_socket] {
+    tcp::socket socket(ioc);
+    beast::error_code ec;
+    socket.assign(tcp::v4(), native_socket, ec);
+    if (ec) {
+      spdlog::warn("serve_connected: cannot adopt socket {}: {}", native_socket, ec.message());
+      ::close(native_socket);
+      return;
+    }
+    p->serve_accepted(std::move(socket));
+  });
 }
 
 void server::impl::refuse(tcp::socket socket) {

@@ -83,6 +83,11 @@ class server {
   status reload_tls();
   // Serves on options.threads threads until stop(); returns when all threads have finished.
   void run();
+  // Serves a socket that is already connected (its file descriptor; the server owns it from
+  // here on) as if the listener had accepted it: the same request loop and limits, on the next
+  // network thread. Any thread. The in-process harness of fuzz/dispatch.cpp serves one end of a
+  // socketpair this way, with no network in between.
+  void serve_connected(int native_socket);
   // A graceful stop, returning at once; run() returns when it is over. Stops accepting, closes
   // idle keep-alive connections, answers waiting long-polls (204, as at their timeout), sends
   // each SSE reader a last control event at its next offset and ends it, and lets requests in

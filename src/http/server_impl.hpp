@@ -221,6 +221,9 @@ struct server::impl {
 
   // ---- server.cpp: accepting, each connection's request loop, the shutdown
   awaitable<void> listen();
+  // A connection accepted (or handed to serve_connected()): served on its socket's io_context,
+  // or refused past max_connections. On the socket's thread.
+  void serve_accepted(tcp::socket socket);
   // `tls`: the TLS context to handshake with, null for plain HTTP.
   awaitable<void> session(tcp::socket socket, std::shared_ptr<asio::ssl::context> tls);
   // The connection's requests, read from `io` (its tcp_stream, or its tls_stream's SSL stream):
