@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <string>
+#include <utility>
 
 namespace ordo {
 namespace {
@@ -19,20 +20,11 @@ milliseconds parsed(std::string_view text) {
   return r.ok() ? r.value() : milliseconds(-1);
 }
 
-TEST(duration, seconds_suffix_is_seconds) {
-  EXPECT_EQ(parsed("30s"), seconds(30));
-}
-
-TEST(duration, ms_suffix_is_milliseconds) {
-  EXPECT_EQ(parsed("500ms"), milliseconds(500));
-}
-
-TEST(duration, m_suffix_is_minutes) {
-  EXPECT_EQ(parsed("2m"), minutes(2));
-}
-
-TEST(duration, h_suffix_is_hours) {
-  EXPECT_EQ(parsed("1h"), hours(1));
+TEST(duration, each_suffix_is_its_unit) {
+  const std::pair<std::string_view, milliseconds> cases[] = {
+      {"30s", seconds(30)}, {"500ms", milliseconds(500)}, {"2m", minutes(2)}, {"1h", hours(1)}};
+  for (const auto& [text, expected] : cases)
+    EXPECT_EQ(parsed(text), expected) << text;
 }
 
 TEST(duration, bare_number_is_seconds) {

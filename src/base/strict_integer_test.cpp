@@ -11,6 +11,12 @@ namespace {
 
 constexpr std::uint64_t k_u64_max = std::numeric_limits<std::uint64_t>::max();
 
+// Each of `texts` is refused even with the largest maximum.
+void expect_rejected(std::initializer_list<std::string> texts) {
+  for (const std::string& t : texts)
+    EXPECT_EQ(parse_strict_uint(t, k_u64_max), std::nullopt) << "'" << t << "'";
+}
+
 TEST(strict_integer, zero_is_accepted) {
   EXPECT_EQ(parse_strict_uint("0", 10), 0u);
 }
@@ -38,42 +44,34 @@ TEST(strict_integer, full_uint64_range_is_reachable) {
 // --- Error paths -------------------------------------------------------------------------------
 
 TEST(strict_integer, empty_text_is_rejected) {
-  EXPECT_EQ(parse_strict_uint("", k_u64_max), std::nullopt);
+  expect_rejected({""});
 }
 
 TEST(strict_integer, leading_zeros_are_rejected) {
-  EXPECT_EQ(parse_strict_uint("00", k_u64_max), std::nullopt);
-  EXPECT_EQ(parse_strict_uint("03600", k_u64_max), std::nullopt);
-  EXPECT_EQ(parse_strict_uint("01", k_u64_max), std::nullopt);
+  expect_rejected({"00", "03600", "01"});
 }
 
 TEST(strict_integer, signs_are_rejected) {
-  EXPECT_EQ(parse_strict_uint("+1", k_u64_max), std::nullopt);
-  EXPECT_EQ(parse_strict_uint("-1", k_u64_max), std::nullopt);
-  EXPECT_EQ(parse_strict_uint("-0", k_u64_max), std::nullopt);
+  expect_rejected({"+1", "-1", "-0"});
 }
 
 TEST(strict_integer, fractions_and_exponents_are_rejected) {
-  EXPECT_EQ(parse_strict_uint("1.5", k_u64_max), std::nullopt);
-  EXPECT_EQ(parse_strict_uint("1.", k_u64_max), std::nullopt);
-  EXPECT_EQ(parse_strict_uint("1e3", k_u64_max), std::nullopt);
+  expect_rejected({"1.5", "1.", "1e3"});
 }
 
 TEST(strict_integer, trailing_garbage_is_rejected) {
-  EXPECT_EQ(parse_strict_uint("1abc", k_u64_max), std::nullopt);
-  EXPECT_EQ(parse_strict_uint("0x10", k_u64_max), std::nullopt);
-  EXPECT_EQ(parse_strict_uint(std::string("1\0", 2), k_u64_max), std::nullopt);
+  expect_rejected({"1abc", "0x10", std::string("1\0", 2)});
 }
 
 TEST(strict_integer, whitespace_is_rejected) {
-  EXPECT_EQ(parse_strict_uint(" 1", k_u64_max), std::nullopt);
-  EXPECT_EQ(parse_strict_uint("1 ", k_u64_max), std::nullopt);
-  EXPECT_EQ(parse_strict_uint("1\t", k_u64_max), std::nullopt);
+  expect_rejected({" 1", "1 ", "1\t"});
 }
 
 TEST(strict_integer, non_ascii_digits_are_rejected) {
-  EXPECT_EQ(parse_strict_uint("\xD9\xA1", k_u64_max), std::nullopt);      // ARABIC-INDIC DIGIT ONE
-  EXPECT_EQ(parse_strict_uint("\xEF\xBC\x91", k_u64_max), std::nullopt);  // FULLWIDTH DIGIT ONE
+  expect_rejected({
+      "\xD9\xA1",      // ARABIC-INDIC DIGIT ONE
+      "\xEF\xBC\x91",  // FULLWIDTH DIGIT ONE
+  });
 }
 
 TEST(strict_integer, value_above_the_maximum_is_rejected) {
@@ -84,9 +82,8 @@ TEST(strict_integer, value_above_the_maximum_is_rejected) {
 }
 
 TEST(strict_integer, values_that_overflow_uint64_are_rejected) {
-  EXPECT_EQ(parse_strict_uint("18446744073709551616", k_u64_max), std::nullopt);
-  EXPECT_EQ(parse_strict_uint("18446744073709551620", k_u64_max), std::nullopt);
-  EXPECT_EQ(parse_strict_uint("99999999999999999999999999999", k_u64_max), std::nullopt);
+  expect_rejected(
+      {"18446744073709551616", "18446744073709551620", "99999999999999999999999999999"});
 }
 
 }  // namespace

@@ -248,14 +248,21 @@ struct http_connection::impl {
     co_return a;
   }
 
+  // Writes `r` on `io`, the connection's deadline set `timeout` ahead; the write's error.
+  template <class Stream>
+  asio::awaitable<beast::error_code> send_request(Stream& io, const http_request& r,
+                                                  std::chrono::milliseconds timeout) {
+    stream->expires_after(timeout);
+    auto req = build(r);
+    auto [ec, written] = co_await bhttp::async_write(io, req, tuple_awaitable);
+    co_return ec;
+  }
+
   template <class Stream>
   asio::awaitable<void> exchange_on(Stream& io, const http_request& r,
                                     std::chrono::milliseconds timeout, bool was_reused,
                                     attempt& a) {
-    stream->expires_after(timeout);
-    auto req = build(r);
-    auto [wec, written] = co_await bhttp::async_write(io, req, tuple_awaitable);
-    if (wec) {
+    if (auto wec = co_await send_request(io, r, timeout)) {
       a.ec = wec;
       a.during = "sending to";
       a.retry_on_new_connection = was_reused;
@@ -293,10 +300,7 @@ struct http_connection::impl {
                                   const std::function<bool(const http_response&)>& on_head,
                                   const std::function<bool(std::string_view)>& on_body,
                                   std::chrono::milliseconds idle, streamed& o) {
-    stream->expires_after(idle);
-    auto req = build(r);
-    auto [wec, written] = co_await bhttp::async_write(io, req, tuple_awaitable);
-    if (wec) {
+    if (auto wec = co_await send_request(io, r, idle)) {
       o.ec = wec;
       o.during = "sending to";
       co_return;

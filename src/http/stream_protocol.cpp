@@ -22,6 +22,18 @@ failure invalid(std::string code, std::string message) {
   return make_failure(failure_kind::invalid, std::move(code), std::move(message));
 }
 
+// 400 `code` for a header whose value does not parse: "{header} '{value}' {expected}".
+failure invalid_header_value(std::string code, std::string_view header, std::string_view value,
+                             std::string_view expected) {
+  return invalid(std::move(code),
+                 std::string(header) + " '" + std::string(value) + "' " + std::string(expected));
+}
+
+constexpr std::string_view k_expected_media_type =
+    "is not a valid media type (expected type/subtype)";
+constexpr std::string_view k_expected_safe_integer =
+    "must be a whole number from 0 to 2^53-1 without leading zeros";
+
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i) {
@@ -60,8 +72,7 @@ result<std::optional<std::string>> validated_content_type(const std::optional<st
   while (!t.empty() && (t.back() == ' ' || t.back() == '\t'))
     t.remove_suffix(1);
   if (!normalized_media_type(t)) {
-    return invalid("invalid_content_type",
-                   "Content-Type '" + *v + "' is not a valid media type (expected type/subtype)");
+    return invalid_header_value("invalid_content_type", "Content-Type", *v, k_expected_media_type);
   }
   return std::optional<std::string>(std::string(t));
 }
@@ -125,19 +136,18 @@ result<create_request> parse_create(const protocol_headers& h, std::string body,
   if (h.stream_ttl) {
     auto ttl = parse_strict_uint(*h.stream_ttl, k_max_ttl_seconds);
     if (!ttl) {
-      return invalid("invalid_ttl", "Stream-TTL '" + *h.stream_ttl +
-                                        "' must be a whole number of seconds (no sign, leading "
-                                        "zeros or decimals), at most " +
-                                        std::to_string(k_max_ttl_seconds));
+      return invalid_header_value("invalid_ttl", "Stream-TTL", *h.stream_ttl,
+                                  "must be a whole number of seconds (no sign, leading zeros or "
+                                  "decimals), at most " +
+                                      std::to_string(k_max_ttl_seconds));
     }
     req.ttl_seconds = static_cast<std::int64_t>(*ttl);
   }
   if (h.stream_expires_at) {
     auto at = parse_rfc3339_ms(*h.stream_expires_at);
     if (!at) {
-      return invalid("invalid_expires_at", "Stream-Expires-At '" + *h.stream_expires_at +
-                                               "' is not an RFC 3339 timestamp such as "
-                                               "2026-01-01T00:00:00Z");
+      return invalid_header_value("invalid_expires_at", "Stream-Expires-At", *h.stream_expires_at,
+                                  "is not an RFC 3339 timestamp such as 2026-01-01T00:00:00Z");
     }
     req.expires_at_ms = *at;
   }
@@ -169,17 +179,17 @@ result<create_request> parse_create(const protocol_headers& h, std::string body,
     if (h.fork_offset) {
       auto offset = parse_offset_param(*h.fork_offset);
       if (!offset || offset->kind == offset_request_kind::now) {
-        return invalid("invalid_fork_offset", "Stream-Fork-Offset '" + *h.fork_offset +
-                                                  "' must be an offset returned by this server");
+        return invalid_header_value("invalid_fork_offset", "Stream-Fork-Offset", *h.fork_offset,
+                                    "must be an offset returned by this server");
       }
       req.fork_offset = offset->kind == offset_request_kind::start ? stream_offset{} : offset->at;
     }
     if (h.fork_sub_offset) {
       auto sub = parse_strict_uint(*h.fork_sub_offset, k_max_safe_integer);
       if (!sub) {
-        return invalid("invalid_fork_sub_offset",
-                       "Stream-Fork-Sub-Offset '" + *h.fork_sub_offset +
-                           "' must be a non-negative whole number without leading zeros");
+        return invalid_header_value("invalid_fork_sub_offset", "Stream-Fork-Sub-Offset",
+                                    *h.fork_sub_offset,
+                                    "must be a non-negative whole number without leading zeros");
       }
       if (*sub > 0 && !req.fork_offset) {
         return invalid("invalid_fork_sub_offset",
@@ -220,14 +230,12 @@ result<append_request> parse_append(const protocol_headers& h, std::string body,
     auto epoch = parse_strict_uint(*h.producer_epoch, k_max_safe_integer);
     auto seq = parse_strict_uint(*h.producer_seq, k_max_safe_integer);
     if (!epoch) {
-      return invalid("invalid_producer_epoch",
-                     "Producer-Epoch '" + *h.producer_epoch +
-                         "' must be a whole number from 0 to 2^53-1 without leading zeros");
+      return invalid_header_value("invalid_producer_epoch", "Producer-Epoch", *h.producer_epoch,
+                                  k_expected_safe_integer);
     }
     if (!seq) {
-      return invalid("invalid_producer_seq",
-                     "Producer-Seq '" + *h.producer_seq +
-                         "' must be a whole number from 0 to 2^53-1 without leading zeros");
+      return invalid_header_value("invalid_producer_seq", "Producer-Seq", *h.producer_seq,
+                                  k_expected_safe_integer);
     }
     req.producer = producer_claim{*h.producer_id, *epoch, *seq};
   }
@@ -242,9 +250,8 @@ result<append_request> parse_append(const protocol_headers& h, std::string body,
   }
   auto media = normalized_media_type(*h.content_type);
   if (!media) {
-    return invalid("invalid_content_type", "Content-Type '" + *h.content_type +
-                                               "' is not a valid media type (expected "
-                                               "type/subtype)");
+    return invalid_header_value("invalid_content_type", "Content-Type", *h.content_type,
+                                k_expected_media_type);
   }
   req.media_type = *media;
   // Only a body in the stream's own type is parsed; a mismatch is a 409 from the writer.

@@ -129,6 +129,18 @@ class parse_create_test : public ::testing::Test {
     return parse_create(h, std::move(body), *engine_);
   }
 
+  // Each of `values`, sent as the header `field` on top of `base`, is refused with 400 `code`.
+  void expect_each_refused(std::optional<std::string> protocol_headers::*field,
+                           std::initializer_list<std::string> values, std::string_view code,
+                           const protocol_headers& base = {}) {
+    for (const std::string& v : values) {
+      SCOPED_TRACE("'" + v + "'");
+      protocol_headers h = base;
+      h.*field = v;
+      expect_invalid(failure_of(parse(h)), code);
+    }
+  }
+
   fs::path dir_;
   std::unique_ptr<stream_engine> engine_;
 };
@@ -280,11 +292,9 @@ TEST_F(parse_create_test, a_fork_of_an_unknown_source_is_left_to_the_engine) {
 // ---- parse_create: refusals ------------------------------------------------------------------
 
 TEST_F(parse_create_test, refuses_a_malformed_content_type) {
-  for (std::string v : {"", "text", "text/", "/plain", "text/plain;", "text plain"}) {
-    protocol_headers h;
-    h.content_type = v;
-    expect_invalid(failure_of(parse(h)), "invalid_content_type");
-  }
+  expect_each_refused(&protocol_headers::content_type,
+                      {"", "text", "text/", "/plain", "text/plain;", "text plain"},
+                      "invalid_content_type");
 }
 
 TEST_F(parse_create_test, refuses_both_ttl_and_expiry) {
@@ -295,20 +305,16 @@ TEST_F(parse_create_test, refuses_both_ttl_and_expiry) {
 }
 
 TEST_F(parse_create_test, refuses_a_ttl_with_sign_leading_zeros_decimals_or_beyond_ten_years) {
-  for (std::string v :
-       {"", "-1", "+1", "01", "1.5", "1e3", "abc", " 1", "315360001", "99999999999999999999"}) {
-    protocol_headers h;
-    h.stream_ttl = v;
-    expect_invalid(failure_of(parse(h)), "invalid_ttl");
-  }
+  expect_each_refused(
+      &protocol_headers::stream_ttl,
+      {"", "-1", "+1", "01", "1.5", "1e3", "abc", " 1", "315360001", "99999999999999999999"},
+      "invalid_ttl");
 }
 
 TEST_F(parse_create_test, refuses_an_expiry_that_is_not_rfc3339) {
-  for (std::string v : {"", "tomorrow", "2026-01-01", "2026-13-01T00:00:00Z", "1767225600"}) {
-    protocol_headers h;
-    h.stream_expires_at = v;
-    expect_invalid(failure_of(parse(h)), "invalid_expires_at");
-  }
+  expect_each_refused(&protocol_headers::stream_expires_at,
+                      {"", "tomorrow", "2026-01-01", "2026-13-01T00:00:00Z", "1767225600"},
+                      "invalid_expires_at");
 }
 
 TEST_F(parse_create_test, refuses_fork_offsets_without_a_fork_source) {
@@ -321,40 +327,34 @@ TEST_F(parse_create_test, refuses_fork_offsets_without_a_fork_source) {
 }
 
 TEST_F(parse_create_test, refuses_a_fork_source_that_is_not_a_stream_url_path) {
-  for (std::string v : {"", "src", "/v1/streams/src", "/v2/stream/src", "http://h/v1/stream/src",
-                        "/v1/stream/src?x=1", "/v1/stream/src#f"}) {
-    protocol_headers h;
-    h.forked_from = v;
-    expect_invalid(failure_of(parse(h)), "invalid_fork_source");
-  }
+  expect_each_refused(&protocol_headers::forked_from,
+                      {"", "src", "/v1/streams/src", "/v2/stream/src", "http://h/v1/stream/src",
+                       "/v1/stream/src?x=1", "/v1/stream/src#f"},
+                      "invalid_fork_source");
 }
 
 TEST_F(parse_create_test, refuses_a_fork_source_whose_path_is_invalid) {
-  for (std::string v :
-       {"/v1/stream/", "/v1/stream/a//b", "/v1/stream/__ordo/changes", "/v1/stream/a%ff"}) {
-    protocol_headers h;
-    h.forked_from = v;
-    expect_invalid(failure_of(parse(h)), "invalid_stream_path");
-  }
+  expect_each_refused(
+      &protocol_headers::forked_from,
+      {"/v1/stream/", "/v1/stream/a//b", "/v1/stream/__ordo/changes", "/v1/stream/a%ff"},
+      "invalid_stream_path");
 }
 
 TEST_F(parse_create_test, refuses_a_fork_offset_not_issued_by_a_server) {
-  for (std::string v : {"now", "", "5", "00000000000000ab-0000000000000005", "xyz"}) {
-    protocol_headers h;
-    h.forked_from = "/v1/stream/src";
-    h.fork_offset = v;
-    expect_invalid(failure_of(parse(h)), "invalid_fork_offset");
-  }
+  protocol_headers fork;
+  fork.forked_from = "/v1/stream/src";
+  expect_each_refused(&protocol_headers::fork_offset,
+                      {"now", "", "5", "00000000000000ab-0000000000000005", "xyz"},
+                      "invalid_fork_offset", fork);
 }
 
 TEST_F(parse_create_test, refuses_a_malformed_fork_sub_offset) {
-  for (std::string v : {"", "-1", "01", "1.0", "x", "9007199254740992"}) {
-    protocol_headers h;
-    h.forked_from = "/v1/stream/src";
-    h.fork_offset = k_token;
-    h.fork_sub_offset = v;
-    expect_invalid(failure_of(parse(h)), "invalid_fork_sub_offset");
-  }
+  protocol_headers fork;
+  fork.forked_from = "/v1/stream/src";
+  fork.fork_offset = k_token;
+  expect_each_refused(&protocol_headers::fork_sub_offset,
+                      {"", "-1", "01", "1.0", "x", "9007199254740992"}, "invalid_fork_sub_offset",
+                      fork);
 }
 
 TEST_F(parse_create_test, refuses_a_positive_sub_offset_without_a_fork_offset) {

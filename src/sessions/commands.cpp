@@ -150,14 +150,14 @@ void session_service::get_command(std::string id, std::string command, reply_cal
       engine_,
       [id = std::move(id), command = std::move(command)](sqlite::read_context&,
                                                          session_tables& t) -> result<reply> {
-        auto s = existing_session(t, id);
-        if (!s) return std::move(s).error();
-        auto seq = parse_command_seq(id, command);
-        if (!seq) return std::move(seq).error();
-        auto c = t.command(id, *seq);
-        if (!c) return std::move(c).error();
-        if (!*c) return not_found("command", command);
-        return reply{reply_kind::ok, command_json(**c), s->revision, false};
+        return session_item_reply(
+            t, id, "command", command,
+            [&]() -> result<std::optional<sqlite::command_row>> {
+              auto seq = parse_command_seq(id, command);
+              if (!seq) return std::move(seq).error();
+              return t.command(id, *seq);
+            },
+            command_json);
       },
       std::move(done));
 }

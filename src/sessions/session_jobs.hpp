@@ -98,6 +98,20 @@ result<sqlite::session_row> load_for_change(session_tables& t, std::string_view 
 // The session as stored, as a reply of `kind` carrying its revision.
 result<reply> session_reply(session_tables& t, std::string_view id, reply_kind kind);
 
+// A read of one thing a session holds: the session (404 session_not_found), then what `find`
+// loads (404 {what}_not_found naming `key` when it finds nothing), answered as `to_json`
+// renders it with the session's revision.
+template <typename Find, typename ToJson>
+result<reply> session_item_reply(session_tables& t, std::string_view id, std::string what,
+                                 std::string_view key, Find find, ToJson to_json) {
+  auto s = existing_session(t, id);
+  if (!s) return std::move(s).error();
+  auto item = find();
+  if (!item) return std::move(item).error();
+  if (!*item) return not_found(std::move(what), key);
+  return reply{reply_kind::ok, to_json(**item), s->revision, false};
+}
+
 // ---- the mutation skeleton (writer thread)
 
 // Whether mutate_session() refuses an ended session (409 session_ended) before the mutation

@@ -237,12 +237,8 @@ void session_service::get_row(std::string id, std::string row_id, reply_callback
       engine_,
       [id = std::move(id), row_id = std::move(row_id)](sqlite::read_context&,
                                                        session_tables& t) -> result<reply> {
-        auto s = existing_session(t, id);
-        if (!s) return std::move(s).error();
-        auto r = t.row_by_id(id, row_id);
-        if (!r) return std::move(r).error();
-        if (!*r) return not_found("row", row_id);
-        return reply{reply_kind::ok, row_json(**r), s->revision, false};
+        return session_item_reply(
+            t, id, "row", row_id, [&] { return t.row_by_id(id, row_id); }, row_json);
       },
       std::move(done));
 }

@@ -13,11 +13,8 @@ TEST_F(stream_engine_test,
   ASSERT_EQ(create("s").status, create_status::created);
   append("s", "a");
   append("s", "b");
-  create_request f;
-  f.path = "fork";
-  f.fork_source_path = "s";
-  f.fork_offset = stream_offset{engine_->find("s")->config().offset_prefix, stream_position{1}};
-  ASSERT_EQ(create(f).status, create_status::created);
+  ASSERT_EQ(create(fork_request("fork", "s", offset_at("s", stream_position{1}))).status,
+            create_status::created);
   append("fork", "X");
   {
     // A consistent copy, as a restore would bring.

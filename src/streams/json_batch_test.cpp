@@ -17,6 +17,14 @@ json_values parsed(std::string_view body, bool flatten) {
   return r.ok() ? std::move(r).value() : json_values{"<failed>", 0};
 }
 
+// `body` is accepted as `count` values, stored as `joined`.
+void expect_parsed(std::string_view body, bool flatten, std::string_view joined,
+                   std::size_t count) {
+  const json_values v = parsed(body, flatten);
+  EXPECT_EQ(v.joined, joined) << body;
+  EXPECT_EQ(v.count, count) << body;
+}
+
 std::string nested_arrays(std::size_t depth) {
   return std::string(depth, '[') + std::string(depth, ']');
 }
@@ -26,23 +34,17 @@ using views = std::vector<std::string_view>;
 // --- Single values -----------------------------------------------------------------------------
 
 TEST(json_batch, object_is_one_minified_value) {
-  const json_values v = parsed(R"({"a" : 1})", k_flatten);
-  EXPECT_EQ(v.joined, R"({"a":1})");
-  EXPECT_EQ(v.count, 1u);
+  expect_parsed(R"({"a" : 1})", k_flatten, R"({"a":1})", 1u);
 }
 
 TEST(json_batch, scalars_are_one_value_each) {
   for (const std::string_view body : {R"("str")", "42", "-0.5e+10", "null", "true", "false"}) {
-    const json_values v = parsed(body, k_flatten);
-    EXPECT_EQ(v.joined, body);
-    EXPECT_EQ(v.count, 1u);
+    expect_parsed(body, k_flatten, body, 1u);
   }
 }
 
 TEST(json_batch, whitespace_around_the_value_is_dropped) {
-  const json_values v = parsed(" \t\r\n{ \"a\" :\n[ 1 , 2 ] }\r\n\t ", k_flatten);
-  EXPECT_EQ(v.joined, R"({"a":[1,2]})");
-  EXPECT_EQ(v.count, 1u);
+  expect_parsed(" \t\r\n{ \"a\" :\n[ 1 , 2 ] }\r\n\t ", k_flatten, R"({"a":[1,2]})", 1u);
 }
 
 TEST(json_batch, numbers_keep_the_clients_spelling) {
@@ -55,49 +57,28 @@ TEST(json_batch, numbers_keep_the_clients_spelling) {
 // --- Flattening --------------------------------------------------------------------------------
 
 TEST(json_batch, top_level_array_is_split_into_its_elements) {
-  const json_values v = parsed(R"([{"a":1}, [2,3]])", k_flatten);
-  EXPECT_EQ(v.joined, R"({"a":1},[2,3])");
-  EXPECT_EQ(v.count, 2u);
+  expect_parsed(R"([{"a":1}, [2,3]])", k_flatten, R"({"a":1},[2,3])", 2u);
 }
 
 TEST(json_batch, empty_top_level_array_is_no_values) {
-  const json_values v = parsed("[ ]", k_flatten);
-  EXPECT_EQ(v.joined, "");
-  EXPECT_EQ(v.count, 0u);
+  expect_parsed("[ ]", k_flatten, "", 0u);
 }
 
 TEST(json_batch, flattening_is_one_level_only) {
-  const json_values one = parsed("[[1,2,3]]", k_flatten);
-  EXPECT_EQ(one.joined, "[1,2,3]");
-  EXPECT_EQ(one.count, 1u);
-
-  const json_values two = parsed("[[1,2], [3,4]]", k_flatten);
-  EXPECT_EQ(two.joined, "[1,2],[3,4]");
-  EXPECT_EQ(two.count, 2u);
-
-  const json_values deep = parsed("[[[1,2,3]]]", k_flatten);
-  EXPECT_EQ(deep.joined, "[[1,2,3]]");
-  EXPECT_EQ(deep.count, 1u);
-
-  const json_values empty_inner = parsed("[[], {}]", k_flatten);
-  EXPECT_EQ(empty_inner.joined, "[],{}");
-  EXPECT_EQ(empty_inner.count, 2u);
+  expect_parsed("[[1,2,3]]", k_flatten, "[1,2,3]", 1u);
+  expect_parsed("[[1,2], [3,4]]", k_flatten, "[1,2],[3,4]", 2u);
+  expect_parsed("[[[1,2,3]]]", k_flatten, "[[1,2,3]]", 1u);
+  expect_parsed("[[], {}]", k_flatten, "[],{}", 2u);
 }
 
 TEST(json_batch, commas_inside_nested_values_do_not_count_as_elements) {
-  const json_values v = parsed(R"([{"a":1,"b":2}, [3,4,5], "x,y", 6])", k_flatten);
-  EXPECT_EQ(v.joined, R"({"a":1,"b":2},[3,4,5],"x,y",6)");
-  EXPECT_EQ(v.count, 4u);
+  expect_parsed(R"([{"a":1,"b":2}, [3,4,5], "x,y", 6])", k_flatten,
+                R"({"a":1,"b":2},[3,4,5],"x,y",6)", 4u);
 }
 
 TEST(json_batch, without_flattening_an_array_is_one_value) {
-  const json_values v = parsed("[1, 2, 3]", k_keep_whole);
-  EXPECT_EQ(v.joined, "[1,2,3]");
-  EXPECT_EQ(v.count, 1u);
-
-  const json_values empty = parsed("[]", k_keep_whole);
-  EXPECT_EQ(empty.joined, "[]");
-  EXPECT_EQ(empty.count, 1u);
+  expect_parsed("[1, 2, 3]", k_keep_whole, "[1,2,3]", 1u);
+  expect_parsed("[]", k_keep_whole, "[]", 1u);
 }
 
 // --- Strings stay byte-exact -------------------------------------------------------------------
@@ -108,24 +89,20 @@ TEST(json_batch, string_contents_are_kept_byte_for_byte) {
       R"( "\u00e9\uD83D\uDE00", "tab\tnl\ncr\r", "\/", "caf)"
       "\xC3\xA9 \xF0\x9F\x98\x80"
       R"(" ])";
-  const json_values v = parsed(body, k_flatten);
-  EXPECT_EQ(v.joined, R"("a, b","x]y[z","{ }","quote \" inside","back\\slash","  spaced  out  ",)"
-                      R"("\u00e9\uD83D\uDE00","tab\tnl\ncr\r","\/","caf)"
-                      "\xC3\xA9 \xF0\x9F\x98\x80"
-                      R"(")");
-  EXPECT_EQ(v.count, 10u);
+  expect_parsed(body, k_flatten,
+                R"("a, b","x]y[z","{ }","quote \" inside","back\\slash","  spaced  out  ",)"
+                R"("\u00e9\uD83D\uDE00","tab\tnl\ncr\r","\/","caf)"
+                "\xC3\xA9 \xF0\x9F\x98\x80"
+                R"(")",
+                10u);
 }
 
 TEST(json_batch, string_ending_in_an_escaped_backslash_closes_normally) {
-  const json_values v = parsed(R"([ "a\\" , "b" ])", k_flatten);
-  EXPECT_EQ(v.joined, R"("a\\","b")");
-  EXPECT_EQ(v.count, 2u);
+  expect_parsed(R"([ "a\\" , "b" ])", k_flatten, R"("a\\","b")", 2u);
 }
 
 TEST(json_batch, object_keys_keep_their_whitespace_and_escapes) {
-  const json_values v = parsed(R"({ "a key" : 1 , "k\"," : [ ] })", k_flatten);
-  EXPECT_EQ(v.joined, R"({"a key":1,"k\",":[]})");
-  EXPECT_EQ(v.count, 1u);
+  expect_parsed(R"({ "a key" : 1 , "k\"," : [ ] })", k_flatten, R"({"a key":1,"k\",":[]})", 1u);
 }
 
 // --- Depth -------------------------------------------------------------------------------------

@@ -101,6 +101,12 @@ std::string text_event(std::string_view text) {
   return out;
 }
 
+std::string comment(std::string_view text) {
+  std::string out;
+  append_sse_comment(out, text);
+  return out;
+}
+
 // --- Text data events --------------------------------------------------------------------------
 
 TEST(sse_encoding, text_event_writes_one_data_line_per_payload_line) {
@@ -274,8 +280,7 @@ TEST(sse_encoding, control_event_strings_are_json_escaped_and_stay_on_one_line) 
 // --- Comments ----------------------------------------------------------------------------------
 
 TEST(sse_encoding, comment_is_a_colon_line_and_a_blank_line) {
-  std::string out;
-  append_sse_comment(out, "keep-alive");
+  const std::string out = comment("keep-alive");
   EXPECT_EQ(out, ": keep-alive\n\n");
   const parsed_stream parsed = parse_sse(out);
   EXPECT_TRUE(parsed.events.empty());
@@ -284,8 +289,7 @@ TEST(sse_encoding, comment_is_a_colon_line_and_a_blank_line) {
 }
 
 TEST(sse_encoding, line_breaks_in_a_comment_become_spaces) {
-  std::string out;
-  append_sse_comment(out, "a\nevent: data\r\ndata: evil\rb");
+  const std::string out = comment("a\nevent: data\r\ndata: evil\rb");
   EXPECT_EQ(out, ": a event: data  data: evil b\n\n");
   const parsed_stream parsed = parse_sse(out);
   EXPECT_TRUE(parsed.events.empty());
@@ -293,10 +297,8 @@ TEST(sse_encoding, line_breaks_in_a_comment_become_spaces) {
 }
 
 TEST(sse_encoding, empty_comment_is_still_a_comment) {
-  std::string out;
-  append_sse_comment(out, "");
-  EXPECT_EQ(out, ": \n\n");
-  EXPECT_TRUE(parse_sse(out).events.empty());
+  EXPECT_EQ(comment(""), ": \n\n");
+  EXPECT_TRUE(parse_sse(comment("")).events.empty());
 }
 
 TEST(sse_encoding, mixed_sequence_parses_into_the_same_events) {

@@ -292,13 +292,11 @@ TEST_F(stream_engine_test, appends_to_missing_or_mismatched_streams_are_refused)
 }
 
 TEST_F(stream_engine_test, forks_of_missing_sources_or_beyond_the_tail_are_refused) {
-  create_request f;
-  f.path = "fork";
-  f.fork_source_path = "nothing";
+  create_request f = fork_request("fork", "nothing");
   EXPECT_EQ(create(f).status, create_status::source_not_found);
   ASSERT_EQ(create("src").status, create_status::created);
   f.fork_source_path = "src";
-  f.fork_offset = stream_offset{engine_->find("src")->config().offset_prefix, stream_position{5}};
+  f.fork_offset = offset_at("src", stream_position{5});
   EXPECT_EQ(create(f).status, create_status::invalid);
   f.fork_offset = stream_offset{12345, stream_position{0}};  // minted for another stream
   EXPECT_EQ(create(f).status, create_status::invalid);

@@ -110,6 +110,21 @@ class stream_engine_test : public ::testing::Test {
     return create(std::move(r));
   }
 
+  // A create of `path` as a fork of `source`, from `offset` (none: from the source's tail).
+  static create_request fork_request(const std::string& path, const std::string& source,
+                                     std::optional<stream_offset> offset = std::nullopt) {
+    create_request r;
+    r.path = path;
+    r.fork_source_path = source;
+    r.fork_offset = offset;
+    return r;
+  }
+
+  // The offset of `position` in the stream at `path`, as the engine hands it out.
+  stream_offset offset_at(const std::string& path, stream_position position) {
+    return stream_offset{engine_->find(path)->config().offset_prefix, position};
+  }
+
   std::future<append_result> append_async(append_request r) {
     if (r.now_ms == 0) r.now_ms = wall_ms();
     auto p = std::make_shared<std::promise<append_result>>();

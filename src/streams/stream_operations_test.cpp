@@ -10,11 +10,8 @@ TEST_F(stream_engine_test, a_fork_reads_through_its_source_and_diverges) {
   ASSERT_EQ(create("src").status, create_status::created);
   append("src", "A");
   append("src", "B");
-  create_request f;
-  f.path = "fork";
-  f.fork_source_path = "src";
-  f.fork_offset = stream_offset{engine_->find("src")->config().offset_prefix, stream_position{1}};
-  ASSERT_EQ(create(f).status, create_status::created);
+  ASSERT_EQ(create(fork_request("fork", "src", offset_at("src", stream_position{1}))).status,
+            create_status::created);
   append("fork", "X");
   append("src", "C");
   EXPECT_EQ(read_all("fork"), "AX");
@@ -26,10 +23,7 @@ TEST_F(stream_engine_test, a_fork_reads_through_its_source_and_diverges) {
 TEST_F(stream_engine_test, a_binary_sub_offset_fork_materializes_the_prefix) {
   ASSERT_EQ(create("src").status, create_status::created);
   append("src", "hello");
-  create_request f;
-  f.path = "fork";
-  f.fork_source_path = "src";
-  f.fork_offset = stream_offset{};
+  create_request f = fork_request("fork", "src", stream_offset{});
   f.fork_sub_offset = 3;
   ASSERT_EQ(create(f).status, create_status::created);
   EXPECT_EQ(read_all("fork"), "hel");
@@ -41,10 +35,7 @@ TEST_F(stream_engine_test, a_binary_sub_offset_fork_materializes_the_prefix) {
 TEST_F(stream_engine_test, deleting_a_source_with_forks_soft_deletes_it_until_the_last_fork_goes) {
   ASSERT_EQ(create("src").status, create_status::created);
   append("src", "data");
-  create_request f;
-  f.path = "fork";
-  f.fork_source_path = "src";
-  ASSERT_EQ(create(f).status, create_status::created);
+  ASSERT_EQ(create(fork_request("fork", "src")).status, create_status::created);
 
   EXPECT_EQ(remove("src").status, delete_status::deleted);
   EXPECT_EQ(engine_->find("src")->state().lifecycle, stream_lifecycle::soft_deleted);

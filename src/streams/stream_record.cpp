@@ -184,9 +184,7 @@ void stream_record::publish_lifecycle(stream_lifecycle lifecycle) {
     state_.lifecycle = lifecycle;
   }
   if (lifecycle == stream_lifecycle::removed || lifecycle == stream_lifecycle::replaced) {
-    mutex_lock lock(cache_mu_);
-    cache_.clear();
-    cache_bytes_ = 0;
+    drop_cache();
   }
   wake_waiters();
 }

@@ -38,6 +38,12 @@ class database_file_test : public testing::Test {
   static void write_file(const std::string& path, const std::string& text) {
     std::ofstream(path, std::ios::binary) << text;
   }
+  // An ordo database at path_ with the -wal and -shm of its last writer beside it.
+  void create_database_with_sidecars() {
+    create_database(path_);
+    write_file(path_ + "-wal", "old wal");
+    write_file(path_ + "-shm", "old shm");
+  }
   struct stat stat_of(const std::string& path) const {
     struct stat st {};
     EXPECT_EQ(::stat(path.c_str(), &st), 0) << path;
@@ -106,9 +112,7 @@ TEST_F(database_file_test, opening_forgets_what_was_validated_and_rejected) {
 }
 
 TEST_F(database_file_test, the_old_databases_sidecars_are_told_from_a_replacements) {
-  create_database(path_);
-  write_file(path_ + "-wal", "old wal");
-  write_file(path_ + "-shm", "old shm");
+  create_database_with_sidecars();
   database_file file(path_);
   file.opened(stat_of(path_));
   EXPECT_TRUE(file.has_old_sidecars());
@@ -122,9 +126,7 @@ TEST_F(database_file_test, the_old_databases_sidecars_are_told_from_a_replacemen
 }
 
 TEST_F(database_file_test, removing_old_sidecars_leaves_a_replacements_in_place) {
-  create_database(path_);
-  write_file(path_ + "-wal", "old wal");
-  write_file(path_ + "-shm", "old shm");
+  create_database_with_sidecars();
   database_file file(path_);
   file.opened(stat_of(path_));
   fs::rename(path_ + "-shm", path_ + "-shm.old");  // kept: its inode number stays taken

@@ -155,27 +155,33 @@ status check_sessions(connection& db, std::vector<finding>& out) {
                    true});
   });
   if (!s) return s;
-  s = for_each_row(db,
-                   "SELECT s.id, MAX(e.generation), s.next_generation FROM sessions s JOIN "
-                   "executions e ON e.session_id = s.id GROUP BY s.id "
-                   "HAVING s.next_generation <= MAX(e.generation)",
-                   [&](statement& r) {
-                     out.push_back({"executions", text(r, 0),
-                                    "the next generation " + text(r, 2) +
-                                        " is not beyond generation " + text(r, 1),
-                                    true});
-                   });
-  if (!s) return s;
-  return for_each_row(db,
+  // Counters that must stay beyond what they numbered. Each query gives {id, the largest number
+  // handed out, the counter}.
+  struct counter_check {
+    const char* check;
+    const char* noun;
+    const char* query;
+  };
+  for (const counter_check& c :
+       {counter_check{"executions", "generation",
+                      "SELECT s.id, MAX(e.generation), s.next_generation FROM sessions s JOIN "
+                      "executions e ON e.session_id = s.id GROUP BY s.id "
+                      "HAVING s.next_generation <= MAX(e.generation)"},
+        counter_check{"project_sessions", "session number",
                       "SELECT p.id, MAX(s.number), p.next_session_number FROM projects p JOIN "
                       "sessions s ON s.project_id = p.id GROUP BY p.id "
-                      "HAVING p.next_session_number <= MAX(s.number)",
-                      [&](statement& r) {
-                        out.push_back({"project_sessions", text(r, 0),
-                                       "the next session number " + text(r, 2) +
-                                           " is not beyond session number " + text(r, 1),
-                                       true});
-                      });
+                      "HAVING p.next_session_number <= MAX(s.number)"}}) {
+    const char* check = c.check;
+    const std::string noun = c.noun;
+    s = for_each_row(db, c.query, [&](statement& r) {
+      out.push_back(
+          {check, text(r, 0),
+           "the next " + noun + " " + text(r, 2) + " is not beyond " + noun + " " + text(r, 1),
+           true});
+    });
+    if (!s) return s;
+  }
+  return s;
 }
 
 // Where renumbering moves a scope's sequences first: beyond any sequence ordo hands out.

@@ -16,6 +16,13 @@ connection memory_db() {
   return std::move(*db);
 }
 
+// Migrates `db`, then records a migration beyond this build's latest, as a newer ordo would.
+void record_a_newer_migration(connection& db) {
+  ASSERT_TRUE(migrate(db));
+  ASSERT_TRUE(db.exec("INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (" +
+                      std::to_string(latest_schema_version() + 1) + ", 'from the future', 0)"));
+}
+
 TEST(migrations, versions_are_unique_and_ascending) {
   std::set<std::int64_t> seen;
   std::int64_t previous = 0;
@@ -53,9 +60,7 @@ TEST(migrations, migrating_twice_applies_nothing_the_second_time) {
 
 TEST(migrations, a_database_written_by_a_newer_ordo_is_refused_with_a_clear_message) {
   connection db = memory_db();
-  ASSERT_TRUE(migrate(db));
-  ASSERT_TRUE(db.exec("INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (" +
-                      std::to_string(latest_schema_version() + 1) + ", 'from the future', 0)"));
+  record_a_newer_migration(db);
   auto r = migrate(db);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, "schema_too_new");
@@ -85,9 +90,7 @@ TEST(migrations, pending_lists_what_would_run_and_changes_nothing) {
 
 TEST(migrations, pending_refuses_a_database_written_by_a_newer_ordo) {
   connection db = memory_db();
-  ASSERT_TRUE(migrate(db));
-  ASSERT_TRUE(db.exec("INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (" +
-                      std::to_string(latest_schema_version() + 1) + ", 'from the future', 0)"));
+  record_a_newer_migration(db);
   auto r = pending_migrations(db);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, "schema_too_new");

@@ -9,6 +9,10 @@ using namespace session_statements;
 
 namespace {
 
+// The columns read_execution() reads, in its order.
+constexpr std::string_view k_execution_select =
+    "SELECT session_id, generation, started_at_ms, finished_at_ms, finish_reason FROM executions";
+
 result<execution_row> read_execution(const statement& s) {
   execution_row r;
   enum_columns enums(s);
@@ -24,26 +28,21 @@ result<execution_row> read_execution(const statement& s) {
 
 result<std::optional<execution_row>> session_tables::execution(std::string_view session_id,
                                                                std::int64_t generation) {
-  ORDO_PREPARE(s,
-               "SELECT session_id, generation, started_at_ms, finished_at_ms, finish_reason "
-               "FROM executions WHERE session_id = ? AND generation = ?");
+  ORDO_PREPARE(s, std::string(k_execution_select) + " WHERE session_id = ? AND generation = ?");
   s->bind_text(1, session_id);
   s->bind_int64(2, generation);
   return one<execution_row>(s, read_execution);
 }
 
 result<std::optional<execution_row>> session_tables::active_execution(std::string_view session_id) {
-  ORDO_PREPARE(s,
-               "SELECT session_id, generation, started_at_ms, finished_at_ms, finish_reason "
-               "FROM executions WHERE session_id = ? AND finished_at_ms IS NULL");
+  ORDO_PREPARE(
+      s, std::string(k_execution_select) + " WHERE session_id = ? AND finished_at_ms IS NULL");
   s->bind_text(1, session_id);
   return one<execution_row>(s, read_execution);
 }
 
 result<std::vector<execution_row>> session_tables::executions(std::string_view session_id) {
-  ORDO_PREPARE(s,
-               "SELECT session_id, generation, started_at_ms, finished_at_ms, finish_reason "
-               "FROM executions WHERE session_id = ? ORDER BY generation");
+  ORDO_PREPARE(s, std::string(k_execution_select) + " WHERE session_id = ? ORDER BY generation");
   s->bind_text(1, session_id);
   return all<execution_row>(s, read_execution);
 }
