@@ -17,12 +17,13 @@
 //   - an error answer (4xx, 5xx) with a JSON body parses and names an error code;
 //   - the answers read as HTTP/1.1 responses, one per request the harness can frame (a HEAD's
 //     answer has no body); checking stops where the harness cannot follow the framing.
+#include <boost/asio/buffer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <chrono>
 #include <cstdint>
-#include <cstring>
+#include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
@@ -44,7 +45,17 @@ namespace {
 // How long an input's connection may take to end after the harness shut its side.
 constexpr auto k_end_deadline = std::chrono::seconds(8);
 
-std::unique_ptr<ordo::http::server> g_server;
+// The server and the thread that runs it; stopped at exit (stop_server()), before the engine
+// fixture and spdlog, made earlier, are destroyed.
+ordo::http::server* g_server = nullptr;
+std::thread* g_server_thread = nullptr;
+
+void stop_server() {
+  g_server->stop();
+  g_server_thread->join();
+  delete g_server_thread;
+  delete g_server;
+}
 
 // Sends `input` on a new connection and returns everything the server wrote until it closed.
 std::string exchange(std::string_view input) {
@@ -91,8 +102,7 @@ std::string exchange(std::string_view input) {
 std::vector<bool> request_heads(std::string_view input) {
   std::vector<bool> heads;
   boost::beast::flat_buffer buffer;
-  auto b = buffer.prepare(input.size());
-  std::memcpy(b.data(), input.data(), input.size());
+  boost::asio::buffer_copy(buffer.prepare(input.size()), boost::asio::buffer(input));
   buffer.commit(input.size());
   while (buffer.size() > 0) {
     bhttp::request_parser<bhttp::string_body> parser;
@@ -116,8 +126,7 @@ std::vector<bool> request_heads(std::string_view input) {
 void check_answers(std::string_view input, const std::string& out) {
   auto heads = request_heads(input);
   boost::beast::flat_buffer buffer;
-  auto b = buffer.prepare(out.size());
-  std::memcpy(b.data(), out.data(), out.size());
+  boost::asio::buffer_copy(buffer.prepare(out.size()), boost::asio::buffer(out));
   buffer.commit(out.size());
   std::size_t answered = 0;
   while (buffer.size() > 0) {
@@ -194,12 +203,13 @@ extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
   o.catch_up_wait_timeout = std::chrono::milliseconds(500);
   o.shutdown_timeout = std::chrono::milliseconds(100);
   auto auth = ordo::auth::authenticator::open(*ordo::auth::parse_auth_mode("none"));
-  check(auth.has_value(), "authentication off");
+  check(static_cast<bool>(auth), "authentication off");
   o.auth = std::move(*auth);
   auto s = ordo::http::server::bind(std::move(o), *f.engine, *f.service);
-  check(s.has_value(), "the server binds");
-  g_server = std::move(*s);
-  std::thread([] { g_server->run(); }).detach();
+  check(static_cast<bool>(s), "the server binds");
+  g_server = s->release();
+  g_server_thread = new std::thread([] { g_server->run(); });
+  std::atexit(stop_server);
   make_resources();
   return 0;
 }
