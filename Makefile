@@ -80,7 +80,7 @@ test: build build-asan build-thread-safety build-fuzz
 
 # ordo beside the Durable Streams reference server, every scenario, alternating; writes
 # docs/BENCHMARKS.md and its charts (about 40 minutes). BENCH_ARGS=--quick for a short run.
-bench: build
+bench: bootstrap-test build
 	node bench/run.mjs $(BENCH_ARGS)
 
 test-unit: build

@@ -3,7 +3,8 @@
 //   ordo-bench SCENARIO --url http://127.0.0.1:4437 [--server-pid PID] [options]
 //
 // Prints one JSON object: the scenario, its parameters, throughput, latency percentiles (µs),
-// and, with --server-pid, the server's CPU seconds used during the run and its memory.
+// and, with --server-pid, the server's CPU seconds used during the run, its memory and the
+// context switches of its threads (voluntary: it waited; involuntary: it was preempted).
 //
 // Scenarios (docs/BENCHMARKS.md):
 //   append    appends of --message-bytes from --connections connections to --streams streams
@@ -33,6 +34,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -109,7 +111,28 @@ struct process_sample {
   double cpu_seconds = 0;
   long rss_kib = 0;
   long peak_kib = 0;
+  // Summed over the process's threads (/proc/PID/task/*/status): a thread that ended since the
+  // last sample takes its count with it, so compare samples of long-lived threads.
+  long long voluntary_switches = 0;
+  long long involuntary_switches = 0;
 };
+
+// Adds the context switches of every thread of `pid` to `s`.
+void add_context_switches(int pid, process_sample& s) {
+  std::error_code ec;
+  std::filesystem::directory_iterator tasks("/proc/" + std::to_string(pid) + "/task", ec);
+  if (ec) return;
+  for (const auto& task : tasks) {
+    std::ifstream status(task.path() / "status");
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0)
+        s.voluntary_switches += std::stoll(line.substr(24));
+      if (line.rfind("nonvoluntary_ctxt_switches:", 0) == 0)
+        s.involuntary_switches += std::stoll(line.substr(27));
+    }
+  }
+}
 
 std::optional<process_sample> sample_process(int pid) {
   if (pid <= 0) return std::nullopt;
@@ -139,6 +162,7 @@ std::optional<process_sample> sample_process(int pid) {
     if (line.rfind("VmRSS:", 0) == 0) s.rss_kib = std::stol(line.substr(6));
     if (line.rfind("VmHWM:", 0) == 0) s.peak_kib = std::stol(line.substr(6));
   }
+  add_context_switches(pid, s);
   return s;
 }
 
@@ -1055,6 +1079,9 @@ int main(int argc, char** argv) {
     out["server_cpu_s"] = after->cpu_seconds - before->cpu_seconds;
     out["server_rss_kib"] = after->rss_kib;
     out["server_peak_kib"] = after->peak_kib;
+    out["server_voluntary_switches"] = after->voluntary_switches - before->voluntary_switches;
+    out["server_involuntary_switches"] =
+        after->involuntary_switches - before->involuntary_switches;
   }
   std::cout << json::serialize(out) << std::endl;
   return st.errors == 0 ? 0 : 1;

@@ -17,6 +17,13 @@
 // `ordo` is verification once and the cache's lookup on every request after
 // (docs/SECURITY.md, "Cost per request"): `--servers ordo,ordo-jwt --scenarios a1,a1000`.
 //
+// The servers `nginx-1` and `nginx-n` are the ceiling: Debian's nginx-light answering every
+// request with `return 204` (201 to a PUT, so that streams "exist"), with one worker and with
+// one worker per core, driven by the same ordo-bench with the same connections and bodies in the
+// same run. They run the append scenarios only; each append row shows ordo's ratio to them, and
+// (a)'s targets are ratios to the 1-worker ceiling: an absolute figure holds only for the machine
+// and the run it came from.
+//
 // --quick runs every scenario briefly and small (the smoke run in `make test`): it checks that
 // the harness works, not how fast anything is.
 import { spawn, spawnSync } from "node:child_process"
@@ -25,6 +32,7 @@ import { cpus, totalmem, tmpdir, release } from "node:os"
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync, readFileSync } from "node:fs"
 import { dirname, join, relative, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
+import { createServer } from "node:net"
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..")
 const args = process.argv.slice(2)
@@ -34,7 +42,7 @@ const flag = (name, fallback) => {
 }
 const quick = args.includes("--quick")
 const rounds = Number(flag("--rounds", quick ? 1 : 3))
-const serverNames = flag("--servers", "ordo,ref-memory,ref-file").split(",")
+const serverNames = flag("--servers", "ordo,ref-memory,ref-file,nginx-1,nginx-n").split(",")
 const baselineDir = flag("--baseline", null)
 const scenarioIds = flag("--scenarios", null)?.split(",")
 const out = resolve(flag("--out", join(root, "docs/BENCHMARKS.md")))
@@ -84,6 +92,59 @@ const servers = {
   }
   process.on("exit", () => rmSync(keyDir, { recursive: true, force: true }))
 }
+// The ceiling: nginx with a configuration that answers at once. `workers`: "1" or "auto".
+const nginxBin = process.env.ORDO_NGINX ?? "/usr/sbin/nginx"
+function nginxServer(workers) {
+  return {
+    label: `nginx return 204 (${workers === "1" ? "1 worker" : "1 worker per core"})`,
+    ceiling: true,
+    persistent: false,
+    async start(dataDir) {
+      const port = await freePort()
+      const conf = join(dataDir, "nginx.conf")
+      writeFileSync(conf, `daemon off;
+master_process on;
+worker_processes ${workers};
+pid ${join(dataDir, "nginx.pid")};
+error_log stderr warn;
+events { worker_connections 20000; }
+http {
+  access_log off;
+  client_body_temp_path ${join(dataDir, "body")};
+  proxy_temp_path ${join(dataDir, "proxy")};
+  fastcgi_temp_path ${join(dataDir, "fastcgi")};
+  uwsgi_temp_path ${join(dataDir, "uwsgi")};
+  scgi_temp_path ${join(dataDir, "scgi")};
+  client_max_body_size 64m;
+  client_body_buffer_size 1m;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      if ($request_method = PUT) { return 201; }
+      return 204;
+    }
+  }
+}
+`)
+      return { cmd: nginxBin, args: ["-p", dataDir, "-c", conf, "-e", "stderr"], url: `http://127.0.0.1:${port}` }
+    },
+  }
+}
+servers["nginx-1"] = nginxServer("1")
+servers["nginx-n"] = nginxServer("auto")
+
+function freePort() {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer()
+    srv.on("error", reject)
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address()
+      srv.close(() => resolvePort(port))
+    })
+  })
+}
+
 if (baselineDir) {
   const describe = spawnSync("git", ["describe", "--always", "--dirty"], { cwd: resolve(baselineDir), encoding: "utf8" })
   const commit = describe.status === 0 ? describe.stdout.trim() : baselineDir
@@ -100,16 +161,20 @@ for (const name of serverNames) {
   }
 }
 // Whether scenario `sc` runs on server `name`: `only` lists servers by kind, and the baseline
-// is ordo.
-const runsOn = (sc, name) => !sc.only || sc.only.includes(name.startsWith("ordo-") ? "ordo" : name)
+// is ordo; the ceiling runs the scenarios that say `ceiling`.
+const runsOn = (sc, name) => {
+  if (servers[name].ceiling) return Boolean(sc.ceiling)
+  return !sc.only || sc.only.includes(name.startsWith("ordo-") ? "ordo" : name)
+}
 
 /** Starts a server; resolves with { url, pid, stop, startedMs } once it is listening. */
 async function start(name, dataDir) {
-  const [cmd, cmdArgs] = servers[name].command(dataDir)
+  const custom = servers[name].start ? await servers[name].start(dataDir) : null
+  const [cmd, cmdArgs] = custom ? [custom.cmd, custom.args] : servers[name].command(dataDir)
   const t0 = performance.now()
   const child = spawn(cmd, cmdArgs, { stdio: ["ignore", "pipe", "pipe"], cwd: join(root, "tests") })
   let log = ""
-  const url = await new Promise((resolveUrl, reject) => {
+  const url = custom ? custom.url : await new Promise((resolveUrl, reject) => {
     const timer = setTimeout(() => reject(new Error(`${name} did not start:\n${log}`)), 120_000)
     const onData = (d) => {
       log += d
@@ -124,8 +189,13 @@ async function start(name, dataDir) {
     child.stderr.on("data", onData)
     child.on("exit", (code) => reject(new Error(`${name} exited with ${code}:\n${log}`)))
   })
+  if (custom) {
+    child.stdout.on("data", (d) => (log += d))
+    child.stderr.on("data", (d) => (log += d))
+  }
   // Ready: the first answered request.
   for (;;) {
+    if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}:\n${log}`)
     try {
       const r = await fetch(`${url}/health`)
       await r.arrayBuffer()
@@ -138,7 +208,9 @@ async function start(name, dataDir) {
   const exited = new Promise((r) => child.on("exit", r))
   return {
     url,
-    pid: child.pid,
+    // The ceiling's work is done by nginx's worker processes, not the one started here: its
+    // CPU time is not reported.
+    pid: servers[name].ceiling ? null : child.pid,
     token: servers[name].token,
     readyMs,
     log: () => log,
@@ -152,7 +224,8 @@ async function start(name, dataDir) {
 }
 
 function bench(scenario, server, params) {
-  const argv = [scenario, "--url", server.url, "--server-pid", String(server.pid)]
+  const argv = [scenario, "--url", server.url]
+  if (server.pid) argv.push("--server-pid", String(server.pid))
   if (server.token) argv.push("--token", server.token)
   for (const [k, v] of Object.entries(params)) argv.push(`--${k}`, String(v))
   const r = spawnSync(benchBin, argv, { encoding: "utf8", maxBuffer: 64 << 20, timeout: 1_800_000 })
@@ -173,13 +246,13 @@ const d = (full, small) => (quick ? small : full)
 const scenarioTable = [
   { id: "a1", title: "(a) 100-byte appends, 64 connections, 1 stream", run: "append",
     params: { connections: 64, streams: 1, "message-bytes": 100, duration: d(10, 0.5) },
-    metric: "values_per_s", unit: "appends/s", target: 50_000 },
+    metric: "values_per_s", unit: "appends/s", ceiling: true, ceilingTarget: 0.8 },
   { id: "a1000", title: "(a) 100-byte appends, 64 connections, 1,000 streams", run: "append",
     params: { connections: 64, streams: d(1000, 20), "message-bytes": 100, duration: d(10, 0.5) },
-    metric: "values_per_s", unit: "appends/s", target: 50_000 },
+    metric: "values_per_s", unit: "appends/s", ceiling: true, ceilingTarget: 0.7 },
   { id: "b", title: "(b) JSON batch appends (1,000 × 100 B per request, 4 connections)", run: "batch",
     params: { connections: 4, batch: 1000, "message-bytes": 100, duration: d(10, 0.5) },
-    metric: "values_per_s", unit: "messages/s", target: 1_000_000 },
+    metric: "values_per_s", unit: "messages/s", target: 1_000_000, ceiling: true },
   { id: "c-sse-1k", title: "(c) append→SSE delivery at 1k/s", run: "delivery",
     params: { rate: 1000, duration: d(10, 0.5), live: "sse" },
     metric: "latency.p99_us", unit: "µs p99", target: 2000, lower: true },
@@ -290,12 +363,19 @@ for (const sc of allScenarios) {
     const s = summary(sc.id, n)
     if (!s || !ordo || !s.median || !ordo.median) return "–"
     const r = sc.lower ? s.median / ordo.median : ordo.median / s.median
-    return `${r.toFixed(1)}×`
+    return `${r < 1 ? r.toFixed(2) : r.toFixed(1)}×`
   })
   let target = "–"
   if (sc.target !== undefined && ordo) {
     const met = sc.lower ? ordo.median <= sc.target : ordo.median >= sc.target
     target = `${sc.lower ? "≤" : "≥"} ${fmt(sc.target)}: ${met ? "met" : "**not met**"}`
+  }
+  if (sc.ceilingTarget !== undefined && ordo) {
+    // A ratio to the 1-worker ceiling measured in this run.
+    const ceiling = summary(sc.id, "nginx-1")
+    target = ceiling
+      ? `≥ ${sc.ceilingTarget}× nginx-1: ${(ordo.median / ceiling.median).toFixed(2)}×, ${ordo.median / ceiling.median >= sc.ceilingTarget ? "met" : "**not met**"}`
+      : `≥ ${sc.ceilingTarget}× nginx-1 (nginx-1 not run)`
   }
   if (sc.alsoTarget && ordo) {
     const t = sc.alsoTarget
@@ -319,12 +399,30 @@ for (const sc of allScenarios) {
   rows.push(`| ${sc.title} | ${sc.unit} | ${cells.map((c) => (c ? `${fmt(c.median)} (${fmt(c.min)}–${fmt(c.max)})` : "–")).join(" | ")} | ${ratios.join(" | ")} | ${target} |`)
 }
 
+// What an append costs the server: CPU and context switches per value, per ordo server, on the
+// append scenarios (medians over rounds).
+const costRows = []
+for (const sc of scenarios.filter((x) => x.run === "append" || x.run === "batch")) {
+  for (const name of serverNames.filter((n) => n.startsWith("ordo"))) {
+    const rs = results.filter((r) => r.scenario === sc.id && r.server === name && r.result.values > 0 &&
+      r.result.server_cpu_s !== undefined)
+    if (!rs.length) continue
+    const per = (f) => median(rs.map((r) => f(r.result) / r.result.values))
+    const cpuUs = per((x) => x.server_cpu_s * 1e6)
+    const vol = per((x) => x.server_voluntary_switches ?? NaN)
+    const invol = per((x) => x.server_involuntary_switches ?? NaN)
+    costRows.push(`| ${sc.title} | ${servers[name].label} | ${cpuUs.toFixed(1)} | ${(vol + invol).toFixed(2)} | ${vol.toFixed(2)} | ${invol.toFixed(2)} |`)
+  }
+}
+
 // Charts (gnuplot): throughput by scenario, and delivery latency.
 const chartDir = join(dirname(out), "benchmarks")
 mkdirSync(chartDir, { recursive: true })
 const throughputIds = ["a1", "a1000", "b", "d", "e"]
 const latencyIds = ["c-sse-1k", "c-sse-10k", "c-lp-1k", "c-lp-10k"]
 function chart(file, ids, title, ylabel, logscale) {
+  // Nothing to draw when none of these scenarios ran (--scenarios picked others).
+  if (!ids.some((id) => serverNames.some((n) => summary(id, n)))) return
   const data = ids.map((id) => [id, ...serverNames.map((n) => summary(id, n)?.median ?? 0)].join(" ")).join("\n")
   const dat = join(chartDir, `${file}.dat`)
   writeFileSync(dat, `# scenario ${serverNames.join(" ")}\n${data}\n`)
@@ -366,11 +464,15 @@ Generated by \`make bench\` (\`node bench/run.mjs\`)${quick ? " in --quick mode 
 per core in (d)) runs on the same machine as the server, so the two share its cores.
 
 **Servers:** ordo (\`build/release/ordo serve\`, \`--sync full\`: every acknowledged append is
-fsynced), and the Durable Streams reference server \`@durable-streams/server\` (pinned in
-\`tests/package-lock.json\`) in memory and file-backed modes. Each scenario runs on a freshly
-started server with an empty data directory; the order of the servers alternates each round.
-Rounds: ${rounds}. Cells are medians, with the range over rounds in brackets. Ratios compare ordo
-with each reference mode (above 1×: ordo is better).
+fsynced), the Durable Streams reference server \`@durable-streams/server\` (pinned in
+\`tests/package-lock.json\`) in memory and file-backed modes, and the ceiling: Debian's
+nginx-light answering every request with \`return 204\` (201 to a PUT), with one worker and with
+one worker per core, on the append scenarios. ordo's ratio to nginx is what says how close it is
+to what HTTP on this machine allows; absolute figures hold only for this machine and this run.
+Each scenario runs on a freshly started server with an empty data directory; the order of the
+servers alternates each round. Rounds: ${rounds}. Cells are medians, with the range over rounds in
+brackets. Ratios compare ordo with each other server (above 1×: ordo is better; against nginx,
+the share of the ceiling ordo reaches).
 
 | scenario | unit | ${serverNames.map((n) => servers[n].label).join(" | ")} | ${serverNames.filter((n) => n !== "ordo").map((n) => `ordo vs ${servers[n].label}`).join(" | ")} | target (ordo) |
 |---|---|${serverNames.map(() => "---|").join("")}${serverNames.filter((n) => n !== "ordo").map(() => "---|").join("")}---|
@@ -383,6 +485,14 @@ ${(() => {
     bad.map((r) => `- ${r.scenario}, ${servers[r.server].label}, round ${r.round + 1}: ${r.result.errors} errors; first: ${r.result.first_error}`).join("\n")
 })()}
 
+${costRows.length ? `What each value costs the server, from its CPU time and the context switches of its threads
+(\`/proc/PID/task/*/status\`) over the measured part of the run; medians over rounds. One batch
+request carries many values, so (b) is per value, not per request.
+
+| scenario | server | server CPU µs per value | context switches per value | voluntary | involuntary |
+|---|---|---|---|---|---|
+${costRows.join("\n")}
+` : ""}
 ![Throughput](benchmarks/throughput.png)
 
 ![Delivery latency](benchmarks/latency.png)
@@ -400,7 +510,7 @@ ${commands}
 ## Raw results
 
 ${"```"}json
-${JSON.stringify(results.map((r) => ({ scenario: r.scenario, server: r.server, round: r.round, value: r.value, errors: r.result.errors, server_cpu_s: r.result.server_cpu_s, server_peak_kib: r.result.server_peak_kib, latency: r.result.latency })), null, 0).replace(/\},\{/g, "},\n{")}
+${JSON.stringify(results.map((r) => ({ scenario: r.scenario, server: r.server, round: r.round, value: r.value, errors: r.result.errors, server_cpu_s: r.result.server_cpu_s, server_peak_kib: r.result.server_peak_kib, server_voluntary_switches: r.result.server_voluntary_switches, server_involuntary_switches: r.result.server_involuntary_switches, latency: r.result.latency })), null, 0).replace(/\},\{/g, "},\n{")}
 ${"```"}
 `
 const notes = (() => {
