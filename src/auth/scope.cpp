@@ -175,6 +175,14 @@ bool principal::may_project(std::string_view project, access_level level) const 
   return false;
 }
 
+bool principal::may_read_every_project() const {
+  return std::any_of(scopes.begin(), scopes.end(), [](const scope& s) {
+    return s.what == scope::kind::admin ||
+           (s.what == scope::kind::sessions && grants(s.level, access_level::read) &&
+            (s.target == "*" || s.target == "**"));
+  });
+}
+
 bool principal::is_agent_of(std::string_view session) const {
   return std::any_of(scopes.begin(), scopes.end(), [&](const scope& s) {
     return s.what == scope::kind::agent && s.target == session;

@@ -70,6 +70,8 @@ struct principal {
   bool may_stream(std::string_view path, access_level level) const;
   // A project's own resources and its sessions, through a sessions: scope.
   bool may_project(std::string_view project, access_level level) const;
+  // Whether it reads every project (admin, or sessions:read or sessions:write on `*` or `**`).
+  bool may_read_every_project() const;
   // Whether an agent: scope binds the token to this session.
   bool is_agent_of(std::string_view session) const;
   bool may_read_metrics() const;

@@ -147,6 +147,23 @@ std::optional<failure> check_project_access(const auth::principal& who, std::str
   return std::nullopt;
 }
 
+result<std::string> change_feed_for(const auth::principal& who,
+                                    const std::optional<std::string>& project) {
+  if (who.may_read_every_project()) {
+    return std::string(sessions::session_service::k_changes_stream_path);
+  }
+  if (!project) {
+    return make_failure(failure_kind::forbidden, "project_required",
+                        "this token reads only some projects: name one with ?project=ID (its "
+                        "feed's offsets are that project's own)");
+  }
+  if (!who.may_project(*project, auth::access_level::read)) {
+    return make_failure(failure_kind::not_found, "project_not_found",
+                        "no project '" + *project + "'");
+  }
+  return sqlite::project_changes_path(*project);
+}
+
 sessions::visibility visibility_of(std::shared_ptr<const auth::principal> who) {
   if (!who || who->is_admin()) return {};
   return [who = std::move(who)](std::string_view project, std::string_view session) {

@@ -7,8 +7,11 @@
 //   - a resource the token may not read: the very answer a missing one gets (404, same code and
 //     message), decided before anything about the resource is looked at;
 //   - a resource it may read but not change: 403 insufficient_scope;
-//   - lists, snapshots and the change feed: what the token may not read is left out before
-//     paging, so counts, cursors and ETags reflect only what it sees.
+//   - lists and snapshots: what the token may not read is left out before paging, so counts,
+//     cursors and ETags reflect only what it sees;
+//   - the change feed: a token that reads every project reads the server's feed; any other
+//     reads one project's own feed (change_feed_for()), whose offsets count that project's
+//     changes only.
 //
 // Without authentication (--auth none) every request acts as `unrestricted()`: admin.
 //
@@ -101,6 +104,14 @@ std::optional<failure> check_session_access(const auth::principal& who, std::str
 // The same for a project's own routes (project_read, project_write).
 std::optional<failure> check_project_access(const auth::principal& who, std::string_view project,
                                             session_access access);
+
+// The feed GET /v1/changes and /v1/changes/snapshot serve `who`, with `project` the request's
+// ?project=: the server's feed (sessions::session_service::k_changes_stream_path) when `who`
+// reads every project; otherwise the feed of `project`, which it must be able to read: 403
+// project_required without one, 404 project_not_found (a missing project's answer) for one it
+// may not read.
+result<std::string> change_feed_for(const auth::principal& who,
+                                    const std::optional<std::string>& project);
 
 // What `who` may see in lists and snapshots; empty (everything) for admin.
 sessions::visibility visibility_of(std::shared_ptr<const auth::principal> who);

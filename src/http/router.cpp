@@ -339,6 +339,20 @@ awaitable<bool> serve_session_api(server::impl& s, routed_request& r) {
   co_return co_await respond_with(s, r, answer);
 }
 
+// The feed a change-feed request reads (change_feed_for(), http/access.hpp), its project's feed
+// created first if this is the first read of it; or the failure to answer.
+awaitable<result<std::string>> change_feed_path(server::impl& s, routed_request& r,
+                                                const std::optional<std::string>& project) {
+  auto path = change_feed_for(*r.who, project);
+  if (!path || *path == r.target || s.engine.find(*path)) co_return path;
+  const std::string* name = &*project;
+  auto op = await_engine<status>(
+      [&s, name](auto done) { s.sessions.ensure_project_feed(*name, std::move(done)); });
+  status created = co_await std::move(op);
+  if (!created) co_return std::move(created).error();
+  co_return path;
+}
+
 awaitable<bool> serve_change_feed(server::impl& s, routed_request& r) {
   std::vector<query_param> params = query_of(r.url);
   auto filter = change_filter_from_query(params);
@@ -347,11 +361,22 @@ awaitable<bool> serve_change_feed(server::impl& s, routed_request& r) {
     co_return co_await s.respond(r.conn, res);
   }
   filter->reader = r.who;  // only the changes of what the token may read
-  co_return co_await s.handle_get(r.req, r.conn, r.target, r.url, &*filter);
+  auto op = change_feed_path(s, r, filter->project);
+  auto path = co_await std::move(op);
+  if (!path) {
+    string_response res = error_response(r.req, path.error());
+    co_return co_await s.respond(r.conn, res);
+  }
+  co_return co_await s.handle_get(r.req, r.conn, *path, r.url, &*filter);
 }
 
 awaitable<bool> serve_change_feed_head(server::impl& s, routed_request& r) {
-  string_response res = s.handle_head(r.req, r.target);
+  std::optional<std::string> project;
+  if (auto filter = change_filter_from_query(query_of(r.url))) project = filter->project;
+  auto op = change_feed_path(s, r, project);
+  auto path = co_await std::move(op);
+  string_response res =
+      path ? s.handle_head(r.req, *path) : error_response(r.req, std::move(path).error());
   co_return co_await s.respond(r.conn, res);
 }
 

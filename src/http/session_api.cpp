@@ -218,9 +218,21 @@ const std::vector<route>& routes() {
                          answer(std::move(done)));
        }},
       // ---- the change feed (GET /v1/changes itself is served as a stream by router.cpp)
+      // A token that reads only some projects gets one project's entities and the offset of
+      // that project's own feed (change_feed_for(), http/access.hpp).
       {{"GET", "/v1/changes/snapshot", session_access::listing},
        [](session_service& s, const params&, api_request& req, api_callback done) {
-         s.changes_snapshot(visibility_of(req.who), answer(std::move(done)));
+         auto project = query(req, "project");
+         auto feed = change_feed_for(*req.who, project);
+         if (!feed) return fail(done, feed.error());
+         if (*feed == session_service::k_changes_stream_path) {
+           return s.changes_snapshot(visibility_of(req.who), std::nullopt, answer(std::move(done)));
+         }
+         s.ensure_project_feed(*project, [&s, project, visible = visibility_of(req.who),
+                                          done = std::move(done)](status created) mutable {
+           if (!created) return fail(done, created.error());
+           s.changes_snapshot(std::move(visible), project, answer(std::move(done)));
+         });
        }},
       // ---- sessions
       {{"GET", "/v1/sessions", session_access::listing},

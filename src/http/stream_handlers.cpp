@@ -314,15 +314,20 @@ awaitable<bool> server::impl::handle_get(request& req, connection& conn, const s
 
   if (position < st.pruned_upto) {
     // Retention removed what this reader asks for: say so, never skip ahead silently.
-    bool feed = path == sessions::session_service::k_changes_stream_path;
+    bool feed = sqlite::is_change_feed_path(path);
+    // A project's own feed resumes from its own snapshot (project ids are URL-safe).
+    std::string snapshot = "/v1/changes/snapshot";
+    if (auto project = sqlite::change_feed_project(path)) {
+      snapshot += "?project=" + std::string(*project);
+    }
     failure f = make_failure(
         failure_kind::gone, "offset_pruned",
         "the events before offset " + format_offset({c.offset_prefix, st.pruned_upto}) +
             " were removed by retention; " +
-            (feed ? "load GET /v1/changes/snapshot and follow the feed from its offset"
-                  : "re-read from the oldest retained offset"));
+            (feed ? "load GET " + snapshot + " and follow the feed from its offset"
+                  : std::string("re-read from the oldest retained offset")));
     f.with("oldest_offset", "\"" + format_offset({c.offset_prefix, st.pruned_upto}) + "\"");
-    if (feed) f.with("snapshot", "\"/v1/changes/snapshot\"");
+    if (feed) f.with("snapshot", "\"" + snapshot + "\"");
     res = error_response(req, f);
     co_return co_await respond(conn, res);
   }

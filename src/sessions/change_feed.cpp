@@ -42,11 +42,37 @@ bool session_service::submit_change_feed_job(std::function<void()> then) {
   return engine_.submit(std::move(job));
 }
 
-void session_service::changes_snapshot(visibility visible, reply_callback done) {
+void session_service::ensure_project_feed(std::string project, std::function<void(status)> done) {
+  run_write(
+      engine_,
+      [project](write_context& ctx, session_tables& t) -> result<reply> {
+        auto p = t.project(project);
+        if (!p) return std::move(p).error();
+        if (!*p) return not_found("project", project);
+        std::string path = sqlite::project_changes_path(project);
+        auto feed = ctx.find_stream(path);
+        if (!feed) return std::move(feed).error();
+        if (!*feed) {
+          auto created = ctx.create_stream(path, std::string(k_events_content_type));
+          if (!created) return std::move(created).error();
+        }
+        return reply{reply_kind::ok, json::object{}, std::nullopt, false};
+      },
+      [done = std::move(done)](result<reply> r) {
+        if (!r) {
+          done(std::move(r).error());
+        } else {
+          done(ok_v);
+        }
+      });
+}
+
+void session_service::changes_snapshot(visibility visible, std::optional<std::string> project,
+                                       reply_callback done) {
   run_read(
       engine_,
-      [visible = std::move(visible)](sqlite::read_context& ctx,
-                                     session_tables& t) -> result<reply> {
+      [visible = std::move(visible), project = std::move(project)](
+          sqlite::read_context& ctx, session_tables& t) -> result<reply> {
         std::uint64_t epoch = ctx.database_epoch;
         // One read transaction: the entities and the feed offset agree.
         auto read = sqlite::read_transaction::begin(ctx.db);
@@ -58,7 +84,8 @@ void session_service::changes_snapshot(visibility visible, reply_callback done) 
         auto sessions = t.live_sessions();
         if (!sessions) return std::move(sessions).error();
 
-        auto feed = t.stream_by_path(k_changes_stream_path);
+        auto feed = t.stream_by_path(project ? sqlite::project_changes_path(*project)
+                                             : std::string(k_changes_stream_path));
         if (!feed) return std::move(feed).error();
         stream_position tail;
         std::int64_t incarnation = 0;
@@ -72,10 +99,12 @@ void session_service::changes_snapshot(visibility visible, reply_callback done) 
         }
         json::array project_array, session_array, pr_array;
         for (const auto& p : *projects) {
+          if (project && p.id != *project) continue;
           if (visible && !visible(p.id, "")) continue;
           project_array.push_back(project_json(p));
         }
         for (const auto& s : *sessions) {
+          if (project && s.project_id != *project) continue;
           if (visible && !visible(s.project_id, s.id)) continue;
           session_array.push_back(session_json(s));
           auto prs = t.prs_of_session(s.id);

@@ -73,30 +73,66 @@ void session_service::reap_once() {
   if (engine_.submit(std::move(job))) future.wait();
 }
 
+namespace {
+
+struct pruned {
+  bool some = false;  // something was removed
+  bool full = false;  // a whole batch was removed: there may be more
+};
+
+// Removes the changes older than `cutoff` from the feed at `path`, at most k_prune_batch of them.
+result<pruned> prune_feed(write_context& ctx, std::string_view path, std::int64_t cutoff) {
+  auto feed = ctx.find_stream(path);
+  if (!feed) return std::move(feed).error();
+  if (!*feed) return pruned{};
+  auto oldest = ctx.oldest_messages(**feed, k_prune_batch);
+  if (!oldest) return std::move(oldest).error();
+  std::optional<stream_position> upto;
+  for (const auto& m : *oldest) {
+    boost::system::error_code ec;
+    json::value v = json::parse(m.data, ec);
+    if (ec || !v.is_object() || !v.as_object().contains("at")) break;
+    auto at = parse_rfc3339_ms(json::value_to<std::string>(v.as_object().at("at")));
+    if (!at || *at >= cutoff) break;
+    upto = m.seq;
+  }
+  if (!upto) return pruned{};
+  if (auto s = ctx.prune(**feed, *upto); !s) return std::move(s).error();
+  return pruned{true, (*upto - oldest->front().seq) + 1 == k_prune_batch};
+}
+
+}  // namespace
+
 bool session_service::prune_changes_once() {
   auto more = std::make_shared<std::atomic<bool>>(false);
   auto finished = std::make_shared<std::promise<void>>();
   auto future = finished->get_future();
   write_job job;
-  job.run = [retention = options_.changes_retention.count(), more](write_context& ctx) -> status {
-    auto feed = ctx.find_stream(k_changes_stream_path);
-    if (!feed) return std::move(feed).error();
-    if (!*feed) return ok_v;
-    auto oldest = ctx.oldest_messages(**feed, k_prune_batch);
-    if (!oldest) return std::move(oldest).error();
+  // The server's feed, then every project's own (archived ones too: their feeds age out alike).
+  // Every change is in both, at the same time: the projects' feeds hold something old only when
+  // the server's feed did (or a project's pass stopped at its batch limit), so the pass over
+  // every project runs only then, not on every tick of the reaper.
+  job.run = [this, retention = options_.changes_retention.count(),
+             more](write_context& ctx) -> status {
     std::int64_t cutoff = ctx.now_ms() - retention;
-    std::optional<stream_position> upto;
-    for (const auto& m : *oldest) {
-      boost::system::error_code ec;
-      json::value v = json::parse(m.data, ec);
-      if (ec || !v.is_object() || !v.as_object().contains("at")) break;
-      auto at = parse_rfc3339_ms(json::value_to<std::string>(v.as_object().at("at")));
-      if (!at || *at >= cutoff) break;
-      upto = m.seq;
+    auto server_feed = prune_feed(ctx, k_changes_stream_path, cutoff);
+    if (!server_feed) return std::move(server_feed).error();
+    bool any_full = server_feed->full;
+    if (server_feed->some || project_feeds_behind_) {
+      session_tables t(ctx.statements());
+      auto projects = t.projects(true);
+      if (!projects) return std::move(projects).error();
+      bool behind = false;
+      for (const auto& p : *projects) {
+        auto project_feed = prune_feed(ctx, sqlite::project_changes_path(p.id), cutoff);
+        if (!project_feed) return std::move(project_feed).error();
+        behind = behind || project_feed->full;
+      }
+      project_feeds_behind_ = behind;
+      any_full = any_full || behind;
     }
-    if (!upto) return ok_v;
-    more->store((*upto - oldest->front().seq) + 1 == k_prune_batch);
-    return ctx.prune(**feed, *upto);
+    more->store(any_full);
+    return ok_v;
   };
   job.done = [this, finished](const std::optional<failure>& f) {
     if (f) {

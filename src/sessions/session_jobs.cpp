@@ -125,30 +125,44 @@ status apply_end(write_context& ctx, session_tables& t, sqlite::session_row& s, 
   return ok_v;
 }
 
-status append_change(write_context& ctx, std::string_view type, std::string_view project,
-                     const std::optional<std::string>& session,
-                     std::optional<std::int64_t> revision, const json::object& data) {
-  auto feed = ctx.find_stream(session_service::k_changes_stream_path);
+namespace {
+
+// Appends `change` to the feed at `path` (created on first use, in the same transaction), its
+// "offset" set to that feed's offset just after it.
+status append_to_feed(write_context& ctx, const std::string& path, json::object change) {
+  auto feed = ctx.find_stream(path);
   if (!feed) return std::move(feed).error();
   if (!*feed) {
-    auto created = ctx.create_stream(std::string(session_service::k_changes_stream_path),
-                                     std::string(k_events_content_type));
+    auto created = ctx.create_stream(path, std::string(k_events_content_type));
     if (!created) return std::move(created).error();
     *feed = *created;
   }
   auto offset = ctx.next_offset(**feed);
   if (!offset) return std::move(offset).error();
-  json::object change;
   change["offset"] = format_offset(*offset);
+  auto appended = ctx.append(**feed, json::serialize(change));
+  if (!appended) return std::move(appended).error();
+  return ok_v;
+}
+
+}  // namespace
+
+status append_change(write_context& ctx, std::string_view type, std::string_view project,
+                     const std::optional<std::string>& session,
+                     std::optional<std::int64_t> revision, const json::object& data) {
+  json::object change;
+  change["offset"] = nullptr;  // each feed's own, set by append_to_feed(); first, as documented
   change["type"] = std::string(type);
   change["project"] = std::string(project);
   change["session"] = optional_text(session);
   change["revision"] = revision ? json::value(*revision) : json::value(nullptr);
   change["at"] = format_rfc3339_ms(ctx.now_ms());
   change["data"] = data;
-  auto appended = ctx.append(**feed, json::serialize(change));
-  if (!appended) return std::move(appended).error();
-  return ok_v;
+  if (auto s = append_to_feed(ctx, std::string(session_service::k_changes_stream_path), change);
+      !s) {
+    return s;
+  }
+  return append_to_feed(ctx, sqlite::project_changes_path(project), std::move(change));
 }
 
 status commit_session_change(write_context& ctx, session_tables& t, sqlite::session_row& s,

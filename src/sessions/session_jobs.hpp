@@ -75,9 +75,10 @@ status apply_transition(write_context& ctx, session_tables& t, sqlite::session_r
 status apply_end(write_context& ctx, session_tables& t, sqlite::session_row& s, end_reason reason,
                  std::string_view cause, std::vector<event>& events);
 
-// Appends one event to the change feed: {offset, type, project, session, revision, at, data}.
-// `offset` is the feed offset just after the event, where a reader that has processed it
-// resumes. The feed stream is created on first use, in the same transaction.
+// Appends one event to the change feed and to its project's own feed (managed_streams.hpp):
+// {offset, type, project, session, revision, at, data}. `offset` is each feed's offset just
+// after the event, where a reader that has processed it resumes. The feed streams are created on
+// first use, in the same transaction.
 status append_change(write_context& ctx, std::string_view type, std::string_view project,
                      const std::optional<std::string>& session,
                      std::optional<std::int64_t> revision, const json::object& data);

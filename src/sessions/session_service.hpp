@@ -149,8 +149,15 @@ class session_service {
   void snapshot(std::string id, std::optional<int> row_limit, reply_callback done);
 
   // ---- the change feed
-  // Every live project and session, and the feed offset they are consistent at.
-  void changes_snapshot(visibility visible, reply_callback done);
+  // Every live project and session, and the feed offset they are consistent at. With `project`,
+  // that project's entities only and the offset of its own feed (which must exist:
+  // ensure_project_feed()).
+  void changes_snapshot(visibility visible, std::optional<std::string> project,
+                        reply_callback done);
+  // Creates the project's own feed if it does not exist yet (a project of a database written
+  // before project feeds existed gets it on first read). 404 project_not_found if there is no
+  // such project, archived or not.
+  void ensure_project_feed(std::string project, std::function<void(status)> done);
   // Counts sessions by state and commands by status on a reader thread (two GROUP BY scans).
   void counts(std::function<void(result<session_counts>)> done);
   const background_metrics& background() const { return background_; }
@@ -198,6 +205,9 @@ class session_service {
   void reap_once();
   // Prunes one batch of change-feed events older than the retention; true if more may remain.
   bool prune_changes_once();
+  // A pass over the projects' feeds stopped at its batch limit: the next pass goes on with them.
+  // Used by retention jobs only, on the writer thread.
+  bool project_feeds_behind_ = false;
   void reaper_loop();
 
   stream_engine& engine_;

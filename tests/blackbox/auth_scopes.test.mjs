@@ -116,7 +116,12 @@ function samples() {
       { method: "HEAD", path: `/v1/sessions/${s}/events`, ok: 200, wrong: 404 },
     ],
     "GET /v1/sessions/{session}/events": [{ method: "GET", path: `/v1/sessions/${s}/events?offset=-1&live=long-poll`, ok: 200, wrong: 404 }],
-    "GET, HEAD /v1/changes": [{ method: "GET", path: "/v1/changes?offset=-1", ok: 200, wrong: 200, list: true }],
+    // A token that reads some projects reads one project's own feed, named by ?project=.
+    "GET, HEAD /v1/changes": [
+      { method: "GET", path: "/v1/changes?offset=-1&project=alpha", ok: 200, wrong: 404 },
+      { method: "HEAD", path: "/v1/changes?project=alpha", ok: 200, wrong: 404 },
+      { method: "GET", path: "/v1/changes?offset=-1", ok: 403, wrong: 403 },
+    ],
     "PUT, POST, DELETE, HEAD, GET /v1/stream/{path...}": [
       { method: "GET", path: "/v1/stream/alpha/s1?offset=-1", ok: 200, wrong: 404 },
       { method: "HEAD", path: "/v1/stream/alpha/s1", ok: 200, wrong: 404 },
@@ -134,7 +139,10 @@ function samples() {
     "DELETE /v1/projects/{project}": [{ method: "DELETE", path: "/v1/projects/alpha", ok: 200, wrong: 404, last: true }],
     "POST /v1/projects/{project}/sessions": [{ method: "POST", path: "/v1/projects/alpha/sessions", body: {}, ok: 201, wrong: 404 }],
     "GET /v1/projects/{project}/sessions": [{ method: "GET", path: "/v1/projects/alpha/sessions", ok: 200, wrong: 404 }],
-    "GET /v1/changes/snapshot": [{ method: "GET", path: "/v1/changes/snapshot", ok: 200, wrong: 200, list: true }],
+    "GET /v1/changes/snapshot": [
+      { method: "GET", path: "/v1/changes/snapshot?project=alpha", ok: 200, wrong: 404 },
+      { method: "GET", path: "/v1/changes/snapshot", ok: 403, wrong: 403 },
+    ],
     "GET /v1/sessions": [{ method: "GET", path: "/v1/sessions", ok: 200, wrong: 200, list: true }],
     "GET /v1/sessions/{session}": [{ method: "GET", path: `/v1/sessions/${s}`, ok: 200, wrong: 404 }],
     "PATCH /v1/sessions/{session}": [{ method: "PATCH", path: `/v1/sessions/${s}`, body: { title: "renamed" }, ok: 200, wrong: 404 }],
@@ -223,16 +231,72 @@ describe("the scope matrix", () => {
 
   test("the wrong scope's lists, snapshot and feed hold beta's data and none of alpha's", async () => {
     const token = CREDENTIALS.wrong_scope()
-    for (const path of ["/v1/projects", "/v1/sessions", "/v1/changes/snapshot", "/v1/changes?offset=-1", "/v1/streams"]) {
+    for (const path of ["/v1/projects", "/v1/sessions", "/v1/changes/snapshot?project=beta", "/v1/changes?offset=-1&project=beta", "/v1/streams"]) {
       const res = await call("GET", path, token)
       expect(res.status, ctx(res)).toBe(200)
       expect(res.text, ctx(res)).toMatch(/beta/)
       expect(res.text, ctx(res)).not.toMatch(/alpha/)
     }
     // The feed's ETag differs from admin's: a cached answer of one cannot serve the other.
-    const mine = await call("GET", "/v1/changes?offset=-1", token)
-    const theirs = await asAdmin("GET", "/v1/changes?offset=-1")
+    const mine = await call("GET", "/v1/changes?offset=-1&project=beta", token)
+    const theirs = await asAdmin("GET", "/v1/changes?offset=-1&project=beta")
     expect(mine.headers.get("etag")).not.toBe(theirs.headers.get("etag"))
+  })
+
+  test("a project's own feed: its offsets count its changes only, so nothing shows of the others", async () => {
+    const token = CREDENTIALS.right_scope()
+    const position = (offset) => Number(offset.split("_")[1])
+    const read = async (offset) => {
+      const res = await call("GET", `/v1/changes?offset=${offset}&project=alpha`, token)
+      expect(res.status, ctx(res)).toBe(200)
+      return { events: res.json, next: res.headers.get("stream-next-offset") }
+    }
+    // Every change of alpha, numbered 1, 2, 3, ... in its own feed: no gap for beta's changes.
+    const first = await read("-1")
+    expect(first.events.length).toBeGreaterThan(0)
+    first.events.forEach((e, i) => {
+      expect(e.project).toBe("alpha")
+      expect(position(e.offset)).toBe(i + 1)
+    })
+    expect(position(first.next)).toBe(first.events.length)
+    const server = await asAdmin("HEAD", "/v1/changes")
+    const serverBefore = position(server.headers.get("stream-next-offset"))
+    // Five changes of beta, then one of alpha: alpha's reader sees exactly the next position.
+    const beta = (await asAdmin("POST", "/v1/projects/beta/sessions", { body: {} })).json.id
+    for (let i = 0; i < 5; ++i) {
+      const patched = await asAdmin("PATCH", `/v1/sessions/${beta}`, { body: { title: `beta ${i}` } })
+      expect(patched.status, ctx(patched)).toBe(200)
+    }
+    const patched = await asAdmin("PATCH", `/v1/sessions/${alpha.otherSession}`, { body: { title: "alpha again" } })
+    expect(patched.status, ctx(patched)).toBe(200)
+    const next = await read(first.next)
+    expect(next.events.map((e) => [e.type, e.session])).toEqual([["session.updated", alpha.otherSession]])
+    expect(position(next.events[0].offset)).toBe(first.events.length + 1)
+    const serverAfter = position((await asAdmin("HEAD", "/v1/changes")).headers.get("stream-next-offset"))
+    expect(serverAfter - serverBefore).toBe(7) // beta's session, its five updates, alpha's update
+    // HEAD and the snapshot give the same place in alpha's feed, and only alpha's entities.
+    const head = await call("HEAD", "/v1/changes?project=alpha", token)
+    expect(head.headers.get("stream-next-offset")).toBe(next.next)
+    const snapshot = await call("GET", "/v1/changes/snapshot?project=alpha", token)
+    expect(snapshot.status, ctx(snapshot)).toBe(200)
+    expect(snapshot.json.offset).toBe(next.next)
+    // (alpha may be archived by now, by the matrix above: a snapshot lists live projects only)
+    expect(snapshot.json.projects.every((p) => p.id === "alpha")).toBe(true)
+    expect(snapshot.json.sessions.length).toBeGreaterThan(0)
+    expect(snapshot.json.sessions.every((x) => x.project === "alpha")).toBe(true)
+    expect(snapshot.text).not.toMatch(/beta/)
+    // Without a project, or with one it may not read: refused, like elsewhere.
+    const unnamed = await call("GET", "/v1/changes?offset=-1", token)
+    expect(unnamed.status).toBe(403)
+    expect(unnamed.json.error.code).toBe("project_required")
+    const other = await call("GET", "/v1/changes?offset=-1&project=beta", token)
+    expect(other.status).toBe(404)
+    expect(other.json.error.code).toBe("project_not_found")
+    // A token that reads every project reads the server's feed, as admin does.
+    const everything = jwt({ scope: "sessions:read:*" })
+    const all = await call("GET", "/v1/changes?offset=-1", everything)
+    expect(all.status, ctx(all)).toBe(200)
+    expect(all.headers.get("stream-next-offset")).toBe((await asAdmin("HEAD", "/v1/changes")).headers.get("stream-next-offset"))
   })
 })
 

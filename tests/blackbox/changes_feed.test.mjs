@@ -12,9 +12,12 @@
 //
 // Every server runs on 127.0.0.1 with a fresh data directory. Times are bounded; the workload of
 // the concurrency test is seeded (ORDO_TEST_SEED overrides).
-import { readFileSync } from "node:fs"
+import { spawnSync } from "node:child_process"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, test } from "vitest"
-import { startOrdo } from "../support/ordo_server.mjs"
+import { ordoBinary, startOrdo } from "../support/ordo_server.mjs"
 import { ctx, expectError, expectOk, request } from "../support/api.mjs"
 import { mulberry32 } from "../support/random.mjs"
 
@@ -1302,4 +1305,54 @@ describe("retention", () => {
     expect(after.events.map((e) => e.type)).toEqual(["session.updated"])
     expect(parseOffset(after.events[0].offset), "a new event's offset follows every pruned one").toEqual({ prefix, position: maxPos + 1 })
   }, 60000)
+
+  test("a project's own feed ages out too: a reader behind gets 410 with its project's snapshot, which resumes it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ordo-feed-retention-"))
+    const tokensFile = join(dir, "tokens.jsonl")
+    const mint = (scope) => {
+      const r = spawnSync(ordoBinary(), ["token", "create", "--tokens-file", tokensFile, "--scope", scope, "--expires", "1h"])
+      expect(r.status, r.stderr.toString()).toBe(0)
+      return r.stdout.toString().trim()
+    }
+    const admin = mint("admin")
+    const reader = mint("sessions:read:kept")
+    const srv = await launch(["--changes-retention", "1s", "--auth", "tokens", "--auth-tokens-file", tokensFile])
+    try {
+      const as = (token) => (method, path, options = {}) =>
+        request(srv.url, method, path, { ...options, headers: { ...(options.headers ?? {}), Authorization: `Bearer ${token}` } })
+      const asAdmin = as(admin)
+      const asReader = as(reader)
+      expect((await asAdmin("POST", "/v1/projects", { body: { id: "kept", name: "kept" } })).status).toBe(201)
+      const made = await asAdmin("POST", "/v1/projects/kept/sessions", { body: {} })
+      expect(made.status, ctx(made)).toBe(201)
+      const s = made.json
+      const first = await asReader("GET", "/v1/changes?offset=-1&project=kept")
+      expect(first.status, ctx(first)).toBe(200)
+      expect(first.json.map((e) => e.type)).toEqual(["project.created", "session.created"])
+      // Everything ages out of the project's feed as it does out of the server's.
+      const deadline = Date.now() + 10000
+      let err
+      for (;;) {
+        const res = await asReader("GET", "/v1/changes?offset=-1&project=kept")
+        if (res.status === 410) {
+          err = expectError(res, 410, "offset_pruned")
+          if (err.oldest_offset === first.headers.get("stream-next-offset")) break
+        }
+        expect(Date.now(), "the project's feed was never pruned to its tail").toBeLessThan(deadline)
+        await sleep(150)
+      }
+      expect(err.snapshot).toBe("/v1/changes/snapshot?project=kept")
+      // The snapshot says where to go on, and the next change is there.
+      const snap = await asReader("GET", err.snapshot)
+      expect(snap.status, ctx(snap)).toBe(200)
+      expect(snap.json.offset).toBe(first.headers.get("stream-next-offset"))
+      expectOk(await asAdmin("PATCH", `/v1/sessions/${s.id}`, { body: { title: "later" } }))
+      const later = await asReader("GET", `/v1/changes?offset=${snap.json.offset}&project=kept`)
+      expect(later.status, ctx(later)).toBe(200)
+      expect(later.json.map((e) => e.type)).toEqual(["session.updated"])
+    } finally {
+      await shutdown(srv)
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 30000)
 })

@@ -18,7 +18,7 @@ export function overviewView() {
   const projects = new Map()
   const sessions = new Map()
   let selected = null
-  let feed = null
+  let feeds = []
   let stopped = false
   const pendingSessions = new Set()
 
@@ -133,13 +133,30 @@ export function overviewView() {
     if (pendingSessions.size) refetch()
   }
 
+  // The feeds to follow and where each starts, taken before the lists are loaded so that
+  // everything committed after the lists is in them. A token that reads only some projects
+  // reads each project's own feed (the server answers 403 project_required to the whole one).
+  async function feedHeads() {
+    try {
+      const head = await call("HEAD", "/v1/changes")
+      return [{ params: {}, offset: head.headers.get("Stream-Next-Offset") }]
+    } catch (e) {
+      // A HEAD answer has no body to name its code: its 403 is project_required.
+      if (!(e instanceof ApiError) || e.status !== 403) throw e
+    }
+    const visible = await get("/v1/projects")
+    return Promise.all(visible.projects.map(async (p) => {
+      const head = await call("HEAD", `/v1/changes?project=${enc(p.id)}`)
+      return { params: { project: p.id }, offset: head.headers.get("Stream-Next-Offset") }
+    }))
+  }
+
   async function load() {
     if (stopped) return
-    feed?.stop()
+    for (const f of feeds) f.stop()
+    feeds = []
     try {
-      // The feed's position first: everything committed after it is in the feed.
-      const head = await call("HEAD", "/v1/changes")
-      const offset = head.headers.get("Stream-Next-Offset")
+      const heads = await feedHeads()
       const [p, s] = await Promise.all([get("/v1/projects?archived=true"), get("/v1/sessions?limit=200")])
       projects.clear()
       sessions.clear()
@@ -148,12 +165,13 @@ export function overviewView() {
       notice.hidden = true
       renderProjects()
       renderSessions()
-      feed = new LiveStream("/v1/changes", {
+      feeds = heads.map(({ params, offset }) => new LiveStream("/v1/changes", {
         offset,
+        params,
         onData: apply,
         onReset: () => load(),
         onStatus: (st) => reportConnection("overview", st),
-      }).start()
+      }).start())
     } catch (e) {
       notice.hidden = false
       notice.textContent = `Could not load: ${e.message}; retrying.`
@@ -169,7 +187,7 @@ export function overviewView() {
     stop() {
       stopped = true
       clearInterval(ticker)
-      feed?.stop()
+      for (const f of feeds) f.stop()
       reportConnection("overview", "stopped")
     },
   }
