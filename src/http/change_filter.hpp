@@ -1,6 +1,8 @@
 // Server-side filters of the change feed (/v1/changes?project=&session=&types=). A filtered
 // read scans the feed like an unfiltered one and drops the events that do not match; offsets
-// stay global, so a filtered reader resumes exactly where its last answer ended.
+// stay those of the feed read (the server's, or a project's own for a token that reads only
+// some projects: change_feed_for(), http/access.hpp), so a filtered reader resumes exactly
+// where its last answer ended.
 #pragma once
 
 #include <memory>

@@ -85,7 +85,7 @@ status check_streams(connection& db, std::vector<finding>& out) {
   if (!s) return s;
   s = for_each_row(db, k_broken_streams, [&](statement& r) {
     const std::string path = text(r, 1);
-    const bool feed = path == k_change_feed_path;
+    const bool feed = is_change_feed_path(path);
     out.push_back({"stream_offsets", path,
                    std::string(feed ? "the change feed's" : "the stream's") + " " +
                        std::to_string(r.column_int64(3)) + " stored appends hold positions " +
