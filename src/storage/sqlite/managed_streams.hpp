@@ -22,7 +22,7 @@ inline constexpr std::string_view k_change_feed_path = "__ordo/changes";
 
 // One project's own change feed: the changes of that project's entities only, numbered by
 // positions of its own. A token that reads some projects and not others reads these, so that
-// nothing about another project shows in its offsets (docs/SECURITY.md, "The change feed").
+// nothing about another project shows in its offsets (docs/SECURITY.md, "Scopes").
 inline std::string project_changes_path(std::string_view project_id) {
   return std::string(k_managed_namespace) + "projects/" + std::string(project_id) + "/changes";
 }
