@@ -97,25 +97,39 @@ std::string exchange(std::string_view input) {
   return out;
 }
 
+// A buffer holding `bytes`.
+boost::beast::flat_buffer buffer_of(std::string_view bytes) {
+  boost::beast::flat_buffer buffer;
+  boost::asio::buffer_copy(buffer.prepare(bytes.size()), boost::asio::buffer(bytes));
+  buffer.commit(bytes.size());
+  return buffer;
+}
+
+// Feeds one message from `buffer` to `parser` (eager: the body too), consuming what it used;
+// the parser's error, need_more when the buffer ran out first.
+template <class Parser>
+boost::beast::error_code feed(Parser& parser, boost::beast::flat_buffer& buffer) {
+  parser.eager(true);
+  boost::beast::error_code ec;
+  std::size_t used = parser.put(buffer.data(), ec);
+  buffer.consume(used);
+  while (!ec && !parser.is_done() && used > 0 && buffer.size() > 0) {
+    used = parser.put(buffer.data(), ec);
+    buffer.consume(used);
+  }
+  return ec;
+}
+
 // The methods of the requests in `input` that the harness can frame, in order: whether each is
 // a HEAD (its answer carries no body).
 std::vector<bool> request_heads(std::string_view input) {
   std::vector<bool> heads;
-  boost::beast::flat_buffer buffer;
-  boost::asio::buffer_copy(buffer.prepare(input.size()), boost::asio::buffer(input));
-  buffer.commit(input.size());
+  auto buffer = buffer_of(input);
   while (buffer.size() > 0) {
     bhttp::request_parser<bhttp::string_body> parser;
-    parser.eager(true);
     parser.header_limit(64 << 10);
     parser.body_limit(1 << 20);
-    boost::beast::error_code ec;
-    std::size_t used = parser.put(buffer.data(), ec);
-    buffer.consume(used);
-    while (!ec && !parser.is_done() && used > 0 && buffer.size() > 0) {
-      used = parser.put(buffer.data(), ec);
-      buffer.consume(used);
-    }
+    auto ec = feed(parser, buffer);
     if (!parser.is_header_done()) break;
     heads.push_back(parser.get().method() == bhttp::verb::head);
     if (ec || !parser.is_done()) break;
@@ -125,24 +139,15 @@ std::vector<bool> request_heads(std::string_view input) {
 
 void check_answers(std::string_view input, const std::string& out) {
   auto heads = request_heads(input);
-  boost::beast::flat_buffer buffer;
-  boost::asio::buffer_copy(buffer.prepare(out.size()), boost::asio::buffer(out));
-  buffer.commit(out.size());
+  auto buffer = buffer_of(out);
   std::size_t answered = 0;
   while (buffer.size() > 0) {
     bhttp::response_parser<bhttp::string_body> parser;
-    parser.eager(true);
     parser.body_limit(64 << 20);
     // Past the requests the harness could frame it does not know which answer is a HEAD's.
     if (answered >= heads.size()) break;
     if (heads[answered]) parser.skip(true);
-    boost::beast::error_code ec;
-    std::size_t used = parser.put(buffer.data(), ec);
-    buffer.consume(used);
-    while (!ec && !parser.is_done() && used > 0 && buffer.size() > 0) {
-      used = parser.put(buffer.data(), ec);
-      buffer.consume(used);
-    }
+    auto ec = feed(parser, buffer);
     if (ec && ec != bhttp::error::need_more) {
       // The server writes nothing Beast cannot read; unless the answer was cut by a reset.
       check(false, "the server's answers read as HTTP/1.1 responses");
