@@ -103,6 +103,13 @@ test("sign in, watch a session live, send a command, sign out", { timeout: 90_00
     .toBe(1)
   await shot("2-session")
 
+  // The change feed: this token reads only web-app, so the view reads web-app's own feed.
+  await page.goto(`${server.url}/#/changes`)
+  await expect.poll(() => page.locator('#feed-filters input[name="project"]').inputValue(), { timeout: SHOW_TIMEOUT_MS }).toBe("web-app")
+  await page.locator('#feed > li[data-type="command.accepted"]').first().waitFor({ timeout: SHOW_TIMEOUT_MS })
+  expect(await page.locator("#feed > li").count()).toBeGreaterThan(0)
+  expect(await page.locator("#feed").textContent()).not.toContain("secret")
+
   // Sign out: the form again, and the old cookie value reads nothing any more from this browser.
   await page.click("#sign-out")
   await page.waitForSelector("#sign-in-token", { timeout: SHOW_TIMEOUT_MS })

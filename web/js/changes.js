@@ -1,7 +1,7 @@
 // The change feed, live, newest first, with the feed's own filters (project, session, types):
 // changing a filter reconnects with it from the position reached, so nothing that matches is
 // missed or shown twice.
-import { enc } from "./api.js"
+import { ApiError, call, enc, get } from "./api.js"
 import { LiveStream, reportConnection } from "./live.js"
 import { h, clear, time } from "./dom.js"
 
@@ -105,7 +105,25 @@ export function changesView() {
     }).start()
   }
 
-  follow(true)
+  // A token that reads only some projects reads one project's own feed: the server answers 403
+  // to the whole one (a HEAD carries no body to name its code). Start with the first project it
+  // may read, and say so.
+  async function start() {
+    try {
+      await call("HEAD", "/v1/changes")
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 403 && !project.value.trim()) {
+        const visible = await get("/v1/projects").catch(() => ({ projects: [] }))
+        if (visible.projects.length) project.value = visible.projects[0].id
+        notice.hidden = false
+        notice.textContent =
+          "This token reads only some projects: the feed shown is one project's own; name another above."
+      }
+    }
+    follow(true)
+  }
+
+  start()
   return {
     el: h("div", { class: "changes-view" }, h("h2", {}, "Change feed"), form, notice, list),
     stop() {
