@@ -1080,8 +1080,7 @@ int main(int argc, char** argv) {
     out["server_rss_kib"] = after->rss_kib;
     out["server_peak_kib"] = after->peak_kib;
     out["server_voluntary_switches"] = after->voluntary_switches - before->voluntary_switches;
-    out["server_involuntary_switches"] =
-        after->involuntary_switches - before->involuntary_switches;
+    out["server_involuntary_switches"] = after->involuntary_switches - before->involuntary_switches;
   }
   std::cout << json::serialize(out) << std::endl;
   return st.errors == 0 ? 0 : 1;
