@@ -292,6 +292,16 @@ describe("the scope matrix", () => {
     const other = await call("GET", "/v1/changes?offset=-1&project=beta", token)
     expect(other.status).toBe(404)
     expect(other.json.error.code).toBe("project_not_found")
+    // A project its glob would cover but which does not exist: the same 404, nothing created.
+    const globbed = jwt({ scope: "sessions:read:alp*" })
+    for (const path of ["/v1/changes?offset=-1&project=alpine", "/v1/changes/snapshot?project=alpine"]) {
+      const missing = await call("GET", path, globbed)
+      expect(missing.status, ctx(missing)).toBe(404)
+      expect(missing.json.error.code).toBe("project_not_found")
+    }
+    expect((await call("HEAD", "/v1/changes?project=alpine", globbed)).status).toBe(404)
+    const streams = await asAdmin("GET", "/v1/streams")
+    expect(streams.text).not.toMatch(/projects\/alpine/)
     // A token that reads every project reads the server's feed, as admin does.
     const everything = jwt({ scope: "sessions:read:*" })
     const all = await call("GET", "/v1/changes?offset=-1", everything)
