@@ -11,6 +11,7 @@
 #include <thread>
 #include <utility>
 
+#include "base/thread_name.hpp"
 #include "sessions/api_json.hpp"
 #include "sessions/lifecycle.hpp"
 #include "sessions/session_jobs.hpp"
@@ -46,7 +47,10 @@ void session_service::start() {
   // runs on the writer thread).
   engine_.on_adopted([this] { submit_change_feed_job({}); });
   reap_once();
-  reaper_ = std::thread([this] { reaper_loop(); });
+  reaper_ = std::thread([this] {
+    name_this_thread("ordo-reaper");
+    reaper_loop();
+  });
 }
 
 void session_service::stop() {

@@ -1,5 +1,9 @@
 #include "storage/sqlite/read_pool.hpp"
 
+#include <string>
+
+#include "base/thread_name.hpp"
+
 namespace ordo::sqlite {
 
 std::unique_ptr<read_pool> read_pool::start(int thread_count, std::size_t max_queued) {
@@ -7,8 +11,11 @@ std::unique_ptr<read_pool> read_pool::start(int thread_count, std::size_t max_qu
   pool->max_queued_ = max_queued;
   for (int i = 0; i < thread_count; ++i)
     pool->slots_.push_back(std::make_unique<slot>());
-  for (auto& s : pool->slots_) {
-    pool->threads_.emplace_back([p = pool.get(), s = s.get()] { p->run(*s); });
+  for (std::size_t i = 0; i < pool->slots_.size(); ++i) {
+    pool->threads_.emplace_back([p = pool.get(), s = pool->slots_[i].get(), i] {
+      name_this_thread("ordo-read-" + std::to_string(i));
+      p->run(*s);
+    });
   }
   return pool;
 }
