@@ -61,6 +61,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/thread_name.hpp"
 #include "http/request_head.hpp"
 #include "http/server_impl.hpp"
 #include "http/tls_stream.hpp"
@@ -272,8 +273,16 @@ void server::run() {
   });
   std::vector<std::thread> threads;
   for (std::size_t i = 1; i < iocs.size(); ++i)
-    threads.emplace_back([ioc = iocs[i].get()] { ioc->run(); });
-  threads.emplace_back([p = impl_.get()] { p->wake_ioc.run(); });
+    threads.emplace_back([ioc = iocs[i].get(), i] {
+      name_this_thread("ordo-net-" + std::to_string(i));
+      ioc->run();
+    });
+  threads.emplace_back([p = impl_.get()] {
+    name_this_thread("ordo-wake");
+    p->wake_ioc.run();
+  });
+  // The calling thread, network thread 0, keeps the process's name: pidof and killall find
+  // ordo by the main thread's name.
   iocs.front()->run();
   for (auto& t : threads)
     t.join();
