@@ -26,6 +26,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/handoff_batch.hpp"
 #include "base/result.hpp"
 #include "http/cors.hpp"
 #include "http/error_response.hpp"
@@ -122,6 +123,28 @@ inline std::optional<std::string> header(const request& req, std::string_view na
   return std::string(it->value());
 }
 
+// Hands `run` to `ex`: within a handoff_batch (the writer answering a batch), together with
+// every other call for the same io_context, in one post; otherwise in a post of its own.
+template <class Executor>
+void hand_off(const Executor& ex, handoff_batch::call run) {
+  handoff_batch* batch = handoff_batch::current();
+  if (!batch) {
+    asio::post(ex, std::move(run));
+    return;
+  }
+  const void* target = &asio::query(ex, asio::execution::context);
+  if (batch->add(target, run)) return;
+  batch->add_target(
+      target,
+      [ex](std::vector<handoff_batch::call> calls) {
+        asio::post(ex, [calls = std::move(calls)] {
+          for (const auto& c : calls)
+            c();
+        });
+      },
+      std::move(run));
+}
+
 // Runs an engine operation that completes through a callback on another thread, resuming the
 // calling coroutine on its own executor. Deliberately not a coroutine itself: g++ 12 relocates
 // by-value closure parameters of coroutines bitwise, which corrupts captured strings.
@@ -129,14 +152,23 @@ template <class Result, class Start>
 awaitable<Result> await_engine(Start start) {
   return asio::async_initiate<decltype(use_awaitable), void(Result)>(
       [start = std::move(start)](auto handler) mutable {
-        auto h = std::make_shared<decltype(handler)>(std::move(handler));
-        auto ex = asio::get_associated_executor(*h);
-        auto work = std::make_shared<asio::executor_work_guard<decltype(ex)>>(ex);
-        start([h, work](Result r) mutable {
-          auto ex = work->get_executor();
-          asio::post(ex, [h, work, r = std::move(r)]() mutable {
-            (*h)(std::move(r));
-            work->reset();
+        using handler_type = decltype(handler);
+        using executor_type = asio::associated_executor_t<handler_type>;
+        // One allocation per operation: the handler, the work that keeps its io_context
+        // running until it is called, and the result on its way to it.
+        struct operation {
+          handler_type handler;
+          asio::executor_work_guard<executor_type> work;
+          std::optional<Result> result;
+        };
+        auto ex = asio::get_associated_executor(handler);
+        auto op = std::make_shared<operation>(
+            operation{std::move(handler), asio::make_work_guard(ex), std::nullopt});
+        start([op](Result r) mutable {
+          op->result.emplace(std::move(r));
+          hand_off(op->work.get_executor(), [op] {
+            std::move(op->handler)(std::move(*op->result));
+            op->work.reset();
           });
         });
       },

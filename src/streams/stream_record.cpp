@@ -206,6 +206,11 @@ std::size_t stream_record::waiter_count() const {
   return waiters_.size();
 }
 
+bool stream_record::has_listeners() const {
+  mutex_lock lock(waiters_mu_);
+  return waking_ || !waiters_.empty() || !subscribers_.empty();
+}
+
 void stream_record::wake_waiters() {
   while (wake_round()) {
   }

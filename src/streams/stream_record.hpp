@@ -166,6 +166,11 @@ class stream_record {
   std::uint64_t add_waiter(std::function<void()> wake);
   void remove_waiter(std::uint64_t id);
   std::size_t waiter_count() const;
+  // Whether a wake round would do anything: a one-shot waiter, a subscriber, or a round in
+  // progress (which must be asked to run again). A reader registers before it re-checks the
+  // state and the writer asks this after it published: either the reader sees the change or
+  // this sees the reader, so a round skipped on false misses no one.
+  bool has_listeners() const;
 
   // Subscribes `reader` to every change until unsubscribe(id): no registration per change, and
   // a fixed place in each round, so every reader waits about one round.
