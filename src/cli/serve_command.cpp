@@ -41,6 +41,7 @@ struct serve_flags {
   std::uint16_t port = 4437;
   std::string data_dir = "./data";
   std::string sync = "full";
+  std::string wal_flush = "writer";
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::string long_poll_timeout = "30s";
   std::size_t max_body_bytes = 64 << 20;
@@ -108,6 +109,13 @@ void add_serve_options(CLI::App& cmd, serve_flags& f) {
                  "crash of ordo but not of the machine")
       ->envname("ORDO_SYNC")
       ->check(CLI::IsMember({"full", "normal"}))
+      ->capture_default_str();
+  cmd.add_option("--wal-flush", f.wal_flush,
+                 "with --sync full: writer flushes the write-ahead log on the writer's thread "
+                 "after each commit; thread pipelines it on a thread of its own, overlapping "
+                 "the next commit (wins only with idle cores and fast transactions)")
+      ->envname("ORDO_WAL_FLUSH")
+      ->check(CLI::IsMember({"writer", "thread"}))
       ->capture_default_str();
   cmd.add_option("--threads", f.threads, "Network threads")
       ->envname("ORDO_THREADS")
@@ -343,6 +351,8 @@ int serve(const serve_flags& f) {
   eo.database.path = (std::filesystem::path(f.data_dir) / "ordo.db").string();
   eo.database.sync =
       f.sync == "normal" ? ordo::sqlite::sync_mode::normal : ordo::sqlite::sync_mode::full;
+  eo.wal_flush =
+      f.wal_flush == "thread" ? ordo::sqlite::wal_flush::thread : ordo::sqlite::wal_flush::writer;
   eo.database.journal = f.journal == "wal"      ? ordo::sqlite::journal_mode::wal
                         : f.journal == "delete" ? ordo::sqlite::journal_mode::rollback
                                                 : ordo::sqlite::journal_mode::automatic;

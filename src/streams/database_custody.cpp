@@ -172,8 +172,9 @@ status stream_engine::attach_database(std::optional<sqlite::file_identity> adopt
   if (!tables) return std::move(tables).error();
   auto streams = tables->load_streams();
   if (!streams) return std::move(streams).error();
-  // --sync full in WAL mode: commits return unflushed and the syncer flushes the -wal behind
-  // them (wal_syncer.hpp); migrations and the epoch above were committed with a full sync.
+  // --sync full in WAL mode: commits return unflushed and the syncer flushes the -wal after
+  // them, on the writer's thread or its own (wal_syncer.hpp); migrations and the epoch above
+  // were committed with a full sync.
   auto journal = db->query_text("PRAGMA journal_mode");
   if (!journal) return std::move(journal).error();
   bool pipelined = options_.database.sync == sqlite::sync_mode::full && *journal == "wal";

@@ -1,8 +1,10 @@
 // The group-commit writer: one thread takes everything queued, runs it as one transaction with
 // a SAVEPOINT per job (a failing job fails alone), commits it, and asks the WAL syncer to flush
-// the commit (storage/sqlite/wal_syncer.hpp). While that flush runs, the next batch's
-// transaction runs; a batch is published (tail caches, registry) and its callers answered once
-// its flush is done, and the readers it wakes are woken last, on the wake executor. A commit or
+// the commit (storage/sqlite/wal_syncer.hpp): by default on this thread, so appends that arrive
+// meanwhile form the next batch; with --wal-flush thread on the syncer's, while the next batch's
+// transaction runs. A batch is published (tail caches, registry) and its callers answered once
+// its flush is done, each network thread's callers in one hand-off (base/handoff_batch.hpp),
+// and the readers it wakes are woken last, on the wake executor, if it has any. A commit or
 // flush of unknown outcome poisons the writer: every later write fails until restart.
 //
 // Thread safety: the writer thread only, except set_wake_executor() (any thread, under
@@ -23,6 +25,7 @@
 #include <cassert>
 #include <string>
 
+#include "base/handoff_batch.hpp"
 #include "streams/stream_engine_internal.hpp"
 
 namespace ordo {
@@ -175,7 +178,8 @@ void stream_engine::run_batch(std::vector<job>& batch) {
 
   // The batch before this one was flushed while this one ran: it goes first, in order.
   complete_pending();
-  if (batch_failure || !syncer_->attached()) {
+  // Flushed already (by this thread, with wal_flush::writer) or failed: answered now.
+  if (batch_failure || !syncer_->attached() || syncer_->settled(b.commit)) {
     complete_batch(b);
   } else {
     pending_ = std::move(b);
@@ -216,6 +220,8 @@ void stream_engine::complete_batch(committed_batch& b) {
     last_batch_state_ = storage_state::ok;
     metrics_.batch_jobs.observe(b.jobs.size());
   }
+  // Each network thread gets its callers' answers in one hand-off (base/handoff_batch.hpp).
+  std::optional<handoff_batch> handoffs(std::in_place);
   for (std::size_t i = 0; i < b.jobs.size(); ++i) {
     std::visit(
         [&](auto* j) {
@@ -252,12 +258,16 @@ void stream_engine::complete_batch(committed_batch& b) {
         },
         b.jobs[i]);
   }
+  handoffs.reset();
   // Readers last: the writers' answers are already on their way, and a stream's readers are
   // woken once per batch however many of its jobs it held.
-  if (deferred_wakes_.empty()) return;
+  // A stream nobody listens to costs no round: no task, and no wake of the wake thread.
   std::vector<std::shared_ptr<stream_record>> woken;
-  woken.swap(deferred_wakes_);
-  run_wake_rounds(std::move(woken));
+  for (auto& record : deferred_wakes_) {
+    if (record->has_listeners()) woken.push_back(std::move(record));
+  }
+  deferred_wakes_.clear();
+  if (!woken.empty()) run_wake_rounds(std::move(woken));
 }
 
 // One wake round per record; records whose state changed again meanwhile get their next round

@@ -1,13 +1,46 @@
-// The writer's pipelined flush (wal_syncer): writers are answered and effects published only
-// once their commit is on disk, and a failed flush refuses every later write.
+// The writer's flush (wal_syncer), on the writer's thread (the default) and pipelined on a
+// thread of its own: writers are answered and effects published only once their commit is on
+// disk, and a failed flush refuses every later write.
 #include "streams/stream_engine_test_fixture.hpp"
 
 namespace ordo::engine_test {
 namespace {
 
-// ---- the pipelined flush (wal_syncer) --------------------------------------------------------
+void flush_on_own_thread(stream_engine_options& o) {
+  o.wal_flush = sqlite::wal_flush::thread;
+}
+
+// ---- on the writer's thread (--wal-flush writer) ---------------------------------------------
+
+TEST_F(stream_engine_test, on_the_writer_appends_that_arrive_during_a_flush_form_the_next_batch) {
+  ASSERT_EQ(create("s").status, create_status::created);
+  one_shot_gate flush;
+  set_flush_fault([&] { return flush.hold(); });
+  flush.arm();
+  auto first = append_async(data_request("s", "a"));
+  flush.wait_until_held();
+  // The writer itself is flushing: nothing else runs, and nothing is acknowledged or shown.
+  auto second = append_async(data_request("s", "b"));
+  auto third = append_async(data_request("s", "c"));
+  EXPECT_EQ(first.wait_for(std::chrono::milliseconds(50)), std::future_status::timeout);
+  EXPECT_EQ(count_rows("SELECT count(*) FROM " + k_all_messages), 1);
+  EXPECT_EQ(engine_->find("s")->state().tail, stream_position{0});
+  writer_stats before = engine_->stats();  // the first batch is counted once answered
+  flush.release();
+  EXPECT_EQ(first.get().tail, stream_position{1});
+  EXPECT_EQ(second.get().tail, stream_position{2});
+  EXPECT_EQ(third.get().tail, stream_position{3});
+  // The two that waited share one transaction: two batches, three jobs.
+  writer_stats after = engine_->stats();
+  EXPECT_EQ(after.transactions_committed, before.transactions_committed + 2);
+  EXPECT_EQ(after.jobs_committed, before.jobs_committed + 3);
+  EXPECT_EQ(read_all("s"), "abc");
+}
+
+// ---- pipelined (--wal-flush thread) ------------------------------------------------------------
 
 TEST_F(stream_engine_test, an_append_is_acknowledged_and_published_only_after_its_flush) {
+  open(flush_on_own_thread);
   ASSERT_EQ(create("s").status, create_status::created);
   one_shot_gate flush;
   set_flush_fault([&] { return flush.hold(); });
@@ -29,6 +62,7 @@ TEST_F(stream_engine_test, an_append_is_acknowledged_and_published_only_after_it
 }
 
 TEST_F(stream_engine_test, a_batch_is_answered_once_flushed_without_waiting_for_the_next_commit) {
+  open(flush_on_own_thread);
   ASSERT_EQ(create("s").status, create_status::created);
   ASSERT_EQ(create("s2").status, create_status::created);
   one_shot_gate flush, insert, commit;
@@ -64,6 +98,7 @@ TEST_F(stream_engine_test, a_batch_is_answered_once_flushed_without_waiting_for_
 }
 
 TEST_F(stream_engine_test, a_read_answers_only_once_what_it_saw_is_on_disk) {
+  open(flush_on_own_thread);
   ASSERT_EQ(create("s").status, create_status::created);
   one_shot_gate flush;
   set_flush_fault([&] { return flush.hold(); });
@@ -87,7 +122,24 @@ TEST_F(stream_engine_test, a_read_answers_only_once_what_it_saw_is_on_disk) {
   EXPECT_EQ(appended.get().status, append_status::appended);
 }
 
-TEST_F(stream_engine_test, a_failed_flush_fails_its_writers_and_refuses_all_later_writes) {
+// ---- both -------------------------------------------------------------------------------------
+
+class flush_modes_test : public stream_engine_test,
+                         public ::testing::WithParamInterface<sqlite::wal_flush> {
+ protected:
+  void SetUp() override {
+    stream_engine_test::SetUp();
+    open([](stream_engine_options& o) { o.wal_flush = GetParam(); });
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(both, flush_modes_test,
+                         ::testing::Values(sqlite::wal_flush::writer, sqlite::wal_flush::thread),
+                         [](const auto& info) {
+                           return info.param == sqlite::wal_flush::writer ? "writer" : "thread";
+                         });
+
+TEST_P(flush_modes_test, a_failed_flush_fails_its_writers_and_refuses_all_later_writes) {
   ASSERT_EQ(create("s").status, create_status::created);
   set_flush_fault([] {
     return make_failure(failure_kind::unavailable, "storage_io_error", "injected fdatasync error");
@@ -104,7 +156,7 @@ TEST_F(stream_engine_test, a_failed_flush_fails_its_writers_and_refuses_all_late
   EXPECT_EQ(later.error.code, "storage_poisoned");
 }
 
-TEST_F(stream_engine_test, a_failed_flush_of_a_maintenance_commit_publishes_nothing_and_poisons) {
+TEST_P(flush_modes_test, a_failed_flush_of_a_maintenance_commit_publishes_nothing_and_poisons) {
   // A stream that exists, so the append below is refused for the poison alone.
   ASSERT_EQ(create("s").status, create_status::created);
   create_request c;
@@ -124,8 +176,11 @@ TEST_F(stream_engine_test, a_failed_flush_of_a_maintenance_commit_publishes_noth
   EXPECT_EQ(append("s", "x").error.code, "storage_poisoned");
 }
 
-TEST_F(stream_engine_test, with_sync_normal_nothing_is_flushed_by_ordo) {
-  open([](stream_engine_options& o) { o.database.sync = sqlite::sync_mode::normal; });
+TEST_P(flush_modes_test, with_sync_normal_nothing_is_flushed_by_ordo) {
+  open([](stream_engine_options& o) {
+    o.database.sync = sqlite::sync_mode::normal;
+    o.wal_flush = GetParam();
+  });
   std::atomic<int> flushes{0};
   set_flush_fault([&]() -> status {
     ++flushes;

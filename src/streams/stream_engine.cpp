@@ -11,6 +11,7 @@
 //             (3) the queue's bounds always admit one job into an empty queue.
 #include "streams/stream_engine.hpp"
 
+#include "base/thread_name.hpp"
 #include "streams/stream_engine_internal.hpp"
 
 namespace ordo {
@@ -21,18 +22,24 @@ stream_engine::stream_engine(stream_engine_options options) : options_(std::move
 
 result<std::unique_ptr<stream_engine>> stream_engine::open(stream_engine_options options) {
   std::unique_ptr<stream_engine> engine(new stream_engine(std::move(options)));
-  engine->syncer_ =
-      std::make_unique<sqlite::wal_syncer>([e = engine.get()] { return e->inject("flush", ""); },
-                                           [e = engine.get()] {
-                                             // The writer may be waiting for this flush or for new
-                                             // work, whichever comes first.
-                                             { mutex_lock lock(e->queue_mu_); }
-                                             e->queue_cv_.notify_one();
-                                           });
+  auto* e = engine.get();
+  std::function<void()> on_flushed;
+  if (e->options_.wal_flush == sqlite::wal_flush::thread) {
+    // The writer may be waiting for this flush or for new work, whichever comes first.
+    on_flushed = [e] {
+      { mutex_lock lock(e->queue_mu_); }
+      e->queue_cv_.notify_one();
+    };
+  }
+  engine->syncer_ = std::make_unique<sqlite::wal_syncer>(
+      e->options_.wal_flush, [e] { return e->inject("flush", ""); }, std::move(on_flushed));
   engine->readers_ =
       sqlite::read_pool::start(engine->options_.reader_threads, engine->options_.max_read_queue);
   if (auto s = engine->attach_database(std::nullopt); !s) return std::move(s).error();
-  engine->writer_ = std::thread([e = engine.get()] { e->writer_loop(); });
+  engine->writer_ = std::thread([e = engine.get()] {
+    name_this_thread("ordo-writer");
+    e->writer_loop();
+  });
   return engine;
 }
 

@@ -58,6 +58,8 @@ struct removal;
 
 struct stream_engine_options {
   sqlite::database_options database;
+  // Where the -wal is flushed with --sync full in WAL mode (--wal-flush; wal_syncer.hpp).
+  sqlite::wal_flush wal_flush = sqlite::wal_flush::writer;
   int reader_threads = 2;
   std::size_t max_read_queue = 4096;         // catch-up reads waiting for a reader thread
   std::size_t read_chunk_bytes = 1 << 20;    // most bytes in one catch-up response
@@ -83,7 +85,7 @@ struct stream_engine_options {
   // Fault injection for tests: called by the writer at named points ("batch.begin",
   // "append.after_insert", "create.after_insert", "commit", "merge": inside the transaction
   // that moves the append log) with the job's stream path (empty for batch-wide points), and by the
-  // syncer thread before each flush of the -wal ("flush"). A failure is treated exactly like a
+  // flushing thread before each flush of the -wal ("flush"). A failure is treated exactly like a
   // storage failure at that point. Unset in production.
   std::function<status(std::string_view point, std::string_view path)> fault_injector;
 };
