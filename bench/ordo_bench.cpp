@@ -16,11 +16,22 @@
 //   catchup   prefill --messages values, then read them all with catch-up reads
 //   idle-sse  --subscribers idle SSE connections; server memory per connection
 //   prefill   --messages values spread over --streams streams (for the time-to-ready run)
+//   storm     the reconnect storm: --subscribers SSE readers all connect at once from -1 to a
+//             stream of --messages values, beside one reader that never reads, while a
+//             separate process probes GET /health every 100 ms; every reader must get every
+//             value exactly once ("latency" is then /health's, and the server's RSS growth
+//             during the storm is reported)
 //
 // Written against Asio and Beast directly, with coroutines on one io_context: thousands of
 // connections cost no threads. Hand-written rather than wrk because wrk is not packaged here,
 // cannot hold SSE readers, and cannot measure append-to-delivery latency.
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -31,9 +42,11 @@
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -761,6 +774,130 @@ asio::awaitable<void> prefill(run_state* st, int conn_index, int conns, int stre
   }
 }
 
+// ---- the reconnect storm's side parts ----------------------------------------------------------
+
+// A blocking TCP connection to the server, or -1. `receive_buffer` > 0 shrinks the socket's
+// receive buffer before connecting (the stalled reader: the server's writes block sooner).
+int connect_blocking(const options& o, int receive_buffer, std::chrono::seconds timeout) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (::getaddrinfo(o.host.c_str(), o.port.c_str(), &hints, &found) != 0) return -1;
+  int fd = -1;
+  for (addrinfo* a = found; a && fd < 0; a = a->ai_next) {
+    fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) continue;
+    timeval tv{static_cast<time_t>(timeout.count()), 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (receive_buffer > 0)
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
+    if (::connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
+      ::close(fd);
+      fd = -1;
+    }
+  }
+  ::freeaddrinfo(found);
+  return fd;
+}
+
+bool send_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+// One probe as a load balancer makes it: a new connection, GET /health, the whole answer.
+// Microseconds, or -1 when it failed or did not answer 200 within 5 s.
+long long probe_health(const options& o) {
+  auto started = clock_type::now();
+  int fd = connect_blocking(o, 0, std::chrono::seconds(5));
+  if (fd < 0) return -1;
+  std::string request = "GET /health HTTP/1.1\r\nHost: " + o.host + "\r\nConnection: close\r\n";
+  if (!o.token.empty()) request += "Authorization: Bearer " + o.token + "\r\n";
+  request += "\r\n";
+  std::string answer;
+  bool ok = send_all(fd, request);
+  char buffer[4096];
+  while (ok) {
+    ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+    if (n < 0) ok = false;
+    if (n <= 0) break;
+    answer.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  if (!ok || answer.rfind("HTTP/1.1 200", 0) != 0) return -1;
+  return std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - started).count();
+}
+
+// What the prober reports per probe.
+struct probe_sample {
+  long long micros;   // -1: failed
+  long long rss_kib;  // the server's, right after the probe (0 without --server-pid)
+};
+
+// The /health prober of the storm, in a process of its own so that the storm's readers cannot
+// delay it: forked before this process starts any thread. It waits for a byte on `control`,
+// then probes every 100 ms and writes a probe_sample per probe to `out` until `control` is
+// closed.
+struct prober {
+  pid_t pid = -1;
+  int control = -1;  // parent's end: one byte starts the probes, closing it ends them
+  int results = -1;  // parent's end of the samples
+
+  static std::optional<prober> start(const options& o) {
+    int control_pipe[2];
+    int results_pipe[2];
+    if (::pipe(control_pipe) != 0) return std::nullopt;
+    if (::pipe(results_pipe) != 0) return std::nullopt;
+    pid_t pid = ::fork();
+    if (pid < 0) return std::nullopt;
+    if (pid == 0) {
+      ::close(control_pipe[1]);
+      ::close(results_pipe[0]);
+      run(o, control_pipe[0], results_pipe[1]);
+    }
+    ::close(control_pipe[0]);
+    ::close(results_pipe[1]);
+    return prober{pid, control_pipe[1], results_pipe[0]};
+  }
+
+  void go() const { (void)!::write(control, "g", 1); }
+
+  // Ends the probes and returns every sample.
+  std::vector<probe_sample> finish() {
+    ::close(control);
+    std::vector<probe_sample> samples;
+    probe_sample s{};
+    while (::read(results, &s, sizeof s) == static_cast<ssize_t>(sizeof s))
+      samples.push_back(s);
+    ::close(results);
+    ::waitpid(pid, nullptr, 0);
+    return samples;
+  }
+
+ private:
+  [[noreturn]] static void run(const options& o, int control, int out) {
+    char go = 0;
+    if (::read(control, &go, 1) != 1) ::_exit(0);
+    auto next = clock_type::now();
+    for (;;) {
+      probe_sample s{probe_health(o), 0};
+      if (auto p = sample_process(o.server_pid)) s.rss_kib = p->rss_kib;
+      if (::write(out, &s, sizeof s) != static_cast<ssize_t>(sizeof s)) ::_exit(0);
+      next += std::chrono::milliseconds(100);
+      auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next - clock_type::now());
+      pollfd pfd{control, POLLIN, 0};
+      // Readable means closed (the parent sends nothing after the first byte): done.
+      if (::poll(&pfd, 1, static_cast<int>(std::max<long long>(0, wait.count()))) != 0) ::_exit(0);
+    }
+  }
+};
+
 void raise_fd_limit() {
   rlimit rl{};
   if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -800,7 +937,7 @@ int main(int argc, char** argv) {
   app.add_option("scenario", o.scenario, "What to measure")
       ->required()
       ->check(CLI::IsMember(
-          {"append", "batch", "delivery", "fanout", "catchup", "idle-sse", "prefill"}));
+          {"append", "batch", "delivery", "fanout", "catchup", "idle-sse", "prefill", "storm"}));
   app.add_option("--url", url, "The server's base URL")->capture_default_str();
   app.add_option("--prefix", o.prefix, "Where streams live on the server")->capture_default_str();
   app.add_option("--token", o.token, "Bearer token for a server with authentication")
@@ -829,22 +966,22 @@ int main(int argc, char** argv) {
   app.add_option("--live", o.live, "delivery: the live read mode")
       ->check(CLI::IsMember({"sse", "long-poll"}))
       ->capture_default_str();
-  app.add_option("--subscribers", o.subscribers, "delivery, fanout, idle-sse: readers")
+  app.add_option("--subscribers", o.subscribers, "delivery, fanout, idle-sse, storm: readers")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_option("--writers", o.writers,
                  "delivery, fanout: appending connections (default: enough for the rate)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--reader-threads", o.reader_threads,
-                 "delivery, fanout: threads the SSE readers are spread over (default: 1 for "
-                 "delivery, one per core for fanout)")
+                 "delivery, fanout, storm: threads the SSE readers are spread over (default: 1 "
+                 "for delivery, one per core for fanout and storm)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--neighbour-bytes", o.neighbour_bytes,
                  "append: first store one message this large in a stream of its own (the noisy "
                  "neighbour)")
       ->check(CLI::Range(0LL, 1LL << 31))
       ->capture_default_str();
-  app.add_option("--messages", o.messages, "catchup, prefill: messages written first")
+  app.add_option("--messages", o.messages, "catchup, prefill, storm: messages written first")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_option("--run-id", o.run_id, "Part of every stream name (default: pid and time)");
@@ -1048,6 +1185,109 @@ int main(int argc, char** argv) {
       params["rss_during_kib"] = during->rss_kib;
       params["bytes_per_connection"] =
           static_cast<double>(during->rss_kib - before->rss_kib) * 1024.0 / o.subscribers;
+    }
+  } else if (sc == "storm") {
+    params["subscribers"] = o.subscribers;
+    params["messages"] = o.messages;
+    params["message_bytes"] = o.message_bytes;
+    // First, while this process has no thread but its own.
+    auto probes = prober::start(o);
+    if (!probes) {
+      std::cerr << "storm: cannot start the /health prober: " << std::strerror(errno) << "\n";
+      return 1;
+    }
+    create_streams(st, 1);
+    run_all(st, [&] {
+      asio::co_spawn(st.ioc, prefill(&st, 0, 1, 1, o.messages, 1000), asio::detached);
+    });
+    st.values = 0;
+    // The reader that never reads: its socket's buffers fill and the server's writes to it
+    // block, which must cost no one else anything.
+    int stalled = connect_blocking(o, 4096, std::chrono::seconds(5));
+    std::string stalled_request =
+        "GET " + stream_target(o, "0") + "?offset=-1&live=sse HTTP/1.1\r\nHost: " + o.host + "\r\n";
+    if (!o.token.empty()) stalled_request += "Authorization: Bearer " + o.token + "\r\n";
+    if (stalled < 0 || !send_all(stalled, stalled_request + "\r\n")) {
+      st.error("storm: the stalled reader could not connect");
+    }
+    int threads = o.reader_threads > 0
+                      ? o.reader_threads
+                      : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    threads = std::min(threads, std::max(1, o.subscribers));
+    params["reader_threads"] = threads;
+    std::vector<std::unique_ptr<run_state>> extra;
+    for (int t = 1; t < threads; ++t)
+      extra.push_back(std::make_unique<run_state>(o));
+    std::vector<long long> received(static_cast<std::size_t>(o.subscribers), 0);
+    before = sample_process(o.server_pid);
+    probes->go();
+    started = clock_type::now();
+    std::atomic<int> readers_left{o.subscribers};
+    auto deadline = std::chrono::milliseconds(120'000 + o.subscribers * 20);
+    for (int i = 0; i < o.subscribers; ++i) {
+      int t = i % threads;
+      run_state* rs = t == 0 ? &st : extra[static_cast<std::size_t>(t - 1)].get();
+      asio::co_spawn(rs->ioc, sse_reader(rs, "0", "-1", o.messages, &received, i, false),
+                     [&readers_left](std::exception_ptr) { --readers_left; });
+    }
+    std::vector<std::thread> reader_threads;
+    for (auto& e : extra)
+      reader_threads.emplace_back([rs = e.get()] { rs->ioc.run(); });
+    // The main thread runs its share of the readers; a watchdog ends the run at the deadline.
+    std::vector<run_state*> all{&st};
+    for (auto& e : extra)
+      all.push_back(e.get());
+    std::atomic<bool> timed_out{false};
+    std::thread watchdog([&] {
+      auto until = clock_type::now() + deadline;
+      while (readers_left.load() > 0 && clock_type::now() < until)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      timed_out = readers_left.load() > 0;
+      for (run_state* rs : all) {
+        rs->stop = true;
+        rs->ioc.stop();
+      }
+    });
+    st.ioc.run();
+    watchdog.join();
+    for (auto& t : reader_threads)
+      t.join();
+    if (timed_out) {
+      st.error("storm: not every reader finished within " +
+               std::to_string(deadline.count() / 1000) + " s");
+    }
+    measured_s = std::chrono::duration<double>(clock_type::now() - started).count();
+    std::vector<probe_sample> samples = probes->finish();
+    if (stalled >= 0) ::close(stalled);
+    for (auto& e : extra) {
+      st.values += e->values;
+      if (st.first_error.empty()) st.first_error = e->first_error;
+      st.errors += e->errors;
+    }
+    long long complete = std::count(received.begin(), received.end(), o.messages);
+    params["readers_complete"] = complete;
+    if (complete != o.subscribers) {
+      st.error("storm: " + std::to_string(o.subscribers - complete) +
+               " readers did not get every message");
+    }
+    // /health: every probe, as latency; failures counted apart.
+    long long failures = 0;
+    long long rss_max = 0;
+    for (const auto& s : samples) {
+      if (s.micros < 0) {
+        ++failures;
+      } else {
+        st.lat.add(std::chrono::microseconds(s.micros));
+      }
+      rss_max = std::max(rss_max, s.rss_kib);
+    }
+    params["health_probes"] = samples.size();
+    params["health_failures"] = failures;
+    if (failures > 0) st.error("storm: " + std::to_string(failures) + " /health probes failed");
+    if (before) {
+      params["rss_before_kib"] = before->rss_kib;
+      params["rss_max_kib"] = rss_max;
+      params["rss_growth_kib"] = std::max<long long>(0, rss_max - before->rss_kib);
     }
   } else if (sc == "prefill") {
     params["messages"] = o.messages;

@@ -276,6 +276,17 @@ const scenarioTable = [
     params: { connections: 64, streams: d(1000, 20), "message-bytes": 100, duration: d(10, 0.5),
       "neighbour-bytes": d(64 << 20, 1 << 20) },
     metric: "values_per_s", unit: "appends/s", extra: "latency.p99_us", only: ["ordo"], within: "a1000" },
+  // The reconnect storm (issue 19): every reader from -1 at once beside one that never reads,
+  // /health probed every 100 ms by a separate process; "latency" is /health's. Exactly once is
+  // checked by ordo-bench (an error otherwise). ordo only.
+  { id: "h1k", title: "(h) reconnect storm: 1,000 SSE readers from -1 of 5,000 messages, /health p99", run: "storm",
+    params: { subscribers: d(1000, 50), messages: d(5000, 200) }, metric: "latency.p99_us", unit: "µs",
+    target: 50_000, lower: true, only: ["ordo"],
+    alsoTarget: { metric: "rss_growth_kib", max: 100 * 1024, label: "RSS growth ≤ 100 MB", scale: 1 / 1024, unit: "MB" } },
+  { id: "h10k", title: "(h) reconnect storm: 10,000 SSE readers from -1 of 5,000 messages, /health p99", run: "storm",
+    params: { subscribers: d(10000, 100), messages: d(5000, 200) }, metric: "latency.p99_us", unit: "µs",
+    target: 50_000, lower: true, only: ["ordo"],
+    alsoTarget: { metric: "rss_growth_kib", max: 100 * 1024, label: "RSS growth ≤ 100 MB", scale: 1 / 1024, unit: "MB" } },
   { id: "f", title: "(f) server memory per idle SSE connection (2,000 connections)", run: "idle-sse",
     params: { subscribers: d(2000, 50) }, metric: "bytes_per_connection", unit: "bytes", target: 16384, lower: true },
 ]

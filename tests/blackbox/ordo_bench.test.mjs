@@ -62,3 +62,57 @@ test("appends go on when every answer carries Connection: close, with or without
   }
 })
 
+
+// The reconnect storm's exactly-once check must be able to fail: a server that sends one
+// message twice to every SSE reader makes ordo-bench report an error, and one that sends every
+// message once passes, with /health probed by the separate process meanwhile.
+async function stormAgainst(duplicate) {
+  let healthProbes = 0
+  const server = http.createServer((req, res) => {
+    if (req.url === "/health") {
+      healthProbes++
+      res.writeHead(200, { "Content-Type": "application/json" })
+      return res.end('{"status":"ok"}')
+    }
+    req.resume()
+    req.on("end", () => {
+      if (req.method === "PUT") {
+        res.writeHead(201, { "Stream-Next-Offset": "0", "Content-Length": "0" })
+        return res.end()
+      }
+      if (req.method === "POST") {
+        res.writeHead(204, { "Stream-Next-Offset": "1" })
+        return res.end()
+      }
+      // GET ?offset=-1&live=sse: the stalled reader never reads, the others get 20 messages.
+      res.writeHead(200, { "Content-Type": "text/event-stream" })
+      const seqs = [...Array(20).keys()]
+      if (duplicate) seqs.splice(10, 0, 9)
+      const data = seqs.map((s) => `{"t":0,"s":${s},"p":"x"}`).join(",")
+      res.write(`event: data\ndata: [${data}]\n\nevent: control\ndata: {"streamNextOffset":"20","upToDate":true}\n\n`)
+    })
+  })
+  await new Promise((r) => server.listen(0, "127.0.0.1", r))
+  try {
+    const { port } = server.address()
+    const args = ["storm", "--url", `http://127.0.0.1:${port}`, "--subscribers", "5", "--messages", "20"]
+    return { report: await runBench(args).catch((e) => e), healthProbes }
+  } finally {
+    server.closeAllConnections()
+    server.close()
+  }
+}
+
+test("the storm passes when every reader gets every message once, and fails on a duplicate", async () => {
+  const once = await stormAgainst(false)
+  expect(once.report.errors, JSON.stringify(once.report)).toBe(0)
+  expect(once.report.readers_complete).toBe(5)
+  expect(once.report.values).toBe(100)
+  expect(once.report.health_probes).toBeGreaterThanOrEqual(1)
+  expect(once.report.health_failures).toBe(0)
+  expect(once.healthProbes).toBe(once.report.health_probes)
+
+  const twice = await stormAgainst(true)
+  expect(twice.report).toBeInstanceOf(Error)
+  expect(twice.report.message).toMatch(/exited 1/)
+})
