@@ -76,14 +76,14 @@ commit_number wal_syncer::begin_commit() {
 }
 
 void wal_syncer::request(commit_number number) {
+  bool flush_here = false;
   bool wake_syncer = false;
   bool wake_waiters = false;
   {
     mutex_lock lock(mu_);
     requested_ = std::max(requested_, number);
     if (attached_ && !error_ && where_ == wal_flush::writer) {
-      if (requested_ > flushed_) flush_requested(lock);
-      return;
+      flush_here = true;
     } else if (attached_ && !error_) {
       // Busy, it looks for more work before it sleeps again.
       wake_syncer = syncer_asleep_ && requested_ > flushed_;
@@ -92,6 +92,7 @@ void wal_syncer::request(commit_number number) {
       wake_waiters = waiting_ > 0;
     }
   }
+  if (flush_here) flush_requested();
   if (wake_syncer) work_.notify_one();
   if (wake_waiters) changed_.notify_all();
 }
@@ -123,23 +124,26 @@ void wal_syncer::run() {
     });
     syncer_asleep_ = false;
     if (stopping_) return;
-    flush_requested(lock);
-    if (on_flushed_) {
-      lock.unlock();
-      on_flushed_();
-      lock.lock();
-    }
+    lock.unlock();
+    flush_requested();
+    if (on_flushed_) on_flushed_();
+    lock.lock();
   }
 }
 
-void wal_syncer::flush_requested(mutex_lock& lock) {
-  // One flush covers every commit that returned before it starts.
-  commit_number target = requested_;
-  std::string path = wal_path_;
-  flushing_ = true;
-  lock.unlock();
+void wal_syncer::flush_requested() {
+  commit_number target;
+  std::string path;
+  {
+    mutex_lock lock(mu_);
+    if (!attached_ || error_ || requested_ <= flushed_) return;
+    // One flush covers every commit that returned before it starts.
+    target = requested_;
+    path = wal_path_;
+    flushing_ = true;
+  }
   status flushed = flush(path);
-  lock.lock();
+  mutex_lock lock(mu_);
   flushing_ = false;
   if (flushed) {
     flushed_ = std::max(flushed_, target);

@@ -96,8 +96,8 @@ class wal_syncer {
 
  private:
   void run();
-  // Flushes up to requested_ and records the outcome; unlocks `lock` during the flush.
-  void flush_requested(mutex_lock& lock) REQUIRES(mu_);
+  // Flushes up to requested_, if anything is to flush, and records the outcome.
+  void flush_requested() EXCLUDES(mu_);
   status flush(const std::string& path);
 
   const wal_flush where_;
