@@ -604,6 +604,11 @@ awaitable<void> server::impl::serve_requests(connection& conn, Stream& io) {
       break;
     }
     request req = parser.release();
+    // The read buffer's memory goes back while the request is answered, unless it holds the
+    // next request already: an SSE response or a long-poll may last minutes, and 10,000 of them
+    // must not each keep k_first_read_bytes (issue 19, (f)). A request/response connection pays
+    // one allocation per request for it.
+    if (buffer.size() == 0) buffer.shrink_to_fit();
     bool keep_alive = co_await dispatch(req, conn);
     if (!keep_alive || stopping) break;
   }
