@@ -366,6 +366,36 @@ awaitable<read_result> server::impl::read_admitted(connection& conn,
 
 // ---- SSE ----------------------------------------------------------------------------------------
 
+namespace {
+
+// The SSE response's head. Its own coroutine, so that the header and its serializer live in a
+// frame freed once written, not in serve_sse()'s frame for as long as the reader stays (hours,
+// for an idle one: issue 19, (f)).
+awaitable<bool> write_sse_head(connection& conn, const request& req, sse_mode mode,
+                               std::chrono::milliseconds timeout) {
+  bhttp::response<bhttp::empty_body> head{bhttp::status::ok, req.version()};
+  add_common_headers(head, req);
+  head.set(bhttp::field::content_type, "text/event-stream");
+  head.set(bhttp::field::cache_control, "no-cache");
+  head.set("X-Accel-Buffering", "no");
+  if (mode == sse_mode::base64) head.set("Stream-SSE-Data-Encoding", "base64");
+  head.keep_alive(false);
+  head.chunked(true);
+  bhttp::response_serializer<bhttp::empty_body> serializer{head};
+  conn.stream.expires_after(timeout);
+  beast::error_code ec;
+  if (conn.tls) {
+    std::tie(ec, std::ignore) =
+        co_await bhttp::async_write_header(conn.tls->stream, serializer, tuple_awaitable);
+  } else {
+    std::tie(ec, std::ignore) =
+        co_await bhttp::async_write_header(conn.stream, serializer, tuple_awaitable);
+  }
+  co_return !ec;
+}
+
+}  // namespace
+
 awaitable<bool> server::impl::serve_sse(request& req, connection& conn,
                                         const std::shared_ptr<stream_record>& record,
                                         stream_position position,
@@ -393,28 +423,10 @@ awaitable<bool> server::impl::serve_sse(request& req, connection& conn,
   stream.socket().set_option(asio::socket_base::linger(true, 0), ignored);
   std::string peer = peer_of(stream);
   {
-    // In a block: the header's fields are freed once written, while the reader may stay for
-    // hours (target (f), memory per idle SSE connection).
-    bhttp::response<bhttp::empty_body> head{bhttp::status::ok, req.version()};
-    add_common_headers(head, req);
-    head.set(bhttp::field::content_type, "text/event-stream");
-    head.set(bhttp::field::cache_control, "no-cache");
-    head.set("X-Accel-Buffering", "no");
-    if (c.sse == sse_mode::base64) head.set("Stream-SSE-Data-Encoding", "base64");
-    head.keep_alive(false);
-    head.chunked(true);
-    bhttp::response_serializer<bhttp::empty_body> serializer{head};
-    stream.expires_after(options.sse_write_timeout);
-    beast::error_code ec;
-    if (conn.tls) {
-      std::tie(ec, std::ignore) =
-          co_await bhttp::async_write_header(conn.tls->stream, serializer, tuple_awaitable);
-    } else {
-      std::tie(ec, std::ignore) =
-          co_await bhttp::async_write_header(stream, serializer, tuple_awaitable);
-    }
+    auto write_head = write_sse_head(conn, req, c.sse, options.sse_write_timeout);
+    bool written = co_await std::move(write_head);
     metrics.count_response(conn.route, 200);
-    if (ec) co_return false;
+    if (!written) co_return false;
   }
   gauge_hold reader_gauge(metrics.sse_readers);
 

@@ -496,114 +496,124 @@ awaitable<void> server::impl::session(tcp::socket socket, std::shared_ptr<asio::
   co_await conn->tls->stream.async_shutdown(tuple_awaitable);
 }
 
+// Its own coroutine, so that the parser and the error answers live in a frame freed once the
+// request is read, not in serve_requests()' frame for the connection's whole life: an idle SSE
+// reader keeps that frame for as long as it stays (issue 19, (f)).
+template <class Stream>
+awaitable<bool> server::impl::read_request(connection& conn, Stream& io, beast::flat_buffer& buffer,
+                                           request& req) {
+  beast::tcp_stream& stream = conn.stream;  // its timeouts; requests are read from `io`
+  conn.idle = true;
+  bhttp::request_parser<bhttp::string_body> parser;
+  parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
+  parser.body_limit(options.max_body_bytes);
+  // The deadlines of a request: idle_timeout until its first bytes arrive, then header_timeout
+  // for its whole head and body_timeout for its body, so a client that dribbles bytes is cut
+  // like a silent one. (Through `io`: under TLS the first bytes are decrypted like the rest.)
+  if (buffer.size() == 0) {
+    stream.expires_after(options.idle_timeout);
+    auto [fec, fn] =
+        co_await io.async_read_some(buffer.prepare(k_first_read_bytes), tuple_awaitable);
+    buffer.commit(fn);
+    if (fec) co_return false;
+  }
+  stream.expires_after(options.header_timeout);
+  auto [ec, n] = co_await bhttp::async_read_header(io, buffer, parser, tuple_awaitable);
+  conn.idle = false;
+  if (ec == bhttp::error::body_limit) {
+    // Beast refuses a declared Content-Length over the limit while reading the headers: the
+    // body is never read.
+    request dummy;
+    dummy.version(11);
+    co_await refuse_body_too_large(conn, io, dummy);
+    co_return false;
+  }
+  if (ec) {
+    if (ec == bhttp::error::header_limit) {
+      request dummy;
+      dummy.version(11);
+      auto res = error_response(
+          dummy, make_failure(failure_kind::headers_too_large, "headers_too_large",
+                              "request headers exceed " + std::to_string(options.max_header_bytes) +
+                                  " bytes"));
+      res.keep_alive(false);
+      stream.expires_after(k_write_timeout);
+      metrics.count_response(route_class::other, res.result_int());
+      co_await bhttp::async_write(io, res, tuple_awaitable);
+    } else if (ec != bhttp::error::end_of_stream && ec != asio::error::eof &&
+               ec != beast::error::timeout && ec != asio::error::connection_reset &&
+               ec != asio::error::operation_aborted && ec != asio::ssl::error::stream_truncated) {
+      request dummy;
+      dummy.version(11);
+      auto res =
+          error_response(dummy, make_failure(failure_kind::invalid, "malformed_request",
+                                             "the HTTP request is malformed: " + ec.message()));
+      res.keep_alive(false);
+      stream.expires_after(k_write_timeout);
+      metrics.count_response(route_class::other, res.result_int());
+      co_await bhttp::async_write(io, res, tuple_awaitable);
+    }
+    co_return false;
+  }
+  request& head = parser.get();
+  if (auto refused = check_request_head(head_of(head))) {
+    // Its body's length is unknown, or its Host cannot be trusted: nothing more is read.
+    auto res = error_response(head, *refused);
+    res.keep_alive(false);
+    metrics.count_response(route_class::other, res.result_int());
+    stream.expires_after(k_write_timeout);
+    co_await bhttp::async_write(io, res, tuple_awaitable);
+    co_return false;
+  }
+  if (beast::iequals(head[bhttp::field::expect], "100-continue")) {
+    bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, head.version()};
+    stream.expires_after(k_write_timeout);
+    auto [wec, wn] = co_await bhttp::async_write(io, cont, tuple_awaitable);
+    if (wec) co_return false;
+  }
+  // A small request's body usually arrived with its header: parsed from the buffer here, it
+  // saves a round through the scheduler per request. Only the rest is read from the socket.
+  beast::error_code rec;
+  while (!parser.is_done() && buffer.size() > 0) {
+    std::size_t used = parser.put(buffer.data(), rec);
+    buffer.consume(used);
+    if (rec == bhttp::error::need_more) rec = {};
+    if (rec || used == 0) break;
+  }
+  if (!rec && !parser.is_done()) {
+    stream.expires_after(options.body_timeout);
+    auto [ec2, rn] = co_await bhttp::async_read(io, buffer, parser, tuple_awaitable);
+    rec = ec2;
+  }
+  if (rec) {
+    if (rec == bhttp::error::body_limit) {
+      co_await refuse_body_too_large(conn, io, head);
+    } else if (rec != asio::error::eof && rec != bhttp::error::end_of_stream &&
+               rec != beast::error::timeout && rec != asio::error::connection_reset &&
+               rec != bhttp::error::partial_message && rec != asio::ssl::error::stream_truncated) {
+      auto res = error_response(
+          head, make_failure(failure_kind::invalid, "malformed_request",
+                             "the HTTP request body is malformed: " + rec.message()));
+      res.keep_alive(false);
+      stream.expires_after(k_write_timeout);
+      metrics.count_response(route_class::other, res.result_int());
+      co_await bhttp::async_write(io, res, tuple_awaitable);
+    }
+    co_return false;
+  }
+  req = parser.release();
+  co_return true;
+}
+
 template <class Stream>
 awaitable<void> server::impl::serve_requests(connection& conn, Stream& io) {
-  beast::tcp_stream& stream = conn.stream;  // its timeouts; requests are read from `io`
   beast::flat_buffer buffer;
   for (;;) {
     // Checked on the connection's thread right before the read starts: a shutdown that began
     // earlier ends the connection here, one that begins later cancels the read (drain()).
     if (stopping) break;
-    conn.idle = true;
-    bhttp::request_parser<bhttp::string_body> parser;
-    parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
-    parser.body_limit(options.max_body_bytes);
-    // The deadlines of a request: idle_timeout until its first bytes arrive, then header_timeout
-    // for its whole head and body_timeout for its body, so a client that dribbles bytes is cut
-    // like a silent one. (Through `io`: under TLS the first bytes are decrypted like the rest.)
-    if (buffer.size() == 0) {
-      stream.expires_after(options.idle_timeout);
-      auto [fec, fn] =
-          co_await io.async_read_some(buffer.prepare(k_first_read_bytes), tuple_awaitable);
-      buffer.commit(fn);
-      if (fec) break;
-    }
-    stream.expires_after(options.header_timeout);
-    auto [ec, n] = co_await bhttp::async_read_header(io, buffer, parser, tuple_awaitable);
-    conn.idle = false;
-    if (ec == bhttp::error::body_limit) {
-      // Beast refuses a declared Content-Length over the limit while reading the headers: the
-      // body is never read.
-      request dummy;
-      dummy.version(11);
-      co_await refuse_body_too_large(conn, io, dummy);
-      break;
-    }
-    if (ec) {
-      if (ec == bhttp::error::header_limit) {
-        request dummy;
-        dummy.version(11);
-        auto res = error_response(
-            dummy, make_failure(failure_kind::headers_too_large, "headers_too_large",
-                                "request headers exceed " +
-                                    std::to_string(options.max_header_bytes) + " bytes"));
-        res.keep_alive(false);
-        stream.expires_after(k_write_timeout);
-        metrics.count_response(route_class::other, res.result_int());
-        co_await bhttp::async_write(io, res, tuple_awaitable);
-      } else if (ec != bhttp::error::end_of_stream && ec != asio::error::eof &&
-                 ec != beast::error::timeout && ec != asio::error::connection_reset &&
-                 ec != asio::error::operation_aborted && ec != asio::ssl::error::stream_truncated) {
-        request dummy;
-        dummy.version(11);
-        auto res =
-            error_response(dummy, make_failure(failure_kind::invalid, "malformed_request",
-                                               "the HTTP request is malformed: " + ec.message()));
-        res.keep_alive(false);
-        stream.expires_after(k_write_timeout);
-        metrics.count_response(route_class::other, res.result_int());
-        co_await bhttp::async_write(io, res, tuple_awaitable);
-      }
-      break;
-    }
-    request& head = parser.get();
-    if (auto refused = check_request_head(head_of(head))) {
-      // Its body's length is unknown, or its Host cannot be trusted: nothing more is read.
-      auto res = error_response(head, *refused);
-      res.keep_alive(false);
-      metrics.count_response(route_class::other, res.result_int());
-      stream.expires_after(k_write_timeout);
-      co_await bhttp::async_write(io, res, tuple_awaitable);
-      break;
-    }
-    if (beast::iequals(head[bhttp::field::expect], "100-continue")) {
-      bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, head.version()};
-      stream.expires_after(k_write_timeout);
-      auto [wec, wn] = co_await bhttp::async_write(io, cont, tuple_awaitable);
-      if (wec) break;
-    }
-    // A small request's body usually arrived with its header: parsed from the buffer here, it
-    // saves a round through the scheduler per request. Only the rest is read from the socket.
-    beast::error_code rec;
-    while (!parser.is_done() && buffer.size() > 0) {
-      std::size_t used = parser.put(buffer.data(), rec);
-      buffer.consume(used);
-      if (rec == bhttp::error::need_more) rec = {};
-      if (rec || used == 0) break;
-    }
-    if (!rec && !parser.is_done()) {
-      stream.expires_after(options.body_timeout);
-      auto [ec2, rn] = co_await bhttp::async_read(io, buffer, parser, tuple_awaitable);
-      rec = ec2;
-    }
-    if (rec) {
-      if (rec == bhttp::error::body_limit) {
-        co_await refuse_body_too_large(conn, io, head);
-      } else if (rec != asio::error::eof && rec != bhttp::error::end_of_stream &&
-                 rec != beast::error::timeout && rec != asio::error::connection_reset &&
-                 rec != bhttp::error::partial_message &&
-                 rec != asio::ssl::error::stream_truncated) {
-        auto res = error_response(
-            head, make_failure(failure_kind::invalid, "malformed_request",
-                               "the HTTP request body is malformed: " + rec.message()));
-        res.keep_alive(false);
-        stream.expires_after(k_write_timeout);
-        metrics.count_response(route_class::other, res.result_int());
-        co_await bhttp::async_write(io, res, tuple_awaitable);
-      }
-      break;
-    }
-    request req = parser.release();
+    request req;
+    if (!co_await read_request(conn, io, buffer, req)) break;
     // The read buffer's memory goes back while the request is answered, unless it holds the
     // next request already: an SSE response or a long-poll may last minutes, and 10,000 of them
     // must not each keep k_first_read_bytes (issue 19, (f)). A request/response connection pays

@@ -230,6 +230,11 @@ struct server::impl {
   // a template so that plain HTTP reads its socket directly. Defined in server.cpp.
   template <class Stream>
   awaitable<void> serve_requests(connection& conn, Stream& io);
+  // Reads the connection's next request into `req` (from `buffer`, then `io`); false when the
+  // connection ends: closed, timed out, or a request refused and answered here.
+  template <class Stream>
+  awaitable<bool> read_request(connection& conn, Stream& io, beast::flat_buffer& buffer,
+                               request& req);
   // Answers 413 body_too_large (--max-body-bytes) and ends the connection's requests.
   template <class Stream>
   awaitable<void> refuse_body_too_large(connection& conn, Stream& io, const request& req);
