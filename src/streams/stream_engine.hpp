@@ -5,9 +5,10 @@
 // per job (a failing job fails alone and its caller gets the error) and commits it. Once the
 // commit is on disk, it publishes each job's effects to the stream records (tail cache,
 // wake-ups) and completes the callers. Offsets are assigned there, inside the committing
-// transaction, and nowhere else. In WAL mode with --sync full, the flush is pipelined
-// (sqlite/wal_syncer.hpp): a syncer thread fdatasyncs the -wal after commit N while the writer
-// runs transaction N+1, and batch N is published and acknowledged once that flush is done.
+// transaction, and nowhere else. In WAL mode with --sync full, ordo fdatasyncs the -wal after
+// each commit (sqlite/wal_syncer.hpp): on the writer thread by default, so what arrives during
+// the flush forms the next batch, or (--wal-flush thread) on a syncer thread while the writer
+// runs transaction N+1; batch N is published and acknowledged once its flush is done.
 // A commit or flush whose outcome is unknown (an I/O error) makes every later write fail with
 // 503 until restart, as LevelDB does after a failed fsync.
 //
