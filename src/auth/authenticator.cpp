@@ -88,13 +88,12 @@ std::string authenticator::mode_name() const {
   return "none";
 }
 
-void authenticator::reload_tokens_if_changed(std::chrono::steady_clock::duration interval) {
-  // The periodic check and the one after a miss keep their own clocks: a periodic check a
-  // moment before a token was created must not hold back the look that finds it.
+void authenticator::reload_tokens_if_changed(bool on_miss) {
   auto now = std::chrono::steady_clock::now();
-  auto& checked = interval == k_tokens_file_check ? tokens_checked_ : tokens_miss_checked_;
-  if (now - checked < interval) return;
-  checked = now;
+  if (!on_miss) {
+    if (now - tokens_checked_ < k_tokens_file_check) return;
+    tokens_checked_ = now;
+  }
   auto stamp = stamp_of(options_.tokens_file);
   if (!stamp) {
     spdlog::warn("auth: cannot stat the tokens file '{}'; keeping the tokens loaded",
@@ -125,10 +124,10 @@ result<std::shared_ptr<const principal>> authenticator::verify(std::string_view 
     }
     const api_token_entry* e = set ? set->find(token) : nullptr;
     if (!e) {
-      // Perhaps created a moment ago: look at the file again (not more often than
-      // k_tokens_file_check_on_miss).
+      // Perhaps created a moment ago: look at the file again. (A throttle here, 100 ms, once
+      // answered 401 to a token created within 100 ms of another miss.)
       mutex_lock lock(mu_);
-      reload_tokens_if_changed(k_tokens_file_check_on_miss);
+      reload_tokens_if_changed(true);
       set = tokens_;
       e = set ? set->find(token) : nullptr;
     }
@@ -165,7 +164,7 @@ result<std::shared_ptr<const principal>> authenticator::authenticate(std::string
   std::string key(token);
   {
     mutex_lock lock(mu_);
-    if (options_.tokens) reload_tokens_if_changed(k_tokens_file_check);
+    if (options_.tokens) reload_tokens_if_changed(false);
     auto it = cache_.find(key);
     if (it != cache_.end()) {
       if (now_ms < it->second.valid_until_ms) {

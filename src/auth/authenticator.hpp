@@ -38,9 +38,6 @@ namespace ordo::auth {
 inline constexpr std::size_t k_max_cached_tokens = 10'000;
 inline constexpr std::chrono::seconds k_cache_ttl{60};
 inline constexpr std::chrono::seconds k_tokens_file_check{1};
-// An API token not in the set looks at the file again after this much (a token just created
-// works at once; a flood of unknown tokens costs a stat() ten times a second at most).
-inline constexpr std::chrono::milliseconds k_tokens_file_check_on_miss{100};
 inline constexpr std::chrono::seconds k_failure_log_interval{10};
 
 struct auth_options {
@@ -79,7 +76,11 @@ class authenticator {
  private:
   explicit authenticator(auth_options options) : options_(std::move(options)) {}
   result<std::shared_ptr<const principal>> verify(std::string_view token, std::int64_t now_ms);
-  void reload_tokens_if_changed(std::chrono::steady_clock::duration interval) REQUIRES(mu_);
+  // `on_miss`: an API token not in the set, perhaps created a moment ago: the file is looked at
+  // now, so a token just created works at once (a stat() per unknown token, about a
+  // microsecond, against the tens a refused request costs anyway). Otherwise at most every
+  // k_tokens_file_check.
+  void reload_tokens_if_changed(bool on_miss) REQUIRES(mu_);
 
   struct cached {
     std::shared_ptr<const principal> who;
@@ -100,7 +101,6 @@ class authenticator {
   std::shared_ptr<const api_token_set> tokens_ GUARDED_BY(mu_);
   std::optional<file_stamp> tokens_stamp_ GUARDED_BY(mu_);
   std::chrono::steady_clock::time_point tokens_checked_ GUARDED_BY(mu_){};
-  std::chrono::steady_clock::time_point tokens_miss_checked_ GUARDED_BY(mu_){};
   std::chrono::steady_clock::time_point last_failure_log_ GUARDED_BY(mu_){};
   std::uint64_t failures_not_logged_ GUARDED_BY(mu_) = 0;
   std::atomic<std::uint64_t> cache_hits_{0};

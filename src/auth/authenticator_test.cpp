@@ -94,6 +94,17 @@ TEST_F(api_tokens_test, a_revoked_token_stops_working_once_the_file_is_reread) {
   EXPECT_FALSE(revoke_api_token(file_, drop->entry.id));
 }
 
+TEST_F(api_tokens_test, a_token_created_right_after_an_unknown_one_was_refused_works_at_once) {
+  auto first = create_api_token(file_, "admin", std::nullopt, "first", k_now_ms);
+  ASSERT_TRUE(first);
+  auto a = open_tokens();
+  // A miss looks at the file; so must the next one, however soon it comes.
+  EXPECT_FALSE(a->authenticate("ordo_000000000000_" + std::string(43, 'A'), k_now_ms));
+  auto created = create_api_token(file_, "admin", std::nullopt, "second", k_now_ms);
+  ASSERT_TRUE(created);
+  EXPECT_TRUE(a->authenticate(created->token, k_now_ms));
+}
+
 TEST_F(api_tokens_test, a_broken_file_is_refused_whole_with_its_line) {
   std::ofstream(file_) << "# tokens\n\n{\"id\":\"a\",\"sha256\":\"" << std::string(64, 'a')
                        << "\",\"scopes\":\"streams:read:x streams:rwx:y\"}\n";
