@@ -14,7 +14,7 @@
 //     (commit N's flush overlaps commit N+1's execution, the way PostgreSQL's group commit lets
 //     backends queue behind one WAL flush). It pays two hand-offs per batch and runs smaller
 //     batches, so it only wins where the CPU is idle and a transaction takes about as long as
-//     a flush; on two cores it lost everywhere (docs/BENCHMARKS.md, issue 19).
+//     a flush; on two cores it never won beyond a run's noise (docs/BENCHMARKS.md).
 //
 // Readers must not show what is committed but not yet flushed (a power failure would take it
 // back after it was shown). Stream reads are bounded by the published tail, which only moves
