@@ -178,49 +178,6 @@ bool deliver_parked(connection& conn) REQUIRES(conn.live_mu) {
   }
 }
 
-// Parks a caught-up SSE reader at `position` until its coroutine is needed (see above), the
-// timeout passes or the server stops. On return `position` and `at_tail` are where the wake
-// task's writes left the reader, and `unsent` what the coroutine must write first.
-awaitable<wait_outcome> park_live_reader(connection& conn, const std::atomic<bool>& stopping,
-                                         stream_position& position, bool& at_tail,
-                                         std::string& unsent, std::chrono::milliseconds timeout) {
-  auto ex = co_await asio::this_coro::executor;
-  auto timer = std::make_shared<asio::steady_timer>(ex, timeout);
-  conn.wait = timer;
-  stream_record* record = nullptr;
-  {
-    mutex_lock lock(conn.live_mu);
-    conn.live.parked = true;
-    conn.live.position = position;
-    conn.live.at_tail = at_tail;
-    record = conn.live.record;
-    if (!conn.live.subscription) conn.live.subscription = record->subscribe(conn.weak_from_this());
-  }
-  auto unpark = [&] {
-    mutex_lock lock(conn.live_mu);
-    conn.live.parked = false;
-    position = conn.live.position;
-    at_tail = conn.live.at_tail;
-    unsent = std::move(conn.live.unsent);
-    conn.live.unsent.clear();
-  };
-  // Checked after parking: a change published before it is seen here, one published after it
-  // finds the reader parked.
-  published_state st = record->state();
-  if (st.tail > position || st.closed || st.lifecycle != stream_lifecycle::live) {
-    unpark();
-    co_return wait_outcome::changed;
-  }
-  if (stopping) {
-    unpark();
-    co_return wait_outcome::stopping;
-  }
-  auto [ec] = co_await timer->async_wait(tuple_awaitable);
-  unpark();
-  if (stopping) co_return wait_outcome::stopping;
-  co_return ec ? wait_outcome::changed : wait_outcome::timed_out;
-}
-
 // Ends a reader's parking when its SSE response ends: no wake task writes for it afterwards.
 struct parking_guard {
   connection& conn;
@@ -396,13 +353,12 @@ awaitable<bool> write_sse_head(connection& conn, const request& req, sse_mode mo
 
 }  // namespace
 
-awaitable<bool> server::impl::serve_sse(request& req, connection& conn,
+awaitable<bool> server::impl::begin_sse(request& req, connection& conn,
                                         const std::shared_ptr<stream_record>& record,
                                         stream_position position,
                                         const std::optional<std::string>& client_cursor,
                                         const change_filter* filter) {
   beast::tcp_stream& stream = conn.stream;
-  const stream_config& c = record->config();
   // The first chunk is read before the response starts, so a read that cannot be served (the
   // catch-up line is full, retention removed the data meanwhile) gets its own status and error
   // instead of an event stream that ends at once.
@@ -421,119 +377,249 @@ awaitable<bool> server::impl::serve_sse(request& req, connection& conn,
   // end, whose last bytes must not be dropped.
   beast::error_code ignored;
   stream.socket().set_option(asio::socket_base::linger(true, 0), ignored);
-  std::string peer = peer_of(stream);
-  {
-    auto write_head = write_sse_head(conn, req, c.sse, options.sse_write_timeout);
-    bool written = co_await std::move(write_head);
-    metrics.count_response(conn.route, 200);
-    if (!written) co_return false;
-  }
-  gauge_hold reader_gauge(metrics.sse_readers);
+  auto write_head = write_sse_head(conn, req, record->config().sse, options.sse_write_timeout);
+  bool written = co_await std::move(write_head);
+  metrics.count_response(conn.route, 200);
+  if (!written) co_return false;
+  conn.sse = std::make_unique<sse_reader>();
+  sse_reader& r = *conn.sse;
+  r.record = record;
+  r.position = position;
+  r.pending = std::move(pending);
+  r.client_cursor = client_cursor;
+  if (filter) r.filter = std::make_unique<change_filter>(*filter);
+  r.peer = peer_of(stream);
+  co_return false;
+}
 
+namespace {
+
+// Where an SSE response stands; serve_sse() keeps it, the steps below move it on. Each step is
+// its own coroutine so that serve_sse()'s frame, which a parked reader keeps, holds this and
+// little else.
+struct sse_progress {
   // The offset of the last control event written whole: where the client resumes.
-  stream_position delivered = position;
-  bool ok = true;
-  // Logs a reader cut off for not draining; true when the write went out whole.
-  auto note_stall = [&](write_outcome w) {
-    if (w == write_outcome::stalled) {
-      metrics.slow_readers_reset.add();
-      spdlog::warn(
-          "sse reader stalled: its socket took no byte for {} ms (--sse-write-timeout); "
-          "connection reset, it resumes from its last control event, offset {} (stream {}, "
-          "peer {})",
-          options.sse_write_timeout.count(), format_offset({c.offset_prefix, delivered}), c.path,
-          peer);
-    }
-    return w == write_outcome::written;
-  };
-  auto write_frame = [&](asio::const_buffer data,
-                         asio::const_buffer control_event) -> awaitable<bool> {
-    write_outcome w =
-        co_await write_sse_chunk(conn, data, control_event, options.sse_write_timeout);
-    co_return note_stall(w);
-  };
-  auto write_text = [&](const std::string& text) -> awaitable<bool> {
-    co_return co_await write_frame(asio::buffer(text), asio::const_buffer());
-  };
-  auto control = [&](stream_position at, bool up_to_date, bool closed) {
-    return sse_control_frame(c, client_cursor, at, up_to_date, closed);
-  };
-  {
-    mutex_lock lock(conn.live_mu);
-    conn.live.record = record.get();
-    conn.live.engine = &engine;
-    conn.live.client_cursor = &client_cursor;
-    // Over TLS the coroutine writes every event itself, woken by the wake task: writing from
-    // the wake thread would use the connection's SSL state from a second thread. It costs a
-    // thread hop and a resume per commit and reader, what parking saves on plain HTTP.
-    conn.live.inline_ok = !(filter && filter->active()) && !conn.tls;
-  }
-  parking_guard parking{conn};
-
-  auto deadline = std::chrono::steady_clock::now() + options.sse_max_duration;
+  stream_position delivered;
   bool announced_at_tail = false;
   bool shutting_down = false;
   std::optional<failure> read_failed;
-  while (ok) {
+};
+
+// What a step leaves the response to do.
+enum class sse_next { go_on, end, failed };
+
+// Logs a reader cut off for not draining; true when the write went out whole.
+bool note_stall(server::impl& s, const sse_reader& r, const sse_progress& p, write_outcome w) {
+  if (w == write_outcome::stalled) {
+    s.metrics.slow_readers_reset.add();
+    const stream_config& c = r.record->config();
+    spdlog::warn(
+        "sse reader stalled: its socket took no byte for {} ms (--sse-write-timeout); "
+        "connection reset, it resumes from its last control event, offset {} (stream {}, "
+        "peer {})",
+        s.options.sse_write_timeout.count(), format_offset({c.offset_prefix, p.delivered}), c.path,
+        r.peer);
+  }
+  return w == write_outcome::written;
+}
+
+awaitable<bool> write_sse_frame(server::impl& s, connection& conn, const sse_reader& r,
+                                const sse_progress& p, asio::const_buffer data,
+                                asio::const_buffer control_event) {
+  write_outcome w =
+      co_await write_sse_chunk(conn, data, control_event, s.options.sse_write_timeout);
+  co_return note_stall(s, r, p, w);
+}
+
+// A frame of text alone (a control event, a comment): `text` must outlive the write.
+awaitable<bool> write_sse_text(server::impl& s, connection& conn, const sse_reader& r,
+                               const sse_progress& p, const std::string& text) {
+  return write_sse_frame(s, conn, r, p, asio::buffer(text), asio::const_buffer());
+}
+
+std::string control_of(const sse_reader& r, stream_position at, bool up_to_date, bool closed) {
+  return sse_control_frame(r.record->config(), r.client_cursor, at, up_to_date, closed);
+}
+
+// The next data event (the pending chunk, or one read now) and its control event.
+awaitable<sse_next> write_next_chunk(server::impl& s, connection& conn, sse_reader& r,
+                                     sse_progress& p) {
+  if (!r.pending) {
+    auto read = s.read_admitted(conn, r.record, r.position);
+    read_result got = co_await std::move(read);
+    if (!got.chunk) {
+      if (s.stopping) {
+        p.shutting_down = true;
+      } else {
+        p.read_failed = std::move(got.error);
+      }
+      co_return sse_next::end;
+    }
+    r.pending = std::move(got.chunk);
+  }
+  if (r.pending->messages.empty()) co_return sse_next::end;
+  const stream_config& c = r.record->config();
+  // The data event: one commit's, built once and shared by every reader at this offset, or
+  // this reader's own. The chunk's messages are let go before the write: what waits on a
+  // slow socket is the encoded event alone.
+  std::shared_ptr<const published_batch> shared;
+  std::string own;
+  if (r.filter && r.filter->active()) {
+    // Events the filter drops are skipped; the control event still moves the offset on.
+    std::vector<message_ptr> kept;
+    for (const auto& m : r.pending->messages) {
+      if (r.filter->matches(*m)) kept.push_back(m);
+    }
+    if (!kept.empty()) append_sse_data_event(own, c.sse, kept);
+  } else if (r.pending->shared) {
+    shared = r.pending->shared;
+  } else {
+    append_sse_data_event(own, c.sse, r.pending->messages);
+  }
+  r.position = r.pending->upto();
+  r.pending.reset();
+  const std::string& data = shared ? shared->sse_data_event(c.sse) : own;
+  published_state now = r.record->state();
+  bool at_tail = r.position >= now.tail;
+  bool closed = now.closed && at_tail;
+  std::string ctl = control_of(r, r.position, at_tail, closed);
+  auto write = write_sse_frame(s, conn, r, p, asio::buffer(data), asio::buffer(ctl));
+  if (!co_await std::move(write)) co_return sse_next::failed;
+  p.delivered = r.position;
+  p.announced_at_tail = at_tail;
+  co_return closed ? sse_next::end : sse_next::go_on;
+}
+
+// Parks the caught-up reader (see "parked SSE readers" above) for at most `timeout`, then
+// writes what the wake task left unsent, and a heartbeat if nothing changed.
+awaitable<sse_next> wait_at_tail(server::impl& s, connection& conn, sse_reader& r, sse_progress& p,
+                                 std::chrono::milliseconds timeout) {
+  conn.stream.expires_never();
+  auto timer = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor, timeout);
+  conn.wait = timer;
+  {
+    mutex_lock lock(conn.live_mu);
+    conn.live.parked = true;
+    conn.live.position = r.position;
+    conn.live.at_tail = p.announced_at_tail;
+    if (!conn.live.subscription) {
+      conn.live.subscription = r.record->subscribe(conn.weak_from_this());
+    }
+  }
+  // Checked after parking: a change published before it is seen here, one published after it
+  // finds the reader parked.
+  published_state st = r.record->state();
+  wait_outcome waited = wait_outcome::changed;
+  if (s.stopping) {
+    waited = wait_outcome::stopping;
+  } else if (st.tail <= r.position && !st.closed && st.lifecycle == stream_lifecycle::live) {
+    auto [ec] = co_await timer->async_wait(tuple_awaitable);
+    if (!ec) waited = wait_outcome::timed_out;
+  }
+  std::string unsent;
+  {
+    mutex_lock lock(conn.live_mu);
+    conn.live.parked = false;
+    r.position = conn.live.position;
+    p.announced_at_tail = conn.live.at_tail;
+    unsent = std::move(conn.live.unsent);
+    conn.live.unsent.clear();
+  }
+  if (!unsent.empty()) {
+    // The rest of a chunk the wake task began: it is already framed.
+    auto rest =
+        write_all(conn, asio::const_buffer(asio::buffer(unsent)), s.options.sse_write_timeout);
+    write_outcome w = co_await std::move(rest);
+    if (!note_stall(s, r, p, w)) co_return sse_next::failed;
+  }
+  p.delivered = r.position;
+  if (s.stopping) co_return sse_next::go_on;  // the loop sees it
+  if (waited == wait_outcome::timed_out) {
+    std::string beat;
+    append_sse_comment(beat, "keep-alive");
+    auto write = write_sse_text(s, conn, r, p, beat);
+    if (!co_await std::move(write)) co_return sse_next::failed;
+  }
+  co_return sse_next::go_on;
+}
+
+// The response's last words: why it ends, where to resume, and the last chunk.
+awaitable<void> end_sse(server::impl& s, connection& conn, sse_reader& r, sse_progress& p) {
+  std::string frame;
+  if (p.read_failed) {
+    // The last control event the reader got is at `position`: it resumes there (and, if the
+    // failure lasts, gets it as the status of its next request).
+    append_sse_comment(frame, p.read_failed->code + ": " + p.read_failed->message +
+                                  "; resume from streamNextOffset");
+  }
+  if (r.record->state().lifecycle == stream_lifecycle::replaced) {
+    // The database file was replaced: the reader reconnects, and its offset, from the old
+    // file, is answered with 410 and a re-read from the new one.
+    append_sse_comment(frame, "database replaced; reconnect to resync");
+  }
+  if (p.shutting_down) {
+    // The server is stopping: a last control event at the reader's next offset (everything
+    // before it was sent), so the client reconnects elsewhere or later exactly there. The
+    // comment before it is for people reading the stream; clients ignore comments.
+    published_state st = r.record->state();
+    bool at_tail = r.position >= st.tail;
+    append_sse_comment(frame, "server shutting down; resume from streamNextOffset");
+    frame += control_of(r, r.position, at_tail, st.closed && at_tail);
+  }
+  if (!frame.empty()) {
+    auto write = write_sse_text(s, conn, r, p, frame);
+    if (!co_await std::move(write)) co_return;
+  }
+  beast::error_code ignored;
+  conn.stream.socket().set_option(asio::socket_base::linger(false, 0), ignored);
+  conn.stream.expires_after(s.options.sse_write_timeout);
+  auto last = bhttp::make_chunk_last();
+  if (conn.tls) {
+    co_await asio::async_write(conn.tls->stream, last, tuple_awaitable);
+  } else {
+    co_await asio::async_write(conn.stream, last, tuple_awaitable);
+  }
+}
+
+}  // namespace
+
+awaitable<void> server::impl::serve_sse(connection& conn, std::unique_ptr<sse_reader> reader) {
+  sse_reader& r = *reader;
+  gauge_hold reader_gauge(metrics.sse_readers);
+  {
+    mutex_lock lock(conn.live_mu);
+    conn.live.record = r.record.get();
+    conn.live.engine = &engine;
+    conn.live.client_cursor = &r.client_cursor;
+    // Over TLS the coroutine writes every event itself, woken by the wake task: writing from
+    // the wake thread would use the connection's SSL state from a second thread. It costs a
+    // thread hop and a resume per commit and reader, what parking saves on plain HTTP.
+    conn.live.inline_ok = !(r.filter && r.filter->active()) && !conn.tls;
+  }
+  parking_guard parking{conn};
+
+  sse_progress p;
+  p.delivered = r.position;
+  auto deadline = std::chrono::steady_clock::now() + options.sse_max_duration;
+  sse_next next = sse_next::go_on;
+  while (next == sse_next::go_on) {
     if (stopping) {
-      shutting_down = true;
+      p.shutting_down = true;
       break;
     }
-    published_state st = record->state();
+    published_state st = r.record->state();
     if (st.lifecycle != stream_lifecycle::live) break;
-    if (pending || position < st.tail) {
-      if (!pending) {
-        read_result r = co_await read_admitted(conn, record, position);
-        if (!r.chunk) {
-          if (stopping) {
-            shutting_down = true;
-          } else {
-            read_failed = std::move(r.error);
-          }
-          break;
-        }
-        pending = std::move(r.chunk);
-      }
-      if (pending->messages.empty()) break;
-      // The data event: one commit's, built once and shared by every reader at this offset, or
-      // this reader's own. The chunk's messages are let go before the write: what waits on a
-      // slow socket is the encoded event alone.
-      std::shared_ptr<const published_batch> shared;
-      std::string own;
-      if (filter && filter->active()) {
-        // Events the filter drops are skipped; the control event still moves the offset on.
-        std::vector<message_ptr> kept;
-        for (const auto& m : pending->messages) {
-          if (filter->matches(*m)) kept.push_back(m);
-        }
-        if (!kept.empty()) append_sse_data_event(own, c.sse, kept);
-      } else if (pending->shared) {
-        shared = pending->shared;
-      } else {
-        append_sse_data_event(own, c.sse, pending->messages);
-      }
-      position = pending->upto();
-      pending.reset();
-      const std::string& data = shared ? shared->sse_data_event(c.sse) : own;
-      published_state now_st = record->state();
-      bool at_tail = position >= now_st.tail;
-      bool closed = now_st.closed && at_tail;
-      std::string ctl = control(position, at_tail, closed);
-      ok = co_await write_frame(asio::buffer(data), asio::buffer(ctl));
-      if (ok) delivered = position;
-      announced_at_tail = at_tail;
-      if (closed) break;
+    if (r.pending || r.position < st.tail) {
+      auto step = write_next_chunk(*this, conn, r, p);
+      next = co_await std::move(step);
       continue;
     }
-    if (st.closed) {
-      std::string frame = control(position, true, true);
-      ok = co_await write_text(frame);
-      break;
-    }
-    if (!announced_at_tail) {
-      std::string frame = control(position, true, false);
-      ok = co_await write_text(frame);
-      announced_at_tail = true;
+    if (st.closed || !p.announced_at_tail) {
+      std::string frame = control_of(r, r.position, true, st.closed);
+      auto write = write_sse_text(*this, conn, r, p, frame);
+      bool ok = co_await std::move(write);
+      p.announced_at_tail = true;
+      next = !ok ? sse_next::failed : st.closed ? sse_next::end : sse_next::go_on;
       continue;
     }
     auto now = std::chrono::steady_clock::now();
@@ -541,61 +627,13 @@ awaitable<bool> server::impl::serve_sse(request& req, connection& conn,
     auto wait = std::min<std::chrono::milliseconds>(
         options.sse_heartbeat_interval,
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now));
-    stream.expires_never();
-    std::string unsent;
-    wait_outcome waited =
-        co_await park_live_reader(conn, stopping, position, announced_at_tail, unsent, wait);
-    if (!unsent.empty()) {
-      // The rest of a chunk the wake task began: it is already framed.
-      write_outcome w = co_await write_all(conn, asio::const_buffer(asio::buffer(unsent)),
-                                           options.sse_write_timeout);
-      ok = note_stall(w);
-    }
-    if (!ok) break;
-    delivered = position;
-    if (waited == wait_outcome::timed_out) {
-      std::string beat;
-      append_sse_comment(beat, "keep-alive");
-      ok = co_await write_text(beat);
-    }
+    auto step = wait_at_tail(*this, conn, r, p, wait);
+    next = co_await std::move(step);
   }
-  if (ok && read_failed) {
-    // The last control event the reader got is at `position`: it resumes there (and, if the
-    // failure lasts, gets it as the status of its next request).
-    std::string frame;
-    append_sse_comment(
-        frame, read_failed->code + ": " + read_failed->message + "; resume from streamNextOffset");
-    ok = co_await write_text(frame);
+  if (next != sse_next::failed) {
+    auto end = end_sse(*this, conn, r, p);
+    co_await std::move(end);
   }
-  if (ok && record->state().lifecycle == stream_lifecycle::replaced) {
-    // The database file was replaced: the reader reconnects, and its offset, from the old
-    // file, is answered with 410 and a re-read from the new one.
-    std::string frame;
-    append_sse_comment(frame, "database replaced; reconnect to resync");
-    ok = co_await write_text(frame);
-  }
-  if (ok && shutting_down) {
-    // The server is stopping: a last control event at the reader's next offset (everything
-    // before it was sent), so the client reconnects elsewhere or later exactly there. The
-    // comment before it is for people reading the stream; clients ignore comments.
-    published_state st = record->state();
-    bool at_tail = position >= st.tail;
-    std::string frame;
-    append_sse_comment(frame, "server shutting down; resume from streamNextOffset");
-    frame += control(position, at_tail, st.closed && at_tail);
-    ok = co_await write_text(frame);
-  }
-  if (ok) {
-    stream.socket().set_option(asio::socket_base::linger(false, 0), ignored);
-    stream.expires_after(options.sse_write_timeout);
-    auto last = bhttp::make_chunk_last();
-    if (conn.tls) {
-      co_await asio::async_write(conn.tls->stream, last, tuple_awaitable);
-    } else {
-      co_await asio::async_write(stream, last, tuple_awaitable);
-    }
-  }
-  co_return false;
 }
 
 }  // namespace ordo::http

@@ -88,8 +88,11 @@ constexpr std::size_t k_overflow_drain_bytes = 64 << 10;
 constexpr rlim_t k_descriptor_headroom = 256;
 // After a failed accept (most likely out of file descriptors), a pause instead of a busy loop.
 constexpr std::chrono::milliseconds k_accept_retry_delay{100};
-// The read that waits for a request's first bytes takes at most this many.
-constexpr std::size_t k_first_read_bytes = 16 << 10;
+// The read that waits for a request's first bytes takes at most this many; the rest of a larger
+// request is read as the parser asks. Small, because it is held while the connection waits:
+// 16 KiB left each of 10,000 connecting SSE readers a dirty page the allocator kept after the
+// storm (issue 19, (f)). 2 KiB holds a small append's header and body, token included.
+constexpr std::size_t k_first_read_bytes = 2 << 10;
 // Refused connections are logged at most this often, with counts.
 constexpr std::chrono::seconds k_refusal_log_interval{10};
 // How long a TLS connection that ends waits for the client's answer to its close_notify.
@@ -620,6 +623,17 @@ awaitable<void> server::impl::serve_requests(connection& conn, Stream& io) {
     // one allocation per request for it.
     if (buffer.size() == 0) buffer.shrink_to_fit();
     bool keep_alive = co_await dispatch(req, conn);
+    if (conn.sse) {
+      // An SSE response, its head written: it lasts until the reader goes, and is the
+      // connection's last. Served here, after dispatch() and its handler returned, with the
+      // request and the read buffer let go first: an idle reader keeps no more than it needs.
+      req = {};
+      buffer.clear();
+      buffer.shrink_to_fit();
+      auto events = serve_sse(conn, std::move(conn.sse));
+      co_await std::move(events);
+      break;
+    }
     if (!keep_alive || stopping) break;
   }
 }

@@ -102,6 +102,24 @@ struct live_parking {
   std::string unsent;
 };
 
+// An SSE response whose head is written: what its loop (server::impl::serve_sse) needs. The
+// request's handler hands it to the connection's request loop through connection::sse, so the
+// frames of dispatch() and the handler, and the request itself, are gone for as long as the
+// reader stays: hours, for an idle one (issue 19, (f)).
+struct sse_reader {
+  std::shared_ptr<stream_record> record;
+  stream_position position;
+  // The first chunk, read before the head was written (so that its failure got a status).
+  std::optional<read_chunk> pending;
+  std::optional<std::string> client_cursor;
+  // The change feed's filter; null for every other stream.
+  std::unique_ptr<change_filter> filter;
+  // The token's in-flight cap, held until the reader goes (dispatch() moves it in).
+  token_limits::in_flight held;
+  // The client's address, for the log of a stalled reader (its socket is closed by then).
+  std::string peer;
+};
+
 // One open connection, as a shutdown sees it. Shared by its session coroutine and the server's
 // registry of connections; its members are used only on the connection's thread, except
 // `live`, which the wake task uses under live_mu.
@@ -124,6 +142,9 @@ struct connection : live_subscriber, std::enable_shared_from_this<connection> {
   live_parking live GUARDED_BY(live_mu);
   // What the request being served is for (/metrics counts its answer by it).
   route_class route = route_class::other;
+  // Set by begin_sse() once an SSE response's head is written; serve_requests() then serves
+  // it with serve_sse() and ends the connection.
+  std::unique_ptr<sse_reader> sse;
 };
 
 // Writes `res` to the connection; true when the connection may serve another request.
@@ -287,10 +308,16 @@ struct server::impl {
   std::string location_for(const request& req) const;
 
   // ---- live_readers.cpp
-  awaitable<bool> serve_sse(request& req, connection& conn,
+  // Starts an SSE response: reads its first chunk (answering the failure if it cannot be
+  // served), writes the head and sets conn.sse. Always false: the connection serves no more
+  // requests.
+  awaitable<bool> begin_sse(request& req, connection& conn,
                             const std::shared_ptr<stream_record>& record, stream_position position,
                             const std::optional<std::string>& client_cursor,
                             const change_filter* filter);
+  // The events of an SSE response begun by begin_sse(), until the reader goes, the stream
+  // ends, the response's time is up or the server stops.
+  awaitable<void> serve_sse(connection& conn, std::unique_ptr<sse_reader> reader);
   // Every catch-up read: from memory at once when the tail cache serves it, otherwise through
   // the admission and the reader pool. Fails with 503 catch_up_busy after waiting
   // options.catch_up_wait_timeout, or server_stopping when a shutdown ends the wait.

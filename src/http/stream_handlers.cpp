@@ -339,7 +339,7 @@ awaitable<bool> server::impl::handle_get(request& req, connection& conn, const s
   }
 
   if (query->live == live_mode::sse) {
-    co_return co_await serve_sse(req, conn, record, position, query->cursor, filter);
+    co_return co_await begin_sse(req, conn, record, position, query->cursor, filter);
   }
 
   if (query->live == live_mode::none && now_offset) {
