@@ -18,6 +18,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -101,7 +102,8 @@ std::string sse_control_frame(const stream_config& c,
 // Fan-out to thousands of caught-up SSE readers of one stream (issue 7, target (d)): waking each
 // reader's coroutine for every commit costs a thread hop, a timer cancel, a coroutine resume and
 // a new timer and waiter per reader, more than the write itself. So a caught-up reader parks:
-// its coroutine waits on its heartbeat timer, and the task that wakes the stream's readers after
+// its coroutine waits on its socket (heartbeat_wheel below wakes it for its heartbeat, and a
+// client that goes is seen at once), and the task that wakes the stream's readers after
 // a commit (on the server's wake thread, see server::run) writes the new data event and control
 // event straight to each parked reader's socket, without blocking. The coroutine is woken only for
 // what that task does not do: a socket that does not take the whole chunk (the rest is left in
@@ -178,6 +180,77 @@ bool deliver_parked(connection& conn) REQUIRES(conn.live_mu) {
   }
 }
 
+// The heartbeats of one network thread's parked SSE readers, on one timer (issue 19: no timer
+// per connection where a shared one will do). A parked reader waits on its socket, which also
+// tells it at once when its client goes; the wheel wakes it when its heartbeat (or the end of
+// its response's time) is due by cancelling that wait, like a change does. An Asio service:
+// one per io_context, used by that context's thread alone, alive as long as it is.
+class heartbeat_wheel : public asio::execution_context::service {
+ public:
+  using clock = std::chrono::steady_clock;
+  using entry = std::multimap<clock::time_point, std::weak_ptr<connection>>::iterator;
+  static inline asio::execution_context::id id;
+
+  explicit heartbeat_wheel(asio::execution_context& context) : service(context) {}
+
+  // Wakes `conn` at `due` (rounded up to k_heartbeat_tick) unless remove()d first.
+  entry add(const std::shared_ptr<connection>& conn, clock::time_point due) {
+    auto ticks =
+        (due.time_since_epoch() + k_heartbeat_tick - clock::duration(1)) / k_heartbeat_tick;
+    due = clock::time_point(ticks * k_heartbeat_tick);
+    entry e = entries_.emplace(due, conn);
+    if (!timer_) timer_.emplace(conn->stream.get_executor());
+    if (!armed_ || due < *armed_) arm(due);
+    return e;
+  }
+  // Withdraws an entry that has not fired (its connection's heartbeat_due is not set).
+  void remove(entry e) {
+    entries_.erase(e);
+    // An armed timer is work that keeps its thread's run() going: with no reader parked, none
+    // is left to hold up a shutdown.
+    if (entries_.empty() && armed_) {
+      armed_.reset();
+      timer_->cancel();
+    }
+  }
+
+ private:
+  // One tick wakes every reader due by then: the timer goes off at most once per tick, however
+  // many readers there are.
+  static constexpr std::chrono::milliseconds k_heartbeat_tick{100};
+
+  void shutdown() override {
+    entries_.clear();
+    timer_.reset();  // while the timer's own service is still up (services end in reverse)
+  }
+
+  void arm(clock::time_point due) {
+    armed_ = due;
+    timer_->expires_at(due);
+    timer_->async_wait([this](const beast::error_code& ec) {
+      if (ec) return;  // re-armed earlier, or shut down
+      armed_.reset();
+      fire();
+    });
+  }
+
+  void fire() {
+    auto now = clock::now();
+    while (!entries_.empty() && entries_.begin()->first <= now) {
+      std::shared_ptr<connection> conn = entries_.begin()->second.lock();
+      entries_.erase(entries_.begin());
+      if (!conn) continue;
+      conn->heartbeat_due = true;
+      conn->wake_waiter();
+    }
+    if (!entries_.empty()) arm(entries_.begin()->first);
+  }
+
+  std::multimap<clock::time_point, std::weak_ptr<connection>> entries_;
+  std::optional<asio::steady_timer> timer_;
+  std::optional<clock::time_point> armed_;
+};
+
 // Ends a reader's parking when its SSE response ends: no wake task writes for it afterwards.
 struct parking_guard {
   connection& conn;
@@ -248,10 +321,18 @@ void connection::on_change() {
   if (t_wake_task && deliver_parked(*this)) return;
   live.parked = false;
   asio::post(stream.get_executor(), [weak = weak_from_this()] {
-    if (auto c = weak.lock()) {
-      if (auto t = c->wait.lock()) t->cancel();
-    }
+    if (auto c = weak.lock()) c->wake_waiter();
   });
+}
+
+void connection::wake_waiter() {
+  if (auto t = wait.lock()) t->cancel();
+  // Only while the coroutine waits on the socket: at any other time the socket may be in the
+  // middle of a write, which this would abort.
+  if (waits_on_socket) {
+    beast::error_code ignored;
+    stream.socket().cancel(ignored);
+  }
 }
 
 // ---- catch-up admission -------------------------------------------------------------------------
@@ -490,13 +571,26 @@ awaitable<sse_next> write_next_chunk(server::impl& s, connection& conn, sse_read
   co_return closed ? sse_next::end : sse_next::go_on;
 }
 
+// A parked reader's socket became readable: its client closed the connection, or sent bytes
+// an SSE response has no use for. Plain HTTP: those are dropped and the reader stays. Over
+// TLS they cannot be read past the encryption here, and a client sends nothing after its
+// request but its close: the reader ends either way.
+bool client_still_there(connection& conn) {
+  if (conn.tls) return false;
+  std::array<char, 512> scrap;
+  for (;;) {
+    beast::error_code ec;
+    std::size_t n = conn.stream.socket().receive(asio::buffer(scrap), 0, ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) return true;
+    if (ec || n == 0) return false;
+  }
+}
+
 // Parks the caught-up reader (see "parked SSE readers" above) for at most `timeout`, then
 // writes what the wake task left unsent, and a heartbeat if nothing changed.
 awaitable<sse_next> wait_at_tail(server::impl& s, connection& conn, sse_reader& r, sse_progress& p,
                                  std::chrono::milliseconds timeout) {
   conn.stream.expires_never();
-  auto timer = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor, timeout);
-  conn.wait = timer;
   {
     mutex_lock lock(conn.live_mu);
     conn.live.parked = true;
@@ -513,8 +607,18 @@ awaitable<sse_next> wait_at_tail(server::impl& s, connection& conn, sse_reader& 
   if (s.stopping) {
     waited = wait_outcome::stopping;
   } else if (st.tail <= r.position && !st.closed && st.lifecycle == stream_lifecycle::live) {
-    auto [ec] = co_await timer->async_wait(tuple_awaitable);
-    if (!ec) waited = wait_outcome::timed_out;
+    auto& wheel = asio::use_service<heartbeat_wheel>(conn.stream.get_executor().context());
+    auto entry = wheel.add(conn.shared_from_this(), std::chrono::steady_clock::now() + timeout);
+    conn.heartbeat_due = false;
+    conn.waits_on_socket = true;
+    auto [ec] = co_await conn.stream.socket().async_wait(tcp::socket::wait_read, tuple_awaitable);
+    conn.waits_on_socket = false;
+    if (conn.heartbeat_due) {
+      waited = wait_outcome::timed_out;
+    } else {
+      wheel.remove(entry);
+      if (!ec && !client_still_there(conn)) waited = wait_outcome::gone;
+    }
   }
   std::string unsent;
   {
@@ -533,7 +637,8 @@ awaitable<sse_next> wait_at_tail(server::impl& s, connection& conn, sse_reader& 
     if (!note_stall(s, r, p, w)) co_return sse_next::failed;
   }
   p.delivered = r.position;
-  if (s.stopping) co_return sse_next::go_on;  // the loop sees it
+  if (waited == wait_outcome::gone) co_return sse_next::failed;  // nobody to write to
+  if (s.stopping) co_return sse_next::go_on;                     // the loop sees it
   if (waited == wait_outcome::timed_out) {
     std::string beat;
     append_sse_comment(beat, "keep-alive");

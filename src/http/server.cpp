@@ -713,7 +713,7 @@ awaitable<void> server::impl::drain() {
   for (auto& conn : open) {
     asio::post(conn->stream.get_executor(), [conn] {
       if (conn->idle) conn->stream.cancel();
-      if (auto t = conn->wait.lock()) t->cancel();
+      conn->wake_waiter();
     });
   }
   open.clear();

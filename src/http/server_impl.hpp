@@ -138,6 +138,12 @@ struct connection : live_subscriber, std::enable_shared_from_this<connection> {
   bool idle = true;
   // The timer of a live read waiting for a change: a shutdown cancels it to end the wait.
   std::weak_ptr<asio::steady_timer> wait;
+  // A parked SSE reader waits on its socket instead (wait_at_tail, live_readers.cpp): set while
+  // it does. `heartbeat_due`: the heartbeat wheel, not a change, woke it.
+  bool waits_on_socket = false;
+  bool heartbeat_due = false;
+  // Ends the connection's wait for a change (its timer's, or its socket's). On its thread.
+  void wake_waiter();
   mutex live_mu;
   live_parking live GUARDED_BY(live_mu);
   // What the request being served is for (/metrics counts its answer by it).
@@ -155,7 +161,8 @@ struct connection : live_subscriber, std::enable_shared_from_this<connection> {
 // through the connection's SSL stream. Defined in server.cpp.
 awaitable<bool> write_response(connection& conn, string_response& res, bool closing);
 
-enum class wait_outcome { changed, timed_out, stopping };
+// `gone`: a parked SSE reader's client closed its connection.
+enum class wait_outcome { changed, timed_out, stopping, gone };
 enum class admission_outcome { admitted, timed_out, stopping };
 
 // Waits until the stream's state changes (new data, closure, deletion), the timeout passes or

@@ -424,6 +424,92 @@ describe("delivery under stress", () => {
     }
   }, scaled(60000))
 
+  test("a parked reader whose client went away frees its connection at once, with no append at all", async () => {
+    // A parked reader waits on its socket: the client's close wakes it, so the slot is free
+    // without a write to fail and long before the 10 min heartbeat.
+    const server = await startOrdo({ args: ["--max-connections", "1", "--sse-heartbeat", "10m", "--sse-max-duration", "10m"] })
+    const sockets = []
+    try {
+      // Raw sockets only, so no pooled connection takes the slot.
+      const open = (request) => {
+        const s = net.connect(server.port, "127.0.0.1")
+        sockets.push(s)
+        const received = []
+        s.on("data", (d) => received.push(d))
+        s.on("error", () => {})
+        s.on("connect", () => s.write(request))
+        return { s, text: () => Buffer.concat(received).toString("latin1") }
+      }
+      const until = async (what, ok) => {
+        const deadline = Date.now() + 10000
+        while (!ok()) {
+          if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+          await sleep(20)
+        }
+      }
+      const create = open("PUT /v1/stream/quiet-gone HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+      await until("the stream", () => /^HTTP\/1.1 201/.test(create.text()) && create.s.readableEnded)
+      const reader = open("GET /v1/stream/quiet-gone?offset=-1&live=sse HTTP/1.1\r\nHost: t\r\n\r\n")
+      await until("the reader to catch up", () => reader.text().includes("upToDate"))
+      reader.s.destroy()
+      // The one connection slot is free again: a read is served, not refused with 503.
+      let status
+      const deadline = Date.now() + 5000
+      for (;;) {
+        const next = open("GET /v1/stream/quiet-gone?offset=-1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        await until("an answer", () => /^HTTP\/1.1 \d+/.test(next.text()))
+        status = Number(next.text().slice(9, 12))
+        next.s.destroy()
+        if (status === 200 || Date.now() > deadline) break
+        await sleep(100)
+      }
+      expect(status, "a read after the reader left").toBe(200)
+    } finally {
+      for (const s of sockets) s.destroy()
+      await server.stop()
+    }
+  }, scaled(30000))
+
+  test("parked readers get their heartbeats from one shared timer, each on time, while a stray byte from a client is dropped", async () => {
+    const server = await startOrdo({ args: ["--sse-heartbeat", "300ms", "--sse-max-duration", "10m"] })
+    const sockets = []
+    try {
+      await createJsonStream(server.url, "beats")
+      const readers = []
+      for (let k = 0; k < 20; k++) {
+        const s = net.connect(server.port, "127.0.0.1")
+        sockets.push(s)
+        const received = []
+        s.on("data", (d) => received.push(d))
+        s.on("error", () => {})
+        s.on("connect", () => s.write("GET /v1/stream/beats?offset=-1&live=sse HTTP/1.1\r\nHost: t\r\n\r\n"))
+        readers.push({ s, text: () => Buffer.concat(received).toString("latin1") })
+      }
+      const beats = (r) => (r.text().match(/: keep-alive/g) ?? []).length
+      const deadline = Date.now() + 10000
+      while (readers.some((r) => beats(r) < 1) && Date.now() < deadline) await sleep(50)
+      // A client that sends bytes after its request stays a reader: they are read and dropped.
+      readers[0].s.write("stray")
+      const before = readers.map(beats)
+      await sleep(1500)
+      readers.forEach((r, k) => {
+        // About five in 1.5 s; at least three whatever the machine's load.
+        expect(beats(r) - before[k], `reader ${k}'s heartbeats`).toBeGreaterThanOrEqual(3)
+        expect(r.s.destroyed, `reader ${k} still connected`).toBe(false)
+      })
+      // And each still gets data.
+      const appended = await request(server.url, "POST", "/v1/stream/beats", {
+        headers: { "Content-Type": "application/json" }, body: JSON.stringify({ i: 1 }) })
+      expect(appended.status, ctx(appended)).toBe(204)
+      const until = Date.now() + 5000
+      while (readers.some((r) => !r.text().includes('"i":1')) && Date.now() < until) await sleep(20)
+      readers.forEach((r, k) => expect(r.text(), `reader ${k}'s data`).toContain('"i":1'))
+    } finally {
+      for (const s of sockets) s.destroy()
+      await server.stop()
+    }
+  }, scaled(30000))
+
   test("a long-poll sent right after an append waits its whole timeout, though that append's wake-up comes after it began", async () => {
     // The wake-up of an append's readers runs after its writer was answered, on one wake thread.
     // Behind the rounds of a stream with 3,000 SSE readers it comes after the client's next
