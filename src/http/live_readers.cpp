@@ -17,7 +17,9 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <boost/asio/any_completion_handler.hpp>
 #include <chrono>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -36,22 +38,86 @@ namespace {
 
 enum class write_outcome { written, stalled, failed };
 
-// Writes `buffers` whole to the connection (through its TLS stream, if it has one), in as many
-// writes as the socket takes. A client whose socket accepts no byte for `stall` is stalled: the
-// stream's timeout then closes the socket.
+// How much one network thread writes to SSE readers per turn of its io_context before whatever
+// else is queued on it runs (issue 19: in a reconnect storm, 5,000 readers per thread each
+// writing as much as its socket took made a request arriving behind them wait for all of them;
+// /health's p99 reached 100 ms). SSE writes go out in slices of k_sse_write_slice; a thread
+// writes k_sse_slices_per_turn of them, and further slices wait in line until the queue has
+// gone round once. A thread that is not that busy never makes a write wait.
+constexpr std::size_t k_sse_write_slice = 64 << 10;
+constexpr int k_sse_slices_per_turn = 16;
+
+// The turns of one network thread's SSE writes: an Asio service, one per io_context, used by
+// its thread alone.
+class sse_write_turns : public asio::execution_context::service {
+ public:
+  static inline asio::execution_context::id id;
+  explicit sse_write_turns(asio::execution_context& context) : service(context) {}
+
+  // True: write a slice now. False: wait() for a turn first.
+  bool take() {
+    if (!waiting_.empty() || left_ == 0) return false;
+    --left_;
+    schedule_refill();
+    return true;
+  }
+  // Completes in line with the others waiting, once a turn has room.
+  template <class Token>
+  auto wait(Token&& token) {
+    return asio::async_initiate<Token, void()>(
+        [this](auto handler) {
+          waiting_.emplace_back(std::move(handler));
+          schedule_refill();
+        },
+        token);
+  }
+
+ private:
+  void shutdown() override { waiting_.clear(); }
+
+  asio::io_context::executor_type executor() {
+    return static_cast<asio::io_context&>(context()).get_executor();
+  }
+  // A new turn begins once everything queued before this post has run.
+  void schedule_refill() {
+    if (refill_posted_) return;
+    refill_posted_ = true;
+    asio::post(executor(), [this] {
+      refill_posted_ = false;
+      left_ = k_sse_slices_per_turn;
+      while (!waiting_.empty() && left_ > 0) {
+        --left_;
+        asio::post(executor(), std::move(waiting_.front()));
+        waiting_.pop_front();
+      }
+      if (!waiting_.empty() || left_ < k_sse_slices_per_turn) schedule_refill();
+    });
+  }
+
+  std::deque<asio::any_completion_handler<void()>> waiting_;
+  int left_ = k_sse_slices_per_turn;
+  bool refill_posted_ = false;
+};
+
+// Writes `buffers` whole to the connection (through its TLS stream, if it has one), a slice per
+// turn (sse_write_turns), in as many writes as the socket takes. A client whose socket accepts
+// no byte for `stall` is stalled: the stream's timeout then closes the socket.
 template <class Buffers>
 awaitable<write_outcome> write_all(connection& conn, Buffers buffers,
                                    std::chrono::milliseconds stall) {
+  auto& turns = asio::use_service<sse_write_turns>(conn.stream.get_executor().context());
   beast::buffers_suffix<Buffers> rest(buffers);
   while (beast::buffer_bytes(rest) > 0) {
+    if (!turns.take()) co_await turns.wait(asio::use_awaitable);
     // Per write, not per chunk: a slow reader that keeps taking bytes only lags.
     conn.stream.expires_after(stall);
     beast::error_code ec;
     std::size_t n = 0;
+    auto slice = beast::buffers_prefix(k_sse_write_slice, rest);
     if (conn.tls) {
-      std::tie(ec, n) = co_await conn.tls->stream.async_write_some(rest, tuple_awaitable);
+      std::tie(ec, n) = co_await conn.tls->stream.async_write_some(slice, tuple_awaitable);
     } else {
-      std::tie(ec, n) = co_await conn.stream.async_write_some(rest, tuple_awaitable);
+      std::tie(ec, n) = co_await conn.stream.async_write_some(slice, tuple_awaitable);
     }
     if (ec == beast::error::timeout) co_return write_outcome::stalled;
     if (ec) co_return write_outcome::failed;
@@ -443,8 +509,11 @@ awaitable<bool> server::impl::begin_sse(request& req, connection& conn,
   // The first chunk is read before the response starts, so a read that cannot be served (the
   // catch-up line is full, retention removed the data meanwhile) gets its own status and error
   // instead of an event stream that ends at once.
+  // What the tail cache holds cannot fail: it is read once the head is written, not kept
+  // meanwhile (10,000 readers reconnecting at once each held a copy of its message list while
+  // their heads waited their turn: issue 19, (h)).
   std::optional<read_chunk> pending;
-  if (position < record->state().tail) {
+  if (position < record->state().tail && !record->caches(position)) {
     read_result first = co_await read_admitted(conn, record, position);
     if (!first.chunk) {
       string_response res = error_response(req, first.error);
@@ -474,6 +543,39 @@ awaitable<bool> server::impl::begin_sse(request& req, connection& conn,
 }
 
 namespace {
+
+// The data events of chunks that span several commits, encoded once per network thread for all
+// the readers that read the same chunk. In a reconnect storm every reader reads the same chunks
+// from -1: 10,000 readers each encoding their own copy was half the server's time (issue 19,
+// (h)). What a record holds at a position never changes, so the record, the range and the
+// encoding are the key. A few entries per thread, each at most one chunk
+// (stream_engine_options::read_chunk_bytes, encoded), replaced oldest first.
+struct shared_event_entry {
+  std::weak_ptr<const stream_record> record;
+  stream_position after;
+  stream_position upto;
+  sse_mode mode = sse_mode::json;
+  std::shared_ptr<const std::string> event;
+};
+constexpr std::size_t k_shared_events_per_thread = 2;
+thread_local std::array<shared_event_entry, k_shared_events_per_thread> t_shared_events;
+thread_local std::size_t t_shared_events_next = 0;
+
+std::shared_ptr<const std::string> shared_data_event(const std::shared_ptr<stream_record>& record,
+                                                     const read_chunk& chunk, sse_mode mode) {
+  for (const shared_event_entry& e : t_shared_events) {
+    if (e.event && e.after == chunk.after && e.upto == chunk.upto() && e.mode == mode &&
+        e.record.lock() == record) {
+      return e.event;
+    }
+  }
+  auto event = std::make_shared<std::string>();
+  append_sse_data_event(*event, mode, chunk.messages);
+  shared_event_entry& slot = t_shared_events[t_shared_events_next];
+  t_shared_events_next = (t_shared_events_next + 1) % t_shared_events.size();
+  slot = {record, chunk.after, chunk.upto(), mode, event};
+  return event;
+}
 
 // Where an SSE response stands; serve_sse() keeps it, the steps below move it on. Each step is
 // its own coroutine so that serve_sse()'s frame, which a parked reader keeps, holds this and
@@ -540,10 +642,12 @@ awaitable<sse_next> write_next_chunk(server::impl& s, connection& conn, sse_read
   }
   if (r.pending->messages.empty()) co_return sse_next::end;
   const stream_config& c = r.record->config();
-  // The data event: one commit's, built once and shared by every reader at this offset, or
-  // this reader's own. The chunk's messages are let go before the write: what waits on a
-  // slow socket is the encoded event alone.
-  std::shared_ptr<const published_batch> shared;
+  // The data event: one commit's, built once and shared by every reader at this offset; one
+  // of several commits, shared by this thread's readers of the same chunk; or, filtered, this
+  // reader's own. The chunk's messages are let go before the write: what waits on a slow
+  // socket is the encoded event alone.
+  std::shared_ptr<const published_batch> batch;
+  std::shared_ptr<const std::string> chunk_event;
   std::string own;
   if (r.filter && r.filter->active()) {
     // Events the filter drops are skipped; the control event still moves the offset on.
@@ -553,13 +657,13 @@ awaitable<sse_next> write_next_chunk(server::impl& s, connection& conn, sse_read
     }
     if (!kept.empty()) append_sse_data_event(own, c.sse, kept);
   } else if (r.pending->shared) {
-    shared = r.pending->shared;
+    batch = r.pending->shared;
   } else {
-    append_sse_data_event(own, c.sse, r.pending->messages);
+    chunk_event = shared_data_event(r.record, *r.pending, c.sse);
   }
   r.position = r.pending->upto();
   r.pending.reset();
-  const std::string& data = shared ? shared->sse_data_event(c.sse) : own;
+  const std::string& data = batch ? batch->sse_data_event(c.sse) : chunk_event ? *chunk_event : own;
   published_state now = r.record->state();
   bool at_tail = r.position >= now.tail;
   bool closed = now.closed && at_tail;

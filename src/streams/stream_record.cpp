@@ -162,6 +162,11 @@ void stream_record::publish_append(stream_position after, std::vector<message_pt
   }
 }
 
+bool stream_record::caches(stream_position after) const {
+  mutex_lock lock(cache_mu_);
+  return !cache_.empty() && after >= cache_.front()->after() && after < cache_.back()->upto();
+}
+
 std::size_t stream_record::cache_bytes() const {
   mutex_lock lock(cache_mu_);
   return cache_bytes_;

@@ -134,6 +134,9 @@ class stream_record {
   std::optional<read_chunk> read_cached(stream_position after, stream_position upto,
                                         std::size_t max_bytes) const;
 
+  // Whether read_cached() would serve a read from `after` now (without building the chunk).
+  bool caches(stream_position after) const;
+
   // The payload bytes the tail cache holds.
   std::size_t cache_bytes() const;
   // When the tail cache last took a commit (steady clock ticks): the global budget empties the

@@ -78,6 +78,20 @@ TEST(stream_record, read_cached_refuses_offsets_the_cache_dropped) {
   EXPECT_EQ(*chunk->messages.front(), *msg(stream_position{50}));
 }
 
+TEST(stream_record, caches_says_what_read_cached_would_serve) {
+  auto record = make_stream(64);
+  EXPECT_FALSE(record->caches(stream_position{0}));  // nothing cached yet
+  for (int i = 0; i < 50; ++i)
+    append(*record, 1);
+  for (stream_position after; after <= stream_position{50}; after = after.next()) {
+    EXPECT_EQ(record->caches(after),
+              record->read_cached(after, stream_position{50}, 1 << 20).has_value())
+        << after;
+  }
+  record->drop_cache();
+  EXPECT_FALSE(record->caches(stream_position{49}));
+}
+
 TEST(stream_record, subscribers_are_told_of_every_change_in_subscription_order_until_unsubscribed) {
   auto record = make_stream();
   std::vector<int> calls;
