@@ -86,6 +86,8 @@ constexpr std::size_t k_overflow_drain_bytes = 64 << 10;
 // File descriptors beyond the connections: the listener, the database, its WAL and the readers'
 // connections, logs.
 constexpr rlim_t k_descriptor_headroom = 256;
+// The most a read of a request's body takes at once (its buffer holds this much at most).
+constexpr std::size_t k_body_read_bytes = 64 << 10;
 // Connections the accept loop takes from the backlog per turn, beyond the one it waited for.
 constexpr int k_accepts_per_turn = 64;
 // After a failed accept (most likely out of file descriptors), a pause instead of a busy loop.
@@ -600,6 +602,12 @@ awaitable<bool> server::impl::read_request(connection& conn, Stream& io, beast::
     if (rec || used == 0) break;
   }
   if (!rec && !parser.is_done()) {
+    // The rest of a larger body is read in reads of up to k_body_read_bytes: Beast reads into
+    // the room the buffer has (at least 512 bytes), and the small first read left little.
+    if (auto rest = parser.content_length_remaining()) {
+      buffer.reserve(static_cast<std::size_t>(
+          std::min<std::uint64_t>(*rest + buffer.size(), k_body_read_bytes)));
+    }
     stream.expires_after(options.body_timeout);
     auto [ec2, rn] = co_await bhttp::async_read(io, buffer, parser, tuple_awaitable);
     rec = ec2;
