@@ -51,6 +51,45 @@ async function createJsonStream(base, path) {
   return res.headers.get("Stream-Next-Offset")
 }
 
+/**
+ * Raw connections to the server (no pooled connection takes a slot under --max-connections):
+ * `open(request)` connects, sends `request` (if any) and collects what comes back in `text()`.
+ * Every socket opened is pushed to `sockets`, for the test to destroy.
+ */
+function rawConnections(port, sockets) {
+  return (request) => {
+    const s = net.connect(port, "127.0.0.1")
+    sockets.push(s)
+    const received = []
+    s.on("data", (d) => received.push(d))
+    s.on("error", () => {})
+    if (request) s.on("connect", () => s.write(request))
+    return { s, text: () => Buffer.concat(received).toString("latin1") }
+  }
+}
+
+async function until(what, ok) {
+  const deadline = Date.now() + 10000
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await sleep(20)
+  }
+}
+
+/** Reads `path` on new connections until one is answered 200 (a slot is free) or 5 s pass. */
+async function statusOnceASlotIsFree(open, path) {
+  let status
+  const deadline = Date.now() + 5000
+  for (;;) {
+    const next = open(`GET ${path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n`)
+    await until("an answer", () => /^HTTP\/1.1 \d+/.test(next.text()))
+    status = Number(next.text().slice(9, 12))
+    next.s.destroy()
+    if (status === 200 || Date.now() > deadline) return status
+    await sleep(100)
+  }
+}
+
 /** Appends messages {"i": first .. first+count-1, "p": pad} in POSTs of `perPost`. */
 async function appendHistory(base, path, first, count, perPost, pad) {
   let tail
@@ -366,37 +405,19 @@ describe("delivery under stress", () => {
   }, scaled(120000))
 
   test("a parked reader whose client went away frees its connection at the next appends, long before its heartbeat", async () => {
-    // Two connections in all: the reader that leaves, and one keep-alive writer. The wake task's
-    // write to the departed reader fails, its coroutine meets the error and ends, and a new
-    // reader fits under --max-connections again. Nothing else would notice before the 10 min
+    // Two connections in all: the reader that leaves, and one keep-alive writer. The parked
+    // reader's socket wait sees the close (or the wake task's write to it fails), its coroutine
+    // ends, and a new reader fits under --max-connections again, long before the 10 min
     // heartbeat.
     const server = await startOrdo({ args: ["--max-connections", "2", "--sse-heartbeat", "10m", "--sse-max-duration", "10m"] })
     const sockets = []
     try {
-      // Raw sockets only, so no pooled connection takes a slot.
-      const connect = async () => {
-        const s = net.connect(server.port, "127.0.0.1")
-        sockets.push(s)
-        const received = []
-        s.on("data", (d) => received.push(d))
-        s.on("error", () => {})
-        await new Promise((r) => s.on("connect", r))
-        return { s, text: () => Buffer.concat(received).toString("latin1") }
-      }
-      const until = async (what, ok) => {
-        const deadline = Date.now() + 10000
-        while (!ok()) {
-          if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-          await sleep(20)
-        }
-      }
-      const writer = await connect()
-      writer.s.write("PUT /v1/stream/gone HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 0\r\n\r\n")
+      const open = rawConnections(server.port, sockets)
+      const writer = open("PUT /v1/stream/gone HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 0\r\n\r\n")
       await until("the stream", () => /\r\n\r\n/.test(writer.text()))
       expect(writer.text()).toMatch(/^HTTP\/1.1 201/)
       const tail = writer.text().match(/stream-next-offset: (\S+)/i)[1]
-      const reader = await connect()
-      reader.s.write(`GET /v1/stream/gone?offset=${encodeURIComponent(tail)}&live=sse HTTP/1.1\r\nHost: t\r\n\r\n`)
+      const reader = open(`GET /v1/stream/gone?offset=${encodeURIComponent(tail)}&live=sse HTTP/1.1\r\nHost: t\r\n\r\n`)
       await until("the reader to catch up", () => reader.text().includes("upToDate"))
       reader.s.destroy() // parked, and gone
       const body = JSON.stringify({ i: 1 })
@@ -406,17 +427,7 @@ describe("delivery under stress", () => {
         await sleep(50)
       }
       // The departed reader's slot is free again: a new reader is served, not refused with 503.
-      let status
-      const deadline = Date.now() + 5000
-      for (;;) {
-        const next = await connect()
-        next.s.write("GET /v1/stream/gone?offset=-1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        await until("an answer", () => /^HTTP\/1.1 \d+/.test(next.text()))
-        status = Number(next.text().slice(9, 12))
-        next.s.destroy()
-        if (status === 200 || Date.now() > deadline) break
-        await sleep(100)
-      }
+      const status = await statusOnceASlotIsFree(open, "/v1/stream/gone?offset=-1")
       expect(status, "a reader after the departed one").toBe(200)
     } finally {
       for (const s of sockets) s.destroy()
@@ -430,39 +441,14 @@ describe("delivery under stress", () => {
     const server = await startOrdo({ args: ["--max-connections", "1", "--sse-heartbeat", "10m", "--sse-max-duration", "10m"] })
     const sockets = []
     try {
-      // Raw sockets only, so no pooled connection takes the slot.
-      const open = (request) => {
-        const s = net.connect(server.port, "127.0.0.1")
-        sockets.push(s)
-        const received = []
-        s.on("data", (d) => received.push(d))
-        s.on("error", () => {})
-        s.on("connect", () => s.write(request))
-        return { s, text: () => Buffer.concat(received).toString("latin1") }
-      }
-      const until = async (what, ok) => {
-        const deadline = Date.now() + 10000
-        while (!ok()) {
-          if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-          await sleep(20)
-        }
-      }
+      const open = rawConnections(server.port, sockets)
       const create = open("PUT /v1/stream/quiet-gone HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
       await until("the stream", () => /^HTTP\/1.1 201/.test(create.text()) && create.s.readableEnded)
       const reader = open("GET /v1/stream/quiet-gone?offset=-1&live=sse HTTP/1.1\r\nHost: t\r\n\r\n")
       await until("the reader to catch up", () => reader.text().includes("upToDate"))
       reader.s.destroy()
       // The one connection slot is free again: a read is served, not refused with 503.
-      let status
-      const deadline = Date.now() + 5000
-      for (;;) {
-        const next = open("GET /v1/stream/quiet-gone?offset=-1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        await until("an answer", () => /^HTTP\/1.1 \d+/.test(next.text()))
-        status = Number(next.text().slice(9, 12))
-        next.s.destroy()
-        if (status === 200 || Date.now() > deadline) break
-        await sleep(100)
-      }
+      const status = await statusOnceASlotIsFree(open, "/v1/stream/quiet-gone?offset=-1")
       expect(status, "a read after the reader left").toBe(200)
     } finally {
       for (const s of sockets) s.destroy()
@@ -475,16 +461,9 @@ describe("delivery under stress", () => {
     const sockets = []
     try {
       await createJsonStream(server.url, "beats")
+      const open = rawConnections(server.port, sockets)
       const readers = []
-      for (let k = 0; k < 20; k++) {
-        const s = net.connect(server.port, "127.0.0.1")
-        sockets.push(s)
-        const received = []
-        s.on("data", (d) => received.push(d))
-        s.on("error", () => {})
-        s.on("connect", () => s.write("GET /v1/stream/beats?offset=-1&live=sse HTTP/1.1\r\nHost: t\r\n\r\n"))
-        readers.push({ s, text: () => Buffer.concat(received).toString("latin1") })
-      }
+      for (let k = 0; k < 20; k++) readers.push(open("GET /v1/stream/beats?offset=-1&live=sse HTTP/1.1\r\nHost: t\r\n\r\n"))
       const beats = (r) => (r.text().match(/: keep-alive/g) ?? []).length
       const deadline = Date.now() + 10000
       while (readers.some((r) => beats(r) < 1) && Date.now() < deadline) await sleep(50)
