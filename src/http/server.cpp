@@ -141,8 +141,6 @@ void ensure_descriptor_limit(std::size_t max_connections) {
   }
 }
 
-// A caught-up SSE reader, parked: its coroutine waits on a timer while the task that wakes the
-
 // Expected socket failures (EOF, resets, timeouts, cancels) come back as error codes through
 // as_tuple and end their connection quietly. Anything thrown ends only the coroutine that threw
 // it, and is logged here, once: never rethrown into an io_context, where it would stop a thread

@@ -39,7 +39,8 @@
 //       live_mu; whoever wakes the coroutine clears `parked` under live_mu first, so nothing is
 //       written for it between its wake-up and its own next write.
 //   (2) `stopping` is set before drain() posts its cancels, and a connection checks it on its
-//       own thread after it starts waiting (conn.wait set, or its header read about to start):
+//       own thread after it starts waiting (conn.wait set, parked on its socket, or its header
+//       read about to start):
 //       a shutdown is seen by the check or cancels the wait, never missed.
 //   (3) what the engine keeps for a connection (a record's waiter or subscriber, an admission
 //       ticket's callback) holds its timer or the connection weakly: nothing the engine holds
@@ -78,9 +79,10 @@ namespace ordo::http {
 // read or write a connection include Beast's SSL).
 struct tls_stream;
 
-// A caught-up SSE reader, parked: its coroutine waits on a timer while the task that wakes the
-// stream's readers writes new messages straight to its socket (deliver_parked, in
-// live_readers.cpp). Guarded by connection::live_mu.
+// A caught-up SSE reader, parked: its coroutine waits on its socket (wait_at_tail, woken by a
+// change, its heartbeat or its client leaving) while the task that wakes the stream's readers
+// writes new messages straight to that socket (deliver_parked, in live_readers.cpp). Guarded by
+// connection::live_mu.
 struct live_parking {
   // The coroutine waits; the wake task may write for it. Cleared by whoever wakes the coroutine,
   // so nothing is written for it between its wake-up and its own next write.

@@ -201,6 +201,19 @@ describe("ordo serve over HTTPS", () => {
     expect(untrusted.stdout.trim()).toMatch(/^(UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY)$/)
   })
 
+  test("a parked TLS reader whose client goes is let go at once, with no append and long before its heartbeat", async () => {
+    expect(ordo(["stream", "create", "tls/quiet", "--content-type", "application/json", "--cacert", ca]).status).toBe(0)
+    const sseReaders = async () => Number((await get("/metrics")).body.match(/^ordo_sse_readers (\d+)/m)[1])
+    const before = await sseReaders()
+    const reader = openTlsSse("/v1/stream/tls/quiet?offset=-1&live=sse")
+    await reader.opened
+    await until(async () => (await sseReaders()) === before + 1, "the reader to be counted")
+    // Its socket turns readable (the close_notify, then the FIN): the server cannot read past
+    // the encryption there, and ends the reader.
+    reader.close()
+    await until(async () => (await sseReaders()) === before, "the reader to be let go", 5000)
+  })
+
   test("SIGHUP swaps the certificate: an open SSE reader keeps receiving, new connections get the new one", async () => {
     expect(ordo(["stream", "create", "tls/live", "--content-type", "application/json", "--cacert", ca]).status).toBe(0)
     expect(ordo(["stream", "append", "tls/live", '{"n":0}', "--cacert", ca]).status).toBe(0)
