@@ -18,6 +18,8 @@
 #include "cli/token_commands.hpp"
 #include "http/access.hpp"
 #include "http/session_api.hpp"
+#include "storage/postgres/connection.hpp"
+#include "storage/postgres/migrations.hpp"
 #include "storage/sqlite/backup.hpp"
 #include "storage/sqlite/database.hpp"
 #include "storage/sqlite/migrations.hpp"
@@ -43,14 +45,83 @@ int print_routes(bool json) {
 
 struct migrate_flags {
   std::string data_dir = "./data";
+  std::string storage;  // a postgres:// URL; empty: SQLite in data_dir
   bool dry_run = false;
 };
+
+void print_migrations(std::span<const ordo::postgres::migration> list) {
+  for (const auto& m : list)
+    std::printf("  %3lld  %.*s\n", static_cast<long long>(m.version),
+                static_cast<int>(m.name.size()), m.name.data());
+}
+
+// `ordo migrate --storage postgres://...`: the same for a PostgreSQL database. --dry-run connects
+// read-only. Several nodes may run it at once: the migrations run once, under an advisory lock.
+int migrate_postgres(const migrate_flags& f) {
+  namespace pg = ordo::postgres;
+  const std::string where = pg::redacted(f.storage);
+  auto db = pg::connection::open(f.storage, {.read_only = f.dry_run});
+  if (!db) {
+    std::fprintf(stderr, "ordo migrate: %s\n", db.error().message.c_str());
+    return 1;
+  }
+  auto pending = pg::pending_migrations(*db);
+  if (!pending) {
+    std::fprintf(stderr, "ordo migrate: %s: %s\n", where.c_str(), pending.error().message.c_str());
+    return 1;
+  }
+  auto before = pg::current_schema_version(*db);
+  if (!before) {
+    std::fprintf(stderr, "ordo migrate: %s: %s\n", where.c_str(), before.error().message.c_str());
+    return 1;
+  }
+  if (f.dry_run) {
+    if (pending->empty()) {
+      std::printf("%s: schema version %lld is current; nothing to do\n", where.c_str(),
+                  static_cast<long long>(*before));
+    } else {
+      std::printf("%s: schema version %lld; %zu migration(s) would run:\n", where.c_str(),
+                  static_cast<long long>(*before), pending->size());
+      print_migrations(*pending);
+    }
+    return 0;
+  }
+  auto applied = pg::migrate(*db);  // and the schema probe
+  if (!applied) {
+    std::fprintf(stderr, "ordo migrate: %s: %s\n", where.c_str(), applied.error().message.c_str());
+    return 1;
+  }
+  const std::int64_t after = pg::latest_schema_version();
+  if (*applied == 0) {
+    std::printf("%s: schema version %lld is current; nothing to do\n", where.c_str(),
+                static_cast<long long>(after));
+    return 0;
+  }
+  std::vector<pg::migration> done;
+  for (const pg::migration& m : pg::all_migrations()) {
+    if (m.version > *before && m.version <= after) done.push_back(m);
+  }
+  std::printf("%s: applied %zu migration(s), now at schema version %lld:\n", where.c_str(),
+              done.size(), static_cast<long long>(after));
+  print_migrations(done);
+  return 0;
+}
 
 // `ordo migrate`: brings the database to this binary's schema (what `serve` does on start) or,
 // with --dry-run, lists what would run without touching the file. Exit 0 when the database is
 // (or would be) current, 1 when it cannot be (newer ordo, bad schema, I/O).
 int migrate(const migrate_flags& f) {
   namespace sq = ordo::sqlite;
+  if (!f.storage.empty()) {
+    if (!ordo::postgres::is_postgres_url(f.storage)) {
+      std::fprintf(stderr,
+                   "ordo migrate: --storage takes a postgres:// or postgresql:// URL, not '%s' "
+                   "(SQLite, the default, lives in --data-dir)\n",
+                   ordo::postgres::redacted(f.storage).c_str());
+      return 2;
+    }
+    return migrate_postgres(f);
+  }
   const std::string path = (std::filesystem::path(f.data_dir) / "ordo.db").string();
   auto list = [](std::span<const sq::migration> pending) {
     for (const sq::migration& m : pending)
@@ -154,6 +225,11 @@ int main(int argc, char** argv) {
   migrate_cmd->add_option("--data-dir", mf.data_dir, "Directory holding the database (ordo.db)")
       ->envname("ORDO_DATA_DIR")
       ->capture_default_str();
+  migrate_cmd
+      ->add_option("--storage", mf.storage,
+                   "A PostgreSQL database (postgres://user:password@host:port/db) instead of "
+                   "SQLite in --data-dir")
+      ->envname("ORDO_STORAGE");
   migrate_cmd->add_flag("--dry-run", mf.dry_run,
                         "List the migrations that would run; open the database read-only");
 

@@ -1,0 +1,220 @@
+#include "storage/postgres/connection.hpp"
+
+#include <libpq-fe.h>
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+#include <cstdlib>
+
+namespace ordo::postgres {
+
+// ---- failures ------------------------------------------------------------------------------
+
+failure storage_failure(std::string_view sqlstate, std::string_view context,
+                        std::string_view detail) {
+  std::string message = std::string(context) + ": " + std::string(detail);
+  if (!sqlstate.empty()) message += " (SQLSTATE " + std::string(sqlstate) + ")";
+  const std::string_view cls = sqlstate.substr(0, 2);
+  // 08: connection exception; 57P01-57P03: the server is shutting down or starting;
+  // 53300: too many connections.
+  if (sqlstate.empty() || cls == "08" || sqlstate == "57P01" || sqlstate == "57P02" ||
+      sqlstate == "57P03" || sqlstate == "53300") {
+    return make_failure(failure_kind::unavailable, std::string(k_storage_unavailable),
+                        "PostgreSQL is unreachable or not accepting connections (" + message + ")");
+  }
+  if (sqlstate == "40001" || sqlstate == "40P01" || sqlstate == "55P03") {
+    return make_failure(
+        failure_kind::unavailable, std::string(k_storage_busy),
+        "PostgreSQL aborted the transaction for a conflict with another one (" + message + ")");
+  }
+  if (sqlstate == "53100") {
+    return make_failure(failure_kind::insufficient_storage, std::string(k_storage_full),
+                        "the disk holding the PostgreSQL database is full (" + message + ")");
+  }
+  if (sqlstate == "25006") {
+    return make_failure(failure_kind::unavailable, std::string(k_storage_readonly),
+                        "the PostgreSQL connection is read-only (" + message + ")");
+  }
+  if (cls == "23") {
+    return make_failure(failure_kind::internal, std::string(k_storage_constraint), message);
+  }
+  return make_failure(failure_kind::internal, std::string(k_storage_error), message);
+}
+
+// ---- rows ----------------------------------------------------------------------------------
+
+void rows::free_result::operator()(pg_result* r) const {
+  PQclear(r);
+}
+
+rows::rows(pg_result* result) : result_(result) {}
+
+int rows::size() const {
+  return result_ ? PQntuples(result_.get()) : 0;
+}
+
+int rows::columns() const {
+  return result_ ? PQnfields(result_.get()) : 0;
+}
+
+std::string_view rows::column_name(int column) const {
+  const char* name = PQfname(result_.get(), column);
+  return name ? std::string_view(name) : std::string_view();
+}
+
+bool rows::is_null(int row, int column) const {
+  return PQgetisnull(result_.get(), row, column) != 0;
+}
+
+std::string_view rows::text(int row, int column) const {
+  return {PQgetvalue(result_.get(), row, column),
+          static_cast<std::size_t>(PQgetlength(result_.get(), row, column))};
+}
+
+std::int64_t rows::int64(int row, int column) const {
+  std::string_view v = text(row, column);
+  std::int64_t out = 0;
+  std::from_chars(v.data(), v.data() + v.size(), out);
+  return out;
+}
+
+std::optional<std::int64_t> rows::optional_int64(int row, int column) const {
+  if (is_null(row, column)) return std::nullopt;
+  return int64(row, column);
+}
+
+std::optional<std::string> rows::optional_text(int row, int column) const {
+  if (is_null(row, column)) return std::nullopt;
+  return std::string(text(row, column));
+}
+
+// ---- connection ----------------------------------------------------------------------------
+
+void connection::finish::operator()(pg_conn* c) const {
+  PQfinish(c);
+}
+
+connection::connection(pg_conn* conn, bool read_only, std::string description)
+    : conn_(conn), read_only_(read_only), description_(std::move(description)) {}
+
+result<connection> connection::open(std::string_view url, const open_options& options) {
+  const std::string dbname(url);
+  const std::string timeout = std::to_string(options.connect_timeout.count());
+  // Every transaction read-only, set at connect so that no statement runs before it holds.
+  const std::string server_options =
+      options.read_only ? "-c default_transaction_read_only=on" : std::string();
+  std::vector<const char*> keys{"dbname", "connect_timeout", "application_name"};
+  std::vector<const char*> values{dbname.c_str(), timeout.c_str(),
+                                  options.application_name.c_str()};
+  if (options.read_only) {
+    keys.push_back("options");
+    values.push_back(server_options.c_str());
+  }
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+  // expand_dbname = 1: `dbname` may be a whole URI or key=value string; the other keys given here
+  // apply where it does not set them.
+  pg_conn* raw = PQconnectdbParams(keys.data(), values.data(), 1);
+  std::unique_ptr<pg_conn, finish> conn(raw);
+  const std::string description = redacted(url);
+  if (!conn) {
+    return make_failure(failure_kind::unavailable, std::string(k_storage_unavailable),
+                        "cannot connect to " + description + ": out of memory");
+  }
+  if (PQstatus(conn.get()) != CONNECTION_OK) {
+    std::string detail = PQerrorMessage(conn.get());
+    while (!detail.empty() && (detail.back() == '\n' || detail.back() == ' '))
+      detail.pop_back();
+    return storage_failure("", "cannot connect to " + description, detail);
+  }
+  // The server's notices (NOTICE: relation ... already exists, skipping) go to the debug log,
+  // not to stderr.
+  PQsetNoticeProcessor(
+      conn.get(),
+      [](void*, const char* message) {
+        std::string_view m(message);
+        while (!m.empty() && m.back() == '\n')
+          m.remove_suffix(1);
+        spdlog::debug("PostgreSQL: {}", m);
+      },
+      nullptr);
+  return connection(conn.release(), options.read_only, description);
+}
+
+int connection::server_version() const {
+  return PQserverVersion(conn_.get());
+}
+
+failure connection::last_failure(pg_result* result, std::string_view context) const {
+  const char* state = result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
+  std::string detail = result ? PQresultErrorMessage(result) : "";
+  if (detail.empty()) detail = PQerrorMessage(conn_.get());
+  while (!detail.empty() && (detail.back() == '\n' || detail.back() == ' '))
+    detail.pop_back();
+  // A broken connection has no SQLSTATE: storage_failure() makes that storage_unavailable.
+  if (PQstatus(conn_.get()) == CONNECTION_BAD) state = nullptr;
+  return storage_failure(state ? state : "", context, detail);
+}
+
+status connection::exec(std::string_view sql) {
+  const std::string text(sql);
+  std::unique_ptr<pg_result, rows::free_result> result(PQexec(conn_.get(), text.c_str()));
+  ExecStatusType st = result ? PQresultStatus(result.get()) : PGRES_FATAL_ERROR;
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY) return ok_v;
+  return last_failure(result.get(), "PostgreSQL statement failed");
+}
+
+result<rows> connection::query(std::string_view sql, const std::vector<param>& params) {
+  const std::string text(sql);
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const param& p : params)
+    values.push_back(p ? p->c_str() : nullptr);
+  pg_result* raw = PQexecParams(conn_.get(), text.c_str(), static_cast<int>(params.size()), nullptr,
+                                values.data(), nullptr, nullptr, 0);
+  rows out(raw);
+  ExecStatusType st = raw ? PQresultStatus(raw) : PGRES_FATAL_ERROR;
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return out;
+  return last_failure(raw, "PostgreSQL query failed");
+}
+
+result<std::optional<std::int64_t>> connection::query_int64(std::string_view sql,
+                                                            const std::vector<param>& params) {
+  auto r = query(sql, params);
+  if (!r) return std::move(r).error();
+  if (r->size() == 0 || r->columns() == 0) return std::optional<std::int64_t>();
+  return r->optional_int64(0, 0);
+}
+
+// ---- URLs ----------------------------------------------------------------------------------
+
+bool is_postgres_url(std::string_view url) {
+  return url.starts_with("postgres://") || url.starts_with("postgresql://");
+}
+
+std::string redacted(std::string_view url) {
+  std::string out(url);
+  if (is_postgres_url(url)) {
+    // scheme://user:password@host...: the password is between the first ':' after the scheme and
+    // the last '@' of the authority.
+    std::size_t start = out.find("://") + 3;
+    std::size_t authority_end = out.find_first_of("/?", start);
+    if (authority_end == std::string::npos) authority_end = out.size();
+    std::size_t at = out.rfind('@', authority_end);
+    if (at != std::string::npos && at >= start) {
+      std::size_t colon = out.find(':', start);
+      if (colon != std::string::npos && colon < at) out.replace(colon + 1, at - colon - 1, "***");
+    }
+  }
+  // password=... in a query string or a key=value string.
+  for (std::size_t p = out.find("password="); p != std::string::npos;
+       p = out.find("password=", p + 1)) {
+    std::size_t value = p + 9;
+    std::size_t end = out.find_first_of("& ", value);
+    if (end == std::string::npos) end = out.size();
+    out.replace(value, end - value, "***");
+  }
+  return out;
+}
+
+}  // namespace ordo::postgres

@@ -1,0 +1,164 @@
+// For tests (included by *_test.cpp only): a throwaway PostgreSQL cluster of the tests' own, in a
+// temporary directory, reached only through a unix socket there (no TCP port, so parallel tests
+// never clash), with fsync off. initdb refuses to run as root, so as root the cluster runs as the
+// `postgres` user (runuser), which the postgresql-15 package creates.
+//
+// The server binaries are looked up in $ORDO_PG_BIN, then /usr/lib/postgresql/<newest>/bin.
+// Without them the tests that need a cluster are skipped, unless ORDO_REQUIRE_POSTGRES=1 (set by
+// CI, where scripts/bootstrap --test installs PostgreSQL): then they fail.
+#pragma once
+
+#include <pwd.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "storage/postgres/connection.hpp"
+
+namespace ordo::postgres::testing {
+
+class scratch_cluster {
+ public:
+  // The cluster, started; nullptr with `why` saying what is missing or what failed.
+  static std::unique_ptr<scratch_cluster> start(std::string& why) {
+    std::string bin = server_binaries();
+    if (bin.empty()) {
+      why = "PostgreSQL's server binaries (initdb, pg_ctl) are not installed";
+      return nullptr;
+    }
+    char pattern[] = "/tmp/ordo-pg-XXXXXX";
+    if (!::mkdtemp(pattern)) {
+      why = "cannot make a temporary directory";
+      return nullptr;
+    }
+    std::unique_ptr<scratch_cluster> c(new scratch_cluster(bin, pattern));
+    if (::geteuid() == 0) {
+      passwd* pw = ::getpwnam("postgres");
+      if (!pw) {
+        why = "running as root, and there is no postgres user to run the cluster as";
+        return nullptr;
+      }
+      if (::chown(c->dir_.c_str(), pw->pw_uid, pw->pw_gid) != 0) {
+        why = "cannot give " + c->dir_ + " to the postgres user";
+        return nullptr;
+      }
+      c->as_user_ = "runuser -u postgres -- ";
+    }
+    const std::string log = c->dir_ + "/setup.log";
+    std::string initdb = c->as_user_ + bin + "/initdb -D " + c->data() +
+                         " -A trust -U ordo -E UTF8 --locale=C --no-sync > " + log + " 2>&1";
+    if (std::system(initdb.c_str()) != 0) {
+      why = "initdb failed: " + c->read(log);
+      return nullptr;
+    }
+    if (!c->run_pg_ctl("start")) {
+      why = "the cluster did not start: " + c->read(log) + c->read(c->dir_ + "/server.log");
+      return nullptr;
+    }
+    c->started_ = true;
+    return c;
+  }
+
+  ~scratch_cluster() {
+    if (started_) run_pg_ctl("stop -m immediate");
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+  scratch_cluster(const scratch_cluster&) = delete;
+  scratch_cluster& operator=(const scratch_cluster&) = delete;
+
+  // A URL for database `db` (postgres exists from the start) as the superuser `ordo`.
+  std::string url(const std::string& db = "postgres") const {
+    return "postgresql://ordo@/" + db + "?host=" + dir_ + "&port=" + std::to_string(k_port);
+  }
+  const std::string& directory() const { return dir_; }
+
+  // Whether tests must fail rather than skip without PostgreSQL.
+  static bool required() {
+    const char* v = std::getenv("ORDO_REQUIRE_POSTGRES");
+    return v && std::string(v) == "1";
+  }
+
+ private:
+  static constexpr int k_port = 5432;  // names the socket file only; there is no TCP listener
+
+  scratch_cluster(std::string bin, std::string dir) : bin_(std::move(bin)), dir_(std::move(dir)) {}
+
+  std::string data() const { return dir_ + "/data"; }
+
+  bool run_pg_ctl(const std::string& action) const {
+    std::string cmd = as_user_ + bin_ + "/pg_ctl -D " + data() + " -w -l " + dir_ +
+                      "/server.log -o \"-p " + std::to_string(k_port) + " -k " + dir_ +
+                      " -c listen_addresses='' -c fsync=off -c synchronous_commit=off"
+                      " -c full_page_writes=off\" " +
+                      action + " >> " + dir_ + "/setup.log 2>&1";
+    return std::system(cmd.c_str()) == 0;
+  }
+
+  static std::string read(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+
+  static std::string server_binaries() {
+    namespace fs = std::filesystem;
+    if (const char* env = std::getenv("ORDO_PG_BIN")) return env;
+    std::error_code ec;
+    std::string best;
+    int best_version = 0;
+    for (const auto& entry : fs::directory_iterator("/usr/lib/postgresql", ec)) {
+      int version = std::atoi(entry.path().filename().c_str());
+      fs::path bin = entry.path() / "bin";
+      if (version > best_version && fs::exists(bin / "initdb") && fs::exists(bin / "pg_ctl")) {
+        best_version = version;
+        best = bin.string();
+      }
+    }
+    return best;
+  }
+
+  std::string bin_;
+  std::string dir_;
+  std::string as_user_;
+  bool started_ = false;
+};
+
+// A test that needs PostgreSQL: one cluster for the whole test binary, started by the first
+// such test and stopped at exit, and a database of its own per test.
+class postgres_test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    static std::string why;
+    static std::unique_ptr<scratch_cluster> shared = scratch_cluster::start(why);
+    if (!shared) {
+      if (scratch_cluster::required()) FAIL() << "no PostgreSQL for this test: " << why;
+      GTEST_SKIP() << "no PostgreSQL for this test: " << why;
+    }
+    cluster_ = shared.get();
+    static int databases = 0;
+    database_ = "test_" + std::to_string(::getpid()) + "_" + std::to_string(++databases);
+    auto admin = connection::open(cluster_->url());
+    ASSERT_TRUE(admin) << admin.error().message;
+    ASSERT_TRUE(admin->exec("CREATE DATABASE " + database_));
+  }
+
+  // The test's own database.
+  std::string url() const { return cluster_->url(database_); }
+  result<connection> connect(const open_options& options = {}) const {
+    return connection::open(url(), options);
+  }
+
+  scratch_cluster* cluster_ = nullptr;
+  std::string database_;
+};
+
+}  // namespace ordo::postgres::testing

@@ -1,0 +1,97 @@
+// `ordo migrate --storage postgres://...` as an operator meets it, against a scratch PostgreSQL
+// cluster: a dry run that writes nothing, the migration, a second run that finds nothing to do,
+// ORDO_STORAGE, several nodes migrating at once, and the errors (no server, a URL that is not
+// PostgreSQL's) with the password never shown.
+import { afterAll, beforeAll, describe, expect, test } from "vitest"
+import { execFile } from "node:child_process"
+import { promisify } from "node:util"
+import { ordoBinary } from "../support/ordo_server.mjs"
+import { postgresMissing, startPostgres } from "../support/postgres.mjs"
+
+const run = promisify(execFile)
+/** Runs `ordo args...`; resolves with { code, stdout, stderr } whatever the exit status. */
+async function ordo(args, env = {}) {
+  try {
+    const { stdout, stderr } = await run(ordoBinary(), args, { env: { ...process.env, ...env } })
+    return { code: 0, stdout, stderr }
+  } catch (e) {
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr }
+  }
+}
+
+describe.skipIf(postgresMissing())("ordo migrate against PostgreSQL", () => {
+  let pg
+  beforeAll(() => {
+    pg = startPostgres()
+  })
+  afterAll(() => pg?.stop())
+
+  const tables = (db) => Number(pg.sql(db, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"))
+
+  test("a dry run lists the migrations and writes nothing; then they run once", async () => {
+    const db = pg.createDatabase()
+    const dry = await ordo(["migrate", "--storage", pg.url(db), "--dry-run"])
+    expect(dry.code, dry.stderr).toBe(0)
+    expect(dry.stdout).toMatch(/schema version 0; 1 migration\(s\) would run:\n\s+1 {2}streams, sessions and pull requests/)
+    expect(tables(db)).toBe(0)
+
+    const first = await ordo(["migrate", "--storage", pg.url(db)])
+    expect(first.code, first.stderr).toBe(0)
+    expect(first.stdout).toContain("applied 1 migration(s), now at schema version 1")
+    expect(pg.sql(db, "SELECT version FROM schema_migrations")).toBe("1")
+    expect(tables(db)).toBeGreaterThan(10)
+
+    const again = await ordo(["migrate", "--storage", pg.url(db)])
+    expect(again.code, again.stderr).toBe(0)
+    expect(again.stdout).toContain("schema version 1 is current; nothing to do")
+    const dryAgain = await ordo(["migrate", "--dry-run"], { ORDO_STORAGE: pg.url(db) })
+    expect(dryAgain.code, dryAgain.stderr).toBe(0)
+    expect(dryAgain.stdout).toContain("schema version 1 is current; nothing to do")
+  })
+
+  test("ORDO_STORAGE names the database; nodes migrating at once migrate it once", async () => {
+    const db = pg.createDatabase()
+    const runs = await Promise.all(
+      Array.from({ length: 4 }, () => ordo(["migrate"], { ORDO_STORAGE: pg.url(db) })),
+    )
+    for (const r of runs) expect(r.code, r.stderr).toBe(0)
+    expect(runs.filter((r) => r.stdout.includes("applied 1 migration(s)")).length).toBe(1)
+    expect(pg.sql(db, "SELECT count(*) FROM schema_migrations")).toBe("1")
+  })
+
+  test("a schema changed outside ordo is named, and migrate fails", async () => {
+    const db = pg.createDatabase()
+    expect((await ordo(["migrate", "--storage", pg.url(db)])).code).toBe(0)
+    pg.sql(db, "ALTER TABLE streams DROP COLUMN tail_seq")
+    const r = await ordo(["migrate", "--storage", pg.url(db)])
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain("its schema differs (changed outside ordo?): column streams.tail_seq is missing")
+  })
+
+  test("a database written by a newer ordo is refused, also by a dry run", async () => {
+    const db = pg.createDatabase()
+    expect((await ordo(["migrate", "--storage", pg.url(db)])).code).toBe(0)
+    pg.sql(db, "INSERT INTO schema_migrations VALUES (99, 'future', 0)")
+    for (const args of [["migrate"], ["migrate", "--dry-run"]]) {
+      const r = await ordo([...args, "--storage", pg.url(db)])
+      expect(r.code).toBe(1)
+      expect(r.stderr).toContain("schema version 99, written by a newer ordo")
+    }
+  })
+})
+
+describe("ordo migrate --storage: bad URLs", () => {
+  test("an unreachable server fails with its URL, the password hidden", async () => {
+    const r = await ordo(["migrate", "--storage",
+      "postgresql://ordo:hunter2@/ordo?host=/nonexistent-ordo-socket-dir&port=1"])
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain("cannot connect to postgresql://ordo:***@/ordo")
+    expect(r.stderr).not.toContain("hunter2")
+  })
+
+  test("a --storage that is not a PostgreSQL URL is refused", async () => {
+    const r = await ordo(["migrate", "--storage", "./data"])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain("--storage takes a postgres:// or postgresql:// URL, not './data'")
+  })
+})
