@@ -186,6 +186,33 @@ result<std::optional<std::int64_t>> connection::query_int64(std::string_view sql
   return r->optional_int64(0, 0);
 }
 
+int connection::socket() const {
+  return PQsocket(conn_.get());
+}
+
+status connection::consume_input() {
+  if (PQconsumeInput(conn_.get()) == 1) return ok_v;
+  return last_failure(nullptr, "reading from PostgreSQL failed");
+}
+
+std::vector<connection::notification> connection::take_notifications() {
+  std::vector<notification> out;
+  while (PGnotify* n = PQnotifies(conn_.get())) {
+    out.push_back({n->relname ? n->relname : "", n->extra ? n->extra : ""});
+    PQfreemem(n);
+  }
+  return out;
+}
+
+std::string quoted_identifier(std::string_view name) {
+  std::string out = "\"";
+  for (char c : name) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
 // ---- URLs ----------------------------------------------------------------------------------
 
 bool is_postgres_url(std::string_view url) {

@@ -90,6 +90,17 @@ class connection {
   result<std::optional<std::int64_t>> query_int64(std::string_view sql,
                                                   const std::vector<param>& params = {});
 
+  // LISTEN's side (storage/postgres/notifier.hpp): the connection's socket, to wait on; reading
+  // what arrived on it without blocking (storage_unavailable once the connection is lost); and
+  // the notifications read so far.
+  struct notification {
+    std::string channel;
+    std::string payload;
+  };
+  int socket() const;
+  status consume_input();
+  std::vector<notification> take_notifications();
+
   bool read_only() const { return read_only_; }
   // The server's version as a number, e.g. 150018 for 15.18.
   int server_version() const;
@@ -108,6 +119,9 @@ class connection {
   bool read_only_ = false;
   std::string description_;
 };
+
+// `name` as an SQL identifier, double-quoted (for LISTEN, which takes no parameter).
+std::string quoted_identifier(std::string_view name);
 
 // `url` with any password replaced by "***", for logs and error messages.
 std::string redacted(std::string_view url);
