@@ -88,6 +88,24 @@ std::optional<std::string> rows::optional_text(int row, int column) const {
   return std::string(text(row, column));
 }
 
+std::string rows::bytes(int row, int column) const {
+  // The hex format: "\x", then two digits per byte (bytea_output = hex, the default since 9.0).
+  std::string_view v = text(row, column);
+  if (v.size() < 2 || v[0] != '\\' || v[1] != 'x') return std::string(v);
+  v.remove_prefix(2);
+  auto digit = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return 0;
+  };
+  std::string out;
+  out.reserve(v.size() / 2);
+  for (std::size_t i = 0; i + 1 < v.size(); i += 2)
+    out.push_back(static_cast<char>(digit(v[i]) << 4 | digit(v[i + 1])));
+  return out;
+}
+
 // ---- connection ----------------------------------------------------------------------------
 
 void connection::finish::operator()(pg_conn* c) const {
@@ -167,11 +185,18 @@ status connection::exec(std::string_view sql) {
 result<rows> connection::query(std::string_view sql, const std::vector<param>& params) {
   const std::string text(sql);
   std::vector<const char*> values;
+  std::vector<int> lengths;
+  std::vector<int> formats;
   values.reserve(params.size());
-  for (const param& p : params)
-    values.push_back(p ? p->c_str() : nullptr);
+  lengths.reserve(params.size());
+  formats.reserve(params.size());
+  for (const param& p : params) {
+    values.push_back(p.value ? p.value->data() : nullptr);
+    lengths.push_back(p.value ? static_cast<int>(p.value->size()) : 0);
+    formats.push_back(p.binary ? 1 : 0);
+  }
   pg_result* raw = PQexecParams(conn_.get(), text.c_str(), static_cast<int>(params.size()), nullptr,
-                                values.data(), nullptr, nullptr, 0);
+                                values.data(), lengths.data(), formats.data(), 0);
   rows out(raw);
   ExecStatusType st = raw ? PQresultStatus(raw) : PGRES_FATAL_ERROR;
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return out;

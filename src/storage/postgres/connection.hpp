@@ -33,8 +33,23 @@ inline constexpr std::string_view k_storage_readonly = "storage_readonly";
 inline constexpr std::string_view k_storage_constraint = "storage_constraint";
 inline constexpr std::string_view k_storage_error = "storage_error";
 
-// A query parameter in PostgreSQL's text format; nullopt is SQL NULL.
-using param = std::optional<std::string>;
+// A query parameter: text (PostgreSQL's text format), bytes (for a BYTEA, sent as they are), or
+// NULL.
+struct param {
+  std::optional<std::string> value;  // nullopt: NULL
+  bool binary = false;
+  param() = default;
+  param(std::nullopt_t) {}
+  param(std::string text) : value(std::move(text)) {}
+  param(const char* text) : value(std::string(text)) {}
+  param(std::optional<std::string> text) : value(std::move(text)) {}
+  static param bytes(std::string_view data) {
+    param p(std::string{data});
+    p.binary = true;
+    return p;
+  }
+  static param integer(std::int64_t v) { return param(std::to_string(v)); }
+};
 
 // The rows a query answered (a PGresult), read as text.
 class rows {
@@ -53,6 +68,8 @@ class rows {
   std::int64_t int64(int row, int column) const;
   std::optional<std::int64_t> optional_int64(int row, int column) const;
   std::optional<std::string> optional_text(int row, int column) const;
+  // A BYTEA column (text format, hex-encoded by the server) as its bytes.
+  std::string bytes(int row, int column) const;
 
   struct free_result {
     void operator()(pg_result* r) const;

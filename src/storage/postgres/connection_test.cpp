@@ -71,9 +71,18 @@ TEST_F(PostgresConnectionTest, QueriesTakeTextParametersAndNulls) {
   EXPECT_TRUE(r->is_null(1, 1));
   EXPECT_EQ(r->optional_text(1, 1), std::nullopt);
   EXPECT_EQ(r->optional_int64(1, 0), 8);
+  EXPECT_EQ(r->bytes(0, 2), std::string("\x00\xff", 2));
+  // Bytes go as they are, NULs and all.
+  const std::string raw("\0\xff\n a\\x", 7);
+  ASSERT_TRUE(
+      db->query("INSERT INTO t VALUES ($1, NULL, $2)", {param::integer(9), param::bytes(raw)}));
+  auto back = db->query("SELECT data, length(data) FROM t WHERE id = 9");
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(back->bytes(0, 0), raw);
+  EXPECT_EQ(back->int64(0, 1), 7);
   auto n = db->query_int64("SELECT count(*) FROM t WHERE id > $1", {"7"});
   ASSERT_TRUE(n);
-  EXPECT_EQ(*n, 1);
+  EXPECT_EQ(*n, 2);
   auto none = db->query_int64("SELECT id FROM t WHERE id < 0");
   ASSERT_TRUE(none);
   EXPECT_EQ(*none, std::nullopt);

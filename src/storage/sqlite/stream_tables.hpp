@@ -19,48 +19,16 @@
 #include "base/result.hpp"
 #include "base/stream_position.hpp"
 #include "storage/sqlite/connection.hpp"
+#include "storage/stream_rows.hpp"
 
 namespace ordo::sqlite {
 
-enum class stream_row_state : int { live = 0, soft_deleted = 1, purging = 2 };
-
-struct stream_row {
-  stream_id id;
-  std::string path;
-  stream_row_state state = stream_row_state::live;
-  std::string content_type;
-  std::uint64_t incarnation = 0;  // random, never 0; stored as its two's-complement INTEGER
-  std::int64_t created_at_ms = 0;
-  std::optional<std::int64_t> ttl_seconds;
-  std::optional<std::int64_t> expires_at_ms;
-  std::int64_t last_access_ms = 0;
-  bool closed = false;
-  std::optional<std::string> closed_by_producer;
-  std::optional<std::int64_t> closed_by_epoch;
-  std::optional<std::int64_t> closed_by_seq;
-  std::optional<std::string> last_stream_seq;
-  std::optional<stream_id> fork_source_id;
-  stream_position base_seq;  // a fork's own messages have positions > base_seq
-  // Where in the message at the fork offset the fork starts (a protocol value, not a position).
-  std::uint64_t fork_sub_offset = 0;
-  stream_position pruned_upto;  // positions up to here were removed by retention
-};
-
-struct producer_row {
-  std::int64_t epoch = 0;
-  std::int64_t last_seq = 0;
-};
-
-struct message_row {
-  stream_position seq;
-  std::string data;
-};
-
-struct closed_by {
-  std::string producer_id;
-  std::int64_t epoch = 0;
-  std::int64_t seq = 0;
-};
+// The rows (storage/stream_rows.hpp), under the names the SQLite code has always used.
+using storage::closed_by;
+using storage::message_row;
+using storage::producer_row;
+using storage::stream_row;
+using storage::stream_row_state;
 
 // Where stream ids and positions become SQLite integers and back: the stream tables' columns,
 // and those of the session tables that hold a stream's id or position. Positions are stored as
@@ -102,11 +70,7 @@ result<std::optional<std::string>> renew_epoch_if_restored(connection& db);
 // log tails.
 result<stream_position> stream_tail(statement_cache& statements, stream_id stream);
 
-// A stream that is live or soft-deleted, with its tail, for the registry at startup.
-struct loaded_stream {
-  stream_row row;
-  stream_position tail;
-};
+using storage::loaded_stream;
 
 class stream_tables {
  public:

@@ -1,0 +1,334 @@
+#include "storage/postgres/stream_tables.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <random>
+#include <string>
+
+namespace ordo::postgres {
+
+namespace {
+
+// The columns of a stream_row, in the order row_at() reads them; then tail_seq.
+constexpr std::string_view k_stream_columns =
+    "id, path, state, content_type, incarnation, created_at_ms, ttl_seconds, expires_at_ms, "
+    "last_access_ms, closed, closed_by_producer, closed_by_epoch, closed_by_seq, "
+    "last_stream_seq, fork_source_id, base_seq, fork_sub_offset, pruned_upto, tail_seq";
+
+param id_param(stream_id id) {
+  return param::integer(id.value());
+}
+param position_param(stream_position p) {
+  return param::integer(static_cast<std::int64_t>(p.value()));
+}
+stream_position position_at(const rows& r, int row, int column) {
+  return stream_position{static_cast<std::uint64_t>(r.int64(row, column))};
+}
+
+stream_row row_at(const rows& r, int i) {
+  stream_row row;
+  row.id = stream_id{r.int64(i, 0)};
+  row.path = r.is_null(i, 1) ? std::string() : std::string(r.text(i, 1));
+  row.state = static_cast<stream_row_state>(r.int64(i, 2));
+  row.content_type = std::string(r.text(i, 3));
+  row.incarnation = static_cast<std::uint64_t>(r.int64(i, 4));
+  row.created_at_ms = r.int64(i, 5);
+  row.ttl_seconds = r.optional_int64(i, 6);
+  row.expires_at_ms = r.optional_int64(i, 7);
+  row.last_access_ms = r.int64(i, 8);
+  row.closed = r.text(i, 9) == "t";
+  row.closed_by_producer = r.optional_text(i, 10);
+  row.closed_by_epoch = r.optional_int64(i, 11);
+  row.closed_by_seq = r.optional_int64(i, 12);
+  row.last_stream_seq = r.optional_text(i, 13);
+  if (auto source = r.optional_int64(i, 14)) row.fork_source_id = stream_id{*source};
+  row.base_seq = position_at(r, i, 15);
+  row.fork_sub_offset = static_cast<std::uint64_t>(r.int64(i, 16));
+  row.pruned_upto = position_at(r, i, 17);
+  return row;
+}
+
+param optional_integer(const std::optional<std::int64_t>& v) {
+  return v ? param::integer(*v) : param();
+}
+
+std::int64_t random_nonzero_int64() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::int64_t v = 0;
+  while (v == 0)
+    v = static_cast<std::int64_t>(rng());
+  return v;
+}
+
+}  // namespace
+
+result<std::uint64_t> load_or_create_database_epoch(connection& db) {
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx",
+                static_cast<unsigned long long>(random_nonzero_int64()));
+  // The first node to get here chooses; every other one reads its choice. A node whose insert
+  // met another's row that its statement's snapshot predates reads nothing: it asks again.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto r = db.query(
+        "WITH chosen AS (INSERT INTO meta (key, value) VALUES ('database_epoch', $1) "
+        "  ON CONFLICT (key) DO NOTHING RETURNING value) "
+        "SELECT value FROM chosen UNION ALL "
+        "SELECT value FROM meta WHERE key = 'database_epoch' "
+        "  AND NOT EXISTS (SELECT 1 FROM chosen)",
+        {std::string(hex)});
+    if (!r) return std::move(r).error();
+    if (r->size() == 1) {
+      return static_cast<std::uint64_t>(std::stoull(std::string(r->text(0, 0)), nullptr, 16));
+    }
+  }
+  return make_failure(failure_kind::internal, "epoch_unavailable",
+                      "the database epoch could not be read or created");
+}
+
+status stream_tables::begin() {
+  return db_->exec("BEGIN ISOLATION LEVEL READ COMMITTED");
+}
+status stream_tables::commit() {
+  return db_->exec("COMMIT");
+}
+status stream_tables::rollback() {
+  return db_->exec("ROLLBACK");
+}
+status stream_tables::savepoint() {
+  return db_->exec("SAVEPOINT job");
+}
+status stream_tables::release_savepoint() {
+  return db_->exec("RELEASE SAVEPOINT job");
+}
+status stream_tables::rollback_to_savepoint() {
+  return db_->exec("ROLLBACK TO SAVEPOINT job");
+}
+
+result<std::vector<loaded_stream>> stream_tables::load_streams() {
+  auto r = db_->query("SELECT " + std::string(k_stream_columns) +
+                      " FROM streams WHERE state IN (0, 1) ORDER BY id");
+  if (!r) return std::move(r).error();
+  std::vector<loaded_stream> out;
+  out.reserve(static_cast<std::size_t>(r->size()));
+  for (int i = 0; i < r->size(); ++i)
+    out.push_back({row_at(*r, i), position_at(*r, i, 18)});
+  return out;
+}
+
+result<std::optional<stream_row>> stream_tables::find_by_path(std::string_view path) {
+  auto r = db_->query("SELECT " + std::string(k_stream_columns) + " FROM streams WHERE path = $1",
+                      {std::string(path)});
+  if (!r) return std::move(r).error();
+  if (r->size() == 0) return std::optional<stream_row>();
+  return std::optional<stream_row>(row_at(*r, 0));
+}
+
+result<std::optional<stream_row>> stream_tables::find_by_id(stream_id id) {
+  auto r = db_->query("SELECT " + std::string(k_stream_columns) + " FROM streams WHERE id = $1",
+                      {id_param(id)});
+  if (!r) return std::move(r).error();
+  if (r->size() == 0) return std::optional<stream_row>();
+  return std::optional<stream_row>(row_at(*r, 0));
+}
+
+result<stream_id> stream_tables::insert_stream(const stream_row& row) {
+  auto r = db_->query(
+      "INSERT INTO streams (path, state, content_type, incarnation, created_at_ms, ttl_seconds, "
+      "expires_at_ms, last_access_ms, closed, closed_by_producer, closed_by_epoch, "
+      "closed_by_seq, last_stream_seq, fork_source_id, base_seq, fork_sub_offset, pruned_upto, "
+      "tail_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, "
+      "$17, $15) RETURNING id",
+      {row.state == stream_row_state::purging ? param() : param(row.path),
+       param::integer(static_cast<std::int64_t>(row.state)), param(row.content_type),
+       param::integer(static_cast<std::int64_t>(row.incarnation)),
+       param::integer(row.created_at_ms), optional_integer(row.ttl_seconds),
+       optional_integer(row.expires_at_ms), param::integer(row.last_access_ms),
+       param(row.closed ? "true" : "false"), param(row.closed_by_producer),
+       optional_integer(row.closed_by_epoch), optional_integer(row.closed_by_seq),
+       param(row.last_stream_seq), row.fork_source_id ? id_param(*row.fork_source_id) : param(),
+       position_param(row.base_seq), param::integer(static_cast<std::int64_t>(row.fork_sub_offset)),
+       position_param(row.pruned_upto)});
+  if (!r) return std::move(r).error();
+  return stream_id{r->int64(0, 0)};
+}
+
+result<std::vector<std::pair<stream_id, stream_position>>> stream_tables::lock_tails(
+    std::vector<stream_id> streams) {
+  std::sort(streams.begin(), streams.end());
+  streams.erase(std::unique(streams.begin(), streams.end()), streams.end());
+  std::string ids = "{";
+  for (std::size_t i = 0; i < streams.size(); ++i) {
+    if (i) ids += ',';
+    ids += std::to_string(streams[i].value());
+  }
+  ids += '}';
+  // ORDER BY id with FOR UPDATE locks the rows in that order: every node takes them the same way.
+  auto r = db_->query(
+      "SELECT id, tail_seq FROM streams WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
+      {ids});
+  if (!r) return std::move(r).error();
+  std::vector<std::pair<stream_id, stream_position>> out;
+  out.reserve(static_cast<std::size_t>(r->size()));
+  for (int i = 0; i < r->size(); ++i)
+    out.emplace_back(stream_id{r->int64(i, 0)}, position_at(*r, i, 1));
+  return out;
+}
+
+result<stream_position> stream_tables::append(stream_id stream, stream_position tail,
+                                              std::span<const std::string_view> messages) {
+  const stream_position last{tail.value() + messages.size()};
+  // The counter first: if it is not at `tail`, nothing is written.
+  auto moved = db_->query(
+      "UPDATE streams SET tail_seq = $3 WHERE id = $1 AND tail_seq = $2 RETURNING tail_seq",
+      {id_param(stream), position_param(tail), position_param(last)});
+  if (!moved) return std::move(moved).error();
+  if (moved->size() != 1) {
+    return make_failure(failure_kind::internal, "tail_moved",
+                        "stream " + std::to_string(stream.value()) + ": the counter is not at " +
+                            std::to_string(tail.value()) +
+                            " (the writer appended without locking it)");
+  }
+  std::uint64_t seq = tail.value();
+  for (std::string_view data : messages) {
+    auto s =
+        db_->query("INSERT INTO messages (stream_id, seq, data) VALUES ($1, $2, $3)",
+                   {id_param(stream), position_param(stream_position{++seq}), param::bytes(data)});
+    if (!s) return std::move(s).error();
+  }
+  return last;
+}
+
+result<stream_position> stream_tables::tail(stream_id stream) {
+  auto t = db_->query_int64("SELECT tail_seq FROM streams WHERE id = $1", {id_param(stream)});
+  if (!t) return std::move(t).error();
+  return stream_position{static_cast<std::uint64_t>(t->value_or(0))};
+}
+
+result<std::vector<message_row>> stream_tables::read_messages(stream_id stream,
+                                                              stream_position after,
+                                                              std::size_t max_bytes,
+                                                              int max_messages) {
+  auto r = db_->query(
+      "SELECT seq, data FROM messages WHERE stream_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+      {id_param(stream), position_param(after), param::integer(max_messages)});
+  if (!r) return std::move(r).error();
+  std::vector<message_row> out;
+  std::size_t bytes = 0;
+  for (int i = 0; i < r->size() && (out.empty() || bytes < max_bytes); ++i) {
+    out.push_back({position_at(*r, i, 0), r->bytes(i, 1)});
+    bytes += out.back().data.size();
+  }
+  return out;
+}
+
+result<std::optional<producer_row>> stream_tables::find_producer(stream_id stream,
+                                                                 std::string_view producer_id) {
+  auto r =
+      db_->query("SELECT epoch, last_seq FROM producers WHERE stream_id = $1 AND producer_id = $2",
+                 {id_param(stream), std::string(producer_id)});
+  if (!r) return std::move(r).error();
+  if (r->size() == 0) return std::optional<producer_row>();
+  return std::optional<producer_row>(producer_row{r->int64(0, 0), r->int64(0, 1)});
+}
+
+status stream_tables::upsert_producer(stream_id stream, std::string_view producer_id,
+                                      std::int64_t epoch, std::int64_t last_seq,
+                                      std::int64_t now_ms) {
+  auto r = db_->query(
+      "INSERT INTO producers (stream_id, producer_id, epoch, last_seq, updated_at_ms) "
+      "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (stream_id, producer_id) DO UPDATE SET "
+      "epoch = EXCLUDED.epoch, last_seq = EXCLUDED.last_seq, updated_at_ms = "
+      "EXCLUDED.updated_at_ms",
+      {id_param(stream), std::string(producer_id), param::integer(epoch), param::integer(last_seq),
+       param::integer(now_ms)});
+  if (!r) return std::move(r).error();
+  return ok_v;
+}
+
+status stream_tables::set_closed(stream_id stream, const std::optional<closed_by>& by) {
+  auto r = db_->query(
+      "UPDATE streams SET closed = TRUE, closed_by_producer = $2, closed_by_epoch = $3, "
+      "closed_by_seq = $4 WHERE id = $1",
+      {id_param(stream), by ? param(by->producer_id) : param(),
+       by ? param::integer(by->epoch) : param(), by ? param::integer(by->seq) : param()});
+  if (!r) return std::move(r).error();
+  return ok_v;
+}
+
+status stream_tables::set_last_stream_seq(stream_id stream, std::string_view stream_seq) {
+  auto r = db_->query("UPDATE streams SET last_stream_seq = $2 WHERE id = $1",
+                      {id_param(stream), std::string(stream_seq)});
+  if (!r) return std::move(r).error();
+  return ok_v;
+}
+
+status stream_tables::set_last_access(stream_id stream, std::int64_t last_access_ms) {
+  // Several nodes flush it: the latest wins, never an earlier one.
+  auto r =
+      db_->query("UPDATE streams SET last_access_ms = GREATEST(last_access_ms, $2) WHERE id = $1",
+                 {id_param(stream), param::integer(last_access_ms)});
+  if (!r) return std::move(r).error();
+  return ok_v;
+}
+
+status stream_tables::set_soft_deleted(stream_id stream) {
+  auto r =
+      db_->query("UPDATE streams SET state = 1 WHERE id = $1 AND state = 0", {id_param(stream)});
+  if (!r) return std::move(r).error();
+  return ok_v;
+}
+
+status stream_tables::mark_purging(stream_id stream) {
+  auto r =
+      db_->query("UPDATE streams SET state = 2, path = NULL WHERE id = $1", {id_param(stream)});
+  if (!r) return std::move(r).error();
+  return ok_v;
+}
+
+result<bool> stream_tables::has_children(stream_id stream) {
+  auto n = db_->query_int64("SELECT count(*) FROM streams WHERE fork_source_id = $1 AND state <> 2",
+                            {id_param(stream)});
+  if (!n) return std::move(n).error();
+  return n->value_or(0) > 0;
+}
+
+result<int> stream_tables::purge_messages(stream_id stream, int limit) {
+  auto n = db_->query_int64(
+      "WITH gone AS (DELETE FROM messages WHERE stream_id = $1 AND seq IN ("
+      "  SELECT seq FROM messages WHERE stream_id = $1 ORDER BY seq LIMIT $2) RETURNING 1) "
+      "SELECT count(*) FROM gone",
+      {id_param(stream), param::integer(limit)});
+  if (!n) return std::move(n).error();
+  return static_cast<int>(n->value_or(0));
+}
+
+status stream_tables::delete_stream(stream_id stream) {
+  if (auto r = db_->query("DELETE FROM producers WHERE stream_id = $1", {id_param(stream)}); !r) {
+    return std::move(r).error();
+  }
+  if (auto r = db_->query("DELETE FROM streams WHERE id = $1", {id_param(stream)}); !r) {
+    return std::move(r).error();
+  }
+  return ok_v;
+}
+
+result<std::vector<stream_id>> stream_tables::purging_streams() {
+  auto r = db_->query("SELECT id FROM streams WHERE state = 2 ORDER BY id");
+  if (!r) return std::move(r).error();
+  std::vector<stream_id> out;
+  for (int i = 0; i < r->size(); ++i)
+    out.push_back(stream_id{r->int64(i, 0)});
+  return out;
+}
+
+status stream_tables::prune_upto(stream_id stream, stream_position upto) {
+  auto d = db_->query("DELETE FROM messages WHERE stream_id = $1 AND seq <= $2",
+                      {id_param(stream), position_param(upto)});
+  if (!d) return std::move(d).error();
+  auto u = db_->query("UPDATE streams SET pruned_upto = GREATEST(pruned_upto, $2) WHERE id = $1",
+                      {id_param(stream), position_param(upto)});
+  if (!u) return std::move(u).error();
+  return ok_v;
+}
+
+}  // namespace ordo::postgres

@@ -1,0 +1,102 @@
+// Typed access to the streams tables on PostgreSQL (schema: migrations.cpp): the only place
+// their SQL lives, as storage/sqlite/stream_tables.hpp is for SQLite.
+//
+// What differs from SQLite is how positions are handed out. Several nodes write the same
+// database, so no node's memory knows a stream's tail: a writer locks the counter rows of the
+// streams a batch touches (lock_tails(): FOR UPDATE, in id order, so two nodes never deadlock),
+// appends after the tail it read and bumps the counter, all in the batch's transaction. A
+// rolled-back transaction takes its positions back with it (dense positions), and PostgreSQL
+// makes a transaction visible before it releases its row locks, so no reader sees position N+1
+// of a stream before position N.
+//
+// Thread safety: a stream_tables belongs to the thread that owns its connection.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "base/result.hpp"
+#include "base/stream_position.hpp"
+#include "storage/postgres/connection.hpp"
+#include "storage/stream_rows.hpp"
+
+namespace ordo::postgres {
+
+using storage::closed_by;
+using storage::loaded_stream;
+using storage::message_row;
+using storage::producer_row;
+using storage::stream_row;
+using storage::stream_row_state;
+
+// Reads the database epoch (meta.database_epoch), creating it (random, never 0) in a new
+// database; two nodes starting at once agree on one.
+result<std::uint64_t> load_or_create_database_epoch(connection& db);
+
+class stream_tables {
+ public:
+  explicit stream_tables(connection& db) : db_(&db) {}
+
+  // Transactions (READ COMMITTED) and the savepoint around each job of a batch.
+  status begin();
+  status commit();
+  status rollback();
+  status savepoint();
+  status release_savepoint();
+  status rollback_to_savepoint();
+
+  // Every live or soft-deleted stream with its tail, in id order (a node's registry).
+  result<std::vector<loaded_stream>> load_streams();
+  result<std::optional<stream_row>> find_by_path(std::string_view path);
+  result<std::optional<stream_row>> find_by_id(stream_id id);
+
+  // Creates the stream (its counter starts at base_seq) and returns its id. A path taken by
+  // another stream is storage_constraint.
+  result<stream_id> insert_stream(const stream_row& row);
+
+  // Locks the counter rows of `streams` until the transaction ends, in id order, and returns
+  // each one's tail (streams that do not exist are left out). Inside a transaction only.
+  result<std::vector<std::pair<stream_id, stream_position>>> lock_tails(
+      std::vector<stream_id> streams);
+  // Appends `messages` at the positions after `tail`, which lock_tails() returned in this
+  // transaction, and moves the counter past them. Returns the new tail. A tail that is not the
+  // counter's (a caller that did not lock it) fails with tail_moved and writes nothing.
+  result<stream_position> append(stream_id stream, stream_position tail,
+                                 std::span<const std::string_view> messages);
+  // The stream's tail as committed (or as this transaction left it); 0 if it does not exist.
+  result<stream_position> tail(stream_id stream);
+
+  // Up to `max_messages` messages after `after`, in order, stopping once `max_bytes` is reached
+  // (always at least one, however large).
+  result<std::vector<message_row>> read_messages(stream_id stream, stream_position after,
+                                                 std::size_t max_bytes, int max_messages);
+
+  result<std::optional<producer_row>> find_producer(stream_id stream, std::string_view producer_id);
+  status upsert_producer(stream_id stream, std::string_view producer_id, std::int64_t epoch,
+                         std::int64_t last_seq, std::int64_t now_ms);
+
+  status set_closed(stream_id stream, const std::optional<closed_by>& by);
+  status set_last_stream_seq(stream_id stream, std::string_view stream_seq);
+  status set_last_access(stream_id stream, std::int64_t last_access_ms);
+  status set_soft_deleted(stream_id stream);
+  // Frees the path at once (state purging); the data goes in batches (purge_messages()).
+  status mark_purging(stream_id stream);
+  result<bool> has_children(stream_id stream);
+  // Deletes up to `limit` of the stream's messages, oldest first; returns how many it deleted.
+  result<int> purge_messages(stream_id stream, int limit);
+  // Deletes the stream's row and its producers (once its messages are gone).
+  status delete_stream(stream_id stream);
+  result<std::vector<stream_id>> purging_streams();
+  // Deletes the messages up to `upto` and records it (retention).
+  status prune_upto(stream_id stream, stream_position upto);
+
+ private:
+  connection* db_;
+};
+
+}  // namespace ordo::postgres

@@ -1,0 +1,401 @@
+#include "storage/postgres/stream_tables.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "storage/postgres/migrations.hpp"
+#include "storage/postgres/scratch_cluster.hpp"
+
+namespace ordo::postgres {
+namespace {
+
+stream_row new_stream(std::string path) {
+  stream_row row;
+  row.path = std::move(path);
+  row.content_type = "application/octet-stream";
+  row.incarnation = 0xfedcba9876543210ULL;  // above 2^63: stored as a negative BIGINT
+  row.created_at_ms = 1000;
+  row.last_access_ms = 1000;
+  return row;
+}
+
+class PostgresStreamTablesTest : public testing::postgres_test {
+ protected:
+  void SetUp() override {
+    testing::postgres_test::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    auto db = connect();
+    ASSERT_TRUE(db) << db.error().message;
+    ASSERT_TRUE(migrate(*db));
+  }
+
+  // One transaction of a node's writer: lock the stream, append `messages` after its tail.
+  static result<stream_position> append_in_transaction(connection& db, stream_id id,
+                                                       std::vector<std::string_view> messages) {
+    stream_tables t(db);
+    if (auto s = t.begin(); !s) return std::move(s).error();
+    auto tails = t.lock_tails({id});
+    if (!tails || tails->size() != 1) {
+      (void)t.rollback();
+      return tails ? make_failure(failure_kind::not_found, "no_stream", "no stream")
+                   : std::move(tails).error();
+    }
+    auto last = t.append(id, tails->front().second, messages);
+    if (!last) {
+      (void)t.rollback();
+      return last;
+    }
+    if (auto s = t.commit(); !s) return std::move(s).error();
+    return last;
+  }
+};
+
+TEST_F(PostgresStreamTablesTest, AStreamRoundTripsEveryField) {
+  auto db = connect();
+  ASSERT_TRUE(db) << db.error().message;
+  stream_tables t(*db);
+  stream_row row = new_stream("a/b");
+  row.ttl_seconds = 60;
+  row.expires_at_ms = 61000;
+  row.last_stream_seq = "0007";
+  auto id = t.insert_stream(row);
+  ASSERT_TRUE(id) << id.error().message;
+  ASSERT_TRUE(t.set_closed(*id, closed_by{"p1", 3, 9}));
+  auto found = t.find_by_path("a/b");
+  ASSERT_TRUE(found && *found) << (found ? "" : found.error().message);
+  const stream_row& back = **found;
+  EXPECT_EQ(back.id, *id);
+  EXPECT_EQ(back.path, "a/b");
+  EXPECT_EQ(back.state, stream_row_state::live);
+  EXPECT_EQ(back.content_type, "application/octet-stream");
+  EXPECT_EQ(back.incarnation, 0xfedcba9876543210ULL);
+  EXPECT_EQ(back.ttl_seconds, 60);
+  EXPECT_EQ(back.expires_at_ms, 61000);
+  EXPECT_EQ(back.last_stream_seq, "0007");
+  EXPECT_TRUE(back.closed);
+  EXPECT_EQ(back.closed_by_producer, "p1");
+  EXPECT_EQ(back.closed_by_epoch, 3);
+  EXPECT_EQ(back.closed_by_seq, 9);
+  EXPECT_FALSE(back.fork_source_id);
+
+  // A fork starts its counter at its fork point.
+  stream_row fork = new_stream("a/fork");
+  fork.fork_source_id = *id;
+  fork.base_seq = stream_position{5};
+  fork.fork_sub_offset = 2;
+  auto fork_id = t.insert_stream(fork);
+  ASSERT_TRUE(fork_id) << fork_id.error().message;
+  auto fork_tail = t.tail(*fork_id);
+  ASSERT_TRUE(fork_tail);
+  EXPECT_EQ(*fork_tail, stream_position{5});
+  auto by_id = t.find_by_id(*fork_id);
+  ASSERT_TRUE(by_id && *by_id);
+  EXPECT_EQ((*by_id)->fork_source_id, *id);
+  EXPECT_EQ((*by_id)->fork_sub_offset, 2u);
+  auto children = t.has_children(*id);
+  ASSERT_TRUE(children);
+  EXPECT_TRUE(*children);
+
+  auto taken = t.insert_stream(new_stream("a/b"));
+  ASSERT_FALSE(taken);
+  EXPECT_EQ(taken.error().code, k_storage_constraint);
+
+  auto loaded = t.load_streams();
+  ASSERT_TRUE(loaded) << loaded.error().message;
+  ASSERT_EQ(loaded->size(), 2u);
+  EXPECT_EQ((*loaded)[1].tail, stream_position{5});
+}
+
+TEST_F(PostgresStreamTablesTest, AppendsGetDensePositionsAndARollbackTakesItsPositionsBack) {
+  auto db = connect();
+  ASSERT_TRUE(db) << db.error().message;
+  stream_tables t(*db);
+  auto id = t.insert_stream(new_stream("s"));
+  ASSERT_TRUE(id);
+  auto last = append_in_transaction(*db, *id, {"one", "two", std::string_view("\0three", 6)});
+  ASSERT_TRUE(last) << last.error().message;
+  EXPECT_EQ(*last, stream_position{3});
+
+  // A batch that fails after appending: its positions are handed out again.
+  ASSERT_TRUE(t.begin());
+  auto tails = t.lock_tails({*id});
+  ASSERT_TRUE(tails);
+  ASSERT_TRUE(t.append(*id, tails->front().second, std::vector<std::string_view>{"lost"}));
+  ASSERT_TRUE(t.upsert_producer(*id, "p", 0, 1, 5));
+  ASSERT_TRUE(t.rollback());
+  auto producer = t.find_producer(*id, "p");
+  ASSERT_TRUE(producer);
+  EXPECT_FALSE(*producer) << "producer state rolls back with the data it admitted";
+
+  last = append_in_transaction(*db, *id, {"four"});
+  ASSERT_TRUE(last);
+  EXPECT_EQ(*last, stream_position{4});
+  auto read = t.read_messages(*id, stream_position{0}, 1 << 20, 100);
+  ASSERT_TRUE(read) << read.error().message;
+  ASSERT_EQ(read->size(), 4u);
+  EXPECT_EQ((*read)[2].data, std::string("\0three", 6));
+  EXPECT_EQ((*read)[3].seq, stream_position{4});
+  EXPECT_EQ((*read)[3].data, "four");
+  // Limits: by count, and by bytes (at least one message, however large).
+  read = t.read_messages(*id, stream_position{1}, 1 << 20, 2);
+  ASSERT_TRUE(read);
+  ASSERT_EQ(read->size(), 2u);
+  EXPECT_EQ((*read)[0].seq, stream_position{2});
+  read = t.read_messages(*id, stream_position{0}, 1, 100);
+  ASSERT_TRUE(read);
+  EXPECT_EQ(read->size(), 1u);
+}
+
+TEST_F(PostgresStreamTablesTest, AnAppendAfterAStaleTailWritesNothing) {
+  auto db = connect();
+  ASSERT_TRUE(db) << db.error().message;
+  stream_tables t(*db);
+  auto id = t.insert_stream(new_stream("s"));
+  ASSERT_TRUE(id);
+  ASSERT_TRUE(append_in_transaction(*db, *id, {"a", "b"}));
+  ASSERT_TRUE(t.begin());
+  auto stale = t.append(*id, stream_position{1}, std::vector<std::string_view>{"x"});
+  ASSERT_FALSE(stale);
+  EXPECT_EQ(stale.error().code, "tail_moved");
+  ASSERT_TRUE(t.rollback());
+  auto tail = t.tail(*id);
+  ASSERT_TRUE(tail);
+  EXPECT_EQ(*tail, stream_position{2});
+}
+
+TEST_F(PostgresStreamTablesTest, NodesAppendingAtOnceGetDenseDistinctPositions) {
+  stream_id id;
+  {
+    auto db = connect();
+    ASSERT_TRUE(db);
+    auto created = stream_tables(*db).insert_stream(new_stream("shared"));
+    ASSERT_TRUE(created);
+    id = *created;
+  }
+  constexpr int k_nodes = 4;
+  constexpr int k_batches = 40;
+  std::vector<std::vector<stream_position>> got(k_nodes);
+  std::vector<std::string> errors(k_nodes);
+  std::vector<std::thread> nodes;
+  for (int n = 0; n < k_nodes; ++n) {
+    nodes.emplace_back([&, n] {
+      auto db = connection::open(url());
+      if (!db) {
+        errors[n] = db.error().message;
+        return;
+      }
+      for (int b = 0; b < k_batches; ++b) {
+        std::string data = std::to_string(n) + ":" + std::to_string(b);
+        auto last = append_in_transaction(*db, id, {data, data});
+        if (!last) {
+          errors[n] = last.error().message;
+          return;
+        }
+        got[n].push_back(*last);
+      }
+    });
+  }
+  for (auto& t : nodes)
+    t.join();
+  std::vector<std::uint64_t> all;
+  for (int n = 0; n < k_nodes; ++n) {
+    ASSERT_EQ(errors[n], "");
+    for (std::size_t i = 1; i < got[n].size(); ++i)
+      EXPECT_LT(got[n][i - 1], got[n][i]) << "a node's own batches in its order";
+    for (auto p : got[n])
+      all.push_back(p.value());
+  }
+  std::sort(all.begin(), all.end());
+  ASSERT_EQ(all.size(), static_cast<std::size_t>(k_nodes * k_batches));
+  for (std::size_t i = 0; i < all.size(); ++i)
+    ASSERT_EQ(all[i], 2 * (i + 1)) << "each batch of two ends on an even position, none twice";
+  auto db = connect();
+  ASSERT_TRUE(db);
+  auto read = stream_tables(*db).read_messages(id, stream_position{0}, 1 << 30, 100000);
+  ASSERT_TRUE(read);
+  ASSERT_EQ(read->size(), static_cast<std::size_t>(2 * k_nodes * k_batches));
+  for (std::size_t i = 0; i < read->size(); ++i) {
+    EXPECT_EQ((*read)[i].seq, stream_position{i + 1});
+    if (i % 2 == 1) EXPECT_EQ((*read)[i].data, (*read)[i - 1].data) << "a batch is contiguous";
+  }
+}
+
+TEST_F(PostgresStreamTablesTest, ReadersNeverSeeAGap) {
+  stream_id id;
+  {
+    auto db = connect();
+    ASSERT_TRUE(db);
+    auto created = stream_tables(*db).insert_stream(new_stream("watched"));
+    ASSERT_TRUE(created);
+    id = *created;
+  }
+  std::atomic<bool> done = false;
+  std::vector<std::thread> writers;
+  for (int n = 0; n < 3; ++n) {
+    writers.emplace_back([&] {
+      auto db = connection::open(url());
+      if (!db) return;
+      for (int b = 0; b < 60; ++b)
+        (void)append_in_transaction(*db, id, {"x"});
+    });
+  }
+  std::thread watcher_done([&] {
+    for (auto& w : writers)
+      w.join();
+    done = true;
+  });
+  auto db = connect();
+  ASSERT_TRUE(db);
+  stream_tables t(*db);
+  int reads = 0;
+  while (!done) {
+    auto read = t.read_messages(id, stream_position{0}, 1 << 30, 100000);
+    ASSERT_TRUE(read) << read.error().message;
+    for (std::size_t i = 0; i < read->size(); ++i)
+      ASSERT_EQ((*read)[i].seq, stream_position{i + 1}) << "a gap at read " << reads;
+    ++reads;
+  }
+  watcher_done.join();
+  auto tail = t.tail(id);
+  ASSERT_TRUE(tail);
+  EXPECT_EQ(*tail, stream_position{180});
+}
+
+TEST_F(PostgresStreamTablesTest, LockingTheSameStreamsInAnyOrderNeverDeadlocks) {
+  stream_id a, b;
+  {
+    auto db = connect();
+    ASSERT_TRUE(db);
+    stream_tables t(*db);
+    auto ra = t.insert_stream(new_stream("a"));
+    auto rb = t.insert_stream(new_stream("b"));
+    ASSERT_TRUE(ra && rb);
+    a = *ra;
+    b = *rb;
+  }
+  std::vector<std::string> errors(2);
+  std::vector<std::thread> nodes;
+  for (int n = 0; n < 2; ++n) {
+    nodes.emplace_back([&, n] {
+      auto db = connection::open(url());
+      if (!db) {
+        errors[n] = db.error().message;
+        return;
+      }
+      stream_tables t(*db);
+      for (int i = 0; i < 50; ++i) {
+        // One node names them a, b; the other b, a.
+        std::vector<stream_id> order = n == 0 ? std::vector{a, b} : std::vector{b, a};
+        if (auto s = t.begin(); !s) {
+          errors[n] = s.error().message;
+          return;
+        }
+        auto tails = t.lock_tails(order);
+        if (!tails) {
+          errors[n] = tails.error().message;
+          (void)t.rollback();
+          return;
+        }
+        for (auto [id, tail] : *tails) {
+          if (auto s = t.append(id, tail, std::vector<std::string_view>{"m"}); !s) {
+            errors[n] = s.error().message;
+            (void)t.rollback();
+            return;
+          }
+        }
+        if (auto s = t.commit(); !s) {
+          errors[n] = s.error().message;
+          return;
+        }
+      }
+    });
+  }
+  for (auto& t : nodes)
+    t.join();
+  EXPECT_EQ(errors[0], "");
+  EXPECT_EQ(errors[1], "");
+  auto db = connect();
+  ASSERT_TRUE(db);
+  stream_tables t(*db);
+  EXPECT_EQ(*t.tail(a), stream_position{100});
+  EXPECT_EQ(*t.tail(b), stream_position{100});
+}
+
+TEST_F(PostgresStreamTablesTest, ADeletedStreamFreesItsPathAtOnceAndItsDataInBatches) {
+  auto db = connect();
+  ASSERT_TRUE(db) << db.error().message;
+  stream_tables t(*db);
+  auto id = t.insert_stream(new_stream("gone"));
+  ASSERT_TRUE(id);
+  ASSERT_TRUE(append_in_transaction(*db, *id, {"1", "2", "3", "4", "5"}));
+  ASSERT_TRUE(t.upsert_producer(*id, "p", 1, 2, 3));
+  ASSERT_TRUE(t.mark_purging(*id));
+  auto reused = t.insert_stream(new_stream("gone"));
+  ASSERT_TRUE(reused) << reused.error().message;
+  EXPECT_NE(*reused, *id);
+  auto purging = t.purging_streams();
+  ASSERT_TRUE(purging);
+  EXPECT_EQ(*purging, std::vector<stream_id>{*id});
+  auto loaded = t.load_streams();
+  ASSERT_TRUE(loaded);
+  EXPECT_EQ(loaded->size(), 1u) << "a purging stream is not loaded";
+  auto first = t.purge_messages(*id, 3);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(*first, 3);
+  auto second = t.purge_messages(*id, 3);
+  ASSERT_TRUE(second);
+  EXPECT_EQ(*second, 2);
+  ASSERT_TRUE(t.delete_stream(*id));
+  auto after = t.find_by_id(*id);
+  ASSERT_TRUE(after);
+  EXPECT_FALSE(*after);
+  auto producer = t.find_producer(*id, "p");
+  ASSERT_TRUE(producer);
+  EXPECT_FALSE(*producer);
+}
+
+TEST_F(PostgresStreamTablesTest, RetentionPrunesAndRecordsWhereItStopped) {
+  auto db = connect();
+  ASSERT_TRUE(db) << db.error().message;
+  stream_tables t(*db);
+  auto id = t.insert_stream(new_stream("feed"));
+  ASSERT_TRUE(id);
+  ASSERT_TRUE(append_in_transaction(*db, *id, {"1", "2", "3", "4"}));
+  ASSERT_TRUE(t.prune_upto(*id, stream_position{2}));
+  ASSERT_TRUE(t.prune_upto(*id, stream_position{1}));  // never backwards
+  auto row = t.find_by_id(*id);
+  ASSERT_TRUE(row && *row);
+  EXPECT_EQ((*row)->pruned_upto, stream_position{2});
+  auto read = t.read_messages(*id, stream_position{0}, 1 << 20, 100);
+  ASSERT_TRUE(read);
+  ASSERT_EQ(read->size(), 2u);
+  EXPECT_EQ((*read)[0].seq, stream_position{3});
+}
+
+TEST_F(PostgresStreamTablesTest, NodesStartingAtOnceAgreeOnTheDatabaseEpoch) {
+  std::vector<std::uint64_t> epochs(4);
+  std::vector<std::thread> nodes;
+  for (int n = 0; n < 4; ++n) {
+    nodes.emplace_back([&, n] {
+      auto db = connection::open(url());
+      if (!db) return;
+      auto e = load_or_create_database_epoch(*db);
+      if (e) epochs[n] = *e;
+    });
+  }
+  for (auto& t : nodes)
+    t.join();
+  EXPECT_NE(epochs[0], 0u);
+  for (auto e : epochs)
+    EXPECT_EQ(e, epochs[0]);
+  auto db = connect();
+  ASSERT_TRUE(db);
+  auto again = load_or_create_database_epoch(*db);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(*again, epochs[0]);
+}
+
+}  // namespace
+}  // namespace ordo::postgres
