@@ -10,8 +10,8 @@
 //     and the others find it migrated.
 //   - Foreign keys are always enforced by PostgreSQL itself, so no migration can leave a row
 //     referring to a missing one (SQLite's migrations check that themselves).
-//   - The probe builds its reference in a schema of its own inside a transaction it rolls back,
-//     so it needs a connection that may write (migrate and serve; not doctor's read-only one).
+//   - The probe compares with a description of the schema written down with the migrations
+//     (checked by a test against a database they migrated), so it only reads.
 #pragma once
 
 #include <cstdint>
@@ -54,8 +54,18 @@ result<int> migrate(connection& db);
 result<int> apply_migrations(connection& db, std::span<const migration> migrations);
 
 // The schema probe: compares the tables, columns (type, nullability) and indexes of the
-// connection's schema with those the migrations up to its recorded version create, and answers
-// schema_mismatch naming every difference. Extra tables, columns and indexes are allowed.
+// connection's schema with those the migrations create (latest_schema_description()), and
+// answers schema_mismatch naming every difference. Extra tables, columns and indexes are allowed.
+// A database at an older version is schema_outdated (run migrate). Reads only: it works over a
+// read-only connection and needs no right to create anything.
 status verify_schema(connection& db);
+
+// A schema as the probe sees it, one line per column ("column table.name type[ NOT NULL]") and
+// per index ("index name definition"), from the connection's current schema.
+result<std::string> describe_schema(connection& db);
+// The description of the schema every migration makes, written down with them; a test compares
+// it with describe_schema() of a database they migrated, and prints the new text when a
+// migration changes it.
+std::string_view latest_schema_description();
 
 }  // namespace ordo::postgres

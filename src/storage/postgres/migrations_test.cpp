@@ -42,6 +42,33 @@ TEST_F(PostgresMigrationsTest, MigratesAnEmptyDatabaseOnceAndVerifiesIt) {
   EXPECT_EQ(*probes, 0);
 }
 
+TEST_F(PostgresMigrationsTest, TheProbesDescriptionIsWhatTheMigrationsMake) {
+  auto db = connect();
+  ASSERT_TRUE(db) << db.error().message;
+  ASSERT_TRUE(apply_migrations(*db, all_migrations()));
+  auto actual = describe_schema(*db);
+  ASSERT_TRUE(actual) << actual.error().message;
+  EXPECT_EQ(*actual, latest_schema_description())
+      << "a migration changed the schema: replace k_latest_schema in migrations.cpp with\n"
+      << *actual;
+}
+
+TEST_F(PostgresMigrationsTest, TheProbeOnlyReads) {
+  {
+    auto db = connect();
+    ASSERT_TRUE(db) << db.error().message;
+    ASSERT_TRUE(migrate(*db));
+    ASSERT_TRUE(db->exec("ALTER TABLE sessions DROP COLUMN title"));
+  }
+  auto ro = connect({.read_only = true});
+  ASSERT_TRUE(ro) << ro.error().message;
+  auto s = verify_schema(*ro);
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code, "schema_mismatch");
+  EXPECT_NE(s.error().message.find("column sessions.title is missing"), std::string::npos)
+      << s.error().message;
+}
+
 TEST_F(PostgresMigrationsTest, TheSchemaKeepsItsInvariants) {
   auto db = connect();
   ASSERT_TRUE(db) << db.error().message;
