@@ -100,9 +100,9 @@ ordo_vitest(storage_faults blackbox/storage_faults.test.mjs)
 ordo_vitest(file_replacement blackbox/file_replacement.test.mjs)
 
 # PostgreSQL storage (issue 20), against a scratch cluster of the test's own
-# (tests/support/postgres.mjs): `ordo migrate --storage postgres://...`. Under CI
+# (tests/support/postgres.mjs): `ordo migrate` and `ordo doctor` with --storage. Under CI
 # (ORDO_REQUIRE_POSTGRES=1) a machine without PostgreSQL fails it instead of skipping it.
-ordo_vitest(postgres_migrate blackbox/postgres_migrate.test.mjs)
+ordo_vitest(postgres_cli blackbox/postgres_cli.test.mjs)
 
 # Delivery under stress: a reader that never reads beside 500 that do (cut off, resumes exactly,
 # bounded server memory), 2,000 readers reconnecting at once from old offsets after a restart

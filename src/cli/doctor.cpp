@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "storage/postgres/connection.hpp"
+#include "storage/postgres/doctor.hpp"
 #include "storage/sqlite/doctor.hpp"
 
 namespace ordo::cli {
@@ -48,9 +50,40 @@ void print(const std::string& path, const sq::doctor_report& r, bool json_output
   if (repairable) std::printf("run ordo doctor --repair with the server stopped to repair\n");
 }
 
+// PostgreSQL: read-only, diagnosis only.
+int doctor_postgres(const doctor_flags& f) {
+  namespace pg = ordo::postgres;
+  const std::string where = pg::redacted(f.storage);
+  auto fail = [&](const failure& e) {
+    std::fprintf(stderr, "ordo doctor: %s\n", e.message.c_str());
+    return 2;
+  };
+  if (!pg::is_postgres_url(f.storage)) {
+    return fail(make_failure(failure_kind::invalid, "invalid_storage",
+                             "--storage takes a postgres:// or postgresql:// URL, not '" + where +
+                                 "' (SQLite, the default, lives in --data-dir)"));
+  }
+  if (f.repair) {
+    return fail(make_failure(failure_kind::not_implemented, "repair_unavailable",
+                             "--repair is for SQLite databases; on PostgreSQL, doctor only "
+                             "diagnoses (restore a backup, or correct what it names by hand)"));
+  }
+  auto db = pg::connection::open(f.storage, {.read_only = true, .application_name = "ordo doctor"});
+  if (!db) return fail(db.error());
+  auto findings = pg::diagnose(*db);
+  if (!findings) return fail(findings.error());
+  sq::doctor_report report;
+  for (pg::finding& x : *findings)
+    report.findings.push_back(
+        {std::move(x.check), std::move(x.subject), std::move(x.message), false});
+  print(where, report, f.json);
+  return report.findings.empty() ? 0 : 1;
+}
+
 }  // namespace
 
 int doctor(const doctor_flags& f) {
+  if (!f.storage.empty()) return doctor_postgres(f);
   const std::string path = (std::filesystem::path(f.data_dir) / "ordo.db").string();
   auto fail = [&](const failure& e) {
     std::fprintf(stderr, "ordo doctor: %s\n", e.message.c_str());

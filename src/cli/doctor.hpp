@@ -1,4 +1,5 @@
-// `ordo doctor [--json] [--repair]`: see storage/sqlite/doctor.hpp for the checks.
+// `ordo doctor [--json] [--repair]`: see storage/sqlite/doctor.hpp for the checks;
+// `ordo doctor --storage postgres://...`: storage/postgres/doctor.hpp.
 #pragma once
 
 #include <string>
@@ -7,6 +8,7 @@ namespace ordo::cli {
 
 struct doctor_flags {
   std::string data_dir = "./data";
+  std::string storage;  // a postgres:// URL (storage/postgres/doctor.hpp); empty: SQLite
   bool json = false;
   bool repair = false;
 };

@@ -260,6 +260,11 @@ int main(int argc, char** argv) {
   doctor_cmd->add_option("--data-dir", df.data_dir, "Directory holding the database (ordo.db)")
       ->envname("ORDO_DATA_DIR")
       ->capture_default_str();
+  doctor_cmd
+      ->add_option("--storage", df.storage,
+                   "A PostgreSQL database (postgres://...) instead of SQLite in --data-dir; "
+                   "read-only, no --repair")
+      ->envname("ORDO_STORAGE");
   doctor_cmd->add_flag("--json", df.json, "One JSON object instead of text");
   doctor_cmd->add_flag("--repair", df.repair,
                        "Renumber broken sequences in one transaction (the server must be "

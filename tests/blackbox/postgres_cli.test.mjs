@@ -1,7 +1,8 @@
-// `ordo migrate --storage postgres://...` as an operator meets it, against a scratch PostgreSQL
-// cluster: a dry run that writes nothing, the migration, a second run that finds nothing to do,
-// ORDO_STORAGE, several nodes migrating at once, and the errors (no server, a URL that is not
-// PostgreSQL's) with the password never shown.
+// `ordo migrate` and `ordo doctor` with --storage postgres://... as an operator meets them,
+// against a scratch PostgreSQL cluster: a dry run that writes nothing, the migration, a second
+// run that finds nothing to do, ORDO_STORAGE, several nodes migrating at once, doctor's findings
+// (text and JSON), and the errors (no server, a URL that is not PostgreSQL's, --repair) with the
+// password never shown.
 import { afterAll, beforeAll, describe, expect, test } from "vitest"
 import { execFile } from "node:child_process"
 import { promisify } from "node:util"
@@ -77,6 +78,47 @@ describe.skipIf(postgresMissing())("ordo migrate against PostgreSQL", () => {
       expect(r.code).toBe(1)
       expect(r.stderr).toContain("schema version 99, written by a newer ordo")
     }
+  })
+})
+
+describe.skipIf(postgresMissing())("ordo doctor against PostgreSQL", () => {
+  let pg
+  beforeAll(() => {
+    pg = startPostgres()
+  })
+  afterAll(() => pg?.stop())
+
+  test("a healthy database, then one whose stream counter is ahead of its data", async () => {
+    const db = pg.createDatabase()
+    expect((await ordo(["migrate", "--storage", pg.url(db)])).code).toBe(0)
+    const healthy = await ordo(["doctor", "--storage", pg.url(db)])
+    expect(healthy.code, healthy.stderr).toBe(0)
+    expect(healthy.stdout).toBe(`${pg.url(db)}: healthy\n`)
+
+    pg.sql(db, `INSERT INTO streams (path, content_type, incarnation, created_at_ms, last_access_ms, tail_seq)
+                VALUES ('ahead', 'text/plain', 1, 0, 0, 4)`)
+    const text = await ordo(["doctor"], { ORDO_STORAGE: pg.url(db) })
+    expect(text.code).toBe(1)
+    expect(text.stdout).toContain("1 problem(s)")
+    expect(text.stdout).toMatch(/stream_counter +ahead: the stream's counter is at 4 and its last position is 0: the next append would leave a gap/)
+    expect(text.stdout).not.toContain("--repair")
+    const json = await ordo(["doctor", "--json", "--storage", pg.url(db)])
+    expect(json.code).toBe(1)
+    const report = JSON.parse(json.stdout)
+    expect(report.healthy).toBe(false)
+    expect(report.findings).toEqual([expect.objectContaining({ check: "stream_counter", subject: "ahead", repairable: false })])
+    // The doctor only read.
+    expect(pg.sql(db, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'ordo doctor'")).toBe("0")
+  })
+
+  test("--repair is for SQLite; an unreachable server cannot be checked", async () => {
+    const repair = await ordo(["doctor", "--repair", "--storage", pg.url("postgres")])
+    expect(repair.code).toBe(2)
+    expect(repair.stderr).toContain("--repair is for SQLite databases")
+    const unreachable = await ordo(["doctor", "--storage",
+      "postgresql://ordo:hunter2@/ordo?host=/nonexistent-ordo-socket-dir&port=1"])
+    expect(unreachable.code).toBe(2)
+    expect(unreachable.stderr).not.toContain("hunter2")
   })
 })
 
