@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "storage/postgres/connection.hpp"
+#include "storage/postgres/migrations.hpp"
 #include "storage/sqlite/connection.hpp"
 #include "storage/sqlite/managed_streams.hpp"
 #include "storage/sqlite/migrations.hpp"
@@ -13,6 +15,7 @@ namespace {
 
 namespace json = boost::json;
 namespace sq = ordo::sqlite;
+namespace pg = ordo::postgres;
 
 std::int64_t file_bytes(const std::string& path) {
   std::error_code ec;
@@ -116,6 +119,101 @@ result<json::object> report(sq::connection& db, const inspect_flags& f, const st
   return out;
 }
 
+// The same report for a PostgreSQL database: its size instead of files and pages.
+result<json::object> report_postgres(pg::connection& db, const inspect_flags& f,
+                                     const std::string& where) {
+  json::object out;
+  out["path"] = where;
+  out["storage"] = "postgresql";
+  // One snapshot: every number below describes the same moment.
+  if (auto s = db.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); !s) return s.error();
+  auto fill = [&]() -> status {
+    auto version = pg::current_schema_version(db);
+    if (!version) return std::move(version).error();
+    out["schema_version"] = *version;
+    out["schema_version_of_this_ordo"] = pg::latest_schema_version();
+    if (*version == 0) return ok_v;
+    auto value = [&](const std::string& sql) -> result<std::int64_t> {
+      auto v = db.query_int64(sql);
+      if (!v) return std::move(v).error();
+      return v->value_or(0);
+    };
+    auto epoch = db.query("SELECT value FROM meta WHERE key = 'database_epoch'");
+    if (!epoch) return std::move(epoch).error();
+    out["database_epoch"] =
+        epoch->size() ? json::value(std::string(epoch->text(0, 0))) : json::value(nullptr);
+    auto size = value("SELECT pg_database_size(current_database())");
+    if (!size) return std::move(size).error();
+    out["database_bytes"] = *size;
+
+    json::object streams;
+    const std::pair<const char*, const char*> counts[] = {
+        {"live", "SELECT COUNT(*) FROM streams WHERE state = 0 AND path NOT LIKE '\\_\\_%'"},
+        {"managed", "SELECT COUNT(*) FROM streams WHERE state = 0 AND path LIKE '\\_\\_%'"},
+        {"soft_deleted", "SELECT COUNT(*) FROM streams WHERE state = 1"},
+        {"purging", "SELECT COUNT(*) FROM streams WHERE state = 2"},
+        {"appends", "SELECT COUNT(*) FROM messages"},
+        {"payload_bytes", "SELECT COALESCE(SUM(LENGTH(data)), 0) FROM messages"}};
+    for (const auto& [key, sql] : counts) {
+      auto n = value(sql);
+      if (!n) return std::move(n).error();
+      streams[key] = *n;
+    }
+    out["streams"] = std::move(streams);
+
+    auto largest = db.query(
+        "SELECT s.path, s.content_type, s.closed, COUNT(m.seq), COALESCE(SUM(LENGTH(m.data)), 0) "
+        "FROM streams s LEFT JOIN messages m ON m.stream_id = s.id WHERE s.state = 0 "
+        "GROUP BY s.id ORDER BY 5 DESC, s.path LIMIT $1",
+        {pg::param::integer(f.top)});
+    if (!largest) return std::move(largest).error();
+    json::array list;
+    for (int i = 0; i < largest->size(); ++i) {
+      list.push_back({{"path", largest->text(i, 0)},
+                      {"content_type", largest->text(i, 1)},
+                      {"closed", largest->text(i, 2) == "t"},
+                      {"appends", largest->int64(i, 3)},
+                      {"payload_bytes", largest->int64(i, 4)}});
+    }
+    out["largest_streams"] = std::move(list);
+
+    auto live = value("SELECT COUNT(*) FROM projects WHERE archived_at_ms IS NULL");
+    auto archived = value("SELECT COUNT(*) FROM projects WHERE archived_at_ms IS NOT NULL");
+    if (!live) return std::move(live).error();
+    if (!archived) return std::move(archived).error();
+    out["projects"] = {{"live", *live}, {"archived", *archived}};
+    auto states = db.query("SELECT state, COUNT(*) FROM sessions GROUP BY state ORDER BY state");
+    if (!states) return std::move(states).error();
+    json::object by_state;
+    std::int64_t total = 0;
+    for (int i = 0; i < states->size(); ++i) {
+      by_state[states->text(i, 0)] = states->int64(i, 1);
+      total += states->int64(i, 1);
+    }
+    out["sessions"] = {{"total", total}, {"by_state", std::move(by_state)}};
+    auto feed = db.query(
+        "SELECT s.pruned_upto, COUNT(m.seq), s.tail_seq FROM streams s LEFT JOIN messages m ON "
+        "m.stream_id = s.id WHERE s.path = $1 GROUP BY s.id",
+        {std::string(sq::k_change_feed_path)});
+    if (!feed) return std::move(feed).error();
+    json::object change_feed{{"exists", feed->size() > 0}};
+    if (feed->size()) {
+      change_feed["pruned_upto"] = feed->int64(0, 0);
+      change_feed["appends"] = feed->int64(0, 1);
+      change_feed["tail"] = feed->int64(0, 2);
+    }
+    out["change_feed"] = std::move(change_feed);
+    auto prs = value("SELECT COUNT(*) FROM prs");
+    if (!prs) return std::move(prs).error();
+    out["pull_requests"] = *prs;
+    return ok_v;
+  };
+  status filled = fill();
+  (void)db.exec("ROLLBACK");
+  if (!filled) return filled.error();
+  return out;
+}
+
 std::string human_bytes(std::int64_t n) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   double v = static_cast<double>(n);
@@ -140,20 +238,25 @@ void print_text(const json::object& r) {
   std::printf("schema version  %lld (this ordo: %lld)\n",
               static_cast<long long>(num(r, "schema_version")),
               static_cast<long long>(num(r, "schema_version_of_this_ordo")));
-  if (!r.contains("files")) {
+  if (!r.contains("streams")) {
     std::printf("(empty database)\n");
     return;
   }
   if (r.at("database_epoch").is_string()) {
     std::printf("epoch           %s\n", r.at("database_epoch").as_string().c_str());
   }
-  std::printf("files           %s, WAL %s\n",
-              human_bytes(num(r, "files", "database_bytes")).c_str(),
-              human_bytes(num(r, "files", "wal_bytes")).c_str());
-  std::printf("pages           %lld of %lld bytes, %lld free\n",
-              static_cast<long long>(num(r, "pages", "page_count")),
-              static_cast<long long>(num(r, "pages", "page_size")),
-              static_cast<long long>(num(r, "pages", "free_pages")));
+  if (r.contains("files")) {
+    std::printf("files           %s, WAL %s\n",
+                human_bytes(num(r, "files", "database_bytes")).c_str(),
+                human_bytes(num(r, "files", "wal_bytes")).c_str());
+    std::printf("pages           %lld of %lld bytes, %lld free\n",
+                static_cast<long long>(num(r, "pages", "page_count")),
+                static_cast<long long>(num(r, "pages", "page_size")),
+                static_cast<long long>(num(r, "pages", "free_pages")));
+  } else {
+    std::printf("size            %s (pg_database_size)\n",
+                human_bytes(num(r, "database_bytes")).c_str());
+  }
   std::printf("streams         %lld live, %lld managed, %lld soft-deleted, %lld purging\n",
               static_cast<long long>(num(r, "streams", "live")),
               static_cast<long long>(num(r, "streams", "managed")),
@@ -200,6 +303,33 @@ void print_text(const json::object& r) {
 }  // namespace
 
 int inspect(const inspect_flags& f) {
+  if (!f.storage.empty()) {
+    const std::string where = pg::redacted(f.storage);
+    if (!pg::is_postgres_url(f.storage)) {
+      std::fprintf(stderr,
+                   "ordo inspect: --storage takes a postgres:// or postgresql:// URL, not '%s' "
+                   "(SQLite, the default, lives in --data-dir)\n",
+                   where.c_str());
+      return 1;
+    }
+    auto db =
+        pg::connection::open(f.storage, {.read_only = true, .application_name = "ordo inspect"});
+    if (!db) {
+      std::fprintf(stderr, "ordo inspect: %s\n", db.error().message.c_str());
+      return 1;
+    }
+    auto r = report_postgres(*db, f, where);
+    if (!r) {
+      std::fprintf(stderr, "ordo inspect: %s: %s\n", where.c_str(), r.error().message.c_str());
+      return 1;
+    }
+    if (f.json) {
+      std::printf("%s\n", json::serialize(*r).c_str());
+    } else {
+      print_text(*r);
+    }
+    return 0;
+  }
   const std::string path = (std::filesystem::path(f.data_dir) / "ordo.db").string();
   auto db = sq::connection::open(path, sq::open_mode::inspect, std::chrono::seconds(5));
   if (!db) {

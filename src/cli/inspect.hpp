@@ -8,6 +8,7 @@ namespace ordo::cli {
 
 struct inspect_flags {
   std::string data_dir = "./data";
+  std::string storage;  // a postgres:// URL; empty: SQLite in data_dir
   bool json = false;
   int top = 10;  // how many of the largest streams to list
 };

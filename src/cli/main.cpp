@@ -249,6 +249,10 @@ int main(int argc, char** argv) {
   inspect_cmd->add_option("--data-dir", inf.data_dir, "Directory holding the database (ordo.db)")
       ->envname("ORDO_DATA_DIR")
       ->capture_default_str();
+  inspect_cmd
+      ->add_option("--storage", inf.storage,
+                   "A PostgreSQL database (postgres://...) instead of SQLite in --data-dir")
+      ->envname("ORDO_STORAGE");
   inspect_cmd->add_flag("--json", inf.json, "One JSON object instead of text");
   inspect_cmd->add_option("--top", inf.top, "How many of the largest streams to list")
       ->check(CLI::Range(0, 10'000))

@@ -122,6 +122,55 @@ describe.skipIf(postgresMissing())("ordo doctor against PostgreSQL", () => {
   })
 })
 
+describe.skipIf(postgresMissing())("ordo inspect against PostgreSQL", () => {
+  let pg
+  beforeAll(() => {
+    pg = startPostgres()
+  })
+  afterAll(() => pg?.stop())
+
+  test("reports what the database holds, in one snapshot, read-only", async () => {
+    const db = pg.createDatabase()
+    const empty = await ordo(["inspect", "--storage", pg.url(db)])
+    expect(empty.code, empty.stderr).toBe(0)
+    expect(empty.stdout).toContain("schema version  0 (this ordo: 1)\n(empty database)")
+
+    expect((await ordo(["migrate", "--storage", pg.url(db)])).code).toBe(0)
+    pg.sql(db, `INSERT INTO meta VALUES ('database_epoch', '00000000000000ab');
+      INSERT INTO streams (path, content_type, incarnation, created_at_ms, last_access_ms, tail_seq, closed)
+        VALUES ('big', 'text/plain', 1, 0, 0, 2, true), ('__ordo/changes', 'application/json', 1, 0, 0, 1, false),
+               ('small', 'text/plain', 1, 0, 0, 1, false);
+      INSERT INTO messages SELECT id, 1, '\\x68656c6c6f' FROM streams;
+      INSERT INTO messages SELECT id, 2, '\\x21' FROM streams WHERE path = 'big';
+      INSERT INTO projects (id, name, created_at_ms, updated_at_ms) VALUES ('p', 'P', 0, 0);
+      INSERT INTO sessions (id, project_id, number, state, created_at_ms, updated_at_ms, events_stream_id)
+        SELECT 'p-1', 'p', 1, 'active', 0, 0, id FROM streams WHERE path = 'small'`)
+    const json = await ordo(["inspect", "--json", "--top", "2", "--storage", pg.url(db)])
+    expect(json.code, json.stderr).toBe(0)
+    const r = JSON.parse(json.stdout)
+    expect(r).toMatchObject({
+      path: pg.url(db),
+      storage: "postgresql",
+      schema_version: 1,
+      database_epoch: "00000000000000ab",
+      streams: { live: 2, managed: 1, soft_deleted: 0, purging: 0, appends: 4, payload_bytes: 16 },
+      projects: { live: 1, archived: 0 },
+      sessions: { total: 1, by_state: { active: 1 } },
+      change_feed: { exists: true, appends: 1, tail: 1, pruned_upto: 0 },
+      pull_requests: 0,
+    })
+    expect(r.database_bytes).toBeGreaterThan(0)
+    expect(r.largest_streams).toEqual([
+      { path: "big", content_type: "text/plain", closed: true, appends: 2, payload_bytes: 6 },
+      { path: "__ordo/changes", content_type: "application/json", closed: false, appends: 1, payload_bytes: 5 },
+    ])
+    const text = await ordo(["inspect"], { ORDO_STORAGE: pg.url(db) })
+    expect(text.code, text.stderr).toBe(0)
+    expect(text.stdout).toMatch(/streams +2 live, 1 managed, 0 soft-deleted, 0 purging\nappends +4, 16 B of payload/)
+    expect(text.stdout).toMatch(/size +[0-9.]+ (KiB|MiB) \(pg_database_size\)/)
+  })
+})
+
 describe("ordo migrate --storage: bad URLs", () => {
   test("an unreachable server fails with its URL, the password hidden", async () => {
     const r = await ordo(["migrate", "--storage",
