@@ -182,6 +182,15 @@ status connection::exec(std::string_view sql) {
   return last_failure(result.get(), "PostgreSQL statement failed");
 }
 
+status connection::commit() {
+  status s = exec("COMMIT");
+  if (s || PQstatus(conn_.get()) != CONNECTION_BAD) return s;
+  return make_failure(failure_kind::unavailable, std::string(k_commit_unknown),
+                      "the connection to PostgreSQL was lost during COMMIT, so whether the "
+                      "transaction committed is unknown (" +
+                          s.error().message + ")");
+}
+
 result<rows> connection::query(std::string_view sql, const std::vector<param>& params) {
   const std::string text(sql);
   std::vector<const char*> values;

@@ -32,6 +32,9 @@ inline constexpr std::string_view k_storage_full = "storage_full";
 inline constexpr std::string_view k_storage_readonly = "storage_readonly";
 inline constexpr std::string_view k_storage_constraint = "storage_constraint";
 inline constexpr std::string_view k_storage_error = "storage_error";
+// The connection was lost while COMMIT was under way: the transaction may or may not have
+// committed. Never acknowledged as written; an idempotent producer's retry finds out which.
+inline constexpr std::string_view k_commit_unknown = "storage_commit_unknown";
 
 // A query parameter: text (PostgreSQL's text format), bytes (for a BYTEA, sent as they are), or
 // NULL.
@@ -101,6 +104,9 @@ class connection {
 
   // Runs one or more statements without parameters, discarding any rows (DDL, BEGIN, COMMIT).
   status exec(std::string_view sql);
+  // Commits the open transaction. A connection lost on the way is k_commit_unknown, not
+  // storage_unavailable: the server may have committed before the connection went.
+  status commit();
   // Runs one statement with `params` bound to $1, $2, ... in text format.
   result<rows> query(std::string_view sql, const std::vector<param>& params = {});
   // The first column of the first row, or nullopt when there is no row or it is NULL.

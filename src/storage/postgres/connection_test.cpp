@@ -137,5 +137,36 @@ TEST_F(PostgresConnectionTest, ALostConnectionIsUnavailable) {
   EXPECT_EQ(after.error().code, k_storage_unavailable) << after.error().message;
 }
 
+TEST_F(PostgresConnectionTest, ACommitWhoseConnectionIsLostHasAnUnknownOutcome) {
+  auto db = connect();
+  ASSERT_TRUE(db) << db.error().message;
+  ASSERT_TRUE(db->exec("CREATE TABLE t (id BIGINT PRIMARY KEY)"));
+  ASSERT_TRUE(db->exec("BEGIN; INSERT INTO t VALUES (1)"));
+  auto pid = db->query_int64("SELECT pg_backend_pid()");
+  ASSERT_TRUE(pid && *pid);
+  auto admin = connect();
+  ASSERT_TRUE(admin) << admin.error().message;
+  ASSERT_TRUE(admin->query("SELECT pg_terminate_backend($1)", {std::to_string(**pid)}));
+  auto committed = db->commit();
+  ASSERT_FALSE(committed);
+  EXPECT_EQ(committed.error().code, k_commit_unknown) << committed.error().message;
+  EXPECT_EQ(committed.error().kind, failure_kind::unavailable);
+}
+
+TEST_F(PostgresConnectionTest, ACommitThatFailsWithAReasonIsKnownToHaveFailed) {
+  auto db = connect();
+  ASSERT_TRUE(db) << db.error().message;
+  ASSERT_TRUE(
+      db->exec("CREATE TABLE t (id BIGINT PRIMARY KEY DEFERRABLE INITIALLY DEFERRED);"
+               "INSERT INTO t VALUES (1)"));
+  ASSERT_TRUE(db->exec("BEGIN; INSERT INTO t VALUES (1)"));  // checked at COMMIT
+  auto committed = db->commit();
+  ASSERT_FALSE(committed);
+  EXPECT_EQ(committed.error().code, k_storage_constraint);
+  auto n = db->query_int64("SELECT count(*) FROM t");
+  ASSERT_TRUE(n);
+  EXPECT_EQ(*n, 1);
+}
+
 }  // namespace
 }  // namespace ordo::postgres

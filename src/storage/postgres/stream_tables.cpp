@@ -89,7 +89,7 @@ status stream_tables::begin() {
   return db_->exec("BEGIN ISOLATION LEVEL READ COMMITTED");
 }
 status stream_tables::commit() {
-  return db_->exec("COMMIT");
+  return db_->commit();
 }
 status stream_tables::rollback() {
   return db_->exec("ROLLBACK");
