@@ -115,11 +115,12 @@ TEST_F(PostgresDoctorTest, ASchemaChangedOutsideOrdoIsTheOneFinding) {
 }
 
 TEST_F(PostgresDoctorTest, ADatabaseOrdoNeverMigratedSaysSo) {
+  // A database of its own that nothing migrated.
+  const std::string name = database_ + "_empty";
   auto admin = connection::open(cluster_->url());
   ASSERT_TRUE(admin);
-  ASSERT_TRUE(admin->exec("CREATE DATABASE doctor_empty_" + std::to_string(::getpid())));
-  auto empty = connection::open(cluster_->url("doctor_empty_" + std::to_string(::getpid())),
-                                {.read_only = true});
+  ASSERT_TRUE(admin->exec("CREATE DATABASE " + name));
+  auto empty = connection::open(cluster_->url(name), {.read_only = true});
   ASSERT_TRUE(empty) << empty.error().message;
   auto found = diagnose(*empty);
   ASSERT_TRUE(found) << found.error().message;
