@@ -220,6 +220,10 @@ result<std::optional<std::int64_t>> connection::query_int64(std::string_view sql
   return r->optional_int64(0, 0);
 }
 
+bool connection::lost() const {
+  return PQstatus(conn_.get()) == CONNECTION_BAD;
+}
+
 int connection::socket() const {
   return PQsocket(conn_.get());
 }

@@ -125,6 +125,8 @@ class connection {
   std::vector<notification> take_notifications();
 
   bool read_only() const { return read_only_; }
+  // Whether the connection is broken (every later call fails with storage_unavailable).
+  bool lost() const;
   // The server's version as a number, e.g. 150018 for 15.18.
   int server_version() const;
   // The URL this connection was opened with, its password hidden.
