@@ -218,7 +218,9 @@ TEST_F(PostgresStreamTablesTest, NodesAppendingAtOnceGetDenseDistinctPositions) 
   ASSERT_EQ(read->size(), static_cast<std::size_t>(2 * k_nodes * k_batches));
   for (std::size_t i = 0; i < read->size(); ++i) {
     EXPECT_EQ((*read)[i].seq, stream_position{i + 1});
-    if (i % 2 == 1) EXPECT_EQ((*read)[i].data, (*read)[i - 1].data) << "a batch is contiguous";
+    if (i % 2 == 1) {
+      EXPECT_EQ((*read)[i].data, (*read)[i - 1].data) << "a batch is contiguous";
+    }
   }
 }
 
