@@ -300,43 +300,8 @@ void print_text(const json::object& r) {
   }
 }
 
-}  // namespace
-
-int inspect(const inspect_flags& f) {
-  if (!f.storage.empty()) {
-    const std::string where = pg::redacted(f.storage);
-    if (!pg::is_postgres_url(f.storage)) {
-      std::fprintf(stderr,
-                   "ordo inspect: --storage takes a postgres:// or postgresql:// URL, not '%s' "
-                   "(SQLite, the default, lives in --data-dir)\n",
-                   where.c_str());
-      return 1;
-    }
-    auto db =
-        pg::connection::open(f.storage, {.read_only = true, .application_name = "ordo inspect"});
-    if (!db) {
-      std::fprintf(stderr, "ordo inspect: %s\n", db.error().message.c_str());
-      return 1;
-    }
-    auto r = report_postgres(*db, f, where);
-    if (!r) {
-      std::fprintf(stderr, "ordo inspect: %s: %s\n", where.c_str(), r.error().message.c_str());
-      return 1;
-    }
-    if (f.json) {
-      std::printf("%s\n", json::serialize(*r).c_str());
-    } else {
-      print_text(*r);
-    }
-    return 0;
-  }
-  const std::string path = (std::filesystem::path(f.data_dir) / "ordo.db").string();
-  auto db = sq::connection::open(path, sq::open_mode::inspect, std::chrono::seconds(5));
-  if (!db) {
-    std::fprintf(stderr, "ordo inspect: %s\n", db.error().message.c_str());
-    return 1;
-  }
-  auto r = report(*db, f, path);
+// Prints the report (or why there is none); the process's exit status.
+int print_report(const result<json::object>& r, const inspect_flags& f) {
   if (!r) {
     std::fprintf(stderr, "ordo inspect: %s\n", r.error().message.c_str());
     return 1;
@@ -347,6 +312,28 @@ int inspect(const inspect_flags& f) {
     print_text(*r);
   }
   return 0;
+}
+
+}  // namespace
+
+int inspect(const inspect_flags& f) {
+  if (!f.storage.empty()) {
+    if (!pg::is_postgres_url(f.storage)) {
+      return print_report(make_failure(failure_kind::invalid, "invalid_storage",
+                                       "--storage takes a postgres:// or postgresql:// URL, not '" +
+                                           pg::redacted(f.storage) +
+                                           "' (SQLite, the default, lives in --data-dir)"),
+                          f);
+    }
+    auto db =
+        pg::connection::open(f.storage, {.read_only = true, .application_name = "ordo inspect"});
+    if (!db) return print_report(db.error(), f);
+    return print_report(report_postgres(*db, f, pg::redacted(f.storage)), f);
+  }
+  const std::string path = (std::filesystem::path(f.data_dir) / "ordo.db").string();
+  auto db = sq::connection::open(path, sq::open_mode::inspect, std::chrono::seconds(5));
+  if (!db) return print_report(db.error(), f);
+  return print_report(report(*db, f, path), f);
 }
 
 }  // namespace ordo::cli

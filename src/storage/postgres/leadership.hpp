@@ -21,6 +21,8 @@
 #include <string>
 #include <thread>
 
+#include "storage/postgres/stoppable_thread.hpp"
+
 namespace ordo::postgres {
 
 // The advisory lock of ordo's background work.
@@ -49,15 +51,11 @@ class leadership {
   leadership(leadership_options options, on_change change);
   void run();
   void set_leading(bool leading);
-  // Waits `d` or until stopped; false when stopped.
-  bool wait(std::chrono::milliseconds d);
 
   leadership_options options_;
   on_change change_;
-  int stop_fds_[2] = {-1, -1};
-  std::atomic<bool> stopping_{false};
   std::atomic<bool> leading_{false};
-  std::thread thread_;
+  stoppable_thread thread_;  // last: stopped before the members it uses go
 };
 
 }  // namespace ordo::postgres

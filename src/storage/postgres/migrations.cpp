@@ -31,6 +31,8 @@
 #include <set>
 #include <string>
 
+#include "storage/schema_checks.hpp"
+
 namespace ordo::postgres {
 
 namespace {
@@ -392,28 +394,6 @@ std::int64_t now_ms() {
       .count();
 }
 
-status refuse_newer(std::int64_t current, std::int64_t known) {
-  if (current <= known) return ok_v;
-  return make_failure(failure_kind::unavailable, "schema_too_new",
-                      "the database has schema version " + std::to_string(current) +
-                          ", written by a newer ordo; this binary knows versions up to " +
-                          std::to_string(known) +
-                          ". Run the newer ordo, or restore a backup made by this version.");
-}
-
-// How many schema differences an error message lists before "and N more".
-constexpr std::size_t k_most_listed = 10;
-
-std::string joined(const std::vector<std::string>& items, std::size_t most) {
-  std::string out;
-  for (std::size_t i = 0; i < items.size() && i < most; ++i) {
-    if (i) out += "; ";
-    out += items[i];
-  }
-  if (items.size() > most) out += "; and " + std::to_string(items.size() - most) + " more";
-  return out;
-}
-
 // A schema as the probe compares it: each table's columns ("type NOT NULL"), and each index's
 // definition with the schema's name taken out.
 struct schema_description {
@@ -517,7 +497,8 @@ result<std::int64_t> current_schema_version(connection& db) {
 result<std::vector<migration>> pending_migrations(connection& db) {
   auto current = current_schema_version(db);
   if (!current) return std::move(current).error();
-  if (auto s = refuse_newer(*current, latest_schema_version()); !s) return std::move(s).error();
+  if (auto s = storage::refuse_newer_schema(*current, latest_schema_version()); !s)
+    return std::move(s).error();
   std::vector<migration> pending;
   for (const migration& m : k_migrations) {
     if (m.version > *current) pending.push_back(m);
@@ -540,7 +521,7 @@ result<int> apply_migrations(connection& db, std::span<const migration> migratio
   auto current = current_schema_version(db);
   if (!current) return fail(std::move(current).error());
   const std::int64_t known = migrations.empty() ? 0 : migrations.back().version;
-  if (auto s = refuse_newer(*current, known); !s) return fail(std::move(s).error());
+  if (auto s = storage::refuse_newer_schema(*current, known); !s) return fail(std::move(s).error());
   int applied = 0;
   for (const migration& m : migrations) {
     if (m.version <= *current) continue;
@@ -632,7 +613,7 @@ status verify_schema(connection& db) {
   return make_failure(
       failure_kind::unavailable, "schema_mismatch",
       "the database claims schema version " + std::to_string(*version) +
-          " but its schema differs (changed outside ordo?): " + joined(problems, k_most_listed) +
+          " but its schema differs (changed outside ordo?): " + storage::listed_problems(problems) +
           ". Restore the database from a backup taken before the change.");
 }
 

@@ -2,12 +2,10 @@
 
 #include <poll.h>
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
 
-#include "base/thread_name.hpp"
 #include "storage/postgres/connection.hpp"
 
 namespace ordo::postgres {
@@ -66,11 +64,7 @@ constexpr std::chrono::milliseconds k_first_backoff{100};
 
 std::unique_ptr<listener> listener::start(listener_options options, on_hint hint) {
   std::unique_ptr<listener> l(new listener(std::move(options), std::move(hint)));
-  if (::pipe(l->stop_fds_) != 0) return nullptr;
-  l->thread_ = std::thread([p = l.get()] {
-    name_this_thread("ordo-pg-listen");
-    p->run();
-  });
+  if (!l->thread_.start("ordo-pg-listen", [p = l.get()] { p->run(); })) return nullptr;
   return l;
 }
 
@@ -78,23 +72,18 @@ listener::listener(listener_options options, on_hint hint)
     : options_(std::move(options)), hint_(std::move(hint)) {}
 
 listener::~listener() {
-  stopping_ = true;
-  if (stop_fds_[1] >= 0) (void)!::write(stop_fds_[1], "x", 1);
-  if (thread_.joinable()) thread_.join();
-  for (int fd : stop_fds_)
-    if (fd >= 0) ::close(fd);
+  thread_.stop();
 }
 
 void listener::run() {
   auto backoff = k_first_backoff;
-  while (!stopping_) {
+  while (!thread_.stopping()) {
     const std::uint64_t before = connects_;
     if (!listen_once()) return;
     if (connects_ != before) backoff = k_first_backoff;  // it was up: start over
     connected_ = false;
     // Wait before reconnecting, or until stopped.
-    pollfd stop{stop_fds_[0], POLLIN, 0};
-    if (::poll(&stop, 1, static_cast<int>(backoff.count())) > 0) return;
+    if (!thread_.wait(backoff)) return;
     backoff = std::min(backoff * 2, options_.max_backoff);
   }
 }
@@ -104,11 +93,11 @@ bool listener::listen_once() {
   auto db = connection::open(options_.url, {.application_name = "ordo listener"});
   if (!db) {
     spdlog::warn("LISTEN connection to {} failed: {}; retrying", where, db.error().message);
-    return !stopping_;
+    return !thread_.stopping();
   }
   if (auto s = db->exec("LISTEN " + quoted_identifier(options_.channel)); !s) {
     spdlog::warn("LISTEN on {} failed: {}; retrying", where, s.error().message);
-    return !stopping_;
+    return !thread_.stopping();
   }
   connected_ = true;
   if (++connects_ > 1) spdlog::info("LISTEN connection to {} is back", where);
@@ -118,9 +107,9 @@ bool listener::listen_once() {
   auto next_poll = clock::now() + options_.safety_poll;
   for (;;) {
     auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_poll - clock::now());
-    pollfd fds[2] = {{db->socket(), POLLIN, 0}, {stop_fds_[0], POLLIN, 0}};
+    pollfd fds[2] = {{db->socket(), POLLIN, 0}, {thread_.stop_fd(), POLLIN, 0}};
     int n = ::poll(fds, 2, static_cast<int>(std::max<std::int64_t>(0, wait.count())));
-    if (stopping_ || (n > 0 && fds[1].revents)) return false;
+    if (thread_.stopping() || (n > 0 && fds[1].revents)) return false;
     if (n == 0) {
       // The safety poll; a query also finds a connection that broke without a word.
       if (auto alive = db->query("SELECT 1"); !alive) {

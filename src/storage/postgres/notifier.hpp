@@ -26,6 +26,8 @@
 #include <thread>
 #include <vector>
 
+#include "storage/postgres/stoppable_thread.hpp"
+
 namespace ordo::postgres {
 
 // The channel ordo's nodes notify and listen on.
@@ -81,11 +83,9 @@ class listener {
 
   listener_options options_;
   on_hint hint_;
-  int stop_fds_[2] = {-1, -1};  // a pipe: a byte on it stops the thread
-  std::atomic<bool> stopping_{false};
   std::atomic<bool> connected_{false};
   std::atomic<std::uint64_t> connects_{0};
-  std::thread thread_;
+  stoppable_thread thread_;  // last: stopped before the members it uses go
 };
 
 }  // namespace ordo::postgres

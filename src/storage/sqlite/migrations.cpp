@@ -74,6 +74,8 @@
 #include <chrono>
 #include <string>
 
+#include "storage/schema_checks.hpp"
+
 namespace ordo::sqlite {
 
 namespace {
@@ -355,15 +357,6 @@ result<std::int64_t> current_schema_version(connection& db) {
 
 namespace {
 
-status refuse_newer(std::int64_t current, std::int64_t known) {
-  if (current <= known) return ok_v;
-  return make_failure(failure_kind::unavailable, "schema_too_new",
-                      "the database has schema version " + std::to_string(current) +
-                          ", written by a newer ordo; this binary knows versions up to " +
-                          std::to_string(known) +
-                          ". Run the newer ordo, or restore a backup made by this version.");
-}
-
 // Rows a migration left pointing at nothing, as "table rowid N -> parent" lines.
 result<std::vector<std::string>> dangling_foreign_keys(connection& db) {
   auto check = db.prepare("PRAGMA foreign_key_check");
@@ -378,19 +371,6 @@ result<std::vector<std::string>> dangling_foreign_keys(connection& db) {
                     std::string(check->column_text(2)));
   }
   return found;
-}
-
-// How many dangling rows or schema differences an error message lists before "and N more".
-constexpr std::size_t k_most_listed = 10;
-
-std::string joined(const std::vector<std::string>& items, std::size_t most) {
-  std::string out;
-  for (std::size_t i = 0; i < items.size() && i < most; ++i) {
-    if (i) out += "; ";
-    out += items[i];
-  }
-  if (items.size() > most) out += "; and " + std::to_string(items.size() - most) + " more";
-  return out;
 }
 
 // One schema object as the probe compares it: a table's columns, or an index's definition.
@@ -441,7 +421,8 @@ result<std::vector<schema_object>> schema_of(connection& db) {
 result<std::vector<migration>> pending_migrations(connection& db) {
   auto current = current_schema_version(db);
   if (!current) return std::move(current).error();
-  if (auto s = refuse_newer(*current, latest_schema_version()); !s) return std::move(s).error();
+  if (auto s = storage::refuse_newer_schema(*current, latest_schema_version()); !s)
+    return std::move(s).error();
   std::vector<migration> pending;
   for (const migration& m : k_migrations) {
     if (m.version > *current) pending.push_back(m);
@@ -454,7 +435,7 @@ result<int> apply_migrations(connection& db, std::span<const migration> migratio
   auto current = current_schema_version(db);
   if (!current) return std::move(current).error();
   const std::int64_t known = migrations.empty() ? 0 : migrations.back().version;
-  if (auto s = refuse_newer(*current, known); !s) return std::move(s).error();
+  if (auto s = storage::refuse_newer_schema(*current, known); !s) return std::move(s).error();
   int applied = 0;
   for (const migration& m : migrations) {
     if (m.version <= *current) continue;
@@ -472,7 +453,7 @@ result<int> apply_migrations(connection& db, std::span<const migration> migratio
     if (!dangling->empty()) {
       return fail(make_failure(
           failure_kind::internal, "migration_invariant",
-          "it would leave rows referring to missing rows: " + joined(*dangling, k_most_listed)));
+          "it would leave rows referring to missing rows: " + storage::listed_problems(*dangling)));
     }
     auto record =
         db.prepare("INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)");
@@ -536,7 +517,7 @@ status verify_schema(connection& db) {
   return make_failure(
       failure_kind::unavailable, "schema_mismatch",
       "the database claims schema version " + std::to_string(*version) +
-          " but its schema differs (changed outside ordo?): " + joined(problems, k_most_listed) +
+          " but its schema differs (changed outside ordo?): " + storage::listed_problems(problems) +
           ". Restore a copy of the database from before the change.");
 }
 
