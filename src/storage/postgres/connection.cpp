@@ -118,21 +118,12 @@ connection::connection(pg_conn* conn, bool read_only, std::string description)
 result<connection> connection::open(std::string_view url, const open_options& options) {
   const std::string dbname(url);
   const std::string timeout = std::to_string(options.connect_timeout.count());
-  // Every transaction read-only, set at connect so that no statement runs before it holds.
-  const std::string server_options =
-      options.read_only ? "-c default_transaction_read_only=on" : std::string();
-  std::vector<const char*> keys{"dbname", "connect_timeout", "application_name"};
-  std::vector<const char*> values{dbname.c_str(), timeout.c_str(),
-                                  options.application_name.c_str()};
-  if (options.read_only) {
-    keys.push_back("options");
-    values.push_back(server_options.c_str());
-  }
-  keys.push_back(nullptr);
-  values.push_back(nullptr);
-  // expand_dbname = 1: `dbname` may be a whole URI or key=value string; the other keys given here
-  // apply where it does not set them.
-  pg_conn* raw = PQconnectdbParams(keys.data(), values.data(), 1);
+  // Ours first: with expand_dbname, settings that come later win, so whatever the URL says (its
+  // connect_timeout, application_name or options such as a search_path) is kept.
+  const char* keys[] = {"connect_timeout", "application_name", "dbname", nullptr};
+  const char* values[] = {timeout.c_str(), options.application_name.c_str(), dbname.c_str(),
+                          nullptr};
+  pg_conn* raw = PQconnectdbParams(keys, values, 1);
   std::unique_ptr<pg_conn, finish> conn(raw);
   const std::string description = redacted(url);
   if (!conn) {
@@ -156,7 +147,12 @@ result<connection> connection::open(std::string_view url, const open_options& op
         spdlog::debug("PostgreSQL: {}", m);
       },
       nullptr);
-  return connection(conn.release(), options.read_only, description);
+  connection c(conn.release(), options.read_only, description);
+  // Every transaction read-only from here on, whatever the URL's options set.
+  if (options.read_only) {
+    if (auto s = c.exec("SET default_transaction_read_only = on"); !s) return s.error();
+  }
+  return c;
 }
 
 int connection::server_version() const {

@@ -124,6 +124,25 @@ TEST_F(PostgresConnectionTest, AReadOnlyConnectionReadsAndIsRefusedWrites) {
   EXPECT_EQ(ddl.error().code, k_storage_readonly);
 }
 
+TEST_F(PostgresConnectionTest, TheUrlsOwnSettingsAreKeptAndReadOnlyStillHolds) {
+  {
+    auto rw = connect();
+    ASSERT_TRUE(rw) << rw.error().message;
+    ASSERT_TRUE(rw->exec("CREATE SCHEMA other; CREATE TABLE other.t (id BIGINT)"));
+  }
+  const std::string with_options =
+      url() + "&application_name=operator-tool&options=-c%20search_path%3Dother";
+  auto ro = connection::open(with_options, {.read_only = true});
+  ASSERT_TRUE(ro) << ro.error().message;
+  auto schema = ro->query("SELECT current_schema(), current_setting('application_name')");
+  ASSERT_TRUE(schema) << schema.error().message;
+  EXPECT_EQ(schema->text(0, 0), "other");
+  EXPECT_EQ(schema->text(0, 1), "operator-tool");
+  auto write = ro->query("INSERT INTO t VALUES (1)");
+  ASSERT_FALSE(write);
+  EXPECT_EQ(write.error().code, k_storage_readonly);
+}
+
 TEST_F(PostgresConnectionTest, ALostConnectionIsUnavailable) {
   auto db = connect();
   ASSERT_TRUE(db) << db.error().message;
