@@ -7,7 +7,7 @@
 // ORDO_REQUIRE_POSTGRES=1 (CI, where scripts/bootstrap --test installs PostgreSQL): then
 // startPostgres() throws.
 import { execFileSync } from "node:child_process"
-import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir, userInfo } from "node:os"
 import { join } from "node:path"
 
@@ -37,6 +37,40 @@ function postgresUser() {
   return { uid: Number(uid), gid: Number(gid) }
 }
 
+// A test process that died without stopping its cluster (a crash, a kill) leaves it running:
+// stop and remove every cluster whose owner process is gone.
+function reapAbandoned(bin, asRoot) {
+  for (const name of readdirSync(tmpdir())) {
+    if (!name.startsWith("ordo-pg-")) continue
+    const dir = join(tmpdir(), name)
+    let pid = 0
+    try {
+      pid = Number(readFileSync(join(dir, "owner"), "utf8").trim())
+    } catch {
+      continue // being created, or not ours
+    }
+    if (!(pid > 0) || alive(pid)) continue
+    const [file, argv] = asRoot
+      ? ["runuser", ["-u", "postgres", "--", join(bin, "pg_ctl"), "-D", join(dir, "data"), "stop", "-m", "immediate"]]
+      : [join(bin, "pg_ctl"), ["-D", join(dir, "data"), "stop", "-m", "immediate"]]
+    try {
+      execFileSync(file, argv, { stdio: "ignore" })
+    } catch {
+      // not running
+    }
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+function alive(pid) {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return e.code !== "ESRCH"
+  }
+}
+
 /**
  * Starts a cluster. `url(db)` names database `db` (postgres exists from the start);
  * createDatabase(name) makes one; sql(db, text) runs SQL through psql and returns its rows as
@@ -45,8 +79,10 @@ function postgresUser() {
 export function startPostgres() {
   const bin = serverBinaries()
   if (!bin) throw new Error("PostgreSQL's server binaries (initdb, pg_ctl) are not installed")
-  const dir = mkdtempSync(join(tmpdir(), "ordo-pg-"))
   const asRoot = userInfo().uid === 0
+  reapAbandoned(bin, asRoot)
+  const dir = mkdtempSync(join(tmpdir(), "ordo-pg-"))
+  writeFileSync(join(dir, "owner"), `${process.pid}\n`)
   const run = (cmd, args) => {
     const [file, argv] = asRoot ? ["runuser", ["-u", "postgres", "--", cmd, ...args]] : [cmd, args]
     return execFileSync(file, argv, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] })

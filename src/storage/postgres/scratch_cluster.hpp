@@ -9,8 +9,10 @@
 #pragma once
 
 #include <pwd.h>
+#include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -33,12 +35,14 @@ class scratch_cluster {
       why = "PostgreSQL's server binaries (initdb, pg_ctl) are not installed";
       return nullptr;
     }
+    reap_abandoned(bin);
     char pattern[] = "/tmp/ordo-pg-XXXXXX";
     if (!::mkdtemp(pattern)) {
       why = "cannot make a temporary directory";
       return nullptr;
     }
     std::unique_ptr<scratch_cluster> c(new scratch_cluster(bin, pattern));
+    std::ofstream(c->dir_ + "/owner") << ::getpid() << "\n";
     if (::geteuid() == 0) {
       passwd* pw = ::getpwnam("postgres");
       if (!pw) {
@@ -92,6 +96,25 @@ class scratch_cluster {
   scratch_cluster(std::string bin, std::string dir) : bin_(std::move(bin)), dir_(std::move(dir)) {}
 
   std::string data() const { return dir_ + "/data"; }
+
+  // A test process that died without its destructors (a crash, a kill) leaves its cluster
+  // running: stop and remove every cluster whose owner process is gone.
+  static void reap_abandoned(const std::string& bin) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator("/tmp", ec)) {
+      const std::string name = entry.path().filename().string();
+      if (!name.starts_with("ordo-pg-")) continue;
+      std::ifstream owner(entry.path() / "owner");
+      pid_t pid = 0;
+      if (!(owner >> pid) || pid <= 0 || ::kill(pid, 0) == 0 || errno != ESRCH) continue;
+      const std::string as_user = ::geteuid() == 0 ? "runuser -u postgres -- " : "";
+      std::string stop = as_user + bin + "/pg_ctl -D " + entry.path().string() +
+                         "/data stop -m immediate > /dev/null 2>&1";
+      (void)std::system(stop.c_str());
+      fs::remove_all(entry.path(), ec);
+    }
+  }
 
   bool run_pg_ctl(const std::string& action) const {
     std::string cmd = as_user_ + bin_ + "/pg_ctl -D " + data() + " -w -l " + dir_ +
