@@ -112,8 +112,7 @@ void connection::finish::operator()(pg_conn* c) const {
   PQfinish(c);
 }
 
-connection::connection(pg_conn* conn, bool read_only, std::string description)
-    : conn_(conn), read_only_(read_only), description_(std::move(description)) {}
+connection::connection(pg_conn* conn, bool read_only) : conn_(conn), read_only_(read_only) {}
 
 result<connection> connection::open(std::string_view url, const open_options& options) {
   const std::string dbname(url);
@@ -147,7 +146,7 @@ result<connection> connection::open(std::string_view url, const open_options& op
         spdlog::debug("PostgreSQL: {}", m);
       },
       nullptr);
-  connection c(conn.release(), options.read_only, description);
+  connection c(conn.release(), options.read_only);
   // Every transaction read-only from here on, whatever the URL's options set.
   if (options.read_only) {
     if (auto s = c.exec("SET default_transaction_read_only = on"); !s) return s.error();

@@ -129,20 +129,17 @@ class connection {
   bool lost() const;
   // The server's version as a number, e.g. 150018 for 15.18.
   int server_version() const;
-  // The URL this connection was opened with, its password hidden.
-  const std::string& description() const { return description_; }
 
  private:
   struct finish {
     void operator()(pg_conn* c) const;
   };
-  connection(pg_conn* conn, bool read_only, std::string description);
+  connection(pg_conn* conn, bool read_only);
   // The failure of the last command (or of the connection itself, if it broke).
   failure last_failure(pg_result* result, std::string_view context) const;
 
   std::unique_ptr<pg_conn, finish> conn_;
   bool read_only_ = false;
-  std::string description_;
 };
 
 // `name` as an SQL identifier, double-quoted (for LISTEN, which takes no parameter).

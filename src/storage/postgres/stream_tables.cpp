@@ -15,6 +15,12 @@ constexpr std::string_view k_stream_columns =
     "last_access_ms, closed, closed_by_producer, closed_by_epoch, closed_by_seq, "
     "last_stream_seq, fork_source_id, base_seq, fork_sub_offset, pruned_upto, tail_seq";
 
+// Messages inserted by one statement: PostgreSQL takes at most 65,535 parameters, two a message.
+constexpr std::size_t k_messages_per_insert = 1000;
+// How many times a node asks for the database epoch before giving up (a second ask always sees
+// the row another node inserted first).
+constexpr int k_epoch_attempts = 3;
+
 param id_param(stream_id id) {
   return param::integer(id.value());
 }
@@ -68,7 +74,7 @@ result<std::uint64_t> load_or_create_database_epoch(connection& db) {
                 static_cast<unsigned long long>(random_nonzero_int64()));
   // The first node to get here chooses; every other one reads its choice. A node whose insert
   // met another's row that its statement's snapshot predates reads nothing: it asks again.
-  for (int attempt = 0; attempt < 3; ++attempt) {
+  for (int attempt = 0; attempt < k_epoch_attempts; ++attempt) {
     auto r = db.query(
         "WITH chosen AS (INSERT INTO meta (key, value) VALUES ('database_epoch', $1) "
         "  ON CONFLICT (key) DO NOTHING RETURNING value) "
@@ -188,12 +194,22 @@ result<stream_position> stream_tables::append(stream_id stream, stream_position 
                             std::to_string(tail.value()) +
                             " (the writer appended without locking it)");
   }
+  // One statement per k_messages_per_insert messages, not one per message: the stream id is $1,
+  // then each message's position and bytes.
   std::uint64_t seq = tail.value();
-  for (std::string_view data : messages) {
-    auto s =
-        db_->query("INSERT INTO messages (stream_id, seq, data) VALUES ($1, $2, $3)",
-                   {id_param(stream), position_param(stream_position{++seq}), param::bytes(data)});
-    if (!s) return std::move(s).error();
+  for (std::size_t from = 0; from < messages.size(); from += k_messages_per_insert) {
+    const std::size_t n = std::min(k_messages_per_insert, messages.size() - from);
+    std::string sql = "INSERT INTO messages (stream_id, seq, data) VALUES ";
+    std::vector<param> params{id_param(stream)};
+    params.reserve(1 + 2 * n);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (i) sql += ", ";
+      sql += "($1, $" + std::to_string(params.size() + 1) + ", $" +
+             std::to_string(params.size() + 2) + ")";
+      params.push_back(position_param(stream_position{++seq}));
+      params.push_back(param::bytes(messages[from + i]));
+    }
+    if (auto s = db_->query(sql, params); !s) return std::move(s).error();
   }
   return last;
 }

@@ -148,6 +148,28 @@ TEST_F(PostgresStreamTablesTest, AppendsGetDensePositionsAndARollbackTakesItsPos
   EXPECT_EQ(read->size(), 1u);
 }
 
+TEST_F(PostgresStreamTablesTest, ALargeBatchGoesInSeveralStatementsInOrder) {
+  auto db = connect();
+  ASSERT_TRUE(db) << db.error().message;
+  stream_tables t(*db);
+  auto id = t.insert_stream(new_stream("bulk"));
+  ASSERT_TRUE(id);
+  std::vector<std::string> data;
+  for (int i = 0; i < 2500; ++i)  // three statements of at most 1,000
+    data.push_back("m" + std::to_string(i));
+  std::vector<std::string_view> views(data.begin(), data.end());
+  auto last = append_in_transaction(*db, *id, views);
+  ASSERT_TRUE(last) << last.error().message;
+  EXPECT_EQ(*last, stream_position{2500});
+  auto read = t.read_messages(*id, stream_position{0}, 1 << 30, 10000);
+  ASSERT_TRUE(read);
+  ASSERT_EQ(read->size(), 2500u);
+  for (std::size_t i = 0; i < read->size(); ++i) {
+    ASSERT_EQ((*read)[i].seq, stream_position{i + 1});
+    ASSERT_EQ((*read)[i].data, data[i]);
+  }
+}
+
 TEST_F(PostgresStreamTablesTest, AnAppendAfterAStaleTailWritesNothing) {
   auto db = connect();
   ASSERT_TRUE(db) << db.error().message;
