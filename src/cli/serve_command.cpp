@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <thread>
 
@@ -15,6 +16,7 @@
 #include "cli/config_file.hpp"
 #include "http/server.hpp"
 #include "sessions/session_service.hpp"
+#include "storage/postgres/connection.hpp"
 #include "streams/stream_engine.hpp"
 
 namespace ordo::cli {
@@ -340,6 +342,18 @@ ordo::http::server* g_server = nullptr;
 int serve(const serve_flags& f) {
   auto level = spdlog::level::from_str(f.log_level);
   spdlog::set_level(level);
+
+  // ORDO_STORAGE names a PostgreSQL database for migrate, inspect and doctor. serve cannot use
+  // one yet (issue 20): started with it set, it would write to SQLite in --data-dir while the
+  // operator believes the data is in PostgreSQL. Say so instead.
+  if (const char* storage = std::getenv("ORDO_STORAGE"); storage && *storage) {
+    spdlog::critical(
+        "ORDO_STORAGE is set ({}), but ordo serve stores its data in SQLite (--data-dir) only; "
+        "PostgreSQL is supported by migrate, inspect and doctor so far. Unset ORDO_STORAGE to "
+        "serve from SQLite",
+        ordo::postgres::redacted(storage));
+    return 2;
+  }
 
   std::error_code ec;
   std::filesystem::create_directories(f.data_dir, ec);

@@ -6,14 +6,20 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest"
 import { execFile } from "node:child_process"
 import { promisify } from "node:util"
+import { existsSync, mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { ordoBinary } from "../support/ordo_server.mjs"
 import { postgresMissing, startPostgres } from "../support/postgres.mjs"
 
 const run = promisify(execFile)
-/** Runs `ordo args...`; resolves with { code, stdout, stderr } whatever the exit status. */
+/**
+ * Runs `ordo args...`; resolves with { code, stdout, stderr } whatever the exit status. Every
+ * command here ends at once: one still running after 10 s is killed (a serve that did not refuse).
+ */
 async function ordo(args, env = {}) {
   try {
-    const { stdout, stderr } = await run(ordoBinary(), args, { env: { ...process.env, ...env } })
+    const { stdout, stderr } = await run(ordoBinary(), args, { env: { ...process.env, ...env }, timeout: 10_000 })
     return { code: 0, stdout, stderr }
   } catch (e) {
     return { code: e.code, stdout: e.stdout, stderr: e.stderr }
@@ -184,5 +190,33 @@ describe("ordo migrate --storage: bad URLs", () => {
     const r = await ordo(["migrate", "--storage", "./data"])
     expect(r.code).toBe(2)
     expect(r.stderr).toContain("--storage takes a postgres:// or postgresql:// URL, not './data'")
+    const doctor = await ordo(["doctor", "--storage", "./data"])
+    expect(doctor.code).toBe(2)
+    expect(doctor.stderr).toContain("--storage takes a postgres:// or postgresql:// URL, not './data'")
+    const inspect = await ordo(["inspect", "--storage", "./data"])
+    expect(inspect.code).toBe(1)
+    expect(inspect.stderr).toContain("--storage takes a postgres:// or postgresql:// URL, not './data'")
+  })
+
+  test("inspect of an unreachable server fails, the password hidden", async () => {
+    const r = await ordo(["inspect", "--storage",
+      "postgresql://ordo:hunter2@/ordo?host=/nonexistent-ordo-socket-dir&port=1"])
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain("cannot connect to postgresql://ordo:***@/ordo")
+    expect(r.stderr).not.toContain("hunter2")
+  })
+
+  test("serve refuses to start with ORDO_STORAGE set rather than write to SQLite unseen", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "ordo-test-"))
+    try {
+      const r = await ordo(["serve", "--port", "0", "--data-dir", dataDir],
+        { ORDO_STORAGE: "postgresql://ordo:hunter2@db.example/ordo" })
+      expect(r.code).toBe(2)
+      expect(r.stderr + r.stdout).toContain("ORDO_STORAGE is set (postgresql://ordo:***@db.example/ordo)")
+      expect(r.stderr + r.stdout).not.toContain("hunter2")
+      expect(existsSync(join(dataDir, "ordo.db"))).toBe(false)
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true })
+    }
   })
 })
