@@ -1,9 +1,14 @@
 #include "storage/postgres/doctor.hpp"
 
+#include "storage/doctor_checks.hpp"
 #include "storage/postgres/migrations.hpp"
+#include "storage/sqlite/managed_streams.hpp"
 
 namespace ordo::postgres {
 namespace {
+
+namespace doctor_checks = storage::doctor_checks;
+using sqlite::is_change_feed_path;
 
 // Calls `each` with every row `sql` answers.
 template <class F>
@@ -44,14 +49,6 @@ HAVING s.tail_seq <> COALESCE(MAX(m.seq), GREATEST(s.base_seq, s.pruned_upto))
 ORDER BY s.id
 )sql";
 
-std::string broken_sequences(std::string_view table, std::string_view counter) {
-  return "SELECT s.id, COUNT(x.seq), MIN(x.seq), MAX(x.seq), s." + std::string(counter) +
-         " FROM sessions s JOIN " + std::string(table) +
-         " x ON x.session_id = s.id GROUP BY s.seq HAVING MIN(x.seq) <> 1 OR MAX(x.seq) <> "
-         "COUNT(x.seq) OR s." +
-         std::string(counter) + " <= MAX(x.seq) ORDER BY s.id";
-}
-
 status check_streams(connection& db, std::vector<finding>& out) {
   auto s = for_each_row(db, k_broken_streams, [&](const rows& r, int i) {
     out.push_back({"stream_offsets", text(r, i, 0),
@@ -74,7 +71,7 @@ status check_streams(connection& db, std::vector<finding>& out) {
                    "(SELECT id FROM streams) GROUP BY stream_id ORDER BY stream_id",
                    [&](const rows& r, int i) {
                      out.push_back({"orphan_messages", "stream id " + text(r, i, 0),
-                                    text(r, i, 1) + " stored appends belong to no stream"});
+                                    doctor_checks::orphan_messages_message(text(r, i, 1))});
                    });
   if (!s) return s;
   s = for_each_row(db,
@@ -82,64 +79,40 @@ status check_streams(connection& db, std::vector<finding>& out) {
                    "(SELECT id FROM streams) ORDER BY stream_id, producer_id",
                    [&](const rows& r, int i) {
                      out.push_back({"producers", "stream id " + text(r, i, 0),
-                                    "producer '" + text(r, i, 1) + "' has state for no stream"});
+                                    doctor_checks::orphan_producer_message(text(r, i, 1))});
                    });
   if (!s) return s;
-  return for_each_row(db,
-                      "SELECT path FROM streams WHERE NOT closed AND closed_by_producer IS NOT "
-                      "NULL AND state IN (0, 1) ORDER BY id",
-                      [&](const rows& r, int i) {
-                        out.push_back({"producers", text(r, i, 0),
-                                       "a closing producer is recorded but the stream is open"});
-                      });
+  return for_each_row(
+      db,
+      "SELECT path FROM streams WHERE NOT closed AND closed_by_producer IS NOT "
+      "NULL AND state IN (0, 1) ORDER BY id",
+      [&](const rows& r, int i) {
+        out.push_back({"producers", text(r, i, 0), std::string(doctor_checks::k_open_but_closing)});
+      });
 }
 
 status check_sessions(connection& db, std::vector<finding>& out) {
-  struct numbered_table {
-    const char* table;
-    const char* counter;
-    const char* check;
-    const char* noun;
-  };
-  for (const numbered_table& t :
-       {numbered_table{"rows", "next_row_seq", "session_rows", "rows"},
-        numbered_table{"commands", "next_command_seq", "session_commands", "commands"}}) {
-    auto s = for_each_row(db, broken_sequences(t.table, t.counter), [&](const rows& r, int i) {
+  for (const doctor_checks::numbered_table& t : doctor_checks::k_numbered_tables) {
+    auto s = for_each_row(db, doctor_checks::broken_sequences_sql(t), [&](const rows& r, int i) {
       out.push_back({t.check, text(r, i, 0),
-                     text(r, i, 1) + " " + t.noun + " hold sequences " + text(r, i, 2) + ".." +
-                         text(r, i, 3) + " and the next is " + text(r, i, 4) +
-                         "; they must be 1.." + text(r, i, 1) + " and the next beyond"});
+                     doctor_checks::broken_sequences_message(t, text(r, i, 1), text(r, i, 2),
+                                                             text(r, i, 3), text(r, i, 4))});
     });
     if (!s) return s;
   }
+  // SQLite's GLOB is PostgreSQL's regular expression here.
   auto s = for_each_row(db,
                         "SELECT session_id, COUNT(*) FROM rows WHERE row_id ~ '^seq-[0-9]' AND "
                         "row_id <> 'seq-' || seq GROUP BY session_id ORDER BY session_id",
                         [&](const rows& r, int i) {
                           out.push_back({"session_row_ids", text(r, i, 0),
-                                         text(r, i, 1) + " rows have a generated id (seq-N) "
-                                                         "that is not their sequence"});
+                                         doctor_checks::misnamed_rows_message(text(r, i, 1))});
                         });
   if (!s) return s;
-  struct counter_check {
-    const char* check;
-    const char* noun;
-    const char* query;
-  };
-  for (const counter_check& c :
-       {counter_check{"executions", "generation",
-                      "SELECT s.id, MAX(e.generation), s.next_generation FROM sessions s JOIN "
-                      "executions e ON e.session_id = s.id GROUP BY s.seq "
-                      "HAVING s.next_generation <= MAX(e.generation) ORDER BY s.seq"},
-        counter_check{"project_sessions", "session number",
-                      "SELECT p.id, MAX(s.number), p.next_session_number FROM projects p JOIN "
-                      "sessions s ON s.project_id = p.id GROUP BY p.id "
-                      "HAVING p.next_session_number <= MAX(s.number) ORDER BY p.id"}}) {
-    const std::string noun = c.noun;
+  for (const doctor_checks::counter_check& c : doctor_checks::k_counter_checks) {
     s = for_each_row(db, c.query, [&](const rows& r, int i) {
       out.push_back({c.check, text(r, i, 0),
-                     "the next " + noun + " " + text(r, i, 2) + " is not beyond " + noun + " " +
-                         text(r, i, 1)});
+                     doctor_checks::counter_message(c, text(r, i, 1), text(r, i, 2))});
     });
     if (!s) return s;
   }

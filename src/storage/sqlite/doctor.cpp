@@ -1,11 +1,15 @@
 #include "storage/sqlite/doctor.hpp"
 
+#include "storage/doctor_checks.hpp"
+
 #include "storage/sqlite/managed_streams.hpp"
 #include "storage/sqlite/migrations.hpp"
 #include "storage/sqlite/stream_tables.hpp"
 
 namespace ordo::sqlite {
 namespace {
+
+namespace doctor_checks = storage::doctor_checks;
 
 std::string text(statement& s, int i) {
   return s.column_is_null(i) ? std::string("(null)") : std::string(s.column_text(i));
@@ -23,15 +27,6 @@ WHERE s.state IN (0, 1)
 GROUP BY s.id
 HAVING MIN(m.seq) <> low + 1 OR MAX(m.seq) <> low + COUNT(m.seq)
 )sql";
-
-// Sessions whose rows (or commands) are not 1..n, or whose counter would hand out a taken seq.
-std::string broken_sequences(std::string_view table, std::string_view counter) {
-  return "SELECT s.id, COUNT(x.seq), MIN(x.seq), MAX(x.seq), s." + std::string(counter) +
-         " FROM sessions s JOIN " + std::string(table) +
-         " x ON x.session_id = s.id GROUP BY s.id HAVING MIN(x.seq) <> 1 OR MAX(x.seq) <> "
-         "COUNT(x.seq) OR s." +
-         std::string(counter) + " <= MAX(x.seq)";
-}
 
 // Sessions with rows whose generated id (seq-N, see session_service) is not seq-{their seq}.
 constexpr std::string_view k_misnamed_rows =
@@ -87,12 +82,8 @@ status check_streams(connection& db, std::vector<finding>& out) {
     const std::string path = text(r, 1);
     const bool feed = is_change_feed_path(path);
     out.push_back({"stream_offsets", path,
-                   std::string(feed ? "the change feed's" : "the stream's") + " " +
-                       std::to_string(r.column_int64(3)) + " stored appends hold positions " +
-                       std::to_string(r.column_int64(4)) + ".." +
-                       std::to_string(r.column_int64(5)) + "; after position " +
-                       std::to_string(r.column_int64(2)) + (feed ? " (pruned or forked)" : "") +
-                       " they must be dense",
+                   doctor_checks::broken_offsets_message(feed, text(r, 3), text(r, 4), text(r, 5),
+                                                         text(r, 2)),
                    true});
   });
   if (!s) return s;
@@ -103,8 +94,7 @@ status check_streams(connection& db, std::vector<finding>& out) {
       "GROUP BY stream_id",
       [&](statement& r) {
         out.push_back({"orphan_messages", "stream id " + text(r, 0),
-                       std::to_string(r.column_int64(1)) + " stored appends belong to no stream",
-                       true});
+                       doctor_checks::orphan_messages_message(text(r, 1)), true});
       });
   if (!s) return s;
   s = for_each_row(db,
@@ -112,7 +102,7 @@ status check_streams(connection& db, std::vector<finding>& out) {
                    "FROM streams)",
                    [&](statement& r) {
                      out.push_back({"producers", "stream id " + text(r, 0),
-                                    "producer '" + text(r, 1) + "' has state for no stream", true});
+                                    doctor_checks::orphan_producer_message(text(r, 1)), true});
                    });
   if (!s) return s;
   return for_each_row(
@@ -120,64 +110,30 @@ status check_streams(connection& db, std::vector<finding>& out) {
       "SELECT path FROM streams WHERE closed = 0 AND closed_by_producer IS NOT NULL "
       "AND state IN (0, 1)",
       [&](statement& r) {
-        out.push_back({"producers", text(r, 0),
-                       "a closing producer is recorded but the stream is open", true});
+        out.push_back(
+            {"producers", text(r, 0), std::string(doctor_checks::k_open_but_closing), true});
       });
 }
 
 status check_sessions(connection& db, std::vector<finding>& out) {
-  struct numbered_table {
-    const char* table;
-    const char* counter;
-    const char* check;
-    const char* noun;
-  };
-  for (const numbered_table& t :
-       {numbered_table{"rows", "next_row_seq", "session_rows", "rows"},
-        numbered_table{"commands", "next_command_seq", "session_commands", "commands"}}) {
-    const char* check = t.check;
-    const char* noun = t.noun;
-    auto s = for_each_row(db, broken_sequences(t.table, t.counter), [&](statement& r) {
-      out.push_back({check, text(r, 0),
-                     std::to_string(r.column_int64(1)) + " " + noun + " hold sequences " +
-                         std::to_string(r.column_int64(2)) + ".." +
-                         std::to_string(r.column_int64(3)) + " and the next is " +
-                         std::to_string(r.column_int64(4)) + "; they must be 1.." +
-                         std::to_string(r.column_int64(1)) + " and the next beyond",
+  for (const doctor_checks::numbered_table& t : doctor_checks::k_numbered_tables) {
+    auto s = for_each_row(db, doctor_checks::broken_sequences_sql(t), [&](statement& r) {
+      out.push_back({t.check, text(r, 0),
+                     doctor_checks::broken_sequences_message(t, text(r, 1), text(r, 2), text(r, 3),
+                                                             text(r, 4)),
                      true});
     });
     if (!s) return s;
   }
   auto s = for_each_row(db, k_misnamed_rows, [&](statement& r) {
-    out.push_back({"session_row_ids", text(r, 0),
-                   std::to_string(r.column_int64(1)) +
-                       " rows have a generated id (seq-N) that is not their sequence",
-                   true});
+    out.push_back(
+        {"session_row_ids", text(r, 0), doctor_checks::misnamed_rows_message(text(r, 1)), true});
   });
   if (!s) return s;
-  // Counters that must stay beyond what they numbered. Each query gives {id, the largest number
-  // handed out, the counter}.
-  struct counter_check {
-    const char* check;
-    const char* noun;
-    const char* query;
-  };
-  for (const counter_check& c :
-       {counter_check{"executions", "generation",
-                      "SELECT s.id, MAX(e.generation), s.next_generation FROM sessions s JOIN "
-                      "executions e ON e.session_id = s.id GROUP BY s.id "
-                      "HAVING s.next_generation <= MAX(e.generation)"},
-        counter_check{"project_sessions", "session number",
-                      "SELECT p.id, MAX(s.number), p.next_session_number FROM projects p JOIN "
-                      "sessions s ON s.project_id = p.id GROUP BY p.id "
-                      "HAVING p.next_session_number <= MAX(s.number)"}}) {
-    const char* check = c.check;
-    const std::string noun = c.noun;
+  for (const doctor_checks::counter_check& c : doctor_checks::k_counter_checks) {
     s = for_each_row(db, c.query, [&](statement& r) {
       out.push_back(
-          {check, text(r, 0),
-           "the next " + noun + " " + text(r, 2) + " is not beyond " + noun + " " + text(r, 1),
-           true});
+          {c.check, text(r, 0), doctor_checks::counter_message(c, text(r, 1), text(r, 2)), true});
     });
     if (!s) return s;
   }
@@ -256,10 +212,10 @@ status repair_all(connection& db, doctor_report& report) {
     return st;
   }
   // Session rows and commands: renumbered 1..n, counters set beyond.
-  for (auto [table, counter, noun] : {std::tuple{"rows", "next_row_seq", "rows"},
-                                      std::tuple{"commands", "next_command_seq", "commands"}}) {
+  for (const doctor_checks::numbered_table& t : doctor_checks::k_numbered_tables) {
+    const std::string_view table = t.table, counter = t.counter, noun = t.noun;
     std::vector<std::string> sessions;
-    s = for_each_row(db, broken_sequences(table, counter),
+    s = for_each_row(db, doctor_checks::broken_sequences_sql(t),
                      [&](statement& r) { sessions.push_back(text(r, 0)); });
     if (!s) return s;
     for (const std::string& id : sessions) {
