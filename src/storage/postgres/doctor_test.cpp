@@ -11,15 +11,14 @@
 namespace ordo::postgres {
 namespace {
 
-class PostgresDoctorTest : public testing::postgres_test {
+class PostgresDoctorTest : public testing::migrated_postgres_test {
  protected:
   // A migrated database with one stream of five appends, a project and a session with two rows.
   void SetUp() override {
-    testing::postgres_test::SetUp();
+    testing::migrated_postgres_test::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
     auto db = connect();
     ASSERT_TRUE(db) << db.error().message;
-    ASSERT_TRUE(migrate(*db));
     stream_tables t(*db);
     stream_row row;
     row.path = "s";

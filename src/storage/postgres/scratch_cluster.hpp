@@ -23,6 +23,7 @@
 #include <gtest/gtest.h>
 
 #include "storage/postgres/connection.hpp"
+#include "storage/postgres/migrations.hpp"
 
 namespace ordo::postgres::testing {
 
@@ -182,6 +183,19 @@ class postgres_test : public ::testing::Test {
 
   scratch_cluster* cluster_ = nullptr;
   std::string database_;
+};
+
+// The same, with the test's database migrated to ordo's schema.
+class migrated_postgres_test : public postgres_test {
+ protected:
+  void SetUp() override {
+    postgres_test::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    auto db = connect();
+    ASSERT_TRUE(db) << db.error().message;
+    auto migrated = migrate(*db);
+    ASSERT_TRUE(migrated) << migrated.error().message;
+  }
 };
 
 }  // namespace ordo::postgres::testing

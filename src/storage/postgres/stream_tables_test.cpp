@@ -21,16 +21,8 @@ stream_row new_stream(std::string path) {
   return row;
 }
 
-class PostgresStreamTablesTest : public testing::postgres_test {
+class PostgresStreamTablesTest : public testing::migrated_postgres_test {
  protected:
-  void SetUp() override {
-    testing::postgres_test::SetUp();
-    if (IsSkipped() || HasFatalFailure()) return;
-    auto db = connect();
-    ASSERT_TRUE(db) << db.error().message;
-    ASSERT_TRUE(migrate(*db));
-  }
-
   // One transaction of a node's writer: lock the stream, append `messages` after its tail.
   static result<stream_position> append_in_transaction(connection& db, stream_id id,
                                                        std::vector<std::string_view> messages) {
