@@ -38,6 +38,10 @@ endif()
 # The official Durable Streams conformance suite, with both durability settings.
 ordo_vitest(conformance_sync_full conformance/conformance.test.mjs ENV ORDO_SYNC=full TIMEOUT 900)
 ordo_vitest(conformance_sync_normal conformance/conformance.test.mjs ENV ORDO_SYNC=normal TIMEOUT 900)
+# The same suite against ordo storing its streams in PostgreSQL (--storage), in a scratch cluster
+# of the test's own (support/postgres.mjs).
+ordo_vitest(conformance_postgres conformance/conformance.test.mjs
+            ENV "ORDO_SYNC=full;ORDO_CONFORMANCE_STORAGE=postgres" TIMEOUT 900)
 # The same suite over HTTPS (--tls-cert/--tls-key) with a test CA the fixture makes first:
 # Node reads NODE_EXTRA_CA_CERTS only when it starts.
 set(ORDO_TLS_TEST_DIR ${CMAKE_BINARY_DIR}/tls-test-certs)

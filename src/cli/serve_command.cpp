@@ -42,6 +42,7 @@ struct serve_flags {
   std::string host = "127.0.0.1";
   std::uint16_t port = 4437;
   std::string data_dir = "./data";
+  std::string storage;  // a postgres:// URL; empty: SQLite in data_dir
   std::string sync = "full";
   std::string wal_flush = "writer";
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -106,6 +107,16 @@ void add_serve_options(CLI::App& cmd, serve_flags& f) {
   cmd.add_option("--data-dir", f.data_dir, "Directory holding the database (ordo.db)")
       ->envname("ORDO_DATA_DIR")
       ->capture_default_str();
+  cmd.add_option("--storage", f.storage,
+                 "A PostgreSQL database (postgres://user:password@host:port/db) instead of "
+                 "SQLite in --data-dir; several ordo nodes may share it")
+      ->envname("ORDO_STORAGE")
+      ->check([](const std::string& url) {
+        return ordo::postgres::is_postgres_url(url)
+                   ? std::string()
+                   : "takes a postgres:// or postgresql:// URL, not '" +
+                         ordo::postgres::redacted(url) + "'";
+      });
   cmd.add_option("--sync", f.sync,
                  "full: fsync every commit before acknowledging writers; normal: survive a "
                  "crash of ordo but not of the machine")
@@ -343,18 +354,6 @@ int serve(const serve_flags& f) {
   auto level = spdlog::level::from_str(f.log_level);
   spdlog::set_level(level);
 
-  // ORDO_STORAGE names a PostgreSQL database for migrate, inspect and doctor. serve cannot use
-  // one yet (issue 20): started with it set, it would write to SQLite in --data-dir while the
-  // operator believes the data is in PostgreSQL. Say so instead.
-  if (const char* storage = std::getenv("ORDO_STORAGE"); storage && *storage) {
-    spdlog::critical(
-        "ORDO_STORAGE is set ({}), but ordo serve stores its data in SQLite (--data-dir) only; "
-        "PostgreSQL is supported by migrate, inspect and doctor so far. Unset ORDO_STORAGE to "
-        "serve from SQLite",
-        ordo::postgres::redacted(storage));
-    return 2;
-  }
-
   std::error_code ec;
   std::filesystem::create_directories(f.data_dir, ec);
   if (ec) {
@@ -371,6 +370,8 @@ int serve(const serve_flags& f) {
                         : f.journal == "delete" ? ordo::sqlite::journal_mode::rollback
                                                 : ordo::sqlite::journal_mode::automatic;
   eo.database.busy_timeout = duration_of(f.busy_timeout);
+  eo.postgres_url = f.storage;
+  eo.postgres_synchronous_commit = f.sync == "full";
   eo.reader_threads = f.reader_threads;
   eo.read_chunk_bytes = f.read_chunk_bytes;
   eo.tail_cache_bytes = f.tail_cache_bytes;
@@ -486,8 +487,10 @@ int serve(const serve_flags& f) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   });
-  spdlog::info("listening address={} port={} data_dir={} sync={} threads={} tls={} auth={}", f.host,
-               (*server)->port(), f.data_dir, f.sync, f.threads,
+  const std::string storage = f.storage.empty() ? "data_dir=" + f.data_dir
+                                                : "storage=" + ordo::postgres::redacted(f.storage);
+  spdlog::info("listening address={} port={} {} sync={} threads={} tls={} auth={}", f.host,
+               (*server)->port(), storage, f.sync, f.threads,
                (*server)->tls() ? "on cert=" + f.tls_cert : std::string("off"),
                so.auth->mode_name());
   (*server)->run();

@@ -139,22 +139,32 @@ path_match match_streams_list(server::impl&, const std::string& path) {
   return path;
 }
 
+// Sessions, their events and the change feed on a storage that cannot hold them yet.
+failure sessions_unavailable() {
+  return make_failure(failure_kind::not_implemented, "sessions_unavailable",
+                      "sessions, their events and the change feed are not stored on PostgreSQL "
+                      "yet; serve them from SQLite (ordo serve without --storage)");
+}
+
 // A session's event stream: readable with every read mode, written only by ordo. Whether the
 // session exists is the handler's question, asked after the token's.
-path_match match_session_events(server::impl&, const std::string& path) {
+path_match match_session_events(server::impl& s, const std::string& path) {
   auto events = session_events_stream(path);
+  if (events && !s.sessions.available()) return sessions_unavailable();
   if (!events) return std::nullopt;
   return std::move(*events);
 }
 
 // The change feed: readable with every read mode and filters, written only by ordo.
-path_match match_change_feed(server::impl&, const std::string& path) {
+path_match match_change_feed(server::impl& s, const std::string& path) {
   if (path != "/v1/changes") return std::nullopt;
+  if (!s.sessions.available()) return sessions_unavailable();
   return std::string(sessions::session_service::k_changes_stream_path);
 }
 
-path_match match_session_api(server::impl&, const std::string& path) {
+path_match match_session_api(server::impl& s, const std::string& path) {
   if (!is_session_api_path(path)) return std::nullopt;
+  if (!s.sessions.available()) return sessions_unavailable();
   return path;
 }
 
@@ -186,9 +196,12 @@ awaitable<bool> serve_metrics(server::impl& s, routed_request& r) {
                                            "/metrics needs the metrics:read or admin scope"));
     co_return co_await s.respond(r.conn, res);
   }
-  auto op = await_engine<result<sessions::session_counts>>(
-      [&s](auto done) { s.sessions.counts(std::move(done)); });
-  result<sessions::session_counts> counts = co_await std::move(op);
+  result<sessions::session_counts> counts = sessions::session_counts{};
+  if (s.sessions.available()) {
+    auto op = await_engine<result<sessions::session_counts>>(
+        [&s](auto done) { s.sessions.counts(std::move(done)); });
+    counts = co_await std::move(op);
+  }
   if (!counts) spdlog::warn("/metrics: counting sessions failed: {}", counts.error().message);
   metrics_scrape scrape{s.engine, s.metrics};
   scrape.open_connections = s.served_connections.load();

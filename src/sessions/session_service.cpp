@@ -41,7 +41,12 @@ std::string session_service::events_stream_path(std::string_view session_id) {
   return sqlite::session_events_path(session_id);
 }
 
+bool session_service::available() const {
+  return engine_.options().postgres_url.empty();
+}
+
 void session_service::start() {
+  if (!available()) return;
   ensure_change_feed();
   // A replacement database without a change feed gets one (submitted, not waited for: the hook
   // runs on the writer thread).

@@ -135,6 +135,7 @@ void stream_engine::detach_database() {
   syncer_->detach();
   // Statements before their connection.
   write_statements_.reset();
+  store_ = nullptr;
   tables_.reset();
   write_db_.reset();
   attached_ = false;
@@ -191,6 +192,7 @@ status stream_engine::attach_database(std::optional<sqlite::file_identity> adopt
   // Nothing fails from here on: switch.
   write_db_ = std::move(db);
   tables_ = std::make_unique<sqlite::stream_tables>(std::move(*tables));
+  store_ = tables_.get();
   write_statements_ = std::make_unique<sqlite::statement_cache>(*write_db_);
   database_epoch_ = *epoch;
   generation_ = generation;

@@ -26,6 +26,7 @@
 #include <string>
 
 #include "base/handoff_batch.hpp"
+#include "storage/postgres/connection.hpp"
 #include "streams/stream_engine_internal.hpp"
 
 namespace ordo {
@@ -47,8 +48,9 @@ void stream_engine::writer_loop() {
     bool maintenance_requested = false;
     bool stopping = false;
     if (clock::now() >= next_file_check) {
-      // Also while idle, so /ready reports a lost file within a second, before any write.
-      (void)check_database_file();
+      // Also while idle, so /ready reports a lost file (or PostgreSQL back again) within a
+      // second, before any write.
+      (void)check_storage();
       next_file_check = clock::now() + k_file_check_interval;
     }
     {
@@ -123,9 +125,11 @@ void stream_engine::run_batch(std::vector<job>& batch) {
         failure_kind::unavailable, "storage_poisoned",
         "an earlier commit failed with an unknown outcome; writes are refused until ordo is "
         "restarted and the database is checked");
-  } else if (auto s = check_database_file(); !s) {
+  } else if (auto s = check_storage(); !s) {
     batch_failure = std::move(s).error();
-  } else if (auto s = tables_->begin_immediate(); !s) {
+  } else if (auto s = store_->begin(); !s) {
+    batch_failure = std::move(s).error();
+  } else if (auto s = store_->lock_streams(batch_streams(b.jobs)); !s) {
     batch_failure = std::move(s).error();
   }
 
@@ -134,7 +138,7 @@ void stream_engine::run_batch(std::vector<job>& batch) {
       // The batch before this one is answered as soon as its flush is done, not only after
       // this one commits: its writers wait no longer than the disk.
       complete_pending_if_flushed();
-      if (auto s = tables_->savepoint(); !s) {
+      if (auto s = store_->savepoint(); !s) {
         batch_failure = std::move(s).error();
         break;
       }
@@ -148,8 +152,8 @@ void stream_engine::run_batch(std::vector<job>& batch) {
             } else if constexpr (std::is_same_v<T, delete_job>) {
               return run_delete(*j);
             } else {
-              write_context ctx(*this, *write_db_, *write_statements_, *tables_, database_epoch_,
-                                wall_ms(), j->effects);
+              write_context ctx(*this, write_db_.get(), write_statements_.get(), *store_,
+                                database_epoch_, wall_ms(), j->effects);
               status kept = j->job.run(ctx);
               if (kept) return true;
               j->refused = std::move(kept).error();
@@ -158,8 +162,8 @@ void stream_engine::run_batch(std::vector<job>& batch) {
             }
           },
           b.jobs[i]);
-      auto s = b.ok[i] ? tables_->release_savepoint() : tables_->rollback_to_savepoint();
-      if (!b.ok[i] && s) s = tables_->release_savepoint();
+      auto s = b.ok[i] ? store_->release_savepoint() : store_->rollback_to_savepoint();
+      if (!b.ok[i] && s) s = store_->release_savepoint();
       if (!s) {
         batch_failure = std::move(s).error();
         break;
@@ -173,7 +177,7 @@ void stream_engine::run_batch(std::vector<job>& batch) {
         poison_if_unknown(*batch_failure);  // an injected failure too
       }
     }
-    if (batch_failure) (void)tables_->rollback();
+    if (batch_failure) (void)store_->rollback();
   }
 
   // The batch before this one was flushed while this one ran: it goes first, in order.
@@ -184,6 +188,18 @@ void stream_engine::run_batch(std::vector<job>& batch) {
   } else {
     pending_ = std::move(b);
   }
+}
+
+std::vector<stream_id> stream_engine::batch_streams(const std::vector<job>& jobs) const {
+  std::vector<stream_id> out;
+  if (!on_postgres()) return out;  // the writer is alone: nothing to lock
+  for (const job& j : jobs) {
+    if (auto* const* a = std::get_if<append_job*>(&j)) {
+      // A stream this node has not seen yet is locked when its job runs (lock_tail()).
+      if (auto record = find((*a)->req.path)) out.push_back(record->config().id);
+    }
+  }
+  return out;
 }
 
 void stream_engine::complete_pending_if_flushed() {
@@ -208,7 +224,9 @@ void stream_engine::complete_batch(committed_batch& b) {
   }
   if (batch_failure) {
     ++transactions_failed_;
-    if (batch_failure->code == sqlite::k_storage_busy) {
+    if (on_postgres() && pg_db_ && pg_db_->lost()) {
+      (void)check_storage();  // marks the connection lost; the next batch connects again
+    } else if (batch_failure->code == sqlite::k_storage_busy) {
       last_batch_state_ = storage_state::busy;
     } else if (batch_failure->code == sqlite::k_storage_full) {
       last_batch_state_ = storage_state::full;
@@ -312,7 +330,7 @@ status stream_engine::commit_transaction(sqlite::commit_number& number) {
   assert(number > last_commit_);  // the syncer numbers commits in the order they begin
   last_commit_ = number;
   auto started = std::chrono::steady_clock::now();
-  status s = tables_->commit();
+  status s = store_->commit();
   metrics_.commit_durations.observe(
       static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                      std::chrono::steady_clock::now() - started)

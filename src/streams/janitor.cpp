@@ -55,7 +55,7 @@ void stream_engine::merge_log(bool all) {
 
 void stream_engine::run_maintenance() {
   complete_pending();  // its removals are published after every earlier batch
-  if (poisoned_ || file_lost_) return;
+  if (poisoned_ || file_lost_ || !store_) return;
   std::vector<std::shared_ptr<stream_record>> records;
   {
     mutex_lock lock(registry_mu_);
@@ -75,24 +75,24 @@ void stream_engine::run_maintenance() {
   }
   if (accessed.empty() && expired.empty()) return;
 
-  if (auto s = tables_->begin_immediate(); !s) {
+  if (auto s = store_->begin(); !s) {
     spdlog::warn("maintenance could not start a transaction: {}", s.error().message);
     return;
   }
   std::vector<removal> removals;
   std::optional<failure> error;
   for (const auto& [id, ms] : accessed) {
-    if (auto s = tables_->set_last_access(id, ms); !s) error = std::move(s).error();
+    if (auto s = store_->set_last_access(id, ms); !s) error = std::move(s).error();
   }
   for (stream_id id : expired) {
     if (error) break;
-    auto row = tables_->find_by_id(id);
+    auto row = store_->find_by_id(id);
     if (!row) {
       error = std::move(row).error();
       break;
     }
-    if (!*row || (*row)->state != sqlite::stream_row_state::live) continue;
-    auto removed = remove_stream_tx(*tables_, **row);
+    if (!*row || (*row)->state != storage::stream_row_state::live) continue;
+    auto removed = remove_stream_tx(*store_, **row);
     if (!removed) {
       error = std::move(removed).error();
       break;
@@ -103,7 +103,7 @@ void stream_engine::run_maintenance() {
     if (auto s = commit_now(); !s) error = std::move(s).error();
   }
   if (error) {
-    (void)tables_->rollback();
+    (void)store_->rollback();
     spdlog::warn("maintenance pass failed: {}", error->message);
     return;
   }
@@ -140,20 +140,20 @@ void stream_engine::enforce_cache_budget(
 
 bool stream_engine::run_purge_step() {
   complete_pending();
-  if (poisoned_ || file_lost_) return false;
-  auto ids = tables_->purging_streams();
+  if (poisoned_ || file_lost_ || !store_) return false;
+  auto ids = store_->purging_streams();
   if (!ids) return false;
   if (ids->empty()) return false;
-  if (auto s = tables_->begin_immediate(); !s) return true;
+  if (auto s = store_->begin(); !s) return true;
   // Forks have higher ids than their sources and must go first (the foreign key).
   stream_id id = *std::max_element(ids->begin(), ids->end());
-  auto deleted = tables_->purge_messages(id, options_.purge_batch_messages);
+  auto deleted = store_->purge_messages(id, options_.purge_batch_messages);
   status s = deleted ? status(ok_v) : status(std::move(deleted).error());
   bool done_with_stream = s && *deleted < options_.purge_batch_messages;
-  if (s && done_with_stream) s = tables_->delete_stream(id);
+  if (s && done_with_stream) s = store_->delete_stream(id);
   if (s) s = commit_now();
   if (!s) {
-    (void)tables_->rollback();
+    (void)store_->rollback();
     spdlog::warn("purging stream {} failed: {}", id.value(), s.error().message);
     return true;
   }

@@ -21,7 +21,7 @@ namespace ordo {
 
 // The read plan for positions <= base_seq of a fork of `row.fork_source_id`, from the source's
 // own plan (registered records at startup, or rows within the writer's transaction).
-std::vector<read_segment> stream_engine::inherited_segments(const sqlite::stream_row& row,
+std::vector<read_segment> stream_engine::inherited_segments(const storage::stream_row& row,
                                                             stream_position base_seq,
                                                             const record_map* building) const {
   std::vector<read_segment> out;
@@ -39,8 +39,8 @@ std::vector<read_segment> stream_engine::inherited_segments(const sqlite::stream
   if (source) {
     source_plan = source->config().inherited;
     source_base = source->config().base_seq;
-  } else if (tables_) {
-    auto source_row = tables_->find_by_id(source_id);
+  } else if (store_) {
+    auto source_row = store_->find_by_id(source_id);
     if (source_row && *source_row) {
       source_base = (*source_row)->base_seq;
       source_plan = inherited_segments(**source_row, source_base);
@@ -55,6 +55,42 @@ std::vector<read_segment> stream_engine::inherited_segments(const sqlite::stream
 }
 
 // ---- reads -----------------------------------------------------------------------------------
+
+read_result engine_internal::follow_plan(const std::vector<read_segment>& plan,
+                                         stream_position after, std::size_t max_bytes,
+                                         const segment_reader& read,
+                                         const pruned_check& pruned_at) {
+  read_chunk chunk;
+  chunk.after = after;
+  std::size_t bytes = 0;
+  stream_position expected = after.next();
+  auto pruned = [](stream_position from) {
+    return read_result{std::nullopt,
+                       make_failure(failure_kind::gone, "offset_pruned",
+                                    "the events from position " + std::to_string(from.value()) +
+                                        " were removed by retention while this read was waiting")};
+  };
+  for (const read_segment& s : plan) {
+    if (bytes >= max_bytes) break;
+    auto rows = read(s, max_bytes - bytes);
+    if (!rows) return read_result{std::nullopt, std::move(rows).error()};
+    for (auto& row : *rows) {
+      if (row.seq != expected) {
+        // Retention removed these positions while the read was queued, or they are missing.
+        if (pruned_at(expected)) return pruned(expected);
+        return read_result{std::nullopt, make_failure(failure_kind::internal, "stream_data_missing",
+                                                      "stream data is missing at position " +
+                                                          std::to_string(expected.value()))};
+      }
+      expected = expected.next();
+      bytes += row.data.size();
+      chunk.messages.push_back(std::make_shared<const std::string>(std::move(row.data)));
+    }
+    if (expected <= s.upto && bytes < max_bytes) break;  // purged underneath the read
+  }
+  if (chunk.messages.empty() && pruned_at(after.next())) return pruned(after.next());
+  return read_result{std::move(chunk), {}};
+}
 
 std::optional<read_chunk> stream_engine::read_in_memory(const stream_record& stream,
                                                         stream_position after) const {
@@ -81,6 +117,10 @@ void stream_engine::read(std::shared_ptr<stream_record> stream, stream_position 
     plan.push_back({s.stream, std::max(s.after, after), std::min(s.upto, upto)});
   }
   if (upto > c.base_seq) plan.push_back({c.id, std::max(c.base_seq, after), upto});
+  if (on_postgres()) {
+    read_postgres(std::move(stream), std::move(plan), after, std::move(done));
+    return;
+  }
   std::size_t max_bytes = options_.read_chunk_bytes;
   auto shared_done = std::make_shared<read_callback>(std::move(done));
   std::weak_ptr<stream_record> weak = stream;
@@ -98,59 +138,19 @@ void stream_engine::read(std::shared_ptr<stream_record> stream, stream_position 
           return;
         }
         sqlite::message_reader& reader = context.messages;
-        // Whether retention removed `position`: published, or committed and not yet published
-        // (a prune is published after its flush, but readers see it once committed).
-        auto pruned_at = [&](stream_position position) {
-          auto record = weak.lock();
-          if (record && record->state().pruned_upto >= position) return true;
-          auto committed = reader.pruned_upto(own_id);
-          return committed && *committed >= position;
-        };
-        read_chunk chunk;
-        chunk.after = after;
-        std::size_t bytes = 0;
-        stream_position expected = after.next();
-        for (const read_segment& s : plan) {
-          if (bytes >= max_bytes) break;
-          auto rows = reader.read(s.stream, s.after, s.upto, max_bytes - bytes);
-          if (!rows) {
-            (*shared_done)(read_result{std::nullopt, std::move(rows).error()});
-            return;
-          }
-          for (auto& row : *rows) {
-            if (row.seq != expected) {
-              if (pruned_at(expected)) {
-                // Retention removed these positions while the read was queued.
-                (*shared_done)(read_result{
-                    std::nullopt,
-                    make_failure(failure_kind::gone, "offset_pruned",
-                                 "the events from position " + std::to_string(expected.value()) +
-                                     " were removed by retention while this read was waiting")});
-                return;
-              }
-              (*shared_done)(read_result{std::nullopt,
-                                         make_failure(failure_kind::internal, "stream_data_missing",
-                                                      "stream data is missing at position " +
-                                                          std::to_string(expected.value()))});
-              return;
-            }
-            expected = expected.next();
-            bytes += row.data.size();
-            chunk.messages.push_back(std::make_shared<const std::string>(std::move(row.data)));
-          }
-          if (expected <= s.upto && bytes < max_bytes) break;  // purged underneath the read
-        }
-        if (chunk.messages.empty()) {
-          if (pruned_at(after.next())) {
-            (*shared_done)(read_result{
-                std::nullopt,
-                make_failure(failure_kind::gone, "offset_pruned",
-                             "the events after position " + std::to_string(after.value()) +
-                                 " were removed by retention while this read was waiting")});
-            return;
-          }
-        }
-        (*shared_done)(read_result{std::move(chunk), {}});
+        (*shared_done)(engine_internal::follow_plan(
+            plan, after, max_bytes,
+            [&](const read_segment& s, std::size_t max) {
+              return reader.read(s.stream, s.after, s.upto, max);
+            },
+            [&](stream_position position) {
+              // Published, or committed and not yet published (a prune is published after its
+              // flush, but readers see it once committed).
+              auto record = weak.lock();
+              if (record && record->state().pruned_upto >= position) return true;
+              auto committed = reader.pruned_upto(own_id);
+              return committed && *committed >= position;
+            }));
       },
       [shared_done](const failure& f) {
         (*shared_done)(read_result{std::nullopt, f});

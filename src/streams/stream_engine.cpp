@@ -12,6 +12,9 @@
 #include "streams/stream_engine.hpp"
 
 #include "base/thread_name.hpp"
+#include "storage/postgres/connection.hpp"
+#include "storage/postgres/read_pool.hpp"
+#include "storage/postgres/stream_tables.hpp"
 #include "streams/stream_engine_internal.hpp"
 
 namespace ordo {
@@ -33,9 +36,13 @@ result<std::unique_ptr<stream_engine>> stream_engine::open(stream_engine_options
   }
   engine->syncer_ = std::make_unique<sqlite::wal_syncer>(
       e->options_.wal_flush, [e] { return e->inject("flush", ""); }, std::move(on_flushed));
-  engine->readers_ =
-      sqlite::read_pool::start(engine->options_.reader_threads, engine->options_.max_read_queue);
-  if (auto s = engine->attach_database(std::nullopt); !s) return std::move(s).error();
+  if (e->on_postgres()) {
+    if (auto s = e->attach_postgres(); !s) return std::move(s).error();
+  } else {
+    engine->readers_ =
+        sqlite::read_pool::start(engine->options_.reader_threads, engine->options_.max_read_queue);
+    if (auto s = engine->attach_database(std::nullopt); !s) return std::move(s).error();
+  }
   engine->writer_ = std::thread([e = engine.get()] {
     name_this_thread("ordo-writer");
     e->writer_loop();
@@ -56,6 +63,7 @@ void stream_engine::stop() {
   queue_cv_.notify_all();
   if (writer_.joinable()) writer_.join();
   if (readers_) readers_->stop();
+  if (pg_readers_) pg_readers_->stop();
 }
 
 std::string_view to_string(storage_state s) {
@@ -66,6 +74,8 @@ std::string_view to_string(storage_state s) {
       return "busy";
     case storage_state::full:
       return "full";
+    case storage_state::unavailable:
+      return "unavailable";
     case storage_state::replaced:
       return "replaced";
     case storage_state::poisoned:
@@ -77,6 +87,7 @@ std::string_view to_string(storage_state s) {
 storage_state stream_engine::current_storage_state() const {
   if (poisoned_) return storage_state::poisoned;
   if (file_lost_) return storage_state::replaced;
+  if (pg_lost_) return storage_state::unavailable;
   return last_batch_state_.load();
 }
 
@@ -86,7 +97,7 @@ std::pair<std::size_t, std::size_t> stream_engine::write_queue_depth() const {
 }
 
 bool stream_engine::writable() const {
-  return !poisoned_.load() && !file_lost_.load();
+  return !poisoned_.load() && !file_lost_.load() && !pg_lost_.load();
 }
 
 std::string stream_engine::write_refusal() const {
@@ -94,6 +105,11 @@ std::string stream_engine::write_refusal() const {
   if (file_lost_) {
     return "the database file was replaced, moved or deleted (the log says how); writes are "
            "refused until a valid ordo database is at its path or ordo is restarted";
+  }
+  if (pg_lost_) {
+    mutex_lock lock(pg_mu_);
+    return "PostgreSQL is unreachable (" + pg_problem_ +
+           "); writes are refused until ordo connects again";
   }
   return "";
 }
@@ -180,6 +196,9 @@ void stream_engine::remove(std::string path, delete_callback done) {
 }
 
 bool stream_engine::submit(write_job job) {
+  // Custom jobs (the session tables) use the SQLite connection; on PostgreSQL they are not
+  // built yet, and the server does not start the session service there.
+  if (on_postgres()) return false;
   std::size_t bytes = job.bytes;
   auto* j = new custom_job{std::move(job), {}};
   if (!enqueue(j, bytes)) {
@@ -191,6 +210,7 @@ bool stream_engine::submit(write_job job) {
 
 bool stream_engine::read_with(std::function<void(sqlite::read_context&)> task,
                               std::function<void(const failure&)> refuse) {
+  if (!readers_) return false;  // PostgreSQL: see submit()
   return readers_->submit(std::move(task), std::move(refuse));
 }
 

@@ -50,15 +50,33 @@
 #include "storage/sqlite/read_pool.hpp"
 #include "storage/sqlite/stream_tables.hpp"
 #include "storage/sqlite/wal_syncer.hpp"
+#include "storage/stream_store.hpp"
 #include "streams/offset.hpp"
 #include "streams/stream_record.hpp"
 
 namespace ordo {
 
+namespace postgres {
+class connection;
+class stream_tables;
+class read_pool;
+}  // namespace postgres
+
 struct removal;
 
 struct stream_engine_options {
   sqlite::database_options database;
+  // A PostgreSQL database (postgres://...) instead of the SQLite file at database.path
+  // (--storage). Empty: SQLite.
+  std::string postgres_url;
+  // How long the writer waits at most between attempts to connect again after PostgreSQL was
+  // lost (it starts at 100 ms and doubles); writes answer 503 meanwhile.
+  std::chrono::milliseconds postgres_max_backoff{5000};
+  // --sync on PostgreSQL: full is synchronous_commit=on (a write is acknowledged once
+  // PostgreSQL has flushed it, and a synchronous standby has it if one is configured); normal is
+  // synchronous_commit=off (a crash of the PostgreSQL server may lose the last writes
+  // acknowledged, never a part of one).
+  bool postgres_synchronous_commit = true;
   // Where the -wal is flushed with --sync full in WAL mode (--wal-flush; wal_syncer.hpp).
   sqlite::wal_flush wal_flush = sqlite::wal_flush::writer;
   int reader_threads = 2;
@@ -117,11 +135,13 @@ struct engine_metrics {
 // outcome (poisoned, until restart); the file replaced, moved or deleted under the server
 // (until a valid file is adopted); the last write batch failed because the disk is full, or
 // because another process held a lock past --busy-timeout (until a batch commits again).
-enum class storage_state { ok, busy, full, replaced, poisoned };
+// On PostgreSQL, unavailable: the writer has no connection to the database (until it connects
+// again).
+enum class storage_state { ok, busy, full, unavailable, replaced, poisoned };
 std::string_view to_string(storage_state s);
-inline constexpr storage_state k_storage_states[] = {storage_state::ok, storage_state::busy,
-                                                     storage_state::full, storage_state::replaced,
-                                                     storage_state::poisoned};
+inline constexpr storage_state k_storage_states[] = {
+    storage_state::ok,          storage_state::busy,     storage_state::full,
+    storage_state::unavailable, storage_state::replaced, storage_state::poisoned};
 
 struct producer_claim {
   std::string id;
@@ -233,7 +253,7 @@ struct stream_effect {
   enum class kind { create, append, close, prune };
   kind what = kind::append;
   stream_id stream;
-  std::optional<sqlite::stream_row> created;  // for create
+  std::optional<storage::stream_row> created;  // for create
   stream_position after;  // append: the position before the message; prune: pruned up to
   message_ptr message;    // for append
 };
@@ -243,8 +263,10 @@ struct stream_effect {
 // job, and the stream changes it makes are published (tail caches, wake-ups) after commit.
 class write_context {
  public:
-  sqlite::connection& db() { return db_; }
-  sqlite::statement_cache& statements() { return statements_; }
+  // The SQLite connection and its statements, for the session tables (sessions run on SQLite
+  // only so far: the engine refuses custom jobs on PostgreSQL, stream_engine::submit()).
+  sqlite::connection& db() { return *db_; }
+  sqlite::statement_cache& statements() { return *statements_; }
   std::int64_t now_ms() const { return now_ms_; }
   std::uint64_t database_epoch() const { return database_epoch_; }
 
@@ -263,14 +285,14 @@ class write_context {
   // Retention: removes the stream's messages at positions <= upto.
   status prune(stream_id stream, stream_position upto);
   // Up to `limit` of the stream's oldest remaining messages.
-  result<std::vector<sqlite::message_row>> oldest_messages(stream_id stream, std::size_t limit);
+  result<std::vector<storage::message_row>> oldest_messages(stream_id stream, std::size_t limit);
   // A named point where tests may inject a failure (stream_engine_options::fault_injector).
   status checkpoint(std::string_view point);
 
  private:
   friend class stream_engine;
-  write_context(const stream_engine& engine, sqlite::connection& db,
-                sqlite::statement_cache& statements, sqlite::stream_tables& tables,
+  write_context(const stream_engine& engine, sqlite::connection* db,
+                sqlite::statement_cache* statements, storage::stream_store& tables,
                 std::uint64_t epoch, std::int64_t now_ms, std::vector<stream_effect>& effects)
       : engine_(engine),
         db_(db),
@@ -281,9 +303,9 @@ class write_context {
         effects_(effects) {}
 
   const stream_engine& engine_;
-  sqlite::connection& db_;
-  sqlite::statement_cache& statements_;
-  sqlite::stream_tables& tables_;
+  sqlite::connection* db_;
+  sqlite::statement_cache* statements_;
+  storage::stream_store& tables_;
   std::uint64_t database_epoch_;
   std::int64_t now_ms_;
   std::vector<stream_effect>& effects_;
@@ -451,15 +473,16 @@ class stream_engine {
   using path_map = std::unordered_map<std::string, std::shared_ptr<stream_record>>;
   // `building`: the registry being loaded, where fork sources are looked up (default: the
   // registry in use).
-  std::shared_ptr<stream_record> make_record(const sqlite::stream_row& row, stream_position tail,
+  std::shared_ptr<stream_record> make_record(const storage::stream_row& row, stream_position tail,
                                              bool closed, const record_map* building = nullptr);
-  std::vector<read_segment> inherited_segments(const sqlite::stream_row& row,
+  std::vector<read_segment> inherited_segments(const storage::stream_row& row,
                                                stream_position base_seq,
                                                const record_map* building = nullptr) const;
   // Whether `path` names a managed stream (options_.managed_stream_prefix).
   bool is_managed_path(std::string_view path) const;
   // The registry of the streams load_streams() found, keyed by id and by path.
-  std::pair<record_map, path_map> build_registry(const std::vector<sqlite::loaded_stream>& streams);
+  std::pair<record_map, path_map> build_registry(
+      const std::vector<storage::loaded_stream>& streams);
 
   stream_engine_options options_;
   std::atomic<std::uint64_t> database_epoch_{0};
@@ -470,6 +493,27 @@ class stream_engine {
   std::unique_ptr<sqlite::stream_tables> tables_;
   std::unique_ptr<sqlite::statement_cache> write_statements_;
   std::unique_ptr<sqlite::read_pool> readers_;
+  // The writer's tables: *tables_ on SQLite, *pg_tables_ on PostgreSQL; null while detached.
+  storage::stream_store* store_ = nullptr;
+
+  // PostgreSQL (options_.postgres_url; postgres_storage.cpp). The writer's connection and tables
+  // (writer thread only), and the readers. pg_lost_ is set while the writer has no connection;
+  // pg_problem_ says why (under pg_mu_, for /ready).
+  bool on_postgres() const { return !options_.postgres_url.empty(); }
+  status attach_postgres();
+  // Before every batch and while idle: connects again after the connection was lost, no sooner
+  // than the backoff allows; the failure to answer writes with meanwhile.
+  status check_postgres();
+  void read_postgres(std::shared_ptr<stream_record> stream, std::vector<read_segment> plan,
+                     stream_position after, read_callback done);
+  std::unique_ptr<postgres::connection> pg_db_;
+  std::unique_ptr<postgres::stream_tables> pg_tables_;
+  std::unique_ptr<postgres::read_pool> pg_readers_;
+  std::atomic<bool> pg_lost_{false};
+  mutable mutex pg_mu_;
+  std::string pg_problem_ GUARDED_BY(pg_mu_);
+  std::chrono::steady_clock::time_point pg_next_attempt_;  // writer thread only
+  std::chrono::milliseconds pg_backoff_{0};                // writer thread only
 
   mutable mutex registry_mu_;
   path_map by_path_ GUARDED_BY(registry_mu_);
@@ -492,6 +536,11 @@ class stream_engine {
   // file_lost_reason_ says why and writes are refused, so ordo never writes to a file no longer
   // at its path, until it adopts a valid file at the path.
   status check_database_file();
+  // Whether the storage takes writes now: the file's custody on SQLite, the connection on
+  // PostgreSQL.
+  status check_storage() { return on_postgres() ? check_postgres() : check_database_file(); }
+  // The streams a batch's appends go to, for lock_streams() (PostgreSQL only; empty on SQLite).
+  std::vector<stream_id> batch_streams(const std::vector<job>& jobs) const;
   // Tries to switch to the file now at the path (`st`); on success clears file_lost_.
   void adopt_database_file(const struct stat& st);
   // Pauses the readers and closes every connection to the old database.

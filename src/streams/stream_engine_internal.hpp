@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <random>
 #include <string>
@@ -62,7 +63,7 @@ struct stream_engine::create_job {
   create_callback done;
   create_result res;
   // Effects, published after commit.
-  std::optional<sqlite::stream_row> created;
+  std::optional<storage::stream_row> created;
   std::vector<read_segment> inherited;
   std::vector<std::pair<stream_position, message_ptr>> messages;  // (position, data)
   std::vector<removal> removals;
@@ -92,12 +93,25 @@ struct stream_engine::custom_job {
   std::optional<failure> refused;  // what run() failed with
 };
 
+namespace engine_internal {
+// Reads positions (after, ...] along `plan`, at most max_bytes (at least one message): a dense
+// run of messages from after + 1, or an error. A gap is offset_pruned (410) when `pruned_at`
+// says retention removed that position, otherwise stream_data_missing (read_plan.cpp). Both
+// storages' readers use it, each with its own way to read a segment.
+using segment_reader = std::function<result<std::vector<storage::message_row>>(
+    const read_segment& segment, std::size_t max_bytes)>;
+using pruned_check = std::function<bool(stream_position position)>;
+read_result follow_plan(const std::vector<read_segment>& plan, stream_position after,
+                        std::size_t max_bytes, const segment_reader& read,
+                        const pruned_check& pruned_at);
+}  // namespace engine_internal
+
 // Removes a stream inside the writer's transaction: soft-deletes it while forks read through
 // it, otherwise hands its data to the janitor and cascades to soft-deleted sources that no
 // longer have forks (stream_operations.cpp).
 namespace engine_internal {
-result<std::vector<removal>> remove_stream_tx(sqlite::stream_tables& t,
-                                              const sqlite::stream_row& row);
+result<std::vector<removal>> remove_stream_tx(storage::stream_store& t,
+                                              const storage::stream_row& row);
 }  // namespace engine_internal
 
 }  // namespace ordo

@@ -29,7 +29,7 @@ namespace {
 
 constexpr std::string_view k_default_content_type = "application/octet-stream";
 
-bool config_matches(const sqlite::stream_row& existing, const std::string& media_type,
+bool config_matches(const storage::stream_row& existing, const std::string& media_type,
                     const std::optional<std::int64_t>& ttl,
                     const std::optional<std::int64_t>& expires_at, bool closed) {
   return media_type_of(existing.content_type) == media_type && existing.ttl_seconds == ttl &&
@@ -41,8 +41,8 @@ bool config_matches(const sqlite::stream_row& existing, const std::string& media
 // Removes a stream inside the writer's transaction: soft-deletes it while forks read through
 // it, otherwise hands its data to the janitor and cascades to soft-deleted sources that no
 // longer have forks.
-result<std::vector<removal>> engine_internal::remove_stream_tx(sqlite::stream_tables& t,
-                                                               const sqlite::stream_row& row) {
+result<std::vector<removal>> engine_internal::remove_stream_tx(storage::stream_store& t,
+                                                               const storage::stream_row& row) {
   std::vector<removal> out;
   auto children = t.has_children(row.id);
   if (!children) return std::move(children).error();
@@ -57,7 +57,7 @@ result<std::vector<removal>> engine_internal::remove_stream_tx(sqlite::stream_ta
   while (source) {
     auto source_row = t.find_by_id(*source);
     if (!source_row) return std::move(source_row).error();
-    if (!*source_row || (*source_row)->state != sqlite::stream_row_state::soft_deleted) break;
+    if (!*source_row || (*source_row)->state != storage::stream_row_state::soft_deleted) break;
     auto more = t.has_children(*source);
     if (!more) return std::move(more).error();
     if (*more) break;
@@ -81,10 +81,10 @@ bool stream_engine::run_create(create_job& j) {
   auto storage = [&](failure f) { return fail(create_status::failed, std::move(f)); };
 
   // The fork source decides the defaults of a fork, so resolve it first.
-  std::optional<sqlite::stream_row> source;
+  std::optional<storage::stream_row> source;
   stream_position source_tail;
   if (req.fork_source_path) {
-    auto s = tables_->find_by_path(*req.fork_source_path);
+    auto s = store_->find_by_path(*req.fork_source_path);
     if (!s) return storage(std::move(s).error());
     auto record = *s ? find_by_id((*s)->id) : nullptr;
     if (!*s || (record && record->expired_at(req.now_ms))) {
@@ -93,14 +93,14 @@ bool stream_engine::run_create(create_job& j) {
           make_failure(failure_kind::not_found, "fork_source_not_found",
                        "Stream-Forked-From names no stream: '" + *req.fork_source_path + "'"));
     }
-    if ((*s)->state == sqlite::stream_row_state::soft_deleted) {
+    if ((*s)->state == storage::stream_row_state::soft_deleted) {
       return fail(create_status::source_unavailable,
                   make_failure(failure_kind::conflict, "fork_source_deleted",
                                "the fork source '" + *req.fork_source_path +
                                    "' has been deleted and only lives on for its forks"));
     }
     source = std::move(**s);
-    auto t = tables_->tail(*source);
+    auto t = store_->tail(*source);
     if (!t) return storage(std::move(t).error());
     source_tail = *t;
   }
@@ -119,13 +119,13 @@ bool stream_engine::run_create(create_job& j) {
   }
 
   // An existing stream at the path: idempotent success, conflict, or an expired predecessor.
-  auto existing = tables_->find_by_path(req.path);
+  auto existing = store_->find_by_path(req.path);
   if (!existing) return storage(std::move(existing).error());
   if (*existing) {
-    const sqlite::stream_row& e = **existing;
+    const storage::stream_row& e = **existing;
     auto record = find_by_id(e.id);
-    if (e.state == sqlite::stream_row_state::live && record && record->expired_at(req.now_ms)) {
-      auto removed = remove_stream_tx(*tables_, e);
+    if (e.state == storage::stream_row_state::live && record && record->expired_at(req.now_ms)) {
+      auto removed = remove_stream_tx(*store_, e);
       if (!removed) return storage(std::move(removed).error());
       j.removals = std::move(*removed);
       if (j.removals.front().lifecycle == stream_lifecycle::soft_deleted) {
@@ -134,7 +134,7 @@ bool stream_engine::run_create(create_job& j) {
                                  "the stream at this path expired while forks still read "
                                  "through it; the path cannot be reused until they are gone"));
       }
-    } else if (e.state == sqlite::stream_row_state::soft_deleted) {
+    } else if (e.state == storage::stream_row_state::soft_deleted) {
       return fail(create_status::soft_deleted,
                   make_failure(failure_kind::conflict, "stream_soft_deleted",
                                "the stream at this path was deleted while forks still read "
@@ -147,7 +147,7 @@ bool stream_engine::run_create(create_job& j) {
         same_fork = req.fork_offset->position == e.base_seq;
       }
       same_fork = same_fork && req.fork_sub_offset == e.fork_sub_offset;
-      auto tail = tables_->tail(e);
+      auto tail = store_->tail(e);
       if (!tail) return storage(std::move(tail).error());
       res.stream =
           stream_snapshot{e.content_type, offset_prefix_for(database_epoch_, e.incarnation),
@@ -164,7 +164,7 @@ bool stream_engine::run_create(create_job& j) {
     }
   }
 
-  sqlite::stream_row row;
+  storage::stream_row row;
   row.path = req.path;
   row.content_type = content_type;
   row.created_at_ms = req.now_ms;
@@ -214,7 +214,7 @@ bool stream_engine::run_create(create_job& j) {
       std::uint64_t taken = 0;
       for (const read_segment& s : plan) {
         if (taken >= wanted || s.upto <= anchor) continue;
-        auto rows = tables_->read_messages(s.stream, std::max(s.after, anchor), s.upto, SIZE_MAX);
+        auto rows = store_->read_messages(s.stream, std::max(s.after, anchor), s.upto, SIZE_MAX);
         if (!rows) return storage(std::move(rows).error());
         for (const auto& m : *rows) {
           if (taken >= wanted) break;
@@ -248,7 +248,7 @@ bool stream_engine::run_create(create_job& j) {
   }
   if (req.initial_data && !req.initial_data->empty()) own.push_back(std::move(*req.initial_data));
 
-  auto id = tables_->insert_stream(row);
+  auto id = store_->insert_stream(row);
   if (!id) return storage(std::move(id).error());
   row.id = *id;
   if (auto s = inject("create.after_insert", req.path); !s) {
@@ -257,14 +257,13 @@ bool stream_engine::run_create(create_job& j) {
   stream_position position = row.base_seq;
   for (auto& data : own) {
     position = position.next();
-    if (auto s = tables_->insert_message(row.id, position, data); !s) {
+    if (auto s = store_->insert_message(row.id, position, data); !s) {
       return storage(std::move(s).error());
     }
     j.messages.emplace_back(position, std::make_shared<const std::string>(std::move(data)));
   }
   if (req.closed) {
-    if (auto s = tables_->set_closed(row.id, std::nullopt); !s)
-      return storage(std::move(s).error());
+    if (auto s = store_->set_closed(row.id, std::nullopt); !s) return storage(std::move(s).error());
   }
   res.status = create_status::created;
   res.stream =
@@ -278,7 +277,7 @@ bool stream_engine::run_create(create_job& j) {
 void stream_engine::publish_create(create_job& j) {
   publish_removals(j.removals);
   if (!j.created) return;
-  const sqlite::stream_row& row = *j.created;
+  const storage::stream_row& row = *j.created;
   stream_position base = row.base_seq;
   auto record = make_record(row, base, false);
   {
@@ -314,20 +313,26 @@ bool stream_engine::run_append(append_job& j) {
     return false;
   };
 
-  auto found = tables_->find_by_path(req.path);
+  auto found = store_->find_by_path(req.path);
   if (!found) return storage(std::move(found).error());
   auto record = *found ? find_by_id((*found)->id) : nullptr;
   if (!*found || (record && record->expired_at(req.now_ms))) {
     return reject(append_status::not_found, failure_kind::not_found, "stream_not_found",
                   "no stream exists at this path");
   }
-  const sqlite::stream_row& row = **found;
-  if (row.state == sqlite::stream_row_state::soft_deleted) {
+  storage::stream_row& row = **found;
+  // Everything below is decided from the row as it is under the lock (another node may have
+  // appended, closed or deleted since the row was read).
+  auto tail = store_->lock_tail(row);
+  if (!tail) return storage(std::move(tail).error());
+  if (row.state == storage::stream_row_state::purging) {
+    return reject(append_status::not_found, failure_kind::not_found, "stream_not_found",
+                  "no stream exists at this path");
+  }
+  if (row.state == storage::stream_row_state::soft_deleted) {
     return reject(append_status::gone, failure_kind::gone, "stream_deleted",
                   "the stream was deleted; only its forks still read its data");
   }
-  auto tail = tables_->tail(row);
-  if (!tail) return storage(std::move(tail).error());
   res.offset_prefix = offset_prefix_for(database_epoch_, row.incarnation);
   res.tail = *tail;
   res.closed = row.closed;
@@ -336,7 +341,7 @@ bool stream_engine::run_append(append_job& j) {
   bool producer_accepted = false;
   if (req.producer) {
     const producer_claim& p = *req.producer;
-    auto state = tables_->find_producer(row.id, p.id);
+    auto state = store_->find_producer(row.id, p.id);
     if (!state) return storage(std::move(state).error());
     auto gap = [&](std::uint64_t expected) {
       res.expected_seq = expected;
@@ -395,7 +400,7 @@ bool stream_engine::run_append(append_job& j) {
                     "Stream-Seq '" + *req.stream_seq + "' is not greater than the last one, '" +
                         *row.last_stream_seq + "'");
     }
-    if (auto s = tables_->set_last_stream_seq(row.id, *req.stream_seq); !s) {
+    if (auto s = store_->set_last_stream_seq(row.id, *req.stream_seq); !s) {
       return storage(std::move(s).error());
     }
   }
@@ -404,7 +409,7 @@ bool stream_engine::run_append(append_job& j) {
   j.after = res.tail;
   if (req.data) {
     stream_position seq = tail->next();
-    if (auto s = tables_->insert_message(row.id, seq, *req.data); !s) {
+    if (auto s = store_->insert_message(row.id, seq, *req.data); !s) {
       return storage(std::move(s).error());
     }
     if (auto s = inject("append.after_insert", req.path); !s) {
@@ -414,19 +419,19 @@ bool stream_engine::run_append(append_job& j) {
     res.tail = seq;
   }
   if (req.close) {
-    std::optional<sqlite::closed_by> by;
+    std::optional<storage::closed_by> by;
     if (req.producer) {
-      by = sqlite::closed_by{req.producer->id, static_cast<std::int64_t>(req.producer->epoch),
-                             static_cast<std::int64_t>(req.producer->seq)};
+      by = storage::closed_by{req.producer->id, static_cast<std::int64_t>(req.producer->epoch),
+                              static_cast<std::int64_t>(req.producer->seq)};
     }
-    if (auto s = tables_->set_closed(row.id, by); !s) return storage(std::move(s).error());
+    if (auto s = store_->set_closed(row.id, by); !s) return storage(std::move(s).error());
     res.closed = true;
     j.closes = true;
   }
   if (producer_accepted) {
     const producer_claim& p = *req.producer;
-    if (auto s = tables_->upsert_producer(row.id, p.id, static_cast<std::int64_t>(p.epoch),
-                                          static_cast<std::int64_t>(p.seq), req.now_ms);
+    if (auto s = store_->upsert_producer(row.id, p.id, static_cast<std::int64_t>(p.epoch),
+                                         static_cast<std::int64_t>(p.seq), req.now_ms);
         !s) {
       return storage(std::move(s).error());
     }
@@ -456,7 +461,7 @@ void stream_engine::publish_append(append_job& j) {
 // ---- delete ----------------------------------------------------------------------------------
 
 bool stream_engine::run_delete(delete_job& j) {
-  auto found = tables_->find_by_path(j.path);
+  auto found = store_->find_by_path(j.path);
   if (!found) {
     j.res.status = delete_status::failed;
     j.res.error = std::move(found).error();
@@ -470,13 +475,13 @@ bool stream_engine::run_delete(delete_job& j) {
         make_failure(failure_kind::not_found, "stream_not_found", "no stream exists at this path");
     return false;
   }
-  if ((*found)->state == sqlite::stream_row_state::soft_deleted) {
+  if ((*found)->state == storage::stream_row_state::soft_deleted) {
     j.res.status = delete_status::gone;
     j.res.error = make_failure(failure_kind::gone, "stream_deleted",
                                "the stream was already deleted; its forks still read its data");
     return false;
   }
-  auto removed = remove_stream_tx(*tables_, **found);
+  auto removed = remove_stream_tx(*store_, **found);
   if (!removed) {
     j.res.status = delete_status::failed;
     j.res.error = std::move(removed).error();

@@ -24,13 +24,13 @@ namespace ordo {
 using engine_internal::media_type_of;
 
 std::pair<stream_engine::record_map, stream_engine::path_map> stream_engine::build_registry(
-    const std::vector<sqlite::loaded_stream>& streams) {
+    const std::vector<storage::loaded_stream>& streams) {
   record_map by_id;
   path_map by_path;
   // Ids ascend, so a fork's source is always registered before the fork.
   for (const auto& s : streams) {
     auto record = make_record(s.row, s.tail, s.row.closed, &by_id);
-    if (s.row.state == sqlite::stream_row_state::soft_deleted) {
+    if (s.row.state == storage::stream_row_state::soft_deleted) {
       record->publish_lifecycle(stream_lifecycle::soft_deleted);
     }
     by_id.emplace(s.row.id, record);
@@ -76,7 +76,7 @@ std::shared_ptr<stream_record> stream_engine::find_by_id(stream_id id) const {
   return it == by_id_.end() ? nullptr : it->second;
 }
 
-std::shared_ptr<stream_record> stream_engine::make_record(const sqlite::stream_row& row,
+std::shared_ptr<stream_record> stream_engine::make_record(const storage::stream_row& row,
                                                           stream_position tail, bool closed,
                                                           const record_map* building) {
   stream_config c;

@@ -21,7 +21,7 @@ using engine_internal::random_incarnation;
 
 result<stream_id> write_context::create_stream(const std::string& path,
                                                const std::string& content_type) {
-  sqlite::stream_row row;
+  storage::stream_row row;
   row.path = path;
   row.content_type = content_type;
   row.incarnation = random_incarnation();
@@ -37,15 +37,15 @@ result<stream_id> write_context::create_stream(const std::string& path,
 result<stream_position> write_context::append(stream_id stream, std::string data) {
   auto row = tables_.find_by_id(stream);
   if (!row) return std::move(row).error();
-  if (!*row || (*row)->state != sqlite::stream_row_state::live) {
+  auto tail = *row ? tables_.lock_tail(**row) : result<stream_position>(stream_position{});
+  if (!tail) return std::move(tail).error();
+  if (!*row || (*row)->state != storage::stream_row_state::live) {
     return make_failure(failure_kind::not_found, "stream_not_found",
                         "stream " + std::to_string(stream.value()) + " does not exist");
   }
   if ((*row)->closed) {
     return make_failure(failure_kind::conflict, "stream_closed", "the stream is closed");
   }
-  auto tail = tables_.tail(**row);
-  if (!tail) return std::move(tail).error();
   stream_position seq = tail->next();
   if (auto s = tables_.insert_message(stream, seq, data); !s) return std::move(s).error();
   effects_.push_back({stream_effect::kind::append, stream, std::nullopt, *tail,
@@ -62,7 +62,7 @@ status write_context::close(stream_id stream) {
 result<std::optional<stream_id>> write_context::find_stream(std::string_view path) {
   auto row = tables_.find_by_path(path);
   if (!row) return std::move(row).error();
-  if (!*row || (*row)->state != sqlite::stream_row_state::live) {
+  if (!*row || (*row)->state != storage::stream_row_state::live) {
     return std::optional<stream_id>();
   }
   return std::optional<stream_id>((*row)->id);
@@ -86,11 +86,11 @@ status write_context::prune(stream_id stream, stream_position upto) {
   return ok_v;
 }
 
-result<std::vector<sqlite::message_row>> write_context::oldest_messages(stream_id stream,
-                                                                        std::size_t limit) {
+result<std::vector<storage::message_row>> write_context::oldest_messages(stream_id stream,
+                                                                         std::size_t limit) {
   auto row = tables_.find_by_id(stream);
   if (!row) return std::move(row).error();
-  if (!*row) return std::vector<sqlite::message_row>();
+  if (!*row) return std::vector<storage::message_row>();
   stream_position after = std::max((*row)->pruned_upto, (*row)->base_seq);
   return tables_.read_messages(stream, after, after + limit, SIZE_MAX);
 }

@@ -225,11 +225,13 @@ describe("packaging/ordo.toml, installed as /etc/ordo/ordo.toml", () => {
 
   test("every value it documents in a comment is one ordo accepts", async () => {
     // Except the TLS and authentication files, whose example paths exist only where an operator
-    // put them (tls.test.mjs serves HTTPS from such keys, auth_scopes.test.mjs authenticates).
-    const uncommented = shipped.replace(/^# ((?!tls-|auth-)[a-z][a-z0-9-]* = )/gm, "$1")
+    // put them (tls.test.mjs serves HTTPS from such keys, auth_scopes.test.mjs authenticates),
+    // and the PostgreSQL database (conformance_postgres serves from one).
+    const uncommented = shipped.replace(/^# ((?!tls-|auth-|storage )[a-z][a-z0-9-]* = )/gm, "$1")
     expect(uncommented).not.toBe(shipped)
     expect(uncommented).toMatch(/^# tls-cert = /m)
     expect(uncommented).toMatch(/^# auth-tokens-file = /m)
+    expect(uncommented).toMatch(/^# storage = /m)
     expect(uncommented).toMatch(/^auth = "none"/m)
     const server = await startOrdo({ args: ["--config", configFile(uncommented)] })
     try {

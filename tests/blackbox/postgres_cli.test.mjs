@@ -206,17 +206,25 @@ describe("ordo migrate --storage: bad URLs", () => {
     expect(r.stderr).not.toContain("hunter2")
   })
 
-  test("serve refuses to start with ORDO_STORAGE set rather than write to SQLite unseen", async () => {
+  test("serve with an unreachable database does not start, the password hidden", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "ordo-test-"))
     try {
       const r = await ordo(["serve", "--port", "0", "--data-dir", dataDir],
-        { ORDO_STORAGE: "postgresql://ordo:hunter2@db.example/ordo" })
-      expect(r.code).toBe(2)
-      expect(r.stderr + r.stdout).toContain("ORDO_STORAGE is set (postgresql://ordo:***@db.example/ordo)")
+        { ORDO_STORAGE: "postgresql://ordo:hunter2@/ordo?host=/nonexistent-ordo-socket-dir&port=1" })
+      expect(r.code).toBe(1)
+      expect(r.stderr + r.stdout).toContain("cannot connect to postgresql://ordo:***@/ordo")
       expect(r.stderr + r.stdout).not.toContain("hunter2")
+      // Nothing was written to SQLite instead.
       expect(existsSync(join(dataDir, "ordo.db"))).toBe(false)
     } finally {
       rmSync(dataDir, { recursive: true, force: true })
     }
+  })
+
+  test("serve --storage takes a PostgreSQL URL only", async () => {
+    const r = await ordo(["serve", "--port", "0", "--storage", "mysql://ordo:hunter2@db/ordo"])
+    expect(r.code).not.toBe(0)
+    expect(r.stderr).toContain("--storage: takes a postgres:// or postgresql:// URL")
+    expect(r.stderr).not.toContain("hunter2")
   })
 })

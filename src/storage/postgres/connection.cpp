@@ -254,10 +254,11 @@ bool is_postgres_url(std::string_view url) {
 
 std::string redacted(std::string_view url) {
   std::string out(url);
-  if (is_postgres_url(url)) {
-    // scheme://user:password@host...: the password is between the first ':' after the scheme and
-    // the last '@' of the authority.
-    std::size_t start = out.find("://") + 3;
+  if (std::size_t scheme = out.find("://"); scheme != std::string::npos) {
+    // scheme://user:password@host... (any scheme: a URL given by mistake hides its password
+    // too): the password is between the first ':' after the scheme and the last '@' of the
+    // authority.
+    std::size_t start = scheme + 3;
     std::size_t authority_end = out.find_first_of("/?", start);
     if (authority_end == std::string::npos) authority_end = out.size();
     std::size_t at = out.rfind('@', authority_end);

@@ -17,6 +17,8 @@ constexpr std::string_view k_stream_columns =
 
 // Messages inserted by one statement: PostgreSQL takes at most 65,535 parameters, two a message.
 constexpr std::size_t k_messages_per_insert = 1000;
+// Messages fetched by one statement of read_messages().
+constexpr int k_read_page = 1000;
 // How many times a node asks for the database epoch before giving up (a second ask always sees
 // the row another node inserted first).
 constexpr int k_epoch_attempts = 3;
@@ -222,19 +224,51 @@ result<stream_position> stream_tables::tail(stream_id stream) {
 
 result<std::vector<message_row>> stream_tables::read_messages(stream_id stream,
                                                               stream_position after,
-                                                              std::size_t max_bytes,
-                                                              int max_messages) {
-  auto r = db_->query(
-      "SELECT seq, data FROM messages WHERE stream_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-      {id_param(stream), position_param(after), param::integer(max_messages)});
-  if (!r) return std::move(r).error();
+                                                              stream_position upto,
+                                                              std::size_t max_bytes) {
   std::vector<message_row> out;
   std::size_t bytes = 0;
-  for (int i = 0; i < r->size() && (out.empty() || bytes < max_bytes); ++i) {
-    out.push_back({position_at(*r, i, 0), r->bytes(i, 1)});
-    bytes += out.back().data.size();
+  for (;;) {
+    auto r = db_->query(
+        "SELECT seq, data FROM messages WHERE stream_id = $1 AND seq > $2 AND seq <= $3 "
+        "ORDER BY seq LIMIT $4",
+        {id_param(stream), position_param(after), position_param(upto),
+         param::integer(k_read_page)});
+    if (!r) return std::move(r).error();
+    for (int i = 0; i < r->size() && (out.empty() || bytes < max_bytes); ++i) {
+      out.push_back({position_at(*r, i, 0), r->bytes(i, 1)});
+      bytes += out.back().data.size();
+    }
+    if (r->size() < k_read_page || bytes >= max_bytes) return out;
+    after = out.back().seq;
   }
-  return out;
+}
+
+status stream_tables::lock_streams(std::vector<stream_id> streams) {
+  if (streams.empty()) return ok_v;
+  auto locked = lock_tails(std::move(streams));
+  if (!locked) return std::move(locked).error();
+  return ok_v;
+}
+
+result<stream_position> stream_tables::lock_tail(stream_row& row) {
+  auto r = db_->query(
+      "SELECT " + std::string(k_stream_columns) + " FROM streams WHERE id = $1 FOR UPDATE",
+      {id_param(row.id)});
+  if (!r) return std::move(r).error();
+  if (r->size() == 0) {  // purged by another node meanwhile
+    row.state = stream_row_state::purging;
+    return stream_position{};
+  }
+  row = row_at(*r, 0);
+  return position_at(*r, 0, 18);
+}
+
+status stream_tables::insert_message(stream_id stream, stream_position seq, std::string_view data) {
+  const std::string_view one[] = {data};
+  auto last = append(stream, stream_position{seq.value() - 1}, one);
+  if (!last) return std::move(last).error();
+  return ok_v;
 }
 
 result<std::optional<producer_row>> stream_tables::find_producer(stream_id stream,

@@ -24,6 +24,7 @@
 #include "base/stream_position.hpp"
 #include "storage/postgres/connection.hpp"
 #include "storage/stream_rows.hpp"
+#include "storage/stream_store.hpp"
 
 namespace ordo::postgres {
 
@@ -38,26 +39,26 @@ using storage::stream_row_state;
 // database; two nodes starting at once agree on one.
 result<std::uint64_t> load_or_create_database_epoch(connection& db);
 
-class stream_tables {
+class stream_tables final : public storage::stream_store {
  public:
   explicit stream_tables(connection& db) : db_(&db) {}
 
   // Transactions (READ COMMITTED) and the savepoint around each job of a batch.
-  status begin();
-  status commit();
-  status rollback();
-  status savepoint();
-  status release_savepoint();
-  status rollback_to_savepoint();
+  status begin() override;
+  status commit() override;
+  status rollback() override;
+  status savepoint() override;
+  status release_savepoint() override;
+  status rollback_to_savepoint() override;
 
   // Every live or soft-deleted stream with its tail, in id order (a node's registry).
-  result<std::vector<loaded_stream>> load_streams();
-  result<std::optional<stream_row>> find_by_path(std::string_view path);
-  result<std::optional<stream_row>> find_by_id(stream_id id);
+  result<std::vector<loaded_stream>> load_streams() override;
+  result<std::optional<stream_row>> find_by_path(std::string_view path) override;
+  result<std::optional<stream_row>> find_by_id(stream_id id) override;
 
   // Creates the stream (its counter starts at base_seq) and returns its id. A path taken by
   // another stream is storage_constraint.
-  result<stream_id> insert_stream(const stream_row& row);
+  result<stream_id> insert_stream(const stream_row& row) override;
 
   // Locks the counter rows of `streams` until the transaction ends, in id order, and returns
   // each one's tail (streams that do not exist are left out). Inside a transaction only.
@@ -70,30 +71,41 @@ class stream_tables {
                                  std::span<const std::string_view> messages);
   // The stream's tail as committed (or as this transaction left it); 0 if it does not exist.
   result<stream_position> tail(stream_id stream);
+  result<stream_position> tail(const stream_row& row) override { return tail(row.id); }
 
-  // Up to `max_messages` messages after `after`, in order, stopping once `max_bytes` is reached
-  // (always at least one, however large).
+  // The writer's side of the two above (storage/stream_store.hpp): lock_streams() is
+  // lock_tails(); lock_tail() locks one counter row and re-reads the row under the lock (a stream
+  // another node purged meanwhile comes back in state purging), and insert_message() appends one
+  // message after it.
+  status lock_streams(std::vector<stream_id> streams) override;
+  result<stream_position> lock_tail(stream_row& row) override;
+  status insert_message(stream_id stream, stream_position seq, std::string_view data) override;
+
+  // Messages with after < seq <= upto, in order, stopping once `max_bytes` is reached (always at
+  // least one, however large). Fetched k_read_page rows at a time.
   result<std::vector<message_row>> read_messages(stream_id stream, stream_position after,
-                                                 std::size_t max_bytes, int max_messages);
+                                                 stream_position upto,
+                                                 std::size_t max_bytes) override;
 
-  result<std::optional<producer_row>> find_producer(stream_id stream, std::string_view producer_id);
+  result<std::optional<producer_row>> find_producer(stream_id stream,
+                                                    std::string_view producer_id) override;
   status upsert_producer(stream_id stream, std::string_view producer_id, std::int64_t epoch,
-                         std::int64_t last_seq, std::int64_t now_ms);
+                         std::int64_t last_seq, std::int64_t now_ms) override;
 
-  status set_closed(stream_id stream, const std::optional<closed_by>& by);
-  status set_last_stream_seq(stream_id stream, std::string_view stream_seq);
-  status set_last_access(stream_id stream, std::int64_t last_access_ms);
-  status set_soft_deleted(stream_id stream);
+  status set_closed(stream_id stream, const std::optional<closed_by>& by) override;
+  status set_last_stream_seq(stream_id stream, std::string_view stream_seq) override;
+  status set_last_access(stream_id stream, std::int64_t last_access_ms) override;
+  status set_soft_deleted(stream_id stream) override;
   // Frees the path at once (state purging); the data goes in batches (purge_messages()).
-  status mark_purging(stream_id stream);
-  result<bool> has_children(stream_id stream);
+  status mark_purging(stream_id stream) override;
+  result<bool> has_children(stream_id stream) override;
   // Deletes up to `limit` of the stream's messages, oldest first; returns how many it deleted.
-  result<int> purge_messages(stream_id stream, int limit);
+  result<int> purge_messages(stream_id stream, int limit) override;
   // Deletes the stream's row and its producers (once its messages are gone).
-  status delete_stream(stream_id stream);
-  result<std::vector<stream_id>> purging_streams();
+  status delete_stream(stream_id stream) override;
+  result<std::vector<stream_id>> purging_streams() override;
   // Deletes the messages up to `upto` and records it (retention).
-  status prune_upto(stream_id stream, stream_position upto);
+  status prune_upto(stream_id stream, stream_position upto) override;
 
  private:
   connection* db_;

@@ -11,6 +11,9 @@
 namespace ordo::postgres {
 namespace {
 
+// A position past any tail: read_messages() up to it reads everything.
+constexpr stream_position k_everything{static_cast<std::uint64_t>(INT64_MAX)};
+
 stream_row new_stream(std::string path) {
   stream_row row;
   row.path = std::move(path);
@@ -124,18 +127,18 @@ TEST_F(PostgresStreamTablesTest, AppendsGetDensePositionsAndARollbackTakesItsPos
   last = append_in_transaction(*db, *id, {"four"});
   ASSERT_TRUE(last);
   EXPECT_EQ(*last, stream_position{4});
-  auto read = t.read_messages(*id, stream_position{0}, 1 << 20, 100);
+  auto read = t.read_messages(*id, stream_position{0}, k_everything, 1 << 20);
   ASSERT_TRUE(read) << read.error().message;
   ASSERT_EQ(read->size(), 4u);
   EXPECT_EQ((*read)[2].data, std::string("\0three", 6));
   EXPECT_EQ((*read)[3].seq, stream_position{4});
   EXPECT_EQ((*read)[3].data, "four");
-  // Limits: by count, and by bytes (at least one message, however large).
-  read = t.read_messages(*id, stream_position{1}, 1 << 20, 2);
+  // Limits: by position, and by bytes (at least one message, however large).
+  read = t.read_messages(*id, stream_position{1}, stream_position{3}, 1 << 20);
   ASSERT_TRUE(read);
   ASSERT_EQ(read->size(), 2u);
   EXPECT_EQ((*read)[0].seq, stream_position{2});
-  read = t.read_messages(*id, stream_position{0}, 1, 100);
+  read = t.read_messages(*id, stream_position{0}, k_everything, 1);
   ASSERT_TRUE(read);
   EXPECT_EQ(read->size(), 1u);
 }
@@ -153,7 +156,7 @@ TEST_F(PostgresStreamTablesTest, ALargeBatchGoesInSeveralStatementsInOrder) {
   auto last = append_in_transaction(*db, *id, views);
   ASSERT_TRUE(last) << last.error().message;
   EXPECT_EQ(*last, stream_position{2500});
-  auto read = t.read_messages(*id, stream_position{0}, 1 << 30, 10000);
+  auto read = t.read_messages(*id, stream_position{0}, k_everything, 1 << 30);
   ASSERT_TRUE(read);
   ASSERT_EQ(read->size(), 2500u);
   for (std::size_t i = 0; i < read->size(); ++i) {
@@ -177,6 +180,46 @@ TEST_F(PostgresStreamTablesTest, AnAppendAfterAStaleTailWritesNothing) {
   auto tail = t.tail(*id);
   ASSERT_TRUE(tail);
   EXPECT_EQ(*tail, stream_position{2});
+}
+
+// The writer's path (storage/stream_store.hpp): a row read before another node changed it is
+// refreshed by lock_tail(), and the append after it lands at the locked tail.
+TEST_F(PostgresStreamTablesTest, LockTailRefreshesARowAnotherNodeChanged) {
+  auto mine = connect();
+  auto theirs = connect();
+  ASSERT_TRUE(mine && theirs);
+  stream_tables t(*mine);
+  auto id = t.insert_stream(new_stream("s"));
+  ASSERT_TRUE(id);
+  auto row = t.find_by_path("s");
+  ASSERT_TRUE(row && *row);
+  // Another node appends twice and closes the stream after this node read the row.
+  ASSERT_TRUE(append_in_transaction(*theirs, *id, {"a", "b"}));
+  ASSERT_TRUE(stream_tables(*theirs).set_closed(*id, closed_by{"p", 1, 7}));
+  EXPECT_FALSE((*row)->closed);
+
+  ASSERT_TRUE(t.begin());
+  auto tail = t.lock_tail(**row);
+  ASSERT_TRUE(tail) << tail.error().message;
+  EXPECT_EQ(*tail, stream_position{2});
+  EXPECT_TRUE((*row)->closed);
+  EXPECT_EQ((*row)->closed_by_seq, 7);
+  ASSERT_TRUE(t.insert_message(*id, tail->next(), "c"));
+  // Not at the tail: nothing is written.
+  auto wrong = t.insert_message(*id, stream_position{9}, "x");
+  ASSERT_FALSE(wrong);
+  EXPECT_EQ(wrong.error().code, "tail_moved");
+  ASSERT_TRUE(t.rollback());
+
+  // A stream purged by another node comes back in state purging.
+  ASSERT_TRUE(stream_tables(*theirs).mark_purging(*id));
+  ASSERT_TRUE(stream_tables(*theirs).purge_messages(*id, 100));
+  ASSERT_TRUE(stream_tables(*theirs).delete_stream(*id));
+  ASSERT_TRUE(t.begin());
+  tail = t.lock_tail(**row);
+  ASSERT_TRUE(tail);
+  EXPECT_EQ((*row)->state, stream_row_state::purging);
+  ASSERT_TRUE(t.rollback());
 }
 
 TEST_F(PostgresStreamTablesTest, NodesAppendingAtOnceGetDenseDistinctPositions) {
@@ -227,7 +270,7 @@ TEST_F(PostgresStreamTablesTest, NodesAppendingAtOnceGetDenseDistinctPositions) 
     ASSERT_EQ(all[i], 2 * (i + 1)) << "each batch of two ends on an even position, none twice";
   auto db = connect();
   ASSERT_TRUE(db);
-  auto read = stream_tables(*db).read_messages(id, stream_position{0}, 1 << 30, 100000);
+  auto read = stream_tables(*db).read_messages(id, stream_position{0}, k_everything, 1 << 30);
   ASSERT_TRUE(read);
   ASSERT_EQ(read->size(), static_cast<std::size_t>(2 * k_nodes * k_batches));
   for (std::size_t i = 0; i < read->size(); ++i) {
@@ -267,7 +310,7 @@ TEST_F(PostgresStreamTablesTest, ReadersNeverSeeAGap) {
   stream_tables t(*db);
   int reads = 0;
   while (!done) {
-    auto read = t.read_messages(id, stream_position{0}, 1 << 30, 100000);
+    auto read = t.read_messages(id, stream_position{0}, k_everything, 1 << 30);
     ASSERT_TRUE(read) << read.error().message;
     for (std::size_t i = 0; i < read->size(); ++i)
       ASSERT_EQ((*read)[i].seq, stream_position{i + 1}) << "a gap at read " << reads;
@@ -384,7 +427,7 @@ TEST_F(PostgresStreamTablesTest, RetentionPrunesAndRecordsWhereItStopped) {
   auto row = t.find_by_id(*id);
   ASSERT_TRUE(row && *row);
   EXPECT_EQ((*row)->pruned_upto, stream_position{2});
-  auto read = t.read_messages(*id, stream_position{0}, 1 << 20, 100);
+  auto read = t.read_messages(*id, stream_position{0}, k_everything, 1 << 20);
   ASSERT_TRUE(read);
   ASSERT_EQ(read->size(), 2u);
   EXPECT_EQ((*read)[0].seq, stream_position{3});

@@ -20,6 +20,7 @@
 #include "base/stream_position.hpp"
 #include "storage/sqlite/connection.hpp"
 #include "storage/stream_rows.hpp"
+#include "storage/stream_store.hpp"
 
 namespace ordo::sqlite {
 
@@ -72,51 +73,57 @@ result<stream_position> stream_tail(statement_cache& statements, stream_id strea
 
 using storage::loaded_stream;
 
-class stream_tables {
+class stream_tables final : public storage::stream_store {
  public:
   static constexpr std::size_t k_direct_message_bytes = 2048;
 
   static result<stream_tables> prepare(connection& db);
 
   // Every stream that is live or soft-deleted, with its tail (as tail() counts it).
-  result<std::vector<loaded_stream>> load_streams();
+  result<std::vector<loaded_stream>> load_streams() override;
 
   status begin_immediate();
-  status commit();
-  status rollback();
-  status savepoint();
-  status release_savepoint();
-  status rollback_to_savepoint();
+  status begin() override { return begin_immediate(); }
+  // The writer is alone: nothing to lock, and what it read stays true.
+  status lock_streams(std::vector<stream_id>) override { return ok_v; }
+  result<stream_position> lock_tail(stream_row& row) override { return tail(row); }
+  status commit() override;
+  status rollback() override;
+  status savepoint() override;
+  status release_savepoint() override;
+  status rollback_to_savepoint() override;
 
-  result<std::optional<stream_row>> find_by_path(std::string_view path);
-  result<std::optional<stream_row>> find_by_id(stream_id id);
+  result<std::optional<stream_row>> find_by_path(std::string_view path) override;
+  result<std::optional<stream_row>> find_by_id(stream_id id) override;
   // The stream's tail: MAX(seq) of its own messages, never below base_seq (a fork with no own
   // messages) nor pruned_upto (retention removed everything), so a position is never reused.
-  result<stream_position> tail(const stream_row& row);
-  result<stream_id> insert_stream(const stream_row& row);
-  status insert_message(stream_id stream, stream_position seq, std::string_view data);
+  result<stream_position> tail(const stream_row& row) override;
+  result<stream_id> insert_stream(const stream_row& row) override;
+  status insert_message(stream_id stream, stream_position seq, std::string_view data) override;
   // Own messages with after < seq <= upto, in order, stopping once max_bytes is reached.
   result<std::vector<message_row>> read_messages(stream_id stream, stream_position after,
-                                                 stream_position upto, std::size_t max_bytes);
-  result<std::optional<producer_row>> find_producer(stream_id stream, std::string_view producer_id);
+                                                 stream_position upto,
+                                                 std::size_t max_bytes) override;
+  result<std::optional<producer_row>> find_producer(stream_id stream,
+                                                    std::string_view producer_id) override;
   status upsert_producer(stream_id stream, std::string_view producer_id, std::int64_t epoch,
-                         std::int64_t last_seq, std::int64_t now_ms);
-  status set_closed(stream_id stream, const std::optional<closed_by>& by);
-  status set_last_stream_seq(stream_id stream, std::string_view stream_seq);
-  status set_last_access(stream_id stream, std::int64_t last_access_ms);
-  status set_soft_deleted(stream_id stream);
+                         std::int64_t last_seq, std::int64_t now_ms) override;
+  status set_closed(stream_id stream, const std::optional<closed_by>& by) override;
+  status set_last_stream_seq(stream_id stream, std::string_view stream_seq) override;
+  status set_last_access(stream_id stream, std::int64_t last_access_ms) override;
+  status set_soft_deleted(stream_id stream) override;
   // Frees the path and hands the stream's data to the janitor.
-  status mark_purging(stream_id stream);
+  status mark_purging(stream_id stream) override;
   // Whether any live or soft-deleted stream forks from this one.
-  result<bool> has_children(stream_id stream);
+  result<bool> has_children(stream_id stream) override;
   // Deletes up to `limit` of the stream's messages; returns how many were deleted.
-  result<int> purge_messages(stream_id stream, int limit);
+  result<int> purge_messages(stream_id stream, int limit) override;
   // Deletes the stream's producers, what the append log still holds of it, and its row (its
   // messages in `messages` must be gone).
-  status delete_stream(stream_id stream);
-  result<std::vector<stream_id>> purging_streams();
+  status delete_stream(stream_id stream) override;
+  result<std::vector<stream_id>> purging_streams() override;
   // Retention: removes the messages at positions <= upto and records that they are gone.
-  status prune_upto(stream_id stream, stream_position upto);
+  status prune_upto(stream_id stream, stream_position upto) override;
 
   // The append log (migration 4): insert_message() writes there, except a message of
   // k_direct_message_bytes or more to a stream the log holds nothing of. merge_log() moves all of

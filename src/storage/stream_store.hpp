@@ -1,0 +1,93 @@
+// What the stream engine's writer needs of a database, whichever one it is: the streams tables
+// inside one transaction per batch, with a savepoint per job. SQLite implements it in
+// storage/sqlite/stream_tables.hpp (with its append log), PostgreSQL in
+// storage/postgres/stream_tables.hpp (with a counter row per stream). Everything else the engine
+// does with a database is the engine's own business per storage: the file and its -wal on
+// SQLite, the connection and its wake-ups on PostgreSQL.
+//
+// The one difference the writer must know of is who else writes. On SQLite the writer is the
+// only one: what it read earlier in its transaction stays true. On PostgreSQL other nodes write
+// the same rows, so the writer locks a stream's row before it decides anything about an append
+// (lock_streams() for the whole batch, in id order, so two nodes never deadlock; then
+// lock_tail() per job, which also re-reads the row as it is under the lock).
+//
+// Thread safety: a store belongs to the thread that owns its connection (the writer).
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "base/result.hpp"
+#include "base/stream_position.hpp"
+#include "storage/stream_rows.hpp"
+
+namespace ordo::storage {
+
+class stream_store {
+ public:
+  virtual ~stream_store() = default;
+
+  // The writer's transaction, and the savepoint around each of its jobs.
+  virtual status begin() = 0;
+  virtual status commit() = 0;
+  virtual status rollback() = 0;
+  virtual status savepoint() = 0;
+  virtual status release_savepoint() = 0;
+  virtual status rollback_to_savepoint() = 0;
+
+  // Every live or soft-deleted stream with its tail, in id order.
+  virtual result<std::vector<loaded_stream>> load_streams() = 0;
+  virtual result<std::optional<stream_row>> find_by_path(std::string_view path) = 0;
+  virtual result<std::optional<stream_row>> find_by_id(stream_id id) = 0;
+  // The stream's tail as committed, or as this transaction left it.
+  virtual result<stream_position> tail(const stream_row& row) = 0;
+  // Locks the rows of `streams` until the transaction ends, in id order (a writer that shares
+  // the database calls it at the start of each batch). A no-op where the writer is alone.
+  virtual status lock_streams(std::vector<stream_id> streams) = 0;
+  // Locks the stream's row until the transaction ends, refreshes `row` with what another writer
+  // may have changed since it was read, and returns the stream's tail: what an append decides
+  // from.
+  virtual result<stream_position> lock_tail(stream_row& row) = 0;
+
+  // Creates the stream; a path taken by another live stream is storage_constraint.
+  virtual result<stream_id> insert_stream(const stream_row& row) = 0;
+  // Stores a message at `seq`, which must be the stream's tail + 1 under lock_tail().
+  virtual status insert_message(stream_id stream, stream_position seq, std::string_view data) = 0;
+  // Own messages with after < seq <= upto, in order, stopping once max_bytes is reached (always
+  // at least one message when there is one).
+  virtual result<std::vector<message_row>> read_messages(stream_id stream, stream_position after,
+                                                         stream_position upto,
+                                                         std::size_t max_bytes) = 0;
+
+  virtual result<std::optional<producer_row>> find_producer(stream_id stream,
+                                                            std::string_view producer_id) = 0;
+  virtual status upsert_producer(stream_id stream, std::string_view producer_id, std::int64_t epoch,
+                                 std::int64_t last_seq, std::int64_t now_ms) = 0;
+
+  virtual status set_closed(stream_id stream, const std::optional<closed_by>& by) = 0;
+  virtual status set_last_stream_seq(stream_id stream, std::string_view stream_seq) = 0;
+  virtual status set_last_access(stream_id stream, std::int64_t last_access_ms) = 0;
+  virtual status set_soft_deleted(stream_id stream) = 0;
+  // Frees the path at once; the data goes in batches (purge_messages()).
+  virtual status mark_purging(stream_id stream) = 0;
+  // Whether any live or soft-deleted stream forks from this one.
+  virtual result<bool> has_children(stream_id stream) = 0;
+  // Deletes up to `limit` of the stream's messages; returns how many it deleted.
+  virtual result<int> purge_messages(stream_id stream, int limit) = 0;
+  // Deletes the stream's row and its producers (once its messages are gone).
+  virtual status delete_stream(stream_id stream) = 0;
+  virtual result<std::vector<stream_id>> purging_streams() = 0;
+  // Retention: removes the messages at positions <= upto and records that they are gone.
+  virtual status prune_upto(stream_id stream, stream_position upto) = 0;
+
+ protected:
+  stream_store() = default;
+  stream_store(const stream_store&) = default;
+  stream_store(stream_store&&) = default;
+  stream_store& operator=(const stream_store&) = default;
+  stream_store& operator=(stream_store&&) = default;
+};
+
+}  // namespace ordo::storage

@@ -1,0 +1,199 @@
+// The engine on PostgreSQL (--storage postgres://...): what database_custody.cpp is for the
+// SQLite file. attach_postgres() connects the writer (migrating the schema, which several nodes
+// starting at once may do: migrations.cpp holds an advisory lock), agrees on the database epoch
+// and loads the registry; check_postgres() connects again, with backoff, once the connection was
+// lost; read_postgres() serves catch-up reads on the PostgreSQL reader pool.
+//
+// What the writer does differently on PostgreSQL is in the stream tables
+// (storage/postgres/stream_tables.hpp: a counter row per stream, locked in id order) and in
+// run_batch() (it locks the batch's streams first). A commit whose outcome is unknown (the
+// connection broke during COMMIT) fails its batch with storage_commit_unknown and does not stop
+// the writer: the data is stored once or not at all, and a producer's retry is answered from the
+// table as a duplicate or stored then.
+//
+// Thread safety: attach_postgres() runs in open(), before the writer starts; check_postgres() on
+// the writer thread; read_postgres() on any thread (the reader pool runs the reads). pg_problem_
+// is read by /ready under pg_mu_.
+// Invariants: (1) while pg_lost_ is set, no batch begins;
+//             (2) the epoch and the registry come from the database, never from this node's
+//                 memory of it.
+#include <spdlog/spdlog.h>
+
+#include "storage/postgres/connection.hpp"
+#include "storage/postgres/migrations.hpp"
+#include "storage/postgres/read_pool.hpp"
+#include "storage/postgres/stream_tables.hpp"
+#include "streams/stream_engine.hpp"
+#include "streams/stream_engine_internal.hpp"
+
+namespace ordo {
+
+namespace {
+
+constexpr std::chrono::milliseconds k_first_backoff{100};
+
+postgres::open_options writer_connection() {
+  postgres::open_options o;
+  o.application_name = "ordo-writer";
+  return o;
+}
+
+// The writer's connection, with --sync mapped to synchronous_commit.
+result<postgres::connection> connect_writer(const stream_engine_options& options) {
+  auto db = postgres::connection::open(options.postgres_url, writer_connection());
+  if (!db) return db;
+  if (auto s = db->exec(options.postgres_synchronous_commit ? "SET synchronous_commit = on"
+                                                            : "SET synchronous_commit = off");
+      !s) {
+    return std::move(s).error();
+  }
+  return db;
+}
+
+}  // namespace
+
+status stream_engine::attach_postgres() {
+  const std::string url = postgres::redacted(options_.postgres_url);
+  auto db = connect_writer(options_);
+  if (!db) return std::move(db).error();
+  auto applied = postgres::migrate(*db);
+  if (!applied) return std::move(applied).error();
+  if (*applied > 0) spdlog::info("applied {} PostgreSQL migrations to {}", *applied, url);
+  auto epoch = postgres::load_or_create_database_epoch(*db);
+  if (!epoch) return std::move(epoch).error();
+  auto owned = std::make_unique<postgres::connection>(std::move(*db));
+  auto tables = std::make_unique<postgres::stream_tables>(*owned);
+  auto streams = tables->load_streams();
+  if (!streams) return std::move(streams).error();
+
+  postgres::read_pool_options ro;
+  ro.url = options_.postgres_url;
+  ro.threads = options_.reader_threads;
+  ro.max_queued = options_.max_read_queue;
+  ro.max_backoff = options_.postgres_max_backoff;
+  pg_readers_ = postgres::read_pool::start(std::move(ro));
+
+  pg_db_ = std::move(owned);
+  pg_tables_ = std::move(tables);
+  store_ = pg_tables_.get();
+  database_epoch_ = *epoch;
+  generation_ = 1;
+  attached_ = true;
+  auto [by_id, by_path] = build_registry(*streams);
+  {
+    mutex_lock lock(registry_mu_);
+    by_id_ = std::move(by_id);
+    by_path_ = std::move(by_path);
+  }
+  spdlog::info("storage open postgres={} streams={} database_epoch={:016x}", url, streams->size(),
+               database_epoch_.load());
+  return ok_v;
+}
+
+status stream_engine::check_postgres() {
+  if (pg_db_ && !pg_db_->lost()) return ok_v;
+  auto unavailable = [&] {
+    mutex_lock lock(pg_mu_);
+    return make_failure(failure_kind::unavailable, "storage_unavailable",
+                        "PostgreSQL is unreachable (" + pg_problem_ +
+                            "); writes are refused until ordo connects again");
+  };
+  auto now = std::chrono::steady_clock::now();
+  if (pg_lost_ && now < pg_next_attempt_) return unavailable();
+  if (!pg_lost_.exchange(true)) {
+    {
+      mutex_lock lock(pg_mu_);
+      pg_problem_ = "the writer's connection was lost";
+    }
+    spdlog::error("the writer lost its PostgreSQL connection; writes answer 503 until it is back");
+    pg_backoff_ = std::chrono::milliseconds{0};
+  }
+  // Statements of the old connection go with it.
+  store_ = nullptr;
+  pg_tables_.reset();
+  pg_db_.reset();
+  auto db = connect_writer(options_);
+  if (!db) {
+    pg_backoff_ =
+        std::min(options_.postgres_max_backoff,
+                 pg_backoff_ == std::chrono::milliseconds{0} ? k_first_backoff : pg_backoff_ * 2);
+    pg_next_attempt_ = now + pg_backoff_;
+    {
+      mutex_lock lock(pg_mu_);
+      pg_problem_ = db.error().message;
+    }
+    return unavailable();
+  }
+  // The database may have been restored or replaced meanwhile: the epoch is read again, and a
+  // new one is a new registry.
+  auto epoch = postgres::load_or_create_database_epoch(*db);
+  if (!epoch) {
+    mutex_lock lock(pg_mu_);
+    pg_problem_ = epoch.error().message;
+    return unavailable();
+  }
+  pg_db_ = std::make_unique<postgres::connection>(std::move(*db));
+  pg_tables_ = std::make_unique<postgres::stream_tables>(*pg_db_);
+  store_ = pg_tables_.get();
+  if (*epoch != database_epoch_) {
+    spdlog::warn(
+        "the PostgreSQL database has a new epoch ({:016x} -> {:016x}): it was restored "
+        "or replaced; clients holding offsets from before re-read",
+        database_epoch_.load(), *epoch);
+    auto streams = pg_tables_->load_streams();
+    if (!streams) {
+      mutex_lock lock(pg_mu_);
+      pg_problem_ = streams.error().message;
+      return unavailable();
+    }
+    database_epoch_ = *epoch;
+    generation_ = generation_ + 1;
+    auto [by_id, by_path] = build_registry(*streams);
+    record_map old;
+    {
+      mutex_lock lock(registry_mu_);
+      old = std::exchange(by_id_, std::move(by_id));
+      by_path_ = std::move(by_path);
+    }
+    for (auto& [id, record] : old)
+      record->publish_lifecycle(stream_lifecycle::replaced);
+  }
+  pg_lost_ = false;
+  spdlog::warn("the writer is connected to PostgreSQL again; writes resume");
+  return ok_v;
+}
+
+void stream_engine::read_postgres(std::shared_ptr<stream_record> stream,
+                                  std::vector<read_segment> plan, stream_position after,
+                                  read_callback done) {
+  std::size_t max_bytes = options_.read_chunk_bytes;
+  auto shared_done = std::make_shared<read_callback>(std::move(done));
+  std::weak_ptr<stream_record> weak = stream;
+  stream_id own_id = stream->config().id;
+  bool queued = pg_readers_->submit(
+      [plan = std::move(plan), after, max_bytes, shared_done, weak,
+       own_id](postgres::read_context& context) {
+        (*shared_done)(engine_internal::follow_plan(
+            plan, after, max_bytes,
+            [&](const read_segment& s, std::size_t max) {
+              return context.streams.read_messages(s.stream, s.after, s.upto, max);
+            },
+            [&](stream_position position) {
+              // Published, or committed by any node.
+              auto record = weak.lock();
+              if (record && record->state().pruned_upto >= position) return true;
+              auto row = context.streams.find_by_id(own_id);
+              return row && *row && (**row).pruned_upto >= position;
+            }));
+      },
+      [shared_done](const failure& f) {
+        (*shared_done)(read_result{std::nullopt, f});
+      });
+  if (!queued) {
+    (*shared_done)(read_result{std::nullopt,
+                               make_failure(failure_kind::unavailable, "read_queue_full",
+                                            "too many catch-up reads are waiting; retry shortly")});
+  }
+}
+
+}  // namespace ordo
