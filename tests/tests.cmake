@@ -42,6 +42,10 @@ ordo_vitest(conformance_sync_normal conformance/conformance.test.mjs ENV ORDO_SY
 # of the test's own (support/postgres.mjs).
 ordo_vitest(conformance_postgres conformance/conformance.test.mjs
             ENV "ORDO_SYNC=full;ORDO_CONFORMANCE_STORAGE=postgres" TIMEOUT 900)
+# And against two nodes on one PostgreSQL database behind nginx round-robin
+# (support/proxy_cluster.mjs), so consecutive requests of one test land on different nodes.
+ordo_vitest(conformance_postgres_cluster conformance/conformance.test.mjs
+            ENV "ORDO_SYNC=full;ORDO_CONFORMANCE_STORAGE=postgres-cluster" TIMEOUT 900)
 # The same suite over HTTPS (--tls-cert/--tls-key) with a test CA the fixture makes first:
 # Node reads NODE_EXTRA_CA_CERTS only when it starts.
 set(ORDO_TLS_TEST_DIR ${CMAKE_BINARY_DIR}/tls-test-certs)
@@ -107,6 +111,9 @@ ordo_vitest(file_replacement blackbox/file_replacement.test.mjs)
 # (tests/support/postgres.mjs): `ordo migrate` and `ordo doctor` with --storage. Under CI
 # (ORDO_REQUIRE_POSTGRES=1) a machine without PostgreSQL fails it instead of skipping it.
 ordo_vitest(postgres_cli blackbox/postgres_cli.test.mjs)
+# Two nodes on one database, each addressed directly: cross-node reads and live delivery,
+# producers through both nodes, kill -9 of a node, PostgreSQL going away and coming back.
+ordo_vitest(postgres_cluster blackbox/postgres_cluster.test.mjs)
 
 # Delivery under stress: a reader that never reads beside 500 that do (cut off, resumes exactly,
 # bounded server memory), 2,000 readers reconnecting at once from old offsets after a restart

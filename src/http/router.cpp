@@ -452,6 +452,26 @@ std::optional<failure> stream_refusal(routed_request& r) {
   return check_stream_access(*r.who, r.target, stream_level_of(r.req.method_string()));
 }
 
+// Where several nodes share the storage: the stream's record brought up to date with the
+// database before the request is answered from it (stream_engine::refresh()); the failure to
+// answer with when the database cannot be asked. `always`: also when this node knows a live
+// record of the stream (reads, whose answer depends on its tail; a write checks the rest in its
+// own transaction).
+awaitable<std::optional<failure>> refresh_stream(server::impl& s, const std::string& path,
+                                                 bool always) {
+  if (!s.engine.storage_shared()) co_return std::nullopt;
+  if (!always) {
+    auto record = s.engine.find(path);
+    if (record && record->state().lifecycle == stream_lifecycle::live) co_return std::nullopt;
+  }
+  stream_engine* engine = &s.engine;
+  const std::string* p = &path;
+  auto op = await_engine<status>([engine, p](auto done) { engine->refresh(*p, done); });
+  status refreshed = co_await std::move(op);
+  if (!refreshed) co_return std::move(refreshed).error();
+  co_return std::nullopt;
+}
+
 awaitable<bool> serve_put(server::impl& s, routed_request& r) {
   if (auto refused = stream_refusal(r)) co_return co_await refuse(s, r, *refused);
   string_response res = co_await s.handle_put(r.req, r.target, *r.who);
@@ -460,6 +480,8 @@ awaitable<bool> serve_put(server::impl& s, routed_request& r) {
 
 awaitable<bool> serve_post(server::impl& s, routed_request& r) {
   if (auto refused = stream_refusal(r)) co_return co_await refuse(s, r, *refused);
+  auto fresh = refresh_stream(s, r.target, false);
+  if (auto failed = co_await std::move(fresh)) co_return co_await refuse(s, r, *failed);
   string_response res = co_await s.handle_post(r.req, r.target);
   co_return co_await s.respond(r.conn, res);
 }
@@ -472,12 +494,16 @@ awaitable<bool> serve_delete(server::impl& s, routed_request& r) {
 
 awaitable<bool> serve_head(server::impl& s, routed_request& r) {
   if (auto refused = stream_refusal(r)) co_return co_await refuse(s, r, *refused);
+  auto fresh = refresh_stream(s, r.target, true);
+  if (auto failed = co_await std::move(fresh)) co_return co_await refuse(s, r, *failed);
   string_response res = s.handle_head(r.req, r.target);
   co_return co_await s.respond(r.conn, res);
 }
 
 awaitable<bool> serve_get(server::impl& s, routed_request& r) {
   if (auto refused = stream_refusal(r)) co_return co_await refuse(s, r, *refused);
+  auto fresh = refresh_stream(s, r.target, true);
+  if (auto failed = co_await std::move(fresh)) co_return co_await refuse(s, r, *failed);
   co_return co_await s.handle_get(r.req, r.conn, r.target, r.url);
 }
 

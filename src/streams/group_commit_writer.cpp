@@ -171,6 +171,7 @@ void stream_engine::run_batch(std::vector<job>& batch) {
     }
     if (!batch_failure) {
       status s = inject("commit", "");
+      if (s) s = notify_streams(touched_streams(b));
       if (s) s = commit_transaction(b.commit);
       if (!s) {
         batch_failure = std::move(s).error();
@@ -202,6 +203,33 @@ std::vector<stream_id> stream_engine::batch_streams(const std::vector<job>& jobs
   return out;
 }
 
+std::vector<std::int64_t> stream_engine::touched_streams(const committed_batch& b) const {
+  std::vector<std::int64_t> out;
+  if (!storage_shared()) return out;  // nobody else to tell
+  for (std::size_t i = 0; i < b.jobs.size(); ++i) {
+    if (!b.ok[i]) continue;
+    std::visit(
+        [&](auto* j) {
+          using T = std::remove_pointer_t<decltype(j)>;
+          if constexpr (std::is_same_v<T, create_job>) {
+            if (j->created) out.push_back(j->created->id.value());
+            for (const removal& r : j->removals)
+              out.push_back(r.id.value());
+          } else if constexpr (std::is_same_v<T, append_job>) {
+            if (j->wrote) out.push_back(j->stream.value());
+          } else if constexpr (std::is_same_v<T, delete_job>) {
+            for (const removal& r : j->removals)
+              out.push_back(r.id.value());
+          } else {
+            for (const stream_effect& e : j->effects)
+              out.push_back(e.stream.value());
+          }
+        },
+        b.jobs[i]);
+  }
+  return out;
+}
+
 void stream_engine::complete_pending_if_flushed() {
   if (pending_ && syncer_->settled(pending_->commit)) complete_pending();
 }
@@ -214,6 +242,8 @@ void stream_engine::complete_pending() {
 }
 
 void stream_engine::complete_batch(committed_batch& b) {
+  // A refresh (shared storage) does not reconcile a record while the batch publishes to it.
+  mutex_lock publishing(publish_mu_);
   std::optional<failure>& batch_failure = b.error;
   if (!batch_failure && b.commit != sqlite::commit_number{}) {
     if (auto s = await_flush(b.commit); !s) {
@@ -224,8 +254,13 @@ void stream_engine::complete_batch(committed_batch& b) {
   }
   if (batch_failure) {
     ++transactions_failed_;
-    if (on_postgres() && pg_db_ && pg_db_->lost()) {
-      (void)check_storage();  // marks the connection lost; the next batch connects again
+    if (on_postgres() &&
+        (batch_failure->code == postgres::k_storage_unavailable ||
+         batch_failure->code == postgres::k_commit_unknown || (pg_db_ && pg_db_->lost()))) {
+      // The server went away (or is shutting down): the connection is dropped and made again,
+      // with backoff, before the next batch.
+      pg_reconnect_ = true;
+      (void)check_storage();
     } else if (batch_failure->code == sqlite::k_storage_busy) {
       last_batch_state_ = storage_state::busy;
     } else if (batch_failure->code == sqlite::k_storage_full) {
@@ -277,6 +312,7 @@ void stream_engine::complete_batch(committed_batch& b) {
         b.jobs[i]);
   }
   handoffs.reset();
+  publishing.unlock();
   // Readers last: the writers' answers are already on their way, and a stream's readers are
   // woken once per batch however many of its jobs it held.
   // A stream nobody listens to costs no round: no task, and no wake of the wake thread.

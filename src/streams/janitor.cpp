@@ -92,12 +92,24 @@ void stream_engine::run_maintenance() {
       break;
     }
     if (!*row || (*row)->state != storage::stream_row_state::live) continue;
+    // Other nodes' reads renew a sliding TTL too (shared storage): they flush theirs to the row,
+    // which decides.
+    const storage::stream_row& r = **row;
+    bool ttl_passed = r.ttl_seconds && r.last_access_ms + *r.ttl_seconds * 1000 <= now;
+    bool expiry_passed = r.expires_at_ms && *r.expires_at_ms <= now;
+    if (storage_shared() && !ttl_passed && !expiry_passed) continue;
     auto removed = remove_stream_tx(*store_, **row);
     if (!removed) {
       error = std::move(removed).error();
       break;
     }
     removals.insert(removals.end(), removed->begin(), removed->end());
+  }
+  if (!error && !removals.empty()) {
+    std::vector<std::int64_t> removed;
+    for (const removal& r : removals)
+      removed.push_back(r.id.value());
+    if (auto s = notify_streams(std::move(removed)); !s) error = std::move(s).error();
   }
   if (!error) {
     if (auto s = commit_now(); !s) error = std::move(s).error();

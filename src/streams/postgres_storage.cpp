@@ -19,8 +19,12 @@
 //                 memory of it.
 #include <spdlog/spdlog.h>
 
+#include <cstdio>
+#include <random>
+
 #include "storage/postgres/connection.hpp"
 #include "storage/postgres/migrations.hpp"
+#include "storage/postgres/notifier.hpp"
 #include "storage/postgres/read_pool.hpp"
 #include "storage/postgres/stream_tables.hpp"
 #include "streams/stream_engine.hpp"
@@ -85,13 +89,139 @@ status stream_engine::attach_postgres() {
     by_id_ = std::move(by_id);
     by_path_ = std::move(by_path);
   }
-  spdlog::info("storage open postgres={} streams={} database_epoch={:016x}", url, streams->size(),
-               database_epoch_.load());
+  char node[17];
+  std::snprintf(node, sizeof node, "%016llx",
+                static_cast<unsigned long long>(std::random_device{}() * 0x100000000ULL ^
+                                                std::random_device{}()));
+  node_id_ = node;
+  postgres::listener_options lo;
+  lo.url = options_.postgres_url;
+  lo.max_backoff = options_.postgres_max_backoff;
+  pg_listener_ = postgres::listener::start(std::move(lo),
+                                           [this](const postgres::wake_hint& h) { on_hint(h); });
+  spdlog::info("storage open postgres={} node={} streams={} database_epoch={:016x}", url, node_id_,
+               streams->size(), database_epoch_.load());
   return ok_v;
 }
 
+bool stream_engine::listener_down() const {
+  return pg_listener_ && !pg_listener_->connected();
+}
+
+status stream_engine::notify_streams(std::vector<std::int64_t> streams) {
+  if (!storage_shared() || streams.empty()) return ok_v;
+  auto sent = pg_db_->query("SELECT pg_notify($1, $2)",
+                            {std::string(postgres::k_wake_channel),
+                             postgres::notify_payload(node_id_, std::move(streams))});
+  if (!sent) return std::move(sent).error();
+  return ok_v;
+}
+
+void stream_engine::on_hint(const postgres::wake_hint& hint) {
+  if (hint.from_node == node_id_) return;  // this node's own batch: published already
+  std::vector<stream_id> ids;
+  if (hint.all) {
+    // Every stream someone waits on here; the others are refreshed when a request asks.
+    mutex_lock lock(registry_mu_);
+    for (const auto& [id, record] : by_id_) {
+      if (record->has_listeners()) ids.push_back(id);
+    }
+  } else {
+    for (std::int64_t id : hint.streams)
+      ids.push_back(stream_id{id});
+  }
+  if (ids.empty()) return;
+  bool queued = pg_readers_->submit(
+      [this, ids = std::move(ids)](postgres::read_context& context) {
+        auto found = context.streams.find_loaded(ids);
+        if (!found) {
+          spdlog::warn("refreshing {} streams after a notification failed: {}", ids.size(),
+                       found.error().message);
+          return;
+        }
+        std::size_t next = 0;
+        for (stream_id id : ids) {
+          while (next < found->size() && (*found)[next].row.id < id)
+            ++next;
+          std::optional<storage::loaded_stream> now;
+          if (next < found->size() && (*found)[next].row.id == id) now = (*found)[next];
+          reconcile(id, now ? now->row.path : std::string(), now, context.streams);
+        }
+      },
+      [](const failure&) {});  // the database is away: the listener rechecks all once back
+  if (!queued) spdlog::warn("a notification was dropped: the read queue is full");
+}
+
+void stream_engine::refresh(std::string path, std::function<void(status)> done) {
+  if (!storage_shared()) {
+    done(ok_v);
+    return;
+  }
+  auto shared_done = std::make_shared<std::function<void(status)>>(std::move(done));
+  bool queued = pg_readers_->submit(
+      [this, path, shared_done](postgres::read_context& context) {
+        auto now = context.streams.find_loaded(path);
+        if (!now) return (*shared_done)(std::move(now).error());
+        if (*now) {
+          reconcile((*now)->row.id, path, *now, context.streams);
+        } else if (auto record = find(path)) {
+          reconcile(record->config().id, path, std::nullopt, context.streams);
+        }
+        (*shared_done)(ok_v);
+      },
+      [shared_done](const failure& f) { (*shared_done)(f); });
+  if (!queued) {
+    (*shared_done)(make_failure(failure_kind::unavailable, "read_queue_full",
+                                "too many reads are waiting; retry shortly"));
+  }
+}
+
+void stream_engine::reconcile(stream_id id, const std::string& path,
+                              const std::optional<storage::loaded_stream>& now,
+                              storage::stream_store& store) {
+  mutex_lock publishing(publish_mu_);
+  std::shared_ptr<stream_record> record = find_by_id(id);
+  std::vector<std::shared_ptr<stream_record>> woken;
+  auto remove = [&](const std::shared_ptr<stream_record>& r) {
+    {
+      mutex_lock lock(registry_mu_);
+      by_id_.erase(r->config().id);
+      auto p = by_path_.find(r->config().path);
+      if (p != by_path_.end() && p->second == r) by_path_.erase(p);
+    }
+    r->publish_lifecycle(stream_lifecycle::removed);
+  };
+  if (!now || now->row.state == storage::stream_row_state::purging) {
+    if (record) remove(record);  // deleted (or expired) through another node
+    return;
+  }
+  const storage::stream_row& row = now->row;
+  if (!record) {
+    // Created through another node. Whatever this node still holds at the path is an earlier
+    // stream there, deleted meanwhile.
+    if (auto old = find(path); old && old->config().id != id) remove(old);
+    record = make_record(row, now->tail, row.closed, nullptr, &store);
+    if (row.state == storage::stream_row_state::soft_deleted) {
+      record->publish_lifecycle(stream_lifecycle::soft_deleted);
+    }
+    mutex_lock lock(registry_mu_);
+    by_id_[id] = record;
+    by_path_[row.path] = record;
+    return;
+  }
+  if (record->publish_foreign(now->tail, row.closed, row.pruned_upto)) woken.push_back(record);
+  // Reads through other nodes renew a sliding TTL as reads here do.
+  if (row.last_access_ms > record->last_access_ms()) record->touch(row.last_access_ms);
+  if (row.state == storage::stream_row_state::soft_deleted &&
+      record->state().lifecycle == stream_lifecycle::live) {
+    record->publish_lifecycle(stream_lifecycle::soft_deleted);
+  }
+  publishing.unlock();
+  if (!woken.empty()) run_wake_rounds(std::move(woken));
+}
+
 status stream_engine::check_postgres() {
-  if (pg_db_ && !pg_db_->lost()) return ok_v;
+  if (pg_db_ && !pg_db_->lost() && !pg_reconnect_) return ok_v;
   auto unavailable = [&] {
     mutex_lock lock(pg_mu_);
     return make_failure(failure_kind::unavailable, "storage_unavailable",
@@ -159,6 +289,7 @@ status stream_engine::check_postgres() {
       record->publish_lifecycle(stream_lifecycle::replaced);
   }
   pg_lost_ = false;
+  pg_reconnect_ = false;
   spdlog::warn("the writer is connected to PostgreSQL again; writes resume");
   return ok_v;
 }

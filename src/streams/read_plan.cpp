@@ -23,7 +23,9 @@ namespace ordo {
 // own plan (registered records at startup, or rows within the writer's transaction).
 std::vector<read_segment> stream_engine::inherited_segments(const storage::stream_row& row,
                                                             stream_position base_seq,
-                                                            const record_map* building) const {
+                                                            const record_map* building,
+                                                            storage::stream_store* store) const {
+  if (!store) store = store_;
   std::vector<read_segment> out;
   if (!row.fork_source_id || base_seq.is_start()) return out;
   stream_id source_id = *row.fork_source_id;
@@ -39,11 +41,11 @@ std::vector<read_segment> stream_engine::inherited_segments(const storage::strea
   if (source) {
     source_plan = source->config().inherited;
     source_base = source->config().base_seq;
-  } else if (store_) {
-    auto source_row = store_->find_by_id(source_id);
+  } else if (store) {
+    auto source_row = store->find_by_id(source_id);
     if (source_row && *source_row) {
       source_base = (*source_row)->base_seq;
-      source_plan = inherited_segments(**source_row, source_base);
+      source_plan = inherited_segments(**source_row, source_base, nullptr, store);
     }
   }
   for (const read_segment& s : source_plan) {

@@ -13,6 +13,7 @@
 
 #include "base/thread_name.hpp"
 #include "storage/postgres/connection.hpp"
+#include "storage/postgres/notifier.hpp"
 #include "storage/postgres/read_pool.hpp"
 #include "storage/postgres/stream_tables.hpp"
 #include "streams/stream_engine_internal.hpp"
@@ -63,6 +64,8 @@ void stream_engine::stop() {
   queue_cv_.notify_all();
   if (writer_.joinable()) writer_.join();
   if (readers_) readers_->stop();
+  // The listener hands hints to the readers: it stops first.
+  pg_listener_.reset();
   if (pg_readers_) pg_readers_->stop();
 }
 
@@ -97,7 +100,7 @@ std::pair<std::size_t, std::size_t> stream_engine::write_queue_depth() const {
 }
 
 bool stream_engine::writable() const {
-  return !poisoned_.load() && !file_lost_.load() && !pg_lost_.load();
+  return !poisoned_.load() && !file_lost_.load() && !pg_lost_.load() && !listener_down();
 }
 
 std::string stream_engine::write_refusal() const {
@@ -110,6 +113,10 @@ std::string stream_engine::write_refusal() const {
     mutex_lock lock(pg_mu_);
     return "PostgreSQL is unreachable (" + pg_problem_ +
            "); writes are refused until ordo connects again";
+  }
+  if (listener_down()) {
+    return "PostgreSQL is unreachable (the connection that hears other nodes' writes is down); "
+           "it connects again by itself";
   }
   return "";
 }

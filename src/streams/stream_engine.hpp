@@ -60,6 +60,8 @@ namespace postgres {
 class connection;
 class stream_tables;
 class read_pool;
+class listener;
+struct wake_hint;
 }  // namespace postgres
 
 struct removal;
@@ -367,6 +369,18 @@ class stream_engine {
   // Unset (the default, and after set_wake_executor({})): on the writer thread.
   using wake_executor = std::function<void(std::function<void()>)>;
   void set_wake_executor(wake_executor run);
+  // Whether other nodes write the same storage (PostgreSQL). Then the registry and the records
+  // are this node's view, which follows the others' writes through their notifications: a
+  // request that must see every write committed before it (a read, or a write to a stream this
+  // node has not seen) calls refresh() first.
+  bool storage_shared() const { return on_postgres(); }
+  // Brings the record of the stream at `path` up to date with the database (created, appended
+  // to, closed, deleted by another node), then calls `done` on a reader thread: with ok, or the
+  // failure to reach the database. At once, on the caller's thread, where the storage is not
+  // shared.
+  void refresh(std::string path, std::function<void(status)> done);
+  // This node's name in its notifications (shared storage), random per process.
+  const std::string& node_id() const { return node_id_; }
   // Asks the writer to expire a stream whose TTL or Expires-At has passed.
   void expire_soon(const std::shared_ptr<stream_record>& stream);
 
@@ -473,11 +487,14 @@ class stream_engine {
   using path_map = std::unordered_map<std::string, std::shared_ptr<stream_record>>;
   // `building`: the registry being loaded, where fork sources are looked up (default: the
   // registry in use).
+  // `store`: where to read fork sources the registry lacks (default: the writer's tables).
   std::shared_ptr<stream_record> make_record(const storage::stream_row& row, stream_position tail,
-                                             bool closed, const record_map* building = nullptr);
+                                             bool closed, const record_map* building = nullptr,
+                                             storage::stream_store* store = nullptr);
   std::vector<read_segment> inherited_segments(const storage::stream_row& row,
                                                stream_position base_seq,
-                                               const record_map* building = nullptr) const;
+                                               const record_map* building = nullptr,
+                                               storage::stream_store* store = nullptr) const;
   // Whether `path` names a managed stream (options_.managed_stream_prefix).
   bool is_managed_path(std::string_view path) const;
   // The registry of the streams load_streams() found, keyed by id and by path.
@@ -500,13 +517,29 @@ class stream_engine {
   // (writer thread only), and the readers. pg_lost_ is set while the writer has no connection;
   // pg_problem_ says why (under pg_mu_, for /ready).
   bool on_postgres() const { return !options_.postgres_url.empty(); }
+  // Whether the LISTEN connection is down (PostgreSQL only): other nodes' writes reach this node's
+  // live readers only through it, so /ready counts it.
+  bool listener_down() const;
   status attach_postgres();
   // Before every batch and while idle: connects again after the connection was lost, no sooner
   // than the backoff allows; the failure to answer writes with meanwhile.
   status check_postgres();
   void read_postgres(std::shared_ptr<stream_record> stream, std::vector<read_segment> plan,
                      stream_position after, read_callback done);
+  // The stream's record made to agree with the database: `now` is the stream's row and tail as
+  // committed (nullopt: it no longer exists), `store` a connection to read fork sources with.
+  // Serialized with the writer's publication by publish_mu_.
+  void reconcile(stream_id id, const std::string& path,
+                 const std::optional<storage::loaded_stream>& now, storage::stream_store& store);
+  // Another node's notification (on the listener's thread): the streams it names, or every
+  // stream with readers on this node, are refreshed on a reader thread.
+  void on_hint(const postgres::wake_hint& hint);
+  // Inside the writer's transaction: one NOTIFY naming the streams it touched (shared storage
+  // only; nothing to do on SQLite or when it touched none).
+  status notify_streams(std::vector<std::int64_t> streams);
   std::unique_ptr<postgres::connection> pg_db_;
+  std::unique_ptr<postgres::listener> pg_listener_;
+  std::string node_id_;
   std::unique_ptr<postgres::stream_tables> pg_tables_;
   std::unique_ptr<postgres::read_pool> pg_readers_;
   std::atomic<bool> pg_lost_{false};
@@ -514,7 +547,11 @@ class stream_engine {
   std::string pg_problem_ GUARDED_BY(pg_mu_);
   std::chrono::steady_clock::time_point pg_next_attempt_;  // writer thread only
   std::chrono::milliseconds pg_backoff_{0};                // writer thread only
+  bool pg_reconnect_ = false;  // writer thread only: a batch failed as if the server went away
 
+  // Held while the writer publishes a batch and while a refresh reconciles a record (shared
+  // storage), so the two never interleave on one record. Taken before registry_mu_.
+  mutex publish_mu_;
   mutable mutex registry_mu_;
   path_map by_path_ GUARDED_BY(registry_mu_);
   record_map by_id_ GUARDED_BY(registry_mu_);
@@ -539,6 +576,8 @@ class stream_engine {
   // Whether the storage takes writes now: the file's custody on SQLite, the connection on
   // PostgreSQL.
   status check_storage() { return on_postgres() ? check_postgres() : check_database_file(); }
+  // The streams a batch's jobs changed, for notify_streams() (shared storage only).
+  std::vector<std::int64_t> touched_streams(const committed_batch& b) const;
   // The streams a batch's appends go to, for lock_streams() (PostgreSQL only; empty on SQLite).
   std::vector<stream_id> batch_streams(const std::vector<job>& jobs) const;
   // Tries to switch to the file now at the path (`st`); on success clears file_lost_.

@@ -133,6 +133,12 @@ std::optional<read_chunk> stream_record::read_cached(stream_position after, stre
 void stream_record::publish_append(stream_position after, std::vector<message_ptr> messages,
                                    bool closed) {
   stream_position upto = after + messages.size();
+  if (stream_position tail = state().tail; after < tail) {
+    // publish_foreign() got here first (shared storage): the messages are in the database.
+    messages.clear();
+    if (upto > tail) drop_cache();
+    upto = std::max(upto, tail);
+  }
   if (!messages.empty()) {
     auto batch = std::make_shared<const published_batch>(after, std::move(messages), closed);
     std::size_t batch_bytes = 0;
@@ -160,6 +166,22 @@ void stream_record::publish_append(stream_position after, std::vector<message_pt
     state_.tail = upto;
     state_.closed = state_.closed || closed;
   }
+}
+
+bool stream_record::publish_foreign(stream_position tail, bool closed,
+                                    stream_position pruned_upto) {
+  published_state before = state();
+  bool advances = tail > before.tail;
+  bool closes = closed && !before.closed;
+  bool prunes = pruned_upto > before.pruned_upto;
+  if (!advances && !closes && !prunes) return false;
+  // A gap the cache cannot fill: readers of the new positions read the database.
+  if (advances) drop_cache();
+  mutex_lock lock(mu_);
+  state_.tail = std::max(state_.tail, tail);
+  state_.closed = state_.closed || closed;
+  state_.pruned_upto = std::max(state_.pruned_upto, pruned_upto);
+  return true;
 }
 
 bool stream_record::caches(stream_position after) const {

@@ -151,7 +151,14 @@ class stream_record {
   // Writer thread, after commit. Wakes no one: the caller wakes the readers (wake_waiters() or
   // wake_round()) once it has answered the writers, so their answers do not queue behind the
   // wake-ups of thousands of live readers.
+  // Where the storage is shared (PostgreSQL), a record may have been moved past `after` by
+  // publish_foreign() meanwhile: what it already covers is not cached again.
   void publish_append(stream_position after, std::vector<message_ptr> messages, bool closed);
+  // Another node's writes, found in the database (shared storage only, serialized with the
+  // writer's publication by the engine): moves the tail forward to `tail` without the messages
+  // (the cache is emptied, and readers read them from the database), marks the stream closed
+  // and records a prune. Returns whether anything changed; wakes no one.
+  bool publish_foreign(stream_position tail, bool closed, stream_position pruned_upto);
   void wake_waiters();
   // One round of wake_waiters(): calls the waiters registered now and every subscriber, unless a
   // round is running on another thread, which is then asked to be followed by another. True when

@@ -78,7 +78,8 @@ std::shared_ptr<stream_record> stream_engine::find_by_id(stream_id id) const {
 
 std::shared_ptr<stream_record> stream_engine::make_record(const storage::stream_row& row,
                                                           stream_position tail, bool closed,
-                                                          const record_map* building) {
+                                                          const record_map* building,
+                                                          storage::stream_store* store) {
   stream_config c;
   c.id = row.id;
   c.path = row.path;
@@ -97,7 +98,7 @@ std::shared_ptr<stream_record> stream_engine::make_record(const storage::stream_
   c.fork_source_id = row.fork_source_id;
   c.base_seq = row.base_seq;
   c.fork_sub_offset = row.fork_sub_offset;
-  if (row.fork_source_id) c.inherited = inherited_segments(row, c.base_seq, building);
+  if (row.fork_source_id) c.inherited = inherited_segments(row, c.base_seq, building, store);
   published_state state{tail, closed, stream_lifecycle::live, row.pruned_upto};
   return std::make_shared<stream_record>(std::move(c), state, row.last_access_ms,
                                          options_.tail_cache_bytes);

@@ -117,6 +117,14 @@ export function startPostgres() {
       sql("postgres", `CREATE DATABASE ${name}`)
       return name
     },
+    // The server stopped (immediately: as a crash) and started again, its data kept: what a
+    // node sees of a database that goes away and comes back.
+    pause() {
+      pgCtl(["stop", "-m", "immediate"])
+    },
+    resume() {
+      pgCtl(["start"])
+    },
     stop() {
       try {
         pgCtl(["stop", "-m", "immediate"])

@@ -29,6 +29,16 @@ param id_param(stream_id id) {
 param position_param(stream_position p) {
   return param::integer(static_cast<std::int64_t>(p.value()));
 }
+// A bigint[] literal of `ids`: {1,2,3}.
+param id_array(const std::vector<stream_id>& ids) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (i) out += ',';
+    out += std::to_string(ids[i].value());
+  }
+  out += '}';
+  return param(std::move(out));
+}
 stream_position position_at(const rows& r, int row, int column) {
   return stream_position{static_cast<std::uint64_t>(r.int64(row, column))};
 }
@@ -139,6 +149,26 @@ result<std::optional<stream_row>> stream_tables::find_by_id(stream_id id) {
   return std::optional<stream_row>(row_at(*r, 0));
 }
 
+result<std::optional<loaded_stream>> stream_tables::find_loaded(std::string_view path) {
+  auto r = db_->query("SELECT " + std::string(k_stream_columns) + " FROM streams WHERE path = $1",
+                      {std::string(path)});
+  if (!r) return std::move(r).error();
+  if (r->size() == 0) return std::optional<loaded_stream>();
+  return std::optional<loaded_stream>(loaded_stream{row_at(*r, 0), position_at(*r, 0, 18)});
+}
+
+result<std::vector<loaded_stream>> stream_tables::find_loaded(const std::vector<stream_id>& ids) {
+  auto r = db_->query("SELECT " + std::string(k_stream_columns) +
+                          " FROM streams WHERE id = ANY($1::bigint[]) ORDER BY id",
+                      {id_array(ids)});
+  if (!r) return std::move(r).error();
+  std::vector<loaded_stream> out;
+  out.reserve(static_cast<std::size_t>(r->size()));
+  for (int i = 0; i < r->size(); ++i)
+    out.push_back({row_at(*r, i), position_at(*r, i, 18)});
+  return out;
+}
+
 result<stream_id> stream_tables::insert_stream(const stream_row& row) {
   auto r = db_->query(
       "INSERT INTO streams (path, state, content_type, incarnation, created_at_ms, ttl_seconds, "
@@ -164,12 +194,7 @@ result<std::vector<std::pair<stream_id, stream_position>>> stream_tables::lock_t
     std::vector<stream_id> streams) {
   std::sort(streams.begin(), streams.end());
   streams.erase(std::unique(streams.begin(), streams.end()), streams.end());
-  std::string ids = "{";
-  for (std::size_t i = 0; i < streams.size(); ++i) {
-    if (i) ids += ',';
-    ids += std::to_string(streams[i].value());
-  }
-  ids += '}';
+  param ids = id_array(streams);
   // ORDER BY id with FOR UPDATE locks the rows in that order: every node takes them the same way.
   auto r = db_->query(
       "SELECT id, tail_seq FROM streams WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",

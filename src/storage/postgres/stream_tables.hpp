@@ -56,6 +56,12 @@ class stream_tables final : public storage::stream_store {
   result<std::optional<stream_row>> find_by_path(std::string_view path) override;
   result<std::optional<stream_row>> find_by_id(stream_id id) override;
 
+  // The stream at `path` (any state but purging) with its tail, as committed: what a node checks
+  // its record against before it answers a request (streams/postgres_storage.cpp).
+  result<std::optional<loaded_stream>> find_loaded(std::string_view path);
+  // The streams of `ids` that still exist, with their tails, in id order.
+  result<std::vector<loaded_stream>> find_loaded(const std::vector<stream_id>& ids);
+
   // Creates the stream (its counter starts at base_seq) and returns its id. A path taken by
   // another stream is storage_constraint.
   result<stream_id> insert_stream(const stream_row& row) override;

@@ -1,0 +1,250 @@
+// Two ordo nodes on one PostgreSQL database (--storage), each addressed directly: what one node
+// commits, the other serves at once (a read checks the stream against the table first) and
+// delivers live to its waiting readers (one NOTIFY per batch wakes them); idempotent producers
+// writing through both nodes at once get dense positions, each message exactly once; a node
+// killed with SIGKILL loses nothing acknowledged, and its producers finish through the other;
+// PostgreSQL going away answers 503 and /ready says so, until it is back.
+import { afterAll, beforeAll, describe, expect, test } from "vitest"
+import { startOrdo } from "../support/ordo_server.mjs"
+import { postgresMissing, startPostgres } from "../support/postgres.mjs"
+
+const missing = postgresMissing()
+let pg
+let url
+let nodes = []
+
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms))
+}
+
+async function put(node, path, headers = { "Content-Type": "text/plain" }) {
+  return fetch(`${node.url}/v1/stream/${path}`, { method: "PUT", headers })
+}
+
+async function append(node, path, body, headers = {}) {
+  return fetch(`${node.url}/v1/stream/${path}`, {
+    method: "POST",
+    headers: { "Content-Type": "text/plain", ...headers },
+    body,
+  })
+}
+
+async function readText(node, path, offset = "-1") {
+  const res = await fetch(`${node.url}/v1/stream/${path}?offset=${encodeURIComponent(offset)}`)
+  return { status: res.status, text: await res.text(), next: res.headers.get("Stream-Next-Offset") }
+}
+
+// Every JSON value of a stream, read through `node` from the start.
+async function readAll(node, path) {
+  const values = []
+  let offset = "-1"
+  for (let i = 0; i < 10000; i++) {
+    const res = await fetch(`${node.url}/v1/stream/${path}?offset=${encodeURIComponent(offset)}`)
+    expect(res.status).toBe(200)
+    values.push(...(await res.json()))
+    const next = res.headers.get("Stream-Next-Offset")
+    if (res.headers.get("Stream-Up-To-Date") === "true") break
+    offset = next
+  }
+  return values
+}
+
+beforeAll(async () => {
+  if (missing) return
+  pg = startPostgres()
+  url = pg.url(pg.createDatabase())
+  nodes = [await startOrdo({ args: ["--storage", url] }), await startOrdo({ args: ["--storage", url] })]
+})
+
+afterAll(async () => {
+  for (const n of nodes) {
+    await n.stop()
+    n.cleanup()
+  }
+  pg?.stop()
+})
+
+describe.skipIf(missing)("two nodes on one PostgreSQL database", () => {
+  test("what one node commits the other serves at once: create, append, close, delete", async () => {
+    const [a, b] = nodes
+    expect((await put(a, "shared")).status).toBe(201)
+    expect((await fetch(`${b.url}/v1/stream/shared`, { method: "HEAD" })).status).toBe(200)
+    for (let i = 0; i < 20; ++i) {
+      const writer = i % 2 ? a : b
+      const reader = i % 2 ? b : a
+      const res = await append(writer, "shared", `m${i};`)
+      expect(res.status).toBe(204)
+      const next = res.headers.get("Stream-Next-Offset")
+      const read = await readText(reader, "shared")
+      expect(read.status).toBe(200)
+      expect(read.next).toBe(next)
+      expect(read.text).toBe(Array.from({ length: i + 1 }, (_, k) => `m${k};`).join(""))
+    }
+    const closed = await fetch(`${a.url}/v1/stream/shared`, { method: "POST", headers: { "Stream-Closed": "true" } })
+    expect(closed.status).toBe(204)
+    const head = await fetch(`${b.url}/v1/stream/shared`, { method: "HEAD" })
+    expect(head.headers.get("Stream-Closed")).toBe("true")
+    expect((await append(b, "shared", "late")).status).toBe(409)
+    expect((await fetch(`${b.url}/v1/stream/shared`, { method: "DELETE" })).status).toBe(204)
+    expect((await readText(a, "shared")).status).toBe(404)
+    // The path is free again, on either node.
+    expect((await put(a, "shared")).status).toBe(201)
+    expect((await readText(b, "shared")).text).toBe("")
+  })
+
+  test("a long-poll and an SSE reader on one node get what the other node appends", async () => {
+    const [a, b] = nodes
+    expect((await put(a, "live")).status).toBe(201)
+    const tail = (await readText(b, "live")).next
+    const poll = fetch(`${b.url}/v1/stream/live?offset=${tail}&live=long-poll`)
+    const sse = new AbortController()
+    const events = fetch(`${b.url}/v1/stream/live?offset=${tail}&live=sse`, { signal: sse.signal })
+    await sleep(300)
+    const started = Date.now()
+    expect((await append(a, "live", "hello")).status).toBe(204)
+    const polled = await poll
+    expect(polled.status).toBe(200)
+    expect(await polled.text()).toBe("hello")
+    const reader = (await events).body.getReader()
+    let seen = ""
+    while (!seen.includes("hello")) {
+      const { value, done } = await reader.read()
+      if (done) break
+      seen += Buffer.from(value).toString("utf8")
+    }
+    sse.abort()
+    expect(seen).toContain("hello")
+    // A NOTIFY, not the one-second safety poll, woke them.
+    expect(Date.now() - started).toBeLessThan(900)
+  })
+
+  test("producers writing through both nodes at once: dense positions, each message once", async () => {
+    const [a, b] = nodes
+    expect((await put(a, "busy", { "Content-Type": "application/json" })).status).toBe(201)
+    const producers = 6
+    const each = 40
+    await Promise.all(
+      Array.from({ length: producers }, async (_, p) => {
+        for (let seq = 0; seq < each; ++seq) {
+          const node = (p + seq) % 2 ? a : b
+          const res = await fetch(`${node.url}/v1/stream/busy`, {
+            method: "POST",
+            headers: { "Content-Type": "application/json", "Producer-Id": `p${p}`, "Producer-Epoch": "0", "Producer-Seq": String(seq) },
+            body: JSON.stringify({ p, seq }),
+          })
+          expect([200, 204]).toContain(res.status)
+        }
+      }),
+    )
+    for (const node of nodes) {
+      const values = await readAll(node, "busy")
+      expect(values.length).toBe(producers * each)
+      for (let p = 0; p < producers; ++p) {
+        expect(values.filter((v) => v.p === p).map((v) => v.seq)).toEqual(Array.from({ length: each }, (_, i) => i))
+      }
+    }
+    // Retrying an acknowledged append through the other node is a duplicate, not a copy.
+    const retry = await fetch(`${b.url}/v1/stream/busy`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "Producer-Id": "p0", "Producer-Epoch": "0", "Producer-Seq": String(each - 1) },
+      body: JSON.stringify({ p: 0, seq: each - 1 }),
+    })
+    expect(retry.status).toBe(204)
+    expect((await readAll(a, "busy")).length).toBe(producers * each)
+  })
+
+  test("a node killed with SIGKILL loses nothing acknowledged; its producer finishes on the other", async () => {
+    const [a] = nodes
+    const victim = await startOrdo({ args: ["--storage", url] })
+    expect((await put(a, "crash", { "Content-Type": "application/json" })).status).toBe(201)
+    const acked = []
+    let seq = 0
+    const writing = (async () => {
+      for (;;) {
+        let res
+        try {
+          res = await fetch(`${victim.url}/v1/stream/crash`, {
+            method: "POST",
+            headers: { "Content-Type": "application/json", "Producer-Id": "k", "Producer-Epoch": "0", "Producer-Seq": String(seq) },
+            body: JSON.stringify({ seq }),
+          })
+        } catch {
+          return  // the node is gone; `seq` may or may not be stored
+        }
+        expect([200, 204]).toContain(res.status)
+        acked.push(seq++)
+      }
+    })()
+    await sleep(400)
+    await victim.kill()
+    await writing
+    victim.cleanup()
+    expect(acked.length).toBeGreaterThan(5)
+    // The producer retries its unanswered append through the surviving node, then goes on.
+    for (let s = seq; s < seq + 3; ++s) {
+      const res = await fetch(`${a.url}/v1/stream/crash`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "Producer-Id": "k", "Producer-Epoch": "0", "Producer-Seq": String(s) },
+        body: JSON.stringify({ seq: s }),
+      })
+      expect([200, 204]).toContain(res.status)
+    }
+    const values = (await readAll(a, "crash")).map((v) => v.seq)
+    expect(values).toEqual(Array.from({ length: seq + 3 }, (_, i) => i))
+  })
+
+  test("PostgreSQL away: writes and reads answer 503, /ready says why; back: both resume", async () => {
+    const [a, b] = nodes
+    expect((await put(a, "outage")).status).toBe(201)
+    pg.pause()
+    try {
+      // /ready sees it before any write does: the LISTEN connection breaks.
+      let ready
+      for (let i = 0; i < 40; ++i) {
+        ready = await fetch(`${b.url}/ready`)
+        if (ready.status === 503) break
+        await sleep(100)
+      }
+      expect(ready.status).toBe(503)
+      expect(await ready.text()).toContain("PostgreSQL is unreachable")
+      const write = await append(a, "outage", "x")
+      expect(write.status).toBe(503)
+      expect(write.headers.get("Retry-After")).toBeTruthy()
+      const read = await readText(b, "outage")
+      expect(read.status).toBe(503)
+      for (let i = 0; i < 40; ++i) {
+        ready = await fetch(`${a.url}/ready`)
+        if (ready.status === 503) break
+        await sleep(100)
+      }
+      expect(ready.status).toBe(503)
+      expect(await ready.text()).toContain("PostgreSQL is unreachable")
+    } finally {
+      pg.resume()
+    }
+    let res
+    for (let i = 0; i < 100; ++i) {
+      res = await append(a, "outage", "back")
+      if (res.status === 204) break
+      await sleep(100)
+    }
+    expect(res.status).toBe(204)
+    for (let i = 0; i < 100; ++i) {
+      const read = await readText(b, "outage")
+      if (read.status === 200) {
+        expect(read.text).toBe("back")
+        break
+      }
+      await sleep(100)
+    }
+    for (const node of nodes) {
+      let ready
+      for (let i = 0; i < 100; ++i) {
+        ready = await fetch(`${node.url}/ready`)
+        if (ready.status === 200) break
+        await sleep(100)
+      }
+      expect(ready.status).toBe(200)
+    }
+  })
+})
