@@ -150,12 +150,18 @@ std::string render_metrics(const metrics_scrape& in) {
 
   out.family("ordo_storage_state", "gauge",
              "1 for the storage's current state: ok; busy (the last batch waited past "
-             "--busy-timeout for another process's lock); full (the disk is full); replaced "
+             "--busy-timeout for another process's lock); full (the disk is full); unavailable "
+             "(PostgreSQL: the writer has no connection); replaced "
              "(the database file was replaced, moved or deleted); poisoned (a commit of unknown "
              "outcome: writes are refused until restart).");
   const storage_state state = engine.current_storage_state();
   for (storage_state s : k_storage_states)
     out.sample("ordo_storage_state", {{"state", to_string(s)}}, s == state ? 1 : 0);
+
+  out.family("ordo_background_worker", "gauge",
+             "1 when this node does the background work (expiry, purges): always on SQLite; on "
+             "PostgreSQL, the one node holding the cluster's worker lock.");
+  out.sample("ordo_background_worker", engine.runs_background_work() ? 1 : 0);
 
   out.family("ordo_streams", "gauge", "Streams clients created (live and soft-deleted).");
   out.sample("ordo_streams", static_cast<double>(engine.stream_count()));

@@ -67,11 +67,24 @@ void stream_engine::run_maintenance() {
   std::int64_t now = wall_ms();
   std::vector<std::pair<stream_id, std::int64_t>> accessed;  // (stream, last access ms)
   std::vector<stream_id> expired;
+  // Every node writes its readers' access times; one node expires and purges (shared storage).
+  const bool background = runs_background_work();
   for (const auto& r : records) {
     if (auto t = r->take_dirty_access()) accessed.emplace_back(r->config().id, *t);
-    if (r->state().lifecycle == stream_lifecycle::live && r->expired_at(now)) {
+    if (background && r->state().lifecycle == stream_lifecycle::live && r->expired_at(now)) {
       expired.push_back(r->config().id);
     }
+  }
+  if (background && storage_shared()) {
+    // Streams only other nodes have served are not in this node's registry.
+    if (auto more = pg_expired_streams(now)) {
+      expired.insert(expired.end(), more->begin(), more->end());
+      std::sort(expired.begin(), expired.end());
+      expired.erase(std::unique(expired.begin(), expired.end()), expired.end());
+    } else {
+      spdlog::warn("looking for expired streams failed: {}", more.error().message);
+    }
+    purge_pending_ = true;  // streams other nodes removed are purged here
   }
   if (accessed.empty() && expired.empty()) return;
 
@@ -151,6 +164,7 @@ void stream_engine::enforce_cache_budget(
 }
 
 bool stream_engine::run_purge_step() {
+  if (!runs_background_work()) return false;
   complete_pending();
   if (poisoned_ || file_lost_ || !store_) return false;
   auto ids = store_->purging_streams();

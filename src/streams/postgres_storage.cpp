@@ -23,6 +23,7 @@
 #include <random>
 
 #include "storage/postgres/connection.hpp"
+#include "storage/postgres/leadership.hpp"
 #include "storage/postgres/migrations.hpp"
 #include "storage/postgres/notifier.hpp"
 #include "storage/postgres/read_pool.hpp"
@@ -99,9 +100,28 @@ status stream_engine::attach_postgres() {
   lo.max_backoff = options_.postgres_max_backoff;
   pg_listener_ = postgres::listener::start(std::move(lo),
                                            [this](const postgres::wake_hint& h) { on_hint(h); });
+  postgres::leadership_options leader;
+  leader.url = options_.postgres_url;
+  pg_leader_ = postgres::leadership::start(std::move(leader), [](bool leading) {
+    if (leading) {
+      spdlog::info("this node now does the cluster's background work (expiry, purges)");
+    } else {
+      spdlog::warn("this node no longer does the cluster's background work");
+    }
+  });
   spdlog::info("storage open postgres={} node={} streams={} database_epoch={:016x}", url, node_id_,
                streams->size(), database_epoch_.load());
   return ok_v;
+}
+
+bool stream_engine::runs_background_work() const {
+  if (!storage_shared()) return true;
+  return pg_leader_ && pg_leader_->leading();
+}
+
+result<std::vector<stream_id>> stream_engine::pg_expired_streams(std::int64_t now_ms) {
+  if (!pg_tables_) return std::vector<stream_id>();
+  return pg_tables_->expired_streams(now_ms);
 }
 
 bool stream_engine::listener_down() const {

@@ -13,6 +13,7 @@
 
 #include "base/thread_name.hpp"
 #include "storage/postgres/connection.hpp"
+#include "storage/postgres/leadership.hpp"
 #include "storage/postgres/notifier.hpp"
 #include "storage/postgres/read_pool.hpp"
 #include "storage/postgres/stream_tables.hpp"
@@ -64,8 +65,10 @@ void stream_engine::stop() {
   queue_cv_.notify_all();
   if (writer_.joinable()) writer_.join();
   if (readers_) readers_->stop();
-  // The listener hands hints to the readers: it stops first.
+  // The listener hands hints to the readers: it stops first. Leadership is given up (another
+  // node takes the background work at its next try).
   pg_listener_.reset();
+  pg_leader_.reset();
   if (pg_readers_) pg_readers_->stop();
 }
 

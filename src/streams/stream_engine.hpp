@@ -61,6 +61,7 @@ class connection;
 class stream_tables;
 class read_pool;
 class listener;
+class leadership;
 struct wake_hint;
 }  // namespace postgres
 
@@ -379,6 +380,10 @@ class stream_engine {
   // failure to reach the database. At once, on the caller's thread, where the storage is not
   // shared.
   void refresh(std::string path, std::function<void(status)> done);
+  // Whether this node does the background work: expiring and purging streams. Always where the
+  // storage is not shared; on PostgreSQL, the one node that holds the cluster's worker lock
+  // (storage/postgres/leadership.hpp), which moves to another node when it dies.
+  bool runs_background_work() const;
   // This node's name in its notifications (shared storage), random per process.
   const std::string& node_id() const { return node_id_; }
   // Asks the writer to expire a stream whose TTL or Expires-At has passed.
@@ -520,6 +525,9 @@ class stream_engine {
   // Whether the LISTEN connection is down (PostgreSQL only): other nodes' writes reach this node's
   // live readers only through it, so /ready counts it.
   bool listener_down() const;
+  // The live streams whose TTL or Expires-At has passed at `now_ms`, from the table (the
+  // background worker's view across nodes).
+  result<std::vector<stream_id>> pg_expired_streams(std::int64_t now_ms);
   status attach_postgres();
   // Before every batch and while idle: connects again after the connection was lost, no sooner
   // than the backoff allows; the failure to answer writes with meanwhile.
@@ -539,6 +547,7 @@ class stream_engine {
   status notify_streams(std::vector<std::int64_t> streams);
   std::unique_ptr<postgres::connection> pg_db_;
   std::unique_ptr<postgres::listener> pg_listener_;
+  std::unique_ptr<postgres::leadership> pg_leader_;
   std::string node_id_;
   std::unique_ptr<postgres::stream_tables> pg_tables_;
   std::unique_ptr<postgres::read_pool> pg_readers_;

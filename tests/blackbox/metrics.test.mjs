@@ -77,7 +77,7 @@ describe("the exposition", () => {
       "ordo_build_info", "ordo_appends_total", "ordo_appended_messages_total", "ordo_appended_bytes_total",
       "ordo_write_batches_total", "ordo_write_batches_failed_total", "ordo_write_batch_jobs",
       "ordo_commit_duration_seconds", "ordo_fsync_duration_seconds", "ordo_write_queue_jobs",
-      "ordo_write_queue_bytes", "ordo_storage_state", "ordo_streams", "ordo_tail_cache_bytes",
+      "ordo_write_queue_bytes", "ordo_storage_state", "ordo_background_worker", "ordo_streams", "ordo_tail_cache_bytes",
       "ordo_connections_open", "ordo_sse_readers", "ordo_long_poll_readers", "ordo_slow_readers_reset_total",
       "ordo_catch_up_reads_active", "ordo_catch_up_reads_waiting", "ordo_catch_up_waits_total",
       "ordo_catch_up_refusals_total", "ordo_sessions", "ordo_commands", "ordo_change_events_total",
@@ -111,10 +111,11 @@ describe("each metric moves with what it counts", () => {
     // The scrape before this one was answered, and counted, before this one was rendered.
     expect(delta('ordo_http_responses_total{route="metrics",code="2xx"}')).toBe(1)
     expect(value(after, 'ordo_storage_state{state="ok"}')).toBe(1)
-    for (const state of ["busy", "full", "replaced", "poisoned"]) {
+    for (const state of ["busy", "full", "unavailable", "replaced", "poisoned"]) {
       expect(value(after, `ordo_storage_state{state="${state}"}`)).toBe(0)
     }
     expect(value(after, "ordo_streams")).toBeGreaterThanOrEqual(2)
+    expect(value(after, "ordo_background_worker")).toBe(1)  // SQLite: always this node
     expect(value(after, "ordo_write_queue_jobs")).toBe(0)
     expect(value(after, "ordo_connections_open")).toBeGreaterThanOrEqual(1)
     expect(value(after, 'ordo_build_info{version="0.1.0"}')).toBe(1)

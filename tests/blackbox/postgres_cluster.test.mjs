@@ -3,7 +3,8 @@
 // delivers live to its waiting readers (one NOTIFY per batch wakes them); idempotent producers
 // writing through both nodes at once get dense positions, each message exactly once; a node
 // killed with SIGKILL loses nothing acknowledged, and its producers finish through the other;
-// PostgreSQL going away answers 503 and /ready says so, until it is back.
+// PostgreSQL going away answers 503 and /ready says so, until it is back; one node at a time
+// expires and purges streams, and another takes that over when it dies.
 import { afterAll, beforeAll, describe, expect, test } from "vitest"
 import { startOrdo } from "../support/ordo_server.mjs"
 import { postgresMissing, startPostgres } from "../support/postgres.mjs"
@@ -191,6 +192,51 @@ describe.skipIf(missing)("two nodes on one PostgreSQL database", () => {
     }
     const values = (await readAll(a, "crash")).map((v) => v.seq)
     expect(values).toEqual(Array.from({ length: seq + 3 }, (_, i) => i))
+  })
+
+  test("one node does the background work; when it dies another takes over", async () => {
+    const name = pg.createDatabase()
+    const db = pg.url(name)
+    const first = await startOrdo({ args: ["--storage", db] })
+    const second = await startOrdo({ args: ["--storage", db] })
+    const worker = async (node) => {
+      const text = await (await fetch(`${node.url}/metrics`)).text()
+      return Number(/^ordo_background_worker (\d)$/m.exec(text)[1])
+    }
+    try {
+      let roles
+      for (let i = 0; i < 50; ++i) {
+        roles = [await worker(first), await worker(second)]
+        if (roles[0] + roles[1] === 1) break
+        await sleep(100)
+      }
+      expect(roles[0] + roles[1]).toBe(1)
+      const [leader, follower] = roles[0] ? [first, second] : [second, first]
+      // A stream created through the follower expires (the worker decides from the table).
+      expect((await put(follower, "short", { "Content-Type": "text/plain", "Stream-TTL": "1" })).status).toBe(201)
+      await sleep(1600)
+      for (let i = 0; i < 30; ++i) {
+        if (pg.sql(name, "SELECT count(*) FROM streams WHERE path = 'short'") === "0") break
+        await sleep(100)
+      }
+      expect(pg.sql(name, "SELECT count(*) FROM streams WHERE path = 'short'")).toBe("0")
+      expect((await readText(follower, "short")).status).toBe(404)
+      await leader.kill()
+      leader.cleanup()
+      let took = 0
+      for (let i = 0; i < 50 && !took; ++i) {
+        took = await worker(follower)
+        if (!took) await sleep(100)
+      }
+      expect(took).toBe(1)
+    } finally {
+      for (const n of [first, second]) {
+        if (n.child.exitCode === null && n.child.signalCode === null) {
+          await n.stop()
+          n.cleanup()
+        }
+      }
+    }
   })
 
   test("PostgreSQL away: writes and reads answer 503, /ready says why; back: both resume", async () => {

@@ -387,6 +387,18 @@ status stream_tables::delete_stream(stream_id stream) {
   return ok_v;
 }
 
+result<std::vector<stream_id>> stream_tables::expired_streams(std::int64_t now_ms) {
+  auto r = db_->query(
+      "SELECT id FROM streams WHERE state = 0 AND ((ttl_seconds IS NOT NULL AND "
+      "last_access_ms + ttl_seconds * 1000 <= $1) OR expires_at_ms <= $1) ORDER BY id",
+      {param::integer(now_ms)});
+  if (!r) return std::move(r).error();
+  std::vector<stream_id> out;
+  for (int i = 0; i < r->size(); ++i)
+    out.push_back(stream_id{r->int64(i, 0)});
+  return out;
+}
+
 result<std::vector<stream_id>> stream_tables::purging_streams() {
   auto r = db_->query("SELECT id FROM streams WHERE state = 2 ORDER BY id");
   if (!r) return std::move(r).error();

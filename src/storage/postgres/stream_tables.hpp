@@ -110,6 +110,9 @@ class stream_tables final : public storage::stream_store {
   // Deletes the stream's row and its producers (once its messages are gone).
   status delete_stream(stream_id stream) override;
   result<std::vector<stream_id>> purging_streams() override;
+  // Live streams whose sliding TTL (from the last access any node recorded) or Expires-At has
+  // passed at `now_ms`.
+  result<std::vector<stream_id>> expired_streams(std::int64_t now_ms);
   // Deletes the messages up to `upto` and records it (retention).
   status prune_upto(stream_id stream, stream_position upto) override;
 
