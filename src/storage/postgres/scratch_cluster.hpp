@@ -156,23 +156,39 @@ class scratch_cluster {
   bool started_ = false;
 };
 
-// A test that needs PostgreSQL: one cluster for the whole test binary, started by the first
-// such test and stopped at exit, and a database of its own per test.
+// The cluster the whole test binary shares, started by its first caller and stopped at exit;
+// nullptr, with `why`, when none can start here.
+inline scratch_cluster* shared_cluster(std::string& why) {
+  static std::string reason;
+  static std::unique_ptr<scratch_cluster> shared = scratch_cluster::start(reason);
+  why = reason;
+  return shared.get();
+}
+
+// A new database in `cluster`; its name.
+inline result<std::string> new_database(scratch_cluster& cluster) {
+  static int databases = 0;
+  std::string name = "test_" + std::to_string(::getpid()) + "_" + std::to_string(++databases);
+  auto admin = connection::open(cluster.url());
+  if (!admin) return std::move(admin).error();
+  if (auto s = admin->exec("CREATE DATABASE " + name); !s) return std::move(s).error();
+  return name;
+}
+
+// A test that needs PostgreSQL: one cluster for the whole test binary (shared_cluster()), and a
+// database of its own per test.
 class postgres_test : public ::testing::Test {
  protected:
   void SetUp() override {
-    static std::string why;
-    static std::unique_ptr<scratch_cluster> shared = scratch_cluster::start(why);
-    if (!shared) {
+    std::string why;
+    cluster_ = shared_cluster(why);
+    if (!cluster_) {
       if (scratch_cluster::required()) FAIL() << "no PostgreSQL for this test: " << why;
       GTEST_SKIP() << "no PostgreSQL for this test: " << why;
     }
-    cluster_ = shared.get();
-    static int databases = 0;
-    database_ = "test_" + std::to_string(::getpid()) + "_" + std::to_string(++databases);
-    auto admin = connection::open(cluster_->url());
-    ASSERT_TRUE(admin) << admin.error().message;
-    ASSERT_TRUE(admin->exec("CREATE DATABASE " + database_));
+    auto name = new_database(*cluster_);
+    ASSERT_TRUE(name) << name.error().message;
+    database_ = *name;
   }
 
   // The test's own database.

@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "base/result.hpp"
+#include "storage/sql_statement.hpp"
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -35,7 +36,7 @@ inline constexpr std::string_view k_storage_error = "storage_error";
 // Maps an SQLite result code and message to a failure whose kind tells the caller what to do.
 failure storage_failure(int sqlite_code, std::string_view context, std::string_view detail);
 
-class statement {
+class statement final : public storage::sql_statement {
  public:
   statement() = default;
   explicit statement(sqlite3_stmt* stmt) : stmt_(stmt) {}
@@ -46,24 +47,24 @@ class statement {
   ~statement();
 
   // Parameters are 1-based, as in SQLite.
-  void bind_int64(int index, std::int64_t value);
-  void bind_text(int index, std::string_view text);  // SQLITE_TRANSIENT: copied
-  void bind_blob(int index, std::string_view bytes);
-  void bind_null(int index);
+  void bind_int64(int index, std::int64_t value) override;
+  void bind_text(int index, std::string_view text) override;  // SQLITE_TRANSIENT: copied
+  void bind_blob(int index, std::string_view bytes) override;
+  void bind_null(int index) override;
   void bind_optional_int64(int index, const std::optional<std::int64_t>& value);
   void bind_optional_text(int index, const std::optional<std::string>& value);
 
   // true: a row is available; false: done.
-  result<bool> step();
+  result<bool> step() override;
   // Runs a statement that returns no rows to completion.
-  status run();
+  status run() override;
   // Resets the statement and clears its bindings so it can be reused.
-  void reset();
+  void reset() override;
 
-  std::int64_t column_int64(int index) const;
-  std::string_view column_text(int index) const;
-  std::string_view column_blob(int index) const;
-  bool column_is_null(int index) const;
+  std::int64_t column_int64(int index) const override;
+  std::string_view column_text(int index) const override;
+  std::string_view column_blob(int index) const override;
+  bool column_is_null(int index) const override;
   std::optional<std::int64_t> column_optional_int64(int index) const;
   std::optional<std::string> column_optional_text(int index) const;
 

@@ -10,13 +10,23 @@ namespace ordo::sqlite {
 
 using namespace session_statements;
 
+result<storage::sql_statement*> statement_cache_sql::get(std::string_view sql) {
+  auto s = cache_.get(sql);
+  if (!s) return std::move(s).error();
+  return static_cast<storage::sql_statement*>(*s);
+}
+
+result<stream_position> statement_cache_sql::stream_tail(stream_id stream) {
+  return sqlite::stream_tail(cache_, stream);
+}
+
 namespace {
 
 constexpr std::string_view k_project_columns =
     "id, name, repo_path, origin_url, description, created_at_ms, updated_at_ms, "
     "archived_at_ms, revision, next_session_number";
 
-project_row read_project(const statement& s) {
+project_row read_project(const sql_statement& s) {
   project_row r;
   r.id = std::string(s.column_text(0));
   r.name = std::string(s.column_text(1));
@@ -53,7 +63,7 @@ std::string session_select() {
          std::string(k_awaiting_approval) + " FROM sessions s";
 }
 
-result<session_row> read_session(const statement& s) {
+result<session_row> read_session(const sql_statement& s) {
   session_row r;
   enum_columns enums(s);
   r.seq = s.column_int64(0);
@@ -224,16 +234,16 @@ result<std::vector<session_row>> session_tables::live_sessions() {
 result<std::optional<stream_id>> session_tables::stream_by_path(std::string_view path) {
   ORDO_PREPARE(s, "SELECT id FROM streams WHERE path = ? AND state = 0");
   s->bind_text(1, path);
-  return one<stream_id>(s, [](const statement& st) { return column_stream_id(st, 0); });
+  return one<stream_id>(s, [](const sql_statement& st) { return column_stream_id(st, 0); });
 }
 
 namespace {
 
 // (value, count) rows of a GROUP BY over the enumerated column `column`.
 template <named_enum E>
-result<std::vector<std::pair<E, std::int64_t>>> counts(statement* s, std::string_view column) {
+result<std::vector<std::pair<E, std::int64_t>>> counts(sql_statement* s, std::string_view column) {
   return all<std::pair<E, std::int64_t>>(
-      s, [column](const statement& st) -> result<std::pair<E, std::int64_t>> {
+      s, [column](const sql_statement& st) -> result<std::pair<E, std::int64_t>> {
         auto value = stored_enum<E>(column, st.column_text(0));
         if (!value) return std::move(value).error();
         return std::pair{*value, st.column_int64(1)};
@@ -263,19 +273,20 @@ result<std::vector<std::string>> session_tables::sessions_with_heartbeat_before(
   for (session_state state : states)
     bind_enum(*s, i++, state);
   s->bind_int64(i, before_ms);
-  return all<std::string>(s, [](const statement& st) { return std::string(st.column_text(0)); });
+  return all<std::string>(s,
+                          [](const sql_statement& st) { return std::string(st.column_text(0)); });
 }
 
 // ---- event stream ----------------------------------------------------------------------------
 
 result<stream_position> session_tables::stream_tail(stream_id stream) {
-  return sqlite::stream_tail(statements_, stream);
+  return sql_->stream_tail(stream);
 }
 
 result<std::int64_t> session_tables::stream_incarnation(stream_id stream) {
   ORDO_PREPARE(s, "SELECT incarnation FROM streams WHERE id = ?");
   bind_stream_id(*s, 1, stream);
-  auto v = one<std::int64_t>(s, [](const statement& st) { return st.column_int64(0); });
+  auto v = one<std::int64_t>(s, [](const sql_statement& st) { return st.column_int64(0); });
   if (!v) return std::move(v).error();
   return v->value_or(0);
 }

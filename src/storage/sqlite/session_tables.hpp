@@ -22,6 +22,7 @@
 #include "base/result.hpp"
 #include "base/stream_position.hpp"
 #include "base/strong_id.hpp"
+#include "storage/sql_statement.hpp"
 #include "storage/sqlite/connection.hpp"
 #include "storage/sqlite/session_enums.hpp"
 
@@ -162,9 +163,26 @@ struct row_page_query {
   bool newest_first = false;  // with neither bound: the latest rows
 };
 
+// A SQLite connection's statement cache as the session tables use it (storage/sql_statement.hpp).
+class statement_cache_sql final : public storage::sql_connection {
+ public:
+  explicit statement_cache_sql(statement_cache& cache) : cache_(cache) {}
+  result<storage::sql_statement*> get(std::string_view sql) override;
+  result<stream_position> stream_tail(stream_id stream) override;
+
+ private:
+  statement_cache& cache_;
+};
+
 class session_tables {
  public:
-  explicit session_tables(statement_cache& statements) : statements_(statements) {}
+  // On any storage's connection (SQLite's or PostgreSQL's, storage/sql_statement.hpp).
+  explicit session_tables(storage::sql_connection& sql) : sql_(&sql) {}
+  // On a SQLite connection's statement cache.
+  explicit session_tables(statement_cache& statements)
+      : own_(std::in_place, statements), sql_(&*own_) {}
+  session_tables(const session_tables&) = delete;
+  session_tables& operator=(const session_tables&) = delete;
 
   // ---- projects
   result<std::optional<project_row>> project(std::string_view id);
@@ -244,8 +262,9 @@ class session_tables {
   result<std::int64_t> stream_incarnation(stream_id stream);
 
  private:
-  result<statement*> prepare(std::string_view sql) { return statements_.get(sql); }
-  statement_cache& statements_;
+  result<storage::sql_statement*> prepare(std::string_view sql) { return sql_->get(sql); }
+  std::optional<statement_cache_sql> own_;
+  storage::sql_connection* sql_;
 };
 
 }  // namespace ordo::sqlite

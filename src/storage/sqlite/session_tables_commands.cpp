@@ -12,7 +12,7 @@ namespace {
 constexpr std::string_view k_command_columns =
     "session_id, seq, request_id, body, status, result, created_at_ms, updated_at_ms";
 
-result<command_row> read_command(const statement& s) {
+result<command_row> read_command(const sql_statement& s) {
   command_row r;
   enum_columns enums(s);
   r.session_id = std::string(s.column_text(0));

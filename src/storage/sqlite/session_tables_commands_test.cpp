@@ -6,7 +6,7 @@
 namespace ordo::sqlite::tables_test {
 namespace {
 
-TEST_F(session_tables_test, commands_round_trip_and_page_with_the_pending_ones_apart) {
+TEST_P(session_tables_test, commands_round_trip_and_page_with_the_pending_ones_apart) {
   ASSERT_TRUE(tables_->insert_session(session("s1", "p1", 1)));
   for (std::int64_t seq = 1; seq <= 4; ++seq)
     ASSERT_TRUE(tables_->insert_command(command("s1", seq)));
@@ -53,7 +53,7 @@ TEST_F(session_tables_test, commands_round_trip_and_page_with_the_pending_ones_a
 
 // ---- error paths -----------------------------------------------------------------------------
 
-TEST_F(session_tables_test, a_reused_request_id_is_refused) {
+TEST_P(session_tables_test, a_reused_request_id_is_refused) {
   ASSERT_TRUE(tables_->insert_session(session("s1", "p1", 1)));
   ASSERT_TRUE(tables_->insert_command(command("s1", 1)));
   command_row same_request = command("s1", 2);
@@ -64,7 +64,7 @@ TEST_F(session_tables_test, a_reused_request_id_is_refused) {
   EXPECT_EQ((*c)->status, command_status::accepted);
 }
 
-TEST_F(session_tables_test, a_status_the_schema_does_not_know_reads_as_a_damaged_database) {
+TEST_P(session_tables_test, a_status_the_schema_does_not_know_reads_as_a_damaged_database) {
   ASSERT_TRUE(tables_->insert_session(session("s1", "p1", 1)));
   ASSERT_TRUE(tables_->insert_command(command("s1", 1)));
   ASSERT_TRUE(tables_->insert_command(command("s1", 2)));

@@ -13,7 +13,7 @@ namespace {
 constexpr std::string_view k_execution_select =
     "SELECT session_id, generation, started_at_ms, finished_at_ms, finish_reason FROM executions";
 
-result<execution_row> read_execution(const statement& s) {
+result<execution_row> read_execution(const sql_statement& s) {
   execution_row r;
   enum_columns enums(s);
   r.session_id = std::string(s.column_text(0));

@@ -6,7 +6,7 @@
 namespace ordo::sqlite::tables_test {
 namespace {
 
-TEST_F(session_tables_test, an_execution_is_active_until_finished_and_finishes_once) {
+TEST_P(session_tables_test, an_execution_is_active_until_finished_and_finishes_once) {
   ASSERT_TRUE(tables_->insert_session(session("s1", "p1", 1)));
   ASSERT_TRUE(tables_->insert_execution({"s1", 1, 100, std::nullopt, std::nullopt}));
   auto active = tables_->active_execution("s1");
@@ -39,7 +39,7 @@ TEST_F(session_tables_test, an_execution_is_active_until_finished_and_finishes_o
 
 // ---- error paths -----------------------------------------------------------------------------
 
-TEST_F(session_tables_test, a_second_active_execution_of_a_session_is_refused) {
+TEST_P(session_tables_test, a_second_active_execution_of_a_session_is_refused) {
   ASSERT_TRUE(tables_->insert_session(session("s1", "p1", 1)));
   ASSERT_TRUE(tables_->insert_execution({"s1", 1, 100, std::nullopt, std::nullopt}));
   EXPECT_FALSE(tables_->insert_execution({"s1", 2, 200, std::nullopt, std::nullopt}));
@@ -50,7 +50,7 @@ TEST_F(session_tables_test, a_second_active_execution_of_a_session_is_refused) {
   EXPECT_EQ((*active)->generation, 1);
 }
 
-TEST_F(session_tables_test, a_finish_reason_the_schema_does_not_know_reads_as_a_damaged_database) {
+TEST_P(session_tables_test, a_finish_reason_the_schema_does_not_know_reads_as_a_damaged_database) {
   ASSERT_TRUE(tables_->insert_session(session("s1", "p1", 1)));
   ASSERT_TRUE(tables_->insert_execution({"s1", 1, 100, std::nullopt, std::nullopt}));
   ASSERT_TRUE(tables_->finish_execution("s1", 1, 200, finish_reason::completed));

@@ -13,7 +13,7 @@ constexpr std::string_view k_pr_columns =
     "url, session_id, number, title, state, review_decision, mergeability, ci_state, "
     "head_commit, revision, next_check_seq, created_at_ms, updated_at_ms";
 
-result<pr_row> read_pr(const statement& s) {
+result<pr_row> read_pr(const sql_statement& s) {
   pr_row r;
   enum_columns enums(s);
   r.url = std::string(s.column_text(0));
@@ -36,7 +36,7 @@ constexpr std::string_view k_check_columns =
     "pr_url, name, commit_sha, seq, status, url, started_at_ms, completed_at_ms, created_at_ms, "
     "updated_at_ms";
 
-result<check_row> read_check(const statement& s) {
+result<check_row> read_check(const sql_statement& s) {
   check_row r;
   enum_columns enums(s);
   r.pr_url = std::string(s.column_text(0));
@@ -55,7 +55,7 @@ result<check_row> read_check(const statement& s) {
 constexpr std::string_view k_comment_columns =
     "pr_url, comment_id, author, body, path, line, resolved, created_at_ms, updated_at_ms";
 
-comment_row read_comment(const statement& s) {
+comment_row read_comment(const sql_statement& s) {
   comment_row r;
   r.pr_url = std::string(s.column_text(0));
   r.comment_id = std::string(s.column_text(1));

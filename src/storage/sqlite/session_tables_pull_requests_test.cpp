@@ -5,7 +5,7 @@
 namespace ordo::sqlite::tables_test {
 namespace {
 
-TEST_F(session_tables_test, a_pull_request_its_checks_and_comments_round_trip) {
+TEST_P(session_tables_test, a_pull_request_its_checks_and_comments_round_trip) {
   ASSERT_TRUE(tables_->insert_session(session("s1", "p1", 1)));
   const std::string url = "https://example.com/pr/1";
   ASSERT_TRUE(tables_->insert_pr(pr("https://example.com/pr/2", "s1", 200)));
@@ -97,7 +97,7 @@ TEST_F(session_tables_test, a_pull_request_its_checks_and_comments_round_trip) {
 
 // ---- error paths -----------------------------------------------------------------------------
 
-TEST_F(session_tables_test, a_pr_fact_the_schema_does_not_know_reads_as_a_damaged_database) {
+TEST_P(session_tables_test, a_pr_fact_the_schema_does_not_know_reads_as_a_damaged_database) {
   ASSERT_TRUE(tables_->insert_session(session("s1", "p1", 1)));
   int n = 0;
   for (const auto& [column, text] : {std::pair<std::string, std::string>{"state", "draft"},
@@ -113,7 +113,7 @@ TEST_F(session_tables_test, a_pr_fact_the_schema_does_not_know_reads_as_a_damage
   EXPECT_TRUE(damaged(tables_->prs_of_session("s1"), "prs.state"));
 }
 
-TEST_F(session_tables_test, a_check_status_the_schema_does_not_know_reads_as_a_damaged_database) {
+TEST_P(session_tables_test, a_check_status_the_schema_does_not_know_reads_as_a_damaged_database) {
   ASSERT_TRUE(tables_->insert_session(session("s1", "p1", 1)));
   const std::string url = "https://example.com/pr/1";
   ASSERT_TRUE(tables_->insert_pr(pr(url, "s1", 1)));

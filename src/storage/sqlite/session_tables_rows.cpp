@@ -13,7 +13,7 @@ constexpr std::string_view k_row_columns =
     "session_id, seq, row_id, kind, status, body, revision, request_id, request_body, "
     "created_at_ms, updated_at_ms";
 
-result<transcript_row> read_row(const statement& s) {
+result<transcript_row> read_row(const sql_statement& s) {
   transcript_row r;
   enum_columns enums(s);
   r.session_id = std::string(s.column_text(0));

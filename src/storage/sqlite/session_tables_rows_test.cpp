@@ -6,7 +6,7 @@
 namespace ordo::sqlite::tables_test {
 namespace {
 
-TEST_F(session_tables_test, rows_round_trip_by_id_and_by_request) {
+TEST_P(session_tables_test, rows_round_trip_by_id_and_by_request) {
   ASSERT_TRUE(tables_->insert_session(session("s1", "p1", 1)));
   transcript_row ask = row("s1", 1, row_kind::approval_request, row_status::pending);
   ask.request_id = "approve-1";
@@ -38,7 +38,7 @@ TEST_F(session_tables_test, rows_round_trip_by_id_and_by_request) {
   EXPECT_FALSE(*missing);
 }
 
-TEST_F(session_tables_test, rows_page_after_before_and_newest_first) {
+TEST_P(session_tables_test, rows_page_after_before_and_newest_first) {
   ASSERT_TRUE(tables_->insert_session(session("s1", "p1", 1)));
   ASSERT_TRUE(tables_->insert_session(session("s2", "p1", 2)));
   for (std::int64_t seq = 1; seq <= 6; ++seq)
@@ -63,7 +63,7 @@ TEST_F(session_tables_test, rows_page_after_before_and_newest_first) {
 
 // ---- error paths -----------------------------------------------------------------------------
 
-TEST_F(session_tables_test, a_reused_request_id_and_sequence_0_are_refused) {
+TEST_P(session_tables_test, a_reused_request_id_and_sequence_0_are_refused) {
   ASSERT_TRUE(tables_->insert_session(session("s1", "p1", 1)));
   transcript_row r = row("s1", 1);
   r.request_id = "approve-1";
@@ -74,7 +74,7 @@ TEST_F(session_tables_test, a_reused_request_id_and_sequence_0_are_refused) {
   EXPECT_FALSE(tables_->insert_row(row("s1", 0))) << "row seq starts at 1";
 }
 
-TEST_F(session_tables_test, a_kind_or_status_the_schema_does_not_know_reads_as_a_damaged_database) {
+TEST_P(session_tables_test, a_kind_or_status_the_schema_does_not_know_reads_as_a_damaged_database) {
   ASSERT_TRUE(tables_->insert_session(session("s1", "p1", 1)));
   ASSERT_TRUE(tables_->insert_row(row("s1", 1)));
   ASSERT_TRUE(tables_->insert_row(row("s1", 2)));

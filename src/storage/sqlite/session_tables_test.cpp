@@ -1,8 +1,8 @@
-// session_tables against a real SQLite file: projects and sessions round-trip through insert,
-// read and update; the session filters (project, state, derived client state) and paging hold;
-// the counts by state and status leave out what has none; stream_tail and stream_incarnation
-// read the session's event stream. Error paths: the schema's CHECK and UNIQUE constraints refuse
-// bad rows, and a read-only connection refuses writes.
+// session_tables against a real SQLite file and a PostgreSQL database: projects and sessions
+// round-trip through insert, read and update; the session filters (project, state, derived client
+// state) and paging hold; the counts by state and status leave out what has none; stream_tail and
+// stream_incarnation read the session's event stream. Error paths: the schema's CHECK and UNIQUE
+// constraints refuse bad rows, and a read-only connection refuses writes.
 #include <map>
 
 #include "storage/sqlite/session_tables_test_fixture.hpp"
@@ -17,7 +17,7 @@ std::map<Key, std::int64_t> as_map(const std::vector<std::pair<Key, std::int64_t
 
 // ---- projects --------------------------------------------------------------------------------
 
-TEST_F(session_tables_test, a_project_round_trips_through_insert_update_and_read) {
+TEST_P(session_tables_test, a_project_round_trips_through_insert_update_and_read) {
   project_row p = project("p2");
   p.repo_path = "/src/p2";
   p.origin_url = "https://example.com/p2.git";
@@ -55,7 +55,7 @@ TEST_F(session_tables_test, a_project_round_trips_through_insert_update_and_read
   EXPECT_FALSE(*missing);
 }
 
-TEST_F(session_tables_test, projects_are_listed_by_id_and_archived_ones_only_on_request) {
+TEST_P(session_tables_test, projects_are_listed_by_id_and_archived_ones_only_on_request) {
   ASSERT_TRUE(tables_->insert_project(project("p3")));
   project_row archived = project("p0");
   archived.archived_at_ms = 1500;
@@ -74,7 +74,7 @@ TEST_F(session_tables_test, projects_are_listed_by_id_and_archived_ones_only_on_
 
 // ---- sessions --------------------------------------------------------------------------------
 
-TEST_F(session_tables_test, a_session_round_trips_every_column_through_insert_and_update) {
+TEST_P(session_tables_test, a_session_round_trips_every_column_through_insert_and_update) {
   session_row s = session("s1", "p1", 1);
   s.agent_kind = "claude";
   s.model = "m";
@@ -135,7 +135,7 @@ TEST_F(session_tables_test, a_session_round_trips_every_column_through_insert_an
   EXPECT_FALSE(*missing);
 }
 
-TEST_F(session_tables_test, sessions_filter_by_project_and_state_newest_first_with_paging) {
+TEST_P(session_tables_test, sessions_filter_by_project_and_state_newest_first_with_paging) {
   ASSERT_TRUE(tables_->insert_project(project("p2")));
   ASSERT_TRUE(tables_->insert_session(session("s1", "p1", 1)));
   ASSERT_TRUE(tables_->insert_session(session("s2", "p2", 1)));
@@ -171,7 +171,7 @@ TEST_F(session_tables_test, sessions_filter_by_project_and_state_newest_first_wi
   EXPECT_EQ(live_ids, (std::vector<std::string>{"s1", "s2", "s4"})) << "oldest first, no ended";
 }
 
-TEST_F(session_tables_test, the_client_state_filter_derives_running_requires_action_and_idle) {
+TEST_P(session_tables_test, the_client_state_filter_derives_running_requires_action_and_idle) {
   ASSERT_TRUE(tables_->insert_session(session("idle", "p1", 1)));
   ASSERT_TRUE(tables_->insert_session(session("running", "p1", 2)));
   ASSERT_TRUE(tables_->insert_session(session("asking", "p1", 3)));
@@ -206,7 +206,7 @@ TEST_F(session_tables_test, the_client_state_filter_derives_running_requires_act
   EXPECT_EQ(ids(filter(client_state::running)), (std::vector<std::string>{"asking", "running"}));
 }
 
-TEST_F(session_tables_test, counts_by_state_and_status_leave_out_what_has_none) {
+TEST_P(session_tables_test, counts_by_state_and_status_leave_out_what_has_none) {
   auto empty = tables_->sessions_by_state();
   ASSERT_TRUE(empty);
   EXPECT_TRUE(empty->empty());
@@ -227,7 +227,7 @@ TEST_F(session_tables_test, counts_by_state_and_status_leave_out_what_has_none) 
                                    {command_status::accepted, 1}, {command_status::done, 2}}));
 }
 
-TEST_F(session_tables_test, stale_heartbeats_fall_back_to_the_creation_time) {
+TEST_P(session_tables_test, stale_heartbeats_fall_back_to_the_creation_time) {
   session_row fresh = session("fresh", "p1", 1);
   fresh.last_heartbeat_ms = 10'000;
   session_row stale = session("stale", "p1", 2);
@@ -244,21 +244,21 @@ TEST_F(session_tables_test, stale_heartbeats_fall_back_to_the_creation_time) {
 
 // ---- the event stream ------------------------------------------------------------------------
 
-TEST_F(session_tables_test, the_event_streams_tail_and_incarnation_are_read_through_the_tables) {
+TEST_P(session_tables_test, the_event_streams_tail_and_incarnation_are_read_through_the_tables) {
   auto tail = tables_->stream_tail(events_stream_);
   ASSERT_TRUE(tail);
   EXPECT_EQ(*tail, stream_position::start());
-  ASSERT_TRUE(streams_->begin_immediate());
-  ASSERT_TRUE(streams_->insert_message(events_stream_, stream_position{1}, "one"));  // the log
-  ASSERT_TRUE(streams_->insert_message(events_stream_, stream_position{2}, "two"));
-  ASSERT_TRUE(streams_->commit());
+  ASSERT_TRUE(store().begin());
+  ASSERT_TRUE(store().insert_message(events_stream_, stream_position{1}, "one"));  // the log
+  ASSERT_TRUE(store().insert_message(events_stream_, stream_position{2}, "two"));
+  ASSERT_TRUE(store().commit());
   tail = tables_->stream_tail(events_stream_);
   ASSERT_TRUE(tail);
   EXPECT_EQ(*tail, stream_position{2});
-  ASSERT_TRUE(streams_->begin_immediate());
-  ASSERT_TRUE(streams_->merge_log());
-  ASSERT_TRUE(streams_->insert_message(events_stream_, stream_position{3}, std::string(4096, 'x')));
-  ASSERT_TRUE(streams_->commit());
+  ASSERT_TRUE(store().begin());
+  if (!on_postgres()) ASSERT_TRUE(streams_->merge_log());  // SQLite's append log
+  ASSERT_TRUE(store().insert_message(events_stream_, stream_position{3}, std::string(4096, 'x')));
+  ASSERT_TRUE(store().commit());
   tail = tables_->stream_tail(events_stream_);
   ASSERT_TRUE(tail);
   EXPECT_EQ(*tail, stream_position{3});
@@ -279,7 +279,7 @@ TEST_F(session_tables_test, the_event_streams_tail_and_incarnation_are_read_thro
 
 // ---- error paths -----------------------------------------------------------------------------
 
-TEST_F(session_tables_test, an_ended_session_without_an_end_reason_is_refused) {
+TEST_P(session_tables_test, an_ended_session_without_an_end_reason_is_refused) {
   session_row s = session("s1", "p1", 1, session_state::ended);
   s.end_reason.reset();
   EXPECT_FALSE(tables_->insert_session(s));
@@ -291,7 +291,7 @@ TEST_F(session_tables_test, an_ended_session_without_an_end_reason_is_refused) {
   EXPECT_TRUE(none->empty());
 }
 
-TEST_F(session_tables_test, a_state_the_schema_does_not_know_reads_as_a_damaged_database) {
+TEST_P(session_tables_test, a_state_the_schema_does_not_know_reads_as_a_damaged_database) {
   ASSERT_TRUE(tables_->insert_session(session("s1", "p1", 1)));
   ASSERT_TRUE(tables_->insert_session(session("s2", "p1", 2)));
   write_behind_ordos_back("UPDATE sessions SET state = 'dreaming' WHERE id = 's2'");
@@ -307,13 +307,13 @@ TEST_F(session_tables_test, a_state_the_schema_does_not_know_reads_as_a_damaged_
   EXPECT_EQ((*s1)->state, session_state::active);
 }
 
-TEST_F(session_tables_test, an_end_reason_the_schema_does_not_know_reads_as_a_damaged_database) {
+TEST_P(session_tables_test, an_end_reason_the_schema_does_not_know_reads_as_a_damaged_database) {
   ASSERT_TRUE(tables_->insert_session(session("s1", "p1", 1, session_state::ended)));
   write_behind_ordos_back("UPDATE sessions SET end_reason = 'bored' WHERE id = 's1'");
   EXPECT_TRUE(damaged(tables_->session("s1"), "sessions.end_reason holds 'bored'"));
 }
 
-TEST_F(session_tables_test, duplicate_ids_numbers_and_projects_are_refused) {
+TEST_P(session_tables_test, duplicate_ids_numbers_and_projects_are_refused) {
   ASSERT_TRUE(tables_->insert_session(session("s1", "p1", 1)));
   EXPECT_FALSE(tables_->insert_session(session("s1", "p1", 2))) << "id is unique";
   EXPECT_FALSE(tables_->insert_session(session("s2", "p1", 1))) << "(project, number) is unique";
@@ -322,7 +322,20 @@ TEST_F(session_tables_test, duplicate_ids_numbers_and_projects_are_refused) {
   EXPECT_TRUE(tables_->insert_session(session("s2", "p1", 2)));
 }
 
-TEST_F(session_tables_test, a_read_only_connection_refuses_writes_but_reads) {
+TEST_P(session_tables_test, a_read_only_connection_refuses_writes_but_reads) {
+  if (on_postgres()) {
+    auto ro = postgres::connection::open(pg_url_, {.read_only = true});
+    ASSERT_TRUE(ro) << ro.error().message;
+    postgres::sql_statements sql(*ro);
+    session_tables reader(sql);
+    auto p = reader.project("p1");
+    ASSERT_TRUE(p) << p.error().message;
+    EXPECT_TRUE(*p);
+    auto s = reader.insert_project(project("p9"));
+    ASSERT_FALSE(s);
+    EXPECT_EQ(s.error().code, k_storage_readonly);
+    return;
+  }
   auto ro = connection::open(path_, open_mode::read_only, std::chrono::seconds(1));
   ASSERT_TRUE(ro) << ro.error().message;
   statement_cache cache(*ro);
@@ -334,6 +347,8 @@ TEST_F(session_tables_test, a_read_only_connection_refuses_writes_but_reads) {
   ASSERT_FALSE(s);
   EXPECT_EQ(s.error().code, k_storage_readonly);
 }
+
+ORDO_SESSION_TABLES_ON_BOTH_STORAGES();
 
 }  // namespace
 }  // namespace ordo::sqlite::tables_test
