@@ -114,6 +114,16 @@ ordo_vitest(postgres_cli blackbox/postgres_cli.test.mjs)
 # Two nodes on one database, each addressed directly: cross-node reads and live delivery,
 # producers through both nodes, kill -9 of a node, PostgreSQL going away and coming back.
 ordo_vitest(postgres_cluster blackbox/postgres_cluster.test.mjs)
+# The session, change-feed and PR suites against two nodes on PostgreSQL behind nginx
+# round-robin (ORDO_TEST_STORAGE=postgres-cluster: support/ordo_server.mjs starts a cluster for
+# every server a suite asks for), and the sessions' concurrency and crash suite against one node
+# on PostgreSQL.
+foreach(suite sessions_api changes_feed pull_requests)
+  ordo_vitest(${suite}_postgres_cluster blackbox/${suite}.test.mjs
+              ENV ORDO_TEST_STORAGE=postgres-cluster TIMEOUT 600)
+endforeach()
+ordo_vitest(sessions_concurrency_postgres blackbox/sessions_concurrency.test.mjs
+            ENV ORDO_TEST_STORAGE=postgres TIMEOUT 600)
 
 # Delivery under stress: a reader that never reads beside 500 that do (cut off, resumes exactly,
 # bounded server memory), 2,000 readers reconnecting at once from old offsets after a restart

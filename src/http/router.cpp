@@ -139,32 +139,22 @@ path_match match_streams_list(server::impl&, const std::string& path) {
   return path;
 }
 
-// Sessions, their events and the change feed on a storage that cannot hold them yet.
-failure sessions_unavailable() {
-  return make_failure(failure_kind::not_implemented, "sessions_unavailable",
-                      "sessions, their events and the change feed are not stored on PostgreSQL "
-                      "yet; serve them from SQLite (ordo serve without --storage)");
-}
-
 // A session's event stream: readable with every read mode, written only by ordo. Whether the
 // session exists is the handler's question, asked after the token's.
-path_match match_session_events(server::impl& s, const std::string& path) {
+path_match match_session_events(server::impl&, const std::string& path) {
   auto events = session_events_stream(path);
-  if (events && !s.sessions.available()) return sessions_unavailable();
   if (!events) return std::nullopt;
   return std::move(*events);
 }
 
 // The change feed: readable with every read mode and filters, written only by ordo.
-path_match match_change_feed(server::impl& s, const std::string& path) {
+path_match match_change_feed(server::impl&, const std::string& path) {
   if (path != "/v1/changes") return std::nullopt;
-  if (!s.sessions.available()) return sessions_unavailable();
   return std::string(sessions::session_service::k_changes_stream_path);
 }
 
-path_match match_session_api(server::impl& s, const std::string& path) {
+path_match match_session_api(server::impl&, const std::string& path) {
   if (!is_session_api_path(path)) return std::nullopt;
-  if (!s.sessions.available()) return sessions_unavailable();
   return path;
 }
 
@@ -196,12 +186,9 @@ awaitable<bool> serve_metrics(server::impl& s, routed_request& r) {
                                            "/metrics needs the metrics:read or admin scope"));
     co_return co_await s.respond(r.conn, res);
   }
-  result<sessions::session_counts> counts = sessions::session_counts{};
-  if (s.sessions.available()) {
-    auto op = await_engine<result<sessions::session_counts>>(
-        [&s](auto done) { s.sessions.counts(std::move(done)); });
-    counts = co_await std::move(op);
-  }
+  auto op = await_engine<result<sessions::session_counts>>(
+      [&s](auto done) { s.sessions.counts(std::move(done)); });
+  result<sessions::session_counts> counts = co_await std::move(op);
   if (!counts) spdlog::warn("/metrics: counting sessions failed: {}", counts.error().message);
   metrics_scrape scrape{s.engine, s.metrics};
   scrape.open_connections = s.served_connections.load();
@@ -358,11 +345,35 @@ awaitable<bool> serve_session_api(server::impl& s, routed_request& r) {
   co_return co_await respond_with(s, r, answer);
 }
 
+// Where several nodes share the storage: the stream's record brought up to date with the
+// database before the request is answered from it (stream_engine::refresh()); the failure to
+// answer with when the database cannot be asked. `always`: also when this node knows a live
+// record of the stream (reads, whose answer depends on its tail; a write checks the rest in its
+// own transaction).
+awaitable<std::optional<failure>> refresh_stream(server::impl& s, const std::string& path,
+                                                 bool always) {
+  if (!s.engine.storage_shared()) co_return std::nullopt;
+  if (!always) {
+    auto record = s.engine.find(path);
+    if (record && record->state().lifecycle == stream_lifecycle::live) co_return std::nullopt;
+  }
+  stream_engine* engine = &s.engine;
+  const std::string* p = &path;
+  auto op = await_engine<status>([engine, p](auto done) { engine->refresh(*p, done); });
+  status refreshed = co_await std::move(op);
+  if (!refreshed) co_return std::move(refreshed).error();
+  co_return std::nullopt;
+}
+
 // The feed a change-feed request reads (change_feed_for(), http/access.hpp), its project's feed
 // created first if this is the first read of it; or the failure to answer.
 awaitable<result<std::string>> change_feed_path(server::impl& s, routed_request& r,
                                                 const std::optional<std::string>& project) {
   auto path = change_feed_for(*r.who, project);
+  if (path) {
+    auto fresh = refresh_stream(s, *path, true);
+    if (auto failed = co_await std::move(fresh)) co_return std::move(*failed);
+  }
   if (!path || *path == r.target || s.engine.find(*path)) co_return path;
   const std::string* name = &*project;
   auto op = await_engine<status>(
@@ -406,6 +417,8 @@ awaitable<std::optional<failure>> session_events_refusal(server::impl& s, routed
   id.resize(id.size() - std::string_view("/events").size());
   failure missing =
       make_failure(failure_kind::not_found, "session_not_found", "no session '" + id + "'");
+  auto fresh = refresh_stream(s, r.target, true);
+  if (auto failed = co_await std::move(fresh)) co_return failed;
   if (r.who->is_admin()) {
     if (!s.engine.find(r.target)) co_return missing;
     co_return std::nullopt;
@@ -450,26 +463,6 @@ awaitable<bool> refuse_change_feed_write(server::impl& s, routed_request& r) {
 // is looked at.
 std::optional<failure> stream_refusal(routed_request& r) {
   return check_stream_access(*r.who, r.target, stream_level_of(r.req.method_string()));
-}
-
-// Where several nodes share the storage: the stream's record brought up to date with the
-// database before the request is answered from it (stream_engine::refresh()); the failure to
-// answer with when the database cannot be asked. `always`: also when this node knows a live
-// record of the stream (reads, whose answer depends on its tail; a write checks the rest in its
-// own transaction).
-awaitable<std::optional<failure>> refresh_stream(server::impl& s, const std::string& path,
-                                                 bool always) {
-  if (!s.engine.storage_shared()) co_return std::nullopt;
-  if (!always) {
-    auto record = s.engine.find(path);
-    if (record && record->state().lifecycle == stream_lifecycle::live) co_return std::nullopt;
-  }
-  stream_engine* engine = &s.engine;
-  const std::string* p = &path;
-  auto op = await_engine<status>([engine, p](auto done) { engine->refresh(*p, done); });
-  status refreshed = co_await std::move(op);
-  if (!refreshed) co_return std::move(refreshed).error();
-  co_return std::nullopt;
 }
 
 awaitable<bool> serve_put(server::impl& s, routed_request& r) {

@@ -72,11 +72,9 @@ void session_service::changes_snapshot(visibility visible, std::optional<std::st
   run_read(
       engine_,
       [visible = std::move(visible), project = std::move(project)](
-          sqlite::read_context& ctx, session_tables& t) -> result<reply> {
+          storage::read_snapshot& ctx, session_tables& t) -> result<reply> {
         std::uint64_t epoch = ctx.database_epoch;
-        // One read transaction: the entities and the feed offset agree.
-        auto read = sqlite::read_transaction::begin(ctx.db);
-        if (!read) return std::move(read).error();
+        // The entities and the feed offset agree: the task runs in one snapshot (read_with()).
         // Live (not archived) projects; a live session may belong to an archived project,
         // which GET /v1/projects/{id} still resolves.
         auto projects = t.projects(false);

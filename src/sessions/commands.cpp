@@ -148,7 +148,7 @@ void session_service::update_command(std::string id, std::string command,
 void session_service::get_command(std::string id, std::string command, reply_callback done) {
   run_read(
       engine_,
-      [id = std::move(id), command = std::move(command)](sqlite::read_context&,
+      [id = std::move(id), command = std::move(command)](storage::read_snapshot&,
                                                          session_tables& t) -> result<reply> {
         return session_item_reply(
             t, id, "command", command,
@@ -167,7 +167,7 @@ void session_service::list_commands(std::string id, std::optional<std::string> s
                                     reply_callback done) {
   run_read(
       engine_,
-      [id = std::move(id), status_filter, after, limit](sqlite::read_context&,
+      [id = std::move(id), status_filter, after, limit](storage::read_snapshot&,
                                                         session_tables& t) -> result<reply> {
         if (status_filter && *status_filter != "pending") {
           return invalid("invalid_status_filter", "status may only be 'pending'");

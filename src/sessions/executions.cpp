@@ -115,7 +115,7 @@ void session_service::finish_execution(std::string id, std::int64_t generation, 
 void session_service::list_executions(std::string id, reply_callback done) {
   run_read(
       engine_,
-      [id = std::move(id)](sqlite::read_context&, session_tables& t) -> result<reply> {
+      [id = std::move(id)](storage::read_snapshot&, session_tables& t) -> result<reply> {
         auto s = existing_session(t, id);
         if (!s) return std::move(s).error();
         auto executions = t.executions(id);

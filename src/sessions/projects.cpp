@@ -100,7 +100,7 @@ void session_service::list_projects(bool include_archived, visibility visible,
                                     reply_callback done) {
   run_read(
       engine_,
-      [include_archived, visible = std::move(visible)](sqlite::read_context&,
+      [include_archived, visible = std::move(visible)](storage::read_snapshot&,
                                                        session_tables& t) -> result<reply> {
         auto rows = t.projects(include_archived);
         if (!rows) return std::move(rows).error();
@@ -119,7 +119,7 @@ void session_service::list_projects(bool include_archived, visibility visible,
 void session_service::get_project(std::string id, reply_callback done) {
   run_read(
       engine_,
-      [id = std::move(id)](sqlite::read_context&, session_tables& t) -> result<reply> {
+      [id = std::move(id)](storage::read_snapshot&, session_tables& t) -> result<reply> {
         auto p = t.project(id);
         if (!p) return std::move(p).error();
         if (!*p) return not_found("project", id);

@@ -382,7 +382,7 @@ void session_service::observe_pr(std::string id, std::optional<std::int64_t> if_
 void session_service::list_prs(std::string id, reply_callback done) {
   run_read(
       engine_,
-      [id = std::move(id)](sqlite::read_context&, session_tables& t) -> result<reply> {
+      [id = std::move(id)](storage::read_snapshot&, session_tables& t) -> result<reply> {
         auto s = existing_session(t, id);
         if (!s) return std::move(s).error();
         auto prs = t.prs_of_session(id);
@@ -404,7 +404,7 @@ void session_service::ci_brake(std::string id, std::optional<int> commits, reply
   int n = commits.value_or(options_.ci_brake_commits);
   run_read(
       engine_,
-      [id = std::move(id), n](sqlite::read_context&, session_tables& t) -> result<reply> {
+      [id = std::move(id), n](storage::read_snapshot&, session_tables& t) -> result<reply> {
         if (n < 1 || n > 100)
           return invalid("invalid_commits", "commits must be between 1 and 100");
         auto s = existing_session(t, id);

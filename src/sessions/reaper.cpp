@@ -25,8 +25,9 @@ void session_service::reap_once() {
   auto finished = std::make_shared<std::promise<void>>();
   auto future = finished->get_future();
   write_job job;
+  job.streams = {std::string(k_changes_stream_path)};
   job.run = [heartbeat_timeout, detach_timeout](write_context& ctx) -> status {
-    session_tables t(ctx.statements());
+    session_tables t(ctx.sql());
     // Detach sessions whose agent stopped heartbeating; end those detached for too long. Every
     // change goes through the lifecycle functions, like an API call.
     std::vector<session_state> watched;
@@ -108,6 +109,7 @@ bool session_service::prune_changes_once() {
   auto finished = std::make_shared<std::promise<void>>();
   auto future = finished->get_future();
   write_job job;
+  job.streams = {std::string(k_changes_stream_path)};
   // The server's feed, then every project's own (archived ones too: their feeds age out alike).
   // Every change is in both, at the same time: the projects' feeds hold something old only when
   // the server's feed did (or a project's pass stopped at its batch limit), so the pass over
@@ -119,7 +121,7 @@ bool session_service::prune_changes_once() {
     if (!server_feed) return std::move(server_feed).error();
     bool any_full = server_feed->full;
     if (server_feed->some || project_feeds_behind_) {
-      session_tables t(ctx.statements());
+      session_tables t(ctx.sql());
       auto projects = t.projects(true);
       if (!projects) return std::move(projects).error();
       bool behind = false;
@@ -153,6 +155,11 @@ void session_service::reaper_loop() {
   mutex_lock lock(mu_);
   while (!lock.wait_for(cv_, interval, [&]() REQUIRES(mu_) { return stopping_; })) {
     lock.unlock();
+    // Where nodes share the storage, one of them reaps and prunes (the background worker).
+    if (!engine_.runs_background_work()) {
+      lock.lock();
+      continue;
+    }
     reap_once();
     // A few retention batches per tick at most: the rest waits for the next tick.
     for (int i = 0; i < 4 && prune_changes_once(); ++i) {

@@ -239,8 +239,11 @@ void run_write(stream_engine& engine, write_fn fn, reply_callback done, std::siz
   auto outcome = std::make_shared<std::optional<result<reply>>>();
   write_job job;
   job.bytes = bytes;
+  // Every session change appends to the change feed: where nodes share the storage, the feed
+  // is locked at the batch's start, before any session's event stream.
+  job.streams = {std::string(session_service::k_changes_stream_path)};
   job.run = [fn = std::move(fn), outcome](write_context& ctx) -> status {
-    session_tables t(ctx.statements());
+    session_tables t(ctx.sql());
     outcome->emplace(fn(ctx, t));
     if (**outcome) return ok_v;
     return (*outcome)->error();
@@ -262,8 +265,8 @@ void run_write(stream_engine& engine, write_fn fn, reply_callback done, std::siz
 void run_read(stream_engine& engine, read_fn fn, reply_callback done) {
   auto shared_done = std::make_shared<reply_callback>(std::move(done));
   bool queued = engine.read_with(
-      [fn = std::move(fn), shared_done, e = &engine](sqlite::read_context& ctx) {
-        session_tables t(ctx.statements);
+      [fn = std::move(fn), shared_done, e = &engine](storage::read_snapshot& ctx) {
+        session_tables t(ctx.sql);
         result<reply> r = fn(ctx, t);
         // What the queries saw may be committed but not yet on disk: answer once it is.
         if (auto durable = e->await_durable(); !durable) r = std::move(durable).error();

@@ -48,7 +48,7 @@ failure session_ended(const sqlite::session_row& s);
 // ---- plumbing
 
 using write_fn = std::function<result<reply>(write_context&, session_tables&)>;
-using read_fn = std::function<result<reply>(sqlite::read_context&, session_tables&)>;
+using read_fn = std::function<result<reply>(storage::read_snapshot&, session_tables&)>;
 
 // Runs `fn` as one job of the writer; `bytes` is what the job will write, for the batch limit.
 // The queue being full is answered with 503 write_queue_full.

@@ -41,17 +41,13 @@ std::string session_service::events_stream_path(std::string_view session_id) {
   return sqlite::session_events_path(session_id);
 }
 
-bool session_service::available() const {
-  return engine_.options().postgres_url.empty();
-}
-
 void session_service::start() {
-  if (!available()) return;
   ensure_change_feed();
   // A replacement database without a change feed gets one (submitted, not waited for: the hook
   // runs on the writer thread).
   engine_.on_adopted([this] { submit_change_feed_job({}); });
-  reap_once();
+  // Where nodes share the storage, the background worker reaps once it is chosen.
+  if (!engine_.storage_shared()) reap_once();
   reaper_ = std::thread([this] {
     name_this_thread("ordo-reaper");
     reaper_loop();
@@ -76,8 +72,8 @@ void session_service::counts(std::function<void(result<session_counts>)> done) {
   // Metrics may show a commit whose flush is still running: nothing is answered from them that
   // a client could act on, so this read does not wait for durability.
   bool queued = engine_.read_with(
-      [shared_done](sqlite::read_context& ctx) {
-        session_tables t(ctx.statements);
+      [shared_done](storage::read_snapshot& ctx) {
+        session_tables t(ctx.sql);
         auto states = t.sessions_by_state();
         if (!states) return (*shared_done)(std::move(states).error());
         auto statuses = t.commands_by_status();

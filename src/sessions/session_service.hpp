@@ -114,9 +114,6 @@ class session_service {
   session_service(stream_engine& engine, session_service_options options);
   ~session_service();
 
-  // Whether sessions can be served on the engine's storage: not on PostgreSQL yet, where the
-  // server answers their routes 501 and start() does nothing.
-  bool available() const;
   // Applies the reaper's rules to whatever is stale, then keeps doing so periodically.
   void start();
   void stop();

@@ -112,7 +112,7 @@ void session_service::create_session(std::string project_id, json::value body,
 void session_service::list_sessions(session_list_query q, reply_callback done) {
   run_read(
       engine_,
-      [q = std::move(q)](sqlite::read_context&, session_tables& t) -> result<reply> {
+      [q = std::move(q)](storage::read_snapshot&, session_tables& t) -> result<reply> {
         if (q.require_project) {
           auto p = t.project(*q.project_id);
           if (!p) return std::move(p).error();
@@ -187,7 +187,7 @@ void session_service::session_project(
     std::string id, std::function<void(result<std::optional<std::string>>)> done) {
   run_read(
       engine_,
-      [id = std::move(id)](sqlite::read_context&, session_tables& t) -> result<reply> {
+      [id = std::move(id)](storage::read_snapshot&, session_tables& t) -> result<reply> {
         auto s = t.session(id);
         if (!s) return std::move(s).error();
         json::value project = *s ? json::value((*s)->project_id) : json::value(nullptr);
@@ -203,7 +203,7 @@ void session_service::session_project(
 void session_service::get_session(std::string id, reply_callback done) {
   run_read(
       engine_,
-      [id = std::move(id)](sqlite::read_context&, session_tables& t) {
+      [id = std::move(id)](storage::read_snapshot&, session_tables& t) {
         return session_reply(t, id, reply_kind::ok);
       },
       std::move(done));
@@ -337,7 +337,7 @@ void session_service::heartbeat(std::string id, reply_callback done) {
 void session_service::snapshot(std::string id, std::optional<int> row_limit, reply_callback done) {
   run_read(
       engine_,
-      [id = std::move(id), row_limit](sqlite::read_context& ctx,
+      [id = std::move(id), row_limit](storage::read_snapshot& ctx,
                                       session_tables& t) -> result<reply> {
         std::uint64_t epoch = ctx.database_epoch;
         int limit = row_limit.value_or(k_default_snapshot_rows);
@@ -345,9 +345,8 @@ void session_service::snapshot(std::string id, std::optional<int> row_limit, rep
           return invalid("invalid_rows",
                          "rows must be between 0 and " + std::to_string(k_max_row_page));
         }
-        // One read transaction: the state, the rows, the commands and the event offset agree.
-        auto read = sqlite::read_transaction::begin(ctx.db);
-        if (!read) return std::move(read).error();
+        // The state, the rows, the commands and the event offset agree: the task runs in one
+        // snapshot (read_with()).
         auto s = existing_session(t, id);
         if (!s) return std::move(s).error();
         sqlite::row_page_query q;

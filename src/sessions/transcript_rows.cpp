@@ -235,7 +235,7 @@ void session_service::upsert_row(std::string id, std::string row_id,
 void session_service::get_row(std::string id, std::string row_id, reply_callback done) {
   run_read(
       engine_,
-      [id = std::move(id), row_id = std::move(row_id)](sqlite::read_context&,
+      [id = std::move(id), row_id = std::move(row_id)](storage::read_snapshot&,
                                                        session_tables& t) -> result<reply> {
         return session_item_reply(
             t, id, "row", row_id, [&] { return t.row_by_id(id, row_id); }, row_json);
@@ -246,7 +246,7 @@ void session_service::get_row(std::string id, std::string row_id, reply_callback
 void session_service::list_rows(std::string id, row_list_query q, reply_callback done) {
   run_read(
       engine_,
-      [id = std::move(id), q](sqlite::read_context&, session_tables& t) -> result<reply> {
+      [id = std::move(id), q](storage::read_snapshot&, session_tables& t) -> result<reply> {
         int limit = q.limit.value_or(k_default_row_page);
         if (limit < 1 || limit > k_max_row_page) {
           return invalid("invalid_limit",

@@ -74,6 +74,14 @@ class sql_connection {
   sql_connection() = default;
 };
 
+// What a read task of the session service gets (stream_engine::read_with()): a reader
+// connection's statements, inside one read-only snapshot that lasts the whole task, and the
+// database epoch the snapshot belongs to.
+struct read_snapshot {
+  sql_connection& sql;
+  std::uint64_t database_epoch = 0;
+};
+
 // A statement borrowed for one use: reset and its bindings cleared on exit.
 class sql_statement_use {
  public:

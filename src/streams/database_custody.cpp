@@ -23,6 +23,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
+#include "storage/sqlite/session_tables.hpp"
 #include "streams/stream_engine_internal.hpp"
 
 namespace ordo {
@@ -134,6 +135,7 @@ void stream_engine::detach_database() {
   }
   syncer_->detach();
   // Statements before their connection.
+  write_sql_.reset();
   write_statements_.reset();
   store_ = nullptr;
   tables_.reset();
@@ -194,6 +196,7 @@ status stream_engine::attach_database(std::optional<sqlite::file_identity> adopt
   tables_ = std::make_unique<sqlite::stream_tables>(std::move(*tables));
   store_ = tables_.get();
   write_statements_ = std::make_unique<sqlite::statement_cache>(*write_db_);
+  write_sql_ = std::make_unique<sqlite::statement_cache_sql>(*write_statements_);
   database_epoch_ = *epoch;
   generation_ = generation;
   file_.opened(st);

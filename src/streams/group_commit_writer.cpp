@@ -152,8 +152,8 @@ void stream_engine::run_batch(std::vector<job>& batch) {
             } else if constexpr (std::is_same_v<T, delete_job>) {
               return run_delete(*j);
             } else {
-              write_context ctx(*this, write_db_.get(), write_statements_.get(), *store_,
-                                database_epoch_, wall_ms(), j->effects);
+              write_context ctx(*this, *write_sql_, *store_, database_epoch_, wall_ms(),
+                                j->effects);
               status kept = j->job.run(ctx);
               if (kept) return true;
               j->refused = std::move(kept).error();
@@ -195,9 +195,13 @@ std::vector<stream_id> stream_engine::batch_streams(const std::vector<job>& jobs
   std::vector<stream_id> out;
   if (!on_postgres()) return out;  // the writer is alone: nothing to lock
   for (const job& j : jobs) {
+    // A stream this node has not seen yet is locked when its job runs (lock_tail()).
     if (auto* const* a = std::get_if<append_job*>(&j)) {
-      // A stream this node has not seen yet is locked when its job runs (lock_tail()).
       if (auto record = find((*a)->req.path)) out.push_back(record->config().id);
+    } else if (auto* const* c = std::get_if<custom_job*>(&j)) {
+      for (const std::string& path : (*c)->job.streams) {
+        if (auto record = find(path)) out.push_back(record->config().id);
+      }
     }
   }
   return out;

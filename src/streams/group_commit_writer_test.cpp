@@ -107,12 +107,19 @@ TEST_F(stream_engine_test, a_read_answers_only_once_what_it_saw_is_on_disk) {
   flush.wait_until_held();
   std::promise<std::int64_t> seen;
   ASSERT_TRUE(engine_->read_with(
-      [&](sqlite::read_context& ctx) {
+      [&](storage::read_snapshot& ctx) {
         // No ASSERT on the reader thread: it would return without answering and hang the test.
-        auto n = ctx.db.query_int64("SELECT count(*) FROM " + k_all_messages);
-        EXPECT_TRUE(n);
+        auto count = ctx.sql.get("SELECT count(*) FROM " + k_all_messages);
+        EXPECT_TRUE(count);
+        std::int64_t n = -2;
+        if (count) {
+          storage::sql_statement_use use(*count);
+          auto row = use->step();
+          EXPECT_TRUE(row && *row);
+          if (row && *row) n = use->column_int64(0);
+        }
         EXPECT_TRUE(engine_->await_durable());
-        seen.set_value(n ? n->value_or(-1) : -2);
+        seen.set_value(n);
       },
       [](const failure&) {}));
   auto answer = seen.get_future();

@@ -27,6 +27,7 @@
 #include "storage/postgres/migrations.hpp"
 #include "storage/postgres/notifier.hpp"
 #include "storage/postgres/read_pool.hpp"
+#include "storage/postgres/sql_statements.hpp"
 #include "storage/postgres/stream_tables.hpp"
 #include "streams/stream_engine.hpp"
 #include "streams/stream_engine_internal.hpp"
@@ -80,6 +81,7 @@ status stream_engine::attach_postgres() {
 
   pg_db_ = std::move(owned);
   pg_tables_ = std::move(tables);
+  write_sql_ = std::make_unique<postgres::sql_statements>(*pg_db_);
   store_ = pg_tables_.get();
   database_epoch_ = *epoch;
   generation_ = 1;
@@ -260,6 +262,7 @@ status stream_engine::check_postgres() {
   }
   // Statements of the old connection go with it.
   store_ = nullptr;
+  write_sql_.reset();
   pg_tables_.reset();
   pg_db_.reset();
   auto db = connect_writer(options_);
@@ -284,6 +287,7 @@ status stream_engine::check_postgres() {
   }
   pg_db_ = std::make_unique<postgres::connection>(std::move(*db));
   pg_tables_ = std::make_unique<postgres::stream_tables>(*pg_db_);
+  write_sql_ = std::make_unique<postgres::sql_statements>(*pg_db_);
   store_ = pg_tables_.get();
   if (*epoch != database_epoch_) {
     spdlog::warn(
@@ -312,6 +316,22 @@ status stream_engine::check_postgres() {
   pg_reconnect_ = false;
   spdlog::warn("the writer is connected to PostgreSQL again; writes resume");
   return ok_v;
+}
+
+bool stream_engine::read_with_postgres(std::function<void(storage::read_snapshot&)> task,
+                                       std::function<void(const failure&)> refuse) {
+  return pg_readers_->submit(
+      [this, task = std::move(task), refuse](postgres::read_context& context) {
+        // One snapshot for the whole task, as SQLite's read transaction gives.
+        if (auto s = context.db.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); !s) {
+          return refuse(s.error());
+        }
+        postgres::sql_statements sql(context.db);
+        storage::read_snapshot snapshot{sql, database_epoch_.load()};
+        task(snapshot);
+        (void)context.db.exec("COMMIT");
+      },
+      refuse);
 }
 
 void stream_engine::read_postgres(std::shared_ptr<stream_record> stream,

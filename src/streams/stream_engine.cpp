@@ -17,6 +17,7 @@
 #include "storage/postgres/notifier.hpp"
 #include "storage/postgres/read_pool.hpp"
 #include "storage/postgres/stream_tables.hpp"
+#include "storage/sqlite/session_tables.hpp"
 #include "streams/stream_engine_internal.hpp"
 
 namespace ordo {
@@ -206,9 +207,6 @@ void stream_engine::remove(std::string path, delete_callback done) {
 }
 
 bool stream_engine::submit(write_job job) {
-  // Custom jobs (the session tables) use the SQLite connection; on PostgreSQL they are not
-  // built yet, and the server does not start the session service there.
-  if (on_postgres()) return false;
   std::size_t bytes = job.bytes;
   auto* j = new custom_job{std::move(job), {}};
   if (!enqueue(j, bytes)) {
@@ -218,10 +216,18 @@ bool stream_engine::submit(write_job job) {
   return true;
 }
 
-bool stream_engine::read_with(std::function<void(sqlite::read_context&)> task,
+bool stream_engine::read_with(std::function<void(storage::read_snapshot&)> task,
                               std::function<void(const failure&)> refuse) {
-  if (!readers_) return false;  // PostgreSQL: see submit()
-  return readers_->submit(std::move(task), std::move(refuse));
+  if (on_postgres()) return read_with_postgres(std::move(task), std::move(refuse));
+  return readers_->submit(
+      [task = std::move(task), refuse](sqlite::read_context& context) {
+        auto snapshot_tx = sqlite::read_transaction::begin(context.db);
+        if (!snapshot_tx) return refuse(snapshot_tx.error());
+        sqlite::statement_cache_sql sql(context.statements);
+        storage::read_snapshot snapshot{sql, context.database_epoch};
+        task(snapshot);
+      },
+      std::move(refuse));
 }
 
 status stream_engine::await_durable() {

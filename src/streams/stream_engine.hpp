@@ -45,6 +45,7 @@
 #include "base/metrics.hpp"
 #include "base/result.hpp"
 #include "base/thread_annotations.hpp"
+#include "storage/sql_statement.hpp"
 #include "storage/sqlite/database.hpp"
 #include "storage/sqlite/database_file.hpp"
 #include "storage/sqlite/read_pool.hpp"
@@ -266,10 +267,8 @@ struct stream_effect {
 // job, and the stream changes it makes are published (tail caches, wake-ups) after commit.
 class write_context {
  public:
-  // The SQLite connection and its statements, for the session tables (sessions run on SQLite
-  // only so far: the engine refuses custom jobs on PostgreSQL, stream_engine::submit()).
-  sqlite::connection& db() { return *db_; }
-  sqlite::statement_cache& statements() { return *statements_; }
+  // The writer's connection, for the session tables (storage/sql_statement.hpp).
+  storage::sql_connection& sql() { return sql_; }
   std::int64_t now_ms() const { return now_ms_; }
   std::uint64_t database_epoch() const { return database_epoch_; }
 
@@ -294,20 +293,18 @@ class write_context {
 
  private:
   friend class stream_engine;
-  write_context(const stream_engine& engine, sqlite::connection* db,
-                sqlite::statement_cache* statements, storage::stream_store& tables,
-                std::uint64_t epoch, std::int64_t now_ms, std::vector<stream_effect>& effects)
+  write_context(const stream_engine& engine, storage::sql_connection& sql,
+                storage::stream_store& tables, std::uint64_t epoch, std::int64_t now_ms,
+                std::vector<stream_effect>& effects)
       : engine_(engine),
-        db_(db),
-        statements_(statements),
+        sql_(sql),
         tables_(tables),
         database_epoch_(epoch),
         now_ms_(now_ms),
         effects_(effects) {}
 
   const stream_engine& engine_;
-  sqlite::connection* db_;
-  sqlite::statement_cache* statements_;
+  storage::sql_connection& sql_;
   storage::stream_store& tables_;
   std::uint64_t database_epoch_;
   std::int64_t now_ms_;
@@ -324,6 +321,10 @@ struct write_job {
   // failure that stopped the whole transaction.
   std::function<void(const std::optional<failure>&)> done;
   std::size_t bytes = 0;  // payload size, for the write queue's byte bound
+  // Where several nodes share the storage: the streams (by path) the job may append to, locked
+  // with the batch's other streams at its start, in id order, so that two nodes' batches never
+  // wait for each other's locks in a cycle. A stream left out is locked when the job appends.
+  std::vector<std::string> streams;
 };
 
 class stream_engine {
@@ -349,11 +350,12 @@ class stream_engine {
   void remove(std::string path, delete_callback done);
   // Queues a custom job; false (and `done` is not called) when the write queue is full.
   bool submit(write_job job);
-  // Runs `task` on a reader thread with its own read-only connection, or `refuse` when no
-  // database is open (the file was replaced and the new one cannot be opened); false when the
-  // read queue is full (neither is called).
+  // Runs `task` on a reader thread with its own read-only connection, inside one snapshot (a
+  // read transaction), or `refuse` when no database can be read (the file was replaced and the
+  // new one cannot be opened; PostgreSQL is away); false when the read queue is full (neither
+  // is called).
   // A task that answers a client from what it read must call await_durable() before it answers.
-  bool read_with(std::function<void(sqlite::read_context&)> task,
+  bool read_with(std::function<void(storage::read_snapshot&)> task,
                  std::function<void(const failure&)> refuse);
   // Waits until every transaction committed so far is on disk, so a read never shows what a
   // power failure could still take back; the failure when a flush failed.
@@ -514,6 +516,8 @@ class stream_engine {
   std::unique_ptr<sqlite::connection> write_db_;
   std::unique_ptr<sqlite::stream_tables> tables_;
   std::unique_ptr<sqlite::statement_cache> write_statements_;
+  // The writer's connection as the session tables use it (over write_statements_ or pg_db_).
+  std::unique_ptr<storage::sql_connection> write_sql_;
   std::unique_ptr<sqlite::read_pool> readers_;
   // The writer's tables: *tables_ on SQLite, *pg_tables_ on PostgreSQL; null while detached.
   storage::stream_store* store_ = nullptr;
@@ -532,6 +536,8 @@ class stream_engine {
   // Before every batch and while idle: connects again after the connection was lost, no sooner
   // than the backoff allows; the failure to answer writes with meanwhile.
   status check_postgres();
+  bool read_with_postgres(std::function<void(storage::read_snapshot&)> task,
+                          std::function<void(const failure&)> refuse);
   void read_postgres(std::shared_ptr<stream_record> stream, std::vector<read_segment> plan,
                      stream_position after, read_callback done);
   // The stream's record made to agree with the database: `now` is the stream's row and tail as

@@ -4,6 +4,7 @@ import { spawn } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
+import { startPostgres } from "./postgres.mjs"
 
 const repoRoot = resolve(new URL(".", import.meta.url).pathname, "../..")
 
@@ -48,9 +49,60 @@ export function killLeftoverServers() {
   running.clear()
 }
 
+// ORDO_TEST_STORAGE=postgres: every server a suite starts stores its data in PostgreSQL, in one
+// scratch cluster per test process (support/postgres.mjs) stopped when the process exits,
+// unless the suite gives --storage itself. The database goes with the data directory: a server
+// restarted on the same --data-dir finds its data again.
+let sharedPostgres = null
+const databases = new Map() // data directory -> database
+function postgresStorage(dataDir) {
+  if (!sharedPostgres) {
+    sharedPostgres = startPostgres()
+    process.on("exit", () => sharedPostgres.stop())
+  }
+  if (!databases.has(dataDir)) databases.set(dataDir, sharedPostgres.createDatabase())
+  return ["--storage", sharedPostgres.url(databases.get(dataDir))]
+}
+
+// ORDO_TEST_STORAGE=postgres-cluster: every server a suite starts is two nodes on that
+// database behind nginx round-robin (support/proxy_cluster.mjs), seen through one URL: stop()
+// and kill() act on every node.
+async function startCluster(opts, dataDir) {
+  const [, url] = postgresStorage(dataDir)
+  const { startProxyCluster } = await import("./proxy_cluster.mjs")
+  const cluster = await startProxyCluster({ storage: url, nodes: 2, args: opts.args ?? [] })
+  const port = Number(new URL(cluster.url).port)
+  return {
+    url: cluster.url,
+    port,
+    dataDir,
+    nodes: cluster.nodes,
+    child: cluster.nodes[0].child,
+    log: () => cluster.nodes.map((n) => n.log()).join("\n--- next node ---\n"),
+    async stop() {
+      const codes = await cluster.stop()
+      return codes.find((c) => c !== 0) ?? 0
+    },
+    async kill() {
+      for (const n of cluster.nodes) await n.kill()
+      await cluster.stop().catch(() => {})
+    },
+    cleanup() {
+      if (!opts.dataDir) rmSync(dataDir, { recursive: true, force: true })
+    },
+  }
+}
+
 export async function startOrdo(opts = {}) {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), "ordo-test-"))
-  const args = ["serve", "--port", String(opts.port ?? 0), "--data-dir", dataDir, ...(opts.args ?? [])]
+  if (process.env.ORDO_TEST_STORAGE === "postgres-cluster" && !(opts.args ?? []).includes("--storage") && !opts.single) {
+    return startCluster(opts, dataDir)
+  }
+  const storage =
+    process.env.ORDO_TEST_STORAGE?.startsWith("postgres") && !(opts.args ?? []).includes("--storage")
+      ? postgresStorage(dataDir)
+      : []
+  const args = ["serve", "--port", String(opts.port ?? 0), "--data-dir", dataDir, ...storage, ...(opts.args ?? [])]
   const child = spawn(ordoBinary(), args, {
     env: { ...process.env, ...(opts.env ?? {}) },
     stdio: ["ignore", "pipe", "pipe"],
