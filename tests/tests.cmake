@@ -29,7 +29,8 @@ if(ORDO_SANITIZE)
   ordo_vitest(conformance_asan conformance/conformance.test.mjs
               ENV ORDO_SYNC=normal ${ORDO_SANITIZER_ENV} TIMEOUT 1800)
   foreach(suite bad_input hostile_input changes_feed sessions_api pull_requests fault_proxy
-                storage_faults crash file_replacement delivery_stress slow_clients)
+                storage_faults crash file_replacement delivery_stress slow_clients
+                postgres_cluster)
     ordo_vitest(${suite}_asan blackbox/${suite}.test.mjs ENV ${ORDO_SANITIZER_ENV} TIMEOUT 900)
   endforeach()
   return()
