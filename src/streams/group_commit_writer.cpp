@@ -170,8 +170,8 @@ void stream_engine::run_batch(std::vector<job>& batch) {
       }
     }
     if (!batch_failure) {
-      status s = inject("commit", "");
-      if (s) s = notify_streams(touched_streams(b));
+      status s = notify_streams(touched_streams(b));
+      if (s) s = inject("commit", "");
       if (s) s = commit_transaction(b.commit);
       if (!s) {
         batch_failure = std::move(s).error();

@@ -104,13 +104,8 @@ status stream_engine::attach_postgres() {
                                            [this](const postgres::wake_hint& h) { on_hint(h); });
   postgres::leadership_options leader;
   leader.url = options_.postgres_url;
-  pg_leader_ = postgres::leadership::start(std::move(leader), [](bool leading) {
-    if (leading) {
-      spdlog::info("this node now does the cluster's background work (expiry, purges)");
-    } else {
-      spdlog::warn("this node no longer does the cluster's background work");
-    }
-  });
+  // Leadership logs its own changes; runs_background_work() asks it each time.
+  pg_leader_ = postgres::leadership::start(std::move(leader), [](bool) {});
   spdlog::info("storage open postgres={} node={} streams={} database_epoch={:016x}", url, node_id_,
                streams->size(), database_epoch_.load());
   return ok_v;
