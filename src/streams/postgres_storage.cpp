@@ -355,11 +355,7 @@ void stream_engine::read_postgres(std::shared_ptr<stream_record> stream,
       [shared_done](const failure& f) {
         (*shared_done)(read_result{std::nullopt, f});
       });
-  if (!queued) {
-    (*shared_done)(read_result{std::nullopt,
-                               make_failure(failure_kind::unavailable, "read_queue_full",
-                                            "too many catch-up reads are waiting; retry shortly")});
-  }
+  if (!queued) (*shared_done)(engine_internal::read_queue_full());
 }
 
 }  // namespace ordo

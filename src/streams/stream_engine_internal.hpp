@@ -104,6 +104,12 @@ using pruned_check = std::function<bool(stream_position position)>;
 read_result follow_plan(const std::vector<read_segment>& plan, stream_position after,
                         std::size_t max_bytes, const segment_reader& read,
                         const pruned_check& pruned_at);
+// What a catch-up read answers when the reader pool's queue is full.
+inline read_result read_queue_full() {
+  return read_result{std::nullopt,
+                     make_failure(failure_kind::unavailable, "read_queue_full",
+                                  "too many catch-up reads are waiting; retry shortly")};
+}
 }  // namespace engine_internal
 
 // Removes a stream inside the writer's transaction: soft-deletes it while forks read through

@@ -66,6 +66,15 @@ stream_row row_at(const rows& r, int i) {
   return row;
 }
 
+// Every row of a SELECT of k_stream_columns, with its tail.
+std::vector<loaded_stream> loaded_at(const rows& r) {
+  std::vector<loaded_stream> out;
+  out.reserve(static_cast<std::size_t>(r.size()));
+  for (int i = 0; i < r.size(); ++i)
+    out.push_back({row_at(r, i), position_at(r, i, 18)});
+  return out;
+}
+
 param optional_integer(const std::optional<std::int64_t>& v) {
   return v ? param::integer(*v) : param();
 }
@@ -126,11 +135,7 @@ result<std::vector<loaded_stream>> stream_tables::load_streams() {
   auto r = db_->query("SELECT " + std::string(k_stream_columns) +
                       " FROM streams WHERE state IN (0, 1) ORDER BY id");
   if (!r) return std::move(r).error();
-  std::vector<loaded_stream> out;
-  out.reserve(static_cast<std::size_t>(r->size()));
-  for (int i = 0; i < r->size(); ++i)
-    out.push_back({row_at(*r, i), position_at(*r, i, 18)});
-  return out;
+  return loaded_at(*r);
 }
 
 result<std::optional<stream_row>> stream_tables::find_by_path(std::string_view path) {
@@ -162,11 +167,7 @@ result<std::vector<loaded_stream>> stream_tables::find_loaded(const std::vector<
                           " FROM streams WHERE id = ANY($1::bigint[]) ORDER BY id",
                       {id_array(ids)});
   if (!r) return std::move(r).error();
-  std::vector<loaded_stream> out;
-  out.reserve(static_cast<std::size_t>(r->size()));
-  for (int i = 0; i < r->size(); ++i)
-    out.push_back({row_at(*r, i), position_at(*r, i, 18)});
-  return out;
+  return loaded_at(*r);
 }
 
 result<stream_id> stream_tables::insert_stream(const stream_row& row) {

@@ -323,29 +323,27 @@ TEST_P(session_tables_test, duplicate_ids_numbers_and_projects_are_refused) {
 }
 
 TEST_P(session_tables_test, a_read_only_connection_refuses_writes_but_reads) {
-  if (on_postgres()) {
-    auto ro = postgres::connection::open(pg_url_, {.read_only = true});
-    ASSERT_TRUE(ro) << ro.error().message;
-    postgres::sql_statements sql(*ro);
-    session_tables reader(sql);
+  auto check = [&](session_tables& reader) {
     auto p = reader.project("p1");
     ASSERT_TRUE(p) << p.error().message;
     EXPECT_TRUE(*p);
     auto s = reader.insert_project(project("p9"));
     ASSERT_FALSE(s);
     EXPECT_EQ(s.error().code, k_storage_readonly);
+  };
+  if (on_postgres()) {
+    auto ro = postgres::connection::open(pg_url_, {.read_only = true});
+    ASSERT_TRUE(ro) << ro.error().message;
+    postgres::sql_statements sql(*ro);
+    session_tables reader(sql);
+    check(reader);
     return;
   }
   auto ro = connection::open(path_, open_mode::read_only, std::chrono::seconds(1));
   ASSERT_TRUE(ro) << ro.error().message;
   statement_cache cache(*ro);
   session_tables reader(cache);
-  auto p = reader.project("p1");
-  ASSERT_TRUE(p) << p.error().message;
-  EXPECT_TRUE(*p);
-  auto s = reader.insert_project(project("p9"));
-  ASSERT_FALSE(s);
-  EXPECT_EQ(s.error().code, k_storage_readonly);
+  check(reader);
 }
 
 ORDO_SESSION_TABLES_ON_BOTH_STORAGES();
