@@ -226,7 +226,27 @@ void stream_engine::reconcile(stream_id id, const std::string& path,
     by_path_[row.path] = record;
     return;
   }
-  if (record->publish_foreign(now->tail, row.closed, row.pruned_upto)) woken.push_back(record);
+  // Readers waiting here for what another node appended: the new messages are read once, here,
+  // into the tail cache, so that each of them is served from memory instead of reading the table
+  // itself (fan-out on every node, not only on the one that wrote).
+  const stream_position known = record->state().tail;
+  if (now->tail > known && record->has_listeners() && record->config().base_seq <= known) {
+    auto rows = store.read_messages(id, known, now->tail, options_.tail_cache_bytes);
+    bool whole = rows && !rows->empty() && rows->back().seq == now->tail;
+    for (std::size_t i = 0; whole && i < rows->size(); ++i)
+      whole = (*rows)[i].seq == known + (i + 1);
+    if (whole) {
+      std::vector<message_ptr> messages;
+      messages.reserve(rows->size());
+      for (auto& m : *rows)
+        messages.push_back(std::make_shared<const std::string>(std::move(m.data)));
+      record->publish_append(known, std::move(messages), row.closed);
+      woken.push_back(record);
+    }
+  }
+  if (record->publish_foreign(now->tail, row.closed, row.pruned_upto) && woken.empty()) {
+    woken.push_back(record);
+  }
   // Reads through other nodes renew a sliding TTL as reads here do.
   if (row.last_access_ms > record->last_access_ms()) record->touch(row.last_access_ms);
   if (row.state == storage::stream_row_state::soft_deleted &&

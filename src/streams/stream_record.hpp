@@ -151,7 +151,9 @@ class stream_record {
   // Writer thread, after commit. Wakes no one: the caller wakes the readers (wake_waiters() or
   // wake_round()) once it has answered the writers, so their answers do not queue behind the
   // wake-ups of thousands of live readers.
-  // Where the storage is shared (PostgreSQL), a record may have been moved past `after` by
+  // Where the storage is shared (PostgreSQL), a refresh on a reader thread also publishes
+  // (another node's messages, read once for the readers waiting here), serialized with the
+  // writer by the engine's publish lock; and a record may have been moved past `after` by
   // publish_foreign() meanwhile: what it already covers is not cached again.
   void publish_append(stream_position after, std::vector<message_ptr> messages, bool closed);
   // Another node's writes, found in the database (shared storage only, serialized with the
