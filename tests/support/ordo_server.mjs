@@ -55,10 +55,20 @@ export function killLeftoverServers() {
 // restarted on the same --data-dir finds its data again.
 let sharedPostgres = null
 const databases = new Map() // data directory -> database
+
+/** Stops the shared cluster, if a suite started one (support/setup.mjs, after each file). */
+export function stopSharedPostgres() {
+  if (!sharedPostgres) return
+  const pg = sharedPostgres
+  sharedPostgres = null
+  databases.clear()
+  pg.stop()
+}
 function postgresStorage(dataDir) {
   if (!sharedPostgres) {
     sharedPostgres = startPostgres()
-    process.on("exit", () => sharedPostgres.stop())
+    // Also when the file's worker exits without the setup's afterAll (a crash).
+    process.on("exit", stopSharedPostgres)
   }
   if (!databases.has(dataDir)) databases.set(dataDir, sharedPostgres.createDatabase())
   return ["--storage", sharedPostgres.url(databases.get(dataDir))]

@@ -88,6 +88,9 @@ ${upstreams}
   const nginx = spawn(nginxBin, ["-p", dir, "-c", join(dir, "nginx.conf"), "-e", "stderr"], {
     stdio: ["ignore", "pipe", "pipe"],
   })
+  // A file that ends without stop() (a failed test) leaves no proxy behind.
+  const killProxy = () => nginx.kill("SIGKILL")
+  process.once("exit", killProxy)
   nginx.stdout.on("data", (d) => (log += d))
   nginx.stderr.on("data", (d) => (log += d))
   const url = `http://127.0.0.1:${port}`
@@ -103,6 +106,7 @@ ${upstreams}
     proxyLog: () => log,
     /** Stops the proxy and every node; the nodes' exit codes. */
     async stop() {
+      process.removeListener("exit", killProxy)
       nginx.kill("SIGTERM")
       await new Promise((r) => (nginx.exitCode !== null ? r() : nginx.once("exit", r)))
       rmSync(dir, { recursive: true, force: true })
