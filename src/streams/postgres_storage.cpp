@@ -19,6 +19,7 @@
 //                 memory of it.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <random>
 
@@ -148,6 +149,8 @@ void stream_engine::on_hint(const postgres::wake_hint& hint) {
       ids.push_back(stream_id{id});
   }
   if (ids.empty()) return;
+  std::sort(ids.begin(), ids.end());  // the rows come back in id order, and are matched so
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
   bool queued = pg_readers_->submit(
       [this, ids = std::move(ids)](postgres::read_context& context) {
         auto found = context.streams.find_loaded(ids);

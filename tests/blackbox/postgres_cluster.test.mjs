@@ -119,6 +119,31 @@ describe.skipIf(missing)("two nodes on one PostgreSQL database", () => {
     expect(Date.now() - started).toBeLessThan(900)
   })
 
+  test("readers of several streams on one node stay through its rechecks of everything", async () => {
+    const [a, b] = nodes
+    const names = ["poll-1", "poll-2", "poll-3", "poll-4"]
+    for (const name of names) expect((await put(a, name)).status).toBe(201)
+    const readers = []
+    for (const name of names) {
+      const tail = (await readText(b, name)).next
+      const abort = new AbortController()
+      const res = await fetch(`${b.url}/v1/stream/${name}?offset=${tail}&live=sse`, { signal: abort.signal })
+      readers.push({ name, abort, reader: res.body.getReader(), seen: "" })
+    }
+    // The listener's safety poll rechecks every stream with readers on b, once a second.
+    await sleep(2500)
+    for (const name of names) expect((await append(a, name, `late-${name}`)).status).toBe(204)
+    for (const r of readers) {
+      while (!r.seen.includes(`late-${r.name}`)) {
+        const { value, done } = await r.reader.read()
+        if (done) break
+        r.seen += Buffer.from(value).toString("utf8")
+      }
+      r.abort.abort()
+      expect(r.seen, r.name).toContain(`late-${r.name}`)
+    }
+  })
+
   test("producers writing through both nodes at once: dense positions, each message once", async () => {
     const [a, b] = nodes
     expect((await put(a, "busy", { "Content-Type": "application/json" })).status).toBe(201)
