@@ -8,7 +8,7 @@
 // The one difference the writer must know of is who else writes. On SQLite the writer is the
 // only one: what it read earlier in its transaction stays true. On PostgreSQL other nodes write
 // the same rows, so the writer locks a stream's row before it decides anything about an append
-// (lock_streams() for the whole batch, in id order, so two nodes never deadlock; then
+// (lock_streams() for the whole batch, in id order, so two nodes do not deadlock over them; then
 // lock_tail() per job, which also re-reads the row as it is under the lock).
 //
 // Thread safety: a store belongs to the thread that owns its connection (the writer).

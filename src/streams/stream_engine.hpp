@@ -322,8 +322,9 @@ struct write_job {
   std::function<void(const std::optional<failure>&)> done;
   std::size_t bytes = 0;  // payload size, for the write queue's byte bound
   // Where several nodes share the storage: the streams (by path) the job may append to, locked
-  // with the batch's other streams at its start, in id order, so that two nodes' batches never
-  // wait for each other's locks in a cycle. A stream left out is locked when the job appends.
+  // with the batch's other streams at its start, in id order, so that two nodes' batches do not
+  // wait for each other's locks on them in a cycle. A stream left out is locked when the job
+  // appends (and can deadlock with another node's batch; PostgreSQL then aborts one).
   std::vector<std::string> streams;
 };
 

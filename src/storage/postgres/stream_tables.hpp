@@ -3,7 +3,7 @@
 //
 // What differs from SQLite is how positions are handed out. Several nodes write the same
 // database, so no node's memory knows a stream's tail: a writer locks the counter rows of the
-// streams a batch touches (lock_tails(): FOR UPDATE, in id order, so two nodes never deadlock),
+// streams a batch touches (lock_tails(): FOR UPDATE, in id order, so two nodes do not deadlock),
 // appends after the tail it read and bumps the counter, all in the batch's transaction. A
 // rolled-back transaction takes its positions back with it (dense positions), and PostgreSQL
 // makes a transaction visible before it releases its row locks, so no reader sees position N+1
