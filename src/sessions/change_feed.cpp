@@ -23,6 +23,8 @@ void session_service::ensure_change_feed() {
 
 bool session_service::submit_change_feed_job(std::function<void()> then) {
   write_job job;
+  // Nodes that start together create it once: the path is locked before it is looked up.
+  job.streams = {std::string(k_changes_stream_path)};
   job.run = [](write_context& ctx) -> status {
     auto feed = ctx.find_stream(k_changes_stream_path);
     if (!feed) return std::move(feed).error();

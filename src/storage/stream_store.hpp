@@ -7,15 +7,16 @@
 //
 // The one difference the writer must know of is who else writes. On SQLite the writer is the
 // only one: what it read earlier in its transaction stays true. On PostgreSQL other nodes write
-// the same rows, so the writer locks a stream's row before it decides anything about an append
-// (lock_streams() for the whole batch, in id order, so two nodes do not deadlock over them; then
-// lock_tail() per job, which also re-reads the row as it is under the lock).
+// the same rows, so a transaction locks everything it may change at its start, always in the
+// same order (lock_streams()), and each job then re-reads what it decides from under those locks
+// (lock_tail()). Two nodes' transactions then never wait for each other in a cycle.
 //
 // Thread safety: a store belongs to the thread that owns its connection (the writer).
 #pragma once
 
 #include <cstddef>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -24,6 +25,20 @@
 #include "storage/stream_rows.hpp"
 
 namespace ordo::storage {
+
+// What a transaction may change, for lock_streams().
+struct stream_locks {
+  // Paths the transaction looks up, and may create a stream at: each path itself (so no other
+  // transaction creates a stream there meanwhile), then the stream at it and every stream it
+  // was forked from (a removal cascades to them; a fork's source must not be removed under it).
+  std::vector<std::string> paths;
+  // Streams known by id (their rows only).
+  std::vector<stream_id> ids;
+  // Streams known by id that the transaction may remove: with every stream they were forked from.
+  std::vector<stream_id> removals;
+
+  bool empty() const { return paths.empty() && ids.empty() && removals.empty(); }
+};
 
 class stream_store {
  public:
@@ -43,9 +58,11 @@ class stream_store {
   virtual result<std::optional<stream_row>> find_by_id(stream_id id) = 0;
   // The stream's tail as committed, or as this transaction left it.
   virtual result<stream_position> tail(const stream_row& row) = 0;
-  // Locks the rows of `streams` until the transaction ends, in id order (a writer that shares
-  // the database calls it at the start of each batch). A no-op where the writer is alone.
-  virtual status lock_streams(std::vector<stream_id> streams) = 0;
+  // Locks what `locks` names until the transaction ends, at its start: first the paths (in the
+  // order of a hash of each), then the streams' rows (in id order). Every writer sharing the
+  // database takes its locks this way, so none waits for another in a cycle. A no-op where the
+  // writer is alone.
+  virtual status lock_streams(const stream_locks& locks) = 0;
   // Locks the stream's row until the transaction ends, refreshes `row` with what another writer
   // may have changed since it was read, and returns the stream's tail: what an append decides
   // from.

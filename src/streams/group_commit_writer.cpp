@@ -129,7 +129,7 @@ void stream_engine::run_batch(std::vector<job>& batch) {
     batch_failure = std::move(s).error();
   } else if (auto s = store_->begin(); !s) {
     batch_failure = std::move(s).error();
-  } else if (auto s = store_->lock_streams(batch_streams(b.jobs)); !s) {
+  } else if (auto s = store_->lock_streams(batch_locks(b.jobs)); !s) {
     batch_failure = std::move(s).error();
   }
 
@@ -191,17 +191,30 @@ void stream_engine::run_batch(std::vector<job>& batch) {
   }
 }
 
-std::vector<stream_id> stream_engine::batch_streams(const std::vector<job>& jobs) const {
-  std::vector<stream_id> out;
+storage::stream_locks stream_engine::batch_locks(const std::vector<job>& jobs) const {
+  storage::stream_locks out;
   if (!on_postgres()) return out;  // the writer is alone: nothing to lock
+  // A stream this node knows is locked by id; anything else by path, which finds the stream the
+  // job will find. Creates and deletes always go by path: they look the path up, and may remove
+  // the stream there and the sources it forked from.
+  auto by_path_or_id = [&](const std::string& path) {
+    if (auto record = find(path)) {
+      out.ids.push_back(record->config().id);
+    } else {
+      out.paths.push_back(path);
+    }
+  };
   for (const job& j : jobs) {
-    // A stream this node has not seen yet is locked when its job runs (lock_tail()).
     if (auto* const* a = std::get_if<append_job*>(&j)) {
-      if (auto record = find((*a)->req.path)) out.push_back(record->config().id);
+      by_path_or_id((*a)->req.path);
+    } else if (auto* const* c = std::get_if<create_job*>(&j)) {
+      out.paths.push_back((*c)->req.path);
+      if ((*c)->req.fork_source_path) out.paths.push_back(*(*c)->req.fork_source_path);
+    } else if (auto* const* d = std::get_if<delete_job*>(&j)) {
+      out.paths.push_back((*d)->path);
     } else if (auto* const* c = std::get_if<custom_job*>(&j)) {
-      for (const std::string& path : (*c)->job.streams) {
-        if (auto record = find(path)) out.push_back(record->config().id);
-      }
+      for (const std::string& path : (*c)->job.streams)
+        by_path_or_id(path);
     }
   }
   return out;

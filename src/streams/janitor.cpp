@@ -10,7 +10,9 @@
 //                 after every earlier batch's effects;
 //             (3) a purge transaction deletes at most purge_batch_messages messages, forks before
 //                 their sources (the foreign key);
-//             (4) a failed merge or purge is rolled back and retried later; it fails no client.
+//             (4) a failed merge or purge is rolled back and retried later; it fails no client;
+//             (5) on shared storage, maintenance and purge lock their streams at the start of
+//                 their transactions, as batches do (storage/stream_store.hpp).
 #include "streams/stream_engine.hpp"
 
 #include <spdlog/spdlog.h>
@@ -94,7 +96,15 @@ void stream_engine::run_maintenance() {
   }
   std::vector<removal> removals;
   std::optional<failure> error;
+  // Locked first, as a batch locks its streams (storage/stream_store.hpp), where nodes share
+  // the storage: an expiry may cascade to the sources of a fork.
+  storage::stream_locks locks;
+  for (const auto& [id, ms] : accessed)
+    locks.ids.push_back(id);
+  locks.removals = expired;
+  if (auto s = store_->lock_streams(locks); !s) error = std::move(s).error();
   for (const auto& [id, ms] : accessed) {
+    if (error) break;
     if (auto s = store_->set_last_access(id, ms); !s) error = std::move(s).error();
   }
   for (stream_id id : expired) {
@@ -173,9 +183,19 @@ bool stream_engine::run_purge_step() {
   if (auto s = store_->begin(); !s) return true;
   // Forks have higher ids than their sources and must go first (the foreign key).
   stream_id id = *std::max_element(ids->begin(), ids->end());
-  auto deleted = store_->purge_messages(id, options_.purge_batch_messages);
-  status s = deleted ? status(ok_v) : status(std::move(deleted).error());
-  bool done_with_stream = s && *deleted < options_.purge_batch_messages;
+  storage::stream_locks locks;
+  locks.ids = {id};
+  status s = store_->lock_streams(locks);
+  int deleted = 0;
+  if (s) {
+    auto n = store_->purge_messages(id, options_.purge_batch_messages);
+    if (n) {
+      deleted = *n;
+    } else {
+      s = std::move(n).error();
+    }
+  }
+  bool done_with_stream = s && deleted < options_.purge_batch_messages;
   if (s && done_with_stream) s = store_->delete_stream(id);
   if (s) s = commit_now();
   if (!s) {

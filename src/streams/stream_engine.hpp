@@ -321,10 +321,11 @@ struct write_job {
   // failure that stopped the whole transaction.
   std::function<void(const std::optional<failure>&)> done;
   std::size_t bytes = 0;  // payload size, for the write queue's byte bound
-  // Where several nodes share the storage: the streams (by path) the job may append to, locked
-  // with the batch's other streams at its start, in id order, so that two nodes' batches do not
-  // wait for each other's locks on them in a cycle. A stream left out is locked when the job
-  // appends (and can deadlock with another node's batch; PostgreSQL then aborts one).
+  // Where several nodes share the storage: the streams (by path) the job may append to or
+  // create, locked with the batch's other streams at its start (storage::stream_locks), so
+  // that two nodes' batches do not wait for each other's locks in a cycle. A stream left out is
+  // locked when the job appends; were another transaction to hold it while waiting for one of
+  // this batch's streams, PostgreSQL would abort one of the two (503 storage_busy).
   std::vector<std::string> streams;
 };
 
@@ -594,8 +595,8 @@ class stream_engine {
   status check_storage() { return on_postgres() ? check_postgres() : check_database_file(); }
   // The streams a batch's jobs changed, for notify_streams() (shared storage only).
   std::vector<std::int64_t> touched_streams(const committed_batch& b) const;
-  // The streams a batch's appends go to, for lock_streams() (PostgreSQL only; empty on SQLite).
-  std::vector<stream_id> batch_streams(const std::vector<job>& jobs) const;
+  // What a batch's jobs may change, for lock_streams() (PostgreSQL only; empty on SQLite).
+  storage::stream_locks batch_locks(const std::vector<job>& jobs) const;
   // Tries to switch to the file now at the path (`st`); on success clears file_lost_.
   void adopt_database_file(const struct stat& st);
   // Pauses the readers and closes every connection to the old database.

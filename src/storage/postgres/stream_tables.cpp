@@ -19,6 +19,9 @@ constexpr std::string_view k_stream_columns =
 constexpr std::size_t k_messages_per_insert = 1000;
 // Messages fetched by one statement of read_messages().
 constexpr int k_read_page = 1000;
+// The first key of the advisory locks lock_streams() takes on paths ("ordo" in ASCII): the
+// two-key space, apart from the one-key locks of leadership and migrations.
+constexpr std::int64_t k_path_lock_space = 0x6f72646f;
 // How many times a node asks for the database epoch before giving up (a second ask always sees
 // the row another node inserted first).
 constexpr int k_epoch_attempts = 3;
@@ -35,6 +38,21 @@ param id_array(const std::vector<stream_id>& ids) {
   for (std::size_t i = 0; i < ids.size(); ++i) {
     if (i) out += ',';
     out += std::to_string(ids[i].value());
+  }
+  out += '}';
+  return param(std::move(out));
+}
+// A text[] literal of `values`: {"a","b\\\"c"}.
+param text_array(const std::vector<std::string>& values) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i) out += ',';
+    out += '"';
+    for (char c : values[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
   }
   out += '}';
   return param(std::move(out));
@@ -270,10 +288,28 @@ result<std::vector<message_row>> stream_tables::read_messages(stream_id stream,
   }
 }
 
-status stream_tables::lock_streams(std::vector<stream_id> streams) {
-  if (streams.empty()) return ok_v;
-  auto locked = lock_tails(std::move(streams));
-  if (!locked) return std::move(locked).error();
+status stream_tables::lock_streams(const storage::stream_locks& locks) {
+  if (locks.empty()) return ok_v;
+  if (!locks.paths.empty()) {
+    // The volatile pg_advisory_xact_lock() is evaluated after the sort: in key order.
+    auto r = db_->query(
+        "SELECT pg_advisory_xact_lock($1, k) FROM (SELECT DISTINCT hashtext(p) AS k FROM "
+        "unnest($2::text[]) AS p) AS keys ORDER BY k",
+        {param::integer(k_path_lock_space), text_array(locks.paths)});
+    if (!r) return std::move(r).error();
+  }
+  // Under the path locks, the stream at each path is the one this transaction will find there.
+  // ORDER BY id with FOR UPDATE locks the rows in that order: every node takes them the same way.
+  auto r = db_->query(
+      "WITH RECURSIVE removable AS ("
+      "  SELECT id, fork_source_id FROM streams"
+      "  WHERE path = ANY($1::text[]) OR id = ANY($3::bigint[])"
+      "  UNION SELECT s.id, s.fork_source_id FROM streams s"
+      "  JOIN removable r ON s.id = r.fork_source_id) "
+      "SELECT id FROM streams WHERE id IN (SELECT id FROM removable) OR id = ANY($2::bigint[]) "
+      "ORDER BY id FOR UPDATE",
+      {text_array(locks.paths), id_array(locks.ids), id_array(locks.removals)});
+  if (!r) return std::move(r).error();
   return ok_v;
 }
 

@@ -3,8 +3,9 @@
 //
 // What differs from SQLite is how positions are handed out. Several nodes write the same
 // database, so no node's memory knows a stream's tail: a writer locks the counter rows of the
-// streams a batch touches (lock_tails(): FOR UPDATE, in id order, so two nodes do not deadlock),
-// appends after the tail it read and bumps the counter, all in the batch's transaction. A
+// streams a batch touches (lock_streams(): paths first, then rows FOR UPDATE in id order, so two
+// nodes do not deadlock), appends after the tail it read and bumps the counter, all in the
+// batch's transaction. A
 // rolled-back transaction takes its positions back with it (dense positions), and PostgreSQL
 // makes a transaction visible before it releases its row locks, so no reader sees position N+1
 // of a stream before position N.
@@ -79,11 +80,14 @@ class stream_tables final : public storage::stream_store {
   result<stream_position> tail(stream_id stream);
   result<stream_position> tail(const stream_row& row) override { return tail(row.id); }
 
-  // The writer's side of the two above (storage/stream_store.hpp): lock_streams() is
-  // lock_tails(); lock_tail() locks one counter row and re-reads the row under the lock (a stream
-  // another node purged meanwhile comes back in state purging), and insert_message() appends one
-  // message after it.
-  status lock_streams(std::vector<stream_id> streams) override;
+  // The writer's side of the two above (storage/stream_store.hpp). lock_streams() takes a
+  // transaction-scoped advisory lock per path (in the order of PostgreSQL's hashtext() of it,
+  // in a key space of its own), then locks the rows of the streams at those paths, of `ids`,
+  // and of the fork sources of paths and removals, in one statement, FOR UPDATE in id order.
+  // lock_tail() locks one counter row (already locked by lock_streams() when the batch named it)
+  // and re-reads the row under the lock (a stream another node purged meanwhile comes back in
+  // state purging), and insert_message() appends one message after it.
+  status lock_streams(const storage::stream_locks& locks) override;
   result<stream_position> lock_tail(stream_row& row) override;
   status insert_message(stream_id stream, stream_position seq, std::string_view data) override;
 

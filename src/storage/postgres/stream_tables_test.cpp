@@ -382,6 +382,47 @@ TEST_F(PostgresStreamTablesTest, LockingTheSameStreamsInAnyOrderNeverDeadlocks) 
   EXPECT_EQ(*t.tail(b), stream_position{100});
 }
 
+TEST_F(PostgresStreamTablesTest, LockStreamsLocksEachPathItsStreamAndTheSourcesItForkedFrom) {
+  auto db = connect();
+  ASSERT_TRUE(db);
+  stream_tables t(*db);
+  // A path a text[] literal must quote, forked from a fork of a root; and a stream not named.
+  const std::string weird = "we\"ird\\path,{x}";
+  auto root = t.insert_stream(new_stream("root"));
+  ASSERT_TRUE(root);
+  stream_row mid = new_stream("mid");
+  mid.fork_source_id = *root;
+  auto middle = t.insert_stream(mid);
+  ASSERT_TRUE(middle);
+  stream_row leaf = new_stream(weird);
+  leaf.fork_source_id = *middle;
+  auto tip = t.insert_stream(leaf);
+  ASSERT_TRUE(tip) << tip.error().message;
+  auto other = t.insert_stream(new_stream("other"));
+  ASSERT_TRUE(other);
+
+  ASSERT_TRUE(t.begin());
+  storage::stream_locks locks;
+  locks.paths = {weird, "not-yet"};
+  ASSERT_TRUE(t.lock_streams(locks));
+
+  // Another node finds the three rows and both paths locked, and the other stream free.
+  auto node = connect();
+  ASSERT_TRUE(node);
+  for (stream_id id : {*root, *middle, *tip, *other}) {
+    auto r = node->query("SELECT id FROM streams WHERE id = $1 FOR UPDATE NOWAIT",
+                         {param::integer(id.value())});
+    EXPECT_EQ(static_cast<bool>(r), id == *other) << id.value();
+  }
+  for (const std::string& path : {weird, std::string("not-yet"), std::string("free")}) {
+    auto got = node->query_int64("SELECT pg_try_advisory_xact_lock(1869767791, hashtext($1))::int",
+                                 {path});
+    ASSERT_TRUE(got) << got.error().message;
+    EXPECT_EQ(got->value_or(-1), path == "free" ? 1 : 0) << path;
+  }
+  ASSERT_TRUE(t.rollback());
+}
+
 TEST_F(PostgresStreamTablesTest, ADeletedStreamFreesItsPathAtOnceAndItsDataInBatches) {
   auto db = connect();
   ASSERT_TRUE(db) << db.error().message;

@@ -85,7 +85,7 @@ class stream_tables final : public storage::stream_store {
   status begin_immediate();
   status begin() override { return begin_immediate(); }
   // The writer is alone: nothing to lock, and what it read stays true.
-  status lock_streams(std::vector<stream_id>) override { return ok_v; }
+  status lock_streams(const storage::stream_locks&) override { return ok_v; }
   result<stream_position> lock_tail(stream_row& row) override { return tail(row); }
   status commit() override;
   status rollback() override;
