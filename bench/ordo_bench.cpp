@@ -69,10 +69,23 @@ namespace {
 
 constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 
+// One server (a node) the generator talks to.
+struct target {
+  std::string host;
+  std::string port;
+};
+
 struct options {
   std::string scenario;
-  std::string host = "127.0.0.1";
+  std::string host = "127.0.0.1";  // the first of `targets`
   std::string port = "4437";
+  // Every --url given: appending connection i talks to targets[i % n]; in delivery and fanout the
+  // writers talk to the first and the readers to the last (another node of a cluster).
+  std::vector<target> targets;
+  const target& appender_target(int i) const {
+    return targets[static_cast<std::size_t>(i) % targets.size()];
+  }
+  const target& reader_target() const { return targets.back(); }
   std::string prefix = "/v1/stream";
   // Sent as Authorization: Bearer on every request when set (a server with --auth).
   std::string token;
@@ -269,11 +282,13 @@ struct chunk_decoder {
 
 class connection {
  public:
-  connection(asio::io_context& ioc, const options& o) : stream_(ioc), o_(o) {}
+  connection(asio::io_context& ioc, const options& o) : connection(ioc, o, o.targets.front()) {}
+  connection(asio::io_context& ioc, const options& o, const target& to)
+      : stream_(ioc), o_(o), to_(to) {}
 
   asio::awaitable<beast::error_code> connect() {
     tcp::resolver resolver(stream_.get_executor());
-    auto [ec, endpoints] = co_await resolver.async_resolve(o_.host, o_.port, tuple_awaitable);
+    auto [ec, endpoints] = co_await resolver.async_resolve(to_.host, to_.port, tuple_awaitable);
     if (ec) co_return ec;
     auto [cec, ep] = co_await stream_.async_connect(endpoints, tuple_awaitable);
     if (!cec) {
@@ -287,7 +302,7 @@ class connection {
                                        std::string content_type, std::string body) {
     if (auto ec = co_await reopen_if_closed(); ec) co_return http_result{ec};
     bhttp::request<bhttp::string_body> req{method, target, 11};
-    req.set(bhttp::field::host, o_.host);
+    req.set(bhttp::field::host, to_.host);
     if (!o_.token.empty()) req.set(bhttp::field::authorization, "Bearer " + o_.token);
     if (!content_type.empty()) req.set(bhttp::field::content_type, content_type);
     req.body() = std::move(body);
@@ -327,7 +342,7 @@ class connection {
     if (auto ec = co_await reopen_if_closed(); ec) co_return http_result{ec};
     http_result r;
     head_.clear();
-    head_.append("POST ").append(target).append(" HTTP/1.1\r\nHost: ").append(o_.host);
+    head_.append("POST ").append(target).append(" HTTP/1.1\r\nHost: ").append(to_.host);
     if (!o_.token.empty()) head_.append("\r\nAuthorization: Bearer ").append(o_.token);
     head_.append("\r\nContent-Type: ").append(content_type);
     head_.append("\r\nContent-Length: ").append(std::to_string(body.size())).append("\r\n\r\n");
@@ -441,6 +456,7 @@ class connection {
   std::string head_;
   bool closed_ = false;
   const options& o_;
+  const target& to_;
 };
 
 std::string stream_target(const options& o, const std::string& name) {
@@ -531,7 +547,7 @@ asio::awaitable<void> store_neighbour(run_state* st, long long bytes) {
 
 // One connection appending until the deadline: `batch` values per POST (1: a single message).
 asio::awaitable<void> appender(run_state* st, int id, int batch, clock_type::time_point until) {
-  connection c(st->ioc, st->o);
+  connection c(st->ioc, st->o, st->o.appender_target(id));
   if (auto ec = co_await c.connect(); ec) {
     st->error("connect: " + ec.message());
     co_return;
@@ -606,14 +622,14 @@ asio::awaitable<void> paced_writer(run_state* st, std::string name, double rate,
 asio::awaitable<void> sse_reader(run_state* st, std::string name, std::string offset,
                                  long long expect, std::vector<long long>* received, int index,
                                  bool record, std::atomic<int>* subscribed = nullptr) {
-  connection c(st->ioc, st->o);
+  connection c(st->ioc, st->o, st->o.reader_target());
   if (auto ec = co_await c.connect(); ec) {
     st->error("sse connect: " + ec.message());
     co_return;
   }
   bhttp::request<bhttp::empty_body> req{
       bhttp::verb::get, stream_target(st->o, name) + "?offset=" + offset + "&live=sse", 11};
-  req.set(bhttp::field::host, st->o.host);
+  req.set(bhttp::field::host, st->o.reader_target().host);
   if (!st->o.token.empty()) req.set(bhttp::field::authorization, "Bearer " + st->o.token);
   c.stream().expires_never();
   auto [wec, wn] = co_await bhttp::async_write(c.stream(), req, tuple_awaitable);
@@ -690,7 +706,7 @@ asio::awaitable<void> sse_reader(run_state* st, std::string name, std::string of
 // A long-poll reader: follows from `offset`, recording delivery latency, until `expect`.
 asio::awaitable<void> long_poll_reader(run_state* st, std::string name, std::string offset,
                                        long long expect) {
-  connection c(st->ioc, st->o);
+  connection c(st->ioc, st->o, st->o.reader_target());
   if (auto ec = co_await c.connect(); ec) {
     st->error("long-poll connect: " + ec.message());
     co_return;
@@ -932,13 +948,18 @@ void create_streams(run_state& st, int count) {
 
 int main(int argc, char** argv) {
   options o;
-  std::string url = "http://127.0.0.1:4437";
+  std::vector<std::string> urls = {"http://127.0.0.1:4437"};
   CLI::App app{"ordo-bench: a load generator for any Durable Streams server (docs/BENCHMARKS.md)"};
   app.add_option("scenario", o.scenario, "What to measure")
       ->required()
       ->check(CLI::IsMember(
           {"append", "batch", "delivery", "fanout", "catchup", "idle-sse", "prefill", "storm"}));
-  app.add_option("--url", url, "The server's base URL")->capture_default_str();
+  app.add_option("--url", urls,
+                 "The server's base URL; several, comma-separated, for the nodes of a cluster "
+                 "(appending connections take turns; delivery and fanout write to the first and "
+                 "read from the last)")
+      ->delimiter(',')
+      ->capture_default_str();
   app.add_option("--prefix", o.prefix, "Where streams live on the server")->capture_default_str();
   app.add_option("--token", o.token, "Bearer token for a server with authentication")
       ->envname("ORDO_TOKEN");
@@ -990,21 +1011,26 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;  // --help is a success; anything else is a usage error
   }
-  {
-    auto parsed = boost::urls::parse_uri(url);
+  for (const std::string& one : urls) {
+    auto parsed = boost::urls::parse_uri(one);
     if (!parsed || parsed->host().empty() || parsed->scheme() != "http") {
-      std::cerr << "--url: '" << url << "' is not an http:// URL with a host\n";
+      std::cerr << "--url: '" << one << "' is not an http:// URL with a host\n";
       return 2;
     }
-    o.host = parsed->host();
-    o.port = parsed->has_port() ? std::string(parsed->port()) : "80";
+    o.targets.push_back(
+        {parsed->host(), parsed->has_port() ? std::string(parsed->port()) : std::string("80")});
   }
+  o.host = o.targets.front().host;
+  o.port = o.targets.front().port;
   if (o.run_id.empty())
     o.run_id = std::to_string(::getpid()) + "-" + std::to_string(std::time(nullptr));
   raise_fd_limit();
 
   run_state st(o);
-  json::object params{{"scenario", o.scenario}, {"url", url}};
+  json::array url_list(urls.begin(), urls.end());
+  json::object params{
+      {"scenario", o.scenario},
+      {"url", urls.size() == 1 ? json::value(urls.front()) : json::value(url_list)}};
   auto before = sample_process(o.server_pid);
   auto started = clock_type::now();
   double measured_s = 0;

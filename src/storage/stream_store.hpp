@@ -49,8 +49,14 @@ class stream_store {
   virtual status commit() = 0;
   virtual status rollback() = 0;
   virtual status savepoint() = 0;
+  // The savepoint of a job that only appends: a store may keep it, and hold back the job's
+  // writes, on its side until flush() (PostgreSQL: storage/postgres/stream_tables.hpp).
+  virtual status savepoint_for_appends() { return savepoint(); }
   virtual status release_savepoint() = 0;
   virtual status rollback_to_savepoint() = 0;
+  // Sends what the store holds back: before SQL that does not go through the store runs on the
+  // same connection, and before commit().
+  virtual status flush() { return ok_v; }
 
   // Every live or soft-deleted stream with its tail, in id order.
   virtual result<std::vector<loaded_stream>> load_streams() = 0;

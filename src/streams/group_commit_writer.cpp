@@ -138,8 +138,13 @@ void stream_engine::run_batch(std::vector<job>& batch) {
       // The batch before this one is answered as soon as its flush is done, not only after
       // this one commits: its writers wait no longer than the disk.
       complete_pending_if_flushed();
-      if (auto s = store_->savepoint(); !s) {
-        batch_failure = std::move(s).error();
+      // A job that only appends lets the store hold its savepoint and writes back (PostgreSQL:
+      // one statement for the whole batch's messages instead of several per append).
+      status opened = std::holds_alternative<append_job*>(b.jobs[i])
+                          ? store_->savepoint_for_appends()
+                          : store_->savepoint();
+      if (!opened) {
+        batch_failure = std::move(opened).error();
         break;
       }
       b.ok[i] = std::visit(
@@ -170,7 +175,8 @@ void stream_engine::run_batch(std::vector<job>& batch) {
       }
     }
     if (!batch_failure) {
-      status s = notify_streams(touched_streams(b));
+      status s = store_->flush();
+      if (s) s = notify_streams(touched_streams(b));
       if (s) s = inject("commit", "");
       if (s) s = commit_transaction(b.commit);
       if (!s) {

@@ -1,6 +1,7 @@
 // A throwaway PostgreSQL cluster for the JavaScript test suites, like the C++ tests' own
 // (src/storage/postgres/scratch_cluster.hpp): in a temporary directory, reached only through a
-// unix socket there (no TCP port), fsync off, superuser `ordo` with trust authentication.
+// unix socket there (no TCP port), fsync off (unless `durable`), superuser `ordo` with trust
+// authentication.
 // initdb refuses to run as root, so as root the cluster runs as the `postgres` user.
 //
 // Without PostgreSQL's server binaries, postgresMissing() says why and the suites skip, unless
@@ -76,7 +77,9 @@ function alive(pid) {
  * createDatabase(name) makes one; sql(db, text) runs SQL through psql and returns its rows as
  * text; stop() stops the cluster and removes its directory.
  */
-export function startPostgres() {
+// `durable`: fsync, full-page writes and synchronous commit as PostgreSQL ships them (the
+// benchmarks' cluster), instead of off (the tests' clusters, where speed is all that matters).
+export function startPostgres({ durable = false } = {}) {
   const bin = serverBinaries()
   if (!bin) throw new Error("PostgreSQL's server binaries (initdb, pg_ctl) are not installed")
   const asRoot = userInfo().uid === 0
@@ -94,7 +97,8 @@ export function startPostgres() {
   const data = join(dir, "data")
   const pgCtl = (action) =>
     run(join(bin, "pg_ctl"), ["-D", data, "-w", "-l", join(dir, "server.log"), "-o",
-      `-p ${port} -k ${dir} -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off`,
+      `-p ${port} -k ${dir} -c listen_addresses=''` +
+        (durable ? "" : " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"),
       ...action])
   try {
     run(join(bin, "initdb"), ["-D", data, "-A", "trust", "-U", "ordo", "-E", "UTF8", "--locale=C", "--no-sync"])

@@ -1,6 +1,7 @@
 #include "storage/postgres/stream_tables.hpp"
 
 #include <algorithm>
+#include <cassert>
 #include <cstdio>
 #include <random>
 #include <string>
@@ -17,6 +18,9 @@ constexpr std::string_view k_stream_columns =
 
 // Messages inserted by one statement: PostgreSQL takes at most 65,535 parameters, two a message.
 constexpr std::size_t k_messages_per_insert = 1000;
+// Counters and producer states written by one statement of the write-behind (8 and 5 parameters
+// each).
+constexpr std::size_t k_rows_per_write = 2000;
 // Messages fetched by one statement of read_messages().
 constexpr int k_read_page = 1000;
 // The first key of the advisory locks lock_streams() takes on paths ("ordo" in ASCII): the
@@ -130,26 +134,247 @@ result<std::uint64_t> load_or_create_database_epoch(connection& db) {
                       "the database epoch could not be read or created");
 }
 
+// ---- transactions and the write-behind --------------------------------------------------------
+
 status stream_tables::begin() {
-  return db_->exec("BEGIN ISOLATION LEVEL READ COMMITTED");
+  forget_all();
+  messages_.clear();
+  producers_.clear();
+  savepoint_ = job_savepoint::none;
+  status s = db_->exec("BEGIN ISOLATION LEVEL READ COMMITTED");
+  in_transaction_ = static_cast<bool>(s);
+  return s;
 }
+
 status stream_tables::commit() {
+  status s = write_held();
+  in_transaction_ = false;
+  forget_all();
+  producers_.clear();
+  messages_.clear();
+  if (!s) return s;
   return db_->commit();
 }
+
 status stream_tables::rollback() {
+  in_transaction_ = false;
+  forget_all();
+  producers_.clear();
+  messages_.clear();
+  savepoint_ = job_savepoint::none;
   return db_->exec("ROLLBACK");
 }
+
 status stream_tables::savepoint() {
-  return db_->exec("SAVEPOINT job");
+  if (auto s = write_held(); !s) return s;
+  if (auto s = db_->exec("SAVEPOINT job"); !s) return s;
+  savepoint_ = job_savepoint::sent;
+  return ok_v;
 }
+
+status stream_tables::savepoint_for_appends() {
+  if (!in_transaction_) return savepoint();
+  savepoint_ = job_savepoint::held;
+  savepoint_messages_ = messages_.size();
+  undo_rows_.clear();
+  undo_producers_.clear();
+  return ok_v;
+}
+
 status stream_tables::release_savepoint() {
+  job_savepoint was = std::exchange(savepoint_, job_savepoint::none);
+  undo_rows_.clear();
+  undo_producers_.clear();
+  if (was != job_savepoint::sent) return ok_v;
   return db_->exec("RELEASE SAVEPOINT job");
 }
+
 status stream_tables::rollback_to_savepoint() {
+  if (savepoint_ == job_savepoint::held) {
+    // Newest first: a row remembered twice ends as it was before the job.
+    for (auto it = undo_rows_.rbegin(); it != undo_rows_.rend(); ++it)
+      rows_[it->row.id.value()] = *it;
+    for (auto it = undo_producers_.rbegin(); it != undo_producers_.rend(); ++it) {
+      if (it->second) {
+        producers_[it->first] = *it->second;
+      } else {
+        producers_.erase(it->first);
+      }
+    }
+    messages_.erase(messages_.begin() + static_cast<std::ptrdiff_t>(savepoint_messages_),
+                    messages_.end());
+    undo_rows_.clear();
+    undo_producers_.clear();
+    return ok_v;
+  }
+  if (savepoint_ != job_savepoint::sent) return ok_v;
+  // The job wrote directly (nothing was held when it started): what it did may be in the
+  // cached rows, so they are read again. The savepoint stays for the engine to release.
+  forget_all();
+  producers_.clear();
   return db_->exec("ROLLBACK TO SAVEPOINT job");
 }
 
+status stream_tables::flush() {
+  return go_direct();
+}
+
+void stream_tables::cache(const stream_row& row, stream_position tail) {
+  if (!in_transaction_) return;  // the lock ended with the statement
+  forget(row.id);
+  rows_[row.id.value()] = cached_stream{row, tail, tail, false};
+  if (row.state != stream_row_state::purging) paths_[row.path] = row.id.value();
+}
+
+void stream_tables::forget(stream_id id) {
+  auto it = rows_.find(id.value());
+  if (it == rows_.end()) return;
+  assert(!it->second.dirty && "held changes must be written before the row is forgotten");
+  auto p = paths_.find(it->second.row.path);
+  if (p != paths_.end() && p->second == id.value()) paths_.erase(p);
+  rows_.erase(it);
+}
+
+void stream_tables::forget_all() {
+  rows_.clear();
+  paths_.clear();
+}
+
+stream_tables::cached_stream* stream_tables::cached(stream_id id) {
+  auto it = rows_.find(id.value());
+  return it == rows_.end() ? nullptr : &it->second;
+}
+
+stream_tables::cached_stream* stream_tables::held_row(stream_id id) {
+  if (savepoint_ != job_savepoint::held) return nullptr;
+  return cached(id);
+}
+
+void stream_tables::remember(const cached_stream& s) {
+  undo_rows_.push_back(s);
+}
+
+void stream_tables::remember(const producer_key& key) {
+  auto it = producers_.find(key);
+  undo_producers_.emplace_back(
+      key, it == producers_.end() ? std::nullopt : std::optional<cached_producer>(it->second));
+}
+
+status stream_tables::go_direct() {
+  if (savepoint_ == job_savepoint::held) {
+    if (!undo_rows_.empty() || !undo_producers_.empty() ||
+        messages_.size() != savepoint_messages_) {
+      return make_failure(failure_kind::internal, "held_job_went_direct",
+                          "a job that held back its writes ran a statement that needs them sent "
+                          "(the job is not one that only appends)");
+    }
+    if (auto s = write_held(); !s) return s;
+    if (auto s = db_->exec("SAVEPOINT job"); !s) return s;
+    savepoint_ = job_savepoint::sent;
+    return ok_v;
+  }
+  return write_held();
+}
+
+status stream_tables::write_held() {
+  std::vector<cached_stream*> rows;
+  for (auto& [id, s] : rows_)
+    if (s.dirty) rows.push_back(&s);
+  std::vector<std::pair<const producer_key*, cached_producer*>> producers;
+  for (auto& [key, p] : producers_)
+    if (p.dirty && p.value) producers.emplace_back(&key, &p);
+  if (rows.empty() && producers.empty() && messages_.empty()) return ok_v;
+  std::sort(rows.begin(), rows.end(),
+            [](const cached_stream* a, const cached_stream* b) { return a->row.id < b->row.id; });
+
+  // Each statement: up to k_rows_per_write counters, producers and messages (PostgreSQL takes at
+  // most 65,535 parameters); usually the first is the only one.
+  std::size_t r = 0, p = 0, m = 0;
+  while (r < rows.size() || p < producers.size() || m < messages_.size()) {
+    std::vector<param> params;
+    auto next = [&](param v) {
+      params.push_back(std::move(v));
+      return "$" + std::to_string(params.size());
+    };
+    std::string sql;
+    std::string select = "SELECT 0";
+    const std::size_t rows_here = std::min(k_rows_per_write, rows.size() - r);
+    if (rows_here > 0) {
+      // The counter must be where this transaction left it in the database (stored_tail): it
+      // is, since the row is locked; a mismatch means a writer that did not lock it.
+      sql +=
+          "moved AS (UPDATE streams AS s SET tail_seq = v.tail, closed = v.closed, "
+          "closed_by_producer = v.by_producer, closed_by_epoch = v.by_epoch, closed_by_seq = "
+          "v.by_seq, last_stream_seq = v.stream_seq FROM (VALUES ";
+      for (std::size_t i = 0; i < rows_here; ++i) {
+        const cached_stream& c = *rows[r + i];
+        if (i) sql += ", ";
+        sql += "(" + next(id_param(c.row.id)) + "::bigint, " + next(position_param(c.stored_tail)) +
+               "::bigint, " + next(position_param(c.tail)) + "::bigint, " +
+               next(param(c.row.closed ? "true" : "false")) + "::boolean, " +
+               next(param(c.row.closed_by_producer)) + "::text, " +
+               next(optional_integer(c.row.closed_by_epoch)) + "::bigint, " +
+               next(optional_integer(c.row.closed_by_seq)) + "::bigint, " +
+               next(param(c.row.last_stream_seq)) + "::text)";
+      }
+      sql +=
+          ") AS v(id, stored, tail, closed, by_producer, by_epoch, by_seq, stream_seq) "
+          "WHERE s.id = v.id AND s.tail_seq = v.stored RETURNING 1)";
+      select = "SELECT (SELECT count(*) FROM moved)";
+    }
+    const std::size_t producers_here = std::min(k_rows_per_write, producers.size() - p);
+    if (producers_here > 0) {
+      if (!sql.empty()) sql += ", ";
+      sql +=
+          "admitted AS (INSERT INTO producers (stream_id, producer_id, epoch, last_seq, "
+          "updated_at_ms) VALUES ";
+      for (std::size_t i = 0; i < producers_here; ++i) {
+        const auto& [key, c] = producers[p + i];
+        if (i) sql += ", ";
+        sql += "(" + next(param::integer(key->first)) + ", " + next(param(key->second)) + ", " +
+               next(param::integer(c->value->epoch)) + ", " +
+               next(param::integer(c->value->last_seq)) + ", " +
+               next(param::integer(c->updated_at_ms)) + ")";
+      }
+      sql +=
+          " ON CONFLICT (stream_id, producer_id) DO UPDATE SET epoch = EXCLUDED.epoch, "
+          "last_seq = EXCLUDED.last_seq, updated_at_ms = EXCLUDED.updated_at_ms RETURNING 1)";
+    }
+    const std::size_t messages_here = std::min(k_messages_per_insert, messages_.size() - m);
+    if (messages_here > 0) {
+      if (!sql.empty()) sql += ", ";
+      sql += "stored AS (INSERT INTO messages (stream_id, seq, data) VALUES ";
+      for (std::size_t i = 0; i < messages_here; ++i) {
+        const held_message& h = messages_[m + i];
+        if (i) sql += ", ";
+        sql += "(" + next(id_param(h.stream)) + ", " + next(position_param(h.seq)) + ", " +
+               next(param::bytes(h.data)) + ")";
+      }
+      sql += " RETURNING 1)";
+    }
+    auto done = db_->query_int64("WITH " + sql + " " + select, params);
+    if (!done) return std::move(done).error();
+    if (rows_here > 0 && done->value_or(-1) != static_cast<std::int64_t>(rows_here)) {
+      return make_failure(failure_kind::internal, "tail_moved",
+                          "a stream's counter moved under this transaction's lock (a writer "
+                          "appended without locking it)");
+    }
+    r += rows_here;
+    p += producers_here;
+    m += messages_here;
+  }
+  for (cached_stream* c : rows) {
+    c->stored_tail = c->tail;
+    c->dirty = false;
+  }
+  for (auto& [key, c] : producers)
+    c->dirty = false;
+  messages_.clear();
+  return ok_v;
+}
+
 result<std::vector<loaded_stream>> stream_tables::load_streams() {
+  if (auto s = go_direct(); !s) return std::move(s).error();
   auto r = db_->query("SELECT " + std::string(k_stream_columns) +
                       " FROM streams WHERE state IN (0, 1) ORDER BY id");
   if (!r) return std::move(r).error();
@@ -157,6 +382,10 @@ result<std::vector<loaded_stream>> stream_tables::load_streams() {
 }
 
 result<std::optional<stream_row>> stream_tables::find_by_path(std::string_view path) {
+  // Not cached: nothing is held for it, and the database has it as it is.
+  if (auto it = paths_.find(std::string(path)); it != paths_.end()) {
+    return std::optional<stream_row>(rows_.at(it->second).row);
+  }
   auto r = db_->query("SELECT " + std::string(k_stream_columns) + " FROM streams WHERE path = $1",
                       {std::string(path)});
   if (!r) return std::move(r).error();
@@ -165,6 +394,7 @@ result<std::optional<stream_row>> stream_tables::find_by_path(std::string_view p
 }
 
 result<std::optional<stream_row>> stream_tables::find_by_id(stream_id id) {
+  if (const cached_stream* c = cached(id)) return std::optional<stream_row>(c->row);
   auto r = db_->query("SELECT " + std::string(k_stream_columns) + " FROM streams WHERE id = $1",
                       {id_param(id)});
   if (!r) return std::move(r).error();
@@ -173,6 +403,7 @@ result<std::optional<stream_row>> stream_tables::find_by_id(stream_id id) {
 }
 
 result<std::optional<loaded_stream>> stream_tables::find_loaded(std::string_view path) {
+  if (auto s = go_direct(); !s) return std::move(s).error();
   auto r = db_->query("SELECT " + std::string(k_stream_columns) + " FROM streams WHERE path = $1",
                       {std::string(path)});
   if (!r) return std::move(r).error();
@@ -181,6 +412,7 @@ result<std::optional<loaded_stream>> stream_tables::find_loaded(std::string_view
 }
 
 result<std::vector<loaded_stream>> stream_tables::find_loaded(const std::vector<stream_id>& ids) {
+  if (auto s = go_direct(); !s) return std::move(s).error();
   auto r = db_->query("SELECT " + std::string(k_stream_columns) +
                           " FROM streams WHERE id = ANY($1::bigint[]) ORDER BY id",
                       {id_array(ids)});
@@ -189,6 +421,7 @@ result<std::vector<loaded_stream>> stream_tables::find_loaded(const std::vector<
 }
 
 result<stream_id> stream_tables::insert_stream(const stream_row& row) {
+  if (auto s = go_direct(); !s) return std::move(s).error();
   auto r = db_->query(
       "INSERT INTO streams (path, state, content_type, incarnation, created_at_ms, ttl_seconds, "
       "expires_at_ms, last_access_ms, closed, closed_by_producer, closed_by_epoch, "
@@ -211,6 +444,7 @@ result<stream_id> stream_tables::insert_stream(const stream_row& row) {
 
 result<std::vector<std::pair<stream_id, stream_position>>> stream_tables::lock_tails(
     std::vector<stream_id> streams) {
+  if (auto s = go_direct(); !s) return std::move(s).error();
   std::sort(streams.begin(), streams.end());
   streams.erase(std::unique(streams.begin(), streams.end()), streams.end());
   param ids = id_array(streams);
@@ -228,6 +462,8 @@ result<std::vector<std::pair<stream_id, stream_position>>> stream_tables::lock_t
 
 result<stream_position> stream_tables::append(stream_id stream, stream_position tail,
                                               std::span<const std::string_view> messages) {
+  if (auto s = go_direct(); !s) return std::move(s).error();
+  forget(stream);
   const stream_position last{tail.value() + messages.size()};
   // The counter first: if it is not at `tail`, nothing is written.
   auto moved = db_->query(
@@ -261,6 +497,7 @@ result<stream_position> stream_tables::append(stream_id stream, stream_position 
 }
 
 result<stream_position> stream_tables::tail(stream_id stream) {
+  if (const cached_stream* c = cached(stream)) return c->tail;
   auto t = db_->query_int64("SELECT tail_seq FROM streams WHERE id = $1", {id_param(stream)});
   if (!t) return std::move(t).error();
   return stream_position{static_cast<std::uint64_t>(t->value_or(0))};
@@ -270,6 +507,7 @@ result<std::vector<message_row>> stream_tables::read_messages(stream_id stream,
                                                               stream_position after,
                                                               stream_position upto,
                                                               std::size_t max_bytes) {
+  if (auto s = go_direct(); !s) return std::move(s).error();
   std::vector<message_row> out;
   std::size_t bytes = 0;
   for (;;) {
@@ -290,6 +528,7 @@ result<std::vector<message_row>> stream_tables::read_messages(stream_id stream,
 
 status stream_tables::lock_streams(const storage::stream_locks& locks) {
   if (locks.empty()) return ok_v;
+  if (auto s = go_direct(); !s) return s;
   if (!locks.paths.empty()) {
     // The volatile pg_advisory_xact_lock() is evaluated after the sort: in key order.
     auto r = db_->query(
@@ -306,14 +545,22 @@ status stream_tables::lock_streams(const storage::stream_locks& locks) {
       "  WHERE path = ANY($1::text[]) OR id = ANY($3::bigint[])"
       "  UNION SELECT s.id, s.fork_source_id FROM streams s"
       "  JOIN removable r ON s.id = r.fork_source_id) "
-      "SELECT id FROM streams WHERE id IN (SELECT id FROM removable) OR id = ANY($2::bigint[]) "
-      "ORDER BY id FOR UPDATE",
+      "SELECT " +
+          std::string(k_stream_columns) +
+          " FROM streams WHERE id IN (SELECT id FROM removable) OR id = ANY($2::bigint[]) "
+          "ORDER BY id FOR UPDATE",
       {text_array(locks.paths), id_array(locks.ids), id_array(locks.removals)});
   if (!r) return std::move(r).error();
+  for (int i = 0; i < r->size(); ++i)
+    cache(row_at(*r, i), position_at(*r, i, 18));
   return ok_v;
 }
 
 result<stream_position> stream_tables::lock_tail(stream_row& row) {
+  if (const cached_stream* c = cached(row.id)) {  // locked by this transaction already
+    row = c->row;
+    return c->tail;
+  }
   auto r = db_->query(
       "SELECT " + std::string(k_stream_columns) + " FROM streams WHERE id = $1 FOR UPDATE",
       {id_param(row.id)});
@@ -323,10 +570,24 @@ result<stream_position> stream_tables::lock_tail(stream_row& row) {
     return stream_position{};
   }
   row = row_at(*r, 0);
+  cache(row, position_at(*r, 0, 18));
   return position_at(*r, 0, 18);
 }
 
 status stream_tables::insert_message(stream_id stream, stream_position seq, std::string_view data) {
+  if (cached_stream* c = held_row(stream)) {
+    if (seq != c->tail.next()) {
+      return make_failure(failure_kind::internal, "tail_moved",
+                          "stream " + std::to_string(stream.value()) + ": message " +
+                              std::to_string(seq.value()) + " is not after the tail " +
+                              std::to_string(c->tail.value()));
+    }
+    remember(*c);
+    c->tail = seq;
+    c->dirty = true;
+    messages_.push_back({stream, seq, std::string(data)});
+    return ok_v;
+  }
   const std::string_view one[] = {data};
   auto last = append(stream, stream_position{seq.value() - 1}, one);
   if (!last) return std::move(last).error();
@@ -335,6 +596,11 @@ status stream_tables::insert_message(stream_id stream, stream_position seq, std:
 
 result<std::optional<producer_row>> stream_tables::find_producer(stream_id stream,
                                                                  std::string_view producer_id) {
+  // Not cached: nothing is held for it, and the database has it as it is.
+  if (auto it = producers_.find(producer_key{stream.value(), std::string(producer_id)});
+      it != producers_.end()) {
+    return it->second.value;
+  }
   auto r =
       db_->query("SELECT epoch, last_seq FROM producers WHERE stream_id = $1 AND producer_id = $2",
                  {id_param(stream), std::string(producer_id)});
@@ -346,6 +612,14 @@ result<std::optional<producer_row>> stream_tables::find_producer(stream_id strea
 status stream_tables::upsert_producer(stream_id stream, std::string_view producer_id,
                                       std::int64_t epoch, std::int64_t last_seq,
                                       std::int64_t now_ms) {
+  if (held_row(stream)) {
+    producer_key key{stream.value(), std::string(producer_id)};
+    remember(key);
+    producers_[key] = cached_producer{producer_row{epoch, last_seq}, now_ms, true};
+    return ok_v;
+  }
+  if (auto s = go_direct(); !s) return s;
+  producers_.erase(producer_key{stream.value(), std::string(producer_id)});
   auto r = db_->query(
       "INSERT INTO producers (stream_id, producer_id, epoch, last_seq, updated_at_ms) "
       "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (stream_id, producer_id) DO UPDATE SET "
@@ -358,6 +632,17 @@ status stream_tables::upsert_producer(stream_id stream, std::string_view produce
 }
 
 status stream_tables::set_closed(stream_id stream, const std::optional<closed_by>& by) {
+  if (cached_stream* c = held_row(stream)) {
+    remember(*c);
+    c->row.closed = true;
+    c->row.closed_by_producer = by ? std::optional<std::string>(by->producer_id) : std::nullopt;
+    c->row.closed_by_epoch = by ? std::optional<std::int64_t>(by->epoch) : std::nullopt;
+    c->row.closed_by_seq = by ? std::optional<std::int64_t>(by->seq) : std::nullopt;
+    c->dirty = true;
+    return ok_v;
+  }
+  if (auto s = go_direct(); !s) return s;
+  forget(stream);
   auto r = db_->query(
       "UPDATE streams SET closed = TRUE, closed_by_producer = $2, closed_by_epoch = $3, "
       "closed_by_seq = $4 WHERE id = $1",
@@ -368,6 +653,14 @@ status stream_tables::set_closed(stream_id stream, const std::optional<closed_by
 }
 
 status stream_tables::set_last_stream_seq(stream_id stream, std::string_view stream_seq) {
+  if (cached_stream* c = held_row(stream)) {
+    remember(*c);
+    c->row.last_stream_seq = std::string(stream_seq);
+    c->dirty = true;
+    return ok_v;
+  }
+  if (auto s = go_direct(); !s) return s;
+  forget(stream);
   auto r = db_->query("UPDATE streams SET last_stream_seq = $2 WHERE id = $1",
                       {id_param(stream), std::string(stream_seq)});
   if (!r) return std::move(r).error();
@@ -375,6 +668,8 @@ status stream_tables::set_last_stream_seq(stream_id stream, std::string_view str
 }
 
 status stream_tables::set_last_access(stream_id stream, std::int64_t last_access_ms) {
+  if (auto s = go_direct(); !s) return s;
+  forget(stream);
   // Several nodes flush it: the latest wins, never an earlier one.
   auto r =
       db_->query("UPDATE streams SET last_access_ms = GREATEST(last_access_ms, $2) WHERE id = $1",
@@ -384,6 +679,8 @@ status stream_tables::set_last_access(stream_id stream, std::int64_t last_access
 }
 
 status stream_tables::set_soft_deleted(stream_id stream) {
+  if (auto s = go_direct(); !s) return s;
+  forget(stream);
   auto r =
       db_->query("UPDATE streams SET state = 1 WHERE id = $1 AND state = 0", {id_param(stream)});
   if (!r) return std::move(r).error();
@@ -391,6 +688,8 @@ status stream_tables::set_soft_deleted(stream_id stream) {
 }
 
 status stream_tables::mark_purging(stream_id stream) {
+  if (auto s = go_direct(); !s) return s;
+  forget(stream);
   auto r =
       db_->query("UPDATE streams SET state = 2, path = NULL WHERE id = $1", {id_param(stream)});
   if (!r) return std::move(r).error();
@@ -398,6 +697,7 @@ status stream_tables::mark_purging(stream_id stream) {
 }
 
 result<bool> stream_tables::has_children(stream_id stream) {
+  if (auto s = go_direct(); !s) return std::move(s).error();
   auto n = db_->query_int64("SELECT count(*) FROM streams WHERE fork_source_id = $1 AND state <> 2",
                             {id_param(stream)});
   if (!n) return std::move(n).error();
@@ -405,6 +705,7 @@ result<bool> stream_tables::has_children(stream_id stream) {
 }
 
 result<int> stream_tables::purge_messages(stream_id stream, int limit) {
+  if (auto s = go_direct(); !s) return std::move(s).error();
   auto n = db_->query_int64(
       "WITH gone AS (DELETE FROM messages WHERE stream_id = $1 AND seq IN ("
       "  SELECT seq FROM messages WHERE stream_id = $1 ORDER BY seq LIMIT $2) RETURNING 1) "
@@ -415,6 +716,8 @@ result<int> stream_tables::purge_messages(stream_id stream, int limit) {
 }
 
 status stream_tables::delete_stream(stream_id stream) {
+  if (auto s = go_direct(); !s) return s;
+  forget(stream);
   if (auto r = db_->query("DELETE FROM producers WHERE stream_id = $1", {id_param(stream)}); !r) {
     return std::move(r).error();
   }
@@ -425,6 +728,7 @@ status stream_tables::delete_stream(stream_id stream) {
 }
 
 result<std::vector<stream_id>> stream_tables::expired_streams(std::int64_t now_ms) {
+  if (auto s = go_direct(); !s) return std::move(s).error();
   auto r = db_->query(
       "SELECT id FROM streams WHERE state = 0 AND ((ttl_seconds IS NOT NULL AND "
       "last_access_ms + ttl_seconds * 1000 <= $1) OR expires_at_ms <= $1) ORDER BY id",
@@ -437,6 +741,7 @@ result<std::vector<stream_id>> stream_tables::expired_streams(std::int64_t now_m
 }
 
 result<std::vector<stream_id>> stream_tables::purging_streams() {
+  if (auto s = go_direct(); !s) return std::move(s).error();
   auto r = db_->query("SELECT id FROM streams WHERE state = 2 ORDER BY id");
   if (!r) return std::move(r).error();
   std::vector<stream_id> out;
@@ -446,6 +751,8 @@ result<std::vector<stream_id>> stream_tables::purging_streams() {
 }
 
 status stream_tables::prune_upto(stream_id stream, stream_position upto) {
+  if (auto s = go_direct(); !s) return s;
+  forget(stream);
   auto d = db_->query("DELETE FROM messages WHERE stream_id = $1 AND seq <= $2",
                       {id_param(stream), position_param(upto)});
   if (!d) return std::move(d).error();

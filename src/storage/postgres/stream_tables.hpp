@@ -10,14 +10,27 @@
 // makes a transaction visible before it releases its row locks, so no reader sees position N+1
 // of a stream before position N.
 //
+// Write-behind. Each statement is a round trip to PostgreSQL (and, on a small machine, two
+// context switches), so a writer that sent every append's reads and writes as they came would
+// spend most of a batch waiting. Inside a transaction, the rows lock_streams() and lock_tail()
+// locked are kept here: nobody else can change them until the transaction ends, so reads of them
+// are answered from memory. A job that only appends (savepoint_for_appends()) keeps its savepoint
+// here too, and its writes (messages, counters, closes, Stream-Seq, producer states) are held
+// until flush() or commit(), which sends them all in one statement; rolling such a job back
+// restores what it changed here. Any other statement first sends what is held (and the held
+// savepoint, if its job has written nothing yet), so the database is always what the writer
+// would have made of it statement by statement.
+//
 // Thread safety: a stream_tables belongs to the thread that owns its connection.
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -44,13 +57,16 @@ class stream_tables final : public storage::stream_store {
  public:
   explicit stream_tables(connection& db) : db_(&db) {}
 
-  // Transactions (READ COMMITTED) and the savepoint around each job of a batch.
+  // Transactions (READ COMMITTED) and the savepoint around each job of a batch (held here for a
+  // job that only appends: see "Write-behind" above).
   status begin() override;
   status commit() override;
   status rollback() override;
   status savepoint() override;
+  status savepoint_for_appends() override;
   status release_savepoint() override;
   status rollback_to_savepoint() override;
+  status flush() override;
 
   // Every live or soft-deleted stream with its tail, in id order (a node's registry).
   result<std::vector<loaded_stream>> load_streams() override;
@@ -121,7 +137,51 @@ class stream_tables final : public storage::stream_store {
   status prune_upto(stream_id stream, stream_position upto) override;
 
  private:
+  // A row this transaction locked, as the transaction has made it.
+  struct cached_stream {
+    stream_row row;
+    stream_position tail;
+    stream_position stored_tail;  // the counter as the database holds it
+    bool dirty = false;           // held changes to the row or its counter
+  };
+  struct cached_producer {
+    std::optional<producer_row> value;
+    std::int64_t updated_at_ms = 0;
+    bool dirty = false;
+  };
+  struct held_message {
+    stream_id stream;
+    stream_position seq;
+    std::string data;
+  };
+  using producer_key = std::pair<std::int64_t, std::string>;
+  enum class job_savepoint { none, held, sent };
+
+  void cache(const stream_row& row, stream_position tail);
+  void forget(stream_id id);
+  void forget_all();
+  cached_stream* cached(stream_id id);
+  // The row, or nullptr if it is not cached or the job may not hold back changes to it.
+  cached_stream* held_row(stream_id id);
+  // Before a held job changes a row or a producer here: what rolling it back restores.
+  void remember(const cached_stream& s);
+  void remember(const producer_key& key);
+  // Before any statement other than the cached reads' own: what is held goes to the database
+  // first (the job's savepoint with it, unless the job has held back a write already: an error).
+  status go_direct();
+  // Sends every held write, in as few statements as PostgreSQL's parameter limit allows.
+  status write_held();
+
   connection* db_;
+  bool in_transaction_ = false;
+  std::unordered_map<std::int64_t, cached_stream> rows_;
+  std::unordered_map<std::string, std::int64_t> paths_;
+  std::map<producer_key, cached_producer> producers_;
+  std::vector<held_message> messages_;
+  job_savepoint savepoint_ = job_savepoint::none;
+  std::size_t savepoint_messages_ = 0;  // messages_ held before the job
+  std::vector<cached_stream> undo_rows_;
+  std::vector<std::pair<producer_key, std::optional<cached_producer>>> undo_producers_;
 };
 
 }  // namespace ordo::postgres

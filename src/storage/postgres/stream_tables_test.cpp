@@ -423,6 +423,97 @@ TEST_F(PostgresStreamTablesTest, LockStreamsLocksEachPathItsStreamAndTheSourcesI
   ASSERT_TRUE(t.rollback());
 }
 
+// The write-behind (stream_tables.hpp): jobs that only append hold their writes until the batch
+// commits; a job rolled back takes back exactly what it held; any other job first sends it all.
+TEST_F(PostgresStreamTablesTest, HeldAppendsCommitTogetherAndARolledBackJobLeavesNothing) {
+  auto db = connect();
+  ASSERT_TRUE(db);
+  stream_tables t(*db);
+  auto a = t.insert_stream(new_stream("held-a"));
+  auto b = t.insert_stream(new_stream("held-b"));
+  ASSERT_TRUE(a && b);
+  auto other = connect();
+  ASSERT_TRUE(other);
+  auto count = [&](std::string_view sql) {
+    auto n = other->query_int64(sql);
+    return n ? n->value_or(-1) : -2;
+  };
+
+  ASSERT_TRUE(t.begin());
+  storage::stream_locks locks;
+  locks.ids = {*a, *b};
+  ASSERT_TRUE(t.lock_streams(locks));
+  // Job 1 appends to a and admits a producer; job 2 appends to a and b, closes b, sets a
+  // producer forward, and is rolled back.
+  auto job = [&](stream_id id, std::string data, std::int64_t producer_seq) {
+    stream_row row;
+    row.id = id;
+    auto tail = t.lock_tail(row);
+    ASSERT_TRUE(tail);
+    ASSERT_TRUE(t.insert_message(id, tail->next(), data));
+    ASSERT_TRUE(t.upsert_producer(id, "p", 1, producer_seq, 5));
+  };
+  ASSERT_TRUE(t.savepoint_for_appends());
+  job(*a, "one", 0);
+  ASSERT_TRUE(t.release_savepoint());
+  ASSERT_TRUE(t.savepoint_for_appends());
+  job(*a, "two", 1);
+  job(*b, "three", 0);
+  ASSERT_TRUE(t.set_closed(*b, std::nullopt));
+  ASSERT_TRUE(t.set_last_stream_seq(*a, "z"));
+  // Inside the job, reads see what it holds.
+  EXPECT_EQ(*t.tail(*a), stream_position{2});
+  auto p = t.find_producer(*a, "p");
+  ASSERT_TRUE(p && *p);
+  EXPECT_EQ((*p)->last_seq, 1);
+  ASSERT_TRUE(t.rollback_to_savepoint());
+  ASSERT_TRUE(t.release_savepoint());
+  EXPECT_EQ(*t.tail(*a), stream_position{1});
+  EXPECT_EQ(*t.tail(*b), stream_position{0});
+  p = t.find_producer(*a, "p");
+  ASSERT_TRUE(p && *p);
+  EXPECT_EQ((*p)->last_seq, 0);
+  EXPECT_FALSE(t.find_producer(*b, "p")->has_value());
+  // Nothing has been sent yet.
+  EXPECT_EQ(count("SELECT count(*) FROM messages"), 0);
+
+  // A job that is not only appends sends what is held first, and sees it in the database.
+  ASSERT_TRUE(t.savepoint());
+  auto read = t.read_messages(*a, stream_position{0}, k_everything, SIZE_MAX);
+  ASSERT_TRUE(read);
+  ASSERT_EQ(read->size(), 1u);
+  EXPECT_EQ(read->front().data, "one");
+  ASSERT_TRUE(t.release_savepoint());
+  ASSERT_TRUE(t.savepoint_for_appends());
+  job(*b, "four", 0);
+  ASSERT_TRUE(t.release_savepoint());
+  ASSERT_TRUE(t.commit());
+
+  EXPECT_EQ(count("SELECT count(*) FROM messages"), 2);
+  EXPECT_EQ(count("SELECT tail_seq FROM streams WHERE path = 'held-a'"), 1);
+  EXPECT_EQ(count("SELECT tail_seq FROM streams WHERE path = 'held-b'"), 1);
+  EXPECT_EQ(count("SELECT count(*) FROM streams WHERE closed OR last_stream_seq IS NOT NULL"), 0);
+  EXPECT_EQ(count("SELECT sum(last_seq) FROM producers"), 0);
+}
+
+TEST_F(PostgresStreamTablesTest, AHeldJobThatWroteCannotRunAStatementThatNeedsItsWritesSent) {
+  auto db = connect();
+  ASSERT_TRUE(db);
+  stream_tables t(*db);
+  auto a = t.insert_stream(new_stream("held"));
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(t.begin());
+  storage::stream_locks locks;
+  locks.ids = {*a};
+  ASSERT_TRUE(t.lock_streams(locks));
+  ASSERT_TRUE(t.savepoint_for_appends());
+  ASSERT_TRUE(t.insert_message(*a, stream_position{1}, "m"));
+  auto refused = t.has_children(*a);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, "held_job_went_direct");
+  ASSERT_TRUE(t.rollback());
+}
+
 TEST_F(PostgresStreamTablesTest, ADeletedStreamFreesItsPathAtOnceAndItsDataInBatches) {
   auto db = connect();
   ASSERT_TRUE(db) << db.error().message;

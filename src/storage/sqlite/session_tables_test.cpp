@@ -256,7 +256,9 @@ TEST_P(session_tables_test, the_event_streams_tail_and_incarnation_are_read_thro
   ASSERT_TRUE(tail);
   EXPECT_EQ(*tail, stream_position{2});
   ASSERT_TRUE(store().begin());
-  if (!on_postgres()) ASSERT_TRUE(streams_->merge_log());  // SQLite's append log
+  if (!on_postgres()) {
+    ASSERT_TRUE(streams_->merge_log());  // SQLite's append log
+  }
   ASSERT_TRUE(store().insert_message(events_stream_, stream_position{3}, std::string(4096, 'x')));
   ASSERT_TRUE(store().commit());
   tail = tables_->stream_tail(events_stream_);
