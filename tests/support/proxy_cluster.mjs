@@ -43,14 +43,16 @@ async function waitForHttp(url, ms = 10000) {
 
 /**
  * Starts `nodes` ordo nodes on `storage` (a postgres:// URL) and nginx in front of them.
- * @param {{ storage: string, nodes?: number, args?: string[] }} opts
+ * `serverParams` are added to each upstream server line (e.g. "max_fails=0": a node that
+ * failed is tried again at once, for a test that restarts nodes on their ports).
+ * @param {{ storage: string, nodes?: number, args?: string[], serverParams?: string }} opts
  */
-export async function startProxyCluster({ storage, nodes = 2, args = [] }) {
+export async function startProxyCluster({ storage, nodes = 2, args = [], serverParams = "" }) {
   const servers = []
   for (let i = 0; i < nodes; ++i) servers.push(await startOrdo({ args: ["--storage", storage, ...args] }))
   const dir = mkdtempSync(join(tmpdir(), "ordo-proxy-"))
   const port = await freePort()
-  const upstreams = servers.map((s) => `    server 127.0.0.1:${s.port};`).join("\n")
+  const upstreams = servers.map((s) => `    server 127.0.0.1:${s.port} ${serverParams};`).join("\n")
   writeFileSync(join(dir, "nginx.conf"), `daemon off;
 master_process on;
 worker_processes 1;
