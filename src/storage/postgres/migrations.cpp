@@ -20,8 +20,12 @@
 //   never in the index, so one large message slows no other stream's lookups (SQLite needed its
 //   version 5 for that). SQLite's append log (recent_messages) exists for SQLite's page writes
 //   and has no counterpart here.
-// sessions.seq: an identity column. It orders sessions by creation for paging; identity values
-//   are handed out in the order transactions ask for them, not the order they commit.
+// sessions.seq: an identity column. It orders sessions by creation for paging. Identity values
+//   are handed out in the order transactions ask for them, not the order they commit; but a
+//   session is created by a job that locked the change feed's counter row at its batch's start,
+//   so nodes ask in the order they commit, and a page never skips a session committed later.
+// Migrations only add (tables, columns, indexes): nodes upgraded one at a time share the
+//   database with older ones (docs/OPERATIONS.md, "Upgrading one node at a time").
 #include "storage/postgres/migrations.hpp"
 
 #include <algorithm>
